@@ -1,0 +1,413 @@
+//! The job model: what a producer hands to a queue, what a consumer gets back.
+//!
+//! A job is one call of a registered command. [`NewJob`] is what a producer
+//! builds; [`Job`] is the stored record with its envelope; [`Claimed`] is a job
+//! together with the [`Lease`] under which one worker may run it.
+//!
+//! ```text
+//!   enqueue ──▶ pending ──claim──▶ running ──done──▶ done ──purge──▶ (gone)
+//!                  ▲                  │
+//!                  └──retry/release───┤
+//!                                     └──dead──▶ dead ──retry──▶ pending
+//! ```
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// The identifier a backend gives a job when it stores it.
+///
+/// Identifiers are unique within one backend and never reused while the job's
+/// record exists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting to run: ready now, or scheduled for its `run_at`, or waiting
+    /// behind an earlier job with the same ordering key.
+    Pending,
+    /// Leased to one worker until its lease deadline.
+    Running,
+    /// Finished successfully; kept with its timings and result until purged.
+    Done,
+    /// The dead-letter state: attempts spent, or the job can never run (its
+    /// arguments cannot be decoded). Kept until an operator retries or deletes it.
+    Dead,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 4] = [Self::Pending, Self::Running, Self::Done, Self::Dead];
+
+    /// The state's name as stored and printed: `pending`, `running`, `done`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses a name written by [`JobState::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a new job becomes ready.
+///
+/// [`When::After`] is measured on the backend's clock when the job is stored,
+/// so producers with skewed clocks still agree with consumers.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum When {
+    /// Ready at once.
+    #[default]
+    Now,
+    /// Ready at this wall-clock time (at once if it has passed).
+    At(SystemTime),
+    /// Ready this long after the backend stores it.
+    After(Duration),
+}
+
+impl When {
+    /// The time this resolves to, given the backend's current time.
+    pub fn resolve(self, now: SystemTime) -> SystemTime {
+        match self {
+            Self::Now => now,
+            Self::At(at) => at,
+            Self::After(delay) => now + delay,
+        }
+    }
+}
+
+impl From<SystemTime> for When {
+    fn from(at: SystemTime) -> Self {
+        Self::At(at)
+    }
+}
+
+impl From<Duration> for When {
+    fn from(delay: Duration) -> Self {
+        Self::After(delay)
+    }
+}
+
+/// The queue a job goes to when its command names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Attempts a job gets when its command sets no `retries`: the first run and
+/// three retries.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
+/// A job as a producer hands it to [`BaseQueue::enqueue`](crate::BaseQueue::enqueue).
+///
+/// `#[queue_command]` builds these for you; build one by hand to enqueue a
+/// command by name, for instance from another language's producer.
+///
+/// ```
+/// use outband::{NewJob, When};
+/// use std::time::Duration;
+///
+/// let job = NewJob::new("app::send_welcome", outband::codec::encode(&(7u64, "hi"))?)
+///     .queue("emails")
+///     .key("7")
+///     .priority(10)
+///     .max_attempts(6)
+///     .when(When::After(Duration::from_secs(300)));
+/// assert_eq!(job.queue, "emails");
+/// # Ok::<(), outband::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// The registered name of the command to run.
+    pub command: String,
+    /// The command's arguments, encoded with [`codec::encode`](crate::codec::encode).
+    pub args: Vec<u8>,
+    /// The queue's name.
+    pub queue: String,
+    /// The ordering key: jobs with the same key never run at the same time and
+    /// run in enqueue order.
+    pub key: Option<String>,
+    /// Higher runs first; jobs of equal priority run in enqueue order.
+    pub priority: i16,
+    /// How many times the job may be started before it goes to `dead`; at least 1.
+    pub max_attempts: u32,
+    /// When the job becomes ready.
+    pub when: When,
+}
+
+impl NewJob {
+    /// A job for `command` with encoded `args` on the default queue, ready now,
+    /// with priority 0, no ordering key and [`DEFAULT_MAX_ATTEMPTS`].
+    pub fn new(command: impl Into<String>, args: Vec<u8>) -> Self {
+        Self {
+            command: command.into(),
+            args,
+            queue: DEFAULT_QUEUE.to_owned(),
+            key: None,
+            priority: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            when: When::Now,
+        }
+    }
+
+    /// Sets the queue.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Sets the ordering key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the priority; higher runs first.
+    #[must_use]
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets how many times the job may be started.
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets when the job becomes ready.
+    #[must_use]
+    pub fn when(mut self, when: impl Into<When>) -> Self {
+        self.when = when.into();
+        self
+    }
+
+    /// Checks what every backend refuses to store: an empty command or queue
+    /// name, `max_attempts` of 0, or arguments over the payload limit.
+    ///
+    /// Backends call this from `enqueue` so that a bad job is an error for the
+    /// producer, not a surprise for the consumer.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        if self.command.is_empty() {
+            return Err(crate::Error::InvalidJob("the command name is empty".into()));
+        }
+        if self.queue.is_empty() {
+            return Err(crate::Error::InvalidJob("the queue name is empty".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(crate::Error::InvalidJob(
+                "max_attempts is 0: a job needs at least one attempt".into(),
+            ));
+        }
+        crate::codec::check_size(self.args.len())?;
+        Ok(())
+    }
+}
+
+/// A stored job: the command, its arguments and the envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The backend's identifier.
+    pub id: JobId,
+    /// The registered name of the command to run.
+    pub command: String,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// The queue's name.
+    pub queue: String,
+    /// The ordering key, if any.
+    pub key: Option<String>,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Attempts started so far, counting the one running now.
+    pub attempt: u32,
+    /// Attempts allowed before the job goes to `dead`.
+    pub max_attempts: u32,
+    /// The state.
+    pub state: JobState,
+    /// When the job becomes (or became) ready.
+    pub run_at: SystemTime,
+    /// When the job was stored.
+    pub enqueued_at: SystemTime,
+    /// When the latest attempt started.
+    pub started_at: Option<SystemTime>,
+    /// When the job reached `done` or `dead`.
+    pub finished_at: Option<SystemTime>,
+    /// How long the successful attempt ran, as the worker measured it.
+    pub duration: Option<Duration>,
+    /// The error of the latest failed attempt.
+    pub last_error: Option<String>,
+    /// The command's encoded return value, once done, if it returns one.
+    pub result: Option<Vec<u8>>,
+}
+
+impl Job {
+    /// Decodes the stored result as `T`; `None` when there is none (yet).
+    pub fn result<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<Result<T, crate::codec::CodecError>> {
+        self.result.as_deref().map(crate::codec::decode)
+    }
+
+    /// Whether another failed attempt would still be retried.
+    pub fn has_attempts_left(&self) -> bool {
+        self.attempt < self.max_attempts
+    }
+}
+
+/// The right to run one job, given by a claim.
+///
+/// The token fences the lease: [`heartbeat`](crate::BaseQueue::heartbeat) and
+/// [`complete`](crate::BaseQueue::complete) succeed only while the job is still
+/// held under this token, so a worker that stalled past its deadline can never
+/// overwrite the work of the worker that took the job over.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// The fencing token, new on every claim.
+    pub token: u64,
+    /// When the lease runs out, on the backend's clock.
+    pub deadline: SystemTime,
+}
+
+/// A job handed to one worker, with its lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The job, in state `running`, its `attempt` already counting this run.
+    pub job: Job,
+    /// The lease under which the worker holds it.
+    pub lease: Lease,
+}
+
+/// How an attempt ended, as a worker reports it to
+/// [`complete`](crate::BaseQueue::complete).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command succeeded: the job goes to `done`.
+    Done {
+        /// The encoded return value, if the command returns one.
+        result: Option<Vec<u8>>,
+        /// How long the command ran.
+        duration: Duration,
+    },
+    /// The attempt failed and attempts are left: the job goes back to
+    /// `pending`, ready after `delay` on the backend's clock.
+    Retry {
+        /// Backoff before the next attempt.
+        delay: Duration,
+        /// Why the attempt failed.
+        error: String,
+    },
+    /// The job cannot or may not run again: it goes to `dead`.
+    Dead {
+        /// Why.
+        error: String,
+    },
+    /// The worker gives the job back unrun (a consumer shutting down): it goes
+    /// back to `pending`, ready at once, and the attempt is not counted.
+    Release,
+}
+
+/// What [`complete`](crate::BaseQueue::complete) did with an outcome.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The outcome was recorded.
+    Applied,
+    /// The lease had been lost (expired and recovered, or the job was claimed
+    /// again): nothing changed.
+    LeaseLost,
+}
+
+/// What [`heartbeat`](crate::BaseQueue::heartbeat) did with a lease.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// The lease now runs until this deadline.
+    Extended(SystemTime),
+    /// The lease had been lost: the worker no longer owns the job.
+    LeaseLost,
+}
+
+/// What one [`recover_expired`](crate::BaseQueue::recover_expired) step did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Jobs returned to `pending`.
+    pub requeued: u64,
+    /// Jobs sent to `dead` because their attempts were spent.
+    pub dead: u64,
+}
+
+/// Counts and timings of one queue, from [`stats`](crate::BaseQueue::stats).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueStats {
+    /// Jobs in `pending`, including scheduled ones.
+    pub pending: u64,
+    /// Jobs in `running`.
+    pub running: u64,
+    /// Jobs in `done` not yet purged.
+    pub done: u64,
+    /// Jobs in `dead`.
+    pub dead: u64,
+    /// Jobs that reached `done` in the last minute, per second.
+    pub throughput: f64,
+    /// Mean run time of the done jobs.
+    pub mean_run_time: Option<Duration>,
+    /// Median run time of the done jobs.
+    pub p50_run_time: Option<Duration>,
+    /// 99th-percentile run time of the done jobs.
+    pub p99_run_time: Option<Duration>,
+}
+
+impl QueueStats {
+    /// The count for one state.
+    pub fn count(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Pending => self.pending,
+            JobState::Running => self.running,
+            JobState::Done => self.done,
+            JobState::Dead => self.dead,
+        }
+    }
+}
+
+/// The window over which [`QueueStats::throughput`] is measured.
+pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Fills the timing fields of `stats` from run times, as every backend that
+/// computes them in process does.
+pub fn fill_run_times(stats: &mut QueueStats, mut run_times: Vec<Duration>, done_in_window: u64) {
+    stats.throughput = done_in_window as f64 / THROUGHPUT_WINDOW.as_secs_f64();
+    if run_times.is_empty() {
+        return;
+    }
+    run_times.sort_unstable();
+    let total: Duration = run_times.iter().sum();
+    let count = u32::try_from(run_times.len()).unwrap_or(u32::MAX);
+    stats.mean_run_time = Some(total / count);
+    stats.p50_run_time = Some(percentile(&run_times, 50));
+    stats.p99_run_time = Some(percentile(&run_times, 99));
+}
+
+/// The `pct`th percentile (nearest rank) of sorted, non-empty `values`.
+pub(crate) fn percentile(sorted: &[Duration], pct: usize) -> Duration {
+    let rank = (sorted.len() * pct).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}

@@ -1,0 +1,205 @@
+//! [`BaseQueue`], the contract every backend keeps.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::{
+    Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome, QueueStats,
+    Recovered,
+};
+
+/// A store of jobs that producers write to and consumers claim from: Redis,
+/// an SQL database, memory, or one of your own.
+///
+/// # The contract
+///
+/// A backend is a shared handle: it is `Send + Sync`, every method takes
+/// `&self`, and one value is used by many threads at once (behind an [`Arc`]).
+/// Each method below states what it promises; [`crate::test_suite`] checks
+/// those promises, and a backend is correct when it passes that suite.
+/// Outsiders may implement this trait: `MemoryQueue`'s source is the model to
+/// copy.
+///
+/// **States.** A job is in exactly one of `pending`, `running`, `done`, `dead`
+/// at any time, and moves only as the methods below say.
+///
+/// **Ready.** A pending job is *ready* when its `run_at` has passed on the
+/// backend's clock and, if it has an ordering key, no other job with that key
+/// is `running` and no job with that key enqueued before it is `pending`.
+/// Claims take ready jobs only, highest priority first, then in enqueue order.
+///
+/// **Clock.** Every time the backend compares — `run_at`, lease deadlines,
+/// purge ages — is read from the backend's own clock (Redis `TIME`, SQL
+/// `now()`), never from the caller's, so consumers on different hosts agree.
+///
+/// **Leases.** A claim gives each job a [`Lease`] with a new fencing token and
+/// a deadline. [`heartbeat`](Self::heartbeat) and [`complete`](Self::complete)
+/// act only while the job is still `running` under that same token; otherwise
+/// they change nothing and report the lease lost. A lease whose deadline has
+/// passed still holds until [`recover_expired`](Self::recover_expired) takes
+/// the job back, so a late worker may still complete it if no one recovered it.
+///
+/// **Delivery** is at least once: a job runs twice only when its worker died
+/// or lost its lease.
+///
+/// **Failures.** A method that could not reach the backend returns
+/// [`Error::Unavailable`] and changed nothing it did not report; any other
+/// failure is [`Error::Backend`]. No method drops data silently or retries in
+/// the background.
+pub trait BaseQueue: Send + Sync {
+    /// Stores one new job and returns its id.
+    ///
+    /// The job is durable (as durable as the backend) when this returns `Ok`.
+    /// A job that [`NewJob::validate`] refuses is an [`Error::InvalidJob`] or
+    /// [`Error::Codec`] and nothing is stored.
+    fn enqueue(&self, job: NewJob) -> Result<JobId, Error> {
+        let ids = self.enqueue_many(vec![job])?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::backend("enqueue_many returned no id for one job"))
+    }
+
+    /// Stores new jobs atomically, all or none, and returns their ids in the
+    /// same order. Their enqueue order is the order given.
+    ///
+    /// If any job is invalid, or the backend fails part way, nothing is stored.
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error>;
+
+    /// Moves up to `max` ready jobs of `queue` to `running`, each under a new
+    /// lease that ends `lease` from now on the backend's clock, and returns them.
+    ///
+    /// Each returned job has `attempt` increased by one and `started_at` set.
+    /// No job is ever handed to two callers under live leases. Returns an empty
+    /// list when nothing is ready; it does not wait (see [`wait`](Self::wait)).
+    fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error>;
+
+    /// Blocks until a job of one of `queues` may be ready, or `timeout` passes.
+    ///
+    /// A backend that can be woken (a condition variable, Redis blocking pops,
+    /// PostgreSQL `LISTEN`) returns as soon as a job is enqueued, retried or
+    /// unblocked, or a scheduled job falls due; the default polls, sleeping the
+    /// whole `timeout`. Returning early without a job is allowed; the caller
+    /// claims again either way.
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        let _ = queues;
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    /// Whether [`claim`](Self::claim) on `queue` would find a ready job now.
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error>;
+
+    /// Extends a live lease to end `lease` from now on the backend's clock.
+    ///
+    /// Returns [`Heartbeat::LeaseLost`], changing nothing, when the job is no
+    /// longer `running` under this lease's token.
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error>;
+
+    /// Records how an attempt ended, if the lease is still held:
+    ///
+    /// - [`Outcome::Done`]: `done`, with `finished_at`, duration and result;
+    ///   the next job with the same ordering key becomes ready.
+    /// - [`Outcome::Retry`]: `pending`, ready `delay` from now, with the error;
+    ///   it stays ahead of later jobs with the same ordering key.
+    /// - [`Outcome::Dead`]: `dead`, with `finished_at` and the error.
+    /// - [`Outcome::Release`]: `pending`, ready now, the attempt not counted.
+    ///
+    /// The caller decides between retry and dead (it knows `attempt` and
+    /// `max_attempts`). Returns [`Completion::LeaseLost`], changing nothing,
+    /// when the job is no longer `running` under this lease's token.
+    fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error>;
+
+    /// [`complete`](Self::complete) for several leases at once, in order, as
+    /// one round trip where the backend can. The default completes one by one.
+    fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> {
+        completions
+            .into_iter()
+            .map(|(lease, outcome)| self.complete(&lease, outcome))
+            .collect()
+    }
+
+    /// One step of the manager: every `running` job whose lease deadline has
+    /// passed goes back to `pending`, ready now (its attempt stays counted), or
+    /// to `dead` with the error "lease expired" when it has no attempts left.
+    fn recover_expired(&self) -> Result<Recovered, Error>;
+
+    /// The number of `pending` jobs in `queue`, scheduled ones included.
+    fn len(&self, queue: &str) -> Result<u64, Error>;
+
+    /// Whether `queue` has no `pending` job.
+    fn is_empty(&self, queue: &str) -> Result<bool, Error> {
+        Ok(self.len(queue)? == 0)
+    }
+
+    /// Deletes every `pending` job of `queue` and returns how many. Running
+    /// jobs keep their leases; `done` and `dead` jobs stay.
+    fn flush(&self, queue: &str) -> Result<u64, Error>;
+
+    /// Counts per state, throughput and run times of `queue`.
+    fn stats(&self, queue: &str) -> Result<QueueStats, Error>;
+
+    /// The names of the queues that hold at least one job, in any state.
+    fn queues(&self) -> Result<Vec<String>, Error>;
+
+    /// One job's record, or `None` if it never existed or was purged or
+    /// deleted.
+    fn job(&self, id: JobId) -> Result<Option<Job>, Error>;
+
+    /// Up to `limit` `dead` jobs of `queue`, most recently dead first,
+    /// skipping the first `offset`.
+    fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error>;
+
+    /// Moves a `dead` job back to `pending`, ready now, with its attempts
+    /// reset to 0. Returns `false`, changing nothing, when the job is not dead.
+    fn retry_dead(&self, id: JobId) -> Result<bool, Error>;
+
+    /// Deletes a `dead` job. Returns `false`, changing nothing, when the job is
+    /// not dead.
+    fn delete_dead(&self, id: JobId) -> Result<bool, Error>;
+
+    /// Deletes a `pending` job so it never runs. Returns `false`, changing
+    /// nothing, when the job is not pending (running jobs cannot be cancelled).
+    fn cancel(&self, id: JobId) -> Result<bool, Error>;
+
+    /// Deletes `done` jobs that finished more than `older_than` ago and returns
+    /// how many. `dead` jobs are kept for an operator.
+    fn purge(&self, older_than: Duration) -> Result<u64, Error>;
+
+    /// Claims the tick `tick` of the periodic command `name`: returns `true` to
+    /// exactly one caller per `(name, tick)`, however many consumers ask.
+    fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error>;
+
+    /// The backend's clock.
+    fn now(&self) -> Result<SystemTime, Error>;
+}
+
+macro_rules! forward_base_queue {
+    ($($ptr:ty),*) => {$(
+        impl<Q: BaseQueue + ?Sized> BaseQueue for $ptr {
+            fn enqueue(&self, job: NewJob) -> Result<JobId, Error> { (**self).enqueue(job) }
+            fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> { (**self).enqueue_many(jobs) }
+            fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> { (**self).claim(queue, max, lease) }
+            fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> { (**self).wait(queues, timeout) }
+            fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> { (**self).has_jobs_waiting(queue) }
+            fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> { (**self).heartbeat(lease, lease_for) }
+            fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> { (**self).complete(lease, outcome) }
+            fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> { (**self).complete_many(completions) }
+            fn recover_expired(&self) -> Result<Recovered, Error> { (**self).recover_expired() }
+            fn len(&self, queue: &str) -> Result<u64, Error> { (**self).len(queue) }
+            fn is_empty(&self, queue: &str) -> Result<bool, Error> { (**self).is_empty(queue) }
+            fn flush(&self, queue: &str) -> Result<u64, Error> { (**self).flush(queue) }
+            fn stats(&self, queue: &str) -> Result<QueueStats, Error> { (**self).stats(queue) }
+            fn queues(&self) -> Result<Vec<String>, Error> { (**self).queues() }
+            fn job(&self, id: JobId) -> Result<Option<Job>, Error> { (**self).job(id) }
+            fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> { (**self).dead_jobs(queue, offset, limit) }
+            fn retry_dead(&self, id: JobId) -> Result<bool, Error> { (**self).retry_dead(id) }
+            fn delete_dead(&self, id: JobId) -> Result<bool, Error> { (**self).delete_dead(id) }
+            fn cancel(&self, id: JobId) -> Result<bool, Error> { (**self).cancel(id) }
+            fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
+            fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
+            fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
+        }
+    )*};
+}
+
+forward_base_queue!(Arc<Q>, Box<Q>, &Q);
