@@ -1,0 +1,611 @@
+//! [`MemoryQueue`]: the complete in-memory backend.
+//!
+//! It keeps the whole [`BaseQueue`] contract inside one process and is what
+//! tests use. It is also the model to copy when writing a backend of your own:
+//! every method below is short and says which part of the contract it keeps.
+//!
+//! One mutex guards the whole state; a condition variable wakes
+//! [`wait`](BaseQueue::wait)ers when a job becomes ready. Per queue, the state
+//! keeps:
+//!
+//! - `ready`: pending jobs that may run now, ordered by priority then enqueue
+//!   order (a `BTreeSet`, so a claim is `O(log n)`);
+//! - `scheduled`: pending jobs whose `run_at` is in the future, by `run_at`;
+//!   claims move the due ones to `ready` first;
+//! - `keys`: for each ordering key, the job that holds it (running, or at the
+//!   head of the line) and the later jobs waiting behind it, which are in
+//!   neither set until the holder is done.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::job::{THROUGHPUT_WINDOW, fill_run_times};
+use crate::{
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
+    QueueStats, Recovered,
+};
+
+/// A complete, thread-safe [`BaseQueue`] held in this process's memory.
+///
+/// Nothing survives the process. Use it in tests, in eager-like setups where
+/// producer and consumer share a process, and as the model for custom
+/// backends.
+///
+/// ```
+/// use outband::{BaseQueue, MemoryQueue, NewJob};
+/// use std::time::Duration;
+///
+/// let queue = MemoryQueue::new();
+/// let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+/// let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+/// assert_eq!(claimed[0].job.id, id);
+/// # Ok::<(), outband::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    state: Mutex<State>,
+    wakeup: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    next_token: u64,
+    jobs: HashMap<JobId, Record>,
+    queues: HashMap<String, Lane>,
+    /// Running jobs by lease deadline, for `recover_expired`.
+    leases: BTreeSet<(SystemTime, JobId)>,
+    /// Done jobs by finish time, for `purge`.
+    finished: BTreeSet<(SystemTime, JobId)>,
+    ticks: HashSet<(String, SystemTime)>,
+    /// Threads blocked in `wait`; with none, nothing needs a wake-up.
+    waiters: usize,
+}
+
+#[derive(Debug)]
+struct Record {
+    job: Job,
+    /// The live lease's token and deadline while `running`.
+    lease: Option<(u64, SystemTime)>,
+}
+
+/// Ready order: highest priority first, then enqueue order (ids grow).
+type ReadyKey = (Reverse<i16>, JobId);
+
+#[derive(Debug, Default)]
+struct Lane {
+    ready: BTreeSet<ReadyKey>,
+    scheduled: BTreeSet<(SystemTime, JobId)>,
+    keys: HashMap<String, KeyLine>,
+    counts: [u64; 4],
+}
+
+/// The line of jobs sharing one ordering key.
+#[derive(Debug, Default)]
+struct KeyLine {
+    /// The job that holds the key: running, or pending at the head.
+    holder: Option<JobId>,
+    /// Later pending jobs, in enqueue order.
+    waiting: VecDeque<JobId>,
+}
+
+fn slot(state: JobState) -> usize {
+    match state {
+        JobState::Pending => 0,
+        JobState::Running => 1,
+        JobState::Done => 2,
+        JobState::Dead => 3,
+    }
+}
+
+impl MemoryQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wakes the threads blocked in `wait`, if there are any.
+    fn wake(&self, state: MutexGuard<'_, State>) {
+        let waiting = state.waiters > 0;
+        drop(state);
+        if waiting {
+            self.wakeup.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state consistent: every
+        // method validates before it mutates.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn lane(&mut self, queue: &str) -> &mut Lane {
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_owned(), Lane::default());
+        }
+        self.queues.get_mut(queue).expect("inserted above")
+    }
+
+    /// Puts a pending job where a claim can see it, if it may run: into
+    /// `ready` or `scheduled` when it holds its key (or has none), else behind
+    /// the key's holder.
+    fn place_pending(&mut self, id: JobId, now: SystemTime) {
+        let record = &self.jobs[&id];
+        let (queue, key, priority, run_at) = (
+            record.job.queue.clone(),
+            record.job.key.clone(),
+            record.job.priority,
+            record.job.run_at,
+        );
+        let lane = self.lane(&queue);
+        if let Some(key) = key {
+            let line = lane.keys.entry(key).or_default();
+            match line.holder {
+                None => line.holder = Some(id),
+                Some(holder) if holder == id => {}
+                Some(_) => {
+                    // a retried or recovered job keeps its place: by id
+                    let at = line.waiting.partition_point(|&w| w < id);
+                    line.waiting.insert(at, id);
+                    return;
+                }
+            }
+        }
+        if run_at <= now {
+            lane.ready.insert((Reverse(priority), id));
+        } else {
+            lane.scheduled.insert((run_at, id));
+        }
+    }
+
+    /// Removes a pending job from wherever `place_pending` put it; a job that
+    /// held its key still does, and the caller hands the key on.
+    fn unplace_pending(&mut self, id: JobId) {
+        let job = &self.jobs[&id].job;
+        let (queue, key, priority, run_at) =
+            (job.queue.clone(), job.key.clone(), job.priority, job.run_at);
+        let lane = self.lane(&queue);
+        lane.ready.remove(&(Reverse(priority), id));
+        lane.scheduled.remove(&(run_at, id));
+        if let Some(key) = key {
+            if let Some(line) = lane.keys.get_mut(&key) {
+                line.waiting.retain(|&w| w != id);
+            }
+        }
+    }
+
+    /// Hands an ordering key on from `id` to the next job waiting for it.
+    fn release_key(&mut self, queue: &str, key: Option<&str>, id: JobId, now: SystemTime) {
+        let Some(key) = key else { return };
+        let lane = self.lane(queue);
+        let Some(line) = lane.keys.get_mut(key) else {
+            return;
+        };
+        if line.holder != Some(id) {
+            return;
+        }
+        line.holder = None;
+        match line.waiting.pop_front() {
+            Some(next) => self.place_pending(next, now),
+            None => {
+                lane.keys.remove(key);
+            }
+        }
+    }
+
+    fn set_state(&mut self, id: JobId, state: JobState) {
+        let record = self.jobs.get_mut(&id).expect("job exists");
+        let old = record.job.state;
+        record.job.state = state;
+        let queue = record.job.queue.clone();
+        let lane = self.lane(&queue);
+        lane.counts[slot(old)] -= 1;
+        lane.counts[slot(state)] += 1;
+    }
+
+    /// Moves the due scheduled jobs of `queue` to ready.
+    fn promote_due(&mut self, queue: &str, now: SystemTime) {
+        let Some(lane) = self.queues.get_mut(queue) else {
+            return;
+        };
+        while let Some(&(run_at, id)) = lane.scheduled.first() {
+            if run_at > now {
+                break;
+            }
+            lane.scheduled.pop_first();
+            let priority = self.jobs[&id].job.priority;
+            lane.ready.insert((Reverse(priority), id));
+        }
+    }
+
+    /// The record of the job held under `lease`, if the lease is live.
+    fn leased(&mut self, lease: &Lease) -> Option<&mut Record> {
+        self.jobs
+            .get_mut(&lease.job)
+            .filter(|r| r.job.state == JobState::Running)
+            .filter(|r| r.lease.is_some_and(|(token, _)| token == lease.token))
+    }
+
+    /// Ends a running job's lease bookkeeping.
+    fn drop_lease(&mut self, id: JobId) {
+        let record = self.jobs.get_mut(&id).expect("job exists");
+        if let Some((_, deadline)) = record.lease.take() {
+            self.leases.remove(&(deadline, id));
+        }
+    }
+
+    /// Sends a running job back to pending (retry, release or recovery).
+    fn requeue(&mut self, id: JobId, run_at: SystemTime, now: SystemTime) {
+        self.drop_lease(id);
+        self.jobs.get_mut(&id).expect("job exists").job.run_at = run_at;
+        self.set_state(id, JobState::Pending);
+        // The job still holds its key, so it goes straight back to the head.
+        self.place_pending(id, now);
+    }
+
+    /// Moves a running job to a final state and hands its key on.
+    fn finish(&mut self, id: JobId, state: JobState, now: SystemTime) {
+        self.drop_lease(id);
+        self.set_state(id, state);
+        let job = &mut self.jobs.get_mut(&id).expect("job exists").job;
+        job.finished_at = Some(now);
+        let (queue, key) = (job.queue.clone(), job.key.clone());
+        if state == JobState::Done {
+            self.finished.insert((now, id));
+        }
+        self.release_key(&queue, key.as_deref(), id, now);
+    }
+
+    /// Deletes a job that is pending or dead.
+    fn remove(&mut self, id: JobId) {
+        let record = self.jobs.remove(&id).expect("job exists");
+        let lane = self.lane(&record.job.queue);
+        lane.counts[slot(record.job.state)] -= 1;
+    }
+}
+
+impl BaseQueue for MemoryQueue {
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
+        // All or nothing: validate every job before storing any.
+        for job in &jobs {
+            job.validate()?;
+        }
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let mut ids = Vec::with_capacity(jobs.len());
+        for new in jobs {
+            state.next_id += 1;
+            let id = JobId(state.next_id);
+            let job = Job {
+                id,
+                command: new.command,
+                args: new.args,
+                queue: new.queue,
+                key: new.key,
+                priority: new.priority,
+                attempt: 0,
+                max_attempts: new.max_attempts,
+                state: JobState::Pending,
+                run_at: new.when.resolve(now),
+                enqueued_at: now,
+                started_at: None,
+                finished_at: None,
+                duration: None,
+                last_error: None,
+                result: None,
+            };
+            state.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
+            state.jobs.insert(id, Record { job, lease: None });
+            state.place_pending(id, now);
+            ids.push(id);
+        }
+        self.wake(state);
+        Ok(ids)
+    }
+
+    fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
+        let now = SystemTime::now();
+        let deadline = now + lease;
+        let mut state = self.lock();
+        state.promote_due(queue, now);
+        let mut claimed = Vec::new();
+        while claimed.len() < max {
+            let Some(lane) = state.queues.get_mut(queue) else {
+                break;
+            };
+            let Some((_, id)) = lane.ready.pop_first() else {
+                break;
+            };
+            state.next_token += 1;
+            let token = state.next_token;
+            state.set_state(id, JobState::Running);
+            state.leases.insert((deadline, id));
+            let record = state.jobs.get_mut(&id).expect("ready jobs exist");
+            record.lease = Some((token, deadline));
+            record.job.attempt += 1;
+            record.job.started_at = Some(now);
+            claimed.push(Claimed {
+                job: record.job.clone(),
+                lease: Lease {
+                    job: id,
+                    token,
+                    deadline,
+                },
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        let mut state = self.lock();
+        let now = SystemTime::now();
+        let mut timeout = timeout;
+        for queue in queues {
+            let Some(lane) = state.queues.get(queue) else {
+                continue;
+            };
+            if !lane.ready.is_empty() {
+                return Ok(());
+            }
+            if let Some(&(run_at, _)) = lane.scheduled.first() {
+                timeout = timeout.min(run_at.duration_since(now).unwrap_or_default());
+            }
+        }
+        if !timeout.is_zero() {
+            state = self
+                .wakeup
+                .wait_timeout(state, timeout)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+        drop(state);
+        Ok(())
+    }
+
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
+        let now = SystemTime::now();
+        let state = self.lock();
+        Ok(state.queues.get(queue).is_some_and(|lane| {
+            !lane.ready.is_empty() || lane.scheduled.first().is_some_and(|&(at, _)| at <= now)
+        }))
+    }
+
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
+        let deadline = SystemTime::now() + lease_for;
+        let mut state = self.lock();
+        let Some(record) = state.leased(lease) else {
+            return Ok(Heartbeat::LeaseLost);
+        };
+        let old = record.lease.replace((lease.token, deadline));
+        if let Some((_, old_deadline)) = old {
+            state.leases.remove(&(old_deadline, lease.job));
+        }
+        state.leases.insert((deadline, lease.job));
+        Ok(Heartbeat::Extended(deadline))
+    }
+
+    fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let Some(record) = state.leased(lease) else {
+            return Ok(Completion::LeaseLost);
+        };
+        let id = lease.job;
+        match outcome {
+            Outcome::Done { result, duration } => {
+                record.job.result = result;
+                record.job.duration = Some(duration);
+                state.finish(id, JobState::Done, now);
+            }
+            Outcome::Retry { delay, error } => {
+                record.job.last_error = Some(error);
+                state.requeue(id, now + delay, now);
+            }
+            Outcome::Dead { error } => {
+                record.job.last_error = Some(error);
+                state.finish(id, JobState::Dead, now);
+            }
+            Outcome::Release => {
+                record.job.attempt = record.job.attempt.saturating_sub(1);
+                state.requeue(id, now, now);
+            }
+        }
+        self.wake(state);
+        Ok(Completion::Applied)
+    }
+
+    fn recover_expired(&self) -> Result<Recovered, Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let mut recovered = Recovered::default();
+        while let Some(&(deadline, id)) = state.leases.first() {
+            if deadline > now {
+                break;
+            }
+            let record = state.jobs.get_mut(&id).expect("leased jobs exist");
+            if record.job.has_attempts_left() {
+                record.job.last_error = Some("lease expired".to_owned());
+                state.requeue(id, now, now);
+                recovered.requeued += 1;
+            } else {
+                record.job.last_error = Some(format!(
+                    "lease expired on attempt {} of {}",
+                    record.job.attempt, record.job.max_attempts
+                ));
+                state.finish(id, JobState::Dead, now);
+                recovered.dead += 1;
+            }
+        }
+        if recovered.requeued > 0 {
+            self.wake(state);
+        }
+        Ok(recovered)
+    }
+
+    fn len(&self, queue: &str) -> Result<u64, Error> {
+        let state = self.lock();
+        Ok(state
+            .queues
+            .get(queue)
+            .map_or(0, |lane| lane.counts[slot(JobState::Pending)]))
+    }
+
+    fn flush(&self, queue: &str) -> Result<u64, Error> {
+        let mut state = self.lock();
+        let pending: HashSet<JobId> = state
+            .jobs
+            .values()
+            .filter(|r| r.job.queue == queue && r.job.state == JobState::Pending)
+            .map(|r| r.job.id)
+            .collect();
+        if let Some(lane) = state.queues.get_mut(queue) {
+            lane.ready.clear();
+            lane.scheduled.clear();
+            // keys held by running jobs stay held; their waiting lines go
+            lane.keys.retain(|_, line| {
+                line.waiting.clear();
+                line.holder.is_some_and(|h| !pending.contains(&h))
+            });
+        }
+        for &id in &pending {
+            state.remove(id);
+        }
+        Ok(pending.len() as u64)
+    }
+
+    fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
+        let now = SystemTime::now();
+        let state = self.lock();
+        let Some(lane) = state.queues.get(queue) else {
+            return Ok(QueueStats::default());
+        };
+        let [pending, running, done, dead] = lane.counts;
+        let mut stats = QueueStats {
+            pending,
+            running,
+            done,
+            dead,
+            ..QueueStats::default()
+        };
+        let since = now - THROUGHPUT_WINDOW;
+        let mut run_times = Vec::with_capacity(done as usize);
+        let mut in_window = 0;
+        for record in state.jobs.values() {
+            let job = &record.job;
+            if job.queue == queue && job.state == JobState::Done {
+                run_times.extend(job.duration);
+                in_window += u64::from(job.finished_at.is_some_and(|at| at >= since));
+            }
+        }
+        fill_run_times(&mut stats, run_times, in_window);
+        Ok(stats)
+    }
+
+    fn queues(&self) -> Result<Vec<String>, Error> {
+        let state = self.lock();
+        let mut names: Vec<String> = state
+            .queues
+            .iter()
+            .filter(|(_, lane)| lane.counts.iter().any(|&n| n > 0))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        Ok(self.lock().jobs.get(&id).map(|r| r.job.clone()))
+    }
+
+    fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
+        let state = self.lock();
+        let mut dead: Vec<&Job> = state
+            .jobs
+            .values()
+            .map(|r| &r.job)
+            .filter(|job| job.queue == queue && job.state == JobState::Dead)
+            .collect();
+        dead.sort_unstable_by_key(|job| Reverse((job.finished_at, job.id)));
+        Ok(dead.into_iter().skip(offset).take(limit).cloned().collect())
+    }
+
+    fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let Some(record) = state
+            .jobs
+            .get_mut(&id)
+            .filter(|r| r.job.state == JobState::Dead)
+        else {
+            return Ok(false);
+        };
+        record.job.attempt = 0;
+        record.job.run_at = now;
+        record.job.finished_at = None;
+        state.set_state(id, JobState::Pending);
+        state.place_pending(id, now);
+        self.wake(state);
+        Ok(true)
+    }
+
+    fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
+        let mut state = self.lock();
+        if !state
+            .jobs
+            .get(&id)
+            .is_some_and(|r| r.job.state == JobState::Dead)
+        {
+            return Ok(false);
+        }
+        state.remove(id);
+        Ok(true)
+    }
+
+    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let Some(job) = state
+            .jobs
+            .get(&id)
+            .map(|r| &r.job)
+            .filter(|j| j.state == JobState::Pending)
+        else {
+            return Ok(false);
+        };
+        let (queue, key) = (job.queue.clone(), job.key.clone());
+        state.unplace_pending(id);
+        state.release_key(&queue, key.as_deref(), id, now);
+        state.remove(id);
+        self.wake(state);
+        Ok(true)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<u64, Error> {
+        let cutoff = SystemTime::now() - older_than;
+        let mut state = self.lock();
+        let mut purged = 0;
+        while let Some(&(finished_at, id)) = state.finished.first() {
+            if finished_at > cutoff {
+                break;
+            }
+            // `done` is final and only purge deletes done jobs
+            state.finished.pop_first();
+            state.remove(id);
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
+        Ok(self.lock().ticks.insert((name.to_owned(), tick)))
+    }
+
+    fn now(&self) -> Result<SystemTime, Error> {
+        Ok(SystemTime::now())
+    }
+}
