@@ -1,0 +1,448 @@
+//! The code a valid command expands to.
+//!
+//! Generated code names only `::outband::…`, `::core::…` and `::std::…`
+//! paths: users depend on `outband` alone, and `outband` itself uses the
+//! macro through `extern crate self as outband`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, ReturnType, Type, Visibility};
+
+use crate::ast::{Arg, Command};
+
+pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
+    let function = command.function;
+    let options = &command.options;
+    let vis = &function.vis;
+    let sig = &function.sig;
+    let ident = &sig.ident;
+    let name_text = ident.unraw().to_string();
+
+    let command_const = format_ident!("__OUTBAND_COMMAND_{}", ident);
+    let run_fn = format_ident!("__outband_run_{}", ident);
+    let args_fn = format_ident!("__outband_args_{}", ident);
+    let call_fn = format_ident!("__outband_call_{}", ident);
+    let schedule_fn = format_ident!("__outband_schedule_{}", ident);
+    let enqueue_on_fn = format_ident!("__outband_enqueue_on_{}", ident);
+
+    // `#[cfg]` must hold for every generated item alike; docs go to the
+    // enqueueing function and to `call`; `#[deprecated]` to every function a
+    // user calls; everything else (`#[inline]`, `#[must_use]`, `#[allow]`,
+    // other attribute macros…) stays with the body, in `call`.
+    let is = |attr: &Attribute, name: &str| attr.path().is_ident(name);
+    let cfgs: Vec<&Attribute> = function.attrs.iter().filter(|a| is(a, "cfg")).collect();
+    let docs: Vec<&Attribute> = function.attrs.iter().filter(|a| is(a, "doc")).collect();
+    let deprecated: Vec<&Attribute> = function
+        .attrs
+        .iter()
+        .filter(|a| is(a, "deprecated"))
+        .collect();
+    let others = function
+        .attrs
+        .iter()
+        .filter(|a| !is(a, "cfg") && !is(a, "doc"));
+
+    let name = match &options.name {
+        Some(name) => quote!(#name),
+        None => {
+            let suffix = format!("::{name_text}");
+            quote!(::core::concat!(::core::module_path!(), #suffix))
+        }
+    };
+    let queue = options
+        .queue
+        .as_ref()
+        .map_or_else(|| "default".to_owned(), syn::LitStr::value);
+    let max_attempts = options.max_attempts.unwrap_or(4);
+    let priority = options.priority.unwrap_or(0);
+    let key_field = match &options.key {
+        Some(key) => {
+            let key = key.unraw().to_string();
+            quote!(::core::option::Option::Some(#key))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    // `file!()`/`line!()` of the function's name, not of the attribute.
+    let file = quote_spanned!(ident.span()=> ::core::file!());
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+
+    let bindings: Vec<&Ident> = command.args.iter().map(|arg| &arg.binding).collect();
+    let types: Vec<&Type> = command.args.iter().map(|arg| arg.ty).collect();
+    let params = quote!(#(#bindings: #types),*);
+    let args_call = quote!(#args_fn(#(#bindings),*));
+    // `{}` rather than `()` for no arguments: clippy's `unused_unit`.
+    let args_tuple = (!bindings.is_empty()).then(|| quote!((#(#bindings,)*)));
+
+    // When an argument type is not `Serialize + DeserializeOwned`, rustc
+    // reports the assertions on the type itself. Encoding and decoding the
+    // tuple fail too; their spans put those reports on the argument list, and
+    // one `-> impl Serialize` function encodes for all three enqueueing
+    // functions, so encoding adds one report, not three.
+    let params_span = sig.paren_token.span.join();
+    let encoded = quote_spanned!(params_span=> impl ::outband::__private::serde::Serialize);
+    let decoded = quote_spanned!(params_span=> (#(#types,)*));
+
+    let key = Ident::new("outband_key", Span::mixed_site());
+    let key_value = match &options.key {
+        // The key is `key = …`'s own identifier (it resolves to the
+        // argument), so a key type without `Display` is reported there.
+        Some(key_option) => quote_spanned! {key_option.span()=>
+            ::core::option::Option::Some(::std::string::ToString::to_string(&#key_option))
+        },
+        None => quote!(::core::option::Option::None),
+    };
+
+    let run_bytes = Ident::new("args", Span::mixed_site());
+    let output = match &sig.output {
+        ReturnType::Default => {
+            quote!(::outband::__private::output_value(#call_fn(#(#bindings),*)))
+        }
+        ReturnType::Type(_, ty) => {
+            let encode = if returns_result(ty) {
+                quote!(output_result)
+            } else {
+                quote!(output_value)
+            };
+            // Located on the return type, where a missing `Serialize` (or
+            // `Display` on the error) is reported.
+            let (first, last) = span_range(ty);
+            let mut call = call_fn.clone();
+            call.set_span(call.span().located_at(first));
+            let call_args = quote_spanned!(last=> (#(#bindings),*));
+            quote_spanned!(first=> ::outband::__private::#encode(#call #call_args))
+        }
+    };
+
+    let at_or_after = Ident::new("at_or_after", Span::mixed_site());
+    let queue_param = Ident::new("queue", Span::mixed_site());
+    let inner_vis = visibility_from_child(vis);
+    let serde_assertions = serde_assertions(&command.args, &cfgs);
+
+    // Only under the user's own docs: a command without docs should still
+    // trip the user's `missing_docs`.
+    let docs_suffix = (!docs.is_empty()).then(|| enqueue_doc(ident, &docs));
+    let mod_doc = format!(
+        "Companions of the queue command [`{name_text}`](fn@{ident}): \
+         [`call`]({ident}::call) runs it inline, \
+         [`schedule`]({ident}::schedule) enqueues it to run later, \
+         [`enqueue_on`]({ident}::enqueue_on) enqueues it on a given queue, \
+         and [`NAME`]({ident}::NAME) is its registered name.",
+    );
+    let call_doc = format!(
+        "Runs [`{name_text}`](fn@super::{ident})'s body inline, now, on this \
+         thread, and returns what it returns. Nothing is enqueued.",
+    );
+    let schedule_doc = format!(
+        "Enqueues [`{name_text}`](fn@super::{ident}) on the default queue to run \
+         at or after `at_or_after`: a [`When`](::outband::When), a \
+         [`SystemTime`](::std::time::SystemTime), or a \
+         [`Duration`](::std::time::Duration) from when the queue stores it.\n\n\
+         # Errors\n\n\
+         Fails as [`{name_text}`](fn@super::{ident}) does.",
+    );
+    let enqueue_on_doc = format!(
+        "Enqueues [`{name_text}`](fn@super::{ident}) on `queue` instead of the \
+         default queue, ready now.\n\n\
+         # Errors\n\n\
+         [`Error::Codec`](::outband::Error::Codec) when the arguments cannot be \
+         encoded, or the queue's error when it refuses the job.",
+    );
+
+    let call_sig = syn::Signature {
+        ident: call_fn.clone(),
+        ..sig.clone()
+    };
+    let block = &function.block;
+
+    quote! {
+        #serde_assertions
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #vis const #command_const: ::outband::__private::Command = ::outband::__private::Command {
+            name: #name,
+            queue: #queue,
+            max_attempts: #max_attempts,
+            priority: #priority,
+            key: #key_field,
+            file: #file,
+            line: #line,
+            run: #run_fn,
+        };
+
+        #(#cfgs)*
+        ::outband::__private::inventory::submit! { #command_const }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(deprecated)]
+        fn #run_fn(
+            #run_bytes: &[u8],
+        ) -> ::core::result::Result<
+            ::core::option::Option<::std::vec::Vec<u8>>,
+            ::outband::__private::RunError,
+        > {
+            let (#(#bindings,)*) = ::outband::__private::decode_args::<#decoded>(#run_bytes)?;
+            #output
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(clippy::too_many_arguments)]
+        fn #args_fn(#params) -> #encoded {
+            #args_tuple
+        }
+
+        #(#docs)*
+        #docs_suffix
+        #(#cfgs)*
+        #(#deprecated)*
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #ident(#params) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
+            let #key = #key_value;
+            ::outband::__private::submit_default(
+                &#command_const,
+                ::outband::When::Now,
+                #key,
+                &#args_call,
+            )
+        }
+
+        #(#docs)*
+        #[doc(hidden)]
+        // Don't suggest what the macro refuses: a `const fn`, or borrowing an
+        // argument that a consumer decodes into an owned value.
+        #[allow(clippy::missing_const_for_fn, clippy::needless_pass_by_value)]
+        #(#others)*
+        #(#cfgs)*
+        #vis #call_sig #block
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #schedule_fn(
+            #at_or_after: impl ::core::convert::Into<::outband::When>,
+            #params
+        ) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
+            let #key = #key_value;
+            ::outband::__private::submit_default(
+                &#command_const,
+                ::core::convert::Into::into(#at_or_after),
+                #key,
+                &#args_call,
+            )
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #enqueue_on_fn(
+            #queue_param: &(impl ::outband::BaseQueue + ?::core::marker::Sized),
+            #params
+        ) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
+            let #key = #key_value;
+            ::outband::__private::submit_on(
+                #queue_param,
+                &#command_const,
+                ::outband::When::Now,
+                #key,
+                &#args_call,
+            )
+        }
+
+        #(#cfgs)*
+        #[doc = #mod_doc]
+        #vis mod #ident {
+            #[doc = #call_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#call_fn as call;
+            #[doc = #schedule_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#schedule_fn as schedule;
+            #[doc = #enqueue_on_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#enqueue_on_fn as enqueue_on;
+            /// The command's registered name, which its jobs refer to it by.
+            #[allow(dead_code)]
+            #inner_vis const NAME: &str = super::#command_const.name;
+        }
+    }
+}
+
+/// The spans of the first and last tokens of `tokens`: on stable Rust a
+/// proc macro cannot join spans, but an expression built from a token at
+/// `first` to a token at `last` is reported as covering both.
+fn span_range(tokens: impl ToTokens) -> (Span, Span) {
+    let mut iter = tokens.into_token_stream().into_iter();
+    let first = iter
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = iter.last().map_or(first, |token| token.span());
+    (first, last)
+}
+
+/// `const _` items that fail to compile, on the argument's type, when an
+/// argument type is not `Serialize + DeserializeOwned`.
+fn serde_assertions(args: &[Arg<'_>], cfgs: &[&Attribute]) -> TokenStream {
+    if args.is_empty() {
+        return TokenStream::new();
+    }
+    let checks = args.iter().map(|arg| {
+        let ty = arg.ty;
+        quote_spanned!(ty.span()=> let _ = __outband_assert_arg::<#ty>;)
+    });
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            fn __outband_assert_arg<
+                T: ::outband::__private::serde::Serialize
+                    + ::outband::__private::serde::de::DeserializeOwned,
+            >() {
+            }
+            #(#checks)*
+        };
+    }
+}
+
+/// Whether the command returns a `Result` (`Result<T, E>`, `io::Result<T>`,
+/// an alias named `Result`…): an `Err` then fails the attempt. The test is by
+/// name, as a macro sees only tokens.
+fn returns_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|segment| segment.ident == "Result")
+        }
+        Type::Group(group) => returns_result(&group.elem),
+        Type::Paren(paren) => returns_result(&paren.elem),
+        _ => false,
+    }
+}
+
+/// The visibility, written inside the companion module, that reaches as far
+/// as `vis` does written in its parent.
+fn visibility_from_child(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Public(_) => quote!(#vis),
+        Visibility::Inherited => quote!(pub(super)),
+        Visibility::Restricted(restricted) => {
+            let path = &restricted.path;
+            let Some(first) = path.segments.first() else {
+                return quote!(#vis);
+            };
+            if first.ident == "self" {
+                let rest = path.segments.iter().skip(1);
+                if path.segments.len() == 1 {
+                    quote!(pub(super))
+                } else {
+                    quote!(pub(in super #(::#rest)*))
+                }
+            } else if first.ident == "super" {
+                quote!(pub(in super::#path))
+            } else {
+                // `pub(crate)`, `pub(in crate::…)`: absolute already.
+                quote!(#vis)
+            }
+        }
+    }
+}
+
+/// What the enqueueing function's docs add under the user's own: what
+/// calling it does, and how that fails, under `# Errors` unless the user's
+/// docs already have that heading (then it describes the body's errors,
+/// which `call` returns).
+fn enqueue_doc(ident: &Ident, docs: &[&Attribute]) -> TokenStream {
+    let name = ident.unraw();
+    let has_errors_heading = docs.iter().any(|attr| {
+        let syn::Meta::NameValue(doc) = &attr.meta else {
+            return false;
+        };
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) = &doc.value
+        else {
+            return false;
+        };
+        text.value().lines().any(|line| line.trim() == "# Errors")
+    });
+    let errors_heading = if has_errors_heading {
+        ""
+    } else {
+        "# Errors\n\n"
+    };
+    let text = format!(
+        "\n# Queue command\n\n\
+         Calling this function does not run it: it enqueues a job on the default \
+         queue and returns the job's id, and a consumer runs it later. \
+         [`{name}::call`]({ident}::call) runs it inline instead, \
+         [`{name}::schedule`]({ident}::schedule) enqueues it to run later, and \
+         [`{name}::enqueue_on`]({ident}::enqueue_on) enqueues it on a given queue. \
+         In eager mode the call runs inline.\n\n\
+         {errors_heading}\
+         Enqueueing fails with \
+         [`Error::NoDefaultQueue`](::outband::Error::NoDefaultQueue) when no default \
+         queue is set, [`Error::Codec`](::outband::Error::Codec) when the arguments \
+         cannot be encoded, or the queue's error when it refuses the job.",
+    );
+    quote!(#[doc = #text])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{returns_result, visibility_from_child};
+    use crate::valid::pretty;
+
+    /// The visibility seen from the companion module, with `pub (x)` as `pub(x)`.
+    fn from_child(vis: &str) -> String {
+        let vis: syn::Visibility = syn::parse_str(vis).unwrap();
+        pretty(visibility_from_child(&vis)).replace("pub (", "pub(")
+    }
+
+    #[test]
+    fn visibility_reaches_as_far_from_the_companion_module() {
+        assert_eq!(from_child(""), "pub(super)");
+        assert_eq!(from_child("pub"), "pub");
+        assert_eq!(from_child("pub(crate)"), "pub(crate)");
+        assert_eq!(from_child("pub(self)"), "pub(super)");
+        assert_eq!(from_child("pub(in self)"), "pub(super)");
+        assert_eq!(from_child("pub(super)"), "pub(in super::super)");
+        assert_eq!(
+            from_child("pub(in super::super)"),
+            "pub(in super::super::super)"
+        );
+        assert_eq!(from_child("pub(in crate::a::b)"), "pub(in crate::a::b)");
+    }
+
+    #[test]
+    fn results_are_recognised_by_their_last_segment() {
+        for ty in [
+            "Result<(), E>",
+            "std::io::Result<u8>",
+            "anyhow::Result<()>",
+            "(Result<u8, E>)",
+        ] {
+            assert!(returns_result(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+        for ty in [
+            "u8",
+            "Option<Result<u8, E>>",
+            "Vec<u8>",
+            "(u8, Result<u8, E>)",
+        ] {
+            assert!(!returns_result(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+    }
+}

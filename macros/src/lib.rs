@@ -1,0 +1,156 @@
+//! The `#[queue_command]` attribute of [outband]: calling the function enqueues
+//! a job that a consumer runs later.
+//!
+//! Use it through the `outband` crate, as `outband::queue_command`; the code it
+//! generates names `::outband` paths and works only with `outband` as a
+//! dependency. Its documentation and runnable examples live there.
+//!
+//! [outband]: https://docs.rs/outband
+
+mod ast;
+mod attr;
+mod expand;
+mod fallback;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns a function into a queue command: calling it enqueues a job, and a
+/// consumer runs the body later.
+///
+/// ```ignore
+/// use outband::queue_command;
+///
+/// /// Sends the welcome mail.
+/// #[queue_command(queue = "emails", retries = 5, key = user_id)]
+/// pub fn send_welcome(user_id: u64, template: String) -> Result<(), MailError> {
+///     /* … */
+/// }
+///
+/// let job = send_welcome(7, "hi".into())?;          // enqueues; returns the JobId
+/// send_welcome::call(7, "hi".into())?;              // runs the body inline, now
+/// send_welcome::schedule(Duration::from_secs(300), 7, "hi".into())?;
+/// send_welcome::enqueue_on(&queue, 7, "hi".into())?; // onto a given queue
+/// assert_eq!(send_welcome::NAME, "my_app::send_welcome");
+/// ```
+///
+/// # Options
+///
+/// All optional; `#[queue_command]` alone takes every default.
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `name = "…"` | `module_path::fn_name` | The name the command is registered under and jobs refer to it by. Set it to keep old jobs running after moving or renaming the function. |
+/// | `queue = "…"` | `"default"` | The queue its jobs go to. |
+/// | `retries = N` | `3` | Failed attempts that are retried: a job gets `N + 1` attempts before it goes to `dead`. |
+/// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
+/// | `priority = N` | `0` | An `i16`; higher runs first. |
+///
+/// # What it generates
+///
+/// For `fn send_welcome(user_id: u64, template: String) -> R`:
+///
+/// - `fn send_welcome(user_id: u64, template: String) -> Result<JobId, outband::Error>`
+///   with the function's own visibility and docs: encodes the arguments as
+///   the tuple `(user_id, template)` and enqueues a job on the default queue
+///   (`outband::set_default_queue` or `OUTBAND_URL`), or runs the command
+///   inline in eager mode.
+/// - `mod send_welcome` (a function and a module may share a name), with the
+///   same visibility:
+///   - `call(user_id, template) -> R`: the original body, run inline, with
+///     the function's other attributes;
+///   - `schedule(at_or_after, user_id, template)`: enqueues to run at or
+///     after a `When`, a `SystemTime` or a `Duration` from now;
+///   - `enqueue_on(&queue, user_id, template)`: enqueues on the given
+///     queue (`&(impl BaseQueue + ?Sized)`, so `&dyn BaseQueue` too) instead
+///     of the default one;
+///   - `const NAME: &str`: the registered name.
+///
+///   Each reaches as far as the function does: a private command's
+///   companions are usable in its module and that module's children.
+/// - A registration with `inventory`, found by `outband::Registry::global()`
+///   in whichever binary links this code (see the linking rule in outband's
+///   registry docs). Its runner decodes the argument tuple, calls the body and
+///   encodes the return value: when the return type's last path segment is
+///   `Result` (`Result<T, E>`, `io::Result<T>`, any alias named `Result`), an
+///   `Err` fails the attempt with the error's `Display` text and `Ok(value)`
+///   is stored as the job's result; any other return type is stored as the
+///   result itself (nothing for `()`).
+/// - Hidden items named `__outband_*` / `__OUTBAND_*` that the above point to.
+///
+/// Arguments may use patterns (`(a, b): (u8, u8)`, `_: u8`, `mut x: u32`);
+/// the generated functions take them as plain arguments.
+///
+/// The function's attributes: `#[cfg]` applies to everything generated;
+/// doc comments document both the enqueueing function (followed by a section
+/// on what calling it does) and `call`; `#[deprecated]` marks every function
+/// a user calls; any other attribute (`#[inline]`, `#[must_use]`, lint
+/// levels, other attribute macros) stays with the body, on `call`.
+///
+/// # Requirements
+///
+/// The arguments are encoded when the function is called and decoded by a
+/// consumer that knows only the command's name, so these are compile errors:
+///
+/// - an argument type that is not `serde::Serialize + serde::de::DeserializeOwned`
+///   (the return type must be `Serialize`, and a `Result`'s error `Display`);
+/// - a borrowed argument (`&str`, `&[u8]`, `Cow<'a, str>`): take an owned
+///   type (`String`, `Vec<u8>`);
+/// - generic parameters, a `where` clause or `impl Trait` arguments;
+/// - a `self` receiver: it must be a free function;
+/// - `async fn`, `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
+///   `#[cfg]` on an argument;
+/// - unknown, repeated or ill-typed options, and a `key` that names no argument.
+///
+/// The function must be an item of a module, not of a function body or an
+/// `impl` block: its companion module refers to it through `super::`.
+/// On any error the function is left exactly as written, so the macro's own
+/// errors are the only ones.
+#[proc_macro_attribute]
+pub fn queue_command(args: TokenStream, input: TokenStream) -> TokenStream {
+    queue_command_impl(args.into(), input.into()).into()
+}
+
+/// Parse, validate, expand; on any error, the item as written plus the errors.
+fn queue_command_impl(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let function = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Fn(function)) => function,
+        Ok(_) => {
+            let error = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[queue_command] goes on a free function, like `fn send_welcome(user_id: u64) { … }`",
+            );
+            return fallback::expand(input, &error);
+        }
+        Err(error) => return fallback::expand(input, &error),
+    };
+    let mut errors = Errors::default();
+    let options = attr::parse(args, &mut errors);
+    valid::check_function(&function, &mut errors);
+    let args = ast::Arg::all(&function);
+    valid::check_key(&function, &options, &args, &mut errors);
+    match errors.0 {
+        Some(error) => fallback::expand(&function, &error),
+        None => expand::expand(&ast::Command {
+            function: &function,
+            options,
+            args,
+        }),
+    }
+}
+
+/// Errors found so far, combined so that the user sees all of them at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+}
