@@ -1,0 +1,73 @@
+//! What `#[queue_command]` expands to calls. Not public API: anything here may
+//! change in any release.
+
+pub use inventory;
+pub use serde;
+
+pub use crate::registry::{Command, RunError, RunFn};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Display;
+
+use crate::{BaseQueue, Error, JobId, NewJob, When, codec};
+
+/// Decodes a command's argument tuple.
+pub fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RunError> {
+    codec::decode(bytes).map_err(RunError::Args)
+}
+
+/// Encodes the return value of a command that returns a plain value.
+pub fn output_value<T: Serialize>(value: T) -> Result<Option<Vec<u8>>, RunError> {
+    let bytes = codec::encode(&value).map_err(RunError::Output)?;
+    Ok((!codec::is_unit(&bytes)).then_some(bytes))
+}
+
+/// Encodes the return value of a command that returns a `Result`; an `Err`
+/// fails the attempt with the error's text.
+pub fn output_result<T: Serialize, E: Display>(
+    result: Result<T, E>,
+) -> Result<Option<Vec<u8>>, RunError> {
+    match result {
+        Ok(value) => output_value(value),
+        Err(error) => Err(RunError::Failed(error.to_string())),
+    }
+}
+
+/// Enqueues a call onto the default queue, or runs it inline in eager mode.
+pub fn submit_default<A: Serialize>(
+    command: &'static Command,
+    when: When,
+    key: Option<String>,
+    args: &A,
+) -> Result<JobId, Error> {
+    let args = codec::encode(args)?;
+    if crate::is_eager() {
+        return crate::eager::run(command, &args);
+    }
+    crate::default_queue()?.enqueue(new_job(command, when, key, args))
+}
+
+/// Enqueues a call onto `queue`.
+pub fn submit_on<Q: BaseQueue + ?Sized, A: Serialize>(
+    queue: &Q,
+    command: &'static Command,
+    when: When,
+    key: Option<String>,
+    args: &A,
+) -> Result<JobId, Error> {
+    let args = codec::encode(args)?;
+    queue.enqueue(new_job(command, when, key, args))
+}
+
+fn new_job(command: &Command, when: When, key: Option<String>, args: Vec<u8>) -> NewJob {
+    NewJob {
+        command: command.name.to_owned(),
+        args,
+        queue: command.queue.to_owned(),
+        key,
+        priority: command.priority,
+        max_attempts: command.max_attempts,
+        when,
+    }
+}

@@ -1,0 +1,107 @@
+//! Run work out-of-band: annotate a function with [`#[queue_command]`](queue_command),
+//! call it from a web handler, and a consumer on this host or any other runs it.
+//!
+//! Calling an annotated function serializes the call into a queue held by a
+//! backend — Redis, an SQL database, or [`MemoryQueue`] in tests — and returns
+//! the job's id at once. A processor ([`SimpleProcessor`] or
+//! [`MultiProcessor`]), usually inside the consumer daemon, claims the job
+//! under a lease, runs it, and records the outcome. Nothing is lost when a
+//! consumer crashes or a payload is garbage: every job ends `done`, is
+//! retried, or waits in the dead-letter state with its reason.
+//!
+//! ```
+//! use outband::{MemoryQueue, ProcessorConfig, SimpleProcessor, queue_command};
+//! use std::sync::Arc;
+//!
+//! #[queue_command(queue = "emails", retries = 5, key = user_id)]
+//! fn send_welcome(user_id: u64, template: String) -> Result<(), String> {
+//!     println!("welcome mail {template} to user {user_id}");
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), outband::Error> {
+//! let queue = Arc::new(MemoryQueue::new());
+//! outband::set_default_queue(queue.clone())?;
+//!
+//! let id = send_welcome(7, "hi".into())?;          // enqueues, returns the job id
+//! send_welcome::call(8, "now".into()).unwrap();     // runs inline, now
+//!
+//! let processor = SimpleProcessor::new(queue.clone(), ProcessorConfig::default())?;
+//! assert!(processor.process_next()?);              // the consumer's side
+//! # use outband::BaseQueue;
+//! assert_eq!(queue.job(id)?.unwrap().state, outband::JobState::Done);
+//! # Ok(()) }
+//! ```
+//!
+//! # Where things are
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`queue_command`] | the attribute: the function enqueues, `::call` runs inline, `::schedule` and `::enqueue_on` |
+//! | [`BaseQueue`] | the backend contract: enqueue, claim with a lease, heartbeat, complete, recover, stats, dead letters |
+//! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
+//! | [`SimpleProcessor`], [`MultiProcessor`] | run jobs one at a time, or up to `max_threads` at once |
+//! | [`Registry`] | the commands linked into this program |
+//! | [`codec`] | how arguments and results become bytes, with a size limit |
+//! | [`set_default_queue`], [`open`], [`set_eager`] | process-wide settings |
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs |
+//! | `bench` | no | [`bench`](mod@bench): the benchmark every backend runs, with a progress bar |
+//!
+//! # Environment
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `OUTBAND_URL` | opens the default queue when none was set in code (`memory://`, and the schemes of linked backends) |
+//! | `OUTBAND_EAGER` | `1` or `true`: annotated calls run inline instead of enqueuing |
+//!
+//! # Linking rule
+//!
+//! The consumer knows the commands linked into its binary, and only those. A
+//! binary must use something from each crate that defines commands (see
+//! [`Registry`]); backends likewise, for [`open`] to find their URL schemes.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+// Lets the crate's own `#[queue_command]`s (suite, bench) expand to `::outband::…`.
+#[allow(unused_extern_crates)]
+extern crate self as outband;
+
+pub mod codec;
+mod eager;
+mod error;
+mod job;
+mod memory;
+mod processor;
+mod queue;
+mod registry;
+mod settings;
+
+#[cfg(feature = "bench")]
+pub mod bench;
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use error::{BoxError, Error};
+pub use job::{
+    Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
+    Lease, NewJob, Outcome, QueueStats, Recovered, THROUGHPUT_WINDOW, When, fill_run_times,
+};
+pub use memory::MemoryQueue;
+pub use processor::{
+    MultiProcessor, Processed, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
+};
+pub use queue::BaseQueue;
+pub use registry::{Command, Registry};
+pub use settings::{Opener, default_queue, is_eager, open, set_default_queue, set_eager};
+
+/// Makes a function a queued command. See the [crate documentation](crate)
+/// for an example and [`outband_macros::queue_command`] for every option.
+pub use outband_macros::queue_command;

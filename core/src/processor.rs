@@ -1,0 +1,796 @@
+//! The two processors that run jobs: [`SimpleProcessor`] and [`MultiProcessor`].
+//!
+//! Both claim jobs from a [`BaseQueue`], run the registered command, and
+//! report the outcome, as lovely.remotetask's processors do:
+//!
+//! - [`SimpleProcessor`] runs one job at a time, in enqueue order. It suits
+//!   jobs that use a whole machine, and anything that must not overlap.
+//! - [`MultiProcessor`] runs up to `max_threads` jobs at once (default 5),
+//!   claiming only as many as it has free threads, in one call.
+//!
+//! Both offer the same steps, which tests and custom loops can call one by one
+//! — [`has_jobs_waiting`](SimpleProcessor::has_jobs_waiting),
+//! [`claim_next_job`](SimpleProcessor::claim_next_job),
+//! [`process`](SimpleProcessor::process),
+//! [`process_next`](SimpleProcessor::process_next) — and a background loop,
+//! [`start`](SimpleProcessor::start) and [`stop`](SimpleProcessor::stop).
+//!
+//! **Outcomes.** A command that returns normally completes the job as `done`,
+//! with its return value stored. One that returns `Err`, panics, or names a
+//! command this program does not have fails the attempt: the job is retried
+//! after a backoff ([`RetryPolicy`]) while attempts are left, then goes to
+//! `dead` with the error recorded. Arguments that cannot be decoded can never
+//! run, so that job goes to `dead` at once. A panic is caught; the thread
+//! lives on.
+//!
+//! **Leases.** While the loop runs, a heartbeat thread extends the lease of
+//! every job that has run for a third of its lease. If a lease is lost anyway
+//! (the backend took the job back), that is logged, and the late completion
+//! changes nothing.
+//!
+//! **Waiting.** With nothing to claim, the loop calls
+//! [`BaseQueue::wait`] for up to `wait_time` (default 1 s): backends that can
+//! wake it do so as soon as a job is enqueued.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::registry::RunError;
+use crate::{
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, Outcome, Registry,
+};
+
+/// How long to wait before retrying a failed attempt: exponential, capped,
+/// with jitter so that jobs failing together do not retry together.
+///
+/// The delay after attempt `n` (1-based) is `base × 2ⁿ⁻¹`, capped at `max`,
+/// then multiplied by a random factor in `[1 − jitter, 1 + jitter]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// The delay after the first failed attempt. Default 1 s.
+    pub base: Duration,
+    /// The longest delay. Default 1 h.
+    pub max: Duration,
+    /// Relative jitter, between 0 and 1. Default 0.25.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+            jitter: 0.25,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Retries at once: for tests.
+    pub fn immediate() -> Self {
+        Self {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+        }
+    }
+
+    /// The delay before the attempt after attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(31);
+        let delay = self.base.saturating_mul(1 << exponent).min(self.max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        delay.mul_f64(1.0 - jitter + 2.0 * jitter * fastrand::f64())
+    }
+}
+
+/// Settings shared by both processors.
+#[derive(Clone, Debug)]
+pub struct ProcessorConfig {
+    /// The queues to claim from, in turn. Empty (the default) means every
+    /// queue that has a registered command, or `default` if there is none.
+    pub queues: Vec<String>,
+    /// The longest idle wait between claims. Default 1 s.
+    pub wait_time: Duration,
+    /// How long a claim leases a job; heartbeats extend it. Default 30 s.
+    pub lease: Duration,
+    /// Jobs the [`MultiProcessor`] runs at once. Default 5.
+    pub max_threads: usize,
+    /// Backoff between attempts.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            queues: Vec::new(),
+            wait_time: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            max_threads: 5,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Sets the queues to claim from.
+    #[must_use]
+    pub fn queues<S: Into<String>>(mut self, queues: impl IntoIterator<Item = S>) -> Self {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the longest idle wait between claims.
+    #[must_use]
+    pub fn wait_time(mut self, wait_time: Duration) -> Self {
+        self.wait_time = wait_time;
+        self
+    }
+
+    /// Sets the lease.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets how many jobs the multi processor runs at once.
+    #[must_use]
+    pub fn max_threads(mut self, max_threads: usize) -> Self {
+        self.max_threads = max_threads;
+        self
+    }
+
+    /// Sets the backoff between attempts.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// How [`process`](SimpleProcessor::process) ended for one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// The command succeeded; the job is `done`.
+    Done,
+    /// The attempt failed; the job will be retried after `delay`.
+    Retried {
+        /// The backoff.
+        delay: Duration,
+        /// Why it failed.
+        error: String,
+    },
+    /// The job went to `dead`.
+    Dead {
+        /// Why.
+        error: String,
+    },
+    /// The lease had been lost, so the outcome was discarded.
+    LeaseLost,
+}
+
+/// What a stop with a grace period did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Jobs still running at the end of the grace period, released back to
+    /// the queue with their attempt not counted.
+    pub released: usize,
+}
+
+struct InFlight {
+    lease: Lease,
+    started: Instant,
+    lost: bool,
+}
+
+/// The part both processors share: claiming in turn over the queues, running
+/// one job, heartbeats and the table of jobs in flight.
+struct Engine {
+    queue: Arc<dyn BaseQueue>,
+    registry: &'static Registry,
+    config: ProcessorConfig,
+    queues: Vec<String>,
+    next_queue: AtomicUsize,
+    in_flight: Mutex<HashMap<JobId, InFlight>>,
+    claiming: AtomicBool,
+}
+
+impl Engine {
+    fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        let registry = Registry::global()?;
+        let queues = if !config.queues.is_empty() {
+            config.queues.clone()
+        } else if registry.is_empty() {
+            vec![crate::DEFAULT_QUEUE.to_owned()]
+        } else {
+            registry.queues().into_iter().map(str::to_owned).collect()
+        };
+        if config.lease.is_zero() {
+            return Err(Error::Config("the lease must be longer than zero".into()));
+        }
+        Ok(Self {
+            queue,
+            registry,
+            config,
+            queues,
+            next_queue: AtomicUsize::new(0),
+            in_flight: Mutex::new(HashMap::new()),
+            claiming: AtomicBool::new(false),
+        })
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<JobId, InFlight>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn has_jobs_waiting(&self) -> Result<bool, Error> {
+        for queue in &self.queues {
+            if self.queue.has_jobs_waiting(queue)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Claims up to `max` jobs, trying each queue in turn, starting after the
+    /// one that was tried first last time so no queue starves.
+    fn claim(&self, max: usize) -> Result<Vec<Claimed>, Error> {
+        let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        let mut claimed = Vec::new();
+        for i in 0..self.queues.len() {
+            let queue = &self.queues[(start + i) % self.queues.len()];
+            claimed.extend(
+                self.queue
+                    .claim(queue, max - claimed.len(), self.config.lease)?,
+            );
+            if claimed.len() == max {
+                break;
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn idle_wait(&self) {
+        if let Err(error) = self.queue.wait(&self.queues, self.config.wait_time) {
+            log::warn!("waiting for jobs failed: {error}");
+            std::thread::sleep(self.config.wait_time);
+        }
+    }
+
+    /// Runs one claimed job and records its outcome.
+    fn process(&self, claimed: Claimed) -> Result<Processed, Error> {
+        let Claimed { job, lease } = claimed;
+        self.in_flight().insert(
+            job.id,
+            InFlight {
+                lease: lease.clone(),
+                started: Instant::now(),
+                lost: false,
+            },
+        );
+        log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
+        let started = Instant::now();
+        let outcome = self.run(&job, started);
+        let elapsed = started.elapsed();
+        let processed = match &outcome {
+            Outcome::Done { .. } | Outcome::Release => Processed::Done,
+            Outcome::Retry { delay, error } => Processed::Retried {
+                delay: *delay,
+                error: error.clone(),
+            },
+            Outcome::Dead { error } => Processed::Dead {
+                error: error.clone(),
+            },
+        };
+        let completion = self.queue.complete(&lease, outcome);
+        self.in_flight().remove(&job.id);
+        let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
+        match completion? {
+            Completion::LeaseLost => {
+                log::warn!(
+                    "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
+                     its outcome was discarded"
+                );
+                return Ok(Processed::LeaseLost);
+            }
+            Completion::Applied => {}
+        }
+        match &processed {
+            Processed::Done => log::info!("job {id} {command} {attempt} done in {elapsed:?}"),
+            Processed::Retried { delay, error } => log::warn!(
+                "job {id} {command} {attempt} failed in {elapsed:?}, retry in {delay:?}: {error}"
+            ),
+            Processed::Dead { error } => {
+                log::error!("job {id} {command} {attempt} failed in {elapsed:?}, dead: {error}");
+            }
+            Processed::LeaseLost => {}
+        }
+        Ok(processed)
+    }
+
+    fn run(&self, job: &Job, started: Instant) -> Outcome {
+        let command = match self.registry.get(&job.command) {
+            Ok(command) => command,
+            // a consumer running newer code may know it: a failed attempt
+            Err(error) => return self.failed(job, error.to_string()),
+        };
+        match catch_unwind(AssertUnwindSafe(|| (command.run)(&job.args))) {
+            Ok(Ok(result)) => Outcome::Done {
+                result,
+                duration: started.elapsed(),
+            },
+            Ok(Err(RunError::Args(error))) => Outcome::Dead {
+                error: format!("undecodable arguments: {error}"),
+            },
+            Ok(Err(RunError::Failed(error))) => self.failed(job, error),
+            Ok(Err(RunError::Output(error))) => {
+                log::warn!("job {} {}: result not stored: {error}", job.id, job.command);
+                Outcome::Done {
+                    result: None,
+                    duration: started.elapsed(),
+                }
+            }
+            Err(panic) => self.failed(job, format!("panicked: {}", panic_message(&*panic))),
+        }
+    }
+
+    fn failed(&self, job: &Job, error: String) -> Outcome {
+        if job.has_attempts_left() {
+            Outcome::Retry {
+                delay: self.config.retry.delay(job.attempt),
+                error,
+            }
+        } else {
+            Outcome::Dead { error }
+        }
+    }
+
+    /// Extends the lease of every job that has run for a third of its lease.
+    fn heartbeat_once(&self) {
+        let due = self.config.lease / 3;
+        let leases: Vec<Lease> = self
+            .in_flight()
+            .values()
+            .filter(|f| !f.lost && f.started.elapsed() >= due)
+            .map(|f| f.lease.clone())
+            .collect();
+        for lease in leases {
+            match self.queue.heartbeat(&lease, self.config.lease) {
+                Ok(Heartbeat::Extended(_)) => {}
+                Ok(Heartbeat::LeaseLost) => {
+                    log::warn!(
+                        "job {} lost its lease while running; its outcome will be discarded",
+                        lease.job
+                    );
+                    if let Some(f) = self.in_flight().get_mut(&lease.job) {
+                        f.lost = true;
+                    }
+                }
+                Err(error) => log::warn!("heartbeat of job {} failed: {error}", lease.job),
+            }
+        }
+    }
+
+    /// Gives every job still running back to the queue, unrun.
+    fn release_in_flight(&self) -> usize {
+        let leases: Vec<Lease> = self.in_flight().values().map(|f| f.lease.clone()).collect();
+        let mut released = 0;
+        for lease in leases {
+            match self.queue.complete(&lease, Outcome::Release) {
+                Ok(Completion::Applied) => {
+                    log::info!("job {} released back to the queue", lease.job);
+                    released += 1;
+                }
+                Ok(Completion::LeaseLost) => {}
+                Err(error) => log::error!("releasing job {} failed: {error}", lease.job),
+            }
+        }
+        released
+    }
+
+    fn running(&self) -> usize {
+        self.in_flight().len()
+    }
+}
+
+/// Formats as `attempt 2/4`, only when a log line is written.
+struct Attempt<'a>(&'a Job);
+
+impl std::fmt::Display for Attempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "attempt {}/{}", self.0.attempt, self.0.max_attempts)
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// The background threads of a started processor.
+struct Threads {
+    handles: Vec<JoinHandle<()>>,
+    heartbeat: JoinHandle<()>,
+    heartbeat_stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Threads {
+    fn start_heartbeat(engine: &Arc<Engine>) -> (JoinHandle<()>, Arc<(Mutex<bool>, Condvar)>) {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (engine, signal) = (Arc::clone(engine), Arc::clone(&stop));
+        let handle = std::thread::Builder::new()
+            .name("outband-heartbeat".into())
+            .spawn(move || {
+                let period = (engine.config.lease / 6).max(Duration::from_millis(10));
+                let (lock, condvar) = &*signal;
+                let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*stopped {
+                    stopped = condvar
+                        .wait_timeout(stopped, period)
+                        .map_or_else(|e| e.into_inner().0, |r| r.0);
+                    if !*stopped {
+                        engine.heartbeat_once();
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        (handle, stop)
+    }
+
+    /// Joins the loop threads, then stops the heartbeat, which beats for the
+    /// running jobs until the last one has finished.
+    fn join(self) {
+        for handle in self.handles {
+            if handle.join().is_err() {
+                log::error!("a processor thread panicked outside a job");
+            }
+        }
+        let (lock, condvar) = &*self.heartbeat_stop;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        condvar.notify_all();
+        if self.heartbeat.join().is_err() {
+            log::error!("the heartbeat thread panicked");
+        }
+    }
+}
+
+macro_rules! processor_steps {
+    () => {
+        /// Whether any of the processor's queues has a job ready to claim.
+        pub fn has_jobs_waiting(&self) -> Result<bool, Error> {
+            self.engine.has_jobs_waiting()
+        }
+
+        /// Claims the next ready job, if any, leasing it to this processor.
+        pub fn claim_next_job(&self) -> Result<Option<Claimed>, Error> {
+            Ok(self.engine.claim(1)?.pop())
+        }
+
+        /// Runs a claimed job here and now and records its outcome.
+        pub fn process(&self, job: Claimed) -> Result<Processed, Error> {
+            self.engine.process(job)
+        }
+
+        /// Claims the next ready job and runs it here and now. Returns `false`
+        /// when no job was ready.
+        pub fn process_next(&self) -> Result<bool, Error> {
+            match self.claim_next_job()? {
+                Some(job) => self.process(job).map(|_| true),
+                None => Ok(false),
+            }
+        }
+
+        /// The queues this processor claims from.
+        pub fn queues(&self) -> &[String] {
+            &self.engine.queues
+        }
+
+        /// Whether the background loop runs and claims jobs.
+        pub fn is_processing(&self) -> bool {
+            self.engine.claiming.load(Ordering::SeqCst)
+        }
+
+        /// The number of jobs running now.
+        pub fn running(&self) -> usize {
+            self.engine.running()
+        }
+
+        /// Stops claiming new jobs; jobs already running go on. The loop keeps
+        /// its threads until [`stop`](Self::stop).
+        pub fn stop_claiming(&self) {
+            self.engine.claiming.store(false, Ordering::SeqCst);
+        }
+
+        /// Stops claiming and waits for the running jobs to finish.
+        pub fn stop(&self) {
+            self.stop_claiming();
+            let threads = self
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(threads) = threads {
+                threads.join();
+            }
+        }
+
+        /// Stops claiming and waits up to `grace` for the running jobs to
+        /// finish; what still runs then is released back to the queue, its
+        /// attempt not counted, and its late outcome will be discarded.
+        pub fn stop_within(&self, grace: Duration) -> StopReport {
+            self.stop_claiming();
+            let deadline = Instant::now() + grace;
+            while self.engine.running() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let released = self.engine.release_in_flight();
+            if released == 0 {
+                self.stop();
+            }
+            StopReport { released }
+        }
+    };
+}
+
+/// Runs one job at a time, in enqueue order (seed: lovely.remotetask's
+/// `SimpleProcessor`).
+///
+/// ```
+/// use outband::{MemoryQueue, ProcessorConfig, SimpleProcessor};
+/// use std::sync::Arc;
+///
+/// let queue = Arc::new(MemoryQueue::new());
+/// let processor = SimpleProcessor::new(queue, ProcessorConfig::default())?;
+/// assert!(!processor.process_next()?); // nothing to do yet
+/// # Ok::<(), outband::Error>(())
+/// ```
+pub struct SimpleProcessor {
+    engine: Arc<Engine>,
+    threads: Mutex<Option<Threads>>,
+}
+
+impl std::fmt::Debug for SimpleProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleProcessor")
+            .field("queues", &self.engine.queues)
+            .finish()
+    }
+}
+
+impl SimpleProcessor {
+    /// A processor over `queue`. Fails if the command registry is invalid
+    /// (two commands with one name) or the configuration is.
+    pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Ok(Self {
+            engine: Arc::new(Engine::new(queue, config)?),
+            threads: Mutex::new(None),
+        })
+    }
+
+    processor_steps!();
+
+    /// Starts the background loop: one thread that claims and runs one job
+    /// at a time. Does nothing if it already runs.
+    pub fn start(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if threads.is_some() {
+            return;
+        }
+        self.engine.claiming.store(true, Ordering::SeqCst);
+        let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
+        let engine = Arc::clone(&self.engine);
+        let main = std::thread::Builder::new()
+            .name("outband-simple".into())
+            .spawn(move || simple_loop(&engine))
+            .expect("spawning a thread");
+        *threads = Some(Threads {
+            handles: vec![main],
+            heartbeat,
+            heartbeat_stop,
+        });
+    }
+}
+
+fn simple_loop(engine: &Engine) {
+    while engine.claiming.load(Ordering::SeqCst) {
+        match engine.claim(1) {
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) => {
+                for job in jobs {
+                    if let Err(error) = engine.process(job) {
+                        log::error!("recording a job's outcome failed: {error}");
+                    }
+                }
+            }
+            Err(error) => {
+                log::error!("claiming failed: {error}");
+                engine.idle_wait();
+            }
+        }
+    }
+}
+
+/// Runs up to `max_threads` jobs at once, claiming only for free threads
+/// (seed: lovely.remotetask's `MultiProcessor`).
+///
+/// ```
+/// use outband::{MemoryQueue, MultiProcessor, ProcessorConfig};
+/// use std::sync::Arc;
+///
+/// let processor = MultiProcessor::new(Arc::new(MemoryQueue::new()), ProcessorConfig::default())?;
+/// assert_eq!(processor.max_threads(), 5);
+/// # Ok::<(), outband::Error>(())
+/// ```
+pub struct MultiProcessor {
+    engine: Arc<Engine>,
+    threads: Mutex<Option<Threads>>,
+}
+
+impl std::fmt::Debug for MultiProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiProcessor")
+            .field("queues", &self.engine.queues)
+            .field("max_threads", &self.engine.config.max_threads)
+            .finish()
+    }
+}
+
+/// Jobs handed from the claiming thread to the workers.
+#[derive(Default)]
+struct Pool {
+    jobs: std::collections::VecDeque<Claimed>,
+    idle: usize,
+    closed: bool,
+}
+
+struct Shared {
+    pool: Mutex<Pool>,
+    /// Signals workers that a job was handed over or the pool closed.
+    work: Condvar,
+    /// Signals the claimer that a worker went idle.
+    free: Condvar,
+}
+
+impl MultiProcessor {
+    /// A processor over `queue` with `config.max_threads` threads (at least 1).
+    /// Fails if the command registry is invalid or the configuration is.
+    pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        if config.max_threads == 0 {
+            return Err(Error::Config("max_threads must be at least 1".into()));
+        }
+        Ok(Self {
+            engine: Arc::new(Engine::new(queue, config)?),
+            threads: Mutex::new(None),
+        })
+    }
+
+    /// The most jobs it runs at once.
+    pub fn max_threads(&self) -> usize {
+        self.engine.config.max_threads
+    }
+
+    processor_steps!();
+
+    /// Starts the background loop: one thread claims, as many jobs as there are
+    /// idle workers, and `max_threads` workers run them. Does nothing if it
+    /// already runs.
+    pub fn start(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if threads.is_some() {
+            return;
+        }
+        self.engine.claiming.store(true, Ordering::SeqCst);
+        let shared = Arc::new(Shared {
+            pool: Mutex::new(Pool::default()),
+            work: Condvar::new(),
+            free: Condvar::new(),
+        });
+        let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
+        let mut handles = Vec::new();
+        for i in 0..self.engine.config.max_threads {
+            let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("outband-worker-{i}"))
+                    .spawn(move || worker_loop(&engine, &shared))
+                    .expect("spawning a thread"),
+            );
+        }
+        let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
+        handles.push(
+            std::thread::Builder::new()
+                .name("outband-claimer".into())
+                .spawn(move || claim_loop(&engine, &shared))
+                .expect("spawning a thread"),
+        );
+        *threads = Some(Threads {
+            handles,
+            heartbeat,
+            heartbeat_stop,
+        });
+    }
+}
+
+fn lock_pool(shared: &Shared) -> MutexGuard<'_, Pool> {
+    shared.pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn claim_loop(engine: &Engine, shared: &Shared) {
+    loop {
+        // wait for a free worker that no handed-over job is waiting for
+        let free = {
+            let mut pool = lock_pool(shared);
+            while engine.claiming.load(Ordering::SeqCst) && pool.idle <= pool.jobs.len() {
+                pool = shared
+                    .free
+                    .wait_timeout(pool, engine.config.wait_time)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+            }
+            if !engine.claiming.load(Ordering::SeqCst) {
+                pool.closed = true;
+                shared.work.notify_all();
+                return;
+            }
+            pool.idle - pool.jobs.len()
+        };
+        match engine.claim(free) {
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) => {
+                lock_pool(shared).jobs.extend(jobs);
+                shared.work.notify_all();
+            }
+            Err(error) => {
+                log::error!("claiming failed: {error}");
+                engine.idle_wait();
+            }
+        }
+    }
+}
+
+fn worker_loop(engine: &Engine, shared: &Shared) {
+    let mut pool = lock_pool(shared);
+    pool.idle += 1;
+    shared.free.notify_one();
+    loop {
+        if let Some(job) = pool.jobs.pop_front() {
+            pool.idle -= 1;
+            drop(pool);
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                if let Err(error) = engine.process(job) {
+                    log::error!("recording a job's outcome failed: {error}");
+                }
+                // This thread is free again: while there is work it claims
+                // for itself, sparing a hand-over through the claimer.
+                if engine.claiming.load(Ordering::SeqCst) {
+                    match engine.claim(1) {
+                        Ok(mut jobs) => next = jobs.pop(),
+                        Err(error) => log::error!("claiming failed: {error}"),
+                    }
+                }
+            }
+            pool = lock_pool(shared);
+            pool.idle += 1;
+            shared.free.notify_one();
+        } else if pool.closed {
+            return;
+        } else {
+            pool = shared
+                .work
+                .wait(pool)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The registry of commands: every `#[queue_command]` linked into the program.
+//!
+//! `#[queue_command]` submits a [`Command`] through [`inventory`]; the registry
+//! collects them once, the first time it is asked, and refuses two commands
+//! with the same name, naming both places.
+//!
+//! **Linking rule.** Only commands linked into the running binary are found.
+//! A command defined in a library crate is linked when the binary uses
+//! something from that crate; if it uses nothing, add `use my_commands as _;`
+//! or call one of its functions, or the consumer will not know the command and
+//! its jobs will fail with [`Error::UnknownCommand`].
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::Error;
+use crate::codec::CodecError;
+
+/// A command as `#[queue_command]` registers it: its name, queue, options and
+/// the function that runs it from encoded arguments.
+#[derive(Debug)]
+pub struct Command {
+    /// The stable name jobs refer to it by: `module::path::fn_name`, or the
+    /// macro's `name = "…"`.
+    pub name: &'static str,
+    /// The queue its jobs go to.
+    pub queue: &'static str,
+    /// Attempts a job gets: `retries` + 1.
+    pub max_attempts: u32,
+    /// Priority of its jobs; higher runs first.
+    pub priority: i16,
+    /// The argument whose value is the ordering key, if any.
+    pub key: Option<&'static str>,
+    /// The source file that defines it.
+    pub file: &'static str,
+    /// The line that defines it.
+    pub line: u32,
+    /// Decodes the arguments, runs the command and encodes its return value.
+    #[doc(hidden)]
+    pub run: RunFn,
+}
+
+/// How a registered command is run: encoded arguments in, encoded return
+/// value (if any) out.
+#[doc(hidden)]
+pub type RunFn = fn(&[u8]) -> Result<Option<Vec<u8>>, RunError>;
+
+impl Command {
+    /// Where the command is defined, as `file:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+inventory::collect!(Command);
+
+/// Why running a command from its encoded arguments failed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum RunError {
+    /// The arguments cannot be decoded: the job can never run.
+    Args(CodecError),
+    /// The command ran and returned an error.
+    Failed(String),
+    /// The command succeeded but its return value could not be encoded.
+    Output(CodecError),
+}
+
+/// The commands of this program, by name.
+#[derive(Debug)]
+pub struct Registry {
+    commands: HashMap<&'static str, &'static Command>,
+    names: Vec<&'static str>,
+}
+
+static GLOBAL: OnceLock<Result<Registry, Error>> = OnceLock::new();
+
+impl Registry {
+    /// The registry of every command linked into this program, built on first
+    /// use. Fails, every time it is asked, if two commands share a name.
+    pub fn global() -> Result<&'static Registry, Error> {
+        match GLOBAL.get_or_init(|| Self::from_commands(inventory::iter::<Command>)) {
+            Ok(registry) => Ok(registry),
+            Err(Error::DuplicateCommand {
+                name,
+                first,
+                second,
+            }) => Err(Error::DuplicateCommand {
+                name: name.clone(),
+                first: first.clone(),
+                second: second.clone(),
+            }),
+            Err(other) => Err(Error::Config(other.to_string())),
+        }
+    }
+
+    /// A registry of the given commands; fails if two share a name.
+    pub fn from_commands(
+        commands: impl IntoIterator<Item = &'static Command>,
+    ) -> Result<Registry, Error> {
+        let mut by_name: HashMap<&'static str, &'static Command> = HashMap::new();
+        for command in commands {
+            if let Some(first) = by_name.insert(command.name, command) {
+                let (mut first, mut second) = (first.location(), command.location());
+                // inventory's order is the linker's; name the places in a stable order
+                if second < first {
+                    std::mem::swap(&mut first, &mut second);
+                }
+                return Err(Error::DuplicateCommand {
+                    name: command.name.to_owned(),
+                    first,
+                    second,
+                });
+            }
+        }
+        let mut names: Vec<_> = by_name.keys().copied().collect();
+        names.sort_unstable();
+        Ok(Registry {
+            commands: by_name,
+            names,
+        })
+    }
+
+    /// The command called `name`, or [`Error::UnknownCommand`] listing the
+    /// known ones.
+    pub fn get(&self, name: &str) -> Result<&'static Command, Error> {
+        self.commands
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownCommand {
+                name: name.to_owned(),
+                known: self.names.iter().map(|&n| n.to_owned()).collect(),
+            })
+    }
+
+    /// Every command, sorted by name.
+    pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
+        self.names.iter().map(|name| self.commands[name])
+    }
+
+    /// The distinct queues the commands use, sorted.
+    pub fn queues(&self) -> Vec<&'static str> {
+        let mut queues: Vec<_> = self.commands.values().map(|c| c.queue).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        queues
+    }
+
+    /// How many commands there are.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}

@@ -1,0 +1,106 @@
+//! Process-wide settings: the default queue, backends by URL, eager mode.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::{BaseQueue, Error, MemoryQueue};
+
+static DEFAULT_QUEUE: OnceLock<Arc<dyn BaseQueue>> = OnceLock::new();
+
+/// Sets the queue that annotated functions enqueue onto. Call it once, at
+/// start-up; a second call is [`Error::DefaultQueueAlreadySet`].
+pub fn set_default_queue(queue: Arc<dyn BaseQueue>) -> Result<(), Error> {
+    DEFAULT_QUEUE
+        .set(queue)
+        .map_err(|_| Error::DefaultQueueAlreadySet)
+}
+
+/// The default queue: the one set with [`set_default_queue`], or else the one
+/// `OUTBAND_URL` opens (opened once, on first use). With neither,
+/// [`Error::NoDefaultQueue`].
+pub fn default_queue() -> Result<&'static Arc<dyn BaseQueue>, Error> {
+    if let Some(queue) = DEFAULT_QUEUE.get() {
+        return Ok(queue);
+    }
+    let url = std::env::var("OUTBAND_URL").map_err(|_| Error::NoDefaultQueue)?;
+    let queue = open(&url)?;
+    // Another thread may have won the race; either way one queue is kept.
+    let _ = DEFAULT_QUEUE.set(queue);
+    DEFAULT_QUEUE.get().ok_or(Error::NoDefaultQueue)
+}
+
+/// A backend's entry for [`open`]: the URL scheme it serves and how it opens
+/// a URL. Backend crates submit one with `inventory::submit!`.
+#[derive(Debug)]
+pub struct Opener {
+    /// The scheme, without `://`: `redis`, `postgres`, `sqlite`, …
+    pub scheme: &'static str,
+    /// Opens a URL of that scheme.
+    pub open: fn(&str) -> Result<Arc<dyn BaseQueue>, Error>,
+}
+
+inventory::collect!(Opener);
+
+fn open_memory(_url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
+    Ok(Arc::new(MemoryQueue::new()))
+}
+
+inventory::submit! { Opener { scheme: "memory", open: open_memory } }
+
+/// Opens a backend by URL, with whichever linked backend serves its scheme:
+/// `memory://` (a new [`MemoryQueue`]) here, others from backend crates.
+pub fn open(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .ok_or_else(|| Error::Config(format!("`{url}` is not a URL (expected scheme://…)")))?;
+    let openers: Vec<&Opener> = inventory::iter::<Opener>.into_iter().collect();
+    match openers.iter().find(|o| o.scheme == scheme) {
+        Some(opener) => (opener.open)(url),
+        None => {
+            let mut known: Vec<String> =
+                openers.iter().map(|o| format!("{}://", o.scheme)).collect();
+            known.sort_unstable();
+            Err(Error::UnsupportedUrl {
+                url: url.to_owned(),
+                known,
+            })
+        }
+    }
+}
+
+const EAGER_UNSET: u8 = 0;
+const EAGER_OFF: u8 = 1;
+const EAGER_ON: u8 = 2;
+
+static EAGER: AtomicU8 = AtomicU8::new(EAGER_UNSET);
+
+/// Turns eager mode on or off for this process (djutils' `QUEUE_ALWAYS_EAGER`).
+///
+/// In eager mode, calling an annotated function (or its `schedule`) runs the
+/// command inline through the same encoding a consumer uses, and returns an
+/// id that names no stored job; a failure is [`Error::CommandFailed`].
+/// `enqueue_on`, which names its queue, still enqueues.
+pub fn set_eager(eager: bool) {
+    EAGER.store(if eager { EAGER_ON } else { EAGER_OFF }, Ordering::SeqCst);
+}
+
+/// Whether eager mode is on: set by [`set_eager`], or else by
+/// `OUTBAND_EAGER=1` (or `true`) in the environment.
+pub fn is_eager() -> bool {
+    match EAGER.load(Ordering::SeqCst) {
+        EAGER_ON => true,
+        EAGER_OFF => false,
+        _ => {
+            let on = std::env::var("OUTBAND_EAGER")
+                .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+            let _ = EAGER.compare_exchange(
+                EAGER_UNSET,
+                if on { EAGER_ON } else { EAGER_OFF },
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            EAGER.load(Ordering::SeqCst) == EAGER_ON
+        }
+    }
+}
