@@ -1,0 +1,4 @@
+//! The conformance suite on `MemoryQueue`.
+#![cfg(feature = "test-suite")]
+
+outband::conformance_tests!(outband::MemoryQueue::new());

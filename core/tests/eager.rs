@@ -1,0 +1,46 @@
+//! Eager mode: decorated calls run inline (djutils' `QUEUE_ALWAYS_EAGER`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use outband::{BaseQueue, MemoryQueue, queue_command};
+
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+#[queue_command]
+fn add_to_total(amount: u64) -> Result<(), String> {
+    if amount == 0 {
+        return Err("zero is not an amount".into());
+    }
+    TOTAL.fetch_add(amount, Ordering::SeqCst);
+    Ok(())
+}
+
+#[test]
+fn eager_mode_runs_calls_inline() {
+    outband::set_eager(true);
+    assert!(outband::is_eager());
+    add_to_total(5).unwrap();
+    add_to_total::schedule(std::time::Duration::from_secs(60), 2).unwrap();
+    assert_eq!(
+        TOTAL.load(Ordering::SeqCst),
+        7,
+        "both ran inline, with no queue set"
+    );
+    let err = add_to_total(0).unwrap_err();
+    assert!(
+        matches!(&err, outband::Error::CommandFailed { error, .. } if error == "zero is not an amount"),
+        "{err}"
+    );
+
+    // naming a queue still enqueues
+    let queue = MemoryQueue::new();
+    add_to_total::enqueue_on(&queue, 100).unwrap();
+    assert_eq!(queue.len(outband::DEFAULT_QUEUE).unwrap(), 1);
+    assert_eq!(TOTAL.load(Ordering::SeqCst), 7);
+
+    outband::set_eager(false);
+    assert!(matches!(
+        add_to_total(1),
+        Err(outband::Error::NoDefaultQueue)
+    ));
+}

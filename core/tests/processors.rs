@@ -1,0 +1,212 @@
+//! The processors of seed 003 with sleeping jobs: the simple one keeps enqueue
+//! order, the multi one never runs more than its threads and finishes short
+//! jobs first; ordering keys never overlap; heartbeats keep long jobs' leases.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outband::{
+    BaseQueue, JobState, MemoryQueue, MultiProcessor, ProcessorConfig, SimpleProcessor,
+    queue_command,
+};
+
+/// What one test run saw: (job tag, start, end), in finishing order, and the
+/// most jobs that ran at once.
+#[derive(Default)]
+struct Log {
+    finished: Vec<(u32, Instant, Instant)>,
+    running: usize,
+    max_running: usize,
+}
+
+static LOGS: Mutex<Option<HashMap<u64, Log>>> = Mutex::new(None);
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+fn with_log<T>(run: u64, f: impl FnOnce(&mut Log) -> T) -> T {
+    let mut logs = LOGS.lock().unwrap();
+    f(logs
+        .get_or_insert_with(HashMap::new)
+        .entry(run)
+        .or_default())
+}
+
+/// Sleeps, recording when it ran under its test run's log.
+#[queue_command(queue = "sleepy")]
+fn sleep_job(run: u64, tag: u32, millis: u64) {
+    let start = Instant::now();
+    with_log(run, |log| {
+        log.running += 1;
+        log.max_running = log.max_running.max(log.running);
+    });
+    std::thread::sleep(Duration::from_millis(millis));
+    with_log(run, |log| {
+        log.running -= 1;
+        log.finished.push((tag, start, Instant::now()));
+    });
+}
+
+/// Sleeps with an ordering key.
+#[queue_command(queue = "sleepy", key = key)]
+fn keyed_sleep(run: u64, tag: u32, millis: u64, key: String) {
+    let _ = &key;
+    sleep_job::call(run, tag, millis);
+}
+
+fn config(threads: usize) -> ProcessorConfig {
+    ProcessorConfig::default()
+        .queues(["sleepy"])
+        .wait_time(Duration::from_millis(10))
+        .max_threads(threads)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn all_done(queue: &MemoryQueue, jobs: u64) -> bool {
+    queue.stats("sleepy").unwrap().done == jobs
+}
+
+fn enqueue_sleeps(queue: &MemoryQueue, run: u64, jobs: &[(u32, u64)]) {
+    for &(tag, millis) in jobs {
+        sleep_job::enqueue_on(queue, run, tag, millis).unwrap();
+    }
+}
+
+fn finish_order(run: u64) -> Vec<u32> {
+    with_log(run, |log| {
+        log.finished.iter().map(|&(tag, ..)| tag).collect()
+    })
+}
+
+#[test]
+fn simple_processor_runs_one_job_at_a_time_in_enqueue_order() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 40), (2, 100), (3, 0), (4, 80)]);
+    let processor = SimpleProcessor::new(queue.clone(), config(1)).unwrap();
+    assert!(processor.has_jobs_waiting().unwrap());
+    assert!(processor.process_next().unwrap(), "one step by hand");
+    processor.start();
+    assert!(processor.is_processing());
+    wait_until("all jobs are done", || all_done(&queue, 4));
+    processor.stop();
+    assert!(!processor.is_processing());
+    assert_eq!(finish_order(run), vec![1, 2, 3, 4]);
+    assert_eq!(with_log(run, |log| log.max_running), 1);
+}
+
+#[test]
+fn multi_processor_finishes_short_jobs_first() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 300), (2, 900), (3, 0), (4, 150)]);
+    let processor = MultiProcessor::new(queue.clone(), config(5)).unwrap();
+    assert_eq!(processor.max_threads(), 5);
+    processor.start();
+    wait_until("all jobs are done", || all_done(&queue, 4));
+    processor.stop();
+    assert_eq!(finish_order(run), vec![3, 4, 1, 2]);
+    // jobs 1, 2 and 4 run side by side (job 3 may be over before they start)
+    assert!(with_log(run, |log| log.max_running) >= 3);
+}
+
+#[test]
+fn multi_processor_never_runs_more_than_its_threads() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 100), (2, 200), (3, 150), (4, 300)]);
+    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    processor.start();
+    wait_until("all jobs are done", || all_done(&queue, 4));
+    processor.stop();
+    assert_eq!(
+        with_log(run, |log| log.max_running),
+        2,
+        "two threads, both used, never three"
+    );
+    // job 3 had to wait for a free thread, so it finishes third, not first
+    assert_eq!(finish_order(run), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn jobs_with_one_key_never_overlap_and_other_keys_do() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    for tag in 0..6 {
+        keyed_sleep::enqueue_on(&*queue, run, tag, 30, "ci-job-1".into()).unwrap();
+    }
+    let processor = MultiProcessor::new(queue.clone(), config(4)).unwrap();
+    processor.start();
+    wait_until("all keyed jobs are done", || all_done(&queue, 6));
+    let same_key = with_log(run, |log| log.finished.clone());
+    assert_eq!(
+        same_key.iter().map(|&(tag, ..)| tag).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    for pair in same_key.windows(2) {
+        let ((_, _, end), (_, next_start, _)) = (pair[0], pair[1]);
+        assert!(end <= next_start, "jobs with one key overlapped");
+    }
+    assert_eq!(with_log(run, |log| log.max_running), 1);
+
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    for tag in 0..4 {
+        keyed_sleep::enqueue_on(&*queue, run, tag, 300, format!("ci-job-{tag}")).unwrap();
+    }
+    wait_until("all jobs with distinct keys are done", || {
+        all_done(&queue, 10)
+    });
+    processor.stop();
+    assert!(
+        with_log(run, |log| log.max_running) >= 2,
+        "jobs with different keys ran in parallel"
+    );
+}
+
+#[test]
+fn heartbeats_keep_a_long_job_leased() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    let id = sleep_job::enqueue_on(&queue, run, 1, 1000).unwrap();
+    let config = config(1).lease(Duration::from_millis(300));
+    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    processor.start();
+    let mut recovered = 0;
+    wait_until("the long job is done", || {
+        recovered += queue.recover_expired().unwrap().requeued;
+        all_done(&queue, 1)
+    });
+    processor.stop();
+    assert_eq!(recovered, 0, "the manager never took the job back");
+    let job = queue.job(id).unwrap().unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Done, 1));
+}
+
+#[test]
+fn stop_within_a_grace_period_releases_what_still_runs() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    let short = sleep_job::enqueue_on(&queue, run, 1, 0).unwrap();
+    let long = sleep_job::enqueue_on(&queue, run, 2, 3000).unwrap();
+    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    processor.start();
+    wait_until("the long job runs", || {
+        queue.job(long).unwrap().unwrap().state == JobState::Running
+            && queue.job(short).unwrap().unwrap().state == JobState::Done
+    });
+    let report = processor.stop_within(Duration::from_millis(50));
+    assert_eq!(report.released, 1);
+    let job = queue.job(long).unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.attempt),
+        (JobState::Pending, 0),
+        "released, attempt not counted"
+    );
+}

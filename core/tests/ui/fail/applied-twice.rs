@@ -1,0 +1,9 @@
+use outband::queue_command;
+
+#[queue_command(queue = "emails")]
+#[queue_command(retries = 5)]
+fn send(user_id: u64) {
+    let _ = user_id;
+}
+
+fn main() {}

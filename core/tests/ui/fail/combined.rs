@@ -1,0 +1,8 @@
+use outband::queue_command;
+
+#[queue_command(retries = "many", key = id)]
+async fn send<T>(name: &str, value: T) {
+    let _ = (name, value);
+}
+
+fn main() {}

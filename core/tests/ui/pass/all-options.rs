@@ -1,0 +1,51 @@
+//! Every option at once, checked through the registry and a `MemoryQueue`.
+
+use outband::{BaseQueue, MemoryQueue, Registry, queue_command};
+
+/// Sends the welcome mail.
+#[queue_command(name = "app::send_welcome", queue = "emails", retries = 5, key = user_id, priority = -3)]
+pub fn send_welcome(user_id: u64, template: String) -> Result<(), String> {
+    if template.is_empty() {
+        return Err(format!("no template for user {user_id}"));
+    }
+    Ok(())
+}
+
+fn main() {
+    assert_eq!(send_welcome::NAME, "app::send_welcome");
+    assert_eq!(send_welcome::call(7, "hi".into()), Ok(()));
+    assert!(send_welcome::call(7, String::new()).is_err());
+
+    // No default queue is set.
+    assert!(matches!(send_welcome(7, "hi".into()), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(
+        send_welcome::schedule(std::time::Duration::from_secs(300), 7, "hi".into()),
+        Err(outband::Error::NoDefaultQueue)
+    ));
+
+    let command = Registry::global().unwrap().get("app::send_welcome").unwrap();
+    assert_eq!(command.queue, "emails");
+    assert_eq!(command.max_attempts, 6);
+    assert_eq!(command.priority, -3);
+    assert_eq!(command.key, Some("user_id"));
+    assert!(command.file.ends_with("all-options.rs"));
+    assert_eq!(command.line, 7);
+
+    let queue = MemoryQueue::new();
+    let id = send_welcome::enqueue_on(&queue, 7, "hi".into()).unwrap();
+    let job = queue.job(id).unwrap().unwrap();
+    assert_eq!(job.command, "app::send_welcome");
+    assert_eq!(job.queue, "emails");
+    assert_eq!(job.key.as_deref(), Some("7"));
+    assert_eq!(job.priority, -3);
+    assert_eq!(job.max_attempts, 6);
+    assert_eq!(outband::codec::decode::<(u64, String)>(&job.args).unwrap(), (7, "hi".to_owned()));
+
+    // The runner decodes the arguments and turns an `Err` into a failed attempt.
+    assert!(matches!((command.run)(&job.args), Ok(None)));
+    let empty = outband::codec::encode(&(7u64, String::new())).unwrap();
+    assert!((command.run)(&empty).is_err());
+
+    let shared: &dyn BaseQueue = &queue;
+    send_welcome::enqueue_on(shared, 8, "hi".into()).unwrap();
+}

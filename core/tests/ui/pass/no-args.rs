@@ -1,0 +1,18 @@
+use outband::{Registry, codec, queue_command};
+
+#[queue_command(queue = "maintenance")]
+fn purge_sessions() {}
+
+fn main() {
+    purge_sessions::call();
+    assert!(matches!(purge_sessions(), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(
+        purge_sessions::schedule(std::time::SystemTime::now()),
+        Err(outband::Error::NoDefaultQueue)
+    ));
+    assert_eq!(purge_sessions::NAME, concat!(module_path!(), "::purge_sessions"));
+
+    let command = Registry::global().unwrap().get(purge_sessions::NAME).unwrap();
+    assert_eq!(command.queue, "maintenance");
+    assert!(matches!((command.run)(&codec::encode(&()).unwrap()), Ok(None)));
+}
