@@ -358,12 +358,13 @@ impl BaseQueue for MemoryQueue {
             }
         }
         if !timeout.is_zero() {
+            state.waiters += 1;
             state = self
                 .wakeup
                 .wait_timeout(state, timeout)
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
+            state.waiters -= 1;
         }
-        drop(state);
         Ok(())
     }
 
@@ -607,5 +608,74 @@ impl BaseQueue for MemoryQueue {
 
     fn now(&self) -> Result<SystemTime, Error> {
         Ok(SystemTime::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Blocks a thread in `wait` with a long timeout, runs `make_ready`, and
+    /// returns how long the waiter waited.
+    fn waited_for(queue: &MemoryQueue, make_ready: impl FnOnce(&MemoryQueue)) -> Duration {
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                queue
+                    .wait(&["q".to_owned()], Duration::from_secs(60))
+                    .unwrap();
+                start.elapsed()
+            });
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while queue.lock().waiters == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the waiter never blocked in wait"
+                );
+                std::thread::yield_now();
+            }
+            make_ready(queue);
+            waiter.join().unwrap()
+        })
+    }
+
+    #[test]
+    fn an_enqueue_wakes_a_waiting_consumer() {
+        let queue = MemoryQueue::new();
+        let waited = waited_for(&queue, |q| {
+            q.enqueue(NewJob::new("c", vec![1]).queue("q")).unwrap();
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken by the enqueue, not the timeout"
+        );
+    }
+
+    #[test]
+    fn a_finished_key_holder_wakes_a_waiting_consumer() {
+        let queue = MemoryQueue::new();
+        queue
+            .enqueue(NewJob::new("c", vec![1]).queue("q").key("k"))
+            .unwrap();
+        queue
+            .enqueue(NewJob::new("c", vec![1]).queue("q").key("k"))
+            .unwrap();
+        let first = queue
+            .claim("q", 10, Duration::from_secs(60))
+            .unwrap()
+            .pop()
+            .unwrap();
+        let waited = waited_for(&queue, |q| {
+            let done = Outcome::Done {
+                result: None,
+                duration: Duration::ZERO,
+            };
+            q.complete(&first.lease, done).unwrap();
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken when the key was handed on"
+        );
     }
 }
