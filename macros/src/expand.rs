@@ -51,11 +51,15 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             quote!(::core::concat!(::core::module_path!(), #suffix))
         }
     };
-    let queue = options
-        .queue
-        .as_ref()
-        .map_or_else(|| "default".to_owned(), syn::LitStr::value);
-    let max_attempts = options.max_attempts.unwrap_or(4);
+    // Defaults come from the facade, so the two crates cannot disagree.
+    let queue = match &options.queue {
+        Some(queue) => quote!(#queue),
+        None => quote!(::outband::DEFAULT_QUEUE),
+    };
+    let max_attempts = match options.max_attempts {
+        Some(attempts) => quote!(#attempts),
+        None => quote!(::outband::DEFAULT_MAX_ATTEMPTS),
+    };
     let priority = options.priority.unwrap_or(0);
     let key_field = match &options.key {
         Some(key) => {
