@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -186,6 +187,16 @@ struct InFlight {
     lease: Lease,
     started: Instant,
     lost: bool,
+    /// The command has returned; only its outcome is still to be recorded.
+    finished: bool,
+}
+
+/// An attempt that has run, with the outcome still to be recorded.
+struct Finished {
+    job: Job,
+    lease: Lease,
+    outcome: Outcome,
+    elapsed: Duration,
 }
 
 /// The part both processors share: claiming in turn over the queues, running
@@ -266,53 +277,119 @@ impl Engine {
 
     /// Runs one claimed job and records its outcome.
     fn process(&self, claimed: Claimed) -> Result<Processed, Error> {
+        let finished = self.execute(claimed);
+        let completion = self
+            .queue
+            .complete(&finished.lease, finished.outcome.clone());
+        self.settle(finished, completion)
+    }
+
+    /// Runs one claimed job; its outcome is for the caller to record.
+    fn execute(&self, claimed: Claimed) -> Finished {
         let Claimed { job, lease } = claimed;
-        self.in_flight().insert(
-            job.id,
-            InFlight {
-                lease: lease.clone(),
-                started: Instant::now(),
-                lost: false,
-            },
-        );
+        let entry = InFlight {
+            lease: lease.clone(),
+            started: Instant::now(),
+            lost: false,
+            finished: false,
+        };
+        self.in_flight().insert(job.id, entry);
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
         let started = Instant::now();
         let outcome = self.run(&job, started);
         let elapsed = started.elapsed();
-        let processed = match &outcome {
-            Outcome::Done { .. } | Outcome::Release => Processed::Done,
-            Outcome::Retry { delay, error } => Processed::Retried {
-                delay: *delay,
-                error: error.clone(),
-            },
-            Outcome::Dead { error } => Processed::Dead {
-                error: error.clone(),
-            },
+        if let Some(entry) = self.in_flight().get_mut(&job.id) {
+            entry.finished = true;
+        }
+        Finished {
+            job,
+            lease,
+            outcome,
+            elapsed,
+        }
+    }
+
+    /// Records the outcomes of several attempts in one call to the backend,
+    /// trying again while the backend is unavailable: a lost outcome would
+    /// make the job run twice once its lease expires.
+    fn record_many(&self, finished: Vec<Finished>) {
+        let completions = || {
+            finished
+                .iter()
+                .map(|f| (f.lease.clone(), f.outcome.clone()))
+                .collect()
         };
-        let completion = self.queue.complete(&lease, outcome);
-        self.in_flight().remove(&job.id);
-        let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
-        match completion? {
-            Completion::LeaseLost => {
-                log::warn!(
-                    "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
-                     its outcome was discarded"
+        let mut backoff = Duration::from_millis(50);
+        let results = loop {
+            match self.queue.complete_many(completions()) {
+                Err(error) if error.is_retryable() && backoff < self.config.lease / 2 => {
+                    log::warn!(
+                        "recording {} outcomes failed, retrying: {error}",
+                        finished.len()
+                    );
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err(error) => break Err(error),
+                Ok(results) => break Ok(results),
+            }
+        };
+        match results {
+            Ok(results) => {
+                for (finished, completion) in finished.into_iter().zip(results) {
+                    let _ = self.settle(finished, Ok(completion));
+                }
+            }
+            Err(error) => {
+                log::error!(
+                    "recording {} outcomes failed; their leases will expire and the jobs run again: {error}",
+                    finished.len()
                 );
-                return Ok(Processed::LeaseLost);
+                let mut in_flight = self.in_flight();
+                for finished in &finished {
+                    in_flight.remove(&finished.job.id);
+                }
             }
-            Completion::Applied => {}
         }
-        match &processed {
-            Processed::Done => log::info!("job {id} {command} {attempt} done in {elapsed:?}"),
-            Processed::Retried { delay, error } => log::warn!(
-                "job {id} {command} {attempt} failed in {elapsed:?}, retry in {delay:?}: {error}"
-            ),
-            Processed::Dead { error } => {
+    }
+
+    /// Logs how an attempt ended once its outcome was recorded (or not).
+    fn settle(
+        &self,
+        finished: Finished,
+        completion: Result<Completion, Error>,
+    ) -> Result<Processed, Error> {
+        self.in_flight().remove(&finished.job.id);
+        let Finished {
+            job,
+            outcome,
+            elapsed,
+            ..
+        } = finished;
+        let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
+        if completion? == Completion::LeaseLost {
+            log::warn!(
+                "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
+                 its outcome was discarded"
+            );
+            return Ok(Processed::LeaseLost);
+        }
+        Ok(match outcome {
+            Outcome::Done { .. } | Outcome::Release => {
+                log::info!("job {id} {command} {attempt} done in {elapsed:?}");
+                Processed::Done
+            }
+            Outcome::Retry { delay, error } => {
+                log::warn!(
+                    "job {id} {command} {attempt} failed in {elapsed:?}, retry in {delay:?}: {error}"
+                );
+                Processed::Retried { delay, error }
+            }
+            Outcome::Dead { error } => {
                 log::error!("job {id} {command} {attempt} failed in {elapsed:?}, dead: {error}");
+                Processed::Dead { error }
             }
-            Processed::LeaseLost => {}
-        }
-        Ok(processed)
+        })
     }
 
     fn run(&self, job: &Job, started: Instant) -> Outcome {
@@ -380,7 +457,12 @@ impl Engine {
 
     /// Gives every job still running back to the queue, unrun.
     fn release_in_flight(&self) -> usize {
-        let leases: Vec<Lease> = self.in_flight().values().map(|f| f.lease.clone()).collect();
+        let leases: Vec<Lease> = self
+            .in_flight()
+            .values()
+            .filter(|f| !f.finished)
+            .map(|f| f.lease.clone())
+            .collect();
         let mut released = 0;
         for lease in leases {
             match self.queue.complete(&lease, Outcome::Release) {
@@ -698,21 +780,32 @@ impl MultiProcessor {
             free: Condvar::new(),
         });
         let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
+        let (outcomes, recorded) = mpsc::channel();
         let mut handles = Vec::new();
         for i in 0..self.engine.config.max_threads {
             let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
+            let outcomes = outcomes.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("outband-worker-{i}"))
-                    .spawn(move || worker_loop(&engine, &shared))
+                    .spawn(move || worker_loop(&engine, &shared, &outcomes))
                     .expect("spawning a thread"),
             );
         }
+        // ends once every worker has ended and dropped its sender
+        drop(outcomes);
         let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
         handles.push(
             std::thread::Builder::new()
                 .name("outband-claimer".into())
                 .spawn(move || claim_loop(&engine, &shared))
+                .expect("spawning a thread"),
+        );
+        let engine = Arc::clone(&self.engine);
+        handles.push(
+            std::thread::Builder::new()
+                .name("outband-completer".into())
+                .spawn(move || record_loop(&engine, &recorded))
                 .expect("spawning a thread"),
         );
         *threads = Some(Threads {
@@ -759,7 +852,7 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
     }
 }
 
-fn worker_loop(engine: &Engine, shared: &Shared) {
+fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
     let mut pool = lock_pool(shared);
     pool.idle += 1;
     shared.free.notify_one();
@@ -769,11 +862,13 @@ fn worker_loop(engine: &Engine, shared: &Shared) {
             drop(pool);
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                if let Err(error) = engine.process(job) {
-                    log::error!("recording a job's outcome failed: {error}");
+                // The completer records outcomes in batches, so this thread is
+                // free as soon as the command returns.
+                if let Err(unsent) = outcomes.send(engine.execute(job)) {
+                    engine.record_many(vec![unsent.0]);
                 }
-                // This thread is free again: while there is work it claims
-                // for itself, sparing a hand-over through the claimer.
+                // While there is work, a free thread claims for itself,
+                // sparing a hand-over through the claimer.
                 if engine.claiming.load(Ordering::SeqCst) {
                     match engine.claim(1) {
                         Ok(mut jobs) => next = jobs.pop(),
@@ -792,5 +887,18 @@ fn worker_loop(engine: &Engine, shared: &Shared) {
                 .wait(pool)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+}
+
+/// The most outcomes recorded in one call to the backend.
+const RECORD_BATCH: usize = 256;
+
+/// Records outcomes as workers hand them over: whatever arrived while the
+/// previous batch was being recorded goes in the next call.
+fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
+    while let Ok(first) = recorded.recv() {
+        let mut batch = vec![first];
+        batch.extend(recorded.try_iter().take(RECORD_BATCH - 1));
+        engine.record_many(batch);
     }
 }
