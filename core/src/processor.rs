@@ -902,3 +902,43 @@ fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
         engine.record_many(batch);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: 0.0,
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| policy.delay(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(
+            policy.delay(u32::MAX),
+            Duration::from_secs(10),
+            "no overflow"
+        );
+        assert_eq!(RetryPolicy::immediate().delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_varies() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(8),
+            ..RetryPolicy::default()
+        };
+        let delays: Vec<Duration> = (0..200).map(|_| policy.delay(1)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(6) && *d <= Duration::from_secs(10))
+        );
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter spreads retries"
+        );
+    }
+}
