@@ -95,8 +95,14 @@ pub struct ProcessorConfig {
     /// The queues to claim from, in turn. Empty (the default) means every
     /// queue that has a registered command, or `default` if there is none.
     pub queues: Vec<String>,
-    /// The longest idle wait between claims. Default 1 s.
+    /// The idle wait after a claim that found nothing. Default 1 s.
     pub wait_time: Duration,
+    /// Each further empty claim multiplies the idle wait by this factor, up to
+    /// `max_wait_time`; a claimed job resets it (the djutils consumer's `-b`).
+    /// Default 1: a steady `wait_time`.
+    pub wait_backoff: f64,
+    /// The longest idle wait when `wait_backoff` grows it. Default 60 s.
+    pub max_wait_time: Duration,
     /// How long a claim leases a job; heartbeats extend it. Default 30 s.
     pub lease: Duration,
     /// Jobs the [`MultiProcessor`] runs at once. Default 5.
@@ -110,6 +116,8 @@ impl Default for ProcessorConfig {
         Self {
             queues: Vec::new(),
             wait_time: Duration::from_secs(1),
+            wait_backoff: 1.0,
+            max_wait_time: Duration::from_secs(60),
             lease: Duration::from_secs(30),
             max_threads: 5,
             retry: RetryPolicy::default(),
@@ -130,6 +138,25 @@ impl ProcessorConfig {
     pub fn wait_time(mut self, wait_time: Duration) -> Self {
         self.wait_time = wait_time;
         self
+    }
+
+    /// Grows the idle wait by `factor` after each empty claim, up to `max`:
+    /// polling backends then poll less often while the queue stays empty.
+    /// Backends that wake a waiting consumer still wake it at once.
+    #[must_use]
+    pub fn wait_backoff(mut self, factor: f64, max: Duration) -> Self {
+        self.wait_backoff = factor;
+        self.max_wait_time = max;
+        self
+    }
+
+    /// The idle wait after `idle` empty claims in a row before this one.
+    fn idle_wait_time(&self, idle: i32) -> Duration {
+        if idle == 0 {
+            return self.wait_time;
+        }
+        let grown = self.wait_time.as_secs_f64() * self.wait_backoff.max(1.0).powi(idle);
+        Duration::from_secs_f64(grown.min(self.max_wait_time.as_secs_f64())).max(self.wait_time)
     }
 
     /// Sets the lease.
@@ -268,10 +295,14 @@ impl Engine {
         Ok(claimed)
     }
 
-    fn idle_wait(&self) {
-        if let Err(error) = self.queue.wait(&self.queues, self.config.wait_time) {
+    /// Waits for a job after an empty claim; `idle` counts the empty claims
+    /// in a row, which grow the wait with `wait_backoff`.
+    fn idle_wait(&self, idle: &mut i32) {
+        let wait = self.config.idle_wait_time(*idle);
+        *idle = idle.saturating_add(1).min(1000);
+        if let Err(error) = self.queue.wait(&self.queues, wait) {
             log::warn!("waiting for jobs failed: {error}");
-            std::thread::sleep(self.config.wait_time);
+            std::thread::sleep(wait);
         }
     }
 
@@ -686,10 +717,12 @@ impl SimpleProcessor {
 }
 
 fn simple_loop(engine: &Engine) {
+    let mut idle = 0;
     while engine.claiming.load(Ordering::SeqCst) {
         match engine.claim(1) {
-            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
             Ok(jobs) => {
+                idle = 0;
                 for job in jobs {
                     if let Err(error) = engine.process(job) {
                         log::error!("recording a job's outcome failed: {error}");
@@ -698,7 +731,7 @@ fn simple_loop(engine: &Engine) {
             }
             Err(error) => {
                 log::error!("claiming failed: {error}");
-                engine.idle_wait();
+                engine.idle_wait(&mut idle);
             }
         }
     }
@@ -821,6 +854,7 @@ fn lock_pool(shared: &Shared) -> MutexGuard<'_, Pool> {
 }
 
 fn claim_loop(engine: &Engine, shared: &Shared) {
+    let mut idle = 0;
     loop {
         // wait for a free worker that no handed-over job is waiting for
         let free = {
@@ -839,14 +873,15 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
             pool.idle - pool.jobs.len()
         };
         match engine.claim(free) {
-            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
             Ok(jobs) => {
+                idle = 0;
                 lock_pool(shared).jobs.extend(jobs);
                 shared.work.notify_all();
             }
             Err(error) => {
                 log::error!("claiming failed: {error}");
-                engine.idle_wait();
+                engine.idle_wait(&mut idle);
             }
         }
     }
@@ -922,6 +957,23 @@ mod tests {
             "no overflow"
         );
         assert_eq!(RetryPolicy::immediate().delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_idle_wait_grows_by_its_factor_up_to_its_cap() {
+        let config = ProcessorConfig::default()
+            .wait_time(Duration::from_millis(100))
+            .wait_backoff(2.0, Duration::from_millis(500));
+        let waits: Vec<u128> = (0..6)
+            .map(|i| config.idle_wait_time(i).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
+        let steady = ProcessorConfig::default();
+        assert_eq!(
+            steady.idle_wait_time(50),
+            Duration::from_secs(1),
+            "factor 1 keeps wait_time"
+        );
     }
 
     #[test]
