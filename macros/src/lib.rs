@@ -169,7 +169,9 @@ fn queue_command_expand(
 ///
 /// ```ignore
 /// #[periodic_command(cron = "*/5 * * * *")]
-/// fn refresh_cache() -> Result<(), String> { … }
+/// fn refresh_cache() -> Result<(), String> {
+///     Ok(())
+/// }
 /// ```
 ///
 /// `cron` takes the five standard fields (minute, hour, day of month, month,
