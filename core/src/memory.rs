@@ -173,10 +173,10 @@ impl State {
         let lane = self.lane(&queue);
         lane.ready.remove(&(Reverse(priority), id));
         lane.scheduled.remove(&(run_at, id));
-        if let Some(key) = key {
-            if let Some(line) = lane.keys.get_mut(&key) {
-                line.waiting.retain(|&w| w != id);
-            }
+        if let Some(key) = key
+            && let Some(line) = lane.keys.get_mut(&key)
+        {
+            line.waiting.retain(|&w| w != id);
         }
     }
 
