@@ -115,18 +115,22 @@ pub(crate) struct Statements {
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
     /// max_attempts, run_at (absolute, nullable), delay (µs).
     pub(crate) insert_row: String,
+    /// PostgreSQL: the whole batch as arrays, in one statement. Binds: one
+    /// array per column of `insert_row`.
+    pub(crate) insert_unnest: String,
+    /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
+    /// connections that otherwise commit without waiting.
+    pub(crate) durable: Option<String>,
     /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
     pub(crate) insert_tail: &'static str,
-    /// SQLite and PostgreSQL: the whole claim. Binds per dialect: see `claim_binds_lease_first`.
+    /// SQLite and PostgreSQL: the whole claim. Binds: SQLite lease, queue,
+    /// limit; PostgreSQL queue, limit, lease.
     pub(crate) claim: String,
-    /// Whether the claim's first bind is the lease (SQLite) or the queue (PostgreSQL).
-    pub(crate) claim_binds_lease_first: bool,
-    /// MySQL: the locking select of the claim. Binds: queue, limit.
+    /// MySQL: the locking select of the claim, with the clock. Binds: queue, limit.
     pub(crate) claim_select: String,
-    /// MySQL: the update of the claim, followed by an id list. Binds: lease.
+    /// MySQL: the update of the claim, followed by an id list. Binds:
+    /// started_at, deadline.
     pub(crate) claim_update_head: String,
-    /// The rows with ids in a list that follows.
-    pub(crate) select_ids_head: String,
     pub(crate) has_ready: String,
     pub(crate) mark_malformed: String,
     pub(crate) heartbeat: String,
@@ -157,25 +161,19 @@ impl Statements {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
         let r = |template: &str| dialect.render(prefix, template);
         let ready_order = format!("{READY} ORDER BY j.priority DESC, j.id LIMIT ?");
-        let (claim, claim_binds_lease_first) = match dialect {
-            Dialect::Postgres => (
-                r(&format!(
-                    "WITH c AS (SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
+        let claim = match dialect {
+            Dialect::Postgres => r(&format!(
+                "WITH c AS (SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
                      FOR UPDATE SKIP LOCKED) \
                      UPDATE {{jobs}} t SET {set} FROM c WHERE t.id = c.id RETURNING t.*",
-                    set = CLAIM_SET
-                        .replace("attempt + 1", "t.attempt + 1")
-                        .replace("token + 1", "t.token + 1"),
-                )),
-                false,
-            ),
-            _ => (
-                r(&format!(
-                    "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
-                     (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
-                )),
-                true,
-            ),
+                set = CLAIM_SET
+                    .replace("attempt + 1", "t.attempt + 1")
+                    .replace("token + 1", "t.token + 1"),
+            )),
+            _ => r(&format!(
+                "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
+                 (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
+            )),
         };
         let insert_tail = match dialect {
             Dialect::Mysql => "",
@@ -200,13 +198,23 @@ impl Statements {
                 "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now})",
             ),
             insert_tail,
+            insert_unnest: r(
+                "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
+                 max_attempts, attempt, state, token, run_at, enqueued_at) \
+                 SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {now} + d), {now} \
+                 FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
+                 ?::bigint[], ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, o) \
+                 ORDER BY o RETURNING id AS n",
+            ),
+            durable: (dialect == Dialect::Postgres)
+                .then(|| "SET LOCAL synchronous_commit TO ON".to_owned()),
             claim,
-            claim_binds_lease_first,
             claim_select: r(&format!(
-                "SELECT j.id AS n FROM {{jobs}} j WHERE {ready_order} FOR UPDATE SKIP LOCKED"
+                "SELECT j.*, {{now}} AS db_now FROM {{jobs}} j WHERE {ready_order} \
+                 FOR UPDATE SKIP LOCKED"
             )),
-            claim_update_head: r(&format!("UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN ")),
-            select_ids_head: r("SELECT * FROM {jobs} WHERE id IN "),
+            claim_update_head: r("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
+                 token = token + 1, started_at = ?, deadline = ? WHERE id IN "),
             has_ready: r(&format!(
                 "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} LIMIT 1) r"
             )),

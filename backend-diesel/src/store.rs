@@ -270,6 +270,121 @@ pub(crate) fn job_binds(job: &NewJob) -> (i32, i32) {
     )
 }
 
+/// How a connection type inserts a batch of jobs.
+pub(crate) trait InsertRows {
+    /// Inserts `jobs` (in the caller's transaction) and returns their ids in order.
+    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>>;
+}
+
+/// A row with the database's clock read by the same statement.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct RowNow {
+    #[diesel(embed)]
+    pub(crate) stored: Row,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) db_now: i64,
+}
+
+/// [`InsertRows`] with multi-row `INSERT … VALUES` statements of up to
+/// [`INSERT_CHUNK`] rows.
+macro_rules! values_insert_impl {
+    ($conn:ty) => {
+        impl InsertRows for $conn {
+            fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+                type Db = <$conn as Connection>::Backend;
+                let mut ids = Vec::with_capacity(jobs.len());
+                for chunk in jobs.chunks(INSERT_CHUNK) {
+                    let mut query =
+                        diesel::sql_query(insert_sql(st, chunk.len())).into_boxed::<Db>();
+                    for job in chunk {
+                        let (priority, max_attempts) = job_binds(job);
+                        let (at, delay) = when_binds(job.when);
+                        query = query
+                            .bind::<Text, _>(job.command.as_str())
+                            .bind::<Binary, _>(job.args.as_slice())
+                            .bind::<Text, _>(job.queue.as_str())
+                            .bind::<Nullable<Text>, _>(job.key.as_deref())
+                            .bind::<Integer, _>(priority)
+                            .bind::<Integer, _>(max_attempts)
+                            .bind::<Nullable<BigInt>, _>(at)
+                            .bind::<BigInt, _>(delay);
+                    }
+                    if st.dialect == crate::sql::Dialect::Mysql {
+                        query.execute(self)?;
+                        let first =
+                            diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS n")
+                                .get_result::<Number>(self)?
+                                .n;
+                        // one multi-row insert gets consecutive ids (a "simple
+                        // insert" under every innodb_autoinc_lock_mode)
+                        ids.extend((0..chunk.len() as i64).map(|i| first + i));
+                    } else {
+                        let mut rows: Vec<i64> = query
+                            .load::<Number>(self)?
+                            .into_iter()
+                            .map(|r| r.n)
+                            .collect();
+                        // ids are given in row order; RETURNING's order is not promised
+                        rows.sort_unstable();
+                        ids.extend(rows);
+                    }
+                }
+                Ok(ids)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+values_insert_impl!(SqliteConnection);
+#[cfg(feature = "mysql")]
+values_insert_impl!(MysqlConnection);
+
+/// PostgreSQL inserts any batch with one statement over arrays (`UNNEST`):
+/// eight binds, one plan, however many jobs.
+#[cfg(feature = "postgres")]
+impl InsertRows for PgConnection {
+    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+        use diesel::sql_types::Array;
+        let mut commands = Vec::with_capacity(jobs.len());
+        let mut args = Vec::with_capacity(jobs.len());
+        let mut queues = Vec::with_capacity(jobs.len());
+        let mut keys = Vec::with_capacity(jobs.len());
+        let mut priorities = Vec::with_capacity(jobs.len());
+        let mut max_attempts = Vec::with_capacity(jobs.len());
+        let mut run_ats = Vec::with_capacity(jobs.len());
+        let mut delays = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (priority, attempts) = job_binds(job);
+            let (at, delay) = when_binds(job.when);
+            commands.push(job.command.as_str());
+            args.push(job.args.as_slice());
+            queues.push(job.queue.as_str());
+            keys.push(job.key.as_deref());
+            priorities.push(priority);
+            max_attempts.push(attempts);
+            run_ats.push(at);
+            delays.push(delay);
+        }
+        let mut ids: Vec<i64> = diesel::sql_query(&st.insert_unnest)
+            .bind::<Array<Text>, _>(commands)
+            .bind::<Array<Binary>, _>(args)
+            .bind::<Array<Text>, _>(queues)
+            .bind::<Array<Nullable<Text>>, _>(keys)
+            .bind::<Array<Integer>, _>(priorities)
+            .bind::<Array<Integer>, _>(max_attempts)
+            .bind::<Array<Nullable<BigInt>>, _>(run_ats)
+            .bind::<Array<BigInt>, _>(delays)
+            .load::<Number>(self)?
+            .into_iter()
+            .map(|r| r.n)
+            .collect();
+        // rows are inserted in array order, so ids grow in it
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
 /// Implements [`crate::JobConnection`]'s operations for one connection type;
 /// `$tx` is the method that opens a write transaction on it.
 macro_rules! store_impl {
@@ -283,50 +398,14 @@ macro_rules! store_impl {
                 &mut self,
                 st: &$crate::sql::Statements,
                 jobs: &[::outband::NewJob],
+                durable: bool,
             ) -> ::diesel::QueryResult<Vec<i64>> {
-                use ::diesel::prelude::*;
-                use ::diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
-                use $crate::store::*;
-                type Db = <$conn as ::diesel::Connection>::Backend;
+                use $crate::store::InsertRows;
                 self.write(|conn| {
-                    let mut ids = Vec::with_capacity(jobs.len());
-                    for chunk in jobs.chunks(INSERT_CHUNK) {
-                        let mut query =
-                            ::diesel::sql_query(insert_sql(st, chunk.len())).into_boxed::<Db>();
-                        for job in chunk {
-                            let (priority, max_attempts) = job_binds(job);
-                            let (at, delay) = when_binds(job.when);
-                            query = query
-                                .bind::<Text, _>(job.command.as_str())
-                                .bind::<Binary, _>(job.args.as_slice())
-                                .bind::<Text, _>(job.queue.as_str())
-                                .bind::<Nullable<Text>, _>(job.key.as_deref())
-                                .bind::<Integer, _>(priority)
-                                .bind::<Integer, _>(max_attempts)
-                                .bind::<Nullable<BigInt>, _>(at)
-                                .bind::<BigInt, _>(delay);
-                        }
-                        if st.dialect == $crate::sql::Dialect::Mysql {
-                            query.execute(conn)?;
-                            let first =
-                                ::diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS n")
-                                    .get_result::<Number>(conn)?
-                                    .n;
-                            // one multi-row insert gets consecutive ids
-                            // (innodb_autoinc_lock_mode 0, 1, and 2 for simple inserts)
-                            ids.extend((0..chunk.len() as i64).map(|i| first + i));
-                        } else {
-                            let mut rows: Vec<i64> = query
-                                .load::<Number>(conn)?
-                                .into_iter()
-                                .map(|r| r.n)
-                                .collect();
-                            // ids are given in row order; RETURNING's order is not promised
-                            rows.sort_unstable();
-                            ids.extend(rows);
-                        }
+                    if durable && let Some(sql) = &st.durable {
+                        ::diesel::connection::SimpleConnection::batch_execute(conn, sql)?;
                     }
-                    Ok(ids)
+                    conn.insert_rows(st, jobs)
                 })
             }
 
@@ -340,54 +419,63 @@ macro_rules! store_impl {
                 use ::diesel::prelude::*;
                 use ::diesel::sql_types::{BigInt, Text};
                 use $crate::store::*;
-                self.write(|conn| {
-                    let mut rows: Vec<Row> = match st.dialect {
-                        $crate::sql::Dialect::Mysql => {
-                            let ids: Vec<i64> = ::diesel::sql_query(&st.claim_select)
-                                .bind::<Text, _>(queue)
-                                .bind::<BigInt, _>(max)
-                                .load::<Number>(conn)?
-                                .into_iter()
-                                .map(|r| r.n)
-                                .collect();
-                            if ids.is_empty() {
-                                return Ok(Vec::new());
-                            }
-                            let list = id_list(&ids);
-                            ::diesel::sql_query(format!("{}{list}", st.claim_update_head))
-                                .bind::<BigInt, _>(lease_us)
-                                .execute(conn)?;
-                            ::diesel::sql_query(format!("{}{list}", st.select_ids_head))
-                                .load::<Row>(conn)?
+                let mut rows: Vec<Row> = match st.dialect {
+                    $crate::sql::Dialect::Mysql => self.write(|conn| {
+                        let mut rows: Vec<RowNow> = ::diesel::sql_query(&st.claim_select)
+                            .bind::<Text, _>(queue)
+                            .bind::<BigInt, _>(max)
+                            .load::<RowNow>(conn)?;
+                        let Some(now) = rows.first().map(|r| r.db_now) else {
+                            return Ok(Vec::new());
+                        };
+                        let deadline = now.saturating_add(lease_us);
+                        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+                        ::diesel::sql_query(format!("{}{}", st.claim_update_head, id_list(&ids)))
+                            .bind::<BigInt, _>(now)
+                            .bind::<BigInt, _>(deadline)
+                            .execute(conn)?;
+                        // the rows are locked: what the update wrote is known
+                        for r in &mut rows {
+                            r.stored.state = 1;
+                            r.stored.attempt += 1;
+                            r.stored.token += 1;
+                            r.stored.started_at = Some(now);
+                            r.stored.deadline = Some(deadline);
                         }
-                        _ if st.claim_binds_lease_first => ::diesel::sql_query(&st.claim)
+                        Ok(rows.into_iter().map(|r| r.stored).collect())
+                    })?,
+                    // one statement, atomic on its own: no BEGIN/COMMIT round trips
+                    $crate::sql::Dialect::Postgres => ::diesel::sql_query(&st.claim)
+                        .bind::<Text, _>(queue)
+                        .bind::<BigInt, _>(max)
+                        .bind::<BigInt, _>(lease_us)
+                        .load::<Row>(self)?,
+                    // immediate: the write lock is taken before the snapshot
+                    $crate::sql::Dialect::Sqlite => self.write(|conn| {
+                        ::diesel::sql_query(&st.claim)
                             .bind::<BigInt, _>(lease_us)
                             .bind::<Text, _>(queue)
                             .bind::<BigInt, _>(max)
-                            .load::<Row>(conn)?,
-                        _ => ::diesel::sql_query(&st.claim)
-                            .bind::<Text, _>(queue)
-                            .bind::<BigInt, _>(max)
-                            .bind::<BigInt, _>(lease_us)
-                            .load::<Row>(conn)?,
-                    };
-                    claim_order(&mut rows);
-                    let mut claimed = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        match row.to_claimed() {
-                            Ok(job) => claimed.push(job),
-                            Err(reason) => {
-                                let reason = format!("malformed record: {reason}");
-                                ::log::error!("job {} of queue {queue}: {reason}", row.id);
-                                ::diesel::sql_query(&st.mark_malformed)
-                                    .bind::<Text, _>(reason)
-                                    .bind::<BigInt, _>(row.id)
-                                    .execute(conn)?;
-                            }
+                            .load::<Row>(conn)
+                    })?,
+                };
+                claim_order(&mut rows);
+                let mut claimed = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match row.to_claimed() {
+                        Ok(job) => claimed.push(job),
+                        Err(reason) => {
+                            // held under this claim's lease: no one else touches it
+                            let reason = format!("malformed record: {reason}");
+                            ::log::error!("job {} of queue {queue}: {reason}", row.id);
+                            ::diesel::sql_query(&st.mark_malformed)
+                                .bind::<Text, _>(reason)
+                                .bind::<BigInt, _>(row.id)
+                                .execute(self)?;
                         }
                     }
-                    Ok(claimed)
-                })
+                }
+                Ok(claimed)
             }
 
             fn complete_many(
@@ -398,7 +486,7 @@ macro_rules! store_impl {
                 use ::diesel::prelude::*;
                 use ::diesel::sql_types::{BigInt, Binary, Nullable, Text};
                 use $crate::store::*;
-                self.write(|conn| {
+                let record = |conn: &mut Self| {
                     let mut done = Vec::with_capacity(completions.len());
                     for (lease, outcome) in completions {
                         let id = i64::try_from(lease.job.0).unwrap_or(-1);
@@ -434,7 +522,13 @@ macro_rules! store_impl {
                         done.push(completion(n));
                     }
                     Ok(done)
-                })
+                };
+                if completions.len() == 1 && st.dialect != $crate::sql::Dialect::Sqlite {
+                    // one statement, atomic on its own
+                    record(self)
+                } else {
+                    self.write(record)
+                }
             }
 
             fn write<T>(
@@ -456,9 +550,12 @@ macro_rules! store_impl {
 }
 
 /// The operations [`crate::DatabaseQueue`] runs on one connection.
-pub(crate) trait Store: Connection + Sized {
-    /// Inserts `jobs` in one transaction and returns their ids in order.
-    fn enqueue(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>>;
+pub(crate) trait Store: Connection + InsertRows + Sized {
+    /// Inserts `jobs` in one transaction and returns their ids in order;
+    /// `durable` makes the commit wait for the disk where the session would
+    /// not (PostgreSQL pool connections).
+    fn enqueue(&mut self, st: &Statements, jobs: &[NewJob], durable: bool)
+    -> QueryResult<Vec<i64>>;
 
     /// Claims up to `max` ready jobs of `queue`; malformed rows go to `dead`.
     fn claim(
