@@ -76,6 +76,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("outband-diesel needs at least one of the features `sqlite`, `postgres`, `mysql`");
 
+mod prepared;
 mod queue;
 mod schema;
 mod sql;

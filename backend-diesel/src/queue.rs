@@ -10,7 +10,6 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
@@ -18,6 +17,7 @@ use outband::{
 };
 
 use crate::JobConnection;
+use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
@@ -518,10 +518,10 @@ impl DatabaseQueue {
         Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
     }
 
-    fn count(&self, sql: &str, queue: &str) -> Result<u64, Error> {
+    fn count(&self, sql: &Stmt, queue: &str) -> Result<u64, Error> {
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(sql)
-                .bind::<Text, _>(queue)
+            let n = sql.query()
+                .text(queue)
                 .get_result::<Number>(conn)
                 .map_err(db_error)?
                 .n;
@@ -530,13 +530,13 @@ impl DatabaseQueue {
     }
 
     /// Runs a statement on one job id and tells whether it changed a row.
-    fn on_job(&self, sql: &str, id: JobId) -> Result<bool, Error> {
+    fn on_job(&self, sql: &Stmt, id: JobId) -> Result<bool, Error> {
         let Ok(id) = i64::try_from(id.0) else {
             return Ok(false);
         };
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(sql)
-                .bind::<BigInt, _>(id)
+            let n = sql.query()
+                .i64(id)
                 .execute(conn)
                 .map_err(db_error)?;
             Ok(n > 0)
@@ -591,16 +591,16 @@ impl BaseQueue for DatabaseQueue {
         let (id, token) = (id_of(lease.job), i64::try_from(lease.token).unwrap_or(-1));
         with_conn!(self.inner, conn => {
             conn.write(|conn| {
-                let n = diesel::sql_query(&st.heartbeat)
-                    .bind::<BigInt, _>(micros(lease_for))
-                    .bind::<BigInt, _>(id)
-                    .bind::<BigInt, _>(token)
+                let n = st.heartbeat.query()
+                    .i64(micros(lease_for))
+                    .i64(id)
+                    .i64(token)
                     .execute(conn)?;
                 if n == 0 {
                     return Ok(Heartbeat::LeaseLost);
                 }
-                let deadline = diesel::sql_query(&st.select_deadline)
-                    .bind::<BigInt, _>(id)
+                let deadline = st.select_deadline.query()
+                    .i64(id)
                     .get_result::<MaybeNumber>(conn)?
                     .n
                     .unwrap_or_default();
@@ -629,8 +629,8 @@ impl BaseQueue for DatabaseQueue {
         let st = &self.inner.st;
         with_conn!(self.inner, conn => {
             conn.write(|conn| {
-                let dead = diesel::sql_query(&st.recover_dead).execute(conn)?;
-                let requeued = diesel::sql_query(&st.recover_requeue).execute(conn)?;
+                let dead = st.recover_dead.query().execute(conn)?;
+                let requeued = st.recover_requeue.query().execute(conn)?;
                 Ok(Recovered {
                     requeued: requeued as u64,
                     dead: dead as u64,
@@ -646,8 +646,8 @@ impl BaseQueue for DatabaseQueue {
 
     fn flush(&self, queue: &str) -> Result<u64, Error> {
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(&self.inner.st.flush)
-                .bind::<Text, _>(queue)
+            let n = self.inner.st.flush.query()
+                .text(queue)
                 .execute(conn)
                 .map_err(db_error)?;
             Ok(n as u64)
@@ -659,8 +659,8 @@ impl BaseQueue for DatabaseQueue {
         with_conn!(self.inner, conn => {
             conn.transaction(|conn| {
                 let mut stats = QueueStats::default();
-                let counts = diesel::sql_query(&st.counts)
-                    .bind::<Text, _>(queue)
+                let counts = st.counts.query()
+                    .text(queue)
                     .load::<StateCount>(conn)?;
                 for StateCount { s, n } in counts {
                     let n = n.unsigned_abs();
@@ -672,9 +672,9 @@ impl BaseQueue for DatabaseQueue {
                         None => {}
                     }
                 }
-                let times = diesel::sql_query(&st.run_times)
-                    .bind::<BigInt, _>(micros(THROUGHPUT_WINDOW))
-                    .bind::<Text, _>(queue)
+                let times = st.run_times.query()
+                    .i64(micros(THROUGHPUT_WINDOW))
+                    .text(queue)
                     .get_result::<RunTimes>(conn)?;
                 stats.throughput = times.recent as f64 / THROUGHPUT_WINDOW.as_secs_f64();
                 let us = |v: i64| Duration::from_micros(v.unsigned_abs());
@@ -683,9 +683,9 @@ impl BaseQueue for DatabaseQueue {
                     // nearest rank, as `outband::fill_run_times` computes it
                     let rank = |pct: i64| ((times.n * pct + 99) / 100).clamp(1, times.n) - 1;
                     for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
-                        let at = diesel::sql_query(&st.run_time_at)
-                            .bind::<Text, _>(queue)
-                            .bind::<BigInt, _>(rank(pct))
+                        let at = st.run_time_at.query()
+                            .text(queue)
+                            .i64(rank(pct))
                             .get_result::<Number>(conn)?;
                         *slot = Some(us(at.n));
                     }
@@ -698,7 +698,7 @@ impl BaseQueue for DatabaseQueue {
 
     fn queues(&self) -> Result<Vec<String>, Error> {
         with_conn!(self.inner, conn => {
-            let names = diesel::sql_query(&self.inner.st.queues)
+            let names = self.inner.st.queues.query()
                 .load::<Name>(conn)
                 .map_err(db_error)?;
             Ok(names.into_iter().map(|n| n.name).collect())
@@ -710,8 +710,8 @@ impl BaseQueue for DatabaseQueue {
             return Ok(None);
         };
         let row = with_conn!(self.inner, conn => {
-            diesel::sql_query(&self.inner.st.job)
-                .bind::<BigInt, _>(id)
+            self.inner.st.job.query()
+                .i64(id)
                 .get_result::<Row>(conn)
                 .optional()
                 .map_err(db_error)?
@@ -726,10 +726,10 @@ impl BaseQueue for DatabaseQueue {
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
         let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let rows = with_conn!(self.inner, conn => {
-            diesel::sql_query(&self.inner.st.dead_jobs)
-                .bind::<Text, _>(queue)
-                .bind::<BigInt, _>(clamp(limit))
-                .bind::<BigInt, _>(clamp(offset))
+            self.inner.st.dead_jobs.query()
+                .text(queue)
+                .i64(clamp(limit))
+                .i64(clamp(offset))
                 .load::<Row>(conn)
                 .map_err(db_error)?
         });
@@ -756,8 +756,8 @@ impl BaseQueue for DatabaseQueue {
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(&self.inner.st.purge)
-                .bind::<BigInt, _>(micros(older_than))
+            let n = self.inner.st.purge.query()
+                .i64(micros(older_than))
                 .execute(conn)
                 .map_err(db_error)?;
             Ok(n as u64)
@@ -766,9 +766,9 @@ impl BaseQueue for DatabaseQueue {
 
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(&self.inner.st.claim_tick)
-                .bind::<Text, _>(name)
-                .bind::<BigInt, _>(epoch_micros(tick))
+            let n = self.inner.st.claim_tick.query()
+                .text(name)
+                .i64(epoch_micros(tick))
                 .execute(conn)
                 .map_err(db_error)?;
             Ok(n > 0)
@@ -777,7 +777,7 @@ impl BaseQueue for DatabaseQueue {
 
     fn now(&self) -> Result<SystemTime, Error> {
         with_conn!(self.inner, conn => {
-            let n = diesel::sql_query(&self.inner.st.now)
+            let n = self.inner.st.now.query()
                 .get_result::<Number>(conn)
                 .map_err(db_error)?
                 .n;
@@ -799,11 +799,10 @@ impl Drop for Inner {
                     conn.batch_execute(sql).map_err(db_error)?;
                 }
                 for version in &versions {
-                    let _ = diesel::sql_query(self.st.dialect.number(
-                        "DELETE FROM __diesel_schema_migrations WHERE version = ?",
-                    ))
-                    .bind::<Text, _>(version)
-                    .execute(conn);
+                    let _ = Stmt::new("DELETE FROM __diesel_schema_migrations WHERE version = ?")
+                        .query()
+                        .text(version)
+                        .execute(conn);
                 }
                 Ok(())
             })
@@ -858,8 +857,12 @@ impl Listen {
             note.map_err(db_error)?;
         }
         for name in queues {
-            let ready = diesel::sql_query(&queue.inner.st.has_ready)
-                .bind::<Text, _>(name)
+            let ready = queue
+                .inner
+                .st
+                .has_ready
+                .query()
+                .text(name)
                 .get_result::<Number>(&mut conn)
                 .map_err(db_error)?
                 .n

@@ -8,6 +8,8 @@
 
 use outband::Error;
 
+use crate::prepared::Stmt;
+
 /// The SQL dialects this crate speaks.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -62,7 +64,7 @@ impl Dialect {
     }
 
     /// `template` in this dialect, with its `?` placeholders left as they are.
-    fn render_unnumbered(self, prefix: &str, template: &str) -> String {
+    pub(crate) fn render_unnumbered(self, prefix: &str, template: &str) -> String {
         template
             .replace("{jobs}", &format!("{prefix}jobs"))
             .replace("{ticks}", &format!("{prefix}ticks"))
@@ -125,44 +127,46 @@ pub(crate) struct Statements {
     pub(crate) insert_tail: &'static str,
     /// SQLite and PostgreSQL: the whole claim. Binds: SQLite lease, queue,
     /// limit; PostgreSQL queue, limit, lease.
-    pub(crate) claim: String,
+    pub(crate) claim: Stmt,
     /// MySQL: the locking select of the claim, with the clock. Binds: queue, limit.
-    pub(crate) claim_select: String,
+    pub(crate) claim_select: Stmt,
     /// MySQL: the update of the claim, followed by an id list. Binds:
     /// started_at, deadline.
     pub(crate) claim_update_head: String,
-    pub(crate) has_ready: String,
-    pub(crate) mark_malformed: String,
-    pub(crate) heartbeat: String,
-    pub(crate) select_deadline: String,
-    pub(crate) done: String,
-    pub(crate) retry: String,
-    pub(crate) dead: String,
-    pub(crate) release: String,
-    pub(crate) recover_dead: String,
-    pub(crate) recover_requeue: String,
-    pub(crate) len: String,
-    pub(crate) flush: String,
-    pub(crate) counts: String,
-    pub(crate) run_times: String,
-    pub(crate) run_time_at: String,
-    pub(crate) queues: String,
-    pub(crate) job: String,
-    pub(crate) dead_jobs: String,
-    pub(crate) retry_dead: String,
-    pub(crate) delete_dead: String,
-    pub(crate) cancel: String,
-    pub(crate) purge: String,
-    pub(crate) claim_tick: String,
-    pub(crate) now: String,
+    pub(crate) has_ready: Stmt,
+    pub(crate) mark_malformed: Stmt,
+    pub(crate) heartbeat: Stmt,
+    pub(crate) select_deadline: Stmt,
+    pub(crate) done: Stmt,
+    pub(crate) retry: Stmt,
+    pub(crate) dead: Stmt,
+    pub(crate) release: Stmt,
+    pub(crate) recover_dead: Stmt,
+    pub(crate) recover_requeue: Stmt,
+    pub(crate) len: Stmt,
+    pub(crate) flush: Stmt,
+    pub(crate) counts: Stmt,
+    pub(crate) run_times: Stmt,
+    pub(crate) run_time_at: Stmt,
+    pub(crate) queues: Stmt,
+    pub(crate) job: Stmt,
+    pub(crate) dead_jobs: Stmt,
+    pub(crate) retry_dead: Stmt,
+    pub(crate) delete_dead: Stmt,
+    pub(crate) cancel: Stmt,
+    pub(crate) purge: Stmt,
+    pub(crate) claim_tick: Stmt,
+    pub(crate) now: Stmt,
 }
 
 impl Statements {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
         let r = |template: &str| dialect.render(prefix, template);
+        let q = |template: &str| Stmt::new(&dialect.render_unnumbered(prefix, template));
         let ready_order = format!("{READY} ORDER BY j.priority DESC, j.id LIMIT ?");
+        let u = |template: &str| dialect.render_unnumbered(prefix, template);
         let claim = match dialect {
-            Dialect::Postgres => r(&format!(
+            Dialect::Postgres => u(&format!(
                 "WITH c AS (SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
                      FOR UPDATE SKIP LOCKED) \
                      UPDATE {{jobs}} t SET {set} FROM c WHERE t.id = c.id RETURNING t.*",
@@ -170,7 +174,7 @@ impl Statements {
                     .replace("attempt + 1", "t.attempt + 1")
                     .replace("token + 1", "t.token + 1"),
             )),
-            _ => r(&format!(
+            _ => u(&format!(
                 "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
                  (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
             )),
@@ -208,70 +212,70 @@ impl Statements {
             ),
             durable: (dialect == Dialect::Postgres)
                 .then(|| "SET LOCAL synchronous_commit TO ON".to_owned()),
-            claim,
-            claim_select: r(&format!(
+            claim: Stmt::new(&claim),
+            claim_select: q(&format!(
                 "SELECT j.*, {{now}} AS db_now FROM {{jobs}} j WHERE {ready_order} \
                  FOR UPDATE SKIP LOCKED"
             )),
-            claim_update_head: r("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
+            claim_update_head: u("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
                  token = token + 1, started_at = ?, deadline = ? WHERE id IN "),
-            has_ready: r(&format!(
+            has_ready: q(&format!(
                 "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} LIMIT 1) r"
             )),
-            mark_malformed: r("UPDATE {jobs} SET state = 3, finished_at = {now}, \
+            mark_malformed: q("UPDATE {jobs} SET state = 3, finished_at = {now}, \
                  deadline = NULL, last_error = ? WHERE id = ?"),
-            heartbeat: r(&format!(
+            heartbeat: q(&format!(
                 "UPDATE {{jobs}} SET deadline = {{now}} + ? {LEASED}"
             )),
-            select_deadline: r("SELECT deadline AS n FROM {jobs} WHERE id = ?"),
-            done: r(&format!(
+            select_deadline: q("SELECT deadline AS n FROM {jobs} WHERE id = ?"),
+            done: q(&format!(
                 "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \
                  duration_us = ?, result = ? {LEASED}"
             )),
-            retry: r(&format!(
+            retry: q(&format!(
                 "UPDATE {{jobs}} SET state = 0, run_at = {{now}} + ?, deadline = NULL, \
                  last_error = ? {LEASED}"
             )),
-            dead: r(&format!(
+            dead: q(&format!(
                 "UPDATE {{jobs}} SET state = 3, finished_at = {{now}}, deadline = NULL, \
                  last_error = ? {LEASED}"
             )),
-            release: r(&format!(
+            release: q(&format!(
                 "UPDATE {{jobs}} SET state = 0, run_at = {{now}}, deadline = NULL, \
                  attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END {LEASED}"
             )),
-            recover_dead: r(
+            recover_dead: q(
                 "UPDATE {jobs} SET state = 3, finished_at = {now}, deadline = NULL, \
                  last_error = 'lease expired with no attempts left' \
                  WHERE state = 1 AND deadline <= {now} AND attempt >= max_attempts",
             ),
-            recover_requeue: r(
+            recover_requeue: q(
                 "UPDATE {jobs} SET state = 0, run_at = {now}, deadline = NULL, \
                  last_error = 'lease expired' WHERE state = 1 AND deadline <= {now}",
             ),
-            len: r("SELECT COUNT(*) AS n FROM {jobs} WHERE queue = ? AND state = 0"),
-            flush: r("DELETE FROM {jobs} WHERE queue = ? AND state = 0"),
-            counts: r(
+            len: q("SELECT COUNT(*) AS n FROM {jobs} WHERE queue = ? AND state = 0"),
+            flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0"),
+            counts: q(
                 "SELECT state AS s, COUNT(*) AS n FROM {jobs} WHERE queue = ? GROUP BY state",
             ),
-            run_times: r("SELECT COUNT(duration_us) AS n, \
+            run_times: q("SELECT COUNT(duration_us) AS n, \
                  CAST(AVG(duration_us) AS {bigint}) AS mean, \
                  COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
                  FROM {jobs} WHERE queue = ? AND state = 2"),
-            run_time_at: r("SELECT duration_us AS n FROM {jobs} \
+            run_time_at: q("SELECT duration_us AS n FROM {jobs} \
                  WHERE queue = ? AND state = 2 AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
-            queues: r("SELECT DISTINCT queue AS name FROM {jobs} ORDER BY queue"),
-            job: r("SELECT * FROM {jobs} WHERE id = ?"),
-            dead_jobs: r("SELECT * FROM {jobs} WHERE queue = ? AND state = 3 \
+            queues: q("SELECT DISTINCT queue AS name FROM {jobs} ORDER BY queue"),
+            job: q("SELECT * FROM {jobs} WHERE id = ?"),
+            dead_jobs: q("SELECT * FROM {jobs} WHERE queue = ? AND state = 3 \
                  ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?"),
-            retry_dead: r("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \
+            retry_dead: q("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \
                  finished_at = NULL WHERE id = ? AND state = 3"),
-            delete_dead: r("DELETE FROM {jobs} WHERE id = ? AND state = 3"),
-            cancel: r("DELETE FROM {jobs} WHERE id = ? AND state = 0"),
-            purge: r("DELETE FROM {jobs} WHERE state = 2 AND finished_at <= {now} - ?"),
-            claim_tick: r(claim_tick),
-            now: r("SELECT {now} AS n"),
+            delete_dead: q("DELETE FROM {jobs} WHERE id = ? AND state = 3"),
+            cancel: q("DELETE FROM {jobs} WHERE id = ? AND state = 0"),
+            purge: q("DELETE FROM {jobs} WHERE state = 2 AND finished_at <= {now} - ?"),
+            claim_tick: q(claim_tick),
+            now: q("SELECT {now} AS n"),
         }
     }
 }

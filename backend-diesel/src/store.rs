@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
 use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, When};
 
+use crate::prepared::Stmt;
 use crate::sql::Statements;
 
 /// Rows per `INSERT` statement: 8 binds each stays under every database's
@@ -205,19 +206,17 @@ pub(crate) fn when_binds(when: When) -> (Option<i64>, i64) {
     }
 }
 
-/// `(1, 2, …)`: a list of ids for `IN`.
-pub(crate) fn id_list(ids: &[i64]) -> String {
-    // ids are integers the database gave us: safe to write as literals
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    format!("({})", list.join(", "))
+/// `(?, ?, …)`: `n` placeholders for `IN`.
+pub(crate) fn placeholders(n: usize) -> String {
+    format!("({})", vec!["?"; n].join(", "))
 }
 
 /// The insert statement for `rows` jobs.
-pub(crate) fn insert_sql(st: &Statements, rows: usize) -> String {
+pub(crate) fn insert_sql(st: &Statements, rows: usize) -> Stmt {
     let mut sql = st.insert_head.clone();
     sql.push_str(&vec![st.insert_row.as_str(); rows].join(", "));
     sql.push_str(st.insert_tail);
-    st.dialect.number(&sql)
+    Stmt::new(&sql)
 }
 
 /// What one completion does: which statement and its leading binds.
@@ -291,23 +290,22 @@ macro_rules! values_insert_impl {
     ($conn:ty) => {
         impl InsertRows for $conn {
             fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
-                type Db = <$conn as Connection>::Backend;
                 let mut ids = Vec::with_capacity(jobs.len());
                 for chunk in jobs.chunks(INSERT_CHUNK) {
-                    let mut query =
-                        diesel::sql_query(insert_sql(st, chunk.len())).into_boxed::<Db>();
+                    let stmt = insert_sql(st, chunk.len());
+                    let mut query = stmt.query();
                     for job in chunk {
                         let (priority, max_attempts) = job_binds(job);
                         let (at, delay) = when_binds(job.when);
                         query = query
-                            .bind::<Text, _>(job.command.as_str())
-                            .bind::<Binary, _>(job.args.as_slice())
-                            .bind::<Text, _>(job.queue.as_str())
-                            .bind::<Nullable<Text>, _>(job.key.as_deref())
-                            .bind::<Integer, _>(priority)
-                            .bind::<Integer, _>(max_attempts)
-                            .bind::<Nullable<BigInt>, _>(at)
-                            .bind::<BigInt, _>(delay);
+                            .text(job.command.as_str())
+                            .opt_bytes(Some(job.args.as_slice()))
+                            .text(job.queue.as_str())
+                            .opt_text(job.key.as_deref())
+                            .i32(priority)
+                            .i32(max_attempts)
+                            .opt_i64(at)
+                            .i64(delay);
                     }
                     if st.dialect == crate::sql::Dialect::Mysql {
                         query.execute(self)?;
@@ -417,23 +415,30 @@ macro_rules! store_impl {
                 lease_us: i64,
             ) -> ::diesel::QueryResult<Vec<::outband::Claimed>> {
                 use ::diesel::prelude::*;
-                use ::diesel::sql_types::{BigInt, Text};
                 use $crate::store::*;
                 let mut rows: Vec<Row> = match st.dialect {
                     $crate::sql::Dialect::Mysql => self.write(|conn| {
-                        let mut rows: Vec<RowNow> = ::diesel::sql_query(&st.claim_select)
-                            .bind::<Text, _>(queue)
-                            .bind::<BigInt, _>(max)
+                        let mut rows: Vec<RowNow> = st
+                            .claim_select
+                            .query()
+                            .text(queue)
+                            .i64(max)
                             .load::<RowNow>(conn)?;
                         let Some(now) = rows.first().map(|r| r.db_now) else {
                             return Ok(Vec::new());
                         };
                         let deadline = now.saturating_add(lease_us);
                         let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
-                        ::diesel::sql_query(format!("{}{}", st.claim_update_head, id_list(&ids)))
-                            .bind::<BigInt, _>(now)
-                            .bind::<BigInt, _>(deadline)
-                            .execute(conn)?;
+                        let update = $crate::prepared::Stmt::new(&format!(
+                            "{}{}",
+                            st.claim_update_head,
+                            placeholders(ids.len())
+                        ));
+                        let mut query = update.query().i64(now).i64(deadline);
+                        for &id in &ids {
+                            query = query.i64(id);
+                        }
+                        query.execute(conn)?;
                         // the rows are locked: what the update wrote is known
                         for r in &mut rows {
                             r.stored.state = 1;
@@ -445,17 +450,20 @@ macro_rules! store_impl {
                         Ok(rows.into_iter().map(|r| r.stored).collect())
                     })?,
                     // one statement, atomic on its own: no BEGIN/COMMIT round trips
-                    $crate::sql::Dialect::Postgres => ::diesel::sql_query(&st.claim)
-                        .bind::<Text, _>(queue)
-                        .bind::<BigInt, _>(max)
-                        .bind::<BigInt, _>(lease_us)
+                    $crate::sql::Dialect::Postgres => st
+                        .claim
+                        .query()
+                        .text(queue)
+                        .i64(max)
+                        .i64(lease_us)
                         .load::<Row>(self)?,
                     // immediate: the write lock is taken before the snapshot
                     $crate::sql::Dialect::Sqlite => self.write(|conn| {
-                        ::diesel::sql_query(&st.claim)
-                            .bind::<BigInt, _>(lease_us)
-                            .bind::<Text, _>(queue)
-                            .bind::<BigInt, _>(max)
+                        st.claim
+                            .query()
+                            .i64(lease_us)
+                            .text(queue)
+                            .i64(max)
                             .load::<Row>(conn)
                     })?,
                 };
@@ -468,9 +476,10 @@ macro_rules! store_impl {
                             // held under this claim's lease: no one else touches it
                             let reason = format!("malformed record: {reason}");
                             ::log::error!("job {} of queue {queue}: {reason}", row.id);
-                            ::diesel::sql_query(&st.mark_malformed)
-                                .bind::<Text, _>(reason)
-                                .bind::<BigInt, _>(row.id)
+                            st.mark_malformed
+                                .query()
+                                .text(&reason)
+                                .i64(row.id)
                                 .execute(self)?;
                         }
                     }
@@ -484,7 +493,6 @@ macro_rules! store_impl {
                 completions: &[(::outband::Lease, ::outband::Outcome)],
             ) -> ::diesel::QueryResult<Vec<::outband::Completion>> {
                 use ::diesel::prelude::*;
-                use ::diesel::sql_types::{BigInt, Binary, Nullable, Text};
                 use $crate::store::*;
                 let record = |conn: &mut Self| {
                     let mut done = Vec::with_capacity(completions.len());
@@ -495,29 +503,32 @@ macro_rules! store_impl {
                             CompletionSql::Done {
                                 duration_us,
                                 result,
-                            } => ::diesel::sql_query(&st.done)
-                                .bind::<BigInt, _>(duration_us)
-                                .bind::<Nullable<Binary>, _>(result)
-                                .bind::<BigInt, _>(id)
-                                .bind::<BigInt, _>(token)
+                            } => st
+                                .done
+                                .query()
+                                .i64(duration_us)
+                                .opt_bytes(result)
+                                .i64(id)
+                                .i64(token)
                                 .execute(conn)?,
-                            CompletionSql::Retry { delay_us, error } => {
-                                ::diesel::sql_query(&st.retry)
-                                    .bind::<BigInt, _>(delay_us)
-                                    .bind::<Text, _>(error)
-                                    .bind::<BigInt, _>(id)
-                                    .bind::<BigInt, _>(token)
-                                    .execute(conn)?
+                            CompletionSql::Retry { delay_us, error } => st
+                                .retry
+                                .query()
+                                .i64(delay_us)
+                                .text(error)
+                                .i64(id)
+                                .i64(token)
+                                .execute(conn)?,
+                            CompletionSql::Dead { error } => st
+                                .dead
+                                .query()
+                                .text(error)
+                                .i64(id)
+                                .i64(token)
+                                .execute(conn)?,
+                            CompletionSql::Release => {
+                                st.release.query().i64(id).i64(token).execute(conn)?
                             }
-                            CompletionSql::Dead { error } => ::diesel::sql_query(&st.dead)
-                                .bind::<Text, _>(error)
-                                .bind::<BigInt, _>(id)
-                                .bind::<BigInt, _>(token)
-                                .execute(conn)?,
-                            CompletionSql::Release => ::diesel::sql_query(&st.release)
-                                .bind::<BigInt, _>(id)
-                                .bind::<BigInt, _>(token)
-                                .execute(conn)?,
                         };
                         done.push(completion(n));
                     }
