@@ -1,0 +1,271 @@
+//! Run with: cargo bench -p outband-diesel --all-features --bench databases
+//!
+//! The benchmark of [`outband::bench`] on `DatabaseQueue` over SQLite (a file),
+//! PostgreSQL (`PG_DATABASE_URL`) and MariaDB/MySQL (`MYSQL_DATABASE_URL`),
+//! then the claim's cost as the table grows: the mean time of a one-job claim
+//! with 10,000 pending jobs, with `--scale` (default 1,000,000) pending jobs,
+//! and with 10,000 pending beside `--scale` finished ones; and the processing
+//! runs again with those finished rows in the table.
+//!
+//! Options: `--jobs N` (default 20,000), `--scale N` (default 1,000,000; 0
+//! skips the claim-cost part), `--db sqlite|postgres|mysql` (repeatable;
+//! default all three). Each database works in tables of its own prefix,
+//! dropped at the end. Other arguments, such as cargo's `--bench`, are ignored.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use outband::bench::{self, BenchConfig, noop};
+use outband::{BaseQueue, NewJob, Outcome};
+use outband_diesel::DatabaseQueue;
+
+struct Options {
+    jobs: usize,
+    scale: usize,
+    dbs: Vec<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        jobs: 20_000,
+        scale: 1_000_000,
+        dbs: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        if !matches!(name.as_str(), "--jobs" | "--scale" | "--db") {
+            continue;
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args.next().ok_or(format!("{name} needs a value"))?,
+        };
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{name} needs a number"))
+        };
+        match name.as_str() {
+            "--jobs" => options.jobs = number()?.max(1),
+            "--scale" => options.scale = number()?,
+            _ => options.dbs.push(value.clone()),
+        }
+    }
+    if options.dbs.is_empty() {
+        options.dbs = vec!["sqlite".into(), "postgres".into(), "mysql".into()];
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\nusage: databases [--jobs N] [--scale N] [--db NAME]…");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    for db in &options.dbs {
+        if let Err(error) = bench_database(db, &options) {
+            eprintln!("{db}: benchmark failed: {error}");
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn url_of(db: &str) -> Result<String, String> {
+    match db {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("outband-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            Ok(format!("sqlite://{}/bench.db", dir.display()))
+        }
+        "postgres" => Ok(std::env::var("PG_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())),
+        "mysql" => Ok(std::env::var("MYSQL_DATABASE_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())),
+        other => Err(format!("unknown database `{other}`")),
+    }
+}
+
+fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let url = url_of(db)?;
+    let prefix = format!("bench{}_", std::process::id());
+    let queue = DatabaseQueue::builder(&url)
+        .prefix(&prefix)
+        .max_connections(8)
+        .temporary(true)
+        .open()?;
+    let config = BenchConfig {
+        jobs: options.jobs,
+        threads: vec![4],
+        ..BenchConfig::default()
+    };
+    let shared: Arc<dyn BaseQueue> = Arc::new(queue.clone());
+    let report = bench::run(Arc::clone(&shared), &config)?;
+    println!(
+        "\n{db}: DatabaseQueue, {} no-op jobs per run\n",
+        options.jobs
+    );
+    println!("{report}");
+
+    if options.scale > 0 {
+        claim_cost(db, &url, &prefix, &queue, options)?;
+        let config = BenchConfig {
+            jobs: options.jobs,
+            threads: vec![4],
+            ..BenchConfig::default()
+        };
+        let report = bench::run(shared, &config)?;
+        println!(
+            "\n{db}: the same runs with {} finished jobs in the table\n",
+            thousands(options.scale)
+        );
+        println!("{report}");
+    }
+    if db == "sqlite"
+        && let Some(dir) = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.strip_suffix("/bench.db"))
+    {
+        drop(queue);
+        std::fs::remove_dir_all(dir).ok();
+    }
+    Ok(())
+}
+
+/// Mean time of `claim(queue, 1)` over `samples` claims, each job then done.
+fn mean_claim(queue: &DatabaseQueue, name: &str, samples: u32) -> Result<Duration, outband::Error> {
+    let lease = Duration::from_secs(60);
+    let mut total = Duration::ZERO;
+    for _ in 0..samples {
+        let start = Instant::now();
+        let claimed = queue.claim(name, 1, lease)?;
+        total += start.elapsed();
+        for job in claimed {
+            let done = Outcome::Done {
+                result: None,
+                duration: Duration::ZERO,
+            };
+            queue.complete(&job.lease, done)?;
+        }
+    }
+    Ok(total / samples)
+}
+
+fn fill(queue: &DatabaseQueue, name: &str, jobs: usize) -> Result<(), outband::Error> {
+    let mut left = jobs;
+    while left > 0 {
+        let size = left.min(1_000);
+        let batch = (0..size)
+            .map(|_| Ok(NewJob::new(noop::NAME, outband::codec::encode(&())?).queue(name)))
+            .collect::<Result<Vec<_>, outband::Error>>()?;
+        queue.enqueue_many(batch)?;
+        left -= size;
+    }
+    Ok(())
+}
+
+/// Marks every pending job of `name` done, straight in SQL: the quick way to
+/// a table full of finished jobs.
+fn finish_all(
+    db: &str,
+    url: &str,
+    prefix: &str,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // `name` is the bench's own queue name: letters, digits and dashes
+    assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let sql = format!(
+        "UPDATE {prefix}jobs SET state = 2, attempt = 1, started_at = run_at, \
+         finished_at = run_at, duration_us = 1000 WHERE queue = '{name}' AND state = 0"
+    );
+    match db {
+        "sqlite" => {
+            let path = url.trim_start_matches("sqlite://");
+            diesel::SqliteConnection::establish(path)?.batch_execute(&sql)?;
+        }
+        "postgres" => diesel::PgConnection::establish(url)?.batch_execute(&sql)?,
+        _ => diesel::MysqlConnection::establish(url)?.batch_execute(&sql)?,
+    }
+    Ok(())
+}
+
+fn claim_cost(
+    db: &str,
+    url: &str,
+    prefix: &str,
+    queue: &DatabaseQueue,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
+    const SMALL: usize = 10_000;
+    const SAMPLES: u32 = 500;
+    let scale = options.scale;
+    let small = format!("claim-small-{}", std::process::id());
+    let large = format!("claim-large-{}", std::process::id());
+
+    fill(queue, &small, SMALL)?;
+    let at_small = mean_claim(queue, &small, SAMPLES)?;
+
+    let start = Instant::now();
+    fill(queue, &large, scale)?;
+    let filled_in = start.elapsed();
+    let at_large = mean_claim(queue, &large, SAMPLES)?;
+
+    finish_all(db, url, prefix, &large)?;
+    fill(queue, &large, SMALL)?;
+    let beside_finished = mean_claim(queue, &large, SAMPLES)?;
+
+    println!("\n{db}: mean time of one claim (one job), {SAMPLES} claims each\n");
+    println!("| table holds | claim |");
+    println!("|---|---:|");
+    println!(
+        "| {} pending | {:.0} µs |",
+        thousands(SMALL),
+        micros(at_small)
+    );
+    println!(
+        "| {} pending (enqueued in {:.1} s) | {:.0} µs |",
+        thousands(scale),
+        filled_in.as_secs_f64(),
+        micros(at_large)
+    );
+    println!(
+        "| {} pending, {} finished | {:.0} µs |",
+        thousands(SMALL),
+        thousands(scale),
+        micros(beside_finished)
+    );
+    queue.flush(&small)?;
+    queue.flush(&large)?;
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS {p}ticks;
+DROP TABLE IF EXISTS {p}jobs;

@@ -1,0 +1,96 @@
+//! outband's SQL backend: [`DatabaseQueue`] keeps the whole
+//! [`BaseQueue`](outband::BaseQueue) contract in SQLite, PostgreSQL or
+//! MySQL/MariaDB, through diesel.
+//!
+//! SQLite is the embedded default (`sqlite://outband.db`): it is compiled in,
+//! so a new user has nothing to install.
+//!
+//! ```
+//! use outband::{BaseQueue, NewJob};
+//! use outband_diesel::DatabaseQueue;
+//! use std::time::Duration;
+//!
+//! # let dir = std::env::temp_dir().join(format!("outband-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let url = format!("sqlite://{}/jobs.db", dir.display());
+//! // `sqlite://outband.db` in real life; `sqlite::memory:` for a throw-away one
+//! let queue = DatabaseQueue::open(&url)?;
+//! let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//! let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+//! assert_eq!(claimed[0].job.id, id);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), outband::Error>(())
+//! ```
+//!
+//! With this crate linked (see the linking rule in [`outband`]),
+//! [`outband::open`] and `OUTBAND_URL` open its URLs too.
+//!
+//! # Feature flags
+//!
+//! | feature | default | database | URL | needs |
+//! |---|---|---|---|---|
+//! | `sqlite` | yes | SQLite | `sqlite://path/to/file.db`, `sqlite:///abs/path.db`, `sqlite::memory:` | nothing: SQLite is compiled in |
+//! | `postgres` | no | PostgreSQL ≥ 11 | `postgres://user@host:port/db` (or `postgresql://`) | libpq (`libpq-dev`) |
+//! | `mysql` | no | MariaDB ≥ 10.6, MySQL ≥ 8 | `mysql://user:pass@host:port/db` (or `mariadb://`) | libmysqlclient (`default-libmysqlclient-dev`) |
+//!
+//! # How it keeps the contract
+//!
+//! - **Schema.** Embedded diesel migrations create the tables on first open
+//!   (turn that off with [`Builder::run_migrations`] and run
+//!   [`DatabaseQueue::migrate`] yourself). Table names start with a prefix,
+//!   `outband_` by default ([`Builder::prefix`]); it must be an identifier,
+//!   and it is the only text ever spliced into SQL.
+//! - **Claim.** PostgreSQL: one statement, `UPDATE … FROM (SELECT … FOR UPDATE
+//!   SKIP LOCKED) RETURNING`. MySQL/MariaDB: one short `READ COMMITTED`
+//!   transaction, `SELECT … FOR UPDATE SKIP LOCKED` then `UPDATE`. SQLite (WAL
+//!   mode, a busy timeout): one `UPDATE … RETURNING` in an immediate
+//!   transaction. Priority, enqueue order and ordering keys are part of the
+//!   claim's `WHERE` and `ORDER BY`, and a partial index of pending jobs in
+//!   claim order keeps its cost flat however many jobs are pending or
+//!   finished. A claim takes up to `max` jobs at once.
+//! - **Clock.** `run_at`, lease deadlines and purge ages are read from the
+//!   database's clock, in microseconds.
+//! - **Wake-up.** On PostgreSQL a trigger sends `NOTIFY` when a job may have
+//!   become ready and [`wait`](outband::BaseQueue::wait) listens for it;
+//!   SQLite and MySQL poll with the processor's `wait_time`. A scheduled job
+//!   falling due is found by the next poll on every database.
+//! - **Connections.** An r2d2 pool ([`Builder::max_connections`], default 10:
+//!   size it to the processor's threads plus two). A broken connection is
+//!   dropped and replaced; a call that found the database unreachable returns
+//!   [`outband::Error::Unavailable`] at once and the next call reconnects.
+//! - **Transactional enqueue.** [`DatabaseQueue::enqueue_in`] inserts through
+//!   your own connection, inside your transaction: roll back and nothing was
+//!   enqueued.
+//! - **Retention.** Finished jobs keep their timings until
+//!   [`purge`](outband::BaseQueue::purge) removes them; [`DEFAULT_RETENTION`]
+//!   is 7 days. Stats are computed in SQL.
+//! - **Bad records.** A row that cannot be a job (an unknown state, a payload
+//!   over the limit, …) is moved to `dead` with the reason when a claim meets
+//!   it, and the claim goes on.
+//!
+//! On SQLite, a commit is durable against a crash of the program, not of the
+//! machine (`synchronous = NORMAL` in WAL mode).
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("outband-diesel needs at least one of the features `sqlite`, `postgres`, `mysql`");
+
+mod prepared;
+mod queue;
+mod schema;
+mod sql;
+mod store;
+
+pub use queue::{Builder, DEFAULT_RETENTION, DEFAULT_URL, DatabaseQueue};
+
+mod private {
+    /// Only this crate implements [`JobConnection`](super::JobConnection).
+    pub trait Sealed {}
+}
+
+/// A diesel connection [`DatabaseQueue::enqueue_in`] can enqueue through:
+/// `SqliteConnection`, `PgConnection` and `MysqlConnection`, as their
+/// features are enabled. Sealed.
+#[allow(private_bounds)]
+pub trait JobConnection: private::Sealed + store::Store {}

@@ -1,0 +1,139 @@
+//! [`Sql`]: a raw SQL statement that diesel may prepare once per connection.
+//!
+//! `diesel::sql_query` marks every statement unsafe to cache, so each call
+//! is parsed and planned again (PostgreSQL) or prepared, run and closed in
+//! three round trips (MySQL). The statements here are fixed text per queue,
+//! so they are safe to cache: [`Sql`] writes its text and binds through
+//! diesel's query builder, which numbers the placeholders for the dialect,
+//! and diesel's statement cache keys it by that text.
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Binary, HasSqlType, Integer, Nullable, Text, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
+
+/// A statement's text, split at its `?` placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct Stmt {
+    parts: Vec<String>,
+}
+
+impl Stmt {
+    /// `text` with `?` placeholders (never `$n`).
+    pub(crate) fn new(text: &str) -> Self {
+        Self {
+            parts: text.split('?').map(str::to_owned).collect(),
+        }
+    }
+
+    /// The statement, ready for its binds.
+    pub(crate) fn query(&self) -> Sql<'_> {
+        Sql {
+            parts: &self.parts,
+            binds: Vec::with_capacity(self.parts.len().saturating_sub(1)),
+        }
+    }
+}
+
+/// One bound value.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    I64(i64),
+    OptI64(Option<i64>),
+    I32(i32),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    OptBytes(Option<&'a [u8]>),
+}
+
+/// A [`Stmt`] with its binds, run like any diesel query.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql<'a> {
+    parts: &'a [String],
+    binds: Vec<Value<'a>>,
+}
+
+impl<'a> Sql<'a> {
+    pub(crate) fn i64(mut self, v: i64) -> Self {
+        self.binds.push(Value::I64(v));
+        self
+    }
+
+    pub(crate) fn opt_i64(mut self, v: Option<i64>) -> Self {
+        self.binds.push(Value::OptI64(v));
+        self
+    }
+
+    pub(crate) fn i32(mut self, v: i32) -> Self {
+        self.binds.push(Value::I32(v));
+        self
+    }
+
+    pub(crate) fn text(mut self, v: &'a str) -> Self {
+        self.binds.push(Value::Text(v));
+        self
+    }
+
+    pub(crate) fn opt_text(mut self, v: Option<&'a str>) -> Self {
+        self.binds.push(Value::OptText(v));
+        self
+    }
+
+    pub(crate) fn opt_bytes(mut self, v: Option<&'a [u8]>) -> Self {
+        self.binds.push(Value::OptBytes(v));
+        self
+    }
+}
+
+impl QueryId for Sql<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Sql<'_> {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Sql<'_> {}
+
+impl<DB> QueryFragment<DB> for Sql<'_>
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text> + HasSqlType<Binary>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    str: ToSql<Text, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
+    for<'x> Option<&'x [u8]>: ToSql<Nullable<Binary>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if self.binds.len() + 1 != self.parts.len() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                format!(
+                    "statement has {} placeholders and {} binds",
+                    self.parts.len() - 1,
+                    self.binds.len()
+                )
+                .into(),
+            ));
+        }
+        for (i, part) in self.parts.iter().enumerate() {
+            out.push_sql(part);
+            let Some(value) = self.binds.get(i) else {
+                continue;
+            };
+            match value {
+                Value::I64(v) => out.push_bind_param::<BigInt, i64>(v)?,
+                Value::OptI64(v) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(v)?,
+                Value::I32(v) => out.push_bind_param::<Integer, i32>(v)?,
+                Value::Text(v) => out.push_bind_param::<Text, str>(v)?,
+                Value::OptText(v) => out.push_bind_param::<Nullable<Text>, Option<&str>>(v)?,
+                Value::OptBytes(v) => {
+                    out.push_bind_param::<Nullable<Binary>, Option<&[u8]>>(v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,941 @@
+//! [`DatabaseQueue`]: the pool, opening by URL, and the `BaseQueue` methods.
+
+use std::fmt;
+use std::sync::Arc;
+#[cfg(feature = "postgres")]
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::MigrationHarness;
+use outband::{
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
+    QueueStats, Recovered, THROUGHPUT_WINDOW,
+};
+
+use crate::JobConnection;
+use crate::prepared::Stmt;
+use crate::schema::Schema;
+use crate::sql::{Dialect, Statements, validate_prefix};
+use crate::store::{
+    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, epoch_micros, micros, state_of,
+    time_of,
+};
+
+/// The URL a new user's queue lives at: a SQLite file in the working directory.
+pub const DEFAULT_URL: &str = "sqlite://outband.db";
+
+/// How long finished jobs are kept by default before
+/// [`purge`](BaseQueue::purge) removes them: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The table prefix by default.
+const DEFAULT_PREFIX: &str = "outband_";
+
+/// How long SQLite waits for the write lock before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// A [`BaseQueue`] in an SQL database: SQLite, PostgreSQL or MySQL/MariaDB.
+///
+/// A cheap handle to a connection pool: clone it freely; every clone shares
+/// the pool. See the [crate documentation](crate) for how each part of the
+/// contract is kept.
+#[derive(Clone)]
+pub struct DatabaseQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pools,
+    st: Statements,
+    schema: Schema,
+    /// The URL with any password hidden, for `Debug`.
+    shown_url: String,
+    temporary: bool,
+    #[cfg(feature = "postgres")]
+    listen: Option<Listen>,
+}
+
+enum Pools {
+    #[cfg(feature = "sqlite")]
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    #[cfg(feature = "postgres")]
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(Pool<ConnectionManager<MysqlConnection>>),
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection, whatever the database.
+macro_rules! with_conn {
+    ($inner:expr, $conn:ident => $body:expr) => {
+        match &$inner.pool {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite(pool) => {
+                let mut guard = pool.get().map_err(Error::unavailable)?;
+                let $conn = &mut *guard;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(pool) => {
+                let mut guard = pool.get().map_err(Error::unavailable)?;
+                let $conn = &mut *guard;
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(pool) => {
+                let mut guard = pool.get().map_err(Error::unavailable)?;
+                let $conn = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+
+impl fmt::Debug for DatabaseQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseQueue")
+            .field("url", &self.inner.shown_url)
+            .field("prefix", &self.inner.schema.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a diesel error: a lost or unreachable server is
+/// [`Error::Unavailable`], anything else [`Error::Backend`].
+pub(crate) fn db_error(error: DieselError) -> Error {
+    let unavailable = match &error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            [
+                "server closed the connection",
+                "terminating connection",
+                "connection to server",
+                "no connection to the server",
+                "lost connection",
+                "gone away",
+                "can't connect",
+                "database is locked",
+                "database is busy",
+                "the database system is",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
+    };
+    if unavailable {
+        Error::unavailable(error)
+    } else {
+        Error::backend(error)
+    }
+}
+
+fn conn_error(error: ConnectionError) -> Error {
+    match error {
+        ConnectionError::InvalidConnectionUrl(_) => Error::Config(error.to_string()),
+        other => Error::unavailable(other),
+    }
+}
+
+/// Settings applied to every new pooled connection.
+#[derive(Debug, Clone, Copy)]
+struct Setup;
+
+#[cfg(feature = "sqlite")]
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Setup {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        sqlite_setup(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_setup(conn: &mut SqliteConnection) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+    ))
+}
+
+#[cfg(feature = "postgres")]
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Setup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        // Claims and outcomes need not wait for the WAL flush: one lost in a
+        // database crash only runs a job again (at least once). Enqueues set
+        // it back on for their own transaction.
+        conn.batch_execute("SET synchronous_commit TO OFF")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for Setup {
+    fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
+        mysql_setup(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_setup(conn: &mut MysqlConnection) -> QueryResult<()> {
+    // READ COMMITTED: the claim's SKIP LOCKED select locks only the rows it
+    // returns, with no gap locks that would hold up enqueues.
+    conn.batch_execute(
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION time_zone = '+00:00';",
+    )
+}
+
+/// Where a URL leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    SqliteFile(String),
+    SqliteMemory,
+    Postgres(String),
+    Mysql(String),
+}
+
+fn parse_url(url: &str) -> Result<Target, Error> {
+    let bad = |why: &str| Error::Config(format!("`{url}`: {why}"));
+    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Ok(Target::SqliteMemory);
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("not a URL (expected scheme://…)"))?;
+    match scheme {
+        "sqlite" => {
+            if rest.is_empty() {
+                return Err(bad("no database file (sqlite://path/to/file.db)"));
+            }
+            Ok(Target::SqliteFile(rest.to_owned()))
+        }
+        "postgres" | "postgresql" => Ok(Target::Postgres(url.to_owned())),
+        "mysql" => Ok(Target::Mysql(url.to_owned())),
+        "mariadb" => Ok(Target::Mysql(format!("mysql://{rest}"))),
+        _ => Err(bad("not an SQL URL (sqlite://, postgres://, mysql://)")),
+    }
+}
+
+/// The URL with its password replaced by `***`.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}/{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn feature_missing(feature: &str, url: &str) -> Error {
+    Error::Config(format!(
+        "`{}` needs outband-diesel's `{feature}` feature",
+        hide_password(url)
+    ))
+}
+
+/// How to open a [`DatabaseQueue`]: URL, table prefix, pool size, migrations.
+///
+/// ```
+/// # fn main() -> Result<(), outband::Error> {
+/// let queue = outband_diesel::DatabaseQueue::builder("sqlite::memory:")
+///     .prefix("billing_")
+///     .max_connections(4)
+///     .open()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    url: String,
+    prefix: String,
+    max_connections: u32,
+    connect_timeout: Duration,
+    migrate: bool,
+    temporary: bool,
+}
+
+impl Builder {
+    /// The table prefix: tables are `<prefix>jobs` and `<prefix>ticks`.
+    /// Default `outband_`. It must be ASCII letters, digits and `_`, not
+    /// starting with a digit, at most 32 characters; [`open`](Self::open)
+    /// refuses anything else.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most connections the pool opens. Default 10; give a consumer its
+    /// processor's threads plus two (the dispatcher and the manager). An
+    /// in-memory SQLite database always has one.
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a call waits for a pooled connection, or for a new one to be
+    /// made, before it is [`Error::Unavailable`]. Default 5 s.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether [`open`](Self::open) runs the embedded migrations. Default
+    /// `true`; operators who migrate themselves turn it off and call
+    /// [`DatabaseQueue::migrate`].
+    #[must_use]
+    pub fn run_migrations(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Drops the tables when the last handle to the queue is dropped. For
+    /// tests that each use a prefix of their own. Default `false`.
+    #[must_use]
+    pub fn temporary(mut self, temporary: bool) -> Self {
+        self.temporary = temporary;
+        self
+    }
+
+    /// Connects, migrates (unless turned off) and returns the queue.
+    ///
+    /// Fails at once, with [`Error::Config`] for a bad URL or prefix, and
+    /// [`Error::Unavailable`] when the database cannot be reached.
+    pub fn open(self) -> Result<DatabaseQueue, Error> {
+        validate_prefix(&self.prefix)?;
+        let target = parse_url(&self.url)?;
+        let dialect = match target {
+            Target::SqliteFile(_) | Target::SqliteMemory => Dialect::Sqlite,
+            Target::Postgres(_) => Dialect::Postgres,
+            Target::Mysql(_) => Dialect::Mysql,
+        };
+        let schema = Schema {
+            dialect,
+            prefix: self.prefix.clone(),
+        };
+        let pool = self.pool(&target)?;
+        let queue = DatabaseQueue {
+            inner: Arc::new(Inner {
+                pool,
+                st: Statements::new(dialect, &self.prefix),
+                schema,
+                shown_url: hide_password(&self.url),
+                temporary: self.temporary,
+                #[cfg(feature = "postgres")]
+                listen: match &target {
+                    Target::Postgres(url) => Some(Listen {
+                        url: url.clone(),
+                        channel: format!("{}jobs", self.prefix),
+                        idle: Mutex::new(Vec::new()),
+                    }),
+                    _ => None,
+                },
+            }),
+        };
+        if self.migrate {
+            queue.migrate()?;
+        }
+        Ok(queue)
+    }
+
+    fn pool(&self, target: &Target) -> Result<Pools, Error> {
+        let timeout = self.connect_timeout;
+        fn builder<C: diesel::r2d2::R2D2Connection + 'static>(
+            max: u32,
+            timeout: Duration,
+        ) -> diesel::r2d2::Builder<ConnectionManager<C>> {
+            Pool::builder()
+                .max_size(max)
+                .min_idle(Some(0))
+                // a checkout costs no round trip; a broken connection is
+                // dropped when it is returned, and the next call reconnects
+                .test_on_check_out(false)
+                .connection_timeout(timeout)
+        }
+        match target {
+            #[cfg(feature = "sqlite")]
+            Target::SqliteFile(path) => {
+                let mut first = SqliteConnection::establish(path).map_err(conn_error)?;
+                sqlite_setup(&mut first).map_err(db_error)?;
+                // WAL is a property of the file: set once, kept by every connection
+                first
+                    .batch_execute("PRAGMA journal_mode = WAL;")
+                    .map_err(db_error)?;
+                let pool = builder(self.max_connections, timeout)
+                    .connection_customizer(Box::new(Setup))
+                    .build_unchecked(ConnectionManager::new(path.as_str()));
+                Ok(Pools::Sqlite(pool))
+            }
+            #[cfg(feature = "sqlite")]
+            Target::SqliteMemory => {
+                // One connection, kept for the queue's life: it is the database.
+                let pool = builder(1, timeout)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connection_customizer(Box::new(Setup))
+                    .build(ConnectionManager::new(":memory:"))
+                    .map_err(Error::unavailable)?;
+                Ok(Pools::Sqlite(pool))
+            }
+            #[cfg(feature = "postgres")]
+            Target::Postgres(url) => {
+                PgConnection::establish(url).map_err(conn_error)?;
+                let pool = builder(self.max_connections, timeout)
+                    .connection_customizer(Box::new(Setup))
+                    .build_unchecked(ConnectionManager::new(url.as_str()));
+                Ok(Pools::Postgres(pool))
+            }
+            #[cfg(feature = "mysql")]
+            Target::Mysql(url) => {
+                MysqlConnection::establish(url).map_err(conn_error)?;
+                let pool = builder(self.max_connections, timeout)
+                    .connection_customizer(Box::new(Setup))
+                    .build_unchecked(ConnectionManager::new(url.as_str()));
+                Ok(Pools::Mysql(pool))
+            }
+            #[allow(unreachable_patterns)]
+            Target::SqliteFile(_) | Target::SqliteMemory => {
+                Err(feature_missing("sqlite", &self.url))
+            }
+            #[allow(unreachable_patterns)]
+            Target::Postgres(_) => Err(feature_missing("postgres", &self.url)),
+            #[allow(unreachable_patterns)]
+            Target::Mysql(_) => Err(feature_missing("mysql", &self.url)),
+        }
+    }
+}
+
+impl DatabaseQueue {
+    /// Opens the queue at `url` with the default settings, creating its
+    /// tables if they do not exist. See [`Builder`] for the settings.
+    pub fn open(url: &str) -> Result<Self, Error> {
+        Self::builder(url).open()
+    }
+
+    /// The settings for opening the queue at `url`.
+    pub fn builder(url: impl Into<String>) -> Builder {
+        Builder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            migrate: true,
+            temporary: false,
+        }
+    }
+
+    /// The table prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.schema.prefix
+    }
+
+    /// Runs the embedded migrations that have not run yet. [`Builder::open`]
+    /// calls it unless told not to; it is safe to call from several processes
+    /// at once.
+    pub fn migrate(&self) -> Result<(), Error> {
+        let schema = self.inner.schema.clone();
+        let run = |result: diesel::migration::Result<
+            Vec<diesel::migration::MigrationVersion<'_>>,
+        >| { result.map(drop).map_err(Error::Backend) };
+        with_conn!(self.inner, conn => {
+            self.with_migration_lock(conn, |conn| run(conn.run_pending_migrations(schema)))
+        })
+    }
+
+    /// Runs `f` holding a lock that serializes migrations across processes.
+    fn with_migration_lock<C: Store, T>(
+        &self,
+        conn: &mut C,
+        f: impl FnOnce(&mut C) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (lock, unlock) = match self.inner.st.dialect {
+            Dialect::Postgres => (
+                "SELECT pg_advisory_lock(7316190412) AS n",
+                "SELECT pg_advisory_unlock(7316190412) AS n",
+            ),
+            Dialect::Mysql => (
+                "SELECT GET_LOCK('outband_migrate', 60) AS n",
+                "SELECT RELEASE_LOCK('outband_migrate') AS n",
+            ),
+            // SQLite: the migrations' own transactions take the write lock
+            Dialect::Sqlite => return f(conn),
+        };
+        conn.batch_execute(lock).map_err(db_error)?;
+        let result = f(conn);
+        conn.batch_execute(unlock).map_err(db_error)?;
+        result
+    }
+
+    /// Enqueues `jobs` through `conn`, your own connection, as part of your
+    /// transaction: if you roll it back, nothing was enqueued. Returns the ids
+    /// in order. `conn` must reach the same database as this queue.
+    ///
+    /// ```
+    /// use diesel::Connection;
+    /// use outband::{BaseQueue, NewJob};
+    /// use outband_diesel::DatabaseQueue;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("outband-doc-tx-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let path = dir.join("app.db");
+    /// let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display()))?;
+    /// let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap())?;
+    /// let job = NewJob::new("app::welcome", outband::codec::encode(&(7u64,))?);
+    /// let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+    ///     // … your own writes …
+    ///     queue.enqueue_in(conn, &[job]).expect("enqueued");
+    ///     Err(diesel::result::Error::RollbackTransaction)
+    /// });
+    /// assert_eq!(queue.len("default")?, 0);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    pub fn enqueue_in<C: JobConnection>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+    ) -> Result<Vec<JobId>, Error> {
+        for job in jobs {
+            job.validate()?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = conn
+            .enqueue(&self.inner.st, jobs, false)
+            .map_err(db_error)?;
+        Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
+    }
+
+    fn count(&self, sql: &Stmt, queue: &str) -> Result<u64, Error> {
+        with_conn!(self.inner, conn => {
+            let n = sql.query()
+                .text(queue)
+                .get_result::<Number>(conn)
+                .map_err(db_error)?
+                .n;
+            Ok(n.unsigned_abs())
+        })
+    }
+
+    /// Runs a statement on one job id and tells whether it changed a row.
+    fn on_job(&self, sql: &Stmt, id: JobId) -> Result<bool, Error> {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(false);
+        };
+        with_conn!(self.inner, conn => {
+            let n = sql.query()
+                .i64(id)
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(n > 0)
+        })
+    }
+}
+
+fn id_of(id: JobId) -> i64 {
+    i64::try_from(id.0).unwrap_or(-1)
+}
+
+impl BaseQueue for DatabaseQueue {
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
+        for job in &jobs {
+            job.validate()?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_conn!(self.inner, conn => {
+            let ids = conn.enqueue(&self.inner.st, &jobs, true).map_err(db_error)?;
+            Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
+        })
+    }
+
+    fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        with_conn!(self.inner, conn => {
+            conn.claim(&self.inner.st, queue, max, micros(lease)).map_err(db_error)
+        })
+    }
+
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(listen) = &self.inner.listen {
+            return listen.wait(self, queues, timeout);
+        }
+        let _ = queues;
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
+        Ok(self.count(&self.inner.st.has_ready, queue)? > 0)
+    }
+
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
+        let st = &self.inner.st;
+        let (id, token) = (id_of(lease.job), i64::try_from(lease.token).unwrap_or(-1));
+        with_conn!(self.inner, conn => {
+            conn.write(|conn| {
+                let n = st.heartbeat.query()
+                    .i64(micros(lease_for))
+                    .i64(id)
+                    .i64(token)
+                    .execute(conn)?;
+                if n == 0 {
+                    return Ok(Heartbeat::LeaseLost);
+                }
+                let deadline = st.select_deadline.query()
+                    .i64(id)
+                    .get_result::<MaybeNumber>(conn)?
+                    .n
+                    .unwrap_or_default();
+                Ok(Heartbeat::Extended(time_of(deadline)))
+            })
+            .map_err(db_error)
+        })
+    }
+
+    fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
+        let mut done = self.complete_many(vec![(lease.clone(), outcome)])?;
+        done.pop()
+            .ok_or_else(|| Error::backend("complete_many returned no completion"))
+    }
+
+    fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_conn!(self.inner, conn => {
+            conn.complete_many(&self.inner.st, &completions).map_err(db_error)
+        })
+    }
+
+    fn recover_expired(&self) -> Result<Recovered, Error> {
+        let st = &self.inner.st;
+        with_conn!(self.inner, conn => {
+            conn.write(|conn| {
+                let dead = st.recover_dead.query().execute(conn)?;
+                let requeued = st.recover_requeue.query().execute(conn)?;
+                Ok(Recovered {
+                    requeued: requeued as u64,
+                    dead: dead as u64,
+                })
+            })
+            .map_err(db_error)
+        })
+    }
+
+    fn len(&self, queue: &str) -> Result<u64, Error> {
+        self.count(&self.inner.st.len, queue)
+    }
+
+    fn flush(&self, queue: &str) -> Result<u64, Error> {
+        with_conn!(self.inner, conn => {
+            let n = self.inner.st.flush.query()
+                .text(queue)
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
+        let st = &self.inner.st;
+        with_conn!(self.inner, conn => {
+            conn.transaction(|conn| {
+                let mut stats = QueueStats::default();
+                let counts = st.counts.query()
+                    .text(queue)
+                    .load::<StateCount>(conn)?;
+                for StateCount { s, n } in counts {
+                    let n = n.unsigned_abs();
+                    match state_of(s) {
+                        Some(JobState::Pending) => stats.pending = n,
+                        Some(JobState::Running) => stats.running = n,
+                        Some(JobState::Done) => stats.done = n,
+                        Some(JobState::Dead) => stats.dead = n,
+                        None => {}
+                    }
+                }
+                let times = st.run_times.query()
+                    .i64(micros(THROUGHPUT_WINDOW))
+                    .text(queue)
+                    .get_result::<RunTimes>(conn)?;
+                stats.throughput = times.recent as f64 / THROUGHPUT_WINDOW.as_secs_f64();
+                let us = |v: i64| Duration::from_micros(v.unsigned_abs());
+                stats.mean_run_time = times.mean.map(us);
+                if times.n > 0 {
+                    // nearest rank, as `outband::fill_run_times` computes it
+                    let rank = |pct: i64| ((times.n * pct + 99) / 100).clamp(1, times.n) - 1;
+                    for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
+                        let at = st.run_time_at.query()
+                            .text(queue)
+                            .i64(rank(pct))
+                            .get_result::<Number>(conn)?;
+                        *slot = Some(us(at.n));
+                    }
+                }
+                Ok(stats)
+            })
+            .map_err(db_error)
+        })
+    }
+
+    fn queues(&self) -> Result<Vec<String>, Error> {
+        with_conn!(self.inner, conn => {
+            let names = self.inner.st.queues.query()
+                .load::<Name>(conn)
+                .map_err(db_error)?;
+            Ok(names.into_iter().map(|n| n.name).collect())
+        })
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(None);
+        };
+        let row = with_conn!(self.inner, conn => {
+            self.inner.st.job.query()
+                .i64(id)
+                .get_result::<Row>(conn)
+                .optional()
+                .map_err(db_error)?
+        });
+        row.map(|row| {
+            row.to_job()
+                .map_err(|e| Error::backend(format!("job {id} is a malformed record: {e}")))
+        })
+        .transpose()
+    }
+
+    fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
+        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = with_conn!(self.inner, conn => {
+            self.inner.st.dead_jobs.query()
+                .text(queue)
+                .i64(clamp(limit))
+                .i64(clamp(offset))
+                .load::<Row>(conn)
+                .map_err(db_error)?
+        });
+        rows.iter()
+            .map(|row| {
+                row.to_job().map_err(|e| {
+                    Error::backend(format!("job {} is a malformed record: {e}", row.id))
+                })
+            })
+            .collect()
+    }
+
+    fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
+        self.on_job(&self.inner.st.retry_dead, id)
+    }
+
+    fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
+        self.on_job(&self.inner.st.delete_dead, id)
+    }
+
+    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+        self.on_job(&self.inner.st.cancel, id)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<u64, Error> {
+        with_conn!(self.inner, conn => {
+            let n = self.inner.st.purge.query()
+                .i64(micros(older_than))
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
+        with_conn!(self.inner, conn => {
+            let n = self.inner.st.claim_tick.query()
+                .text(name)
+                .i64(epoch_micros(tick))
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn now(&self) -> Result<SystemTime, Error> {
+        with_conn!(self.inner, conn => {
+            let n = self.inner.st.now.query()
+                .get_result::<Number>(conn)
+                .map_err(db_error)?
+                .n;
+            Ok(time_of(n))
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.temporary {
+            return;
+        }
+        let down = self.schema.down_sql();
+        let versions = self.schema.versions();
+        let result = (|| -> Result<(), Error> {
+            with_conn!(self, conn => {
+                for sql in &down {
+                    conn.batch_execute(sql).map_err(db_error)?;
+                }
+                for version in &versions {
+                    let _ = Stmt::new("DELETE FROM __diesel_schema_migrations WHERE version = ?")
+                        .query()
+                        .text(version)
+                        .execute(conn);
+                }
+                Ok(())
+            })
+        })();
+        if let Err(error) = result {
+            log::warn!(
+                "could not drop the temporary tables of prefix `{}`: {error}",
+                self.schema.prefix
+            );
+        }
+    }
+}
+
+/// PostgreSQL wake-ups: connections that `LISTEN` on the queue's channel.
+#[cfg(feature = "postgres")]
+struct Listen {
+    url: String,
+    channel: String,
+    /// Listening connections not in use by a waiter.
+    idle: Mutex<Vec<PgConnection>>,
+}
+
+#[cfg(feature = "postgres")]
+impl Listen {
+    /// How often a waiter looks at its connection for a notification. Reading
+    /// what the server already sent costs no round trip.
+    const POLL: Duration = Duration::from_millis(1);
+
+    fn wait(
+        &self,
+        queue: &DatabaseQueue,
+        queues: &[String],
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => {
+                let mut conn = PgConnection::establish(&self.url).map_err(conn_error)?;
+                conn.batch_execute(&format!("LISTEN \"{}\"", self.channel))
+                    .map_err(db_error)?;
+                conn
+            }
+        };
+        // Notifications from before now are stale; a job that became ready
+        // meanwhile is found by the check that follows.
+        for note in conn.notifications_iter() {
+            note.map_err(db_error)?;
+        }
+        for name in queues {
+            let ready = queue
+                .inner
+                .st
+                .has_ready
+                .query()
+                .text(name)
+                .get_result::<Number>(&mut conn)
+                .map_err(db_error)?
+                .n
+                > 0;
+            if ready {
+                self.give_back(conn);
+                return Ok(());
+            }
+        }
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(note) = conn.notifications_iter().next() {
+                note.map_err(db_error)?;
+                break;
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Self::POLL));
+        }
+        self.give_back(conn);
+        Ok(())
+    }
+
+    fn give_back(&self, conn: PgConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+    }
+}
+
+fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
+    Ok(Arc::new(DatabaseQueue::open(url)?))
+}
+
+inventory::submit! { outband::Opener { scheme: "sqlite", open: open_url } }
+inventory::submit! { outband::Opener { scheme: "postgres", open: open_url } }
+inventory::submit! { outband::Opener { scheme: "postgresql", open: open_url } }
+inventory::submit! { outband::Opener { scheme: "mysql", open: open_url } }
+inventory::submit! { outband::Opener { scheme: "mariadb", open: open_url } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed() {
+        assert_eq!(parse_url("sqlite::memory:").unwrap(), Target::SqliteMemory);
+        assert_eq!(
+            parse_url("sqlite://data/q.db").unwrap(),
+            Target::SqliteFile("data/q.db".into())
+        );
+        assert_eq!(
+            parse_url("sqlite:///tmp/q.db").unwrap(),
+            Target::SqliteFile("/tmp/q.db".into())
+        );
+        assert_eq!(
+            parse_url("mariadb://root@h/db").unwrap(),
+            Target::Mysql("mysql://root@h/db".into())
+        );
+        for bad in ["sqlite://", "nope", "redis://x", "sqlite:x.db"] {
+            assert!(matches!(parse_url(bad), Err(Error::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            hide_password("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(hide_password("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

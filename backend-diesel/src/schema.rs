@@ -1,0 +1,132 @@
+//! The schema, as diesel migrations embedded in the crate.
+//!
+//! The migrations' SQL lives in `migrations/<dialect>/*.sql` and is compiled
+//! in with `include_str!`. Because the table names carry a configurable
+//! prefix, the migrations are served by a [`MigrationSource`] that renders
+//! them for the prefix, and diesel_migrations' [`MigrationHarness`] runs them
+//! and records them in `__diesel_schema_migrations` under a version that
+//! names the prefix (`outband_<prefix>_0001`), so several prefixes share one
+//! database.
+//!
+//! The jobs table keeps times as microseconds since the Unix epoch (`BIGINT`)
+//! read from the database's clock, and states as small integers:
+//! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`.
+
+use std::fmt;
+
+use diesel::backend::Backend;
+use diesel::connection::BoxableConnection;
+use diesel::migration::{
+    self, Migration, MigrationMetadata, MigrationName, MigrationSource, MigrationVersion,
+};
+
+use crate::sql::Dialect;
+
+/// One migration: its version and its rendered SQL.
+struct Step {
+    version: String,
+    up: String,
+    down: String,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.version)
+    }
+}
+
+impl MigrationName for Step {
+    fn version(&self) -> MigrationVersion<'_> {
+        MigrationVersion::from(self.version.as_str())
+    }
+}
+
+impl MigrationMetadata for Step {}
+
+impl<DB: Backend> Migration<DB> for Step {
+    fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> migration::Result<()> {
+        conn.batch_execute(&self.up)?;
+        Ok(())
+    }
+
+    fn revert(&self, conn: &mut dyn BoxableConnection<DB>) -> migration::Result<()> {
+        conn.batch_execute(&self.down)?;
+        Ok(())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self
+    }
+}
+
+/// The embedded migrations, rendered for one dialect and table prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Schema {
+    pub(crate) dialect: Dialect,
+    pub(crate) prefix: String,
+}
+
+/// `(name, up, down)` per dialect, in order.
+fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static str)] {
+    match dialect {
+        Dialect::Sqlite => &[(
+            "0001_jobs",
+            include_str!("../migrations/sqlite/0001_jobs.up.sql"),
+            include_str!("../migrations/sqlite/0001_jobs.down.sql"),
+        )],
+        Dialect::Postgres => &[(
+            "0001_jobs",
+            include_str!("../migrations/postgres/0001_jobs.up.sql"),
+            include_str!("../migrations/postgres/0001_jobs.down.sql"),
+        )],
+        Dialect::Mysql => &[(
+            "0001_jobs",
+            include_str!("../migrations/mysql/0001_jobs.up.sql"),
+            include_str!("../migrations/mysql/0001_jobs.down.sql"),
+        )],
+    }
+}
+
+impl Schema {
+    fn steps(&self) -> Vec<Step> {
+        sources(self.dialect)
+            .iter()
+            .map(|(name, up, down)| Step {
+                version: self.version(name),
+                up: up.replace("{p}", &self.prefix),
+                down: down.replace("{p}", &self.prefix),
+            })
+            .collect()
+    }
+
+    fn version(&self, name: &str) -> String {
+        format!("outband_{}_{name}", self.prefix)
+    }
+
+    /// The versions this schema records, for removing them with the tables.
+    pub(crate) fn versions(&self) -> Vec<String> {
+        sources(self.dialect)
+            .iter()
+            .map(|(name, _, _)| self.version(name))
+            .collect()
+    }
+
+    /// The SQL that drops every table, in reverse order.
+    pub(crate) fn down_sql(&self) -> Vec<String> {
+        self.steps().into_iter().rev().map(|s| s.down).collect()
+    }
+}
+
+impl<DB: Backend> MigrationSource<DB> for Schema {
+    fn migrations(&self) -> migration::Result<Vec<Box<dyn Migration<DB>>>> {
+        Ok(self
+            .steps()
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn Migration<DB>>)
+            .collect())
+    }
+}

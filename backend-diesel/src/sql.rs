@@ -1,0 +1,304 @@
+//! The SQL text of every statement, per dialect, built once per table prefix.
+//!
+//! Statements are written once with `?` placeholders, `{jobs}` / `{ticks}`
+//! for the table names and `{now}` for the database's clock in microseconds
+//! since the Unix epoch; [`Dialect::render`] turns them into one dialect's
+//! text. Only the table prefix is spliced into SQL, and it is checked to be an
+//! identifier first ([`validate_prefix`]); every value is a bind parameter.
+
+use outband::Error;
+
+use crate::prepared::Stmt;
+
+/// The SQL dialects this crate speaks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// The longest prefix accepted, so that every derived name (index, trigger,
+/// function) stays under PostgreSQL's and MySQL's 63/64-character limits.
+const MAX_PREFIX: usize = 32;
+
+/// Checks that `prefix` is an identifier fragment: ASCII letters, digits and
+/// `_`, not starting with a digit, at most 32 characters. Empty is allowed.
+pub(crate) fn validate_prefix(prefix: &str) -> Result<(), Error> {
+    let ok = prefix.len() <= MAX_PREFIX
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !prefix.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "table prefix `{prefix}` is not an identifier: use ASCII letters, digits and `_`, \
+             not starting with a digit, at most {MAX_PREFIX} characters"
+        )))
+    }
+}
+
+impl Dialect {
+    /// The database's clock, in microseconds since the Unix epoch.
+    fn now(self) -> &'static str {
+        match self {
+            Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+            Self::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+            Self::Mysql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
+        }
+    }
+
+    /// The type name for an integer `CAST`.
+    fn bigint(self) -> &'static str {
+        match self {
+            Self::Mysql => "SIGNED",
+            _ => "BIGINT",
+        }
+    }
+
+    /// `template` in this dialect, for tables named with `prefix`.
+    pub(crate) fn render(self, prefix: &str, template: &str) -> String {
+        self.number(&self.render_unnumbered(prefix, template))
+    }
+
+    /// `template` in this dialect, with its `?` placeholders left as they are.
+    pub(crate) fn render_unnumbered(self, prefix: &str, template: &str) -> String {
+        template
+            .replace("{jobs}", &format!("{prefix}jobs"))
+            .replace("{ticks}", &format!("{prefix}ticks"))
+            .replace("{now}", self.now())
+            .replace("{bigint}", self.bigint())
+    }
+
+    /// PostgreSQL: `?` placeholders numbered `$1`, `$2`, …; others as they are.
+    pub(crate) fn number(self, text: &str) -> String {
+        if self != Self::Postgres {
+            return text.to_owned();
+        }
+        let mut numbered = String::with_capacity(text.len() + 16);
+        let mut n = 0;
+        for c in text.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push('$');
+                numbered.push_str(&n.to_string());
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    }
+}
+
+/// A pending job of `j` that may run now: its time has come and no other job
+/// with its ordering key is running or waiting ahead of it. Binds: queue.
+const READY: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now} \
+    AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM {jobs} o \
+    WHERE o.queue = j.queue AND o.ordering_key = j.ordering_key \
+    AND (o.state = 1 OR (o.state = 0 AND o.id < j.id))))";
+
+/// What a claim sets on the rows it takes. Binds: lease in µs.
+const CLAIM_SET: &str = "state = 1, attempt = attempt + 1, token = token + 1, \
+    started_at = {now}, deadline = {now} + ?";
+
+/// Where a completion finds its job: still running under the lease's token.
+/// Binds: id, token.
+const LEASED: &str = "WHERE id = ? AND state = 1 AND token = ?";
+
+/// Every statement, rendered for one dialect and prefix.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) dialect: Dialect,
+    /// The start of a multi-row insert, its `?` not numbered; one
+    /// `insert_row` per row follows.
+    pub(crate) insert_head: String,
+    /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
+    /// max_attempts, run_at (absolute, nullable), delay (µs).
+    pub(crate) insert_row: String,
+    /// PostgreSQL: the whole batch as arrays, in one statement. Binds: one
+    /// array per column of `insert_row`.
+    pub(crate) insert_unnest: String,
+    /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
+    /// connections that otherwise commit without waiting.
+    pub(crate) durable: Option<String>,
+    /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
+    pub(crate) insert_tail: &'static str,
+    /// SQLite and PostgreSQL: the whole claim. Binds: SQLite lease, queue,
+    /// limit; PostgreSQL queue, limit, lease.
+    pub(crate) claim: Stmt,
+    /// MySQL: the locking select of the claim, with the clock. Binds: queue, limit.
+    pub(crate) claim_select: Stmt,
+    /// MySQL: the update of the claim, followed by an id list. Binds:
+    /// started_at, deadline.
+    pub(crate) claim_update_head: String,
+    pub(crate) has_ready: Stmt,
+    pub(crate) mark_malformed: Stmt,
+    pub(crate) heartbeat: Stmt,
+    pub(crate) select_deadline: Stmt,
+    pub(crate) done: Stmt,
+    pub(crate) retry: Stmt,
+    pub(crate) dead: Stmt,
+    pub(crate) release: Stmt,
+    pub(crate) recover_dead: Stmt,
+    pub(crate) recover_requeue: Stmt,
+    pub(crate) len: Stmt,
+    pub(crate) flush: Stmt,
+    pub(crate) counts: Stmt,
+    pub(crate) run_times: Stmt,
+    pub(crate) run_time_at: Stmt,
+    pub(crate) queues: Stmt,
+    pub(crate) job: Stmt,
+    pub(crate) dead_jobs: Stmt,
+    pub(crate) retry_dead: Stmt,
+    pub(crate) delete_dead: Stmt,
+    pub(crate) cancel: Stmt,
+    pub(crate) purge: Stmt,
+    pub(crate) claim_tick: Stmt,
+    pub(crate) now: Stmt,
+}
+
+impl Statements {
+    pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
+        let r = |template: &str| dialect.render(prefix, template);
+        let q = |template: &str| Stmt::new(&dialect.render_unnumbered(prefix, template));
+        let ready_order = format!("{READY} ORDER BY j.priority DESC, j.id LIMIT ?");
+        let u = |template: &str| dialect.render_unnumbered(prefix, template);
+        let claim = match dialect {
+            Dialect::Postgres => u(&format!(
+                "WITH c AS (SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
+                     FOR UPDATE SKIP LOCKED) \
+                     UPDATE {{jobs}} t SET {set} FROM c WHERE t.id = c.id RETURNING t.*",
+                set = CLAIM_SET
+                    .replace("attempt + 1", "t.attempt + 1")
+                    .replace("token + 1", "t.token + 1"),
+            )),
+            _ => u(&format!(
+                "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
+                 (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
+            )),
+        };
+        let insert_tail = match dialect {
+            Dialect::Mysql => "",
+            _ => " RETURNING id AS n",
+        };
+        let claim_tick = match dialect {
+            Dialect::Postgres => {
+                "INSERT INTO {ticks} (name, tick) VALUES (?, ?) ON CONFLICT DO NOTHING"
+            }
+            Dialect::Sqlite => "INSERT OR IGNORE INTO {ticks} (name, tick) VALUES (?, ?)",
+            Dialect::Mysql => "INSERT IGNORE INTO {ticks} (name, tick) VALUES (?, ?)",
+        };
+        Self {
+            dialect,
+            insert_head: dialect.render_unnumbered(
+                prefix,
+                "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
+                 max_attempts, attempt, state, token, run_at, enqueued_at) VALUES ",
+            ),
+            insert_row: dialect.render_unnumbered(
+                prefix,
+                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now})",
+            ),
+            insert_tail,
+            insert_unnest: r(
+                "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
+                 max_attempts, attempt, state, token, run_at, enqueued_at) \
+                 SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {now} + d), {now} \
+                 FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
+                 ?::bigint[], ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, o) \
+                 ORDER BY o RETURNING id AS n",
+            ),
+            durable: (dialect == Dialect::Postgres)
+                .then(|| "SET LOCAL synchronous_commit TO ON".to_owned()),
+            claim: Stmt::new(&claim),
+            claim_select: q(&format!(
+                "SELECT j.*, {{now}} AS db_now FROM {{jobs}} j WHERE {ready_order} \
+                 FOR UPDATE SKIP LOCKED"
+            )),
+            claim_update_head: u("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
+                 token = token + 1, started_at = ?, deadline = ? WHERE id IN "),
+            has_ready: q(&format!(
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} LIMIT 1) r"
+            )),
+            mark_malformed: q("UPDATE {jobs} SET state = 3, finished_at = {now}, \
+                 deadline = NULL, last_error = ? WHERE id = ?"),
+            heartbeat: q(&format!(
+                "UPDATE {{jobs}} SET deadline = {{now}} + ? {LEASED}"
+            )),
+            select_deadline: q("SELECT deadline AS n FROM {jobs} WHERE id = ?"),
+            done: q(&format!(
+                "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \
+                 duration_us = ?, result = ? {LEASED}"
+            )),
+            retry: q(&format!(
+                "UPDATE {{jobs}} SET state = 0, run_at = {{now}} + ?, deadline = NULL, \
+                 last_error = ? {LEASED}"
+            )),
+            dead: q(&format!(
+                "UPDATE {{jobs}} SET state = 3, finished_at = {{now}}, deadline = NULL, \
+                 last_error = ? {LEASED}"
+            )),
+            release: q(&format!(
+                "UPDATE {{jobs}} SET state = 0, run_at = {{now}}, deadline = NULL, \
+                 attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END {LEASED}"
+            )),
+            recover_dead: q(
+                "UPDATE {jobs} SET state = 3, finished_at = {now}, deadline = NULL, \
+                 last_error = 'lease expired with no attempts left' \
+                 WHERE state = 1 AND deadline <= {now} AND attempt >= max_attempts",
+            ),
+            recover_requeue: q(
+                "UPDATE {jobs} SET state = 0, run_at = {now}, deadline = NULL, \
+                 last_error = 'lease expired' WHERE state = 1 AND deadline <= {now}",
+            ),
+            len: q("SELECT COUNT(*) AS n FROM {jobs} WHERE queue = ? AND state = 0"),
+            flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0"),
+            counts: q(
+                "SELECT state AS s, COUNT(*) AS n FROM {jobs} WHERE queue = ? GROUP BY state",
+            ),
+            run_times: q("SELECT COUNT(duration_us) AS n, \
+                 CAST(AVG(duration_us) AS {bigint}) AS mean, \
+                 COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
+                 FROM {jobs} WHERE queue = ? AND state = 2"),
+            run_time_at: q("SELECT duration_us AS n FROM {jobs} \
+                 WHERE queue = ? AND state = 2 AND duration_us IS NOT NULL \
+                 ORDER BY duration_us LIMIT 1 OFFSET ?"),
+            queues: q("SELECT DISTINCT queue AS name FROM {jobs} ORDER BY queue"),
+            job: q("SELECT * FROM {jobs} WHERE id = ?"),
+            dead_jobs: q("SELECT * FROM {jobs} WHERE queue = ? AND state = 3 \
+                 ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?"),
+            retry_dead: q("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \
+                 finished_at = NULL WHERE id = ? AND state = 3"),
+            delete_dead: q("DELETE FROM {jobs} WHERE id = ? AND state = 3"),
+            cancel: q("DELETE FROM {jobs} WHERE id = ? AND state = 0"),
+            purge: q("DELETE FROM {jobs} WHERE state = 2 AND finished_at <= {now} - ?"),
+            claim_tick: q(claim_tick),
+            now: q("SELECT {now} AS n"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_identifiers() {
+        for good in ["", "outband_", "t1_", "_x", "ABC"] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["1x", "a-b", "a b", "x;drop table y", "é", &"x".repeat(33)] {
+            assert!(validate_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let sql = Dialect::Postgres.render("p_", "SELECT ? FROM {jobs} WHERE a = ?");
+        assert_eq!(sql, "SELECT $1 FROM p_jobs WHERE a = $2");
+        let sql = Dialect::Sqlite.render("p_", "SELECT ? FROM {ticks}");
+        assert_eq!(sql, "SELECT ? FROM p_ticks");
+    }
+}

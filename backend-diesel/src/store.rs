@@ -1,0 +1,596 @@
+//! The operations on one connection, written once and compiled for each
+//! enabled diesel connection type by `store_impl!`.
+//!
+//! Every method runs its statements in one transaction (SQLite: an immediate
+//! one, so the write lock is taken up front and waits on the busy timeout
+//! instead of failing on upgrade), so a batch is one commit.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
+use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, When};
+
+use crate::prepared::Stmt;
+use crate::sql::Statements;
+
+/// Rows per `INSERT` statement: 8 binds each stays under every database's
+/// limit on bind parameters (SQLite's is 32,766).
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+/// A stored job as the database returns it.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Row {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) command: String,
+    #[diesel(sql_type = Binary)]
+    pub(crate) args: Vec<u8>,
+    #[diesel(sql_type = Text)]
+    pub(crate) queue: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) ordering_key: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub(crate) priority: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) attempt: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) max_attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) state: i32,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) token: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) run_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) enqueued_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) started_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) finished_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) deadline: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) duration_us: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    pub(crate) result: Option<Vec<u8>>,
+}
+
+/// A single number.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Number {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
+/// A single number that may be NULL.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct MaybeNumber {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) n: Option<i64>,
+}
+
+/// A count per state.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct StateCount {
+    #[diesel(sql_type = Integer)]
+    pub(crate) s: i32,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
+/// Run-time aggregates of the done jobs of a queue.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct RunTimes {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) mean: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) recent: i64,
+}
+
+/// A queue's name.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Name {
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+}
+
+/// Microseconds in `d`, saturating.
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Microseconds since the Unix epoch of `t` (negative before it).
+pub(crate) fn epoch_micros(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => micros(after),
+        Err(before) => -micros(before.duration()),
+    }
+}
+
+/// The time `us` microseconds after the Unix epoch.
+pub(crate) fn time_of(us: i64) -> SystemTime {
+    let magnitude = Duration::from_micros(us.unsigned_abs());
+    if us >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+/// The state stored as `code`.
+pub(crate) fn state_of(code: i32) -> Option<JobState> {
+    Some(match code {
+        0 => JobState::Pending,
+        1 => JobState::Running,
+        2 => JobState::Done,
+        3 => JobState::Dead,
+        _ => return None,
+    })
+}
+
+impl Row {
+    /// The job this row holds, or why the row is malformed.
+    pub(crate) fn to_job(&self) -> Result<Job, String> {
+        let state =
+            state_of(self.state).ok_or_else(|| format!("unknown state code {}", self.state))?;
+        if self.command.is_empty() {
+            return Err("the command name is empty".into());
+        }
+        outband::codec::check_size(self.args.len()).map_err(|e| e.to_string())?;
+        let priority = i16::try_from(self.priority)
+            .map_err(|_| format!("priority {} is out of range", self.priority))?;
+        let attempt = u32::try_from(self.attempt)
+            .map_err(|_| format!("attempt {} is negative", self.attempt))?;
+        let max_attempts = u32::try_from(self.max_attempts)
+            .ok()
+            .filter(|&m| m > 0)
+            .ok_or_else(|| format!("max_attempts {} is not positive", self.max_attempts))?;
+        let duration = match self.duration_us {
+            Some(us) => Some(Duration::from_micros(
+                u64::try_from(us).map_err(|_| format!("duration {us} µs is negative"))?,
+            )),
+            None => None,
+        };
+        Ok(Job {
+            id: JobId(u64::try_from(self.id).map_err(|_| format!("id {} is negative", self.id))?),
+            command: self.command.clone(),
+            args: self.args.clone(),
+            queue: self.queue.clone(),
+            key: self.ordering_key.clone(),
+            priority,
+            attempt,
+            max_attempts,
+            state,
+            run_at: time_of(self.run_at),
+            enqueued_at: time_of(self.enqueued_at),
+            started_at: self.started_at.map(time_of),
+            finished_at: self.finished_at.map(time_of),
+            duration,
+            last_error: self.last_error.clone(),
+            result: self.result.clone(),
+        })
+    }
+
+    /// The job with the lease a claim gave it.
+    pub(crate) fn to_claimed(&self) -> Result<Claimed, String> {
+        let job = self.to_job()?;
+        let deadline = self.deadline.ok_or("a claimed job has no lease deadline")?;
+        Ok(Claimed {
+            lease: Lease {
+                job: job.id,
+                token: self.token.unsigned_abs(),
+                deadline: time_of(deadline),
+            },
+            job,
+        })
+    }
+}
+
+/// The claim order: priority, then id.
+pub(crate) fn claim_order(rows: &mut [Row]) {
+    rows.sort_unstable_by_key(|r| (std::cmp::Reverse(r.priority), r.id));
+}
+
+/// The `(absolute run_at, delay)` binds of a job's `When`: one of them is set.
+pub(crate) fn when_binds(when: When) -> (Option<i64>, i64) {
+    match when {
+        When::Now => (None, 0),
+        When::At(at) => (Some(epoch_micros(at)), 0),
+        When::After(delay) => (None, micros(delay)),
+    }
+}
+
+/// `(?, ?, …)`: `n` placeholders for `IN`.
+pub(crate) fn placeholders(n: usize) -> String {
+    format!("({})", vec!["?"; n].join(", "))
+}
+
+/// The insert statement for `rows` jobs.
+pub(crate) fn insert_sql(st: &Statements, rows: usize) -> Stmt {
+    let mut sql = st.insert_head.clone();
+    sql.push_str(&vec![st.insert_row.as_str(); rows].join(", "));
+    sql.push_str(st.insert_tail);
+    Stmt::new(&sql)
+}
+
+/// What one completion does: which statement and its leading binds.
+pub(crate) enum CompletionSql<'a> {
+    Done {
+        duration_us: i64,
+        result: Option<&'a [u8]>,
+    },
+    Retry {
+        delay_us: i64,
+        error: &'a str,
+    },
+    Dead {
+        error: &'a str,
+    },
+    Release,
+}
+
+impl<'a> CompletionSql<'a> {
+    pub(crate) fn of(outcome: &'a Outcome) -> Self {
+        match outcome {
+            Outcome::Done { result, duration } => Self::Done {
+                duration_us: micros(*duration),
+                result: result.as_deref(),
+            },
+            Outcome::Retry { delay, error } => Self::Retry {
+                delay_us: micros(*delay),
+                error,
+            },
+            Outcome::Dead { error } => Self::Dead { error },
+            Outcome::Release => Self::Release,
+        }
+    }
+}
+
+/// The outcome of an update that touched `n` rows under a lease.
+pub(crate) fn completion(n: usize) -> Completion {
+    if n == 0 {
+        Completion::LeaseLost
+    } else {
+        Completion::Applied
+    }
+}
+
+/// The binds of a job for an insert, checked.
+pub(crate) fn job_binds(job: &NewJob) -> (i32, i32) {
+    (
+        i32::from(job.priority),
+        i32::try_from(job.max_attempts).unwrap_or(i32::MAX),
+    )
+}
+
+/// How a connection type inserts a batch of jobs.
+pub(crate) trait InsertRows {
+    /// Inserts `jobs` (in the caller's transaction) and returns their ids in order.
+    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>>;
+}
+
+/// A row with the database's clock read by the same statement.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct RowNow {
+    #[diesel(embed)]
+    pub(crate) stored: Row,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) db_now: i64,
+}
+
+/// [`InsertRows`] with multi-row `INSERT … VALUES` statements of up to
+/// [`INSERT_CHUNK`] rows.
+macro_rules! values_insert_impl {
+    ($conn:ty) => {
+        impl InsertRows for $conn {
+            fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+                let mut ids = Vec::with_capacity(jobs.len());
+                for chunk in jobs.chunks(INSERT_CHUNK) {
+                    let stmt = insert_sql(st, chunk.len());
+                    let mut query = stmt.query();
+                    for job in chunk {
+                        let (priority, max_attempts) = job_binds(job);
+                        let (at, delay) = when_binds(job.when);
+                        query = query
+                            .text(job.command.as_str())
+                            .opt_bytes(Some(job.args.as_slice()))
+                            .text(job.queue.as_str())
+                            .opt_text(job.key.as_deref())
+                            .i32(priority)
+                            .i32(max_attempts)
+                            .opt_i64(at)
+                            .i64(delay);
+                    }
+                    if st.dialect == crate::sql::Dialect::Mysql {
+                        query.execute(self)?;
+                        let first =
+                            diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS n")
+                                .get_result::<Number>(self)?
+                                .n;
+                        // one multi-row insert gets consecutive ids (a "simple
+                        // insert" under every innodb_autoinc_lock_mode)
+                        ids.extend((0..chunk.len() as i64).map(|i| first + i));
+                    } else {
+                        let mut rows: Vec<i64> = query
+                            .load::<Number>(self)?
+                            .into_iter()
+                            .map(|r| r.n)
+                            .collect();
+                        // ids are given in row order; RETURNING's order is not promised
+                        rows.sort_unstable();
+                        ids.extend(rows);
+                    }
+                }
+                Ok(ids)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+values_insert_impl!(SqliteConnection);
+#[cfg(feature = "mysql")]
+values_insert_impl!(MysqlConnection);
+
+/// PostgreSQL inserts any batch with one statement over arrays (`UNNEST`):
+/// eight binds, one plan, however many jobs.
+#[cfg(feature = "postgres")]
+impl InsertRows for PgConnection {
+    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+        use diesel::sql_types::Array;
+        let mut commands = Vec::with_capacity(jobs.len());
+        let mut args = Vec::with_capacity(jobs.len());
+        let mut queues = Vec::with_capacity(jobs.len());
+        let mut keys = Vec::with_capacity(jobs.len());
+        let mut priorities = Vec::with_capacity(jobs.len());
+        let mut max_attempts = Vec::with_capacity(jobs.len());
+        let mut run_ats = Vec::with_capacity(jobs.len());
+        let mut delays = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (priority, attempts) = job_binds(job);
+            let (at, delay) = when_binds(job.when);
+            commands.push(job.command.as_str());
+            args.push(job.args.as_slice());
+            queues.push(job.queue.as_str());
+            keys.push(job.key.as_deref());
+            priorities.push(priority);
+            max_attempts.push(attempts);
+            run_ats.push(at);
+            delays.push(delay);
+        }
+        let mut ids: Vec<i64> = diesel::sql_query(&st.insert_unnest)
+            .bind::<Array<Text>, _>(commands)
+            .bind::<Array<Binary>, _>(args)
+            .bind::<Array<Text>, _>(queues)
+            .bind::<Array<Nullable<Text>>, _>(keys)
+            .bind::<Array<Integer>, _>(priorities)
+            .bind::<Array<Integer>, _>(max_attempts)
+            .bind::<Array<Nullable<BigInt>>, _>(run_ats)
+            .bind::<Array<BigInt>, _>(delays)
+            .load::<Number>(self)?
+            .into_iter()
+            .map(|r| r.n)
+            .collect();
+        // rows are inserted in array order, so ids grow in it
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// Implements [`crate::JobConnection`]'s operations for one connection type;
+/// `$tx` is the method that opens a write transaction on it.
+macro_rules! store_impl {
+    ($conn:ty, $tx:ident) => {
+        impl $crate::private::Sealed for $conn {}
+
+        impl $crate::JobConnection for $conn {}
+
+        impl $crate::store::Store for $conn {
+            fn enqueue(
+                &mut self,
+                st: &$crate::sql::Statements,
+                jobs: &[::outband::NewJob],
+                durable: bool,
+            ) -> ::diesel::QueryResult<Vec<i64>> {
+                use $crate::store::InsertRows;
+                self.write(|conn| {
+                    if durable && let Some(sql) = &st.durable {
+                        ::diesel::connection::SimpleConnection::batch_execute(conn, sql)?;
+                    }
+                    conn.insert_rows(st, jobs)
+                })
+            }
+
+            fn claim(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+                max: i64,
+                lease_us: i64,
+            ) -> ::diesel::QueryResult<Vec<::outband::Claimed>> {
+                use ::diesel::prelude::*;
+                use $crate::store::*;
+                let mut rows: Vec<Row> = match st.dialect {
+                    $crate::sql::Dialect::Mysql => self.write(|conn| {
+                        let mut rows: Vec<RowNow> = st
+                            .claim_select
+                            .query()
+                            .text(queue)
+                            .i64(max)
+                            .load::<RowNow>(conn)?;
+                        let Some(now) = rows.first().map(|r| r.db_now) else {
+                            return Ok(Vec::new());
+                        };
+                        let deadline = now.saturating_add(lease_us);
+                        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+                        let update = $crate::prepared::Stmt::new(&format!(
+                            "{}{}",
+                            st.claim_update_head,
+                            placeholders(ids.len())
+                        ));
+                        let mut query = update.query().i64(now).i64(deadline);
+                        for &id in &ids {
+                            query = query.i64(id);
+                        }
+                        query.execute(conn)?;
+                        // the rows are locked: what the update wrote is known
+                        for r in &mut rows {
+                            r.stored.state = 1;
+                            r.stored.attempt += 1;
+                            r.stored.token += 1;
+                            r.stored.started_at = Some(now);
+                            r.stored.deadline = Some(deadline);
+                        }
+                        Ok(rows.into_iter().map(|r| r.stored).collect())
+                    })?,
+                    // one statement, atomic on its own: no BEGIN/COMMIT round trips
+                    $crate::sql::Dialect::Postgres => st
+                        .claim
+                        .query()
+                        .text(queue)
+                        .i64(max)
+                        .i64(lease_us)
+                        .load::<Row>(self)?,
+                    // immediate: the write lock is taken before the snapshot
+                    $crate::sql::Dialect::Sqlite => self.write(|conn| {
+                        st.claim
+                            .query()
+                            .i64(lease_us)
+                            .text(queue)
+                            .i64(max)
+                            .load::<Row>(conn)
+                    })?,
+                };
+                claim_order(&mut rows);
+                let mut claimed = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match row.to_claimed() {
+                        Ok(job) => claimed.push(job),
+                        Err(reason) => {
+                            // held under this claim's lease: no one else touches it
+                            let reason = format!("malformed record: {reason}");
+                            ::log::error!("job {} of queue {queue}: {reason}", row.id);
+                            st.mark_malformed
+                                .query()
+                                .text(&reason)
+                                .i64(row.id)
+                                .execute(self)?;
+                        }
+                    }
+                }
+                Ok(claimed)
+            }
+
+            fn complete_many(
+                &mut self,
+                st: &$crate::sql::Statements,
+                completions: &[(::outband::Lease, ::outband::Outcome)],
+            ) -> ::diesel::QueryResult<Vec<::outband::Completion>> {
+                use ::diesel::prelude::*;
+                use $crate::store::*;
+                let record = |conn: &mut Self| {
+                    let mut done = Vec::with_capacity(completions.len());
+                    for (lease, outcome) in completions {
+                        let id = i64::try_from(lease.job.0).unwrap_or(-1);
+                        let token = i64::try_from(lease.token).unwrap_or(-1);
+                        let n = match CompletionSql::of(outcome) {
+                            CompletionSql::Done {
+                                duration_us,
+                                result,
+                            } => st
+                                .done
+                                .query()
+                                .i64(duration_us)
+                                .opt_bytes(result)
+                                .i64(id)
+                                .i64(token)
+                                .execute(conn)?,
+                            CompletionSql::Retry { delay_us, error } => st
+                                .retry
+                                .query()
+                                .i64(delay_us)
+                                .text(error)
+                                .i64(id)
+                                .i64(token)
+                                .execute(conn)?,
+                            CompletionSql::Dead { error } => st
+                                .dead
+                                .query()
+                                .text(error)
+                                .i64(id)
+                                .i64(token)
+                                .execute(conn)?,
+                            CompletionSql::Release => {
+                                st.release.query().i64(id).i64(token).execute(conn)?
+                            }
+                        };
+                        done.push(completion(n));
+                    }
+                    Ok(done)
+                };
+                if completions.len() == 1 && st.dialect != $crate::sql::Dialect::Sqlite {
+                    // one statement, atomic on its own
+                    record(self)
+                } else {
+                    self.write(record)
+                }
+            }
+
+            fn write<T>(
+                &mut self,
+                f: impl FnOnce(&mut Self) -> ::diesel::QueryResult<T>,
+            ) -> ::diesel::QueryResult<T> {
+                use ::diesel::connection::TransactionManager;
+                let status =
+                    <Self as Connection>::TransactionManager::transaction_manager_status_mut(self);
+                if status.transaction_depth()?.is_some() {
+                    // inside the caller's transaction: a savepoint
+                    self.transaction(f)
+                } else {
+                    self.$tx(f)
+                }
+            }
+        }
+    };
+}
+
+/// The operations [`crate::DatabaseQueue`] runs on one connection.
+pub(crate) trait Store: Connection + InsertRows + Sized {
+    /// Inserts `jobs` in one transaction and returns their ids in order;
+    /// `durable` makes the commit wait for the disk where the session would
+    /// not (PostgreSQL pool connections).
+    fn enqueue(&mut self, st: &Statements, jobs: &[NewJob], durable: bool)
+    -> QueryResult<Vec<i64>>;
+
+    /// Claims up to `max` ready jobs of `queue`; malformed rows go to `dead`.
+    fn claim(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Claimed>>;
+
+    /// Records outcomes in one transaction.
+    fn complete_many(
+        &mut self,
+        st: &Statements,
+        completions: &[(Lease, Outcome)],
+    ) -> QueryResult<Vec<Completion>>;
+
+    /// Runs `f` in a write transaction.
+    fn write<T>(&mut self, f: impl FnOnce(&mut Self) -> QueryResult<T>) -> QueryResult<T>;
+}
+
+#[cfg(feature = "sqlite")]
+store_impl!(SqliteConnection, immediate_transaction);
+#[cfg(feature = "postgres")]
+store_impl!(PgConnection, transaction);
+#[cfg(feature = "mysql")]
+store_impl!(MysqlConnection, transaction);

@@ -1,0 +1,205 @@
+//! What the conformance suite does not cover: transactional enqueue, bad
+//! records, bad URLs, unreachable servers, open by URL, the PostgreSQL
+//! wake-up, and the prefix check — on every database that is enabled.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use outband::{BaseQueue, Error, JobState, NewJob};
+use outband_diesel::{DatabaseQueue, JobConnection};
+
+fn job(queue: &str) -> NewJob {
+    NewJob::new(
+        "app::job",
+        outband::codec::encode(&(1u64,)).expect("encodes"),
+    )
+    .queue(queue)
+}
+
+/// Enqueues through `conn` inside a transaction: a rollback leaves nothing,
+/// a commit leaves the jobs, claimable.
+fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) {
+    let q = "tx";
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        let ids = queue
+            .enqueue_in(conn, &[job(q), job(q)])
+            .expect("enqueue_in");
+        assert_eq!(ids.len(), 2);
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(
+        queue.len(q).expect("len"),
+        0,
+        "a rolled-back enqueue stores nothing"
+    );
+
+    let ids = conn
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(queue.enqueue_in(conn, &[job(q)]).expect("enqueue_in"))
+        })
+        .expect("commit");
+    assert_eq!(queue.len(q).expect("len"), 1);
+    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, ids[0]);
+
+    // outside any transaction it is a transaction of its own
+    let more = queue.enqueue_in(conn, &[job(q)]).expect("enqueue_in");
+    assert_eq!(
+        queue.job(more[0]).expect("job").expect("stored").state,
+        JobState::Pending
+    );
+}
+
+/// A row no producer could have written is moved to `dead` with the reason
+/// when a claim meets it, and the claim still returns the good job.
+fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C, blob: &str) {
+    let q = "malformed";
+    let table = format!("{}jobs", queue.prefix());
+    conn.batch_execute(&format!(
+        "INSERT INTO {table} (command, args, queue, priority, max_attempts, attempt, state, token, run_at, enqueued_at) \
+         VALUES ('app::job', {blob}, '{q}', 0, 0, 0, 0, 0, 0, 0)"
+    ))
+    .expect("insert a bad row");
+    let good = queue.enqueue(job(q)).expect("enqueue");
+    let claimed = queue
+        .claim(q, 10, Duration::from_secs(60))
+        .expect("claim goes on");
+    assert_eq!(
+        claimed.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![good]
+    );
+    let dead = queue.dead_jobs(q, 0, 10);
+    // the row is still malformed, so listing it is an error that names it
+    let error = dead.expect_err("a malformed dead record cannot be listed as a job");
+    assert!(error.to_string().contains("malformed"), "{error}");
+    let stats = queue.stats(q).expect("stats");
+    assert_eq!((stats.dead, stats.running), (1, 1));
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+
+    #[test]
+    fn transactional_enqueue_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-tx-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        transactional_enqueue(&queue, &mut conn);
+        malformed_record_goes_dead(&queue, &mut conn, "X'01'");
+        drop(queue);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn opened_by_url_through_outband() {
+        let queue = outband::open("sqlite://:memory:").expect("outband::open finds sqlite://");
+        let id = queue.enqueue(job("by-url")).expect("enqueue");
+        assert_eq!(queue.job(id).expect("job").expect("stored").queue, "by-url");
+    }
+
+    #[test]
+    fn bad_urls_and_prefixes_are_config_errors() {
+        for url in ["sqlite://", "nonsense", "ftp://x/y"] {
+            assert!(
+                matches!(DatabaseQueue::open(url), Err(Error::Config(_))),
+                "{url}"
+            );
+        }
+        for prefix in ["1a", "a-b", "x; DROP TABLE y; --"] {
+            let opened = DatabaseQueue::builder("sqlite::memory:")
+                .prefix(prefix)
+                .open();
+            assert!(matches!(opened, Err(Error::Config(_))), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn explicit_migration() {
+        let queue = DatabaseQueue::builder("sqlite::memory:")
+            .run_migrations(false)
+            .open()
+            .expect("open");
+        assert!(queue.len("q").is_err(), "no tables before migrating");
+        queue.migrate().expect("migrate");
+        queue.migrate().expect("migrating twice does nothing");
+        assert_eq!(queue.len("q").expect("len"), 0);
+    }
+
+    #[test]
+    fn an_oversized_payload_is_refused_at_enqueue() {
+        let queue = DatabaseQueue::open("sqlite::memory:").expect("open");
+        let big = NewJob::new("app::job", vec![0; outband::codec::max_payload() + 1]);
+        assert!(queue.enqueue(big).is_err());
+        assert_eq!(queue.len("default").expect("len"), 0);
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    #[test]
+    fn transactional_enqueue_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        transactional_enqueue(&queue, &mut conn);
+        malformed_record_goes_dead(&queue, &mut conn, "'\\x01'::bytea");
+    }
+
+    #[test]
+    fn an_unreachable_server_is_unavailable_at_once() {
+        let opened = DatabaseQueue::open("postgres://postgres@127.0.0.1:1/test");
+        assert!(matches!(opened, Err(Error::Unavailable(_))), "{opened:?}");
+    }
+
+    /// Blocks in `wait` with a long timeout while another thread enqueues.
+    #[test]
+    fn an_enqueue_wakes_a_waiting_consumer() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let queue = Arc::new(queue);
+        let queues = vec!["wake".to_owned()];
+        // a first wait sets up the listening connection
+        queue.wait(&queues, Duration::ZERO).expect("wait");
+        let waited = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                queue.wait(&queues, Duration::from_secs(60)).expect("wait");
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            queue.enqueue(job("wake")).expect("enqueue");
+            waiter.join().expect("waiter")
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken by the enqueue, not the timeout"
+        );
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+
+    #[test]
+    fn transactional_enqueue_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        transactional_enqueue(&queue, &mut conn);
+        malformed_record_goes_dead(&queue, &mut conn, "X'01'");
+    }
+}
