@@ -1,0 +1,45 @@
+//! Run with: cargo run -p quickstart
+//!
+//! The smallest outband program: it defines a command, enqueues ten calls and
+//! processes them, printing what ran. With `OUTBAND_URL` unset the queue is
+//! the SQLite file `outband.db` in the working directory.
+
+use outband::{BaseQueue, ProcessorConfig, SimpleProcessor, queue_command};
+// Linking the SQL backend lets `outband::open` read `sqlite://` URLs.
+use outband_diesel as _;
+
+/// Greets someone: the work to run out-of-band.
+#[queue_command(queue = "quickstart")]
+fn greet(name: String, n: u32) -> String {
+    let line = format!("hello, {name} (call {n})");
+    println!("ran: {line}");
+    line
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::var("OUTBAND_URL").unwrap_or_else(|_| "sqlite://outband.db".to_owned());
+    let queue = outband::open(&url)?;
+    outband::set_default_queue(queue.clone())?;
+
+    // The producer's side: each call only enqueues, and returns the job id.
+    let ids = (1..=10)
+        .map(|n| greet("world".to_owned(), n))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!("enqueued {} jobs on {url}", ids.len());
+
+    // The consumer's side, here in the same process: run what is queued.
+    let consumer = SimpleProcessor::new(
+        queue.clone(),
+        ProcessorConfig::default().queues(["quickstart"]),
+    )?;
+    while consumer.process_next()? {}
+
+    let last = queue.job(ids[9])?.ok_or("the last job is gone")?;
+    println!(
+        "job {} is {}, and returned {:?}",
+        last.id,
+        last.state,
+        last.result::<String>().transpose()?
+    );
+    Ok(())
+}
