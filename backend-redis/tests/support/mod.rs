@@ -183,7 +183,8 @@ impl Server {
             let ready = client
                 .get_connection_with_timeout(Duration::from_millis(200))
                 .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
-            if ready.is_ok() {
+            // a server that asks for a password is up too
+            if ready.is_ok() || ready.is_err_and(|e| e.code() == Some("NOAUTH")) {
                 return;
             }
             assert!(
