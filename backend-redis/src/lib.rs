@@ -58,14 +58,14 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token and deadline |
+//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token (the job's claim count) and deadline |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
 //! | `B:run` | sorted set | running jobs, by lease deadline |
 //! | `B:done`, `B:dead` | sorted sets | finished jobs, by finish time |
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job holding each key; the jobs waiting for key `K`, in enqueue order |
-//! | `B:n` | hash | the pending count and the lease-token counter |
+//! | `B:n` | hash | the pending count |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`) |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
@@ -643,7 +643,7 @@ impl BaseQueue for RedisQueue {
             let Some(job) = parse_job(id, record) else {
                 continue;
             };
-            let token = fields.get("t").copied().unwrap_or(0);
+            let token = fields.get("l").copied().unwrap_or(0);
             let deadline = time_of(fields.get("d").copied().unwrap_or(0));
             claimed.push(Claimed {
                 job,

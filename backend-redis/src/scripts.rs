@@ -180,7 +180,7 @@ end
 local out, running = {}, {}
 local deadline = now + lease
 local budget = max + 100
-local taken, tok = 0, nil
+local taken = 0
 while #out < 2 * max and budget > 0 do
   local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
   if #level == 0 then break end
@@ -209,16 +209,16 @@ while #out < 2 * max and budget > 0 do
         redis.call('HSET', jk, 'q', q)
         if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
       else
-        if not tok then tok = redis.call('HINCRBY', b .. ':n', 't', max) - max end
-        tok = tok + 1
+        -- the fencing token counts this job's claims: new on every claim
+        local tok = (tonumber(f.l) or 0) + 1
         local n = tonumber(f.n or 0) + 1
-        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now, 't', tok, 'd', deadline)
+        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now, 'l', tok, 'd', deadline)
         running[#running + 1] = deadline
         running[#running + 1] = s
         rec[#rec + 1] = 's'; rec[#rec + 1] = 'running'
         rec[#rec + 1] = 'n'; rec[#rec + 1] = n
         rec[#rec + 1] = 'b'; rec[#rec + 1] = now
-        rec[#rec + 1] = 't'; rec[#rec + 1] = tok
+        rec[#rec + 1] = 'l'; rec[#rec + 1] = tok
         rec[#rec + 1] = 'd'; rec[#rec + 1] = deadline
         out[#out + 1] = s
         out[#out + 1] = rec
@@ -247,7 +247,7 @@ for j = 1, tonumber(ARGV[5]) do
   local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 't', 'q', 'k', 'p', 'n')
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n')
   if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
     out[j] = 0
   else
@@ -292,9 +292,13 @@ for b, batch in pairs(queues) do
   call_many('ZREM', b .. ':run', batch.run, 1)
   if #batch.done > 0 then
     call_many('ZADD', b .. ':done', batch.done, 2)
-    call_many('LPUSH', b .. ':rt', batch.rt, 1)
-    redis.call('LTRIM', b .. ':rt', 0, rtcap - 1)
-    if retention > 0 then redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention) end
+    -- trims in steps, not on every call: the sample by up to 64 over its
+    -- size, the done set about every 16th job
+    local sampled = redis.call('LPUSH', b .. ':rt', unpack(batch.rt, 1, math.min(#batch.rt, 1000)))
+    if sampled > rtcap + 64 then redis.call('LTRIM', b .. ':rt', 0, rtcap - 1) end
+    if retention > 0 and tonumber(batch.done[2]) % 16 < #batch.rt then
+      redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention)
+    end
   end
   if batch.woke then wake(b) end
 end
@@ -307,7 +311,7 @@ const HEARTBEAT: &str = r"
 T = ARGV[1]
 local s, tok = ARGV[2], ARGV[3]
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 't', 'q')
+local f = redis.call('HMGET', jk, 's', 'l', 'q')
 if f[1] ~= 'running' or f[2] ~= tok or not f[3] then return -1 end
 local d = now_ms() + tonumber(ARGV[4])
 redis.call('HSET', jk, 'd', d)
