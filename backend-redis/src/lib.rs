@@ -1,4 +1,4 @@
-//! The Redis backend of [outband](outband): [`RedisQueue`], for the most
+//! The Redis backend of [outband]: [`RedisQueue`], for the most
 //! throughput and many consumer hosts.
 //!
 //! Every change of a job's state is one Lua script, loaded once and called by
