@@ -93,8 +93,10 @@
 //! - **Bounded work.** No script does work in proportion to the backlog: due
 //!   scheduled jobs are promoted, expired leases recovered, done jobs purged
 //!   and queues flushed in bounded steps.
-//! - **Memory.** `done` records expire after the retention; `dead` jobs stay
-//!   until retried or deleted unless `dead_cap` is set.
+//! - **Memory.** `done` records expire after the retention (a day by default,
+//!   as in River; each kept job costs a few hundred bytes, so at high rates
+//!   choose a shorter one); `dead` jobs stay until retried or deleted unless
+//!   `dead_cap` is set.
 //! - **Cluster.** An [`enqueue_many`](BaseQueue::enqueue_many) batch whose
 //!   queues fall in different slots is refused (it could not be atomic); a
 //!   consumer whose queues are in different slots blocks on each slot's
