@@ -5,7 +5,7 @@
 //! its hash, so a job is always in exactly one state; lease deadlines and due
 //! times come from the server's `TIME`; consumers claim a batch of jobs in one
 //! call, complete a batch in one call, and sleep in a blocking pop that an
-//! enqueue wakes at once. A pending no-op job takes about 220 bytes of Redis
+//! enqueue wakes at once. A pending no-op job takes about 200 bytes of Redis
 //! memory.
 //!
 //! ```no_run
