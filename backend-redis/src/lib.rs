@@ -37,7 +37,7 @@
 //! | URL | connects to |
 //! |---|---|
 //! | `redis://[user:password@]host:port/[db]` | one server over TCP; AUTH and the database number from the URL |
-//! | `rediss://…` | the same over TLS (feature `tls`) |
+//! | `rediss://…` | the same over TLS (feature `tls`; a private CA through [`RedisOptions`]' `tls_root_certificate`) |
 //! | `redis+unix:///path/to/redis.sock?db=N&pass=…` or `unix:///…` | one server over a Unix socket |
 //! | `redis+cluster://[user:password@]host:port,host:port,…/` | a Redis Cluster, from any of its nodes (`rediss+cluster://` over TLS) |
 //!
@@ -144,6 +144,11 @@ pub struct RedisOptions {
     /// How many recent run times per queue [`stats`](BaseQueue::stats) uses.
     /// Default 1,000.
     pub run_time_sample: usize,
+    /// The root certificate (PEM) that `rediss://` servers must chain to,
+    /// instead of the system's and webpki's roots: for servers with a
+    /// private CA. Default `None`.
+    #[cfg(feature = "tls")]
+    pub tls_root_certificate: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -153,6 +158,8 @@ impl Default for RedisOptions {
             retention: Some(Duration::from_secs(24 * 3600)),
             dead_cap: None,
             run_time_sample: 1000,
+            #[cfg(feature = "tls")]
+            tls_root_certificate: None,
         }
     }
 }
@@ -169,6 +176,15 @@ impl RedisOptions {
     #[must_use]
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Trusts `pem`, a root certificate, for `rediss://` instead of the
+    /// system's and webpki's roots.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
         self
     }
 
@@ -391,20 +407,40 @@ impl RedisQueue {
             )));
         }
         let target = if address.contains("+cluster://") {
-            let client = ClusterClient::builder(cluster_nodes(&address)?)
+            #[allow(unused_mut)]
+            let mut builder = ClusterClient::builder(cluster_nodes(&address)?)
                 .connection_timeout(Duration::from_secs(2))
-                .response_timeout(conn::RESPONSE_TIMEOUT)
-                .build()
-                .map_err(|e| config_error(url, &e))?;
-            Target::Cluster(client)
+                .response_timeout(conn::RESPONSE_TIMEOUT);
+            #[cfg(feature = "tls")]
+            if let Some(pem) = &options.tls_root_certificate {
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            Target::Cluster(builder.build().map_err(|e| config_error(url, &e))?)
         } else {
+            #[cfg(feature = "tls")]
+            if let Some(pem) = &options.tls_root_certificate {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                };
+                let client = redis::Client::build_with_tls(address.as_str(), certificates)
+                    .map_err(|e| config_error(url, &e))?;
+                return Ok(Self::from_target(Target::Single(client), options));
+            }
             Target::Single(redis::Client::open(address).map_err(|e| config_error(url, &e))?)
         };
-        Ok(Self {
+        Ok(Self::from_target(target, options))
+    }
+
+    fn from_target(target: Target, options: RedisOptions) -> Self {
+        Self {
             pool: Pool::new(target),
             options,
             registered: Mutex::new(HashSet::new()),
-        })
+        }
     }
 
     /// The options in force.
