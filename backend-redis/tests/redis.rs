@@ -246,3 +246,31 @@ fn outband_open_finds_the_redis_schemes() {
         JobState::Pending
     );
 }
+
+#[test]
+fn a_waiting_consumer_wakes_when_a_scheduled_job_falls_due() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    queue
+        .enqueue(echo_job("s", 1).when(Duration::from_millis(200)))
+        .unwrap();
+    assert!(!queue.has_jobs_waiting("s").unwrap());
+    let start = Instant::now();
+    // nothing pushes a wake-up for a due job: wait's own timeout ends at the due time
+    queue
+        .wait(&["s".to_owned()], Duration::from_secs(60))
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(60), "woken when due");
+    let mut claimed = Vec::new();
+    while claimed.is_empty() {
+        claimed = queue.claim("s", 1, LEASE).unwrap();
+        if claimed.is_empty() {
+            queue
+                .wait(&["s".to_owned()], Duration::from_secs(60))
+                .unwrap();
+        }
+    }
+    assert_eq!(claimed.len(), 1);
+}
