@@ -1,0 +1,274 @@
+//! Run with: cargo bench -p outband-redis --features bench --bench redis
+//!
+//! The benchmark of [`outband::bench`] on `RedisQueue` at `REDIS_URL`
+//! (default `redis://127.0.0.1:6379/`), in a namespace of its own that is
+//! deleted at the end, followed by what is particular to Redis:
+//!
+//! - **bytes per pending job**: `used_memory` of `INFO memory` before and
+//!   after enqueuing `--memory-jobs` (default 100,000) pending no-op jobs,
+//!   divided by their number;
+//! - **rate against backlog**: the multi processor at 4 threads runs
+//!   `--jobs` (default 20,000) no-op jobs while the same queue holds 1,000,
+//!   then `--backlog` (default 1,000,000), more pending jobs of lower priority
+//!   behind them; the two rates should match, since no script does work in
+//!   proportion to the backlog;
+//! - **the backend alone**: 4 threads call `claim` and `complete_many`
+//!   directly, with claims of 1 and of 4, to show what batching is worth.
+//!
+//! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, and `--backlog-only`
+//! to skip all but the backlog runs. Other arguments,
+//! such as the `--bench` that `cargo bench` passes, are ignored.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use outband::bench::{self, BenchConfig};
+use outband::{BaseQueue, MultiProcessor, NewJob, Outcome, ProcessorConfig, queue_command};
+use outband_redis::{RedisOptions, RedisQueue};
+
+static BACKLOG_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// The job of the backlog runs: counts itself.
+#[queue_command(name = "outband_redis::bench::counted")]
+fn counted() {
+    BACKLOG_RUN.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Options {
+    standard: bool,
+    jobs: usize,
+    memory_jobs: usize,
+    backlog: usize,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        standard: true,
+        jobs: 20_000,
+        memory_jobs: 100_000,
+        backlog: 1_000_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--backlog-only" {
+            options.standard = false;
+            continue;
+        }
+        let slot = match arg.as_str() {
+            "--jobs" => &mut options.jobs,
+            "--memory-jobs" => &mut options.memory_jobs,
+            "--backlog" => &mut options.backlog,
+            _ => continue,
+        };
+        let value = args.next().ok_or(format!("{arg} needs a number"))?;
+        *slot = value
+            .parse()
+            .map_err(|_| format!("{arg} {value}: not a number"))?;
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N]");
+            return ExitCode::from(2);
+        }
+    };
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let namespace = format!("outband-bench-{}", std::process::id());
+    let queue = match RedisQueue::with_options(&url, RedisOptions::default().namespace(&namespace))
+    {
+        Ok(queue) => Arc::new(queue),
+        Err(error) => {
+            eprintln!("cannot open {url}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run_all(&queue, &options);
+    delete_namespace(&queue, &namespace);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("benchmark failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
+    let config = BenchConfig {
+        jobs: options.jobs,
+        ..BenchConfig::default()
+    };
+    if options.standard {
+        let report = bench::run(queue.clone(), &config)?;
+        println!("RedisQueue, {} jobs per run\n", config.jobs);
+        println!("{report}");
+
+        let bytes = bytes_per_pending_job(queue, options.memory_jobs)?;
+        println!(
+            "memory: {bytes:.0} bytes per pending no-op job ({} jobs, INFO memory used_memory), target < 250",
+            options.memory_jobs
+        );
+    }
+
+    for batch in [1, 4] {
+        let rate = raw_rate(queue, options.jobs, batch)?;
+        println!(
+            "backend alone, 4 threads each claiming {batch} and completing them in one call: {} jobs/s",
+            rate.round()
+        );
+    }
+
+    for backlog in [1_000, options.backlog] {
+        let rate = rate_with_backlog(queue, options.jobs, backlog)?;
+        println!(
+            "multi processor, 4 threads, {backlog} jobs pending behind: {} jobs/s",
+            rate.round()
+        );
+    }
+    Ok(())
+}
+
+fn noop_job(queue: &str, priority: i16) -> NewJob {
+    NewJob::new(
+        counted::NAME,
+        outband::codec::encode(&()).unwrap_or_default(),
+    )
+    .queue(queue)
+    .priority(priority)
+}
+
+fn fill(queue: &RedisQueue, name: &str, count: usize, priority: i16) -> Result<(), outband::Error> {
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(1000);
+        queue.enqueue_many((0..batch).map(|_| noop_job(name, priority)).collect())?;
+        left -= batch;
+    }
+    Ok(())
+}
+
+fn used_memory(queue: &RedisQueue) -> Result<u64, outband::Error> {
+    let info: String =
+        outband_redis::with_connection(queue, |con| redis::cmd("INFO").arg("memory").query(con))?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| outband::Error::backend("INFO memory has no used_memory"))
+}
+
+fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband::Error> {
+    // the no-op job of `outband::bench`, on a queue name of the same length
+    let name = "outband-bench-memory";
+    let args = outband::codec::encode(&())?;
+    let before = used_memory(queue)?;
+    let mut left = jobs;
+    while left > 0 {
+        let batch = left.min(1000);
+        queue.enqueue_many(
+            (0..batch)
+                .map(|_| NewJob::new("outband::bench::noop", args.clone()).queue(name))
+                .collect(),
+        )?;
+        left -= batch;
+    }
+    let after = used_memory(queue)?;
+    queue.flush(name)?;
+    Ok(after.saturating_sub(before) as f64 / jobs as f64)
+}
+
+fn rate_with_backlog(
+    queue: &Arc<RedisQueue>,
+    jobs: usize,
+    backlog: usize,
+) -> Result<f64, outband::Error> {
+    let name = format!("outband-bench-backlog-{backlog}");
+    eprintln!("filling {name} with {backlog} jobs…");
+    fill(queue, &name, backlog, -1)?;
+    fill(queue, &name, jobs, 0)?;
+    BACKLOG_RUN.store(0, Ordering::SeqCst);
+    let config = ProcessorConfig::default()
+        .queues([name.as_str()])
+        .max_threads(4)
+        .wait_time(Duration::from_millis(10));
+    let processor = MultiProcessor::new(queue.clone(), config)?;
+    let start = Instant::now();
+    processor.start();
+    while BACKLOG_RUN.load(Ordering::SeqCst) < jobs as u64 {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = start.elapsed();
+    processor.stop();
+    queue.flush(&name)?;
+    Ok(jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Jobs per second through `claim` and `complete_many` alone, without a
+/// processor: 4 threads, each claiming `batch` jobs at a time.
+fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, outband::Error> {
+    let name = format!("outband-bench-raw-{batch}");
+    fill(queue, &name, jobs, 0)?;
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let name = name.as_str();
+                scope.spawn(move || -> Result<(), outband::Error> {
+                    loop {
+                        let claimed = queue.claim(name, batch, Duration::from_secs(60))?;
+                        if claimed.is_empty() {
+                            return Ok(());
+                        }
+                        let done = Outcome::Done {
+                            result: None,
+                            duration: Duration::from_micros(1),
+                        };
+                        queue.complete_many(
+                            claimed
+                                .into_iter()
+                                .map(|c| (c.lease, done.clone()))
+                                .collect(),
+                        )?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(outband::Error::backend("a worker panicked")))
+        })
+    })?;
+    Ok(jobs as f64 / start.elapsed().as_secs_f64())
+}
+
+fn delete_namespace(queue: &RedisQueue, namespace: &str) {
+    for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {
+        let deleted = outband_redis::with_connection(queue, |con| {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(con)?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK").arg(&keys).query::<i64>(con)?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        });
+        if let Err(error) = deleted {
+            eprintln!("could not delete the namespace {namespace}: {error}");
+        }
+    }
+}

@@ -1,0 +1,1040 @@
+//! The Redis backend of [outband]: [`RedisQueue`], for the most
+//! throughput and many consumer hosts.
+//!
+//! Every change of a job's state is one Lua script, loaded once and called by
+//! its hash, so a job is always in exactly one state; lease deadlines and due
+//! times come from the server's `TIME`; consumers claim a batch of jobs in one
+//! call, complete a batch in one call, and sleep in a blocking pop that an
+//! enqueue wakes at once. A pending no-op job takes about 200 bytes of Redis
+//! memory.
+//!
+//! ```no_run
+//! use outband::{BaseQueue, MultiProcessor, NewJob, ProcessorConfig};
+//! use outband_redis::RedisQueue;
+//! use std::sync::Arc;
+//!
+//! # fn main() -> Result<(), outband::Error> {
+//! let queue = Arc::new(RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=myapp")?);
+//! queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//!
+//! let consumer = MultiProcessor::new(queue, ProcessorConfig::default().max_threads(4))?;
+//! consumer.start();
+//! # Ok(()) }
+//! ```
+//!
+//! Linking this crate also lets [`outband::open`] and `OUTBAND_URL` open the
+//! URLs below (`use outband_redis as _;` is enough).
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tls` | no | `rediss://` and `rediss+cluster://`: TLS through rustls, with the system's and webpki's root certificates |
+//! | `bench` | no | the `redis` benchmark binary (`cargo bench -p outband-redis --features bench --bench redis`) |
+//!
+//! # URLs
+//!
+//! | URL | connects to |
+//! |---|---|
+//! | `redis://[user:password@]host:port/[db]` | one server over TCP; AUTH and the database number from the URL |
+//! | `rediss://…` | the same over TLS (feature `tls`; a private CA through [`RedisOptions`]' `tls_root_certificate`) |
+//! | `redis+unix:///path/to/redis.sock?db=N&pass=…` or `unix:///…` | one server over a Unix socket |
+//! | `redis+cluster://[user:password@]host:port,host:port,…/` | a Redis Cluster, from any of its nodes (`rediss+cluster://` over TLS) |
+//!
+//! These query parameters set [`RedisOptions`] and are not passed on to the
+//! driver: `namespace=NAME` (default `outband`), `retention=SECONDS` (how long
+//! `done` jobs are kept; `0` keeps them until [`purge`](BaseQueue::purge);
+//! default 86400), `dead_cap=N` (the most `dead` jobs kept per queue; the
+//! oldest are dropped; default: no cap).
+//!
+//! # Key layout
+//!
+//! A queue `Q` lives in one of 4,096 buckets, `b = FNV-1a(Q) mod 4096`, whose
+//! keys share the hash tag `T = {namespace:b}`, so on a cluster all keys of a
+//! queue are in one slot and every script runs on one node. Job ids are
+//! `b × 2⁴⁰ + n`, where `n` counts the bucket's jobs, so an id names its slot.
+//! With `B = T:len(Q):Q`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `T:seq` | string | the last job number of the bucket |
+//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token (the job's claim count) and deadline |
+//! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
+//! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
+//! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
+//! | `B:run` | sorted set | running jobs, by lease deadline |
+//! | `B:done`, `B:dead` | sorted sets | finished jobs, by finish time |
+//! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job holding each key; the jobs waiting for key `K`, in enqueue order |
+//! | `B:n` | hash | the pending count |
+//! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
+//! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`) |
+//! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
+//! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
+//!
+//! # Guarantees and their limits
+//!
+//! - **One state at a time.** Each transition is one script; nothing is popped
+//!   and hoped for. A claim moves a job from its ready list to `B:run` in the
+//!   same script that writes its lease.
+//! - **Order.** Highest priority first; within a priority, in the order jobs
+//!   became ready: new jobs and due scheduled ones join the back of the list,
+//!   a retried, released or recovered job goes back to the front. So a job
+//!   enqueued earlier but ready later (scheduled, or waiting for its ordering
+//!   key) runs after the jobs already ready. A cancelled job leaves its entry
+//!   in the list, which claims skip.
+//! - **Durability** is Redis's: with `appendonly yes`, an acknowledged enqueue
+//!   survives a restart of the server (and with `appendfsync always`, a crash
+//!   of the machine).
+//! - **Failures.** A call that cannot reach Redis fails at once with
+//!   [`Error::Unavailable`]; the next call reconnects, with backoff. An enqueue
+//!   is never retried in the background.
+//! - **Malformed records** found by a claim (fields missing or garbled) go to
+//!   `dead` with the reason `malformed record: …`; the claim goes on.
+//! - **Bounded work.** No script does work in proportion to the backlog: due
+//!   scheduled jobs are promoted, expired leases recovered, done jobs purged
+//!   and queues flushed in bounded steps.
+//! - **Memory.** `done` records expire after the retention (a day by default,
+//!   as in River; each kept job costs a few hundred bytes, so at high rates
+//!   choose a shorter one); `dead` jobs stay until retried or deleted unless
+//!   `dead_cap` is set.
+//! - **Cluster.** An [`enqueue_many`](BaseQueue::enqueue_many) batch whose
+//!   queues fall in different slots is refused (it could not be atomic); a
+//!   consumer whose queues are in different slots blocks on each slot's
+//!   wake-up list in turn.
+//! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod conn;
+mod scripts;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use outband::{
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Opener,
+    Outcome, QueueStats, Recovered, When, fill_run_times,
+};
+use redis::cluster::ClusterClient;
+use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
+
+use conn::{Conn, Pool, Target};
+use scripts::SCRIPTS;
+
+/// Buckets (hash slots of queues): `2^BUCKET_BITS`.
+const BUCKET_BITS: u32 = 12;
+/// Bits of the job number within a bucket, in a job id.
+const SEQ_BITS: u32 = 40;
+/// Jobs a recovery, purge or flush step handles per script call.
+const STEP: usize = 1000;
+
+/// Settings of a [`RedisQueue`] beyond the server's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// The prefix of every key. Default `outband`. Must not contain `{` or `}`.
+    pub namespace: String,
+    /// How long `done` jobs are kept before their records expire; `None` keeps
+    /// them until [`purge`](BaseQueue::purge). Default 24 hours.
+    pub retention: Option<Duration>,
+    /// The most `dead` jobs kept per queue: past it, the oldest are dropped.
+    /// `None` (the default) keeps every dead job until an operator acts.
+    pub dead_cap: Option<u64>,
+    /// How many recent run times per queue [`stats`](BaseQueue::stats) uses.
+    /// Default 1,000.
+    pub run_time_sample: usize,
+    /// The root certificate (PEM) that `rediss://` servers must chain to,
+    /// instead of the system's and webpki's roots: for servers with a
+    /// private CA. Default `None`.
+    #[cfg(feature = "tls")]
+    pub tls_root_certificate: Option<Vec<u8>>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            namespace: "outband".to_owned(),
+            retention: Some(Duration::from_secs(24 * 3600)),
+            dead_cap: None,
+            run_time_sample: 1000,
+            #[cfg(feature = "tls")]
+            tls_root_certificate: None,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Sets the namespace.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sets the retention of `done` jobs (`None`: until purged).
+    #[must_use]
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Trusts `pem`, a root certificate, for `rediss://` instead of the
+    /// system's and webpki's roots.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Sets the cap on `dead` jobs per queue (`None`: no cap).
+    #[must_use]
+    pub fn dead_cap(mut self, dead_cap: Option<u64>) -> Self {
+        self.dead_cap = dead_cap;
+        self
+    }
+}
+
+/// A [`BaseQueue`] in Redis or Redis Cluster. See the [crate docs](crate) for
+/// URLs, the key layout and the guarantees.
+///
+/// The handle is cheap to share (`Arc<RedisQueue>`): it keeps a small pool of
+/// connections and opens them on first use, so [`connect`](Self::connect)
+/// checks the URL but not the server.
+pub struct RedisQueue {
+    pool: Pool,
+    options: RedisOptions,
+    /// Queues this handle has already added to `namespace:queues`.
+    registered: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("cluster", &self.pool.is_cluster())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL split into what the driver gets and what outband reads.
+fn split_url(url: &str, options: &mut RedisOptions) -> Result<String, Error> {
+    let (address, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut passed = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| Error::Config(format!("`{what}={value}` in `{url}` is not a number")))
+        };
+        match name {
+            "namespace" => options.namespace = value.to_owned(),
+            "retention" => {
+                let secs = number("retention")?;
+                options.retention = (secs > 0).then(|| Duration::from_secs(secs));
+            }
+            "dead_cap" => {
+                let cap = number("dead_cap")?;
+                options.dead_cap = (cap > 0).then_some(cap);
+            }
+            _ => passed.push(pair),
+        }
+    }
+    if passed.is_empty() {
+        Ok(address.to_owned())
+    } else {
+        Ok(format!("{address}?{}", passed.join("&")))
+    }
+}
+
+/// The node URLs of a `redis+cluster://` URL.
+fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| Error::Config(format!("`{url}` is not a URL")))?;
+    let node_scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return Err(Error::Config(format!("`{url}` is not a cluster URL"))),
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|host| format!("{node_scheme}://{userinfo}{host}/"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(Error::Config(format!("`{url}` names no cluster node")));
+    }
+    Ok(nodes)
+}
+
+fn config_error(url: &str, error: &redis::RedisError) -> Error {
+    let hint = if url.starts_with("rediss") && !cfg!(feature = "tls") {
+        " (rediss:// needs the `tls` feature of outband-redis)"
+    } else {
+        ""
+    };
+    Error::Config(format!("cannot use `{url}`: {error}{hint}"))
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn time_of(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// FNV-1a, 32 bits: stable across versions and platforms, as bucket numbers
+/// must be.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn bucket_of(queue: &str) -> u64 {
+    u64::from(fnv1a(queue.as_bytes()) % (1 << BUCKET_BITS))
+}
+
+/// The bucket and the job number within it of an id, if it can be one of ours.
+fn split_id(id: JobId) -> Option<(u64, u64)> {
+    let bucket = id.0 >> SEQ_BITS;
+    let seq = id.0 & ((1 << SEQ_BITS) - 1);
+    (bucket < (1 << BUCKET_BITS) && seq > 0).then_some((bucket, seq))
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Int(n) => n.to_string(),
+        other => bytes(other).map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+fn int(value: &Value) -> i64 {
+    match value {
+        Value::Int(n) => *n,
+        other => text(other).parse().unwrap_or(0),
+    }
+}
+
+fn array(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A job from its stored record (`HGETALL`), or `None` when there is none.
+///
+/// Parsing is lenient: a field that is missing or garbled reads as empty or
+/// zero, so a damaged record can still be listed, retried or deleted.
+fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
+    if record.is_empty() {
+        return None;
+    }
+    let mut fields: HashMap<String, Value> = HashMap::new();
+    let mut items = record.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        fields.insert(text(&name), value);
+    }
+    let get = |name: &str| fields.get(name);
+    let number = |name: &str| get(name).map(int);
+    let time = |name: &str| number(name).map(time_of);
+    Some(Job {
+        id,
+        command: get("c").map(text).unwrap_or_default(),
+        args: get("a")
+            .and_then(bytes)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+        queue: get("q").map(text).unwrap_or_default(),
+        key: get("k").map(text),
+        priority: number("p").and_then(|p| i16::try_from(p).ok()).unwrap_or(0),
+        attempt: number("n").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        max_attempts: number("m").and_then(|m| u32::try_from(m).ok()).unwrap_or(0),
+        state: get("s")
+            .and_then(|s| JobState::parse(&text(s)))
+            .unwrap_or(JobState::Dead),
+        run_at: time("r").unwrap_or(UNIX_EPOCH),
+        enqueued_at: time("e").unwrap_or(UNIX_EPOCH),
+        started_at: time("b"),
+        finished_at: time("f"),
+        duration: number("u").map(|u| Duration::from_micros(u64::try_from(u).unwrap_or(0))),
+        last_error: get("x").map(text),
+        result: get("o").and_then(bytes).map(<[u8]>::to_vec),
+    })
+}
+
+impl RedisQueue {
+    /// A queue at `url` (see the [crate docs](crate) for the forms), with
+    /// options from the URL's query and defaults otherwise.
+    ///
+    /// Fails with [`Error::Config`] when the URL is malformed; does not
+    /// contact the server.
+    pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::with_options(url, RedisOptions::default())
+    }
+
+    /// A queue at `url` with `options`; the URL's query parameters override
+    /// them.
+    pub fn with_options(url: &str, mut options: RedisOptions) -> Result<Self, Error> {
+        let address = split_url(url, &mut options)?;
+        if options.namespace.is_empty() || options.namespace.contains(['{', '}']) {
+            return Err(Error::Config(format!(
+                "the namespace `{}` must be non-empty and free of `{{` and `}}`",
+                options.namespace
+            )));
+        }
+        let target = if address.contains("+cluster://") {
+            #[allow(unused_mut)]
+            let mut builder = ClusterClient::builder(cluster_nodes(&address)?)
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(conn::RESPONSE_TIMEOUT);
+            #[cfg(feature = "tls")]
+            if let Some(pem) = &options.tls_root_certificate {
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            Target::Cluster(builder.build().map_err(|e| config_error(url, &e))?)
+        } else {
+            #[cfg(feature = "tls")]
+            if let Some(pem) = &options.tls_root_certificate {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                };
+                let client = redis::Client::build_with_tls(address.as_str(), certificates)
+                    .map_err(|e| config_error(url, &e))?;
+                return Ok(Self::from_target(Target::Single(client), options));
+            }
+            Target::Single(redis::Client::open(address).map_err(|e| config_error(url, &e))?)
+        };
+        Ok(Self::from_target(target, options))
+    }
+
+    fn from_target(target: Target, options: RedisOptions) -> Self {
+        Self {
+            pool: Pool::new(target),
+            options,
+            registered: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
+    }
+
+    fn tag(&self, bucket: u64) -> String {
+        format!("{{{}:{bucket}}}", self.options.namespace)
+    }
+
+    fn seq_key(&self, bucket: u64) -> String {
+        format!("{}:seq", self.tag(bucket))
+    }
+
+    /// The prefix of a queue's keys.
+    fn base(&self, queue: &str) -> String {
+        format!("{}:{}:{queue}", self.tag(bucket_of(queue)), queue.len())
+    }
+
+    fn queues_key(&self) -> String {
+        format!("{}:queues", self.options.namespace)
+    }
+
+    fn dead_cap(&self) -> u64 {
+        self.options.dead_cap.unwrap_or(0)
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.options.retention.map_or(0, |r| ms(r).max(1))
+    }
+
+    /// A script call routed to `bucket`'s slot, its tag first in ARGV.
+    fn invocation<'a>(&self, script: &'a redis::Script, bucket: u64) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(self.seq_key(bucket)).arg(self.tag(bucket));
+        invocation
+    }
+
+    fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        self.pool.with(|con| invocation.invoke(con.like()))
+    }
+
+    /// Adds queue names to `namespace:queues`, once per handle.
+    fn register(&self, queues: impl IntoIterator<Item = String>) -> Result<(), Error> {
+        let new: Vec<String> = {
+            let registered = self
+                .registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queues
+                .into_iter()
+                .filter(|q| !registered.contains(q))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let key = self.queues_key();
+        self.pool.with(|con| {
+            redis::cmd("SADD")
+                .arg(&key)
+                .arg(&new)
+                .query::<i64>(con.like())
+        })?;
+        self.registered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(new);
+        Ok(())
+    }
+
+    /// Every queue name ever registered in the namespace.
+    fn known_queues(&self) -> Result<Vec<String>, Error> {
+        let key = self.queues_key();
+        let mut names: Vec<String> = self
+            .pool
+            .with(|con| redis::cmd("SMEMBERS").arg(&key).query(con.like()))?;
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Milliseconds until a job of `queues` may be ready: 0 now, `None` when
+    /// none is pending.
+    fn probe(&self, queues: &[&String]) -> Result<Option<u64>, Error> {
+        let Some(first) = queues.first() else {
+            return Ok(None);
+        };
+        let mut invocation = SCRIPTS.probe.prepare_invoke();
+        invocation.key(self.seq_key(bucket_of(first)));
+        for queue in queues {
+            invocation
+                .arg(self.tag(bucket_of(queue)))
+                .arg(queue.as_str());
+        }
+        let until: i64 = self.invoke(&invocation)?;
+        Ok(u64::try_from(until).ok())
+    }
+
+    /// Queues grouped so that each group lives on one server: all of them on
+    /// a single server, one bucket per group on a cluster.
+    fn slot_groups<'q>(&self, queues: &'q [String]) -> Vec<Vec<&'q String>> {
+        if !self.pool.is_cluster() {
+            return vec![queues.iter().collect()];
+        }
+        let mut groups: Vec<(u64, Vec<&String>)> = Vec::new();
+        for queue in queues {
+            let bucket = bucket_of(queue);
+            match groups.iter_mut().find(|(b, _)| *b == bucket) {
+                Some((_, group)) => group.push(queue),
+                None => groups.push((bucket, vec![queue])),
+            }
+        }
+        groups.into_iter().map(|(_, group)| group).collect()
+    }
+
+    fn step_per_queue(
+        &self,
+        script: &redis::Script,
+        extra: &[u64],
+        mut add: impl FnMut(&[i64]),
+    ) -> Result<(), Error> {
+        for queue in self.known_queues()? {
+            loop {
+                let mut invocation = self.invocation(script, bucket_of(&queue));
+                invocation.arg(&queue);
+                for value in extra {
+                    invocation.arg(*value);
+                }
+                let reply: Vec<i64> = match self.invoke::<Value>(&invocation)? {
+                    Value::Int(n) => vec![n],
+                    other => array(other).iter().map(int).collect(),
+                };
+                add(&reply);
+                if reply.last().copied().unwrap_or(0) < STEP as i64 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn when_arg(when: When) -> String {
+    match when {
+        When::Now => "n".to_owned(),
+        When::At(at) => format!(
+            "a{}",
+            at.duration_since(UNIX_EPOCH).map(ms).unwrap_or_default()
+        ),
+        When::After(delay) => format!("d{}", ms(delay)),
+    }
+}
+
+impl BaseQueue for RedisQueue {
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
+        for job in &jobs {
+            job.validate()?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.register(jobs.iter().map(|j| j.queue.clone()))?;
+        // one group per bucket, each keeping the batch's order
+        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (index, job) in jobs.iter().enumerate() {
+            let bucket = bucket_of(&job.queue);
+            match groups.iter_mut().find(|(b, _)| *b == bucket) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((bucket, vec![index])),
+            }
+        }
+        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
+        invocation.arg(groups.len());
+        for (bucket, members) in &groups {
+            invocation
+                .key(self.seq_key(*bucket))
+                .arg(self.tag(*bucket))
+                .arg(members.len());
+            for &index in members {
+                let job = &jobs[index];
+                let key = job
+                    .key
+                    .as_ref()
+                    .map_or_else(|| "0".to_owned(), |k| format!("1{k}"));
+                invocation
+                    .arg(&job.queue)
+                    .arg(&job.command)
+                    .arg(&job.args[..])
+                    .arg(key)
+                    .arg(job.priority)
+                    .arg(job.max_attempts)
+                    .arg(when_arg(job.when));
+            }
+        }
+        let firsts: Vec<u64> = self.invoke(&invocation)?;
+        if firsts.len() != groups.len() {
+            return Err(Error::backend("the enqueue script returned a wrong count"));
+        }
+        let mut ids = vec![JobId(0); jobs.len()];
+        for ((bucket, members), first) in groups.iter().zip(firsts) {
+            for (offset, &index) in members.iter().enumerate() {
+                ids[index] = JobId((bucket << SEQ_BITS) | (first + offset as u64));
+            }
+        }
+        Ok(ids)
+    }
+
+    fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let bucket = bucket_of(queue);
+        let mut invocation = self.invocation(&SCRIPTS.claim, bucket);
+        invocation
+            .arg(queue)
+            .arg(max)
+            .arg(ms(lease))
+            .arg(self.dead_cap());
+        let reply: Vec<Value> = self.invoke(&invocation)?;
+        let mut claimed = Vec::with_capacity(reply.len() / 2);
+        let mut items = reply.into_iter();
+        while let (Some(seq), Some(record)) = (items.next(), items.next()) {
+            let seq = u64::try_from(int(&seq)).unwrap_or(0);
+            let id = JobId((bucket << SEQ_BITS) | seq);
+            let record = array(record);
+            let mut fields = HashMap::new();
+            for pair in record.chunks(2) {
+                if let [name, value] = pair {
+                    fields.insert(text(name), int(value));
+                }
+            }
+            let Some(job) = parse_job(id, record) else {
+                continue;
+            };
+            let token = fields.get("l").copied().unwrap_or(0);
+            let deadline = time_of(fields.get("d").copied().unwrap_or(0));
+            claimed.push(Claimed {
+                job,
+                lease: Lease {
+                    job: id,
+                    token: u64::try_from(token).unwrap_or(0),
+                    deadline,
+                },
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        let groups = self.slot_groups(queues);
+        if groups.is_empty() || queues.is_empty() {
+            std::thread::sleep(timeout);
+            return Ok(());
+        }
+        let mut block = timeout;
+        for group in &groups {
+            match self.probe(group)? {
+                Some(0) => return Ok(()),
+                Some(until) => block = block.min(Duration::from_millis(until)),
+                None => {}
+            }
+        }
+        let share = block / u32::try_from(groups.len()).unwrap_or(u32::MAX);
+        if share < Duration::from_millis(1) {
+            return Ok(());
+        }
+        for group in &groups {
+            let keys: Vec<String> = group
+                .iter()
+                .map(|q| format!("{}:wake", self.base(q)))
+                .collect();
+            let woken: Option<(String, String)> = self.pool.with_blocking(share, |con| {
+                redis::cmd("BLPOP")
+                    .arg(&keys)
+                    .arg(format!("{:.3}", share.as_secs_f64()))
+                    .query(con.like())
+            })?;
+            if woken.is_some() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
+        let queue = queue.to_owned();
+        Ok(self.probe(&[&queue])? == Some(0))
+    }
+
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
+        let Some((bucket, seq)) = split_id(lease.job) else {
+            return Ok(Heartbeat::LeaseLost);
+        };
+        let mut invocation = self.invocation(&SCRIPTS.heartbeat, bucket);
+        invocation.arg(seq).arg(lease.token).arg(ms(lease_for));
+        let deadline: i64 = self.invoke(&invocation)?;
+        Ok(if deadline < 0 {
+            Heartbeat::LeaseLost
+        } else {
+            Heartbeat::Extended(time_of(deadline))
+        })
+    }
+
+    fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
+        let mut done = self.complete_many(vec![(lease.clone(), outcome)])?;
+        done.pop()
+            .ok_or_else(|| Error::backend("complete_many returned no completion"))
+    }
+
+    /// One script call per bucket (one in all for leases of one queue), so a
+    /// batch of outcomes costs one round trip.
+    fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> {
+        let mut results = vec![Completion::LeaseLost; completions.len()];
+        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (index, (lease, _)) in completions.iter().enumerate() {
+            let Some((bucket, _)) = split_id(lease.job) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(b, _)| *b == bucket) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((bucket, vec![index])),
+            }
+        }
+        for (bucket, members) in groups {
+            let mut invocation = self.invocation(&SCRIPTS.complete, bucket);
+            invocation
+                .arg(self.retention_ms())
+                .arg(self.dead_cap())
+                .arg(self.options.run_time_sample.max(1))
+                .arg(members.len());
+            for &index in &members {
+                let (lease, outcome) = &completions[index];
+                let seq = lease.job.0 & ((1 << SEQ_BITS) - 1);
+                invocation.arg(seq).arg(lease.token);
+                match outcome {
+                    Outcome::Done {
+                        result: Some(result),
+                        duration,
+                    } => invocation.arg("D").arg(micros(*duration)).arg(&result[..]),
+                    Outcome::Done {
+                        result: None,
+                        duration,
+                    } => invocation.arg("d").arg(micros(*duration)).arg(""),
+                    Outcome::Retry { delay, error } => {
+                        invocation.arg("r").arg(ms(*delay)).arg(error)
+                    }
+                    Outcome::Dead { error } => invocation.arg("x").arg(0).arg(error),
+                    Outcome::Release => invocation.arg("l").arg(0).arg(""),
+                };
+            }
+            let applied: Vec<i64> = self.invoke(&invocation)?;
+            for (&index, applied) in members.iter().zip(applied) {
+                if applied == 1 {
+                    results[index] = Completion::Applied;
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    fn recover_expired(&self) -> Result<Recovered, Error> {
+        let mut recovered = Recovered::default();
+        self.step_per_queue(&SCRIPTS.recover, &[self.dead_cap(), STEP as u64], |reply| {
+            if let [requeued, dead, _] = reply {
+                recovered.requeued += u64::try_from(*requeued).unwrap_or(0);
+                recovered.dead += u64::try_from(*dead).unwrap_or(0);
+            }
+        })?;
+        Ok(recovered)
+    }
+
+    fn len(&self, queue: &str) -> Result<u64, Error> {
+        Ok(self.stats(queue)?.pending)
+    }
+
+    fn flush(&self, queue: &str) -> Result<u64, Error> {
+        let mut removed = 0;
+        let mut cursor = "0".to_owned();
+        loop {
+            let mut invocation = self.invocation(&SCRIPTS.flush, bucket_of(queue));
+            invocation.arg(queue).arg(STEP).arg(&cursor);
+            let reply = array(self.invoke::<Value>(&invocation)?);
+            let [count, next, complete] = reply.as_slice() else {
+                return Err(Error::backend("the flush script returned a wrong reply"));
+            };
+            removed += u64::try_from(int(count)).unwrap_or(0);
+            cursor = text(next);
+            if int(complete) == 1 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
+        let mut invocation = self.invocation(&SCRIPTS.stats, bucket_of(queue));
+        invocation.arg(queue).arg(self.retention_ms());
+        let reply = array(self.invoke::<Value>(&invocation)?);
+        let [pending, running, done, dead, in_window, sample] = reply.as_slice() else {
+            return Err(Error::backend("the stats script returned a wrong reply"));
+        };
+        let count = |v: &Value| u64::try_from(int(v)).unwrap_or(0);
+        let mut stats = QueueStats {
+            pending: count(pending),
+            running: count(running),
+            done: count(done),
+            dead: count(dead),
+            ..QueueStats::default()
+        };
+        let run_times = array(sample.clone())
+            .iter()
+            .map(|v| Duration::from_micros(count(v)))
+            .collect();
+        fill_run_times(&mut stats, run_times, count(in_window));
+        Ok(stats)
+    }
+
+    fn queues(&self) -> Result<Vec<String>, Error> {
+        let mut names = Vec::new();
+        for queue in self.known_queues()? {
+            let stats = self.stats(&queue)?;
+            if stats.pending + stats.running + stats.done + stats.dead > 0 {
+                names.push(queue);
+            }
+        }
+        Ok(names)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        let Some((bucket, seq)) = split_id(id) else {
+            return Ok(None);
+        };
+        let key = format!("{}:j:{seq}", self.tag(bucket));
+        let record: Value = self
+            .pool
+            .with(|con| redis::cmd("HGETALL").arg(&key).query(con.like()))?;
+        Ok(parse_job(id, array(record)))
+    }
+
+    fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
+        let bucket = bucket_of(queue);
+        let mut invocation = self.invocation(&SCRIPTS.dead_list, bucket);
+        invocation.arg(queue).arg(offset).arg(limit);
+        let reply: Vec<Value> = self.invoke(&invocation)?;
+        let mut jobs = Vec::with_capacity(reply.len() / 2);
+        let mut items = reply.into_iter();
+        while let (Some(seq), Some(record)) = (items.next(), items.next()) {
+            let id = JobId((bucket << SEQ_BITS) | u64::try_from(int(&seq)).unwrap_or(0));
+            jobs.extend(parse_job(id, array(record)));
+        }
+        Ok(jobs)
+    }
+
+    fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
+        self.by_id(&SCRIPTS.retry_dead, id)
+    }
+
+    fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
+        self.by_id(&SCRIPTS.delete_dead, id)
+    }
+
+    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+        self.by_id(&SCRIPTS.cancel, id)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<u64, Error> {
+        let mut purged = 0;
+        self.step_per_queue(&SCRIPTS.purge, &[ms(older_than), STEP as u64], |reply| {
+            purged += reply.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0));
+        })?;
+        Ok(purged)
+    }
+
+    fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
+        let since = tick.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let key = format!(
+            "{}:tick:{name}:{}.{:09}",
+            self.options.namespace,
+            since.as_secs(),
+            since.subsec_nanos()
+        );
+        let set: Option<String> = self.pool.with(|con| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(7 * 24 * 3600)
+                .query(con.like())
+        })?;
+        Ok(set.is_some())
+    }
+
+    fn now(&self) -> Result<SystemTime, Error> {
+        let (secs, micros): (u64, u64) =
+            self.pool.with(|con| redis::cmd("TIME").query(con.like()))?;
+        Ok(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros))
+    }
+}
+
+impl RedisQueue {
+    fn by_id(&self, script: &redis::Script, id: JobId) -> Result<bool, Error> {
+        let Some((bucket, seq)) = split_id(id) else {
+            return Ok(false);
+        };
+        let mut invocation = self.invocation(script, bucket);
+        invocation.arg(seq);
+        Ok(self.invoke::<i64>(&invocation)? == 1)
+    }
+}
+
+/// Runs `f` against a raw connection of this queue: for tests and tools that
+/// must reach under the contract (to plant a malformed record, or read
+/// `INFO`). Not part of the stable API.
+#[doc(hidden)]
+pub fn with_connection<T>(
+    queue: &RedisQueue,
+    f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+) -> Result<T, Error> {
+    queue.pool.with(|con: &mut Conn| f(con.like()))
+}
+
+/// The key prefix of `queue`'s structures and the key of job `id`'s record,
+/// as the [crate docs](crate) lay them out. For tests and tools.
+#[doc(hidden)]
+pub fn keys_of(queue: &RedisQueue, name: &str, id: JobId) -> (String, String) {
+    let (bucket, seq) = split_id(id).unwrap_or((0, 0));
+    (queue.base(name), format!("{}:j:{seq}", queue.tag(bucket)))
+}
+
+fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
+    Ok(Arc::new(RedisQueue::connect(url)?))
+}
+
+inventory::submit! { Opener { scheme: "redis", open: open_url } }
+inventory::submit! { Opener { scheme: "rediss", open: open_url } }
+inventory::submit! { Opener { scheme: "redis+unix", open: open_url } }
+inventory::submit! { Opener { scheme: "unix", open: open_url } }
+inventory::submit! { Opener { scheme: "redis+cluster", open: open_url } }
+inventory::submit! { Opener { scheme: "rediss+cluster", open: open_url } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_bucket() {
+        let bucket = bucket_of("emails");
+        let id = JobId((bucket << SEQ_BITS) | 42);
+        assert_eq!(split_id(id), Some((bucket, 42)));
+        assert_eq!(split_id(JobId(0)), None);
+        assert_eq!(split_id(JobId(u64::MAX)), None);
+    }
+
+    #[test]
+    fn url_options_are_taken_out() {
+        let mut options = RedisOptions::default();
+        let address = split_url(
+            "redis://:pw@h:1/3?namespace=app&protocol=resp3&retention=0&dead_cap=5",
+            &mut options,
+        )
+        .unwrap();
+        assert_eq!(address, "redis://:pw@h:1/3?protocol=resp3");
+        assert_eq!(options.namespace, "app");
+        assert_eq!(options.retention, None);
+        assert_eq!(options.dead_cap, Some(5));
+        assert!(split_url("redis://h/?retention=soon", &mut options).is_err());
+    }
+
+    #[test]
+    fn cluster_urls_name_every_node() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@a:1,b:2/?namespace=x").unwrap(),
+            vec!["redis://u:p@a:1/", "redis://u:p@b:2/"]
+        );
+        assert!(cluster_nodes("redis+cluster:///").is_err());
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors() {
+        for url in [
+            "http://h/",
+            "redis://h/?namespace=a{b}",
+            "redis://:99999999/",
+        ] {
+            assert!(
+                matches!(RedisQueue::connect(url), Err(Error::Config(_))),
+                "{url}"
+            );
+        }
+    }
+}

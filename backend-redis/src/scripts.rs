@@ -1,0 +1,567 @@
+//! The Lua scripts: every change of a job's state is one of them.
+//!
+//! Each script is loaded once per server and called by its SHA1 (`EVALSHA`);
+//! `redis`'s [`Script`] reloads it when the server answers `NOSCRIPT` (after a
+//! restart or a `SCRIPT FLUSH`).
+//!
+//! Every script declares the `<tag>:seq` key of the slot it works in as a
+//! `KEYS` entry, so Redis Cluster routes it to the node that owns the slot,
+//! and derives the names of the queue's other keys from the tag: they share
+//! its hash tag, so they live in the same slot. The layout is in the crate
+//! docs. Times are milliseconds of the server's `TIME`; no script ever does
+//! work in proportion to the backlog: each touches the jobs it moves, and
+//! promotions, recoveries, purges and flushes go in bounded steps.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Helpers every script starts with. `T` is the hash tag of the slot
+/// (`{namespace:bucket}`); a job's number within it is `s`, always a string.
+const PRELUDE: &str = r"
+local T
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function base(q) return T .. ':' .. #q .. ':' .. q end
+local function jkey(s) return T .. ':j:' .. s end
+local function ready_list(b, p) return b .. ':r:' .. p end
+-- a variadic command over a long list, in chunks Lua's stack can take
+local function call_many(cmd, key, items, width)
+  local chunk = 1000 * width
+  for i = 1, #items, chunk do
+    redis.call(cmd, key, unpack(items, i, math.min(i + chunk - 1, #items)))
+  end
+end
+local function wake(b)
+  redis.call('RPUSH', b .. ':wake', 1)
+  redis.call('LTRIM', b .. ':wake', -16, -1)
+end
+-- onto the ready list of its priority: at the back, or at the front for a
+-- job that was claimed before (retried, released, recovered)
+local function push_ready(b, s, p, front)
+  local len
+  if front then
+    len = redis.call('LPUSH', ready_list(b, p), s)
+  else
+    len = redis.call('RPUSH', ready_list(b, p), s)
+  end
+  if len == 1 then redis.call('ZADD', b .. ':pr', 0 - p, p) end
+end
+-- a pending job that holds its key (or has none) goes where a claim finds
+-- it; true when it is ready now
+local function place(b, s, p, run_at, now, front)
+  if run_at <= now then
+    push_ready(b, s, p, front)
+    return true
+  end
+  redis.call('ZADD', b .. ':sched', run_at, s)
+  return false
+end
+-- a new or revived pending job takes its ordering key if it is free, else
+-- waits in the key's line, in enqueue order; a scheduled one goes to the
+-- schedule. Returns true when the caller must make it ready now.
+local function enter(b, s, key, run_at, now)
+  if key then
+    local holder = redis.call('HGET', b .. ':kh', key)
+    if not holder then
+      redis.call('HSET', b .. ':kh', key, s)
+    elseif holder ~= s then
+      redis.call('ZADD', b .. ':kw:' .. key, tonumber(s), s)
+      return false
+    end
+  end
+  if run_at <= now then return true end
+  redis.call('ZADD', b .. ':sched', run_at, s)
+  return false
+end
+-- hands an ordering key on from s to the next job in its line
+local function release_key(b, key, s, now)
+  if not key then return false end
+  if redis.call('HGET', b .. ':kh', key) ~= s then return false end
+  local nxt = redis.call('ZPOPMIN', b .. ':kw:' .. key)
+  if #nxt == 0 then
+    redis.call('HDEL', b .. ':kh', key)
+    return false
+  end
+  local n = nxt[1]
+  redis.call('HSET', b .. ':kh', key, n)
+  local f = redis.call('HMGET', jkey(n), 'p', 'r')
+  return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, false)
+end
+-- moves a job to dead with its reason, drops the oldest dead jobs over the
+-- cap (only when one is set), and hands the key on
+local function bury(b, s, key, reason, now, cap)
+  redis.call('HSET', jkey(s), 's', 'dead', 'f', now, 'x', reason)
+  redis.call('ZADD', b .. ':dead', now, s)
+  if cap > 0 then
+    local over = redis.call('ZCARD', b .. ':dead') - cap
+    if over > 0 then
+      local old = redis.call('ZPOPMIN', b .. ':dead', over)
+      for i = 1, #old, 2 do redis.call('DEL', jkey(old[i])) end
+    end
+  end
+  return release_key(b, key, s, now)
+end
+";
+
+/// KEYS: the `seq` key of each group. ARGV: group count, then per group its
+/// tag, its job count and 7 fields per job: queue, command, args, key
+/// (`1<key>` or `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`).
+/// Returns the first number of each group.
+///
+/// Records leave out what equals its default (attempt 0, priority 0, `run_at`
+/// equal to the enqueue time), to keep a pending job small.
+const ENQUEUE: &str = r"
+local out = {}
+local now = now_ms()
+local i = 2
+for g = 1, tonumber(ARGV[1]) do
+  T = ARGV[i]
+  local n = tonumber(ARGV[i + 1])
+  i = i + 2
+  local first = redis.call('INCRBY', KEYS[g], n) - n + 1
+  out[g] = first
+  local ready, counts = {}, {}
+  for j = 0, n - 1 do
+    local q, c, a, k, p, m, w = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+    i = i + 7
+    local s = tostring(first + j)
+    local run_at = now
+    local wk, wv = string.sub(w, 1, 1), tonumber(string.sub(w, 2))
+    if wk == 'a' then run_at = wv elseif wk == 'd' then run_at = now + wv end
+    local b = base(q)
+    local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now}
+    if p ~= 0 then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
+    if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
+    local key = nil
+    if string.sub(k, 1, 1) == '1' then
+      key = string.sub(k, 2)
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = key
+    end
+    redis.call('HSET', jkey(s), unpack(fields))
+    counts[b] = (counts[b] or 0) + 1
+    if enter(b, s, key, run_at, now) then
+      local list = ready_list(b, p)
+      if not ready[list] then ready[list] = {b = b, p = p, items = {}} end
+      local items = ready[list].items
+      items[#items + 1] = s
+    end
+  end
+  local woke = {}
+  for list, r in pairs(ready) do
+    call_many('RPUSH', list, r.items, 1)
+    redis.call('ZADD', r.b .. ':pr', 0 - r.p, r.p)
+    woke[r.b] = true
+  end
+  for b, count in pairs(counts) do redis.call('HINCRBY', b .. ':n', 'p', count) end
+  for b in pairs(woke) do wake(b) end
+end
+return out
+";
+
+/// ARGV: tag, queue, max, lease ms, dead cap. Returns number and record
+/// (`HGETALL`, with the claim's changes appended) of each claimed job,
+/// flattened.
+const CLAIM: &str = r"
+T = ARGV[1]
+local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local b = base(q)
+local now = now_ms()
+-- due scheduled jobs become ready, a bounded number per call
+local due = redis.call('ZRANGEBYSCORE', b .. ':sched', '-inf', now, 'LIMIT', 0, max + 10)
+for _, s in ipairs(due) do
+  redis.call('ZREM', b .. ':sched', s)
+  push_ready(b, s, tonumber(redis.call('HGET', jkey(s), 'p')) or 0, false)
+end
+local out, running = {}, {}
+local deadline = now + lease
+local budget = max + 100
+local taken = 0
+while #out < 2 * max and budget > 0 do
+  local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
+  if #level == 0 then break end
+  local want = math.min(max - #out / 2, budget)
+  local popped = redis.call('LPOP', ready_list(b, level[1]), want) or {}
+  if #popped < want then redis.call('ZREM', b .. ':pr', level[1]) end
+  budget = budget - #popped
+  for _, s in ipairs(popped) do
+    local jk = jkey(s)
+    local rec = redis.call('HGETALL', jk)
+    local f = {}
+    for r = 1, #rec, 2 do f[rec[r]] = rec[r + 1] end
+    -- no record: a cancelled job's leftover entry; a record in another
+    -- state: the record says where the job is
+    if #rec > 0 and f.s ~= 'running' and f.s ~= 'done' and f.s ~= 'dead' then
+      taken = taken + 1
+      local problem
+      if f.s ~= 'pending' then
+        problem = 'state is ' .. tostring(f.s)
+      elseif not f.c or f.c == '' or not f.a or not f.q then
+        problem = 'no command, arguments or queue'
+      elseif not tonumber(f.n or 0) or not tonumber(f.m) then
+        problem = 'attempt counts are not numbers'
+      end
+      if problem then
+        redis.call('HSET', jk, 'q', q)
+        if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
+      else
+        -- the fencing token counts this job's claims: new on every claim
+        local tok = (tonumber(f.l) or 0) + 1
+        local n = tonumber(f.n or 0) + 1
+        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now, 'l', tok, 'd', deadline)
+        running[#running + 1] = deadline
+        running[#running + 1] = s
+        rec[#rec + 1] = 's'; rec[#rec + 1] = 'running'
+        rec[#rec + 1] = 'n'; rec[#rec + 1] = n
+        rec[#rec + 1] = 'b'; rec[#rec + 1] = now
+        rec[#rec + 1] = 'l'; rec[#rec + 1] = tok
+        rec[#rec + 1] = 'd'; rec[#rec + 1] = deadline
+        out[#out + 1] = s
+        out[#out + 1] = rec
+      end
+    end
+  end
+end
+if #running > 0 then call_many('ZADD', b .. ':run', running, 2) end
+if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
+return out
+";
+
+/// ARGV: tag, retention ms (0: keep), dead cap (0: none), run-time sample
+/// size, count, then 5 fields per lease: number, token, kind (`d` done, `D`
+/// done with result, `r` retry, `x` dead, `l` release), number (duration µs or
+/// delay ms), text (result or error). Returns 1 (applied) or 0 (lease lost)
+/// per lease.
+const COMPLETE: &str = r"
+T = ARGV[1]
+local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local out = {}
+local queues = {}
+local i = 6
+for j = 1, tonumber(ARGV[5]) do
+  local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  i = i + 5
+  local jk = jkey(s)
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n')
+  if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
+    out[j] = 0
+  else
+    out[j] = 1
+    local b = base(f[3])
+    local batch = queues[b]
+    if not batch then
+      batch = {run = {}, done = {}, rt = {}, woke = false}
+      queues[b] = batch
+    end
+    batch.run[#batch.run + 1] = s
+    local key = f[4]
+    local woke
+    if kind == 'd' or kind == 'D' then
+      if kind == 'D' then
+        redis.call('HSET', jk, 's', 'done', 'f', now, 'u', num, 'o', text)
+      else
+        redis.call('HSET', jk, 's', 'done', 'f', now, 'u', num)
+      end
+      if retention > 0 then redis.call('PEXPIRE', jk, retention) end
+      batch.done[#batch.done + 1] = now
+      batch.done[#batch.done + 1] = s
+      batch.rt[#batch.rt + 1] = num
+      woke = release_key(b, key, s, now)
+    elseif kind == 'x' then
+      woke = bury(b, s, key, text, now, cap)
+    else
+      local run_at = now
+      if kind == 'r' then
+        run_at = now + num
+        redis.call('HSET', jk, 's', 'pending', 'r', run_at, 'x', text)
+      else
+        redis.call('HSET', jk, 's', 'pending', 'r', run_at, 'n', math.max((tonumber(f[6]) or 1) - 1, 0))
+      end
+      redis.call('HINCRBY', b .. ':n', 'p', 1)
+      woke = place(b, s, tonumber(f[5]) or 0, run_at, now, true)
+    end
+    if woke then batch.woke = true end
+  end
+end
+for b, batch in pairs(queues) do
+  call_many('ZREM', b .. ':run', batch.run, 1)
+  if #batch.done > 0 then
+    call_many('ZADD', b .. ':done', batch.done, 2)
+    -- trims in steps, not on every call: the sample by up to 64 over its
+    -- size, the done set about every 16th job
+    local sampled = redis.call('LPUSH', b .. ':rt', unpack(batch.rt, 1, math.min(#batch.rt, 1000)))
+    if sampled > rtcap + 64 then redis.call('LTRIM', b .. ':rt', 0, rtcap - 1) end
+    if retention > 0 and tonumber(batch.done[2]) % 16 < #batch.rt then
+      redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention)
+    end
+  end
+  if batch.woke then wake(b) end
+end
+return out
+";
+
+/// ARGV: tag, number, token, lease ms. Returns the new deadline, or -1 when
+/// the lease is lost.
+const HEARTBEAT: &str = r"
+T = ARGV[1]
+local s, tok = ARGV[2], ARGV[3]
+local jk = jkey(s)
+local f = redis.call('HMGET', jk, 's', 'l', 'q')
+if f[1] ~= 'running' or f[2] ~= tok or not f[3] then return -1 end
+local d = now_ms() + tonumber(ARGV[4])
+redis.call('HSET', jk, 'd', d)
+redis.call('ZADD', base(f[3]) .. ':run', d, s)
+return d
+";
+
+/// ARGV: tag, queue, dead cap, limit. Returns requeued, dead, and how many
+/// expired leases it looked at (the caller repeats while that is the limit).
+const RECOVER: &str = r"
+T = ARGV[1]
+local q, cap, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local b = base(q)
+local now = now_ms()
+local expired = redis.call('ZRANGEBYSCORE', b .. ':run', '-inf', now, 'LIMIT', 0, limit)
+local requeued, dead, woke = 0, 0, false
+for _, s in ipairs(expired) do
+  local jk = jkey(s)
+  redis.call('ZREM', b .. ':run', s)
+  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p')
+  if f[1] == 'running' then
+    local n, m = tonumber(f[2]) or 0, tonumber(f[3]) or 0
+    if n < m then
+      redis.call('HSET', jk, 's', 'pending', 'r', now, 'x', 'lease expired')
+      redis.call('HINCRBY', b .. ':n', 'p', 1)
+      if place(b, s, tonumber(f[5]) or 0, now, now, true) then woke = true end
+      requeued = requeued + 1
+    else
+      local reason = 'lease expired on attempt ' .. n .. ' of ' .. m
+      if bury(b, s, f[4], reason, now, cap) then woke = true end
+      dead = dead + 1
+    end
+  end
+end
+if woke then wake(b) end
+return {requeued, dead, #expired}
+";
+
+/// KEYS: a `seq` key of the slot. ARGV: pairs of tag and queue. Returns 0 when
+/// a job is ready, else the milliseconds until the first scheduled one is
+/// due, else -1.
+const PROBE: &str = r"
+local now = now_ms()
+local best = -1
+for i = 1, #ARGV, 2 do
+  T = ARGV[i]
+  local b = base(ARGV[i + 1])
+  if redis.call('ZCARD', b .. ':pr') > 0 then return 0 end
+  local first = redis.call('ZRANGE', b .. ':sched', 0, 0, 'WITHSCORES')
+  if #first > 0 then
+    local wait = math.max(tonumber(first[2]) - now, 0)
+    if best < 0 or wait < best then best = wait end
+  end
+end
+return best
+";
+
+/// ARGV: tag, queue, retention ms. Returns pending, running, done, dead, done
+/// in the last minute, and the run-time sample (µs).
+const STATS: &str = r"
+T = ARGV[1]
+local b = base(ARGV[2])
+local retention = tonumber(ARGV[3])
+local now = now_ms()
+if retention > 0 then redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention) end
+return {
+  tonumber(redis.call('HGET', b .. ':n', 'p')) or 0,
+  redis.call('ZCARD', b .. ':run'),
+  redis.call('ZCARD', b .. ':done'),
+  redis.call('ZCARD', b .. ':dead'),
+  redis.call('ZCOUNT', b .. ':done', now - 60000, '+inf'),
+  redis.call('LRANGE', b .. ':rt', 0, -1),
+}
+";
+
+/// ARGV: tag, number. Returns 1 when the pending job was cancelled.
+const CANCEL: &str = r"
+T = ARGV[1]
+local s = ARGV[2]
+local jk = jkey(s)
+local f = redis.call('HMGET', jk, 's', 'q', 'k')
+if f[1] ~= 'pending' or not f[2] then return 0 end
+local b = base(f[2])
+-- an entry in a ready list stays behind; claims skip it (no record)
+redis.call('ZREM', b .. ':sched', s)
+if f[3] then redis.call('ZREM', b .. ':kw:' .. f[3], s) end
+local woke = release_key(b, f[3], s, now_ms())
+redis.call('DEL', jk)
+redis.call('HINCRBY', b .. ':n', 'p', -1)
+if woke then wake(b) end
+return 1
+";
+
+/// ARGV: tag, queue, limit, cursor. One bounded step of a flush: pending jobs
+/// in the ready lists and the schedule first (a key holder hands its key on,
+/// so its line follows), then the lines behind running holders, by `HSCAN`.
+/// Returns how many it deleted, the next cursor, and 1 when the flush is
+/// complete.
+const FLUSH: &str = r"
+T = ARGV[1]
+local b = base(ARGV[2])
+local limit = tonumber(ARGV[3])
+local now = now_ms()
+local removed, popped = 0, 0
+local function drop(s)
+  local jk = jkey(s)
+  local f = redis.call('HMGET', jk, 's', 'k')
+  if f[1] == 'pending' then
+    release_key(b, f[2], s, now)
+    redis.call('DEL', jk)
+    removed = removed + 1
+  end
+end
+while popped < limit do
+  local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
+  if #level == 0 then break end
+  local want = limit - popped
+  local top = redis.call('LPOP', ready_list(b, level[1]), want) or {}
+  if #top < want then redis.call('ZREM', b .. ':pr', level[1]) end
+  popped = popped + #top
+  for _, s in ipairs(top) do drop(s) end
+end
+while popped < limit do
+  local top = redis.call('ZPOPMIN', b .. ':sched', limit - popped)
+  if #top == 0 then break end
+  for k = 1, #top, 2 do
+    popped = popped + 1
+    drop(top[k])
+  end
+end
+local cursor, complete = ARGV[4], 0
+if popped < limit then
+  local scan = redis.call('HSCAN', b .. ':kh', cursor, 'COUNT', 100)
+  local lines = scan[2]
+  local emptied = true
+  for k = 1, #lines, 2 do
+    local line = b .. ':kw:' .. lines[k]
+    local waiting = redis.call('ZPOPMIN', line, math.max(limit - popped, 1))
+    for w = 1, #waiting, 2 do
+      redis.call('DEL', jkey(waiting[w]))
+      removed = removed + 1
+      popped = popped + 1
+    end
+    if redis.call('EXISTS', line) == 1 then emptied = false end
+  end
+  if emptied then
+    cursor = scan[1]
+    if cursor == '0' then complete = 1 end
+  end
+end
+-- (Lua would send 0 as -0, which is not an integer to Redis)
+if removed > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - removed) end
+return {removed, cursor, complete}
+";
+
+/// ARGV: tag, queue, older than ms, limit. Deletes up to `limit` done jobs
+/// finished before the cutoff; returns how many.
+const PURGE: &str = r"
+T = ARGV[1]
+local b = base(ARGV[2])
+local cutoff = now_ms() - tonumber(ARGV[3])
+local old = redis.call('ZRANGEBYSCORE', b .. ':done', '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, s in ipairs(old) do
+  redis.call('DEL', jkey(s))
+  redis.call('ZREM', b .. ':done', s)
+end
+return #old
+";
+
+/// ARGV: tag, queue, offset, limit. Returns number and record of each dead
+/// job, newest first, flattened.
+const DEAD_LIST: &str = r"
+T = ARGV[1]
+local b = base(ARGV[2])
+local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+if limit <= 0 then return out end
+for _, s in ipairs(redis.call('ZREVRANGE', b .. ':dead', offset, offset + limit - 1)) do
+  out[#out + 1] = s
+  out[#out + 1] = redis.call('HGETALL', jkey(s))
+end
+return out
+";
+
+/// ARGV: tag, number. Returns 1 when the dead job is pending again.
+const RETRY_DEAD: &str = r"
+T = ARGV[1]
+local s = ARGV[2]
+local jk = jkey(s)
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'p')
+if f[1] ~= 'dead' or not f[2] then return 0 end
+local b = base(f[2])
+local now = now_ms()
+redis.call('ZREM', b .. ':dead', s)
+redis.call('HSET', jk, 's', 'pending', 'n', 0, 'r', now)
+redis.call('HDEL', jk, 'f')
+redis.call('HINCRBY', b .. ':n', 'p', 1)
+if enter(b, s, f[3], now, now) then
+  push_ready(b, s, tonumber(f[4]) or 0, false)
+  wake(b)
+end
+return 1
+";
+
+/// ARGV: tag, number. Returns 1 when the dead job was deleted.
+const DELETE_DEAD: &str = r"
+T = ARGV[1]
+local s = ARGV[2]
+local jk = jkey(s)
+local f = redis.call('HMGET', jk, 's', 'q')
+if f[1] ~= 'dead' or not f[2] then return 0 end
+redis.call('ZREM', base(f[2]) .. ':dead', s)
+redis.call('DEL', jk)
+return 1
+";
+
+/// The compiled scripts.
+pub(crate) struct Scripts {
+    pub(crate) enqueue: Script,
+    pub(crate) claim: Script,
+    pub(crate) complete: Script,
+    pub(crate) heartbeat: Script,
+    pub(crate) recover: Script,
+    pub(crate) probe: Script,
+    pub(crate) stats: Script,
+    pub(crate) cancel: Script,
+    pub(crate) flush: Script,
+    pub(crate) purge: Script,
+    pub(crate) dead_list: Script,
+    pub(crate) retry_dead: Script,
+    pub(crate) delete_dead: Script,
+}
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}{body}"))
+}
+
+/// The scripts, hashed once per process.
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    enqueue: script(ENQUEUE),
+    claim: script(CLAIM),
+    complete: script(COMPLETE),
+    heartbeat: script(HEARTBEAT),
+    recover: script(RECOVER),
+    probe: script(PROBE),
+    stats: script(STATS),
+    cancel: script(CANCEL),
+    flush: script(FLUSH),
+    purge: script(PURGE),
+    dead_list: script(DEAD_LIST),
+    retry_dead: script(RETRY_DEAD),
+    delete_dead: script(DELETE_DEAD),
+});

@@ -1,0 +1,81 @@
+//! The conformance suite on a 3-node Redis Cluster that the test creates on
+//! loopback ports (`redis-server --cluster-enabled yes`, then
+//! `redis-cli --cluster create`) and removes at the end.
+
+mod support;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outband::BaseQueue;
+use outband_redis::RedisQueue;
+use support::Server;
+
+fn cluster_is_ok(node: &Server) -> bool {
+    let Ok(client) = redis::Client::open(node.url()) else {
+        return false;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return false;
+    };
+    redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query::<String>(&mut con)
+        .is_ok_and(|info| info.contains("cluster_state:ok"))
+}
+
+#[test]
+fn conformance_suite_on_a_three_node_cluster() {
+    if !support::have_redis_server() {
+        return;
+    }
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::start(
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--appendonly",
+                    "no",
+                ],
+                true,
+            )
+        })
+        .collect();
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let created = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(created.success(), "redis-cli --cluster create failed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !nodes.iter().all(cluster_is_ok) {
+        assert!(Instant::now() < deadline, "the cluster never became ok");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let url = format!(
+        "redis+cluster://{}/?namespace=cluster-test",
+        addresses.join(",")
+    );
+    let queue: Arc<dyn BaseQueue> = Arc::new(RedisQueue::connect(&url).expect("url"));
+    let mut failed = Vec::new();
+    for (name, case) in outband::test_suite::CASES {
+        if catch_unwind(AssertUnwindSafe(|| case(&queue))).is_err() {
+            failed.push(*name);
+        }
+    }
+    assert!(failed.is_empty(), "failed on the cluster: {failed:?}");
+}

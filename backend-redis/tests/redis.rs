@@ -1,0 +1,276 @@
+//! What the conformance suite does not cover and the Redis backend promises:
+//! malformed records, wake-ups, the dead-letter cap, retention, refused
+//! enqueues and opening by URL.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outband::test_suite::echo;
+use outband::{
+    BaseQueue, Error, JobState, NewJob, Outcome, ProcessorConfig, RetryPolicy, SimpleProcessor,
+};
+use outband_redis::{RedisOptions, RedisQueue};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn echo_job(queue: &str, value: u64) -> NewJob {
+    NewJob::new(
+        echo::NAME,
+        outband::codec::encode(&(value,)).expect("encodes"),
+    )
+    .queue(queue)
+}
+
+fn hset(queue: &RedisQueue, key: &str, field: &str, value: &str) {
+    outband_redis::with_connection(queue, |con| {
+        redis::cmd("HSET")
+            .arg(key)
+            .arg(field)
+            .arg(value)
+            .query::<i64>(con)
+    })
+    .expect("HSET");
+}
+
+#[test]
+fn malformed_records_go_to_dead_and_the_consumer_goes_on() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let garbled_counts = queue.enqueue(echo_job("q", 1)).unwrap();
+    let no_command = queue.enqueue(echo_job("q", 2)).unwrap();
+    let bad_state = queue.enqueue(echo_job("q", 3)).unwrap();
+    let good = queue.enqueue(echo_job("q", 4)).unwrap();
+    let (_, record) = outband_redis::keys_of(queue, "q", garbled_counts);
+    hset(queue, &record, "m", "many");
+    let (_, record) = outband_redis::keys_of(queue, "q", no_command);
+    hset(queue, &record, "c", "");
+    let (_, record) = outband_redis::keys_of(queue, "q", bad_state);
+    hset(queue, &record, "s", "exploded");
+
+    let config = ProcessorConfig::default()
+        .queues(["q"])
+        .retry(RetryPolicy::immediate());
+    let processor = SimpleProcessor::new(queue.clone(), config).unwrap();
+    while processor.process_next().unwrap() {}
+
+    for id in [garbled_counts, no_command, bad_state] {
+        let job = queue.job(id).unwrap().expect("kept in dead");
+        assert_eq!(job.state, JobState::Dead, "job {id}");
+        let error = job.last_error.unwrap_or_default();
+        assert!(error.starts_with("malformed record: "), "job {id}: {error}");
+    }
+    assert_eq!(queue.job(good).unwrap().unwrap().state, JobState::Done);
+    let stats = queue.stats("q").unwrap();
+    assert_eq!((stats.pending, stats.dead, stats.done), (0, 3, 1));
+}
+
+/// Blocks a thread in `wait` with a long timeout, runs `make_ready` from
+/// another handle, and returns how long the waiter waited.
+fn waited_for(queue: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let start = Instant::now();
+            queue
+                .wait(&["w".to_owned()], Duration::from_secs(60))
+                .unwrap();
+            start.elapsed()
+        });
+        // the waiter blocks in BLPOP: give it time to get there (either way
+        // it returns when woken, since the wake-up token waits for it)
+        std::thread::sleep(Duration::from_millis(50));
+        make_ready();
+        waiter.join().unwrap()
+    })
+}
+
+#[test]
+fn an_enqueue_wakes_a_waiting_consumer_and_a_key_hand_over_pushes_a_wake_up() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let waited = waited_for(queue, || {
+        queue.enqueue(echo_job("w", 1)).unwrap();
+    });
+    assert!(waited < Duration::from_secs(60), "woken by the enqueue");
+    queue.flush("w").unwrap();
+
+    queue.enqueue(echo_job("w", 1).key("k")).unwrap();
+    queue.enqueue(echo_job("w", 2).key("k")).unwrap();
+    let first = queue.claim("w", 10, LEASE).unwrap().pop().unwrap();
+    // drop the wake-up tokens of the enqueues, so only the hand-over can wake
+    let (base, _) = outband_redis::keys_of(queue, "w", first.job.id);
+    let wake = format!("{base}:wake");
+    let tokens = |queue: &RedisQueue| -> i64 {
+        outband_redis::with_connection(queue, |con| redis::cmd("LLEN").arg(&wake).query(con))
+            .unwrap()
+    };
+    outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&wake).query::<i64>(con))
+        .unwrap();
+    assert!(
+        !queue.has_jobs_waiting("w").unwrap(),
+        "the second job waits for its key"
+    );
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::ZERO,
+    };
+    queue.complete(&first.lease, done).unwrap();
+    assert_eq!(tokens(queue), 1, "the hand-over pushes a wake-up token");
+    queue
+        .wait(&["w".to_owned()], Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(queue.claim("w", 10, LEASE).unwrap().len(), 1);
+}
+
+#[test]
+fn the_dead_letter_cap_drops_only_the_oldest() {
+    let Some(scoped) = support::test_queue(RedisOptions::default().dead_cap(Some(2))) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let ids = queue
+        .enqueue_many((0..3).map(|i| echo_job("d", i)).collect())
+        .unwrap();
+    for claimed in queue.claim("d", 3, LEASE).unwrap() {
+        let dead = Outcome::Dead { error: "x".into() };
+        queue.complete(&claimed.lease, dead).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(queue.stats("d").unwrap().dead, 2);
+    assert!(
+        queue.job(ids[0]).unwrap().is_none(),
+        "the oldest is dropped"
+    );
+    let kept: Vec<_> = queue
+        .dead_jobs("d", 0, 10)
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(kept, vec![ids[2], ids[1]]);
+}
+
+#[test]
+fn without_a_cap_dead_jobs_stay_and_done_jobs_expire_after_the_retention() {
+    let options = RedisOptions::default().retention(Some(Duration::from_secs(600)));
+    let Some(scoped) = support::test_queue(options) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let ids = queue
+        .enqueue_many((0..30).map(|i| echo_job("r", i)).collect())
+        .unwrap();
+    let claimed = queue.claim("r", 30, LEASE).unwrap();
+    let (done, dead) = claimed.split_at(1);
+    let outcome = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(3),
+    };
+    queue.complete(&done[0].lease, outcome).unwrap();
+    for claimed in dead {
+        let dead = Outcome::Dead { error: "x".into() };
+        queue.complete(&claimed.lease, dead).unwrap();
+    }
+    assert_eq!(
+        queue.stats("r").unwrap().dead,
+        29,
+        "no cap, nothing dropped"
+    );
+    let (_, record) = outband_redis::keys_of(queue, "r", ids[0]);
+    let ttl: i64 =
+        outband_redis::with_connection(queue, |con| redis::cmd("PTTL").arg(&record).query(con))
+            .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "a done record expires: {ttl}");
+    let (_, record) = outband_redis::keys_of(queue, "r", ids[1]);
+    let ttl: i64 =
+        outband_redis::with_connection(queue, |con| redis::cmd("PTTL").arg(&record).query(con))
+            .unwrap();
+    assert_eq!(ttl, -1, "a dead record does not expire");
+}
+
+#[test]
+fn an_enqueue_that_cannot_be_stored_fails_at_once() {
+    // nothing listens on this port
+    let port = support::free_port(false);
+    let down = RedisQueue::connect(&format!("redis://127.0.0.1:{port}/")).unwrap();
+    let refused = down.enqueue(echo_job("e", 1));
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    // and again, during the reconnection backoff
+    let refused = down.enqueue(echo_job("e", 1));
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+
+    for url in [
+        "redis//nowhere",
+        "redis://h/?dead_cap=lots",
+        "redis://h/?namespace=",
+    ] {
+        assert!(
+            matches!(RedisQueue::connect(url), Err(Error::Config(_))),
+            "{url}"
+        );
+    }
+
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let too_big = NewJob::new(echo::NAME, vec![0; outband::codec::max_payload() + 1]).queue("e");
+    assert!(queue.enqueue(too_big).is_err());
+    assert_eq!(queue.len("e").unwrap(), 0);
+}
+
+#[test]
+fn outband_open_finds_the_redis_schemes() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let url = format!(
+        "{}?namespace={}",
+        support::redis_url().trim_end_matches('/'),
+        scoped.namespace
+    );
+    let url = if url.contains("/?") {
+        url
+    } else {
+        url.replacen('?', "/?", 1)
+    };
+    let queue = outband::open(&url).expect("redis:// is registered");
+    let id = queue.enqueue(echo_job("o", 7)).unwrap();
+    assert_eq!(
+        scoped.queue.job(id).unwrap().unwrap().state,
+        JobState::Pending
+    );
+}
+
+#[test]
+fn a_waiting_consumer_wakes_when_a_scheduled_job_falls_due() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    queue
+        .enqueue(echo_job("s", 1).when(Duration::from_millis(200)))
+        .unwrap();
+    assert!(!queue.has_jobs_waiting("s").unwrap());
+    let start = Instant::now();
+    // nothing pushes a wake-up for a due job: wait's own timeout ends at the due time
+    queue
+        .wait(&["s".to_owned()], Duration::from_secs(60))
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(60), "woken when due");
+    let mut claimed = Vec::new();
+    while claimed.is_empty() {
+        claimed = queue.claim("s", 1, LEASE).unwrap();
+        if claimed.is_empty() {
+            queue
+                .wait(&["s".to_owned()], Duration::from_secs(60))
+                .unwrap();
+        }
+    }
+    assert_eq!(claimed.len(), 1);
+}

@@ -1,0 +1,132 @@
+//! `rediss://` (feature `tls`): a private `redis-server` with a TLS port and
+//! a certificate from a CA the test makes with `openssl`.
+
+#![cfg(feature = "tls")]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use outband::test_suite::echo;
+use outband::{BaseQueue, JobState, NewJob};
+use outband_redis::{RedisOptions, RedisQueue};
+use support::Server;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+#[test]
+fn rediss_urls_connect_over_tls() {
+    if !support::have_redis_server() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("outband-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=outband test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("write");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "san.cnf",
+        ],
+    );
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_owned();
+    let tls_port = support::free_port(false).to_string();
+    let server = Server::start(
+        &[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &path("server.crt"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+            "--appendonly",
+            "no",
+        ],
+        false,
+    );
+
+    let ca = std::fs::read(dir.join("ca.crt")).expect("ca.crt");
+    let url = format!("rediss://127.0.0.1:{tls_port}/?namespace=tls-test");
+    let queue = RedisQueue::with_options(&url, RedisOptions::default().tls_root_certificate(ca))
+        .expect("url");
+    let job = NewJob::new(
+        echo::NAME,
+        outband::codec::encode(&(5u64,)).expect("encodes"),
+    )
+    .queue("tls");
+    let id = queue.enqueue(job).expect("enqueue over TLS");
+    assert_eq!(
+        queue.job(id).expect("job").map(|j| j.state),
+        Some(JobState::Pending)
+    );
+
+    // a server whose certificate no trusted root signed is refused
+    let untrusted = RedisQueue::connect(&url).expect("url");
+    assert!(untrusted.now().is_err(), "the test CA is not a system root");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
