@@ -609,6 +609,10 @@ impl BaseQueue for MemoryQueue {
     fn now(&self) -> Result<SystemTime, Error> {
         Ok(SystemTime::now())
     }
+
+    fn cheap_claims(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -236,6 +236,8 @@ struct Engine {
     next_queue: AtomicUsize,
     in_flight: Mutex<HashMap<JobId, InFlight>>,
     claiming: AtomicBool,
+    /// Whether free workers claim for themselves: see `BaseQueue::cheap_claims`.
+    self_claims: bool,
 }
 
 impl Engine {
@@ -252,6 +254,7 @@ impl Engine {
             return Err(Error::Config("the lease must be longer than zero".into()));
         }
         Ok(Self {
+            self_claims: queue.cheap_claims(),
             queue,
             registry,
             config,
@@ -902,9 +905,10 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
                 if let Err(unsent) = outcomes.send(engine.execute(job)) {
                     engine.record_many(vec![unsent.0]);
                 }
-                // While there is work, a free thread claims for itself,
-                // sparing a hand-over through the claimer.
-                if engine.claiming.load(Ordering::SeqCst) {
+                // Where claims are free, a free thread claims for itself,
+                // sparing a hand-over through the claimer; elsewhere the
+                // claimer claims for every free thread in one round trip.
+                if engine.self_claims && engine.claiming.load(Ordering::SeqCst) {
                     match engine.claim(1) {
                         Ok(mut jobs) => next = jobs.pop(),
                         Err(error) => log::error!("claiming failed: {error}"),

@@ -171,6 +171,14 @@ pub trait BaseQueue: Send + Sync {
 
     /// The backend's clock.
     fn now(&self) -> Result<SystemTime, Error>;
+
+    /// Whether a claim costs no round trip (an in-process backend). Then a
+    /// worker that has just finished claims its next job itself; otherwise
+    /// the processor claims for all its free threads in one call. Default
+    /// `false`.
+    fn cheap_claims(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! forward_base_queue {
@@ -198,6 +206,7 @@ macro_rules! forward_base_queue {
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
+            fn cheap_claims(&self) -> bool { (**self).cheap_claims() }
         }
     )*};
 }
