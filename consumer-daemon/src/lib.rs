@@ -53,6 +53,7 @@
 //! | `sqlite` | yes | the SQLite backend, for the default `sqlite://outband.db` |
 //! | `postgres` | no | the PostgreSQL backend: `postgres://` |
 //! | `mysql` | no | the MySQL/MariaDB backend: `mysql://` |
+//! | `redis` | yes | the Redis backend: `redis://`, `redis+unix://`, `redis+cluster://` |
 //!
 //! # Programs with their own CLI
 //!
@@ -62,6 +63,8 @@
 // Backends chosen by features; linking them registers their URL schemes.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 use outband_diesel as _;
+#[cfg(feature = "redis")]
+use outband_redis as _;
 
 mod admin;
 mod cli;

@@ -1,8 +1,9 @@
 //! The daemon as a real process: the demo consumer binary, started, signalled
 //! and killed by these tests, sharing a backend with them.
 //!
-//! The backend is `OUTBAND_TEST_URL` if set, else an SQLite file in each
-//! test's temporary directory.
+//! Every test runs twice: on an SQLite file in its temporary directory, and
+//! on the Redis at `REDIS_URL` in a namespace of its own (skipped with a
+//! notice when that Redis is unreachable, unless `OUTBAND_REQUIRE_SERVERS=1`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,30 +14,60 @@ use outband::{BaseQueue, JobId, JobState, NewJob, codec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-demo-consumer");
 
+/// The backends the daemon is tested on.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Redis,
+}
+
 /// One test's directory, backend and daemons; kills what it started.
 struct World {
     dir: tempfile::TempDir,
     url: String,
     queue: Arc<dyn BaseQueue>,
     started: Vec<PathBuf>,
+    namespace: Option<String>,
 }
 
 impl World {
-    fn new() -> Self {
+    /// A fresh world, or `None` (with a notice) when its server is missing
+    /// and not required.
+    fn new(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let url = std::env::var("OUTBAND_TEST_URL")
-            .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("jobs.db").display()));
-        let queue: Arc<dyn BaseQueue> = if url.starts_with("memory:") {
-            outband::open(&url).unwrap()
-        } else {
-            Arc::new(outband_diesel::DatabaseQueue::open(&url).unwrap())
+        let (url, queue, namespace): (String, Arc<dyn BaseQueue>, _) = match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+                let queue = Arc::new(outband_diesel::DatabaseQueue::open(&url).unwrap());
+                (url, queue, None)
+            }
+            Backend::Redis => {
+                let base = std::env::var("REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                let namespace = format!(
+                    "outband-daemon-test-{}-{:x}",
+                    std::process::id(),
+                    fastrand::u64(..)
+                );
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}namespace={namespace}");
+                let queue = Arc::new(outband_redis::RedisQueue::connect(&url).unwrap());
+                if let Err(error) = queue.now() {
+                    let required = std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+                    assert!(!required, "Redis at {base} is unreachable: {error}");
+                    eprintln!("notice: skipped, Redis at {base} is unreachable ({error})");
+                    return None;
+                }
+                (url, queue, Some(namespace))
+            }
         };
-        World {
+        Some(World {
             dir,
             url,
             queue,
             started: Vec::new(),
-        }
+            namespace,
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -120,8 +151,39 @@ impl Drop for World {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
+        if let Some(namespace) = &self.namespace {
+            // the test's keys: `{namespace:bucket}:…` and `namespace:…`
+            let script = format!(
+                "redis-cli --scan --pattern '{{{namespace}:*' | xargs -r redis-cli unlink >/dev/null; \
+                 redis-cli --scan --pattern '{namespace}:*' | xargs -r redis-cli unlink >/dev/null"
+            );
+            let _ = Command::new("sh").args(["-c", &script]).status();
+        }
     }
 }
+
+/// Runs each test on every backend.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $test() { if let Some(world) = super::World::new(super::Backend::Sqlite) { super::$test(world) } })*
+        }
+        mod redis {
+            $(#[test] fn $test() { if let Some(world) = super::World::new(super::Backend::Redis) { super::$test(world) } })*
+        }
+    };
+}
+
+on_every_backend!(
+    start_status_process_stop_and_the_pid_file_is_gone,
+    two_daemons_on_one_pid_file_the_second_refuses,
+    kill_9_mid_job_then_restart_runs_the_job_again,
+    sigterm_lets_running_jobs_finish,
+    a_second_sigterm_releases_jobs_to_another_consumer,
+    sighup_after_the_log_was_moved_writes_a_new_log,
+    a_periodic_command_with_two_consumers_is_enqueued_once_per_tick,
+    quiet_stops_claiming_while_running_jobs_go_on,
+);
 
 fn pid_in(pidfile: &Path) -> Option<u32> {
     std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
@@ -143,9 +205,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn start_status_process_stop_and_the_pid_file_is_gone() {
-    let mut world = World::new();
+fn start_status_process_stop_and_the_pid_file_is_gone(mut world: World) {
     world.start("c", &[]);
     assert_eq!(world.status("c"), 0, "running");
     for i in 0..20 {
@@ -179,9 +239,7 @@ fn start_status_process_stop_and_the_pid_file_is_gone() {
     assert!(log.contains("done in"), "one line per job finish");
 }
 
-#[test]
-fn two_daemons_on_one_pid_file_the_second_refuses() {
-    let mut world = World::new();
+fn two_daemons_on_one_pid_file_the_second_refuses(mut world: World) {
     let first = world.start("c", &[]);
     let pidfile = world.path_str("c.pid");
     let out = world.cli(&["start", "-p", &pidfile]);
@@ -197,9 +255,7 @@ fn two_daemons_on_one_pid_file_the_second_refuses() {
     assert_eq!(pid_in(&world.path("c.pid")), Some(first));
 }
 
-#[test]
-fn kill_9_mid_job_then_restart_runs_the_job_again() {
-    let mut world = World::new();
+fn kill_9_mid_job_then_restart_runs_the_job_again(mut world: World) {
     let pid = world.start("c", &["--lease", "2s"]);
     let id = world.slow_record("out", "slow", 1500);
     wait_until("the slow job runs", || {
@@ -219,9 +275,7 @@ fn kill_9_mid_job_then_restart_runs_the_job_again() {
     );
 }
 
-#[test]
-fn sigterm_lets_running_jobs_finish() {
-    let mut world = World::new();
+fn sigterm_lets_running_jobs_finish(mut world: World) {
     world.start("c", &["-t", "2"]);
     let ids = [
         world.slow_record("out", "a", 1500),
@@ -245,9 +299,7 @@ fn sigterm_lets_running_jobs_finish() {
     }
 }
 
-#[test]
-fn a_second_sigterm_releases_jobs_to_another_consumer() {
-    let mut world = World::new();
+fn a_second_sigterm_releases_jobs_to_another_consumer(mut world: World) {
     let pid = world.start("a", &["-t", "1", "--grace-period", "60s"]);
     let id = world.slow_record("out", "long", 3000);
     wait_until("the long job runs", || {
@@ -279,9 +331,7 @@ fn a_second_sigterm_releases_jobs_to_another_consumer() {
     assert_eq!(world.state(id), (JobState::Done, 1));
 }
 
-#[test]
-fn sighup_after_the_log_was_moved_writes_a_new_log() {
-    let mut world = World::new();
+fn sighup_after_the_log_was_moved_writes_a_new_log(mut world: World) {
     let pid = world.start("c", &[]);
     let log = world.path("c.log");
     wait_until("the log is written", || log.exists());
@@ -302,9 +352,7 @@ fn sighup_after_the_log_was_moved_writes_a_new_log() {
     );
 }
 
-#[test]
-fn a_periodic_command_with_two_consumers_is_enqueued_once_per_tick() {
-    let mut world = World::new();
+fn a_periodic_command_with_two_consumers_is_enqueued_once_per_tick(mut world: World) {
     world.start("a", &[]);
     world.start("b", &[]);
     let start = Instant::now();
@@ -323,9 +371,7 @@ fn a_periodic_command_with_two_consumers_is_enqueued_once_per_tick() {
     );
 }
 
-#[test]
-fn quiet_stops_claiming_while_running_jobs_go_on() {
-    let mut world = World::new();
+fn quiet_stops_claiming_while_running_jobs_go_on(mut world: World) {
     world.start("c", &["-t", "2"]);
     let running = world.slow_record("out", "running", 1000);
     wait_until("the job runs", || {
