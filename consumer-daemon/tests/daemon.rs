@@ -183,6 +183,7 @@ on_every_backend!(
     sighup_after_the_log_was_moved_writes_a_new_log,
     a_periodic_command_with_two_consumers_is_enqueued_once_per_tick,
     quiet_stops_claiming_while_running_jobs_go_on,
+    commands_stats_dead_letters_and_flush,
 );
 
 fn pid_in(pidfile: &Path) -> Option<u32> {
@@ -395,4 +396,79 @@ fn quiet_stops_claiming_while_running_jobs_go_on(mut world: World) {
         "nothing new was claimed"
     );
     assert_eq!(world.status("c"), 0, "still running");
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn commands_stats_dead_letters_and_flush(mut world: World) {
+    let listed = stdout_of(&world.cli(&["commands"]));
+    assert!(listed.contains("demo::sleep_then_record"), "{listed}");
+    assert!(
+        listed.contains("* * * * * *"),
+        "the periodic command shows its schedule: {listed}"
+    );
+
+    // two jobs whose arguments do not decode: the consumer sends them to dead
+    let (first, second) = (
+        world.enqueue("demo::record", vec![0xde, 0xad]),
+        world.enqueue("demo::record", vec![1]),
+    );
+    world.start("c", &["-n"]);
+    wait_until("both are dead", || {
+        [first, second]
+            .iter()
+            .all(|&id| world.state(id).0 == JobState::Dead)
+    });
+    let pidfile = world.path_str("c.pid");
+    assert!(world.cli(&["stop", "-p", &pidfile]).status.success());
+
+    let listed = stdout_of(&world.cli(&["dead", "list", "--queue", "demo"]));
+    assert!(
+        listed.contains(&format!("{first}\tdemo\tdemo::record")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("undecodable arguments"),
+        "the reason is shown: {listed}"
+    );
+    let stats = stdout_of(&world.cli(&["stats", "--queue", "demo"]));
+    let row = stats
+        .lines()
+        .find(|l| l.starts_with("demo "))
+        .unwrap_or_default();
+    assert_eq!(
+        row.split_whitespace().nth(4),
+        Some("2"),
+        "two dead jobs: {stats}"
+    );
+
+    assert!(stdout_of(&world.cli(&["dead", "retry", &first.to_string()])).contains("retried"));
+    assert_eq!(world.state(first), (JobState::Pending, 0));
+    assert!(stdout_of(&world.cli(&["dead", "delete", &second.to_string()])).contains("deleted"));
+    assert!(world.queue.job(second).unwrap().is_none());
+    let again = world.cli(&["dead", "delete", &second.to_string()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "deleting what is not dead fails"
+    );
+
+    for i in 0..3 {
+        world.record("out", &format!("{i}"));
+    }
+    // no answer on standard input: nothing is deleted
+    let kept = stdout_of(&world.cli(&["flush", "--queue", "demo"]));
+    assert!(kept.contains("left as it is"), "{kept}");
+    assert_eq!(world.queue.len("demo").unwrap(), 4);
+    let flushed = stdout_of(&world.cli(&["flush", "--queue", "demo", "--yes"]));
+    assert!(flushed.contains("deleted 4 pending jobs"), "{flushed}");
+    assert_eq!(world.queue.len("demo").unwrap(), 0);
 }
