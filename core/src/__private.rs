@@ -4,7 +4,7 @@
 pub use inventory;
 pub use serde;
 
-pub use crate::registry::{Command, RunError, RunFn};
+pub use crate::registry::{Command, Periodic, RunError, RunFn};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

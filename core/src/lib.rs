@@ -99,9 +99,13 @@ pub use processor::{
     MultiProcessor, Processed, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
 };
 pub use queue::BaseQueue;
-pub use registry::{Command, Registry};
+pub use registry::{Command, Periodic, Registry};
 pub use settings::{Opener, default_queue, is_eager, open, set_default_queue, set_eager};
 
 /// Makes a function a queued command. See the [crate documentation](crate)
 /// for an example and [`outband_macros::queue_command`] for every option.
 pub use outband_macros::queue_command;
+
+/// Makes a function a command the consumer enqueues on a cron schedule; see
+/// [`outband_macros::periodic_command`].
+pub use outband_macros::periodic_command;

@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -94,8 +95,14 @@ pub struct ProcessorConfig {
     /// The queues to claim from, in turn. Empty (the default) means every
     /// queue that has a registered command, or `default` if there is none.
     pub queues: Vec<String>,
-    /// The longest idle wait between claims. Default 1 s.
+    /// The idle wait after a claim that found nothing. Default 1 s.
     pub wait_time: Duration,
+    /// Each further empty claim multiplies the idle wait by this factor, up to
+    /// `max_wait_time`; a claimed job resets it (the djutils consumer's `-b`).
+    /// Default 1: a steady `wait_time`.
+    pub wait_backoff: f64,
+    /// The longest idle wait when `wait_backoff` grows it. Default 60 s.
+    pub max_wait_time: Duration,
     /// How long a claim leases a job; heartbeats extend it. Default 30 s.
     pub lease: Duration,
     /// Jobs the [`MultiProcessor`] runs at once. Default 5.
@@ -109,6 +116,8 @@ impl Default for ProcessorConfig {
         Self {
             queues: Vec::new(),
             wait_time: Duration::from_secs(1),
+            wait_backoff: 1.0,
+            max_wait_time: Duration::from_secs(60),
             lease: Duration::from_secs(30),
             max_threads: 5,
             retry: RetryPolicy::default(),
@@ -129,6 +138,25 @@ impl ProcessorConfig {
     pub fn wait_time(mut self, wait_time: Duration) -> Self {
         self.wait_time = wait_time;
         self
+    }
+
+    /// Grows the idle wait by `factor` after each empty claim, up to `max`:
+    /// polling backends then poll less often while the queue stays empty.
+    /// Backends that wake a waiting consumer still wake it at once.
+    #[must_use]
+    pub fn wait_backoff(mut self, factor: f64, max: Duration) -> Self {
+        self.wait_backoff = factor;
+        self.max_wait_time = max;
+        self
+    }
+
+    /// The idle wait after `idle` empty claims in a row before this one.
+    fn idle_wait_time(&self, idle: i32) -> Duration {
+        if idle == 0 {
+            return self.wait_time;
+        }
+        let grown = self.wait_time.as_secs_f64() * self.wait_backoff.max(1.0).powi(idle);
+        Duration::from_secs_f64(grown.min(self.max_wait_time.as_secs_f64())).max(self.wait_time)
     }
 
     /// Sets the lease.
@@ -186,6 +214,16 @@ struct InFlight {
     lease: Lease,
     started: Instant,
     lost: bool,
+    /// The command has returned; only its outcome is still to be recorded.
+    finished: bool,
+}
+
+/// An attempt that has run, with the outcome still to be recorded.
+struct Finished {
+    job: Job,
+    lease: Lease,
+    outcome: Outcome,
+    elapsed: Duration,
 }
 
 /// The part both processors share: claiming in turn over the queues, running
@@ -257,62 +295,132 @@ impl Engine {
         Ok(claimed)
     }
 
-    fn idle_wait(&self) {
-        if let Err(error) = self.queue.wait(&self.queues, self.config.wait_time) {
+    /// Waits for a job after an empty claim; `idle` counts the empty claims
+    /// in a row, which grow the wait with `wait_backoff`.
+    fn idle_wait(&self, idle: &mut i32) {
+        let wait = self.config.idle_wait_time(*idle);
+        *idle = idle.saturating_add(1).min(1000);
+        if let Err(error) = self.queue.wait(&self.queues, wait) {
             log::warn!("waiting for jobs failed: {error}");
-            std::thread::sleep(self.config.wait_time);
+            std::thread::sleep(wait);
         }
     }
 
     /// Runs one claimed job and records its outcome.
     fn process(&self, claimed: Claimed) -> Result<Processed, Error> {
+        let finished = self.execute(claimed);
+        let completion = self
+            .queue
+            .complete(&finished.lease, finished.outcome.clone());
+        self.settle(finished, completion)
+    }
+
+    /// Runs one claimed job; its outcome is for the caller to record.
+    fn execute(&self, claimed: Claimed) -> Finished {
         let Claimed { job, lease } = claimed;
-        self.in_flight().insert(
-            job.id,
-            InFlight {
-                lease: lease.clone(),
-                started: Instant::now(),
-                lost: false,
-            },
-        );
+        let entry = InFlight {
+            lease: lease.clone(),
+            started: Instant::now(),
+            lost: false,
+            finished: false,
+        };
+        self.in_flight().insert(job.id, entry);
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
         let started = Instant::now();
         let outcome = self.run(&job, started);
         let elapsed = started.elapsed();
-        let processed = match &outcome {
-            Outcome::Done { .. } | Outcome::Release => Processed::Done,
-            Outcome::Retry { delay, error } => Processed::Retried {
-                delay: *delay,
-                error: error.clone(),
-            },
-            Outcome::Dead { error } => Processed::Dead {
-                error: error.clone(),
-            },
+        if let Some(entry) = self.in_flight().get_mut(&job.id) {
+            entry.finished = true;
+        }
+        Finished {
+            job,
+            lease,
+            outcome,
+            elapsed,
+        }
+    }
+
+    /// Records the outcomes of several attempts in one call to the backend,
+    /// trying again while the backend is unavailable: a lost outcome would
+    /// make the job run twice once its lease expires.
+    fn record_many(&self, finished: Vec<Finished>) {
+        let completions = || {
+            finished
+                .iter()
+                .map(|f| (f.lease.clone(), f.outcome.clone()))
+                .collect()
         };
-        let completion = self.queue.complete(&lease, outcome);
-        self.in_flight().remove(&job.id);
-        let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
-        match completion? {
-            Completion::LeaseLost => {
-                log::warn!(
-                    "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
-                     its outcome was discarded"
+        let mut backoff = Duration::from_millis(50);
+        let results = loop {
+            match self.queue.complete_many(completions()) {
+                Err(error) if error.is_retryable() && backoff < self.config.lease / 2 => {
+                    log::warn!(
+                        "recording {} outcomes failed, retrying: {error}",
+                        finished.len()
+                    );
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err(error) => break Err(error),
+                Ok(results) => break Ok(results),
+            }
+        };
+        match results {
+            Ok(results) => {
+                for (finished, completion) in finished.into_iter().zip(results) {
+                    let _ = self.settle(finished, Ok(completion));
+                }
+            }
+            Err(error) => {
+                log::error!(
+                    "recording {} outcomes failed; their leases will expire and the jobs run again: {error}",
+                    finished.len()
                 );
-                return Ok(Processed::LeaseLost);
+                let mut in_flight = self.in_flight();
+                for finished in &finished {
+                    in_flight.remove(&finished.job.id);
+                }
             }
-            Completion::Applied => {}
         }
-        match &processed {
-            Processed::Done => log::info!("job {id} {command} {attempt} done in {elapsed:?}"),
-            Processed::Retried { delay, error } => log::warn!(
-                "job {id} {command} {attempt} failed in {elapsed:?}, retry in {delay:?}: {error}"
-            ),
-            Processed::Dead { error } => {
+    }
+
+    /// Logs how an attempt ended once its outcome was recorded (or not).
+    fn settle(
+        &self,
+        finished: Finished,
+        completion: Result<Completion, Error>,
+    ) -> Result<Processed, Error> {
+        self.in_flight().remove(&finished.job.id);
+        let Finished {
+            job,
+            outcome,
+            elapsed,
+            ..
+        } = finished;
+        let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
+        if completion? == Completion::LeaseLost {
+            log::warn!(
+                "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
+                 its outcome was discarded"
+            );
+            return Ok(Processed::LeaseLost);
+        }
+        Ok(match outcome {
+            Outcome::Done { .. } | Outcome::Release => {
+                log::info!("job {id} {command} {attempt} done in {elapsed:?}");
+                Processed::Done
+            }
+            Outcome::Retry { delay, error } => {
+                log::warn!(
+                    "job {id} {command} {attempt} failed in {elapsed:?}, retry in {delay:?}: {error}"
+                );
+                Processed::Retried { delay, error }
+            }
+            Outcome::Dead { error } => {
                 log::error!("job {id} {command} {attempt} failed in {elapsed:?}, dead: {error}");
+                Processed::Dead { error }
             }
-            Processed::LeaseLost => {}
-        }
-        Ok(processed)
+        })
     }
 
     fn run(&self, job: &Job, started: Instant) -> Outcome {
@@ -380,7 +488,12 @@ impl Engine {
 
     /// Gives every job still running back to the queue, unrun.
     fn release_in_flight(&self) -> usize {
-        let leases: Vec<Lease> = self.in_flight().values().map(|f| f.lease.clone()).collect();
+        let leases: Vec<Lease> = self
+            .in_flight()
+            .values()
+            .filter(|f| !f.finished)
+            .map(|f| f.lease.clone())
+            .collect();
         let mut released = 0;
         for lease in leases {
             match self.queue.complete(&lease, Outcome::Release) {
@@ -604,10 +717,12 @@ impl SimpleProcessor {
 }
 
 fn simple_loop(engine: &Engine) {
+    let mut idle = 0;
     while engine.claiming.load(Ordering::SeqCst) {
         match engine.claim(1) {
-            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
             Ok(jobs) => {
+                idle = 0;
                 for job in jobs {
                     if let Err(error) = engine.process(job) {
                         log::error!("recording a job's outcome failed: {error}");
@@ -616,7 +731,7 @@ fn simple_loop(engine: &Engine) {
             }
             Err(error) => {
                 log::error!("claiming failed: {error}");
-                engine.idle_wait();
+                engine.idle_wait(&mut idle);
             }
         }
     }
@@ -698,21 +813,32 @@ impl MultiProcessor {
             free: Condvar::new(),
         });
         let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
+        let (outcomes, recorded) = mpsc::channel();
         let mut handles = Vec::new();
         for i in 0..self.engine.config.max_threads {
             let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
+            let outcomes = outcomes.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("outband-worker-{i}"))
-                    .spawn(move || worker_loop(&engine, &shared))
+                    .spawn(move || worker_loop(&engine, &shared, &outcomes))
                     .expect("spawning a thread"),
             );
         }
+        // ends once every worker has ended and dropped its sender
+        drop(outcomes);
         let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
         handles.push(
             std::thread::Builder::new()
                 .name("outband-claimer".into())
                 .spawn(move || claim_loop(&engine, &shared))
+                .expect("spawning a thread"),
+        );
+        let engine = Arc::clone(&self.engine);
+        handles.push(
+            std::thread::Builder::new()
+                .name("outband-completer".into())
+                .spawn(move || record_loop(&engine, &recorded))
                 .expect("spawning a thread"),
         );
         *threads = Some(Threads {
@@ -728,6 +854,7 @@ fn lock_pool(shared: &Shared) -> MutexGuard<'_, Pool> {
 }
 
 fn claim_loop(engine: &Engine, shared: &Shared) {
+    let mut idle = 0;
     loop {
         // wait for a free worker that no handed-over job is waiting for
         let free = {
@@ -746,20 +873,21 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
             pool.idle - pool.jobs.len()
         };
         match engine.claim(free) {
-            Ok(jobs) if jobs.is_empty() => engine.idle_wait(),
+            Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
             Ok(jobs) => {
+                idle = 0;
                 lock_pool(shared).jobs.extend(jobs);
                 shared.work.notify_all();
             }
             Err(error) => {
                 log::error!("claiming failed: {error}");
-                engine.idle_wait();
+                engine.idle_wait(&mut idle);
             }
         }
     }
 }
 
-fn worker_loop(engine: &Engine, shared: &Shared) {
+fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
     let mut pool = lock_pool(shared);
     pool.idle += 1;
     shared.free.notify_one();
@@ -769,11 +897,13 @@ fn worker_loop(engine: &Engine, shared: &Shared) {
             drop(pool);
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                if let Err(error) = engine.process(job) {
-                    log::error!("recording a job's outcome failed: {error}");
+                // The completer records outcomes in batches, so this thread is
+                // free as soon as the command returns.
+                if let Err(unsent) = outcomes.send(engine.execute(job)) {
+                    engine.record_many(vec![unsent.0]);
                 }
-                // This thread is free again: while there is work it claims
-                // for itself, sparing a hand-over through the claimer.
+                // While there is work, a free thread claims for itself,
+                // sparing a hand-over through the claimer.
                 if engine.claiming.load(Ordering::SeqCst) {
                     match engine.claim(1) {
                         Ok(mut jobs) => next = jobs.pop(),
@@ -792,5 +922,75 @@ fn worker_loop(engine: &Engine, shared: &Shared) {
                 .wait(pool)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+}
+
+/// The most outcomes recorded in one call to the backend.
+const RECORD_BATCH: usize = 256;
+
+/// Records outcomes as workers hand them over: whatever arrived while the
+/// previous batch was being recorded goes in the next call.
+fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
+    while let Ok(first) = recorded.recv() {
+        let mut batch = vec![first];
+        batch.extend(recorded.try_iter().take(RECORD_BATCH - 1));
+        engine.record_many(batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: 0.0,
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| policy.delay(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(
+            policy.delay(u32::MAX),
+            Duration::from_secs(10),
+            "no overflow"
+        );
+        assert_eq!(RetryPolicy::immediate().delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_idle_wait_grows_by_its_factor_up_to_its_cap() {
+        let config = ProcessorConfig::default()
+            .wait_time(Duration::from_millis(100))
+            .wait_backoff(2.0, Duration::from_millis(500));
+        let waits: Vec<u128> = (0..6)
+            .map(|i| config.idle_wait_time(i).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
+        let steady = ProcessorConfig::default();
+        assert_eq!(
+            steady.idle_wait_time(50),
+            Duration::from_secs(1),
+            "factor 1 keeps wait_time"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_varies() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(8),
+            ..RetryPolicy::default()
+        };
+        let delays: Vec<Duration> = (0..200).map(|_| policy.delay(1)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(6) && *d <= Duration::from_secs(10))
+        );
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter spreads retries"
+        );
     }
 }

@@ -54,6 +54,17 @@ impl Command {
 
 inventory::collect!(Command);
 
+/// A command that `#[periodic_command]` enqueues on a cron schedule.
+#[derive(Debug)]
+pub struct Periodic {
+    /// The command.
+    pub command: &'static Command,
+    /// Its schedule: five cron fields, or six with seconds first.
+    pub cron: &'static str,
+}
+
+inventory::collect!(Periodic);
+
 /// Why running a command from its encoded arguments failed.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -71,6 +82,7 @@ pub enum RunError {
 pub struct Registry {
     commands: HashMap<&'static str, &'static Command>,
     names: Vec<&'static str>,
+    periodic: Vec<&'static Periodic>,
 }
 
 static GLOBAL: OnceLock<Result<Registry, Error>> = OnceLock::new();
@@ -79,7 +91,13 @@ impl Registry {
     /// The registry of every command linked into this program, built on first
     /// use. Fails, every time it is asked, if two commands share a name.
     pub fn global() -> Result<&'static Registry, Error> {
-        match GLOBAL.get_or_init(|| Self::from_commands(inventory::iter::<Command>)) {
+        let build = || {
+            let mut registry = Self::from_commands(inventory::iter::<Command>)?;
+            registry.periodic = inventory::iter::<Periodic>.into_iter().collect();
+            registry.periodic.sort_unstable_by_key(|p| p.command.name);
+            Ok(registry)
+        };
+        match GLOBAL.get_or_init(build) {
             Ok(registry) => Ok(registry),
             Err(Error::DuplicateCommand {
                 name,
@@ -118,6 +136,7 @@ impl Registry {
         Ok(Registry {
             commands: by_name,
             names,
+            periodic: Vec::new(),
         })
     }
 
@@ -136,6 +155,11 @@ impl Registry {
     /// Every command, sorted by name.
     pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
         self.names.iter().map(|name| self.commands[name])
+    }
+
+    /// The periodic commands, sorted by name.
+    pub fn periodic(&self) -> &[&'static Periodic] {
+        &self.periodic
     }
 
     /// The distinct queues the commands use, sorted.

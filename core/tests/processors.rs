@@ -170,6 +170,31 @@ fn jobs_with_one_key_never_overlap_and_other_keys_do() {
     );
 }
 
+/// Panics on purpose.
+#[queue_command(queue = "sleepy", retries = 0)]
+fn boom() {
+    panic!("boom");
+}
+
+#[test]
+fn a_worker_thread_survives_a_panicking_job() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    let panicked = boom::enqueue_on(&queue).unwrap();
+    let after = sleep_job::enqueue_on(&queue, run, 1, 0).unwrap();
+    let processor = MultiProcessor::new(queue.clone(), config(1)).unwrap();
+    processor.start();
+    wait_until("the job after the panic is done", || {
+        queue.job(after).unwrap().unwrap().state == JobState::Done
+    });
+    processor.stop();
+    let job = queue.job(panicked).unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.last_error.as_deref()),
+        (JobState::Dead, Some("panicked: boom"))
+    );
+}
+
 #[test]
 fn heartbeats_keep_a_long_job_leased() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);

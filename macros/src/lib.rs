@@ -116,29 +116,144 @@ fn queue_command_impl(
     args: proc_macro2::TokenStream,
     input: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
+    match queue_command_expand(args, input, &mut Errors::default()) {
+        Ok((expanded, _)) | Err(expanded) => expanded,
+    }
+}
+
+/// The expansion and the function, or the fallback with every error found
+/// (including those already in `errors`).
+fn queue_command_expand(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+    errors: &mut Errors,
+) -> Result<(proc_macro2::TokenStream, syn::ItemFn), proc_macro2::TokenStream> {
     let function = match syn::parse2::<syn::Item>(input.clone()) {
         Ok(syn::Item::Fn(function)) => function,
         Ok(_) => {
-            let error = syn::Error::new(
+            errors.push(syn::Error::new(
                 proc_macro2::Span::call_site(),
                 "#[queue_command] goes on a free function, like `fn send_welcome(user_id: u64) { … }`",
-            );
-            return fallback::expand(input, &error);
+            ));
+            return Err(fallback::expand(
+                input,
+                errors.0.as_ref().expect("pushed above"),
+            ));
         }
+        Err(error) => {
+            errors.push(error);
+            return Err(fallback::expand(
+                input,
+                errors.0.as_ref().expect("pushed above"),
+            ));
+        }
+    };
+    let options = attr::parse(args, errors);
+    valid::check_function(&function, errors);
+    let args = ast::Arg::all(&function);
+    valid::check_key(&function, &options, &args, errors);
+    match &errors.0 {
+        Some(error) => Err(fallback::expand(&function, error)),
+        None => {
+            let expanded = expand::expand(&ast::Command {
+                function: &function,
+                options,
+                args,
+            });
+            Ok((expanded, function))
+        }
+    }
+}
+
+/// Makes a function a command that the consumer enqueues on a cron schedule.
+///
+/// ```ignore
+/// #[periodic_command(cron = "*/5 * * * *")]
+/// fn refresh_cache() -> Result<(), String> {
+///     Ok(())
+/// }
+/// ```
+///
+/// `cron` takes the five standard fields (minute, hour, day of month, month,
+/// day of week), or six with seconds first; it is parsed when the consumer
+/// starts. Every other option is `#[queue_command]`'s, and the function is a
+/// queue command too: calling it enqueues one run now, `::call` runs it
+/// inline. It takes no arguments.
+///
+/// Each tick is enqueued by exactly one consumer, however many run: the tick
+/// is claimed in the backend first. A consumer that was down does not enqueue
+/// the ticks it missed, only the latest one. `-n` turns the scheduler off.
+#[proc_macro_attribute]
+pub fn periodic_command(args: TokenStream, input: TokenStream) -> TokenStream {
+    periodic_command_impl(args.into(), input.into()).into()
+}
+
+fn periodic_command_impl(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    use syn::parse::Parser;
+    use syn::punctuated::Punctuated;
+
+    let mut errors = Errors::default();
+    let metas = match Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated.parse2(args) {
+        Ok(metas) => metas,
         Err(error) => return fallback::expand(input, &error),
     };
-    let mut errors = Errors::default();
-    let options = attr::parse(args, &mut errors);
-    valid::check_function(&function, &mut errors);
-    let args = ast::Arg::all(&function);
-    valid::check_key(&function, &options, &args, &mut errors);
-    match errors.0 {
-        Some(error) => fallback::expand(&function, &error),
-        None => expand::expand(&ast::Command {
-            function: &function,
-            options,
-            args,
-        }),
+    let mut cron = None;
+    let mut rest = Punctuated::<syn::Meta, syn::Token![,]>::new();
+    for meta in metas {
+        if !meta.path().is_ident("cron") {
+            rest.push(meta);
+            continue;
+        }
+        match &meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(expr),
+                        ..
+                    }),
+                ..
+            }) if cron.is_none() => cron = Some(expr.clone()),
+            syn::Meta::NameValue(_) if cron.is_some() => {
+                errors.push(syn::Error::new_spanned(&meta, "`cron` is given twice"));
+            }
+            _ => errors.push(syn::Error::new_spanned(
+                &meta,
+                "expected `cron = \"…\"`, a cron expression such as `cron = \"*/5 * * * *\"`",
+            )),
+        }
+    }
+    if cron.is_none() && errors.0.is_none() {
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[periodic_command] needs a schedule: `#[periodic_command(cron = \"*/5 * * * *\")]`",
+        ));
+    }
+    if let Ok(syn::Item::Fn(function)) = syn::parse2::<syn::Item>(input.clone())
+        && !function.sig.inputs.is_empty()
+    {
+        errors.push(syn::Error::new_spanned(
+            &function.sig.inputs,
+            "a periodic command takes no arguments: the consumer's scheduler enqueues its runs",
+        ));
+    }
+    let (expanded, function) = match queue_command_expand(quote::quote!(#rest), input, &mut errors)
+    {
+        Ok(done) => done,
+        Err(fallback) => return fallback,
+    };
+    let ident = &function.sig.ident;
+    let command = quote::format_ident!("__OUTBAND_COMMAND_{}", ident);
+    let cfgs = function.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    quote::quote! {
+        #expanded
+
+        #(#cfgs)*
+        ::outband::__private::inventory::submit! {
+            ::outband::__private::Periodic { command: &#command, cron: #cron }
+        }
     }
 }
 

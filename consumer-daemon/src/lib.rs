@@ -1,0 +1,82 @@
+//! The outband consumer as a library: your binary calls it, so the commands
+//! linked into your binary are the ones it runs.
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! // the crate that defines your #[queue_command]s; linking it registers them
+//! // use my_app_jobs as _;
+//!
+//! fn main() -> ExitCode {
+//!     outband_daemon::main()
+//! }
+//! ```
+//!
+//! That binary then understands:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `run` (or `-f`) | consumes in the foreground, for systemd and containers |
+//! | `start -l LOG -p PIDFILE` | consumes as a Unix daemon, logging to `LOG` |
+//! | `stop -p PIDFILE` | SIGTERM, then waits up to the grace period and reports how it ended |
+//! | `status -p PIDFILE` | exit 0 running, 1 dead but the pid file exists, 3 not running |
+//! | `restart` | `stop`, then `start` |
+//! | `quiet -p PIDFILE` | the daemon stops claiming; running jobs go on |
+//! | `commands` | the registered commands, with their queue and options |
+//! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99 |
+//! | `dead list \| retry ID… \| delete ID…` | the dead-letter state |
+//! | `flush --queue Q [--yes]` | deletes a queue's pending jobs, after asking |
+//! | `bench` | the core benchmark, with a built-in no-op command |
+//!
+//! Options, each also settable where noted: `--url` (`OUTBAND_URL`, default
+//! `sqlite://outband.db`), `--queue` (repeatable; default every queue with a
+//! registered command), `--processor simple|multi` (default `multi`),
+//! `-t/--threads` (5), `--lease` (30s), `--grace-period` (30s), `--retention`
+//! (7d), the djutils poll flags `-d` (initial wait 0.1 s), `-b` (backoff
+//! 1.15) and `-m` (max wait 60 s), used where a backend cannot wake the
+//! consumer itself, `-n` (no periodic commands), `-l` (log file) and `-p`
+//! (pid file).
+//!
+//! # Signals
+//!
+//! | signal | effect |
+//! |---|---|
+//! | first SIGTERM or SIGINT | stop claiming; running jobs finish within the grace period |
+//! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs back to the queue, its attempt not counted; exit 0 |
+//! | SIGHUP | reopen the log file (for logrotate) |
+//! | SIGTSTP | stop claiming; running jobs go on (`quiet`) |
+//!
+//! # Feature flags
+//!
+//! | feature | default | links |
+//! |---|---|---|
+//! | `sqlite` | yes | the SQLite backend, for the default `sqlite://outband.db` |
+//! | `postgres` | no | the PostgreSQL backend: `postgres://` |
+//! | `mysql` | no | the MySQL/MariaDB backend: `mysql://` |
+//!
+//! # Programs with their own CLI
+//!
+//! [`Cli`] is a clap parser; embed it with `#[command(flatten)]`, or build
+//! one and call [`Cli::run`].
+
+// Backends chosen by features; linking them registers their URL schemes.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use outband_diesel as _;
+
+mod admin;
+mod cli;
+mod consumer;
+mod periodic;
+mod pidfile;
+
+pub use cli::{Cli, Command, DeadCommand, Options, ProcessorKind};
+pub use pidfile::{PidFile, PidFileError, PidStatus};
+
+use std::process::ExitCode;
+
+/// Parses the process's arguments and runs the command: the whole consumer
+/// program in one call.
+pub fn main() -> ExitCode {
+    use clap::Parser;
+    Cli::parse().run()
+}

@@ -1,0 +1,207 @@
+//! The pid file: created atomically, locked while the daemon lives.
+//!
+//! The lock, not the pid written inside, is what says a daemon runs: a
+//! process that dies, even by SIGKILL, drops its lock, so a pid file whose
+//! lock is free is stale and the next daemon takes it over.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Why a pid file could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PidFileError {
+    /// Another live process holds the pid file.
+    #[error("another consumer is already running with pid file {path} (pid {})", pid.map_or("unknown".to_owned(), |p| p.to_string()))]
+    AlreadyRunning {
+        /// The pid file.
+        path: PathBuf,
+        /// The pid written in it, if readable.
+        pid: Option<u32>,
+    },
+    /// The pid file could not be created, locked or written.
+    #[error("pid file {path}: {source}")]
+    Io {
+        /// The pid file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What a pid file says about its daemon, as init scripts report it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PidStatus {
+    /// A live process holds the pid file (exit status 0).
+    Running(Option<u32>),
+    /// The pid file exists but no process holds it (exit status 1).
+    Dead(Option<u32>),
+    /// There is no pid file (exit status 3).
+    NotRunning,
+}
+
+impl PidStatus {
+    /// The LSB init-script exit status: 0, 1 or 3.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Running(_) => 0,
+            Self::Dead(_) => 1,
+            Self::NotRunning => 3,
+        }
+    }
+}
+
+/// A pid file this process holds; removed by [`PidFile::remove`].
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    // held open: the lock lives as long as the file handle
+    _file: File,
+}
+
+impl PidFile {
+    /// Takes the pid file at `path` for this process: creates it if missing,
+    /// takes over a stale one, and refuses when a live process holds it.
+    pub fn acquire(path: &Path) -> Result<PidFile, PidFileError> {
+        let io = |source| PidFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(PidFileError::AlreadyRunning {
+                        path: path.to_owned(),
+                        pid: read_pid(&mut file),
+                    });
+                }
+                Err(TryLockError::Error(error)) => return Err(io(error)),
+            }
+            // The previous holder may have removed the file between our open
+            // and our lock: then the locked inode is no longer at `path`.
+            let held = file.metadata().map_err(io)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
+                _ => continue,
+            }
+            if let Some(stale) = read_pid(&mut file) {
+                log::warn!(
+                    "replacing stale pid file {} of pid {stale}, which is gone",
+                    path.display()
+                );
+            }
+            // overwrite in place, then cut what is left of a longer stale pid,
+            // so a reader never sees an empty file
+            let line = format!("{}\n", std::process::id());
+            file.write_all_at(line.as_bytes(), 0).map_err(io)?;
+            file.set_len(line.len() as u64).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            return Ok(PidFile {
+                path: path.to_owned(),
+                _file: file,
+            });
+        }
+    }
+
+    /// The pid file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the pid file, then lets go of its lock.
+    pub fn remove(self) {
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            log::warn!("removing pid file {}: {error}", self.path.display());
+        }
+    }
+
+    /// What the pid file at `path` says.
+    pub fn status(path: &Path) -> Result<PidStatus, PidFileError> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PidStatus::NotRunning);
+            }
+            Err(source) => {
+                return Err(PidFileError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let pid = read_pid(&mut file);
+        match file.try_lock() {
+            Ok(()) => Ok(PidStatus::Dead(pid)),
+            Err(TryLockError::WouldBlock) => Ok(PidStatus::Running(pid)),
+            Err(TryLockError::Error(source)) => Err(PidFileError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Whether a process with this pid exists.
+pub(crate) fn is_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_pid_file_refuses_a_second_holder_and_reports_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumer.pid");
+        assert_eq!(PidFile::status(&path).unwrap(), PidStatus::NotRunning);
+        let held = PidFile::acquire(&path).unwrap();
+        let me = Some(std::process::id());
+        assert_eq!(PidFile::status(&path).unwrap(), PidStatus::Running(me));
+        let err = PidFile::acquire(&path).unwrap_err();
+        assert!(
+            matches!(err, PidFileError::AlreadyRunning { pid, .. } if pid == me),
+            "{err}"
+        );
+        assert!(err.to_string().contains("already running"));
+        held.remove();
+        assert!(!path.exists());
+        assert_eq!(PidFile::status(&path).unwrap(), PidStatus::NotRunning);
+    }
+
+    #[test]
+    fn a_stale_pid_file_is_dead_and_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumer.pid");
+        std::fs::write(&path, "999999999\n").unwrap();
+        assert_eq!(
+            PidFile::status(&path).unwrap(),
+            PidStatus::Dead(Some(999_999_999))
+        );
+        assert_eq!(PidFile::status(&path).unwrap().exit_code(), 1);
+        let held = PidFile::acquire(&path).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.trim(), std::process::id().to_string());
+        drop(held);
+    }
+}
