@@ -48,6 +48,16 @@
 //!   claim's `WHERE` and `ORDER BY`, and a partial index of pending jobs in
 //!   claim order keeps its cost flat however many jobs are pending or
 //!   finished. A claim takes up to `max` jobs at once.
+//! - **Round trips.** A batch enqueue is one multi-row `INSERT` (PostgreSQL:
+//!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size); a
+//!   batch of outcomes ([`complete_many`](outband::BaseQueue::complete_many))
+//!   is one transaction; every fixed statement is prepared once per
+//!   connection and kept in diesel's statement cache.
+//! - **Durability.** An enqueue returns once it is committed to disk. On
+//!   PostgreSQL, claims and outcomes commit with `synchronous_commit = off`:
+//!   a database *crash* (not a clean restart) may forget the last few hundred
+//!   milliseconds of them, which only makes those jobs run again — delivery
+//!   stays at least once.
 //! - **Clock.** `run_at`, lease deadlines and purge ages are read from the
 //!   database's clock, in microseconds.
 //! - **Wake-up.** On PostgreSQL a trigger sends `NOTIFY` when a job may have
@@ -61,9 +71,9 @@
 //! - **Transactional enqueue.** [`DatabaseQueue::enqueue_in`] inserts through
 //!   your own connection, inside your transaction: roll back and nothing was
 //!   enqueued.
-//! - **Retention.** Finished jobs keep their timings until
-//!   [`purge`](outband::BaseQueue::purge) removes them; [`DEFAULT_RETENTION`]
-//!   is 7 days. Stats are computed in SQL.
+//! - **Retention.** Finished jobs keep their timings for the retention period
+//!   ([`Builder::retention`], [`DEFAULT_RETENTION`] = 7 days), then
+//!   [`DatabaseQueue::purge_finished`] removes them. Stats are computed in SQL.
 //! - **Bad records.** A row that cannot be a job (an unknown state, a payload
 //!   over the limit, …) is moved to `dead` with the reason when a claim meets
 //!   it, and the claim goes on.

@@ -32,6 +32,7 @@ impl Stmt {
         Sql {
             parts: &self.parts,
             binds: Vec::with_capacity(self.parts.len().saturating_sub(1)),
+            cache: true,
         }
     }
 }
@@ -52,9 +53,18 @@ enum Value<'a> {
 pub(crate) struct Sql<'a> {
     parts: &'a [String],
     binds: Vec<Value<'a>>,
+    cache: bool,
 }
 
 impl<'a> Sql<'a> {
+    /// Not kept in the statement cache: for text that varies (a batch insert
+    /// of an unusual size), which would otherwise pile up prepared
+    /// statements on the server.
+    pub(crate) fn uncached(mut self) -> Self {
+        self.cache = false;
+        self
+    }
+
     pub(crate) fn i64(mut self, v: i64) -> Self {
         self.binds.push(Value::I64(v));
         self
@@ -108,6 +118,9 @@ where
     for<'x> Option<&'x [u8]>: ToSql<Nullable<Binary>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
         if self.binds.len() + 1 != self.parts.len() {
             return Err(diesel::result::Error::QueryBuilderError(
                 format!(

@@ -55,6 +55,7 @@ struct Inner {
     /// The URL with any password hidden, for `Debug`.
     shown_url: String,
     temporary: bool,
+    retention: Duration,
     #[cfg(feature = "postgres")]
     listen: Option<Listen>,
 }
@@ -260,6 +261,7 @@ pub struct Builder {
     connect_timeout: Duration,
     migrate: bool,
     temporary: bool,
+    retention: Duration,
 }
 
 impl Builder {
@@ -299,6 +301,15 @@ impl Builder {
         self
     }
 
+    /// How long finished jobs keep their timings before
+    /// [`DatabaseQueue::purge_finished`] removes them. Default
+    /// [`DEFAULT_RETENTION`], 7 days.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Drops the tables when the last handle to the queue is dropped. For
     /// tests that each use a prefix of their own. Default `false`.
     #[must_use]
@@ -331,6 +342,7 @@ impl Builder {
                 schema,
                 shown_url: hide_password(&self.url),
                 temporary: self.temporary,
+                retention: self.retention,
                 #[cfg(feature = "postgres")]
                 listen: match &target {
                     Target::Postgres(url) => Some(Listen {
@@ -431,7 +443,21 @@ impl DatabaseQueue {
             connect_timeout: Duration::from_secs(5),
             migrate: true,
             temporary: false,
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// How long finished jobs are kept ([`Builder::retention`]).
+    pub fn retention(&self) -> Duration {
+        self.inner.retention
+    }
+
+    /// Deletes the `done` jobs that finished longer ago than the retention
+    /// period, and returns how many: [`purge`](BaseQueue::purge) with
+    /// [`retention`](Self::retention). The consumer's manager calls it
+    /// periodically; `dead` jobs stay for an operator.
+    pub fn purge_finished(&self) -> Result<u64, Error> {
+        self.purge(self.inner.retention)
     }
 
     /// The table prefix.

@@ -73,16 +73,30 @@ pub(crate) struct Schema {
 /// `(name, up, down)` per dialect, in order.
 fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static str)] {
     match dialect {
-        Dialect::Sqlite => &[(
-            "0001_jobs",
-            include_str!("../migrations/sqlite/0001_jobs.up.sql"),
-            include_str!("../migrations/sqlite/0001_jobs.down.sql"),
-        )],
-        Dialect::Postgres => &[(
-            "0001_jobs",
-            include_str!("../migrations/postgres/0001_jobs.up.sql"),
-            include_str!("../migrations/postgres/0001_jobs.down.sql"),
-        )],
+        Dialect::Sqlite => &[
+            (
+                "0001_jobs",
+                include_str!("../migrations/sqlite/0001_jobs.up.sql"),
+                include_str!("../migrations/sqlite/0001_jobs.down.sql"),
+            ),
+            (
+                "0002_partial_indexes",
+                include_str!("../migrations/sqlite/0002_partial_indexes.up.sql"),
+                include_str!("../migrations/sqlite/0002_partial_indexes.down.sql"),
+            ),
+        ],
+        Dialect::Postgres => &[
+            (
+                "0001_jobs",
+                include_str!("../migrations/postgres/0001_jobs.up.sql"),
+                include_str!("../migrations/postgres/0001_jobs.down.sql"),
+            ),
+            (
+                "0002_partial_indexes",
+                include_str!("../migrations/postgres/0002_partial_indexes.up.sql"),
+                include_str!("../migrations/postgres/0002_partial_indexes.down.sql"),
+            ),
+        ],
         Dialect::Mysql => &[(
             "0001_jobs",
             include_str!("../migrations/mysql/0001_jobs.up.sql"),

@@ -294,6 +294,9 @@ macro_rules! values_insert_impl {
                 for chunk in jobs.chunks(INSERT_CHUNK) {
                     let stmt = insert_sql(st, chunk.len());
                     let mut query = stmt.query();
+                    if chunk.len() != 1 && chunk.len() != INSERT_CHUNK {
+                        query = query.uncached();
+                    }
                     for job in chunk {
                         let (priority, max_attempts) = job_binds(job);
                         let (at, delay) = when_binds(job.when);
@@ -435,6 +438,10 @@ macro_rules! store_impl {
                             placeholders(ids.len())
                         ));
                         let mut query = update.query().i64(now).i64(deadline);
+                        if ids.len() > 16 {
+                            // one prepared statement per batch size: keep few
+                            query = query.uncached();
+                        }
                         for &id in &ids {
                             query = query.i64(id);
                         }

@@ -134,6 +134,43 @@ mod sqlite {
     }
 
     #[test]
+    fn finished_jobs_are_kept_for_the_retention_period() {
+        let queue = DatabaseQueue::open("sqlite::memory:").expect("open");
+        assert_eq!(queue.retention(), outband_diesel::DEFAULT_RETENTION);
+        queue.enqueue(job("kept")).expect("enqueue");
+        let claimed = queue
+            .claim("kept", 1, Duration::from_secs(60))
+            .expect("claim");
+        let done = outband::Outcome::Done {
+            result: None,
+            duration: Duration::from_millis(3),
+        };
+        queue.complete(&claimed[0].lease, done).expect("complete");
+        assert_eq!(
+            queue.purge_finished().expect("purge"),
+            0,
+            "within the retention"
+        );
+        assert_eq!(queue.stats("kept").expect("stats").done, 1);
+
+        let short = DatabaseQueue::builder("sqlite::memory:")
+            .retention(Duration::ZERO)
+            .open()
+            .expect("open");
+        short.enqueue(job("gone")).expect("enqueue");
+        let claimed = short
+            .claim("gone", 1, Duration::from_secs(60))
+            .expect("claim");
+        let done = outband::Outcome::Done {
+            result: None,
+            duration: Duration::from_millis(3),
+        };
+        short.complete(&claimed[0].lease, done).expect("complete");
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(short.purge_finished().expect("purge"), 1);
+    }
+
+    #[test]
     fn an_oversized_payload_is_refused_at_enqueue() {
         let queue = DatabaseQueue::open("sqlite::memory:").expect("open");
         let big = NewJob::new("app::job", vec![0; outband::codec::max_payload() + 1]);
