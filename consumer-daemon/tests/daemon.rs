@@ -184,6 +184,7 @@ on_every_backend!(
     a_periodic_command_with_two_consumers_is_enqueued_once_per_tick,
     quiet_stops_claiming_while_running_jobs_go_on,
     commands_stats_dead_letters_and_flush,
+    the_end_of_the_grace_period_releases_running_jobs,
 );
 
 fn pid_in(pidfile: &Path) -> Option<u32> {
@@ -409,6 +410,11 @@ fn stdout_of(out: &Output) -> String {
 }
 
 fn commands_stats_dead_letters_and_flush(mut world: World) {
+    let bench = stdout_of(&world.cli(&["bench", "--jobs", "200"]));
+    assert!(
+        bench.contains("multi processor, 4 threads"),
+        "the bench command runs: {bench}"
+    );
     let listed = stdout_of(&world.cli(&["commands"]));
     assert!(listed.contains("demo::sleep_then_record"), "{listed}");
     assert!(
@@ -471,4 +477,28 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     let flushed = stdout_of(&world.cli(&["flush", "--queue", "demo", "--yes"]));
     assert!(flushed.contains("deleted 4 pending jobs"), "{flushed}");
     assert_eq!(world.queue.len("demo").unwrap(), 0);
+}
+
+fn the_end_of_the_grace_period_releases_running_jobs(mut world: World) {
+    let pid = world.start("c", &["--grace-period", "1s"]);
+    let id = world.slow_record("out", "too long", 30_000);
+    wait_until("the long job runs", || {
+        world.state(id).0 == JobState::Running
+    });
+    kill("-TERM", pid);
+    wait_until("the daemon exits after its grace period", || {
+        world.status("c") == 3
+    });
+    assert_eq!(
+        world.state(id),
+        (JobState::Pending, 0),
+        "released, the attempt not counted"
+    );
+    let log = std::fs::read_to_string(world.path("c.log")).unwrap();
+    assert!(log.contains("grace period over"), "{log}");
+    let bench = stdout_of(&world.cli(&["bench", "--jobs", "200"]));
+    assert!(
+        bench.contains("multi processor, 4 threads"),
+        "the bench command runs: {bench}"
+    );
 }
