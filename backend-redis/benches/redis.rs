@@ -247,28 +247,7 @@ fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, o
 }
 
 fn delete_namespace(queue: &RedisQueue, namespace: &str) {
-    for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {
-        let deleted = outband_redis::with_connection(queue, |con| {
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(con)?;
-                if !keys.is_empty() {
-                    redis::cmd("UNLINK").arg(&keys).query::<i64>(con)?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
-        });
-        if let Err(error) = deleted {
-            eprintln!("could not delete the namespace {namespace}: {error}");
-        }
+    if let Err(error) = outband_redis::delete_namespace(queue, namespace) {
+        eprintln!("could not delete the namespace {namespace}: {error}");
     }
 }

@@ -968,6 +968,36 @@ pub fn with_connection<T>(
     queue.pool.with(|con: &mut Conn| f(con.like()))
 }
 
+/// Deletes every key of `namespace` on the server `queue` reaches (one
+/// server, not a whole cluster): all its queues and jobs, in every state. For
+/// tests and benchmarks that clean up after themselves. Not part of the
+/// stable API.
+#[doc(hidden)]
+pub fn delete_namespace(queue: &RedisQueue, namespace: &str) -> Result<(), Error> {
+    for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {
+        with_connection(queue, |con| {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(con)?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK").arg(&keys).query::<i64>(con)?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// The key prefix of `queue`'s structures and the key of job `id`'s record,
 /// as the [crate docs](crate) lay them out. For tests and tools.
 #[doc(hidden)]

@@ -151,13 +151,10 @@ impl Drop for World {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
-        if let Some(namespace) = &self.namespace {
-            // the test's keys: `{namespace:bucket}:…` and `namespace:…`
-            let script = format!(
-                "redis-cli --scan --pattern '{{{namespace}:*' | xargs -r redis-cli unlink >/dev/null; \
-                 redis-cli --scan --pattern '{namespace}:*' | xargs -r redis-cli unlink >/dev/null"
-            );
-            let _ = Command::new("sh").args(["-c", &script]).status();
+        if let Some(namespace) = &self.namespace
+            && let Ok(queue) = outband_redis::RedisQueue::connect(&self.url)
+        {
+            let _ = outband_redis::delete_namespace(&queue, namespace);
         }
     }
 }

@@ -70,27 +70,7 @@ impl Drop for Scoped {
 
 /// Deletes every key of a namespace (on one server).
 pub fn delete_namespace(queue: &RedisQueue, namespace: &str) {
-    for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {
-        let _ = outband_redis::with_connection(queue, |con| {
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(con)?;
-                if !keys.is_empty() {
-                    redis::cmd("UNLINK").arg(&keys).query::<i64>(con)?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
-        });
-    }
+    let _ = outband_redis::delete_namespace(queue, namespace);
 }
 
 /// A TCP port on loopback that nothing listens on now (and, with `bus`, whose
