@@ -9,7 +9,7 @@
 //!
 //! `BENCH_NO_VACUUM=1` skips that `VACUUM ANALYZE` on PostgreSQL: with it,
 //! the processing runs that follow slow down by an order of magnitude (an
-//! open issue: the claim's plan after statistics taken with no job pending).
+//! open issue, whose cause is not yet found).
 //!
 //! Options: `--jobs N` (default 20,000), `--scale N` (default 1,000,000; 0
 //! skips the claim-cost part), `--db sqlite|postgres|mysql` (repeatable;
