@@ -119,6 +119,7 @@ pub(crate) struct Statements {
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement. Binds: one
     /// array per column of `insert_row`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_unnest: String,
     /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
     /// connections that otherwise commit without waiting.

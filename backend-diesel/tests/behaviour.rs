@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use outband::{BaseQueue, Error, JobState, NewJob};
@@ -182,6 +181,8 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
 
     #[test]
     fn transactional_enqueue_on_postgres() {
