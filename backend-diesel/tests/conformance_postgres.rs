@@ -4,4 +4,4 @@
 
 mod common;
 
-server_conformance!(common::server_queue(&common::pg_url()));
+outband::conformance_tests!(common::server_queue(&common::pg_url()));

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The expression is evaluated once per test and must give a fresh
-//! [`BaseQueue`] value (or an `Arc` of one). Each case also uses queue names of
+//! [`BaseQueue`] value (or an `Arc` of one), an `Option` of one (`None` skips
+//! the test, for a server that is missing), or any other [`Fixture`]. Each case also uses queue names of
 //! its own, so a backend whose values share one store (a Redis server, a
 //! database) still keeps cases apart; the cases may run in parallel.
 //!
@@ -70,7 +71,11 @@ macro_rules! __conformance_tests {
         $(
             #[test]
             fn $case() {
-                let queue: ::std::sync::Arc<dyn $crate::BaseQueue> = ::std::sync::Arc::new($factory);
+                let ::std::option::Option::Some((queue, _guard)) =
+                    $crate::test_suite::Fixture::open($factory)
+                else {
+                    return;
+                };
                 $crate::test_suite::$case(&queue);
             }
         )*
@@ -86,6 +91,28 @@ macro_rules! __conformance_tests {
 
 /// A conformance case.
 pub type Case = fn(&Arc<dyn BaseQueue>);
+
+/// What `conformance_tests!`'s expression may give each test: a backend, or
+/// `None` to skip the test (its server is unreachable and not required), or a
+/// fixture of your own that keeps something alive while the test runs (a
+/// guard that deletes the test's namespace, say).
+pub trait Fixture {
+    /// The backend to test, and whatever must live until the test ends; `None`
+    /// skips the test.
+    fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn std::any::Any>)>;
+}
+
+impl<Q: BaseQueue + 'static> Fixture for Q {
+    fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn std::any::Any>)> {
+        Some((Arc::new(self), Box::new(())))
+    }
+}
+
+impl<F: Fixture> Fixture for Option<F> {
+    fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn std::any::Any>)> {
+        self.and_then(Fixture::open)
+    }
+}
 
 /// Every case, by name, in the order `conformance_tests!` runs them.
 pub const CASES: &[(&str, Case)] = &[

@@ -71,38 +71,3 @@ pub fn sqlite_file_queue() -> DatabaseQueue {
         .open()
         .expect("open sqlite file")
 }
-
-/// One `#[test]` per conformance case on the queues `$factory` makes
-/// (`Option<DatabaseQueue>`: `None` skips), plus a check that no case of
-/// `outband::test_suite::CASES` is missing.
-#[macro_export]
-macro_rules! server_conformance {
-    ($factory:expr) => {
-        $crate::server_conformance! {
-            ($factory)
-            fifo_order priority_order batch_claim_order no_double_claim enqueue_many_all_or_nothing
-            lease_expiry_and_recovery heartbeat_extends_and_fences release_does_not_count_attempt
-            retry_backoff_then_dead ordering_key_exclusion_and_order scheduled_run_at
-            cancel_flush_len_stats dead_letter_list_retry_delete purge_done_only
-            undecodable_arguments_dead_at_once unknown_command_dead_after_attempts
-            panicking_command_retried_then_dead results_are_stored job_timings claim_tick_once
-        }
-    };
-    (($factory:expr) $($case:ident)*) => {
-        $(
-            #[test]
-            fn $case() {
-                let Some(queue) = $factory else { return };
-                let queue: ::std::sync::Arc<dyn ::outband::BaseQueue> = ::std::sync::Arc::new(queue);
-                ::outband::test_suite::$case(&queue);
-            }
-        )*
-
-        #[test]
-        fn every_conformance_case_runs() {
-            let generated = [$(stringify!($case)),*];
-            let listed: Vec<&str> = ::outband::test_suite::CASES.iter().map(|(name, _)| *name).collect();
-            assert_eq!(generated.as_slice(), listed.as_slice());
-        }
-    };
-}

@@ -68,6 +68,15 @@ impl Drop for Scoped {
     }
 }
 
+/// For `outband::conformance_tests!`: the queue, with the namespace deleted
+/// once the test ends.
+impl outband::test_suite::Fixture for Scoped {
+    fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn std::any::Any>)> {
+        let queue: Arc<dyn BaseQueue> = self.queue.clone();
+        Some((queue, Box::new(self)))
+    }
+}
+
 /// Deletes every key of a namespace (on one server).
 pub fn delete_namespace(queue: &RedisQueue, namespace: &str) {
     let _ = outband_redis::delete_namespace(queue, namespace);
