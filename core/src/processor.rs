@@ -542,26 +542,51 @@ struct Threads {
     heartbeat_stop: Arc<(Mutex<bool>, Condvar)>,
 }
 
+/// Spawns a named thread of a processor.
+fn spawn(name: String, run: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(run)
+        .expect("spawning a thread")
+}
+
 impl Threads {
+    /// Starts a processor's background loop unless it already runs: `spawn_loop`
+    /// starts the loop's threads, and the heartbeat comes with them.
+    fn start(
+        engine: &Arc<Engine>,
+        threads: &Mutex<Option<Threads>>,
+        spawn_loop: impl FnOnce() -> Vec<JoinHandle<()>>,
+    ) {
+        let mut threads = threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if threads.is_some() {
+            return;
+        }
+        engine.claiming.store(true, Ordering::SeqCst);
+        let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
+        *threads = Some(Threads {
+            handles: spawn_loop(),
+            heartbeat,
+            heartbeat_stop,
+        });
+    }
+
     fn start_heartbeat(engine: &Arc<Engine>) -> (JoinHandle<()>, Arc<(Mutex<bool>, Condvar)>) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (engine, signal) = (Arc::clone(engine), Arc::clone(&stop));
-        let handle = std::thread::Builder::new()
-            .name("outband-heartbeat".into())
-            .spawn(move || {
-                let period = (engine.config.lease / 6).max(Duration::from_millis(10));
-                let (lock, condvar) = &*signal;
-                let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-                while !*stopped {
-                    stopped = condvar
-                        .wait_timeout(stopped, period)
-                        .map_or_else(|e| e.into_inner().0, |r| r.0);
-                    if !*stopped {
-                        engine.heartbeat_once();
-                    }
+        let handle = spawn("outband-heartbeat".into(), move || {
+            let period = (engine.config.lease / 6).max(Duration::from_millis(10));
+            let (lock, condvar) = &*signal;
+            let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*stopped {
+                stopped = condvar
+                    .wait_timeout(stopped, period)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+                if !*stopped {
+                    engine.heartbeat_once();
                 }
-            })
-            .expect("spawning a thread");
+            }
+        });
         (handle, stop)
     }
 
@@ -700,21 +725,9 @@ impl SimpleProcessor {
     /// Starts the background loop: one thread that claims and runs one job
     /// at a time. Does nothing if it already runs.
     pub fn start(&self) {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        if threads.is_some() {
-            return;
-        }
-        self.engine.claiming.store(true, Ordering::SeqCst);
-        let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
-        let engine = Arc::clone(&self.engine);
-        let main = std::thread::Builder::new()
-            .name("outband-simple".into())
-            .spawn(move || simple_loop(&engine))
-            .expect("spawning a thread");
-        *threads = Some(Threads {
-            handles: vec![main],
-            heartbeat,
-            heartbeat_stop,
+        Threads::start(&self.engine, &self.threads, || {
+            let engine = Arc::clone(&self.engine);
+            vec![spawn("outband-simple".into(), move || simple_loop(&engine))]
         });
     }
 }
@@ -805,49 +818,32 @@ impl MultiProcessor {
     /// idle workers, and `max_threads` workers run them. Does nothing if it
     /// already runs.
     pub fn start(&self) {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        if threads.is_some() {
-            return;
-        }
-        self.engine.claiming.store(true, Ordering::SeqCst);
-        let shared = Arc::new(Shared {
-            pool: Mutex::new(Pool::default()),
-            work: Condvar::new(),
-            free: Condvar::new(),
-        });
-        let (heartbeat, heartbeat_stop) = Threads::start_heartbeat(&self.engine);
-        let (outcomes, recorded) = mpsc::channel();
-        let mut handles = Vec::new();
-        for i in 0..self.engine.config.max_threads {
-            let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
-            let outcomes = outcomes.clone();
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("outband-worker-{i}"))
-                    .spawn(move || worker_loop(&engine, &shared, &outcomes))
-                    .expect("spawning a thread"),
-            );
-        }
-        // ends once every worker has ended and dropped its sender
-        drop(outcomes);
-        let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
-        handles.push(
-            std::thread::Builder::new()
-                .name("outband-claimer".into())
-                .spawn(move || claim_loop(&engine, &shared))
-                .expect("spawning a thread"),
-        );
-        let engine = Arc::clone(&self.engine);
-        handles.push(
-            std::thread::Builder::new()
-                .name("outband-completer".into())
-                .spawn(move || record_loop(&engine, &recorded))
-                .expect("spawning a thread"),
-        );
-        *threads = Some(Threads {
-            handles,
-            heartbeat,
-            heartbeat_stop,
+        Threads::start(&self.engine, &self.threads, || {
+            let shared = Arc::new(Shared {
+                pool: Mutex::new(Pool::default()),
+                work: Condvar::new(),
+                free: Condvar::new(),
+            });
+            let (outcomes, recorded) = mpsc::channel();
+            let mut handles = Vec::new();
+            for i in 0..self.engine.config.max_threads {
+                let (engine, shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
+                let outcomes = outcomes.clone();
+                handles.push(spawn(format!("outband-worker-{i}"), move || {
+                    worker_loop(&engine, &shared, &outcomes);
+                }));
+            }
+            // ends once every worker has ended and dropped its sender
+            drop(outcomes);
+            let engine = Arc::clone(&self.engine);
+            handles.push(spawn("outband-claimer".into(), move || {
+                claim_loop(&engine, &shared);
+            }));
+            let engine = Arc::clone(&self.engine);
+            handles.push(spawn("outband-completer".into(), move || {
+                record_loop(&engine, &recorded);
+            }));
+            handles
         });
     }
 }
