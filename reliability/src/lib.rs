@@ -1,0 +1,54 @@
+//! outband's reliability suite.
+//!
+//! The scenarios live in `tests/`; each ends by printing one [`Summary`]
+//! line and asserting that nothing was lost and that duplicates stay within
+//! the scenario's bound.
+
+use std::fmt;
+
+/// What a scenario counted at its end, printed as
+/// `jobs=N done=N lost=N duplicates=N dead=N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Jobs the producers had acknowledged.
+    pub jobs: u64,
+    /// Jobs that ran to completion at least once.
+    pub done: u64,
+    /// Acknowledged jobs that neither ran nor ended in `dead`.
+    pub lost: u64,
+    /// Extra runs beyond the first, over all jobs.
+    pub duplicates: u64,
+    /// Jobs that ended in the dead-letter state.
+    pub dead: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Summary {
+            jobs,
+            done,
+            lost,
+            duplicates,
+            dead,
+        } = self;
+        write!(
+            f,
+            "jobs={jobs} done={done} lost={lost} duplicates={duplicates} dead={dead}"
+        )
+    }
+}
+
+impl Summary {
+    /// Prints the summary line, then panics if a job was lost or if there
+    /// were more than `max_duplicates` extra runs.
+    #[track_caller]
+    pub fn check(&self, scenario: &str, max_duplicates: u64) {
+        println!("{scenario}: {self}");
+        assert_eq!(self.lost, 0, "{scenario}: jobs were lost: {self}");
+        assert!(
+            self.duplicates <= max_duplicates,
+            "{scenario}: {} duplicates, bound {max_duplicates}: {self}",
+            self.duplicates
+        );
+    }
+}
