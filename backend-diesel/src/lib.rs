@@ -25,6 +25,12 @@
 //! With this crate linked (see the linking rule in [`outband`]),
 //! [`outband::open`] and `OUTBAND_URL` open its URLs too.
 //!
+//! Two settings may ride in any of its URLs' query, for the places that only
+//! take a URL (the daemon's `--url`, `OUTBAND_URL`): `prefix=<table prefix>`
+//! and `retention=<seconds>`, as in `postgres://host/app?prefix=billing_`.
+//! [`DatabaseQueue::open`] takes them out before the rest of the URL reaches
+//! the driver; the [`Builder`] takes the URL as it is.
+//!
 //! # Feature flags
 //!
 //! | feature | default | database | URL | needs |

@@ -221,6 +221,41 @@ fn parse_url(url: &str) -> Result<Target, Error> {
     }
 }
 
+/// The settings a URL's query may carry, besides what the driver reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct UrlSettings {
+    prefix: Option<String>,
+    retention: Option<Duration>,
+}
+
+/// A URL split into what the driver gets and what outband reads.
+fn split_url(url: &str) -> Result<(String, UrlSettings), Error> {
+    let (address, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut settings = UrlSettings::default();
+    let mut passed = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", value)) => settings.prefix = Some(value.to_owned()),
+            Some(("retention", value)) => {
+                let secs = value.parse::<u64>().map_err(|_| {
+                    Error::Config(format!(
+                        "`retention={value}` in `{}` is not a number of seconds",
+                        hide_password(url)
+                    ))
+                })?;
+                settings.retention = Some(Duration::from_secs(secs));
+            }
+            _ => passed.push(pair),
+        }
+    }
+    let address = if passed.is_empty() {
+        address.to_owned()
+    } else {
+        format!("{address}?{}", passed.join("&"))
+    };
+    Ok((address, settings))
+}
+
 /// The URL with its password replaced by `***`.
 fn hide_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -430,8 +465,21 @@ impl Builder {
 impl DatabaseQueue {
     /// Opens the queue at `url` with the default settings, creating its
     /// tables if they do not exist. See [`Builder`] for the settings.
+    ///
+    /// Two settings may ride in the URL's query, for the daemon and
+    /// `OUTBAND_URL`, which only take a URL: `prefix=<table prefix>` and
+    /// `retention=<seconds>` (e.g. `postgres://host/app?prefix=billing_`).
+    /// They are taken out before the rest reaches the database driver.
     pub fn open(url: &str) -> Result<Self, Error> {
-        Self::builder(url).open()
+        let (url, settings) = split_url(url)?;
+        let mut builder = Self::builder(url);
+        if let Some(prefix) = settings.prefix {
+            builder = builder.prefix(prefix);
+        }
+        if let Some(retention) = settings.retention {
+            builder = builder.retention(retention);
+        }
+        builder.open()
     }
 
     /// The settings for opening the queue at `url`.
@@ -954,6 +1002,41 @@ mod tests {
         for bad in ["sqlite://", "nope", "redis://x", "sqlite:x.db"] {
             assert!(matches!(parse_url(bad), Err(Error::Config(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn outband_settings_are_taken_out_of_the_query() {
+        let (url, settings) =
+            split_url("postgres://u@h/db?sslmode=disable&prefix=billing_&retention=60").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(settings.prefix.as_deref(), Some("billing_"));
+        assert_eq!(settings.retention, Some(Duration::from_secs(60)));
+
+        let (url, settings) = split_url("sqlite::memory:?prefix=t_").unwrap();
+        assert_eq!(url, "sqlite::memory:");
+        assert_eq!(settings.prefix.as_deref(), Some("t_"));
+
+        let (url, settings) = split_url("sqlite://q.db").unwrap();
+        assert_eq!(
+            (url.as_str(), settings),
+            ("sqlite://q.db", UrlSettings::default())
+        );
+
+        assert!(matches!(
+            split_url("mysql://h/db?retention=soon"),
+            Err(Error::Config(why)) if why.contains("retention=soon")
+        ));
+    }
+
+    #[test]
+    fn a_prefix_in_the_url_names_the_tables() {
+        let queue = DatabaseQueue::open("sqlite::memory:?prefix=from_url_&retention=5").unwrap();
+        assert_eq!(queue.prefix(), "from_url_");
+        assert_eq!(queue.retention(), Duration::from_secs(5));
+        assert!(matches!(
+            DatabaseQueue::open("sqlite::memory:?prefix=no-dashes"),
+            Err(Error::Config(_))
+        ));
     }
 
     #[test]
