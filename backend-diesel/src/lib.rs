@@ -52,8 +52,18 @@
 //!   mode, a busy timeout): one `UPDATE … RETURNING` in an immediate
 //!   transaction. Priority, enqueue order and ordering keys are part of the
 //!   claim's `WHERE` and `ORDER BY`, and a partial index of pending jobs in
-//!   claim order keeps its cost flat however many jobs are pending or
-//!   finished. A claim takes up to `max` jobs at once.
+//!   claim order keeps its cost flat however many jobs are pending. A claim
+//!   takes up to `max` jobs at once.
+//! - **Finished jobs have a table of their own.** The transaction that
+//!   records a job done moves its row from `<prefix>jobs` to `<prefix>done`
+//!   (PostgreSQL: one `DELETE … RETURNING` feeding an `INSERT`; SQLite and
+//!   MySQL: the update, then one `INSERT … SELECT` and one `DELETE` per batch
+//!   of outcomes). The jobs table holds only pending, running and dead jobs,
+//!   so neither its size, its indexes, its garbage between vacuums nor the
+//!   planner's statistics grow with the history kept for the retention
+//!   period: the claim costs the same beside a million finished jobs as
+//!   beside none. [`job`](outband::BaseQueue::job) and
+//!   [`stats`](outband::BaseQueue::stats) read both tables.
 //! - **Round trips.** A batch enqueue is one multi-row `INSERT` (PostgreSQL:
 //!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size); a
 //!   batch of outcomes ([`complete_many`](outband::BaseQueue::complete_many))
@@ -79,7 +89,8 @@
 //!   enqueued.
 //! - **Retention.** Finished jobs keep their timings for the retention period
 //!   ([`Builder::retention`], [`DEFAULT_RETENTION`] = 7 days), then
-//!   [`DatabaseQueue::purge_finished`] removes them. Stats are computed in SQL.
+//!   [`DatabaseQueue::purge_finished`] removes them from `<prefix>done`.
+//!   Dead jobs stay until deleted or retried. Stats are computed in SQL.
 //! - **Bad records.** A row that cannot be a job (an unknown state, a payload
 //!   over the limit, …) is moved to `dead` with the reason when a claim meets
 //!   it, and the claim goes on.

@@ -735,6 +735,7 @@ impl BaseQueue for DatabaseQueue {
                 let mut stats = QueueStats::default();
                 let counts = st.counts.query()
                     .text(queue)
+                    .text(queue)
                     .load::<StateCount>(conn)?;
                 for StateCount { s, n } in counts {
                     let n = n.unsigned_abs();
@@ -785,6 +786,7 @@ impl BaseQueue for DatabaseQueue {
         };
         let row = with_conn!(self.inner, conn => {
             self.inner.st.job.query()
+                .i64(id)
                 .i64(id)
                 .get_result::<Row>(conn)
                 .optional()

@@ -84,6 +84,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0002_partial_indexes.up.sql"),
                 include_str!("../migrations/sqlite/0002_partial_indexes.down.sql"),
             ),
+            (
+                "0003_done_table",
+                include_str!("../migrations/sqlite/0003_done_table.up.sql"),
+                include_str!("../migrations/sqlite/0003_done_table.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -96,12 +101,24 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0002_partial_indexes.up.sql"),
                 include_str!("../migrations/postgres/0002_partial_indexes.down.sql"),
             ),
+            (
+                "0003_done_table",
+                include_str!("../migrations/postgres/0003_done_table.up.sql"),
+                include_str!("../migrations/postgres/0003_done_table.down.sql"),
+            ),
         ],
-        Dialect::Mysql => &[(
-            "0001_jobs",
-            include_str!("../migrations/mysql/0001_jobs.up.sql"),
-            include_str!("../migrations/mysql/0001_jobs.down.sql"),
-        )],
+        Dialect::Mysql => &[
+            (
+                "0001_jobs",
+                include_str!("../migrations/mysql/0001_jobs.up.sql"),
+                include_str!("../migrations/mysql/0001_jobs.down.sql"),
+            ),
+            (
+                "0003_done_table",
+                include_str!("../migrations/mysql/0003_done_table.up.sql"),
+                include_str!("../migrations/mysql/0003_done_table.down.sql"),
+            ),
+        ],
     }
 }
 
@@ -142,5 +159,70 @@ impl<DB: Backend> MigrationSource<DB> for Schema {
             .into_iter()
             .map(|s| Box::new(s) as Box<dyn Migration<DB>>)
             .collect())
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut SqliteConnection, sql: &str) -> i64 {
+        diesel::sql_query(sql)
+            .get_result::<Count>(conn)
+            .expect(sql)
+            .n
+    }
+
+    #[test]
+    fn the_done_table_migration_moves_finished_jobs() {
+        let schema = Schema {
+            dialect: Dialect::Sqlite,
+            prefix: "m_".to_owned(),
+        };
+        let steps = schema.steps();
+        let (before, after) = steps.split_at(2);
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        for step in before {
+            conn.batch_execute(&step.up).expect("older migrations");
+        }
+        conn.batch_execute(
+            "INSERT INTO m_jobs (command, args, queue, max_attempts, state, run_at, enqueued_at, \
+             finished_at, duration_us) VALUES \
+             ('a', X'01', 'q', 1, 2, 0, 0, 5, 9), ('b', X'01', 'q', 1, 0, 0, 0, NULL, NULL), \
+             ('c', X'01', 'q', 1, 3, 0, 0, 6, NULL)",
+        )
+        .expect("rows of every kind");
+        for step in after {
+            conn.batch_execute(&step.up)
+                .expect("the done table migration");
+        }
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM m_jobs"), 2);
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM m_done WHERE command = 'a' AND duration_us = 9"
+            ),
+            1
+        );
+        for step in after.iter().rev() {
+            conn.batch_execute(&step.down).expect("and back");
+        }
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM m_jobs WHERE state = 2"
+            ),
+            1
+        );
     }
 }

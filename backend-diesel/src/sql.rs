@@ -1,7 +1,7 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
-//! Statements are written once with `?` placeholders, `{jobs}` / `{ticks}`
-//! for the table names and `{now}` for the database's clock in microseconds
+//! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
+//! `{ticks}` for the table names and `{now}` for the database's clock in microseconds
 //! since the Unix epoch; [`Dialect::render`] turns them into one dialect's
 //! text. Only the table prefix is spliced into SQL, and it is checked to be an
 //! identifier first ([`validate_prefix`]); every value is a bind parameter.
@@ -67,6 +67,7 @@ impl Dialect {
     pub(crate) fn render_unnumbered(self, prefix: &str, template: &str) -> String {
         template
             .replace("{jobs}", &format!("{prefix}jobs"))
+            .replace("{done}", &format!("{prefix}done"))
             .replace("{ticks}", &format!("{prefix}ticks"))
             .replace("{now}", self.now())
             .replace("{bigint}", self.bigint())
@@ -107,6 +108,11 @@ const CLAIM_SET: &str = "state = 1, attempt = attempt + 1, token = token + 1, \
 /// Binds: id, token.
 const LEASED: &str = "WHERE id = ? AND state = 1 AND token = ?";
 
+/// The columns of both `{jobs}` and `{done}`, in table order.
+pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
+    max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
+    duration_us, last_error, result";
+
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -138,7 +144,17 @@ pub(crate) struct Statements {
     pub(crate) mark_malformed: Stmt,
     pub(crate) heartbeat: Stmt,
     pub(crate) select_deadline: Stmt,
+    /// Records a job done. SQLite and MySQL: an update of its row, which
+    /// [`move_done`](Self::move_done) then moves to `{done}` in the same
+    /// transaction; binds duration, result, id, token. PostgreSQL: the move
+    /// itself, one statement; binds id, token, duration, result.
     pub(crate) done: Stmt,
+    /// SQLite and MySQL: copies the `done` rows of an id list into `{done}`;
+    /// the id list follows.
+    pub(crate) move_done_head: String,
+    /// SQLite and MySQL: deletes the `done` rows of an id list from `{jobs}`;
+    /// the id list follows.
+    pub(crate) delete_done_head: String,
     pub(crate) retry: Stmt,
     pub(crate) dead: Stmt,
     pub(crate) release: Stmt,
@@ -229,10 +245,24 @@ impl Statements {
                 "UPDATE {{jobs}} SET deadline = {{now}} + ? {LEASED}"
             )),
             select_deadline: q("SELECT deadline AS n FROM {jobs} WHERE id = ?"),
-            done: q(&format!(
-                "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \
-                 duration_us = ?, result = ? {LEASED}"
+            done: match dialect {
+                Dialect::Postgres => q(&format!(
+                    "WITH d AS (DELETE FROM {{jobs}} {LEASED} RETURNING *) \
+                     INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
+                     ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
+                     enqueued_at, started_at, {{now}}, NULL, CAST(? AS BIGINT), last_error, \
+                     CAST(? AS BYTEA) FROM d"
+                )),
+                _ => q(&format!(
+                    "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \
+                     duration_us = ?, result = ? {LEASED}"
+                )),
+            },
+            move_done_head: u(&format!(
+                "INSERT INTO {{done}} ({COLUMNS}) SELECT {COLUMNS} FROM {{jobs}} \
+                 WHERE state = 2 AND id IN "
             )),
+            delete_done_head: u("DELETE FROM {jobs} WHERE state = 2 AND id IN "),
             retry: q(&format!(
                 "UPDATE {{jobs}} SET state = 0, run_at = {{now}} + ?, deadline = NULL, \
                  last_error = ? {LEASED}"
@@ -257,24 +287,31 @@ impl Statements {
             len: q("SELECT COUNT(*) AS n FROM {jobs} WHERE queue = ? AND state = 0"),
             flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0"),
             counts: q(
-                "SELECT state AS s, COUNT(*) AS n FROM {jobs} WHERE queue = ? GROUP BY state",
+                "SELECT state AS s, COUNT(*) AS n FROM {jobs} WHERE queue = ? GROUP BY state \
+                 UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {done} WHERE queue = ?",
             ),
             run_times: q("SELECT COUNT(duration_us) AS n, \
                  CAST(AVG(duration_us) AS {bigint}) AS mean, \
                  COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
-                 FROM {jobs} WHERE queue = ? AND state = 2"),
-            run_time_at: q("SELECT duration_us AS n FROM {jobs} \
-                 WHERE queue = ? AND state = 2 AND duration_us IS NOT NULL \
+                 FROM {done} WHERE queue = ?"),
+            run_time_at: q("SELECT duration_us AS n FROM {done} \
+                 WHERE queue = ? AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
-            queues: q("SELECT DISTINCT queue AS name FROM {jobs} ORDER BY queue"),
-            job: q("SELECT * FROM {jobs} WHERE id = ?"),
+            queues: q(
+                "SELECT queue AS name FROM {jobs} UNION SELECT queue AS name FROM {done} \
+                 ORDER BY name",
+            ),
+            job: q(&format!(
+                "SELECT {COLUMNS} FROM {{jobs}} WHERE id = ? \
+                 UNION ALL SELECT {COLUMNS} FROM {{done}} WHERE id = ?"
+            )),
             dead_jobs: q("SELECT * FROM {jobs} WHERE queue = ? AND state = 3 \
                  ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?"),
             retry_dead: q("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \
                  finished_at = NULL WHERE id = ? AND state = 3"),
             delete_dead: q("DELETE FROM {jobs} WHERE id = ? AND state = 3"),
             cancel: q("DELETE FROM {jobs} WHERE id = ? AND state = 0"),
-            purge: q("DELETE FROM {jobs} WHERE state = 2 AND finished_at <= {now} - ?"),
+            purge: q("DELETE FROM {done} WHERE finished_at <= {now} - ?"),
             claim_tick: q(claim_tick),
             now: q("SELECT {now} AS n"),
         }

@@ -501,23 +501,44 @@ macro_rules! store_impl {
             ) -> ::diesel::QueryResult<Vec<::outband::Completion>> {
                 use ::diesel::prelude::*;
                 use $crate::store::*;
+                let postgres = st.dialect == $crate::sql::Dialect::Postgres;
                 let record = |conn: &mut Self| {
                     let mut done = Vec::with_capacity(completions.len());
+                    // SQLite and MySQL: jobs marked done here, moved to `{done}` below
+                    let mut to_move = Vec::new();
                     for (lease, outcome) in completions {
                         let id = i64::try_from(lease.job.0).unwrap_or(-1);
                         let token = i64::try_from(lease.token).unwrap_or(-1);
                         let n = match CompletionSql::of(outcome) {
+                            // PostgreSQL: the row moves in one statement
                             CompletionSql::Done {
                                 duration_us,
                                 result,
-                            } => st
+                            } if postgres => st
                                 .done
                                 .query()
-                                .i64(duration_us)
-                                .opt_bytes(result)
                                 .i64(id)
                                 .i64(token)
+                                .i64(duration_us)
+                                .opt_bytes(result)
                                 .execute(conn)?,
+                            CompletionSql::Done {
+                                duration_us,
+                                result,
+                            } => {
+                                let n = st
+                                    .done
+                                    .query()
+                                    .i64(duration_us)
+                                    .opt_bytes(result)
+                                    .i64(id)
+                                    .i64(token)
+                                    .execute(conn)?;
+                                if n > 0 {
+                                    to_move.push(id);
+                                }
+                                n
+                            }
                             CompletionSql::Retry { delay_us, error } => st
                                 .retry
                                 .query()
@@ -539,9 +560,25 @@ macro_rules! store_impl {
                         };
                         done.push(completion(n));
                     }
+                    if !to_move.is_empty() {
+                        // rows this transaction holds: nothing else can change them
+                        for head in [&st.move_done_head, &st.delete_done_head] {
+                            let sql = format!("{head}{}", placeholders(to_move.len()));
+                            let statement = $crate::prepared::Stmt::new(&sql);
+                            let mut query = statement.query();
+                            if to_move.len() > 16 {
+                                // one prepared statement per batch size: keep few
+                                query = query.uncached();
+                            }
+                            for &id in &to_move {
+                                query = query.i64(id);
+                            }
+                            query.execute(conn)?;
+                        }
+                    }
                     Ok(done)
                 };
-                if completions.len() == 1 && st.dialect != $crate::sql::Dialect::Sqlite {
+                if completions.len() == 1 && postgres {
                     // one statement, atomic on its own
                     record(self)
                 } else {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use outband::{BaseQueue, Error, JobState, NewJob};
+use outband::{BaseQueue, Completion, Error, JobState, NewJob, Outcome};
 use outband_diesel::{DatabaseQueue, JobConnection};
 
 fn job(queue: &str) -> NewJob {
@@ -80,6 +80,64 @@ fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C
     assert_eq!((stats.dead, stats.running), (1, 1));
 }
 
+/// A job recorded done moves, in the same transaction, from the jobs table
+/// to the finished jobs' table, where `job()` and `stats()` still find it; a
+/// dead job stays; a completion under a stale lease changes nothing.
+fn finished_jobs_leave_the_jobs_table<C: Connection>(queue: &DatabaseQueue, conn: &mut C) {
+    let q = "moved";
+    let (jobs, done) = (
+        format!("{}jobs", queue.prefix()),
+        format!("{}done", queue.prefix()),
+    );
+    queue.enqueue_many(vec![job(q), job(q)]).expect("enqueue");
+    let claimed = queue.claim(q, 2, Duration::from_secs(60)).expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let (finished, dead) = (&claimed[0], &claimed[1]);
+    let outcomes = vec![
+        (
+            finished.lease.clone(),
+            Outcome::Done {
+                result: Some(vec![7]),
+                duration: Duration::from_millis(3),
+            },
+        ),
+        (dead.lease.clone(), Outcome::Dead { error: "no".into() }),
+    ];
+    assert_eq!(
+        queue.complete_many(outcomes).expect("complete"),
+        vec![Completion::Applied, Completion::Applied]
+    );
+    let stale = queue
+        .complete(&finished.lease, Outcome::Release)
+        .expect("a stale completion is not an error");
+    assert_eq!(stale, Completion::LeaseLost);
+
+    let stats = queue.stats(q).expect("stats");
+    assert_eq!((stats.done, stats.dead, stats.pending), (1, 1, 0));
+    let id = finished.job.id;
+    // not in the jobs table: deleting it there changes nothing
+    conn.batch_execute(&format!("DELETE FROM {jobs} WHERE id = {id}"))
+        .expect("delete");
+    let stored = queue.job(id).expect("job").expect("kept in the done table");
+    assert_eq!(stored.state, JobState::Done);
+    assert_eq!(stored.result.as_deref(), Some(&[7][..]));
+    assert_eq!(stored.duration, Some(Duration::from_millis(3)));
+    assert_eq!(
+        queue
+            .job(dead.job.id)
+            .expect("job")
+            .expect("dead job kept")
+            .state,
+        JobState::Dead
+    );
+    conn.batch_execute(&format!("DELETE FROM {done} WHERE id = {id}"))
+        .expect("delete");
+    assert!(
+        queue.job(id).expect("job").is_none(),
+        "it was in the done table"
+    );
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
@@ -93,6 +151,7 @@ mod sqlite {
         let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
+        finished_jobs_leave_the_jobs_table(&queue, &mut conn);
         drop(queue);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -140,7 +199,7 @@ mod sqlite {
         let claimed = queue
             .claim("kept", 1, Duration::from_secs(60))
             .expect("claim");
-        let done = outband::Outcome::Done {
+        let done = Outcome::Done {
             result: None,
             duration: Duration::from_millis(3),
         };
@@ -160,7 +219,7 @@ mod sqlite {
         let claimed = short
             .claim("gone", 1, Duration::from_secs(60))
             .expect("claim");
-        let done = outband::Outcome::Done {
+        let done = Outcome::Done {
             result: None,
             duration: Duration::from_millis(3),
         };
@@ -192,6 +251,7 @@ mod postgres {
         let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "'\\x01'::bytea");
+        finished_jobs_leave_the_jobs_table(&queue, &mut conn);
     }
 
     #[test]
@@ -239,5 +299,6 @@ mod mysql {
         let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
+        finished_jobs_leave_the_jobs_table(&queue, &mut conn);
     }
 }
