@@ -8,19 +8,34 @@
 //! enqueue wakes at once. A pending no-op job takes about 200 bytes of Redis
 //! memory.
 //!
-//! ```no_run
-//! use outband::{BaseQueue, MultiProcessor, NewJob, ProcessorConfig};
+//! ```
+//! use outband::{BaseQueue, NewJob, Outcome};
 //! use outband_redis::RedisQueue;
-//! use std::sync::Arc;
+//! use std::time::Duration;
 //!
 //! # fn main() -> Result<(), outband::Error> {
-//! let queue = Arc::new(RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=myapp")?);
-//! queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
-//!
-//! let consumer = MultiProcessor::new(queue, ProcessorConfig::default().max_threads(4))?;
-//! consumer.start();
+//! // `connect` checks the URL; the first call reaches the server
+//! let queue = RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=outband-doc&retention=60")?;
+//! let job = NewJob::new("app::ping", outband::codec::encode(&())?).queue("doc");
+//! let id = match queue.enqueue(job) {
+//!     Ok(id) => id,
+//!     Err(outband::Error::Unavailable(why)) => {
+//!         eprintln!("no Redis here ({why}); nothing to show");
+//!         return Ok(());
+//!     }
+//!     Err(other) => return Err(other),
+//! };
+//! let claimed = queue.claim("doc", 10, Duration::from_secs(30))?;
+//! assert!(claimed.iter().any(|c| c.job.id == id));
+//! for c in &claimed {
+//!     let done = Outcome::Done { result: None, duration: Duration::ZERO };
+//!     queue.complete(&c.lease, done)?;
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! A consumer runs it with a processor (`MultiProcessor::new(Arc::new(queue),
+//! config)`), or with the `outband-daemon` binary and `--url redis://…`.
 //!
 //! Linking this crate also lets [`outband::open`] and `OUTBAND_URL` open the
 //! URLs below (`use outband_redis as _;` is enough).

@@ -58,7 +58,26 @@
 //! # Programs with their own CLI
 //!
 //! [`Cli`] is a clap parser; embed it with `#[command(flatten)]`, or build
-//! one and call [`Cli::run`].
+//! one and call [`Cli::run`]:
+//!
+//! ```
+//! use clap::Parser;
+//! use outband_daemon::{Cli, Command};
+//! use std::process::ExitCode;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let pidfile = dir.path().join("consumer.pid");
+//! let cli = Cli::try_parse_from([
+//!     "my-app".as_ref(),
+//!     "status".as_ref(),
+//!     "-p".as_ref(),
+//!     pidfile.as_os_str(),
+//! ])
+//! .unwrap();
+//! assert!(matches!(cli.command, Some(Command::Status)));
+//! // no daemon runs on that pid file: status exits 3, as an init script expects
+//! assert_eq!(cli.run(), ExitCode::from(3));
+//! ```
 
 // Backends chosen by features; linking them registers their URL schemes.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

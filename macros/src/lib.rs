@@ -3,7 +3,30 @@
 //!
 //! Use it through the `outband` crate, as `outband::queue_command`; the code it
 //! generates names `::outband` paths and works only with `outband` as a
-//! dependency. Its documentation and runnable examples live there.
+//! dependency. Its full documentation lives there.
+//!
+//! ```
+//! use outband::{MemoryQueue, queue_command};
+//! use std::sync::Arc;
+//!
+//! /// Resizes an image: the work a web handler hands to a consumer.
+//! #[queue_command(queue = "images", retries = 2)]
+//! fn resize(path: String, width: u32) -> Result<(), String> {
+//!     println!("resizing {path} to {width} px");
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), outband::Error> {
+//! let queue = Arc::new(MemoryQueue::new());
+//! // calling it enqueues on the default queue and returns the job id
+//! outband::set_default_queue(queue.clone())?;
+//! let id = resize("cat.png".into(), 640)?;
+//! // `resize::call` runs the body now; `resize::NAME` is the registered name
+//! assert_eq!(resize::call("dog.png".into(), 320), Ok(()));
+//! let job = outband::BaseQueue::job(&*queue, id)?.expect("stored");
+//! assert_eq!((job.command.as_str(), job.queue.as_str()), (resize::NAME, "images"));
+//! # Ok(()) }
+//! ```
 //!
 //! [outband]: https://docs.rs/outband
 
