@@ -8,7 +8,7 @@ use std::io::Write;
 
 use outband::queue_command;
 
-/// The file each run of [`churn_data`] appends its results to: the
+/// The file each run of [`churn_data`](fn@churn_data) appends its results to: the
 /// `CHURN_RESULTS` environment variable, or `churned.txt` in the working
 /// directory.
 pub(crate) fn results_path() -> String {

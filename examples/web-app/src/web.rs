@@ -3,7 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}`: the call of [`churn_data`] is queued |
+//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}`: the call of [`churn_data`](fn@churn_data) is queued |
 //! | `GET /jobs/{id}` | `200`, `{"id", "command", "state", "attempt", "last_error"}`; `404` for an unknown id |
 //!
 //! Enqueuing is a blocking call (a database write or a Redis round trip), so
@@ -27,7 +27,7 @@ use crate::commands::churn_data;
 
 /// The routes, with the queue that `GET /jobs/{id}` reads.
 ///
-/// `POST /churn/…` enqueues through [`churn_data`] itself, onto the default
+/// `POST /churn/…` enqueues through [`churn_data`](fn@churn_data) itself, onto the default
 /// queue (`outband::set_default_queue`), exactly as the seed's view calls
 /// its decorated function.
 pub(crate) fn router(queue: Arc<dyn BaseQueue>) -> Router {

@@ -481,6 +481,55 @@ fn a_thousand_posts_while_a_foreground_consumer_runs_them(mut world: World) {
     world.stop_server();
 }
 
+/// Requests the handler cannot take are refused with a 4xx and queue
+/// nothing; a backend that cannot be reached is a 503, and the server lives on.
+#[test]
+fn bad_requests_and_an_unreachable_backend_are_answered_plainly() {
+    let mut world = World::new(Backend::SqliteDefault).expect("SQLite needs no server");
+    let addr = world.serve();
+    let agent = agent();
+    let refused = |response: Result<ureq::http::Response<ureq::Body>, ureq::Error>| match response {
+        Err(ureq::Error::StatusCode(code)) => code,
+        other => panic!("expected an error status, got {other:?}"),
+    };
+    let url = format!("http://{addr}/churn/1/2");
+    assert_eq!(refused(agent.post(&url).send_empty()), 415, "no form");
+    assert_eq!(
+        refused(agent.post(&url).send_form([("other", "x")])),
+        422,
+        "no payload field"
+    );
+    let not_a_number = format!("http://{addr}/churn/one/2");
+    assert_eq!(
+        refused(agent.post(&not_a_number).send_form([("payload", "x")])),
+        400
+    );
+    assert_eq!(
+        refused(agent.get(format!("http://{addr}/jobs/1")).call()),
+        404,
+        "nothing was queued"
+    );
+    world.stop_server();
+
+    // A port nothing listens on: taken from the system, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    world.url = Some(format!("redis://127.0.0.1:{port}/"));
+    let addr = world.serve();
+    let url = format!("http://{addr}/churn/1/2");
+    for _ in 0..2 {
+        assert_eq!(
+            refused(agent.post(&url).send_form([("payload", "x")])),
+            503,
+            "the backend is unreachable: try again later"
+        );
+    }
+    world.stop_server();
+}
+
 /// One binary, both sides: `serve` and the consumer's commands, and the
 /// consumer knows `churn_data`.
 #[test]
