@@ -24,7 +24,9 @@
 //! (with the default feature `postgres`) `postgres://…` work as well, with
 //! `?namespace=` or `?prefix=` to keep apart several apps on one server.
 //! `serve` reads only `--url` of the shared options; the others are the
-//! consumer's.
+//! consumer's. With no arguments at all the binary prints its help rather
+//! than start consuming as the daemon's own binary does: `-f` alone, or
+//! `run`, starts the consumer.
 
 mod commands;
 mod web;
@@ -60,6 +62,7 @@ enum AppCommand {
         #[arg(long, env = "WEB_APP_BIND", default_value = "127.0.0.1:3000")]
         bind: SocketAddr,
     },
+    // The daemon's commands, as they are: run, start, stop, status, …
     #[command(flatten)]
     Consumer(outband_daemon::Command),
 }

@@ -555,6 +555,18 @@ fn the_binary_offers_serve_and_every_consumer_command() {
             "{command} is missing from --help:\n{help}"
         );
     }
+    let bare = run(&[]);
+    assert_eq!(
+        bare.status.code(),
+        Some(2),
+        "no arguments: help, not a consumer"
+    );
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage: web-app"));
+    assert!(
+        !dir.path().join("outband.db").exists(),
+        "nothing opened the queue"
+    );
+
     let serve_help = run(&["serve", "--help"]);
     assert!(String::from_utf8_lossy(&serve_help.stdout).contains("--bind"));
 
