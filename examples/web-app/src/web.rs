@@ -3,7 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}`: the call of [`churn_data`](fn@churn_data) is queued |
+//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}` and `Location: /jobs/ID`: the call of [`churn_data`](fn@churn_data) is queued |
 //! | `GET /jobs/{id}` | `200`, `{"id", "command", "state", "attempt", "last_error"}`; `404` for an unknown id |
 //!
 //! Enqueuing is a blocking call (a database write or a Redis round trip), so
@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -61,7 +61,12 @@ async fn data_processing_view(
     let enqueued =
         tokio::task::spawn_blocking(move || churn_data(some_val, form.payload, another_val)).await;
     match enqueued {
-        Ok(Ok(id)) => (StatusCode::ACCEPTED, Json(Accepted { job: id.0 })).into_response(),
+        Ok(Ok(id)) => (
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, format!("/jobs/{id}"))],
+            Json(Accepted { job: id.0 }),
+        )
+            .into_response(),
         Ok(Err(error)) => queue_error(&error),
         Err(join) => internal(&join),
     }

@@ -332,7 +332,13 @@ fn post_all(addr: SocketAddr) -> BTreeMap<u64, u64> {
                             .send_form([("payload", payload.as_str())])
                             .unwrap_or_else(|e| panic!("POST {url}: {e}"));
                         assert_eq!(response.status(), 202, "POST {url}");
+                        let location = response.headers().get("location").cloned();
                         let accepted: Accepted = response.body_mut().read_json().unwrap();
+                        assert_eq!(
+                            location.as_ref().and_then(|l| l.to_str().ok()),
+                            Some(format!("/jobs/{}", accepted.job).as_str()),
+                            "the job's status is where Location says"
+                        );
                         (record, accepted.job)
                     })
                     .collect::<Vec<_>>()
