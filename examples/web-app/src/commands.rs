@@ -20,11 +20,13 @@ pub(crate) fn results_path() -> String {
 ///
 /// The seed passes the model instance itself; a job carries the record's id
 /// instead (a database handle does not serialize), and the command loads
-/// what it needs when it runs. Here the "record" is the id alone:
-/// `process_data` counts the payload's words and sums its bytes, and
-/// `propagate_results` appends one line, `record another_value words
-/// checksum` separated by tabs, to [`results_path`]. One line per run is
-/// what lets the integration test prove that every job ran exactly once.
+/// what it needs when it runs. Here the "record" is the id alone; the
+/// seed's `process_data` becomes counting the payload's words and hashing
+/// its bytes, and its `propagate_results` appending one line, `record
+/// another_value words checksum` separated by tabs, to [`results_path`].
+/// One line per run is what lets the integration test prove that every job
+/// ran exactly once. Returns the word count, which the job keeps as its
+/// result.
 #[queue_command(queue = "churn")]
 pub(crate) fn churn_data(
     record: u64,
