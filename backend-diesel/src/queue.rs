@@ -163,6 +163,25 @@ fn sqlite_setup(conn: &mut SqliteConnection) -> QueryResult<()> {
     ))
 }
 
+/// Puts the file in WAL mode. The busy timeout does not cover this pragma:
+/// while other processes open the same fresh file, SQLite may answer
+/// "database is locked" at once, so it is tried again until the busy timeout
+/// has passed.
+#[cfg(feature = "sqlite")]
+fn sqlite_wal(conn: &mut SqliteConnection) -> QueryResult<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.into());
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(DieselError::DatabaseError(_, info))
+                if info.message().contains("locked") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(feature = "postgres")]
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Setup {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
@@ -415,9 +434,7 @@ impl Builder {
                 let mut first = SqliteConnection::establish(path).map_err(conn_error)?;
                 sqlite_setup(&mut first).map_err(db_error)?;
                 // WAL is a property of the file: set once, kept by every connection
-                first
-                    .batch_execute("PRAGMA journal_mode = WAL;")
-                    .map_err(db_error)?;
+                sqlite_wal(&mut first).map_err(db_error)?;
                 let pool = builder(self.max_connections, timeout)
                     .connection_customizer(Box::new(Setup))
                     .build_unchecked(ConnectionManager::new(path.as_str()));
@@ -521,6 +538,22 @@ impl DatabaseQueue {
         let run = |result: diesel::migration::Result<
             Vec<diesel::migration::MigrationVersion<'_>>,
         >| { result.map(drop).map_err(Error::Backend) };
+        #[cfg(feature = "sqlite")]
+        #[allow(irrefutable_let_patterns)] // when SQLite is the only database built
+        if let Pools::Sqlite(pool) = &self.inner.pool {
+            // Two processes opening a fresh file (a web server and its
+            // consumer) would both find the migrations pending, and the
+            // second would fail on the first's tables. `BEGIN IMMEDIATE`
+            // takes the write lock first, waiting out the busy timeout, so
+            // the second finds them applied; each migration's own
+            // transaction becomes a savepoint inside this one.
+            let mut conn = pool.get().map_err(Error::unavailable)?;
+            return conn
+                .immediate_transaction::<_, Box<dyn std::error::Error + Send + Sync>, _>(|conn| {
+                    conn.run_pending_migrations(schema).map(drop)
+                })
+                .map_err(Error::Backend);
+        }
         with_conn!(self.inner, conn => {
             self.with_migration_lock(conn, |conn| run(conn.run_pending_migrations(schema)))
         })
@@ -541,7 +574,7 @@ impl DatabaseQueue {
                 "SELECT GET_LOCK('outband_migrate', 60) AS n",
                 "SELECT RELEASE_LOCK('outband_migrate') AS n",
             ),
-            // SQLite: the migrations' own transactions take the write lock
+            // SQLite: `migrate` holds the write lock instead
             Dialect::Sqlite => return f(conn),
         };
         conn.batch_execute(lock).map_err(db_error)?;

@@ -191,6 +191,38 @@ mod sqlite {
         assert_eq!(queue.len("q").expect("len"), 0);
     }
 
+    /// A web server and a consumer started at once on a fresh file (as in
+    /// `examples/web-app`) both find the migrations pending; each open has
+    /// its own pool, as separate processes do.
+    #[test]
+    fn concurrent_first_opens_of_one_file_all_succeed() {
+        for round in 0..10 {
+            let dir =
+                std::env::temp_dir().join(format!("outband-race-{}", common::unique_prefix()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let url = format!("sqlite://{}", dir.join("q.db").display());
+            let start = std::sync::Barrier::new(16);
+            std::thread::scope(|scope| {
+                let opens: Vec<_> = (0..16)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            DatabaseQueue::open(&url).map(|queue| queue.len("q"))
+                        })
+                    })
+                    .collect();
+                for open in opens {
+                    let len = open.join().expect("no panic");
+                    assert!(
+                        matches!(len, Ok(Ok(0))),
+                        "round {round}: every open migrates or finds it done: {len:?}"
+                    );
+                }
+            });
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
     #[test]
     fn finished_jobs_are_kept_for_the_retention_period() {
         let queue = DatabaseQueue::open("sqlite::memory:").expect("open");

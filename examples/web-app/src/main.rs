@@ -1,0 +1,134 @@
+//! Run with: cargo run -p web-app -- serve
+//! and, in a second terminal: cargo run -p web-app -- run
+//!
+//! djutils' example in Rust form: a web app whose view calls the
+//! `#[queue_command]` function `churn_data` and answers at once, while a
+//! consumer (djutils' `consumer.py`) runs the call out-of-band. One binary
+//! is both, as in the producer/consumer template: `serve` is the web server,
+//! and every command of the consumer daemon is here too, `run`, `start -l
+//! LOG -p PIDFILE`, `stop -p PIDFILE`, `status -p PIDFILE`, `stats`, `dead`,
+//! … (see `outband_daemon`).
+//!
+//! ```text
+//! $ web-app serve --bind 127.0.0.1:3000        # terminal 1
+//! $ web-app run                                # terminal 2 (or: start -p consumer.pid -l consumer.log)
+//! $ curl -d payload='some data to churn' http://127.0.0.1:3000/churn/7/42
+//! {"job":1}
+//! $ curl http://127.0.0.1:3000/jobs/1
+//! {"id":1,"command":"web_app::commands::churn_data","state":"done","attempt":1,"last_error":null}
+//! $ cat churned.txt                            # one line per run of churn_data
+//! ```
+//!
+//! Both sides read the backend from `--url` or `OUTBAND_URL`; unset, it is
+//! the SQLite file `outband.db` in the working directory. `redis://…` and
+//! (with the default feature `postgres`) `postgres://…` work as well, with
+//! `?namespace=` or `?prefix=` to keep apart several apps on one server.
+//! `serve` reads only `--url` of the shared options; the others are the
+//! consumer's. With no arguments at all the binary prints its help rather
+//! than start consuming as the daemon's own binary does: `-f` alone, or
+//! `run`, starts the consumer.
+
+mod commands;
+mod web;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The web app and its consumer, in one binary.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "djutils' churn_data example: the web app (`serve`) and the outband consumer in one binary",
+    long_about = None,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// The backend and the consumer's settings, shared with `outband_daemon`.
+    #[command(flatten)]
+    options: outband_daemon::Options,
+    /// What to do; `-f` alone means `run`, as for the consumer.
+    #[command(subcommand)]
+    command: Option<AppCommand>,
+}
+
+/// `serve`, and every command of the consumer.
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Serve the web app until SIGTERM or SIGINT, then finish the requests in flight.
+    Serve {
+        /// The address to listen on (port 0: any free port, printed at start).
+        #[arg(long, env = "WEB_APP_BIND", default_value = "127.0.0.1:3000")]
+        bind: SocketAddr,
+    },
+    // The daemon's commands, as they are: run, start, stop, status, …
+    #[command(flatten)]
+    Consumer(outband_daemon::Command),
+}
+
+fn main() -> ExitCode {
+    let Cli { options, command } = Cli::parse();
+    match command {
+        Some(AppCommand::Serve { bind }) => match serve(&options.url, bind) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("web-app: {error}");
+                ExitCode::from(2)
+            }
+        },
+        // The consumer's commands run exactly as in `outband_daemon::main`.
+        Some(AppCommand::Consumer(command)) => outband_daemon::Cli {
+            options,
+            command: Some(command),
+        }
+        .run(),
+        None => outband_daemon::Cli {
+            options,
+            command: None,
+        }
+        .run(),
+    }
+}
+
+/// Serves the web app on `bind`, with `url`'s backend as the default queue,
+/// until SIGTERM or SIGINT.
+fn serve(url: &str, bind: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let queue = outband::open(url)?;
+    outband::set_default_queue(queue.clone())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        // The one line a supervisor (or the integration test) waits for.
+        println!("web-app listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, web::router(queue))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        println!("web-app stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT: axum then stops accepting and
+/// lets the requests in flight finish.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            // Without the handlers, the default action ends the process.
+            eprintln!("web-app: cannot handle signals ({error}); they will kill the server");
+            std::future::pending::<()>().await;
+        }
+    }
+}

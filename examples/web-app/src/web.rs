@@ -1,0 +1,116 @@
+//! The web side: djutils' `data_processing_view` as an axum handler, and a
+//! job's status.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}` and `Location: /jobs/ID`: the call of [`churn_data`](fn@churn_data) is queued |
+//! | `GET /jobs/{id}` | `200`, `{"id", "command", "state", "attempt", "last_error"}`; `404` for an unknown id |
+//!
+//! Enqueuing is a blocking call (a database write or a Redis round trip), so
+//! the handlers make it on tokio's blocking pool (`spawn_blocking`) rather
+//! than on the threads that drive every connection; the request still waits
+//! only for the enqueue, never for the job. A backend that cannot be reached
+//! answers `503 Service Unavailable`, so a client or a load balancer may try
+//! again; any other failure is a `500`.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use outband::{BaseQueue, JobId};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::churn_data;
+
+/// The routes, with the queue that `GET /jobs/{id}` reads.
+///
+/// `POST /churn/…` enqueues through [`churn_data`](fn@churn_data) itself, onto the default
+/// queue (`outband::set_default_queue`), exactly as the seed's view calls
+/// its decorated function.
+pub(crate) fn router(queue: Arc<dyn BaseQueue>) -> Router {
+    Router::new()
+        .route(
+            "/churn/{some_val}/{another_val}",
+            post(data_processing_view),
+        )
+        .route("/jobs/{id}", get(job_status))
+        .with_state(queue)
+}
+
+/// The body of `POST /churn/…`: the data to churn.
+#[derive(Debug, Deserialize)]
+struct ChurnForm {
+    payload: String,
+}
+
+/// The answer to `POST /churn/…`.
+#[derive(Debug, Serialize)]
+struct Accepted {
+    /// The id of the queued job, for `GET /jobs/{id}`.
+    job: u64,
+}
+
+/// Queues `churn_data(some_val, payload, another_val)` and answers at once.
+async fn data_processing_view(
+    Path((some_val, another_val)): Path<(u64, i64)>,
+    Form(form): Form<ChurnForm>,
+) -> Response {
+    let enqueued =
+        tokio::task::spawn_blocking(move || churn_data(some_val, form.payload, another_val)).await;
+    match enqueued {
+        Ok(Ok(id)) => (
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, format!("/jobs/{id}"))],
+            Json(Accepted { job: id.0 }),
+        )
+            .into_response(),
+        Ok(Err(error)) => queue_error(&error),
+        Err(join) => internal(&join),
+    }
+}
+
+/// The answer to `GET /jobs/{id}`.
+#[derive(Debug, Serialize)]
+struct JobStatus {
+    id: u64,
+    command: String,
+    state: &'static str,
+    attempt: u32,
+    last_error: Option<String>,
+}
+
+/// A job's state, as the backend has it now.
+async fn job_status(State(queue): State<Arc<dyn BaseQueue>>, Path(id): Path<u64>) -> Response {
+    let found = tokio::task::spawn_blocking(move || queue.job(JobId(id))).await;
+    match found {
+        Ok(Ok(Some(job))) => Json(JobStatus {
+            id: job.id.0,
+            command: job.command,
+            state: job.state.as_str(),
+            attempt: job.attempt,
+            last_error: job.last_error,
+        })
+        .into_response(),
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, format!("no job {id}\n")).into_response(),
+        Ok(Err(error)) => queue_error(&error),
+        Err(join) => internal(&join),
+    }
+}
+
+fn queue_error(error: &outband::Error) -> Response {
+    eprintln!("web-app: {error}");
+    let status = if error.is_retryable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, format!("{error}\n")).into_response()
+}
+
+fn internal(error: &tokio::task::JoinError) -> Response {
+    eprintln!("web-app: the blocking task failed: {error}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}

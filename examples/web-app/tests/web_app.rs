@@ -1,0 +1,626 @@
+//! The web app and its consumer as real processes: the `web-app` binary runs
+//! `serve` on a free port and the consumer beside it, each test posts 1,000
+//! requests from a few client threads and checks that every job ran exactly
+//! once: no record missing from `churned.txt`, none there twice, every job
+//! `done` at its first attempt.
+//!
+//! Every test runs on three backends: SQLite with `OUTBAND_URL` unset (the
+//! default `outband.db` in the test's directory), the Redis at `REDIS_URL` in
+//! a namespace of its own, and the PostgreSQL at `PG_DATABASE_URL` with a
+//! table prefix of its own. The last two are skipped with a notice when their
+//! server is unreachable, unless `OUTBAND_REQUIRE_SERVERS=1`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outband::BaseQueue;
+use serde::Deserialize;
+
+const BIN: &str = env!("CARGO_BIN_EXE_web-app");
+
+/// Requests each test posts.
+const REQUESTS: u64 = 1_000;
+
+/// Client threads posting them.
+const CLIENTS: u64 = 4;
+
+/// The backends the app is tested on.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    /// `OUTBAND_URL` unset: `sqlite://outband.db` in the working directory.
+    SqliteDefault,
+    Redis,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// Whether a missing server fails the test (`OUTBAND_REQUIRE_SERVERS=1`, as CI sets).
+fn servers_required() -> bool {
+    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A name no other test of any run uses, for a Redis namespace or a table prefix.
+fn unique_name(kind: &str) -> String {
+    format!("wa{kind}_{}_{:x}_", std::process::id(), fastrand::u32(..))
+}
+
+fn with_param(base: &str, param: &str) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{param}")
+}
+
+/// The server running `serve`, and the pipe its lines come through.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// One test's directory, backend and processes; kills what it started and
+/// removes what it left on a shared server.
+struct World {
+    dir: tempfile::TempDir,
+    /// `None`: the processes run with `OUTBAND_URL` unset.
+    url: Option<String>,
+    /// Keeps the PostgreSQL tables until the end (they are temporary).
+    _queue: Option<Arc<dyn BaseQueue>>,
+    redis_namespace: Option<String>,
+    server: Option<Server>,
+    consumer: Option<Child>,
+    daemon_pidfiles: Vec<PathBuf>,
+}
+
+impl World {
+    /// A fresh world, or `None` (with a notice) when its server is missing
+    /// and not required.
+    fn new(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut world = World {
+            dir,
+            url: None,
+            _queue: None,
+            redis_namespace: None,
+            server: None,
+            consumer: None,
+            daemon_pidfiles: Vec::new(),
+        };
+        match backend {
+            Backend::SqliteDefault => {}
+            Backend::Redis => {
+                let base = std::env::var("REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                let namespace = unique_name("redis");
+                let url = with_param(&base, &format!("namespace={namespace}"));
+                let queue = outband_redis::RedisQueue::connect(&url).unwrap();
+                if let Err(error) = queue.now() {
+                    assert!(
+                        !servers_required(),
+                        "Redis at {base} is unreachable: {error}"
+                    );
+                    eprintln!(
+                        "notice: skipped, Redis at {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
+                    );
+                    return None;
+                }
+                world.url = Some(url);
+                world.redis_namespace = Some(namespace);
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let base = std::env::var("PG_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                let prefix = unique_name("pg");
+                let opened = outband_diesel::DatabaseQueue::builder(base.clone())
+                    .prefix(prefix.clone())
+                    .temporary(true)
+                    .open();
+                let queue = match opened {
+                    Ok(queue) => queue,
+                    Err(error @ outband::Error::Unavailable(_)) if !servers_required() => {
+                        eprintln!(
+                            "notice: skipped, {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
+                        );
+                        return None;
+                    }
+                    Err(error) => panic!("cannot open {base}: {error}"),
+                };
+                world.url = Some(with_param(&base, &format!("prefix={prefix}")));
+                world._queue = Some(Arc::new(queue));
+            }
+        }
+        Some(world)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary with `args`, in the world's directory, on its backend:
+    /// `OUTBAND_URL` set to the world's URL, or unset for the SQLite default.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("OUTBAND_URL")
+            .env_remove("CHURN_RESULTS")
+            .env_remove("WEB_APP_BIND");
+        if let Some(url) = &self.url {
+            command.env("OUTBAND_URL", url);
+        }
+        command
+    }
+
+    /// Runs a short command of the binary to its end.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Starts `serve` on a free port and waits for the line that names it.
+    fn serve(&mut self) -> SocketAddr {
+        let mut child = self
+            .command(&["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("web-app listening on http://")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .parse()
+            .unwrap();
+        self.server = Some(Server { child, stdout });
+        addr
+    }
+
+    /// SIGTERMs `serve`, which must then exit 0 after saying it stopped.
+    fn stop_server(&mut self) {
+        let mut server = self.server.take().expect("a server runs");
+        kill("-TERM", server.child.id());
+        let status = wait_for_exit(&mut server.child);
+        let mut rest = String::new();
+        server.stdout.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "serve ended with {status}");
+        assert!(rest.contains("web-app stopped"), "{rest}");
+    }
+
+    /// `start -p NAME.pid -l NAME.log`, with a short poll wait; panics
+    /// unless it started.
+    fn start_daemon(&mut self, name: &str) {
+        let pidfile = self.path(&format!("{name}.pid"));
+        let logfile = self.path(&format!("{name}.log"));
+        let out = self.cli(&[
+            "start",
+            "-p",
+            &pidfile.display().to_string(),
+            "-l",
+            &logfile.display().to_string(),
+            "-d",
+            "0.05",
+            "-m",
+            "0.2",
+        ]);
+        assert!(
+            out.status.success(),
+            "start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.daemon_pidfiles.push(pidfile);
+    }
+
+    /// `status -p NAME.pid`: its exit code and what it printed.
+    fn daemon_status(&self, name: &str) -> (i32, String) {
+        let pidfile = self.path(&format!("{name}.pid"));
+        let out = self.cli(&["status", "-p", &pidfile.display().to_string()]);
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// The lines `churn_data` appended, parsed: record → every
+    /// `(another_value, words)` recorded for it.
+    fn churned(&self) -> BTreeMap<u64, Vec<(i64, u64)>> {
+        let text = std::fs::read_to_string(self.path("churned.txt")).unwrap_or_default();
+        let mut runs: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 4, "a whole line: {line:?}");
+            runs.entry(fields[0].parse().unwrap())
+                .or_default()
+                .push((fields[1].parse().unwrap(), fields[2].parse().unwrap()));
+        }
+        runs
+    }
+
+    fn churned_lines(&self) -> usize {
+        std::fs::read_to_string(self.path("churned.txt"))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(server) = &mut self.server {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+        if let Some(consumer) = &mut self.consumer {
+            let _ = consumer.kill();
+            let _ = consumer.wait();
+        }
+        for pidfile in &self.daemon_pidfiles {
+            if let Some(pid) = pid_in(pidfile) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        if let (Some(namespace), Some(url)) = (&self.redis_namespace, &self.url)
+            && let Ok(queue) = outband_redis::RedisQueue::connect(url)
+        {
+            let _ = outband_redis::delete_namespace(&queue, namespace);
+        }
+    }
+}
+
+/// Runs each test on every backend.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_default {
+            $(#[test] fn $test() { if let Some(world) = super::World::new(super::Backend::SqliteDefault) { super::$test(world) } })*
+        }
+        mod redis {
+            $(#[test] fn $test() { if let Some(world) = super::World::new(super::Backend::Redis) { super::$test(world) } })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[test] fn $test() { if let Some(world) = super::World::new(super::Backend::Postgres) { super::$test(world) } })*
+        }
+    };
+}
+
+on_every_backend!(
+    a_thousand_posts_then_a_daemon_runs_each_job_exactly_once,
+    a_thousand_posts_while_a_foreground_consumer_runs_them,
+);
+
+/// `POST /churn/…`'s answer.
+#[derive(Debug, Deserialize)]
+struct Accepted {
+    job: u64,
+}
+
+/// `GET /jobs/{id}`'s answer.
+#[derive(Debug, Deserialize)]
+struct JobStatus {
+    id: u64,
+    command: String,
+    state: String,
+    attempt: u32,
+    last_error: Option<String>,
+}
+
+/// The `another_val` posted with record `n`: negative for odd records, so
+/// that both signs travel.
+fn another_val(record: u64) -> i64 {
+    let value = i64::try_from(record).unwrap() * 3;
+    if record % 2 == 1 { -value } else { value }
+}
+
+/// Posts records `0..REQUESTS` from `CLIENTS` threads, each with a payload
+/// of three words; returns the job id of each record.
+fn post_all(addr: SocketAddr) -> BTreeMap<u64, u64> {
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let agent = agent();
+                (client..REQUESTS)
+                    .step_by(CLIENTS as usize)
+                    .map(|record| {
+                        let url = format!("http://{addr}/churn/{record}/{}", another_val(record));
+                        let payload = format!("churn record {record}");
+                        let mut response = agent
+                            .post(&url)
+                            .send_form([("payload", payload.as_str())])
+                            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+                        assert_eq!(response.status(), 202, "POST {url}");
+                        let location = response.headers().get("location").cloned();
+                        let accepted: Accepted = response.body_mut().read_json().unwrap();
+                        assert_eq!(
+                            location.as_ref().and_then(|l| l.to_str().ok()),
+                            Some(format!("/jobs/{}", accepted.job).as_str()),
+                            "the job's status is where Location says"
+                        );
+                        (record, accepted.job)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: BTreeMap<u64, u64> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap())
+        .collect();
+    assert_eq!(ids.len() as u64, REQUESTS, "one answer per request");
+    let distinct: HashSet<u64> = ids.values().copied().collect();
+    assert_eq!(distinct.len() as u64, REQUESTS, "one job id per request");
+    ids
+}
+
+/// An HTTP client for the app on loopback, deaf to any proxy settings of
+/// the environment.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().proxy(None).build().into()
+}
+
+/// `GET /jobs/{id}`.
+fn job_status(agent: &ureq::Agent, addr: SocketAddr, id: u64) -> JobStatus {
+    agent
+        .get(format!("http://{addr}/jobs/{id}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap()
+}
+
+/// Waits until every job is done, then checks that each record was churned
+/// exactly once, with the arguments it was posted with, at its job's first
+/// attempt.
+fn assert_each_job_ran_exactly_once(world: &World, addr: SocketAddr, ids: &BTreeMap<u64, u64>) {
+    wait_until("every job ran", || {
+        world.churned_lines() >= REQUESTS as usize
+    });
+    let agent = agent();
+    for (record, &id) in ids {
+        wait_until("the job is recorded done", || {
+            job_status(&agent, addr, id).state != "running"
+        });
+        let status = job_status(&agent, addr, id);
+        assert_eq!(status.id, id);
+        assert_eq!(status.command, "web_app::commands::churn_data");
+        assert_eq!(
+            (status.state.as_str(), status.attempt, status.last_error),
+            ("done", 1, None),
+            "record {record}, job {id}"
+        );
+    }
+    let churned = world.churned();
+    let missing: Vec<u64> = ids
+        .keys()
+        .filter(|r| !churned.contains_key(r))
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "records never churned: {missing:?}");
+    for (record, runs) in &churned {
+        assert!(ids.contains_key(record), "record {record} was never posted");
+        assert_eq!(
+            runs,
+            &[(another_val(*record), 3)],
+            "record {record} churned once, with its own arguments"
+        );
+    }
+    assert_eq!(world.churned_lines(), REQUESTS as usize, "no run twice");
+}
+
+/// The handler only enqueues: with no consumer running, all 1,000 posts are
+/// answered and nothing has run. Then `start` runs them as a daemon, `status`
+/// sees it, and `stop` ends it and removes its pid file.
+fn a_thousand_posts_then_a_daemon_runs_each_job_exactly_once(mut world: World) {
+    let addr = world.serve();
+    let ids = post_all(addr);
+
+    let agent = agent();
+    for &id in ids.values() {
+        let status = job_status(&agent, addr, id);
+        assert_eq!((status.state.as_str(), status.attempt), ("pending", 0));
+    }
+    assert!(
+        !world.path("churned.txt").exists(),
+        "no job ran before a consumer started"
+    );
+    let unknown = agent.get(format!("http://{addr}/jobs/{}", u64::MAX)).call();
+    assert!(
+        matches!(unknown, Err(ureq::Error::StatusCode(404))),
+        "{unknown:?}"
+    );
+
+    assert_eq!(world.daemon_status("consumer").0, 3, "not running yet");
+    world.start_daemon("consumer");
+    let (code, said) = world.daemon_status("consumer");
+    assert_eq!(code, 0, "running: {said}");
+    assert!(said.contains("running, pid"), "{said}");
+
+    assert_each_job_ran_exactly_once(&world, addr, &ids);
+
+    let pidfile = world.path("consumer.pid").display().to_string();
+    let out = world.cli(&["stop", "-p", &pidfile]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("stopped"), "{said}");
+    assert!(
+        !world.path("consumer.pid").exists(),
+        "the pid file is removed"
+    );
+    assert_eq!(world.daemon_status("consumer").0, 3, "not running");
+    let log = std::fs::read_to_string(world.path("consumer.log")).unwrap();
+    assert!(
+        log.contains("web_app::commands::churn_data attempt 1/4 started"),
+        "the daemon logs each job: {log}"
+    );
+
+    world.stop_server();
+    if world.url.is_none() {
+        assert!(
+            world.path("outband.db").exists(),
+            "with OUTBAND_URL unset, the queue is ./outband.db"
+        );
+    }
+}
+
+/// The consumer runs in the foreground (`run`, as under systemd) while the
+/// requests come in, and ends cleanly on SIGTERM.
+fn a_thousand_posts_while_a_foreground_consumer_runs_them(mut world: World) {
+    let consumer = world
+        .command(&["run", "-d", "0.05", "-m", "0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    world.consumer = Some(consumer);
+    let addr = world.serve();
+    let ids = post_all(addr);
+
+    assert_each_job_ran_exactly_once(&world, addr, &ids);
+
+    let mut consumer = world.consumer.take().unwrap();
+    kill("-TERM", consumer.id());
+    let status = wait_for_exit(&mut consumer);
+    assert!(status.success(), "the consumer ended with {status}");
+    world.stop_server();
+}
+
+/// Requests the handler cannot take are refused with a 4xx and queue
+/// nothing; a backend that cannot be reached is a 503, and the server lives on.
+#[test]
+fn bad_requests_and_an_unreachable_backend_are_answered_plainly() {
+    let mut world = World::new(Backend::SqliteDefault).expect("SQLite needs no server");
+    let addr = world.serve();
+    let agent = agent();
+    let refused = |response: Result<ureq::http::Response<ureq::Body>, ureq::Error>| match response {
+        Err(ureq::Error::StatusCode(code)) => code,
+        other => panic!("expected an error status, got {other:?}"),
+    };
+    let url = format!("http://{addr}/churn/1/2");
+    assert_eq!(refused(agent.post(&url).send_empty()), 415, "no form");
+    assert_eq!(
+        refused(agent.post(&url).send_form([("other", "x")])),
+        422,
+        "no payload field"
+    );
+    let not_a_number = format!("http://{addr}/churn/one/2");
+    assert_eq!(
+        refused(agent.post(&not_a_number).send_form([("payload", "x")])),
+        400
+    );
+    assert_eq!(
+        refused(agent.get(format!("http://{addr}/jobs/1")).call()),
+        404,
+        "nothing was queued"
+    );
+    world.stop_server();
+
+    // A port nothing listens on: taken from the system, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    world.url = Some(format!("redis://127.0.0.1:{port}/"));
+    let addr = world.serve();
+    let url = format!("http://{addr}/churn/1/2");
+    for _ in 0..2 {
+        assert_eq!(
+            refused(agent.post(&url).send_form([("payload", "x")])),
+            503,
+            "the backend is unreachable: try again later"
+        );
+    }
+    world.stop_server();
+}
+
+/// One binary, both sides: `serve` and the consumer's commands, and the
+/// consumer knows `churn_data`.
+#[test]
+fn the_binary_offers_serve_and_every_consumer_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("OUTBAND_URL")
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for command in [
+        "serve", "run", "start", "stop", "status", "restart", "quiet", "commands", "stats", "dead",
+        "flush",
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(&format!("{command} "))),
+            "{command} is missing from --help:\n{help}"
+        );
+    }
+    let bare = run(&[]);
+    assert_eq!(
+        bare.status.code(),
+        Some(2),
+        "no arguments: help, not a consumer"
+    );
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage: web-app"));
+    assert!(
+        !dir.path().join("outband.db").exists(),
+        "nothing opened the queue"
+    );
+
+    let serve_help = run(&["serve", "--help"]);
+    assert!(String::from_utf8_lossy(&serve_help.stdout).contains("--bind"));
+
+    let commands = run(&["commands"]);
+    let listed = String::from_utf8_lossy(&commands.stdout);
+    assert!(commands.status.success(), "{listed}");
+    assert!(
+        listed.contains("web_app::commands::churn_data") && listed.contains("churn"),
+        "{listed}"
+    );
+
+    let bad = run(&["serve", "--bind", "not-an-address"]);
+    assert_eq!(bad.status.code(), Some(2), "clap refuses a bad --bind");
+}
+
+fn pid_in(pidfile: &Path) -> Option<u32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
+fn kill(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Waits for a child to exit; kills it and fails after a generous time.
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pid {} did not exit within 60 s", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `done` until it holds; the deadline only keeps a broken run from
+/// hanging.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
