@@ -21,7 +21,7 @@
 //!
 //! Both sides read the backend from `--url` or `OUTBAND_URL`; unset, it is
 //! the SQLite file `outband.db` in the working directory. `redis://…` and
-//! (with the default feature `postgres`) `postgres://…` work as well, with
+//! (built with `--features postgres`) `postgres://…` work as well, with
 //! `?namespace=` or `?prefix=` to keep apart several apps on one server.
 //! `serve` reads only `--url` of the shared options; the others are the
 //! consumer's. With no arguments at all the binary prints its help rather
