@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 /// the job's summary). It widens the window in which a second update of the
 /// same CI job reads the same counts, so that without the ordering key the
 /// demonstration loses updates every time, not once in a while.
-const WORK: Duration = Duration::from_millis(2);
+const WORK: Duration = Duration::from_millis(5);
 
 /// How long a connection waits for another process's write lock before
 /// failing the attempt (which the queue then retries).
