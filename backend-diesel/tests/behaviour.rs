@@ -61,6 +61,7 @@ fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) 
 /// key" relies on. (Without that, a claim that saw only the second job and
 /// a claim that saw both could run the two at once.) Then they run one
 /// after the other, in order.
+#[cfg(feature = "postgres")]
 fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) {
     use std::sync::mpsc;
     let q = "key-race";
