@@ -19,8 +19,9 @@
 //! ```
 //!
 //! With `OUTBAND_URL` unset the queue is `outband.db` in the working
-//! directory; `--url` or `OUTBAND_URL` may name a `redis://` or
-//! `postgres://` backend instead. The records stay in the application's own
+//! directory; `--url` or `OUTBAND_URL` may name a `redis://` backend
+//! instead, or a `postgres://` one when built with `--features postgres`
+//! (which links libpq). The records stay in the application's own
 //! SQLite file, `test-results.db` (`--db`, `TEST_RESULTS_DB`), whatever the
 //! queue: see `records.rs`. `serve --unkeyed` enqueues the same update
 //! without the key, to show the updates it loses; see the README.

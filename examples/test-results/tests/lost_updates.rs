@@ -11,7 +11,8 @@
 //!
 //! Each runs on the default queue (`OUTBAND_URL` unset: `outband.db` in the
 //! directory), on the Redis at `REDIS_URL` in a namespace of its own, and on
-//! the PostgreSQL at `PG_DATABASE_URL` with tables of its own prefix; the two
+//! the PostgreSQL at `PG_DATABASE_URL` with tables of its own prefix (with
+//! the `postgres` feature, which `--all-features` turns on, as CI does); the two
 //! servers are skipped with a notice when unreachable, unless
 //! `OUTBAND_REQUIRE_SERVERS=1`. The records always live in the application's
 //! own `test-results.db` in the directory.
@@ -40,6 +41,7 @@ enum Backend {
     /// `OUTBAND_URL` unset: the SQLite file `outband.db` in the directory.
     DefaultSqlite,
     Redis,
+    #[cfg(feature = "postgres")]
     Postgres,
 }
 
@@ -89,6 +91,7 @@ impl Service {
                 }
                 (Some(url), Arc::new(queue), Some(unique))
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => {
                 let base = std::env::var("PG_DATABASE_URL")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -439,6 +442,7 @@ macro_rules! on_every_backend {
         mod redis {
             $(#[test] fn $test() { if let Some(service) = super::Service::new(super::Backend::Redis) { super::$test(service) } })*
         }
+        #[cfg(feature = "postgres")]
         mod postgres {
             $(#[test] fn $test() { if let Some(service) = super::Service::new(super::Backend::Postgres) { super::$test(service) } })*
         }
