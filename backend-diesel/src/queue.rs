@@ -587,6 +587,10 @@ impl DatabaseQueue {
     /// transaction: if you roll it back, nothing was enqueued. Returns the ids
     /// in order. `conn` must reach the same database as this queue.
     ///
+    /// On PostgreSQL, a job with an ordering key locks that key until your
+    /// transaction ends: another enqueue with the same key waits for it, so
+    /// that the jobs of one key run in the order they were committed.
+    ///
     /// ```
     /// use diesel::Connection;
     /// use outband::{BaseQueue, NewJob};

@@ -341,6 +341,46 @@ values_insert_impl!(SqliteConnection);
 #[cfg(feature = "mysql")]
 values_insert_impl!(MysqlConnection);
 
+/// The first argument of the two-argument `pg_advisory_xact_lock` that
+/// ordering keys are locked under ("ob"), apart from one-argument locks.
+#[cfg(feature = "postgres")]
+const KEY_LOCK_CLASS: i32 = 0x6f62;
+
+/// PostgreSQL: locks the ordering keys of `jobs` until the transaction ends,
+/// so that a second enqueue with one of those keys waits for this one to
+/// commit or roll back.
+///
+/// The claim takes a job only when no job with its key is running or
+/// *pending with a smaller id*; it cannot see an insert that has not
+/// committed. Without the lock, two enqueues of one key could commit in the
+/// opposite order of their ids, and a claim that saw only the later one and
+/// a claim that then saw both would run the two at once. SQLite serializes
+/// writers and Redis runs one script at a time, so only PostgreSQL needs it.
+/// Keys are locked by hash in a fixed order (no deadlock between batches);
+/// two keys with one hash merely wait for each other.
+#[cfg(feature = "postgres")]
+fn lock_ordering_keys(conn: &mut PgConnection, jobs: &[NewJob]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Integer};
+    let keys: Vec<String> = jobs
+        .iter()
+        .filter_map(|job| {
+            let key = job.key.as_deref()?;
+            Some(format!("{}:{}:{key}", job.queue.len(), job.queue))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock($1, h) FROM \
+         (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k ORDER BY h) AS keys",
+    )
+    .bind::<Integer, _>(KEY_LOCK_CLASS)
+    .bind::<Array<Text>, _>(keys)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// PostgreSQL inserts any batch with one statement over arrays (`UNNEST`):
 /// eight binds, one plan, however many jobs.
 #[cfg(feature = "postgres")]
@@ -367,6 +407,7 @@ impl InsertRows for PgConnection {
             run_ats.push(at);
             delays.push(delay);
         }
+        lock_ordering_keys(self, jobs)?;
         let mut ids: Vec<i64> = diesel::sql_query(&st.insert_unnest)
             .bind::<Array<Text>, _>(commands)
             .bind::<Array<Binary>, _>(args)

@@ -54,6 +54,79 @@ fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) 
     );
 }
 
+/// Two jobs with one ordering key, the first enqueued in a transaction held
+/// open while the second is enqueued: the second waits for the first's
+/// commit, so no job of the key can be claimed meanwhile, and ids of one key
+/// follow commit order, which the claim's "no earlier pending job of the
+/// key" relies on. (Without that, a claim that saw only the second job and
+/// a claim that saw both could run the two at once.) Then they run one
+/// after the other, in order.
+#[cfg(feature = "postgres")]
+fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) {
+    use std::sync::mpsc;
+    let q = "key-race";
+    let keyed = || job(q).key("ci-7");
+    let lease = Duration::from_secs(60);
+    let (inserted_tx, inserted_rx) = mpsc::channel();
+    let (commit_tx, commit_rx) = mpsc::channel::<()>();
+    let (enqueued_tx, enqueued_rx) = mpsc::channel();
+    let (first, early, enqueued) = std::thread::scope(|scope| {
+        let holder = scope.spawn(move || {
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                let ids = queue.enqueue_in(conn, &[keyed()]).expect("enqueue_in");
+                inserted_tx.send(()).expect("send");
+                commit_rx.recv().expect("told to commit");
+                Ok(ids[0])
+            })
+            .expect("commit")
+        });
+        inserted_rx.recv().expect("the first job is inserted");
+        scope.spawn(move || {
+            let id = queue.enqueue(keyed()).expect("enqueue");
+            enqueued_tx.send(id).expect("send");
+        });
+        // The second enqueue may wait for the first transaction; give it
+        // the chance to commit first (this only decides which interleaving
+        // is tested, not the outcome).
+        let enqueued = enqueued_rx.recv_timeout(Duration::from_secs(2)).ok();
+        let early = queue.claim(q, 10, lease).expect("claim");
+        commit_tx.send(()).expect("send");
+        (holder.join().expect("holder"), early, enqueued)
+    });
+    let second = enqueued
+        .or_else(|| enqueued_rx.recv().ok())
+        .expect("the second job is enqueued");
+    let late = queue.claim(q, 10, lease).expect("claim");
+    let ids = |claimed: &[outband::Claimed]| claimed.iter().map(|c| c.job.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&early),
+        vec![],
+        "job {second} was claimable while job {first} of its key was still being enqueued"
+    );
+    assert_eq!(ids(&late), vec![first]);
+    assert!(second > first, "ids of one key follow commit order");
+    let claimed = late.into_iter().next().expect("one claimed");
+    queue
+        .complete(
+            &claimed.lease,
+            outband::Outcome::Done {
+                result: None,
+                duration: Duration::ZERO,
+            },
+        )
+        .expect("complete");
+    let next = queue.claim(q, 10, lease).expect("claim");
+    let other = if claimed.job.id == first {
+        second
+    } else {
+        first
+    };
+    assert_eq!(
+        next.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![other]
+    );
+}
+
 /// A row no producer could have written is moved to `dead` with the reason
 /// when a claim meets it, and the claim still returns the good job.
 fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C, blob: &str) {
@@ -284,6 +357,15 @@ mod postgres {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "'\\x01'::bytea");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+    }
+
+    #[test]
+    fn same_key_enqueues_follow_commit_order_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        same_key_enqueues_follow_commit_order(&queue, &mut conn);
     }
 
     #[test]
