@@ -857,19 +857,36 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
     loop {
         // wait for a free worker that no handed-over job is waiting for
         let free = {
+            let claiming = || engine.claiming.load(Ordering::SeqCst);
+            let free = |pool: &Pool| pool.idle.saturating_sub(pool.jobs.len());
             let mut pool = lock_pool(shared);
-            while engine.claiming.load(Ordering::SeqCst) && pool.idle <= pool.jobs.len() {
+            while claiming() && free(&pool) == 0 {
                 pool = shared
                     .free
                     .wait_timeout(pool, engine.config.wait_time)
                     .map_or_else(|e| e.into_inner().0, |r| r.0);
             }
-            if !engine.claiming.load(Ordering::SeqCst) {
+            // A worker that just came free is usually the first of several:
+            // wait a moment for the others, so that one claim serves them all
+            // rather than one claim each (a round trip, and on SQL databases
+            // a commit, per job).
+            let deadline = Instant::now() + GATHER;
+            while claiming() && free(&pool) < engine.config.max_threads {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pool = shared
+                    .free
+                    .wait_timeout(pool, left)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+            }
+            if !claiming() {
                 pool.closed = true;
                 shared.work.notify_all();
                 return;
             }
-            pool.idle - pool.jobs.len()
+            free(&pool)
         };
         match engine.claim(free) {
             Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
@@ -928,12 +945,32 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
 /// The most outcomes recorded in one call to the backend.
 const RECORD_BATCH: usize = 256;
 
-/// Records outcomes as workers hand them over: whatever arrived while the
-/// previous batch was being recorded goes in the next call.
+/// How long the claimer waits for more workers to come free, and the
+/// completer for more outcomes, before a call that serves fewer than all the
+/// threads: short beside a round trip to a database under load, long beside
+/// the time the other workers of a batch take to finish short jobs.
+const GATHER: Duration = Duration::from_micros(500);
+
+/// Records outcomes as workers hand them over: the first outcome waits up to
+/// [`GATHER`] for as many more as there are threads, and whatever else
+/// arrived goes in the same call.
 fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
+    let gather = engine.config.max_threads;
     while let Ok(first) = recorded.recv() {
         let mut batch = vec![first];
-        batch.extend(recorded.try_iter().take(RECORD_BATCH - 1));
+        let deadline = Instant::now() + GATHER;
+        while batch.len() < gather {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match recorded.recv_timeout(left) {
+                Ok(finished) => batch.push(finished),
+                Err(_) => break,
+            }
+        }
+        batch.extend(
+            recorded
+                .try_iter()
+                .take(RECORD_BATCH.saturating_sub(batch.len())),
+        );
         engine.record_many(batch);
     }
 }
