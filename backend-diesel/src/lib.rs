@@ -84,6 +84,11 @@
 //!   size it to the processor's threads plus two). A broken connection is
 //!   dropped and replaced; a call that found the database unreachable returns
 //!   [`outband::Error::Unavailable`] at once and the next call reconnects.
+//! - **Ordering keys.** The claim takes a keyed job only when no job of its
+//!   key is running or pending ahead of it. So that two enqueues of one key
+//!   cannot commit out of id order (and two claims with different snapshots
+//!   run both), an enqueue locks its keys until it commits: an advisory lock
+//!   on PostgreSQL, a row of `<prefix>keys` on MySQL; SQLite has one writer.
 //! - **Transactional enqueue.** [`DatabaseQueue::enqueue_in`] inserts through
 //!   your own connection, inside your transaction: roll back and nothing was
 //!   enqueued.

@@ -587,9 +587,11 @@ impl DatabaseQueue {
     /// transaction: if you roll it back, nothing was enqueued. Returns the ids
     /// in order. `conn` must reach the same database as this queue.
     ///
-    /// On PostgreSQL, a job with an ordering key locks that key until your
-    /// transaction ends: another enqueue with the same key waits for it, so
-    /// that the jobs of one key run in the order they were committed.
+    /// On PostgreSQL and MySQL, a job with an ordering key locks that key
+    /// until your transaction ends (PostgreSQL: an advisory lock; MySQL: a
+    /// row of `<prefix>keys`): another enqueue with the same key waits for
+    /// it, so that the jobs of one key run one at a time, in the order they
+    /// were committed. SQLite has one writer at a time and needs no lock.
     ///
     /// ```
     /// use diesel::Connection;

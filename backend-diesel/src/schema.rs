@@ -118,6 +118,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/mysql/0003_done_table.up.sql"),
                 include_str!("../migrations/mysql/0003_done_table.down.sql"),
             ),
+            (
+                "0004_key_locks",
+                include_str!("../migrations/mysql/0004_key_locks.up.sql"),
+                include_str!("../migrations/mysql/0004_key_locks.down.sql"),
+            ),
         ],
     }
 }

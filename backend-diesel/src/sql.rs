@@ -68,6 +68,7 @@ impl Dialect {
         template
             .replace("{jobs}", &format!("{prefix}jobs"))
             .replace("{done}", &format!("{prefix}done"))
+            .replace("{keys}", &format!("{prefix}keys"))
             .replace("{ticks}", &format!("{prefix}ticks"))
             .replace("{now}", self.now())
             .replace("{bigint}", self.bigint())
@@ -130,6 +131,9 @@ pub(crate) struct Statements {
     /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
     /// connections that otherwise commit without waiting.
     pub(crate) durable: Option<String>,
+    /// MySQL: the start of the upsert that locks ordering keys for an
+    /// enqueue's transaction; one `(?)` per key hash follows.
+    pub(crate) lock_keys_head: String,
     /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
     pub(crate) insert_tail: &'static str,
     /// SQLite and PostgreSQL: the whole claim. Binds: SQLite lease, queue,
@@ -219,6 +223,7 @@ impl Statements {
                 "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now})",
             ),
             insert_tail,
+            lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
             insert_unnest: r(
                 "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
                  max_attempts, attempt, state, token, run_at, enqueued_at) \

@@ -290,6 +290,27 @@ macro_rules! values_insert_impl {
     ($conn:ty) => {
         impl InsertRows for $conn {
             fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+                let locks = match st.dialect {
+                    crate::sql::Dialect::Mysql => key_lock_rows(jobs),
+                    _ => Vec::new(),
+                };
+                if !locks.is_empty() {
+                    // InnoDB keeps the upserted rows locked until the end of
+                    // the transaction: a second enqueue of a key waits here
+                    let stmt = Stmt::new(&format!(
+                        "{}{} ON DUPLICATE KEY UPDATE h = h",
+                        st.lock_keys_head,
+                        vec!["(?)"; locks.len()].join(", ")
+                    ));
+                    let mut query = stmt.query();
+                    if locks.len() > 1 {
+                        query = query.uncached();
+                    }
+                    for &row in &locks {
+                        query = query.i32(row);
+                    }
+                    query.execute(self)?;
+                }
                 let mut ids = Vec::with_capacity(jobs.len());
                 for chunk in jobs.chunks(INSERT_CHUNK) {
                     let stmt = insert_sql(st, chunk.len());
@@ -334,6 +355,27 @@ macro_rules! values_insert_impl {
             }
         }
     };
+}
+
+/// MySQL: the rows of `<prefix>keys` (migration `0004_key_locks`) that lock
+/// the ordering keys of `jobs` until the transaction ends, as
+/// [`lock_ordering_keys`] does on PostgreSQL: FNV-1a of queue and key, modulo
+/// 65,536, sorted so that two batches never lock in opposite orders.
+pub(crate) fn key_lock_rows(jobs: &[NewJob]) -> Vec<i32> {
+    let mut rows: Vec<i32> = jobs
+        .iter()
+        .filter_map(|job| {
+            let key = job.key.as_deref()?;
+            let text = format!("{}:{}:{key}", job.queue.len(), job.queue);
+            let hash = text.bytes().fold(0x811c_9dc5_u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            Some(i32::from((hash % 65_536) as u16))
+        })
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
 }
 
 #[cfg(feature = "sqlite")]
@@ -679,3 +721,31 @@ store_impl!(SqliteConnection, immediate_transaction);
 store_impl!(PgConnection, transaction);
 #[cfg(feature = "mysql")]
 store_impl!(MysqlConnection, transaction);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_locks_are_sorted_distinct_and_only_for_keyed_jobs() {
+        let job = |queue: &str, key: Option<&str>| {
+            let job = NewJob::new("c", vec![1]).queue(queue);
+            match key {
+                Some(key) => job.key(key),
+                None => job,
+            }
+        };
+        let jobs = [
+            job("q", Some("b")),
+            job("q", None),
+            job("q", Some("a")),
+            job("q", Some("b")),
+            job("r", Some("a")),
+        ];
+        let rows = key_lock_rows(&jobs);
+        assert_eq!(rows.len(), 3, "one row per queue and key: {rows:?}");
+        assert!(rows.windows(2).all(|w| w[0] < w[1]), "sorted: {rows:?}");
+        assert!(rows.iter().all(|r| (0..65_536).contains(r)));
+        assert!(key_lock_rows(&[job("q", None)]).is_empty());
+    }
+}

@@ -109,7 +109,7 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
     queue
         .complete(
             &claimed.lease,
-            outband::Outcome::Done {
+            Outcome::Done {
                 result: None,
                 duration: Duration::ZERO,
             },
@@ -414,5 +414,14 @@ mod mysql {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+    }
+
+    #[test]
+    fn same_key_enqueues_follow_commit_order_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        same_key_enqueues_follow_commit_order(&queue, &mut conn);
     }
 }
