@@ -54,13 +54,18 @@
 //!   Linux) for its duration, and a mutex for the threads of this process.
 //!   The kernel drops the lock of a process that dies, so there is no stale
 //!   lock to clean up.
-//! - **Crash safety**: no file is written in place (temporary file, `fsync`,
+//! - **Crash safety**: no file is written in place (temporary file, then
 //!   rename); a batch is committed by one directory rename; the next lock
 //!   holder finishes or discards what a dead one left. A crash between
 //!   rewriting a job's record and moving it leaves the job in its old state
 //!   with the new fields: a claim then counts one attempt that never ran, and
 //!   an outcome is lost with the lease, so the job is recovered and runs
 //!   again (delivery is at least once).
+//! - **Durability**: an enqueue returns once its jobs are on disk (`fsync`
+//!   of every file and directory it wrote). Claims, heartbeats and outcomes
+//!   are not flushed: a process crash loses none of them, but a power loss
+//!   may forget the latest ones, and those jobs run again — the trade
+//!   `outband-diesel` makes on PostgreSQL with `synchronous_commit = off`.
 //! - **Clock**: the host's clock (`SystemTime::now`). Every process sharing
 //!   the directory is on this host, so they agree.
 //! - **Fencing tokens** come from `counters.json`, so they are never reused,
@@ -73,18 +78,24 @@
 //!   the directory. Use Redis or an SQL database for that.
 //! - **One operation at a time**, across every process sharing the
 //!   directory.
-//! - **`O(n)` operations**: a claim, `has_jobs_waiting` and `wait` read every
-//!   pending and running file of the queue (ordering keys and priorities are
-//!   inside the files); `stats`, `dead_jobs` and `purge` read every done or
+//! - **`O(n)` operations**: a claim, `has_jobs_waiting` and `wait` list the
+//!   queue's `pending/` and `running/` directories and sort the pending jobs
+//!   (priorities and ordering keys come from an in-memory cache, so only the
+//!   files of the jobs taken, and of scheduled jobs sorting ahead of them,
+//!   are read); `stats`, `dead_jobs` and `purge` read every done or
 //!   dead file of it; `len` and `flush` list one directory; `job`, `cancel`,
 //!   `heartbeat`, `complete` and the dead-letter calls look for the id in
 //!   every queue, `O(queues)`. Fine for thousands of jobs, not millions.
 //! - **No push wake-up**: [`wait`](BaseQueue::wait) returns at once when a
 //!   job is ready and otherwise sleeps the timeout, so a consumer notices a
 //!   new job within its `wait_time`.
-//! - **Every write is flushed** (`fsync` of the file and its directory): an
-//!   acknowledged enqueue survives a power loss, at the cost of a few
-//!   milliseconds per operation on a disk.
+//! - **An enqueue costs one `fsync` per job** (plus three per batch), a few
+//!   milliseconds each on a busy disk: batches do not make it cheaper per
+//!   job, as they do on Redis or SQL.
+//! - **The facts cache** (queue, priority and key of each live job, see
+//!   `store.rs`) lives in each process; the manager step
+//!   ([`recover_expired`](BaseQueue::recover_expired)) trims it of the jobs
+//!   other processes finished.
 //!
 //! # Feature flags
 //!
@@ -190,27 +201,25 @@ impl FileQueue {
 /// it is due, so a claim reads the jobs it takes plus the scheduled ones that
 /// sort before them.
 fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec<Record>, Error> {
-    let (pending, running) = store.live_facts(queue)?;
-    let held: HashSet<&str> = running
-        .iter()
-        .filter_map(|(_, facts)| facts.key.as_deref())
-        .collect();
+    let (pending, running) = store.live_ids(queue)?;
+    let key_of = |id: &JobId| store.facts(*id).and_then(|facts| facts.key.as_deref());
+    let held: HashSet<&str> = running.iter().filter_map(key_of).collect();
     // The head of each key's line is its pending job with the lowest id,
-    // due or not: a scheduled or retried job keeps its place.
+    // due or not: a scheduled or retried job keeps its place. `pending` is
+    // in id order, so the first job seen with a key is its head.
     let mut heads: HashMap<&str, JobId> = HashMap::new();
-    for (id, facts) in &pending {
-        if let Some(key) = facts.key.as_deref() {
-            let head = heads.entry(key).or_insert(*id);
-            *head = (*head).min(*id);
+    for id in &pending {
+        if let Some(key) = key_of(id) {
+            heads.entry(key).or_insert(*id);
         }
     }
     let mut candidates: Vec<(Reverse<i16>, JobId)> = pending
         .iter()
-        .filter(|(id, facts)| match facts.key.as_deref() {
+        .filter(|id| match key_of(id) {
             None => true,
-            Some(key) => !held.contains(key) && heads.get(key) == Some(id),
+            Some(key) => !held.contains(key) && heads.get(key) == Some(*id),
         })
-        .map(|(id, facts)| (Reverse(facts.priority), *id))
+        .filter_map(|id| Some((Reverse(store.facts(*id)?.priority), *id)))
         .collect();
     candidates.sort_unstable();
     let mut ready = Vec::new();
@@ -363,9 +372,9 @@ impl BaseQueue for FileQueue {
 
     fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
         let now = from_time(SystemTime::now());
-        let store = &self.lock()?;
+        let mut store = self.lock()?;
         // Fencing: only the holder of this very token may record an outcome.
-        let Some(mut record) = leased(store, lease)? else {
+        let Some(mut record) = leased(&store, lease)? else {
             return Ok(Completion::LeaseLost);
         };
         record.lease = None;
@@ -394,14 +403,18 @@ impl BaseQueue for FileQueue {
         };
         // A job leaving `running` frees its ordering key by itself: `ready`
         // looks at running and pending files only.
-        transition(store, &record, JobState::Running, to)?;
+        transition(&store, &record, JobState::Running, to)?;
+        if matches!(to, JobState::Done | JobState::Dead) {
+            store.forget(lease.job);
+        }
         Ok(Completion::Applied)
     }
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
         let now = from_time(SystemTime::now());
-        let store = &self.lock()?;
+        let mut store = self.lock()?;
         let mut recovered = Recovered::default();
+        let mut live = HashSet::new();
         for queue in store.queue_names()? {
             for mut record in store.records(&queue, JobState::Running)? {
                 if record.deadline() > now {
@@ -411,7 +424,7 @@ impl BaseQueue for FileQueue {
                 if record.attempt < record.max_attempts {
                     record.last_error = Some("lease expired".to_owned());
                     record.run_at = now;
-                    transition(store, &record, JobState::Running, JobState::Pending)?;
+                    transition(&store, &record, JobState::Running, JobState::Pending)?;
                     recovered.requeued += 1;
                 } else {
                     record.last_error = Some(format!(
@@ -419,11 +432,16 @@ impl BaseQueue for FileQueue {
                         record.attempt, record.max_attempts
                     ));
                     record.finished_at = Some(now);
-                    transition(store, &record, JobState::Running, JobState::Dead)?;
+                    transition(&store, &record, JobState::Running, JobState::Dead)?;
                     recovered.dead += 1;
                 }
             }
+            live.extend(store.ids(&queue, JobState::Pending)?);
+            live.extend(store.ids(&queue, JobState::Running)?);
         }
+        // The manager step also trims the facts cache of jobs that other
+        // processes finished.
+        store.forget_all_but(&live);
         Ok(recovered)
     }
 
@@ -433,10 +451,11 @@ impl BaseQueue for FileQueue {
     }
 
     fn flush(&self, queue: &str) -> Result<u64, Error> {
-        let store = &self.lock()?;
+        let mut store = self.lock()?;
         let pending = store.ids(queue, JobState::Pending)?;
         for &id in &pending {
             store.remove(queue, JobState::Pending, id)?;
+            store.forget(id);
         }
         Ok(pending.len() as u64)
     }
@@ -514,21 +533,23 @@ impl BaseQueue for FileQueue {
     }
 
     fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
-        let store = &self.lock()?;
+        let mut store = self.lock()?;
         let Some((record, JobState::Dead)) = store.find(id)? else {
             return Ok(false);
         };
         store.remove(&record.queue, JobState::Dead, id)?;
+        store.forget(id);
         Ok(true)
     }
 
     fn cancel(&self, id: JobId) -> Result<bool, Error> {
-        let store = &self.lock()?;
+        let mut store = self.lock()?;
         let Some((record, JobState::Pending)) = store.find(id)? else {
             return Ok(false);
         };
         // The key's next job becomes the head of the line by itself.
         store.remove(&record.queue, JobState::Pending, id)?;
+        store.forget(id);
         Ok(true)
     }
 

@@ -103,7 +103,7 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 
 /// Hex back to bytes.
 pub(crate) fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(format!("odd-length hex string of {} digits", hex.len()));
     }
     (0..hex.len())

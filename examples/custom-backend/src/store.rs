@@ -207,10 +207,12 @@ impl Store<'_> {
         self.root
     }
 
-    /// A job's queue, priority and key, read from its file the first time.
-    fn facts(&mut self, queue: &str, state: JobState, id: JobId) -> Result<Option<Facts>, Error> {
-        if let Some(facts) = self.inner.facts.get(&id) {
-            return Ok(Some(facts.clone()));
+    /// Makes sure a job's queue, priority and key are known, reading its file
+    /// the first time; `false` when there is no such file (or it was
+    /// malformed, and is now set aside in `malformed/`).
+    fn learn(&mut self, queue: &str, state: JobState, id: JobId) -> Result<bool, Error> {
+        if self.inner.facts.contains_key(&id) {
+            return Ok(true);
         }
         let path = self.path(queue, state, id)?;
         let record = match fs::read(&path) {
@@ -218,41 +220,48 @@ impl Store<'_> {
                 Ok(record) => record,
                 Err(error) => {
                     self.quarantine(&path, &error.to_string())?;
-                    return Ok(None);
+                    return Ok(false);
                 }
             },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(error) => return Err(io_error(&path)(error)),
         };
-        let facts = Facts::of(&record);
-        self.inner.facts.insert(id, facts.clone());
-        Ok(Some(facts))
+        self.inner.facts.insert(id, Facts::of(&record));
+        Ok(true)
     }
 
-    /// The facts of the pending and running jobs of `queue`, by id. Forgets
-    /// the facts of the queue's other jobs (done, dead or deleted), so the
-    /// cache holds no more than the live jobs.
-    pub(crate) fn live_facts(
-        &mut self,
-        queue: &str,
-    ) -> Result<(Vec<(JobId, Facts)>, Vec<(JobId, Facts)>), Error> {
+    /// The ids of the pending and of the running jobs of `queue`, with their
+    /// facts known (see [`facts`](Self::facts)).
+    pub(crate) fn live_ids(&mut self, queue: &str) -> Result<(Vec<JobId>, Vec<JobId>), Error> {
         let mut lists = [Vec::new(), Vec::new()];
         for (list, state) in lists.iter_mut().zip([JobState::Pending, JobState::Running]) {
             for id in self.ids(queue, state)? {
-                // None: a malformed file, now set aside in malformed/
-                if let Some(facts) = self.facts(queue, state, id)? {
-                    list.push((id, facts));
+                if self.learn(queue, state, id)? {
+                    list.push(id);
                 }
             }
         }
-        let live: std::collections::HashSet<JobId> =
-            lists.iter().flatten().map(|(id, _)| *id).collect();
-        self.inner
-            .facts
-            .retain(|id, facts| facts.queue != queue || live.contains(id));
         let [pending, running] = lists;
         Ok((pending, running))
     }
+
+    /// The facts of a job that [`live_ids`](Self::live_ids) returned.
+    pub(crate) fn facts(&self, id: JobId) -> Option<&Facts> {
+        self.inner.facts.get(&id)
+    }
+
+    /// Forgets the facts of a job that is done, dead or deleted: only a
+    /// claim needs them, so the cache holds no more than the live jobs.
+    pub(crate) fn forget(&mut self, id: JobId) {
+        self.inner.facts.remove(&id);
+    }
+
+    /// Forgets the facts of every job not in `live`: the jobs that other
+    /// processes finished.
+    pub(crate) fn forget_all_but(&mut self, live: &std::collections::HashSet<JobId>) {
+        self.inner.facts.retain(|id, _| live.contains(id));
+    }
+
     /// Brings the directory to a clean state after a lock holder died: drops
     /// what it left half-written in `tmp/` and files the jobs of batches it
     /// had committed to `incoming/`. Cheap when there is nothing to do (two
@@ -287,9 +296,11 @@ impl Store<'_> {
                 Ok(record) => {
                     let to = self.path(&record.queue, JobState::Pending, JobId(record.id))?;
                     let dir = to.parent().unwrap_or(self.root).to_path_buf();
-                    self.create_dir(&dir)?;
+                    if !filed_into.contains(&dir) {
+                        self.create_dir(&dir)?;
+                        filed_into.insert(dir);
+                    }
                     fs::rename(&path, &to).map_err(io_error(&path))?;
-                    filed_into.insert(dir);
                 }
                 Err(error) => self.quarantine(&path, &error)?,
             }
@@ -399,9 +410,7 @@ impl Store<'_> {
         fs::rename(&staging, &committed).map_err(io_error(&committed))?;
         sync_dir(&self.root.join(INCOMING))?;
         for record in records {
-            self.inner
-                .facts
-                .insert(JobId(record.id), Facts::of(record));
+            self.inner.facts.insert(JobId(record.id), Facts::of(record));
         }
         Ok(committed)
     }
@@ -415,9 +424,14 @@ impl Store<'_> {
         to: JobState,
     ) -> Result<(), Error> {
         let (source, target) = (self.path(queue, from, id)?, self.path(queue, to, id)?);
-        let target_dir = target.parent().unwrap_or(self.root);
-        self.create_dir(target_dir)?;
-        fs::rename(&source, &target).map_err(io_error(&source))
+        match fs::rename(&source, &target) {
+            // the first job of the queue to reach this state makes its directory
+            Err(error) if error.kind() == io::ErrorKind::NotFound && source.exists() => {
+                self.create_dir(target.parent().unwrap_or(self.root))?;
+                fs::rename(&source, &target).map_err(io_error(&source))
+            }
+            moved => moved.map_err(io_error(&source)),
+        }
     }
 
     /// Deletes a job's file.
