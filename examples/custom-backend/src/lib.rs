@@ -82,10 +82,12 @@
 //!   queue's `pending/` and `running/` directories and sort the pending jobs
 //!   (priorities and ordering keys come from an in-memory cache, so only the
 //!   files of the jobs taken, and of scheduled jobs sorting ahead of them,
-//!   are read); `stats`, `dead_jobs` and `purge` read every done or
-//!   dead file of it; `len` and `flush` list one directory; `job`, `cancel`,
-//!   `heartbeat`, `complete` and the dead-letter calls look for the id in
-//!   every queue, `O(queues)`. Fine for thousands of jobs, not millions.
+//!   are read); `stats` and `dead_jobs` read every done or dead file of the
+//!   queue, and `purge` every done file of every queue; `len` and `flush`
+//!   list one directory; `job`, `cancel`, `heartbeat`, `complete` and the
+//!   dead-letter calls look for the id in its queue's four directories when
+//!   this process has seen the job, else in every queue's, `O(queues)`. Fine
+//!   for thousands of jobs, not millions.
 //! - **No push wake-up**: [`wait`](BaseQueue::wait) returns at once when a
 //!   job is ready and otherwise sleeps the timeout, so a consumer notices a
 //!   new job within its `wait_time`.
