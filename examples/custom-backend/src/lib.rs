@@ -1,0 +1,641 @@
+//! [`FileQueue`]: an outband backend written as a user would write one,
+//! keeping its jobs as files in a directory and moving them between states
+//! with atomic renames.
+//!
+//! It implements [`BaseQueue`] against outband's public API only, passes the
+//! whole conformance suite (`tests/conformance.rs`), and registers the
+//! `file://` URL scheme, so `outband::open`, `OUTBAND_URL` and the consumer
+//! daemon can use it. The crate's `README.md` is the guide to writing a
+//! backend; this code is its worked example.
+//!
+//! ```
+//! use custom_backend::FileQueue;
+//! use outband::{BaseQueue, NewJob};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let queue = FileQueue::open(dir.path())?;
+//! let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//! let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+//! assert_eq!(claimed[0].job.id, id);
+//! // the job is now a file in queues/default/running/
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The directory
+//!
+//! ```text
+//! <root>/
+//!   lock                          held (flock) by whoever reads or changes jobs
+//!   counters.json                 the next job id and fencing token
+//!   queues/<queue>/pending/<id>.json
+//!   queues/<queue>/running/<id>.json
+//!   queues/<queue>/done/<id>.json
+//!   queues/<queue>/dead/<id>.json
+//!   tmp/                          files being written, renamed into place when whole
+//!   incoming/batch-<id>/          enqueued batches, committed, being filed
+//!   ticks/<command>/<tick>        one empty file per claimed periodic tick
+//!   malformed/                    files that were not job records, set aside
+//! ```
+//!
+//! A job is one JSON file; its state is the directory it is in. Queue and
+//! command names are escaped into file names (`%XX` for anything but ASCII
+//! letters, digits, `_`, `-`, `.`) and must fit in 240 bytes once escaped.
+//!
+//! # How it keeps the contract
+//!
+//! - **Claim** renames a job's file from `pending/` to `running/`: the rename
+//!   is the claim, atomic on a local filesystem, so a job is in one state
+//!   and held by one lease at a time.
+//! - **Decisions** — which job is ready given priorities and ordering keys,
+//!   whether a lease's token still matches — read several files before they
+//!   change one. A rename alone cannot make that atomic, so every operation
+//!   holds an exclusive lock on `<root>/lock` (`File::lock`, `flock(2)` on
+//!   Linux) for its duration, and a mutex for the threads of this process.
+//!   The kernel drops the lock of a process that dies, so there is no stale
+//!   lock to clean up.
+//! - **Crash safety**: no file is written in place (temporary file, then
+//!   rename); a batch is committed by one directory rename; the next lock
+//!   holder finishes or discards what a dead one left. A crash between
+//!   rewriting a job's record and moving it leaves the job in its old state
+//!   with the new fields: a claim then counts one attempt that never ran, and
+//!   an outcome is lost with the lease, so the job is recovered and runs
+//!   again (delivery is at least once).
+//! - **Durability**: an enqueue returns once its jobs are on disk (`fsync`
+//!   of every file and directory it wrote). Claims, heartbeats and outcomes
+//!   are not flushed: a process crash loses none of them, but a power loss
+//!   may forget the latest ones, and those jobs run again — the trade
+//!   `outband-diesel` makes on PostgreSQL with `synchronous_commit = off`.
+//! - **Clock**: the host's clock (`SystemTime::now`). Every process sharing
+//!   the directory is on this host, so they agree.
+//! - **Fencing tokens** come from `counters.json`, so they are never reused,
+//!   even across restarts.
+//!
+//! # Limits
+//!
+//! - **Local filesystems only.** `flock` and rename atomicity are not to be
+//!   trusted on NFS or other network filesystems; several hosts cannot share
+//!   the directory. Use Redis or an SQL database for that.
+//! - **One operation at a time**, across every process sharing the
+//!   directory.
+//! - **`O(n)` operations**: a claim, `has_jobs_waiting` and `wait` list the
+//!   queue's `pending/` and `running/` directories and sort the pending jobs
+//!   (priorities and ordering keys come from an in-memory cache, so only the
+//!   files of the jobs taken, and of scheduled jobs sorting ahead of them,
+//!   are read); `stats` and `dead_jobs` read every done or dead file of the
+//!   queue, and `purge` every done file of every queue; `len` and `flush`
+//!   list one directory; `job`, `cancel`, `heartbeat`, `complete` and the
+//!   dead-letter calls look for the id in its queue's four directories when
+//!   this process has seen the job, else in every queue's, `O(queues)`. Fine
+//!   for thousands of jobs, not millions.
+//! - **No push wake-up**: [`wait`](BaseQueue::wait) returns at once when a
+//!   job is ready and otherwise sleeps the timeout, so a consumer notices a
+//!   new job within its `wait_time`.
+//! - **An enqueue costs one `fsync` per job** (plus three per batch), a few
+//!   milliseconds each on a busy disk: batches do not make it cheaper per
+//!   job, as they do on Redis or SQL.
+//! - **The facts cache** (queue, priority and key of each live job, see
+//!   `store.rs`) lives in each process; the manager step
+//!   ([`recover_expired`](BaseQueue::recover_expired)) trims it of the jobs
+//!   other processes finished.
+//!
+//! # Feature flags
+//!
+//! None.
+
+mod record;
+mod store;
+
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use outband::{
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Opener,
+    Outcome, QueueStats, Recovered, THROUGHPUT_WINDOW, fill_run_times,
+};
+
+use crate::record::{LeaseRecord, Record, from_duration, from_time, to_hex};
+use crate::store::{INCOMING, Inner, MALFORMED, QUEUES, Store, TICKS, TMP, escape, io_error};
+
+/// The URL scheme this backend registers with [`outband::open`].
+pub const SCHEME: &str = "file";
+
+/// A [`BaseQueue`] that keeps its jobs as files in a directory on a local
+/// filesystem; several processes on one host may share the directory.
+///
+/// See the [crate documentation](crate) for the layout, the guarantees and
+/// the limits. Share one value between threads behind an [`Arc`]; open one
+/// per process.
+#[derive(Debug)]
+pub struct FileQueue {
+    root: PathBuf,
+    /// The lock file and the facts cache, behind this process's mutex.
+    inner: Mutex<Inner>,
+}
+
+impl FileQueue {
+    /// Opens the queue in `dir`, creating the directory and its layout if
+    /// they do not exist.
+    ///
+    /// Fails with [`Error::Backend`] when the directory cannot be created or
+    /// written.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = dir.as_ref().to_path_buf();
+        for sub in [TMP, INCOMING, QUEUES, TICKS, MALFORMED] {
+            let path = root.join(sub);
+            fs::create_dir_all(&path).map_err(io_error(&path))?;
+        }
+        let queue = Self {
+            inner: Inner::open(&root)?,
+            root,
+        };
+        // Finish what a process that died holding the lock left behind.
+        drop(queue.lock()?);
+        Ok(queue)
+    }
+
+    /// Opens the queue a `file://` URL names: `file:///abs/dir` (absolute)
+    /// or `file://rel/dir` (relative to the working directory, as
+    /// `sqlite://outband.db` is). The path is taken as written: no
+    /// percent-decoding, no host, no query parameters.
+    pub fn open_url(url: &str) -> Result<Self, Error> {
+        let path = url
+            .strip_prefix("file://")
+            .filter(|path| !path.is_empty())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "`{url}` is not a file queue URL: expected file:///path/to/dir"
+                ))
+            })?;
+        if path.contains('?') {
+            return Err(Error::Config(format!(
+                "`{url}`: file queue URLs take no query parameters"
+            )));
+        }
+        Self::open(path)
+    }
+
+    /// The directory this queue keeps its jobs in.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the directory's lock, waiting for other threads and processes.
+    /// Every operation on job files goes through the [`Store`] this returns,
+    /// and holds the lock until it drops it.
+    fn lock(&self) -> Result<Store<'_>, Error> {
+        Store::lock(&self.root, &self.inner)
+    }
+}
+
+/// The pending jobs of `queue` that a claim may take now, best first, at
+/// most `max`: due, and first in line for their ordering key while no job
+/// with that key runs. Sorted by priority (highest first), then id (enqueue
+/// order).
+///
+/// Only the directory listings and the cached [`Facts`](store::Facts) are
+/// needed to order the candidates; a candidate's file is read to see whether
+/// it is due, so a claim reads the jobs it takes plus the scheduled ones that
+/// sort before them.
+fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec<Record>, Error> {
+    let (pending, running) = store.live_ids(queue)?;
+    let key_of = |id: &JobId| store.facts(*id).and_then(|facts| facts.key.as_deref());
+    let held: HashSet<&str> = running.iter().filter_map(key_of).collect();
+    // The head of each key's line is its pending job with the lowest id,
+    // due or not: a scheduled or retried job keeps its place. `pending` is
+    // in id order, so the first job seen with a key is its head.
+    let mut heads: HashMap<&str, JobId> = HashMap::new();
+    for id in &pending {
+        if let Some(key) = key_of(id) {
+            heads.entry(key).or_insert(*id);
+        }
+    }
+    let mut candidates: Vec<(Reverse<i16>, JobId)> = pending
+        .iter()
+        .filter(|id| match key_of(id) {
+            None => true,
+            Some(key) => !held.contains(key) && heads.get(key) == Some(*id),
+        })
+        .filter_map(|id| Some((Reverse(store.facts(*id)?.priority), *id)))
+        .collect();
+    candidates.sort_unstable();
+    let mut ready = Vec::new();
+    for (_, id) in candidates {
+        if ready.len() >= max {
+            break;
+        }
+        if let Some(record) = store.read(queue, JobState::Pending, id)?
+            && record.run_at <= now
+        {
+            ready.push(record);
+        }
+    }
+    Ok(ready)
+}
+
+/// Finds the job held under `lease`: its record, if it is `running` under
+/// that very token.
+fn leased(store: &Store<'_>, lease: &Lease) -> Result<Option<Record>, Error> {
+    Ok(match store.find(lease.job)? {
+        Some((record, JobState::Running))
+            if record.lease.is_some_and(|held| held.token == lease.token) =>
+        {
+            Some(record)
+        }
+        _ => None,
+    })
+}
+
+/// Rewrites a job's record in its current directory, then moves it to
+/// `to`: the order that keeps a crash between the two harmless.
+fn transition(
+    store: &Store<'_>,
+    record: &Record,
+    from: JobState,
+    to: JobState,
+) -> Result<(), Error> {
+    let id = JobId(record.id);
+    store.write(&store.path(&record.queue, from, id)?, record)?;
+    if from != to {
+        store.move_to(&record.queue, id, from, to)?;
+    }
+    Ok(())
+}
+
+impl BaseQueue for FileQueue {
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
+        // All or none: every job is checked before anything is written.
+        for job in &jobs {
+            job.validate()?;
+            escape(&job.queue)?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = SystemTime::now();
+        let mut store = self.lock()?;
+        let first = store.take_ids(jobs.len() as u64)?;
+        let records: Vec<Record> = (first..)
+            .zip(jobs)
+            .map(|(id, job)| Record {
+                id,
+                command: job.command,
+                args: to_hex(&job.args),
+                queue: job.queue,
+                key: job.key,
+                priority: job.priority,
+                attempt: 0,
+                max_attempts: job.max_attempts,
+                run_at: from_time(job.when.resolve(now)),
+                enqueued_at: from_time(now),
+                started_at: None,
+                finished_at: None,
+                duration: None,
+                last_error: None,
+                result: None,
+                lease: None,
+            })
+            .collect();
+        let batch = store.commit_batch(&records)?;
+        // Committed: the jobs exist. Filing them into their queues can only
+        // fail on I/O, and then the next lock holder files them.
+        if let Err(error) = store.file_batch(&batch) {
+            log::warn!("batch committed, filing postponed: {error}");
+        }
+        Ok(records.iter().map(|record| JobId(record.id)).collect())
+    }
+
+    fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
+        let now = SystemTime::now();
+        let deadline = now + lease;
+        let mut store = self.lock()?;
+        let ready = ready(&mut store, queue, from_time(now), max)?;
+        if ready.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first_token = store.take_tokens(ready.len() as u64)?;
+        let mut claimed = Vec::with_capacity(ready.len());
+        for (token, mut record) in (first_token..).zip(ready) {
+            record.attempt += 1;
+            record.started_at = Some(from_time(now));
+            record.lease = Some(LeaseRecord {
+                token,
+                deadline: from_time(deadline),
+            });
+            // The rename from pending/ to running/ is the claim.
+            transition(&store, &record, JobState::Pending, JobState::Running)?;
+            claimed.push(Claimed {
+                job: record.to_job(JobState::Running).map_err(Error::backend)?,
+                lease: Lease {
+                    job: JobId(record.id),
+                    token,
+                    deadline,
+                },
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        // No push mechanism: return at once if a job is ready, else poll.
+        for queue in queues {
+            if self.has_jobs_waiting(queue)? {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
+        let now = from_time(SystemTime::now());
+        let mut store = self.lock()?;
+        Ok(!ready(&mut store, queue, now, 1)?.is_empty())
+    }
+
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
+        let deadline = SystemTime::now() + lease_for;
+        let store = &self.lock()?;
+        let Some(mut record) = leased(store, lease)? else {
+            return Ok(Heartbeat::LeaseLost);
+        };
+        record.lease = Some(LeaseRecord {
+            token: lease.token,
+            deadline: from_time(deadline),
+        });
+        transition(store, &record, JobState::Running, JobState::Running)?;
+        Ok(Heartbeat::Extended(deadline))
+    }
+
+    fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
+        let now = from_time(SystemTime::now());
+        let mut store = self.lock()?;
+        // Fencing: only the holder of this very token may record an outcome.
+        let Some(mut record) = leased(&store, lease)? else {
+            return Ok(Completion::LeaseLost);
+        };
+        record.lease = None;
+        let to = match outcome {
+            Outcome::Done { result, duration } => {
+                record.result = result.as_deref().map(to_hex);
+                record.duration = Some(from_duration(duration));
+                record.finished_at = Some(now);
+                JobState::Done
+            }
+            Outcome::Retry { delay, error } => {
+                record.last_error = Some(error);
+                record.run_at = now.saturating_add(from_duration(delay));
+                JobState::Pending
+            }
+            Outcome::Dead { error } => {
+                record.last_error = Some(error);
+                record.finished_at = Some(now);
+                JobState::Dead
+            }
+            Outcome::Release => {
+                record.attempt = record.attempt.saturating_sub(1);
+                record.run_at = now;
+                JobState::Pending
+            }
+        };
+        // A job leaving `running` frees its ordering key by itself: `ready`
+        // looks at running and pending files only.
+        transition(&store, &record, JobState::Running, to)?;
+        if matches!(to, JobState::Done | JobState::Dead) {
+            store.forget(lease.job);
+        }
+        Ok(Completion::Applied)
+    }
+
+    fn recover_expired(&self) -> Result<Recovered, Error> {
+        let now = from_time(SystemTime::now());
+        let mut store = self.lock()?;
+        let mut recovered = Recovered::default();
+        let mut live = HashSet::new();
+        for queue in store.queue_names()? {
+            for mut record in store.records(&queue, JobState::Running)? {
+                if record.deadline() > now {
+                    continue;
+                }
+                record.lease = None;
+                if record.attempt < record.max_attempts {
+                    record.last_error = Some("lease expired".to_owned());
+                    record.run_at = now;
+                    transition(&store, &record, JobState::Running, JobState::Pending)?;
+                    recovered.requeued += 1;
+                } else {
+                    record.last_error = Some(format!(
+                        "lease expired on attempt {} of {}",
+                        record.attempt, record.max_attempts
+                    ));
+                    record.finished_at = Some(now);
+                    transition(&store, &record, JobState::Running, JobState::Dead)?;
+                    recovered.dead += 1;
+                }
+            }
+            live.extend(store.ids(&queue, JobState::Pending)?);
+            live.extend(store.ids(&queue, JobState::Running)?);
+        }
+        // The manager step also trims the facts cache of jobs that other
+        // processes finished.
+        store.forget_all_but(&live);
+        Ok(recovered)
+    }
+
+    fn len(&self, queue: &str) -> Result<u64, Error> {
+        let store = self.lock()?;
+        Ok(store.ids(queue, JobState::Pending)?.len() as u64)
+    }
+
+    fn flush(&self, queue: &str) -> Result<u64, Error> {
+        let mut store = self.lock()?;
+        let pending = store.ids(queue, JobState::Pending)?;
+        for &id in &pending {
+            store.remove(queue, JobState::Pending, id)?;
+            store.forget(id);
+        }
+        Ok(pending.len() as u64)
+    }
+
+    fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
+        let now = SystemTime::now();
+        let store = &self.lock()?;
+        let count = |state| store.ids(queue, state).map(|ids| ids.len() as u64);
+        let mut stats = QueueStats {
+            pending: count(JobState::Pending)?,
+            running: count(JobState::Running)?,
+            dead: count(JobState::Dead)?,
+            ..QueueStats::default()
+        };
+        let since = from_time(now - THROUGHPUT_WINDOW);
+        let done = store.records(queue, JobState::Done)?;
+        stats.done = done.len() as u64;
+        let in_window = done
+            .iter()
+            .filter(|record| record.finished_at.is_some_and(|at| at >= since))
+            .count() as u64;
+        let run_times = done
+            .iter()
+            .filter_map(|record| record.duration.map(Duration::from_nanos))
+            .collect();
+        fill_run_times(&mut stats, run_times, in_window);
+        Ok(stats)
+    }
+
+    fn queues(&self) -> Result<Vec<String>, Error> {
+        let store = &self.lock()?;
+        let mut names = Vec::new();
+        for queue in store.queue_names()? {
+            let mut has_jobs = false;
+            for state in JobState::ALL {
+                has_jobs = has_jobs || !store.ids(&queue, state)?.is_empty();
+            }
+            if has_jobs {
+                names.push(queue);
+            }
+        }
+        Ok(names)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        let store = self.lock()?;
+        match store.find(id)? {
+            Some((record, state)) => record.to_job(state).map(Some).map_err(Error::backend),
+            None => Ok(None),
+        }
+    }
+
+    fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
+        let store = self.lock()?;
+        let mut dead = store.records(queue, JobState::Dead)?;
+        dead.sort_unstable_by_key(|record| Reverse((record.finished_at, record.id)));
+        dead.iter()
+            .skip(offset)
+            .take(limit)
+            .map(|record| record.to_job(JobState::Dead).map_err(Error::backend))
+            .collect()
+    }
+
+    fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
+        let now = from_time(SystemTime::now());
+        let store = &self.lock()?;
+        let Some((mut record, JobState::Dead)) = store.find(id)? else {
+            return Ok(false);
+        };
+        record.attempt = 0;
+        record.run_at = now;
+        record.finished_at = None;
+        transition(store, &record, JobState::Dead, JobState::Pending)?;
+        Ok(true)
+    }
+
+    fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
+        let mut store = self.lock()?;
+        let Some((record, JobState::Dead)) = store.find(id)? else {
+            return Ok(false);
+        };
+        store.remove(&record.queue, JobState::Dead, id)?;
+        store.forget(id);
+        Ok(true)
+    }
+
+    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+        let mut store = self.lock()?;
+        let Some((record, JobState::Pending)) = store.find(id)? else {
+            return Ok(false);
+        };
+        // The key's next job becomes the head of the line by itself.
+        store.remove(&record.queue, JobState::Pending, id)?;
+        store.forget(id);
+        Ok(true)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<u64, Error> {
+        let now = SystemTime::now();
+        let cutoff = from_time(
+            now.checked_sub(older_than)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        let store = &self.lock()?;
+        let mut purged = 0;
+        for queue in store.queue_names()? {
+            for record in store.records(&queue, JobState::Done)? {
+                if record.finished_at.is_some_and(|at| at <= cutoff) {
+                    store.remove(&queue, JobState::Done, JobId(record.id))?;
+                    purged += 1;
+                }
+            }
+        }
+        purge_ticks(&store.root().join(TICKS), cutoff)?;
+        Ok(purged)
+    }
+
+    fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
+        // No lock needed: creating a file that must not exist is atomic
+        // (O_EXCL), so exactly one caller per (name, tick) succeeds.
+        let dir = self.root.join(TICKS).join(escape(name)?);
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        let path = dir.join(from_time(tick).to_string());
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    fn now(&self) -> Result<SystemTime, Error> {
+        Ok(SystemTime::now())
+    }
+}
+
+/// Deletes the tick files of ticks at or before `cutoff`: consumers only
+/// ever claim current ticks, so old ones are never asked about again.
+fn purge_ticks(ticks: &Path, cutoff: u64) -> Result<(), Error> {
+    for command in fs::read_dir(ticks).map_err(io_error(ticks))? {
+        let dir = command.map_err(io_error(ticks))?.path();
+        for tick in fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let path = tick.map_err(io_error(&dir))?.path();
+            let at: Option<u64> = path.file_name().and_then(|n| n.to_str()?.parse().ok());
+            if at.is_some_and(|at| at <= cutoff) {
+                fs::remove_file(&path).map_err(io_error(&path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a `file://` URL for [`outband::open`].
+fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
+    Ok(Arc::new(FileQueue::open_url(url)?))
+}
+
+// Registers the scheme: any program that links this crate (`use
+// custom_backend as _;` is enough) opens `file://` URLs with
+// `outband::open`, `OUTBAND_URL` and the daemon's `--url`.
+inventory::submit! { Opener { scheme: SCHEME, open: open_url } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("q").display());
+        assert_eq!(
+            FileQueue::open_url(&url).unwrap().dir(),
+            dir.path().join("q")
+        );
+        for bad in ["file://", "sqlite://x.db", "file:///tmp/q?x=1"] {
+            assert!(
+                matches!(FileQueue::open_url(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The job file: one JSON document per job, readable with `cat`.
+//!
+//! A record holds everything about a job except its state: the state is the
+//! directory the file sits in (`pending/`, `running/`, `done/`, `dead/`), so
+//! that changing state is one `rename` and can never leave a job in two
+//! states. Times are nanoseconds since the Unix epoch (times before it are
+//! stored as the epoch); bytes are lowercase hex.
+
+use std::time::{Duration, SystemTime};
+
+use outband::{Job, JobId, JobState};
+use serde::{Deserialize, Serialize};
+
+/// One job as stored in its file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub(crate) id: u64,
+    pub(crate) command: String,
+    /// The encoded arguments, in hex.
+    pub(crate) args: String,
+    pub(crate) queue: String,
+    pub(crate) key: Option<String>,
+    pub(crate) priority: i16,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    pub(crate) run_at: u64,
+    pub(crate) enqueued_at: u64,
+    pub(crate) started_at: Option<u64>,
+    pub(crate) finished_at: Option<u64>,
+    /// Nanoseconds the successful attempt ran.
+    pub(crate) duration: Option<u64>,
+    pub(crate) last_error: Option<String>,
+    /// The encoded result, in hex.
+    pub(crate) result: Option<String>,
+    /// The live lease, while the file is in `running/`.
+    pub(crate) lease: Option<LeaseRecord>,
+}
+
+/// The lease of a running job: the fencing token and the deadline.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct LeaseRecord {
+    pub(crate) token: u64,
+    pub(crate) deadline: u64,
+}
+
+impl Record {
+    /// The job this record describes, in `state`.
+    pub(crate) fn to_job(&self, state: JobState) -> Result<Job, String> {
+        Ok(Job {
+            id: JobId(self.id),
+            command: self.command.clone(),
+            args: from_hex(&self.args)?,
+            queue: self.queue.clone(),
+            key: self.key.clone(),
+            priority: self.priority,
+            attempt: self.attempt,
+            max_attempts: self.max_attempts,
+            state,
+            run_at: to_time(self.run_at),
+            enqueued_at: to_time(self.enqueued_at),
+            started_at: self.started_at.map(to_time),
+            finished_at: self.finished_at.map(to_time),
+            duration: self.duration.map(Duration::from_nanos),
+            last_error: self.last_error.clone(),
+            result: self.result.as_deref().map(from_hex).transpose()?,
+        })
+    }
+
+    /// The lease deadline; a running record without a lease (left by a
+    /// crash) counts as expired long ago.
+    pub(crate) fn deadline(&self) -> u64 {
+        self.lease.map_or(0, |lease| lease.deadline)
+    }
+}
+
+/// A time as stored: nanoseconds since the epoch, saturating at both ends.
+pub(crate) fn from_time(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+/// A stored time back as a `SystemTime`.
+pub(crate) fn to_time(nanos: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// A duration as stored, in nanoseconds, saturating.
+pub(crate) fn from_duration(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Bytes as lowercase hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Hex back to bytes.
+pub(crate) fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
+    if !hex.len().is_multiple_of(2) {
+        return Err(format!("odd-length hex string of {} digits", hex.len()));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| {
+            hex.get(at..at + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| format!("not hex at offset {at}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_garbage() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
+        assert!(from_hex("é0").is_err());
+    }
+
+    #[test]
+    fn times_round_trip_to_the_nanosecond() {
+        let now = SystemTime::now();
+        assert_eq!(to_time(from_time(now)), now);
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(from_time(before_epoch), 0);
+    }
+}
