@@ -790,11 +790,7 @@ impl BaseQueue for DatabaseQueue {
                 .optional()
                 .map_err(db_error)?
         });
-        row.map(|row| {
-            row.to_job()
-                .map_err(|e| Error::backend(format!("job {id} is a malformed record: {e}")))
-        })
-        .transpose()
+        Ok(row.map(|row| row.to_job_lenient()))
     }
 
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
@@ -807,13 +803,7 @@ impl BaseQueue for DatabaseQueue {
                 .load::<Row>(conn)
                 .map_err(db_error)?
         });
-        rows.iter()
-            .map(|row| {
-                row.to_job().map_err(|e| {
-                    Error::backend(format!("job {} is a malformed record: {e}", row.id))
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(Row::to_job_lenient).collect())
     }
 
     fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
