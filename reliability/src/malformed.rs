@@ -2,7 +2,7 @@
 //! past the enqueue API and its checks.
 //!
 //! [`generate`] makes the five kinds of [`Kind`] from a seed, so a run can be
-//! repeated; [`write`] stores them in the backend's own layout: rows of
+//! repeated; [`write`](fn@write) stores them in the backend's own layout: rows of
 //! `<prefix>jobs` inserted with raw SQL (outband-diesel), or a record hash,
 //! a ready-list entry and the pending count set with raw Redis commands
 //! (outband-redis, as its crate docs lay the keys out). Each written record
@@ -56,7 +56,7 @@ impl Kind {
     }
 }
 
-/// One malformed record, as [`write`] stores it.
+/// One malformed record, as [`write`](fn@write) stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadRecord {
     /// What is wrong with it.
