@@ -51,13 +51,13 @@ static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 /// The numbers of the stuck jobs let go, and how many runs hang now.
 struct Gate {
     released: Option<HashSet<u64>>,
-    hanging: usize,
+    hanging: Option<HashMap<u64, usize>>,
 }
 
 static GATE: (Mutex<Gate>, Condvar) = (
     Mutex::new(Gate {
         released: None,
-        hanging: 0,
+        hanging: None,
     }),
     Condvar::new(),
 );
@@ -106,7 +106,11 @@ fn stuck(n: u64) {
     count_run(n);
     let (lock, condvar) = &GATE;
     let mut gate = lock.lock().unwrap();
-    gate.hanging += 1;
+    *gate
+        .hanging
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() += 1;
     let give_up = Instant::now() + Duration::from_secs(60);
     while !gate
         .released
@@ -119,7 +123,20 @@ fn stuck(n: u64) {
         }
         gate = condvar.wait_timeout(gate, left).unwrap().0;
     }
-    gate.hanging -= 1;
+    *gate
+        .hanging
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() -= 1;
+}
+
+/// How many runs of stuck job `n` hang now.
+fn hanging(n: u64) -> usize {
+    let gate = GATE.0.lock().unwrap();
+    gate.hanging
+        .as_ref()
+        .and_then(|h| h.get(&n).copied())
+        .unwrap_or(0)
 }
 
 fn release(n: u64) {
@@ -236,8 +253,8 @@ fn scenario(backend: Backend) {
     };
     wait_until("every good job done", all_good_done);
     assert!(
-        GATE.0.lock().unwrap().hanging >= 1 && state_of(&*queue, stuck_id) != Some(JobState::Done),
-        "the good jobs were done while the stuck job hung"
+        hanging(stuck_n) == 2 && state_of(&*queue, stuck_id) != Some(JobState::Done),
+        "the good jobs were done while both runs of the stuck job hung"
     );
     wait_until("every panicking job dead", || {
         panic_ids
