@@ -107,7 +107,18 @@ impl fmt::Debug for DatabaseQueue {
 /// Maps a diesel error: a lost or unreachable server is
 /// [`Error::Unavailable`], anything else [`Error::Backend`].
 pub(crate) fn db_error(error: DieselError) -> Error {
-    let unavailable = match &error {
+    if is_unavailable(&error) {
+        Error::unavailable(error)
+    } else {
+        Error::backend(error)
+    }
+}
+
+/// Whether `error` says the server is lost or unreachable. A commit that
+/// fails with the connection, and the rollback that then fails too (MySQL's
+/// "Server has gone away"), is judged by the errors it wraps.
+fn is_unavailable(error: &DieselError) -> bool {
+    match error {
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
             _,
@@ -129,12 +140,11 @@ pub(crate) fn db_error(error: DieselError) -> Error {
             .iter()
             .any(|m| message.contains(m))
         }
+        DieselError::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => is_unavailable(commit_error) || is_unavailable(rollback_error),
         _ => false,
-    };
-    if unavailable {
-        Error::unavailable(error)
-    } else {
-        Error::backend(error)
     }
 }
 
@@ -463,6 +473,11 @@ impl Builder {
             Target::Mysql(url) => {
                 MysqlConnection::establish(url).map_err(conn_error)?;
                 let pool = builder(self.max_connections, timeout)
+                    // diesel marks a MySQL connection broken only when a
+                    // transaction breaks; one whose server restarted fails
+                    // every later statement with "gone away" and would be
+                    // handed out forever. A ping on checkout replaces it.
+                    .test_on_check_out(true)
                     .connection_customizer(Box::new(Setup))
                     .build_unchecked(ConnectionManager::new(url.as_str()));
                 Ok(Pools::Mysql(pool))
@@ -831,11 +846,7 @@ impl BaseQueue for DatabaseQueue {
                 .optional()
                 .map_err(db_error)?
         });
-        row.map(|row| {
-            row.to_job()
-                .map_err(|e| Error::backend(format!("job {id} is a malformed record: {e}")))
-        })
-        .transpose()
+        Ok(row.map(|row| row.to_job_lenient()))
     }
 
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
@@ -848,13 +859,7 @@ impl BaseQueue for DatabaseQueue {
                 .load::<Row>(conn)
                 .map_err(db_error)?
         });
-        rows.iter()
-            .map(|row| {
-                row.to_job().map_err(|e| {
-                    Error::backend(format!("job {} is a malformed record: {e}", row.id))
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(Row::to_job_lenient).collect())
     }
 
     fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
@@ -1024,6 +1029,26 @@ inventory::submit! { outband::Opener { scheme: "mariadb", open: open_url } }
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_lost_with_the_server_is_unavailable() {
+        let gone = || {
+            Box::new(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("Server has gone away".to_owned()),
+            ))
+        };
+        let error = DieselError::RollbackErrorOnCommit {
+            rollback_error: gone(),
+            commit_error: gone(),
+        };
+        assert!(matches!(db_error(error), Error::Unavailable(_)));
+        let error = DieselError::RollbackErrorOnCommit {
+            rollback_error: Box::new(DieselError::NotFound),
+            commit_error: Box::new(DieselError::NotFound),
+        };
+        assert!(matches!(db_error(error), Error::Backend(_)));
+    }
 
     #[test]
     fn urls_are_parsed() {

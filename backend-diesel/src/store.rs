@@ -177,6 +177,36 @@ impl Row {
         })
     }
 
+    /// The job this row holds, for reading ([`job`](outband::BaseQueue::job),
+    /// [`dead_jobs`](outband::BaseQueue::dead_jobs)): a malformed row, which
+    /// a claim has sent to `dead`, is read leniently, each field that is out
+    /// of range as its default (as outband-redis reads a damaged record), so
+    /// that it can still be listed, retried or deleted, and never makes the
+    /// dead letters around it unlistable.
+    pub(crate) fn to_job_lenient(&self) -> Job {
+        self.to_job().unwrap_or_else(|_| Job {
+            id: JobId(self.id.unsigned_abs()),
+            command: self.command.clone(),
+            args: self.args.clone(),
+            queue: self.queue.clone(),
+            key: self.ordering_key.clone(),
+            priority: i16::try_from(self.priority).unwrap_or_default(),
+            attempt: u32::try_from(self.attempt).unwrap_or_default(),
+            max_attempts: u32::try_from(self.max_attempts).unwrap_or_default(),
+            state: state_of(self.state).unwrap_or(JobState::Dead),
+            run_at: time_of(self.run_at),
+            enqueued_at: time_of(self.enqueued_at),
+            started_at: self.started_at.map(time_of),
+            finished_at: self.finished_at.map(time_of),
+            duration: self
+                .duration_us
+                .and_then(|us| u64::try_from(us).ok())
+                .map(Duration::from_micros),
+            last_error: self.last_error.clone(),
+            result: self.result.clone(),
+        })
+    }
+
     /// The job with the lease a claim gave it.
     pub(crate) fn to_claimed(&self) -> Result<Claimed, String> {
         let job = self.to_job()?;

@@ -3,8 +3,26 @@
 //! The scenarios live in `tests/`; each ends by printing one [`Summary`]
 //! line and asserting that nothing was lost and that duplicates stay within
 //! the scenario's bound.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`servers`] | a queue of a scenario's own on each backend; private Redis, PostgreSQL and MariaDB servers to stop and start |
+//! | [`malformed`] | malformed job records, written straight into a backend's storage |
+//! | [`fuzz`] | the decoding entry points of the fuzz targets in `fuzz/` and of `tests/fuzz_corpus.rs` |
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `servers` | yes | [`servers`] and [`malformed`], with the SQL and Redis backends; the fuzz targets build without it |
 
 use std::fmt;
+
+pub mod fuzz;
+#[cfg(feature = "servers")]
+pub mod malformed;
+#[cfg(feature = "servers")]
+pub mod servers;
 
 /// What a scenario counted at its end, printed as
 /// `jobs=N done=N lost=N duplicates=N dead=N`.

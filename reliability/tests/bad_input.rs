@@ -1,0 +1,222 @@
+//! **Bad input**: 10,000 malformed records are written straight into the
+//! backend, past the enqueue API, mixed with good jobs, while a consumer runs.
+//!
+//! The records are of five kinds, 2,000 each (`outband_reliability::malformed`):
+//! random bytes as arguments, unknown command names, truncated records
+//! (arguments cut mid-value, or fields missing), arguments over the payload
+//! limit (lowered to 4 KiB for the test, so the records stay small), and
+//! arguments of the wrong types. They are written in ten rounds of 1,000,
+//! each followed by 50 good jobs enqueued the ordinary way.
+//!
+//! What it proves, on SQLite, PostgreSQL, MariaDB and Redis: every good job is
+//! done; every bad one ends `dead` with a reason a human can read, checked per
+//! kind (`undecodable arguments: …`, `unknown command …`, `malformed record:
+//! …`, `… over the limit …`); the consumer never exits (it is still
+//! processing at the end, and a good job enqueued after all the bad ones is
+//! done too). It prints the summary line and a sample reason of each kind.
+//!
+//! The consumer is a `MultiProcessor` in this process, so that the runs of the
+//! good command can be counted.
+//!
+//! Run it alone: `cargo test -p outband-reliability --test bad_input`
+//! (add `-- --nocapture` to see the summary lines).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outband::{
+    BaseQueue, JobId, JobState, MultiProcessor, ProcessorConfig, RetryPolicy, codec, queue_command,
+};
+use outband_reliability::Summary;
+use outband_reliability::malformed::{self, BadRecord, Kind};
+use outband_reliability::servers::{self, Backend};
+
+const QUEUE: &str = "bad_input";
+const BAD: usize = 10_000;
+const ROUNDS: usize = 10;
+const GOOD_PER_ROUND: u64 = 50;
+/// The payload limit in force in this test process.
+const LIMIT: usize = 4096;
+
+/// Runs of each good job, by its number (numbers of different backends differ).
+static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+
+/// The good command: counts its run.
+#[queue_command(name = "reliability::bad_input::good", queue = "bad_input")]
+fn good(n: u64, label: String) {
+    assert!(!label.is_empty());
+    *RUNS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() += 1;
+}
+
+fn runs_of(n: u64) -> u32 {
+    RUNS.lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|runs| runs.get(&n).copied())
+        .unwrap_or(0)
+}
+
+fn good_args(n: u64) -> Vec<u8> {
+    codec::encode(&(n, format!("good job {n}"))).expect("encodes")
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < give_up,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn scenario(backend: Backend) {
+    let Some(test_queue) = servers::open(backend) else {
+        return;
+    };
+    codec::set_max_payload(LIMIT);
+    let queue: Arc<dyn BaseQueue> = test_queue.queue.clone();
+    let config = ProcessorConfig::default()
+        .queues([QUEUE])
+        .wait_time(Duration::from_millis(20))
+        .lease(Duration::from_secs(30))
+        .max_threads(8)
+        .retry(RetryPolicy::immediate());
+    let consumer = MultiProcessor::new(queue.clone(), config).expect("a processor");
+    consumer.start();
+
+    let base = backend.index() * 1_000_000;
+    let bad = malformed::generate::<(u64, String)>(
+        BAD,
+        good::NAME,
+        good_args,
+        LIMIT,
+        0x0B0A_D000 + backend.index(),
+    );
+    let mut bad_ids: Vec<(JobId, &BadRecord)> = Vec::with_capacity(BAD);
+    let mut good_ids: Vec<(JobId, u64)> = Vec::new();
+    for (round, records) in bad.chunks(BAD / ROUNDS).enumerate() {
+        let ids = malformed::write(&test_queue.store, QUEUE, records).expect("written");
+        bad_ids.extend(ids.into_iter().zip(records));
+        for i in 0..GOOD_PER_ROUND {
+            let n = base + round as u64 * GOOD_PER_ROUND + i;
+            let id = good::enqueue_on(&*queue, n, format!("good job {n}")).expect("enqueued");
+            good_ids.push((id, n));
+        }
+    }
+
+    // every job reaches its end while the consumer keeps running
+    wait_until("every job ending", Duration::from_secs(240), || {
+        assert!(consumer.is_processing(), "the consumer stopped");
+        let stats = queue.stats(QUEUE).expect("stats");
+        stats.pending == 0 && stats.running == 0
+    });
+    assert!(consumer.is_processing(), "the consumer stopped");
+    let last = base + 999_999;
+    let last_id = good::enqueue_on(&*queue, last, "after the bad ones".into()).expect("enqueued");
+    good_ids.push((last_id, last));
+    wait_until("the last good job", Duration::from_secs(60), || {
+        queue
+            .job(last_id)
+            .expect("job")
+            .is_some_and(|j| j.state == JobState::Done)
+    });
+    consumer.stop();
+
+    // the dead letters, with their reasons
+    let mut dead: HashMap<JobId, String> = HashMap::new();
+    loop {
+        let page = queue.dead_jobs(QUEUE, dead.len(), 1000).expect("dead jobs");
+        if page.is_empty() {
+            break;
+        }
+        for job in page {
+            dead.insert(job.id, job.last_error.unwrap_or_default());
+        }
+    }
+    let mut samples: HashMap<Kind, String> = HashMap::new();
+    let mut lost = 0;
+    for (id, record) in &bad_ids {
+        let Some(reason) = dead.get(id) else {
+            let job = queue.job(*id).expect("job");
+            eprintln!(
+                "bad record {id} ({}) did not end dead: {job:?}",
+                record.kind.name()
+            );
+            lost += 1;
+            continue;
+        };
+        assert!(
+            reason.contains(record.expected_reason()),
+            "{}: bad record {id} ({}) is dead with `{reason}`, not `{}`",
+            backend.name(),
+            record.kind.name(),
+            record.expected_reason()
+        );
+        samples.entry(record.kind).or_insert_with(|| reason.clone());
+    }
+    let mut done = 0;
+    let mut duplicates = 0;
+    for &(id, n) in &good_ids {
+        let job = queue.job(id).expect("job");
+        match job.map(|j| j.state) {
+            Some(JobState::Done) if runs_of(n) > 0 => {
+                done += 1;
+                duplicates += u64::from(runs_of(n) - 1);
+            }
+            other => {
+                eprintln!(
+                    "good job {id} ({n}) ended {other:?} after {} runs",
+                    runs_of(n)
+                );
+                lost += 1;
+            }
+        }
+    }
+    for kind in Kind::ALL {
+        let sample = samples.get(&kind).map_or("(none)", String::as_str);
+        let sample: String = sample.chars().take(160).collect();
+        println!("bad_input/{}: {}: {sample}", backend.name(), kind.name());
+    }
+    let summary = Summary {
+        jobs: (bad_ids.len() + good_ids.len()) as u64,
+        done,
+        lost,
+        duplicates,
+        dead: dead.len() as u64,
+    };
+    summary.check(&format!("bad_input/{}", backend.name()), 0);
+    assert_eq!(summary.dead, BAD as u64, "only the bad records are dead");
+    assert_eq!(
+        summary.done,
+        good_ids.len() as u64,
+        "every good job is done"
+    );
+}
+
+#[test]
+fn bad_input_sqlite() {
+    scenario(Backend::Sqlite);
+}
+
+#[test]
+fn bad_input_postgres() {
+    scenario(Backend::Postgres);
+}
+
+#[test]
+fn bad_input_mariadb() {
+    scenario(Backend::Mysql);
+}
+
+#[test]
+fn bad_input_redis() {
+    scenario(Backend::Redis);
+}
