@@ -1020,11 +1020,11 @@ fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
     Ok(Arc::new(DatabaseQueue::open(url)?))
 }
 
-inventory::submit! { outband::Opener { scheme: "sqlite", open: open_url } }
-inventory::submit! { outband::Opener { scheme: "postgres", open: open_url } }
-inventory::submit! { outband::Opener { scheme: "postgresql", open: open_url } }
-inventory::submit! { outband::Opener { scheme: "mysql", open: open_url } }
-inventory::submit! { outband::Opener { scheme: "mariadb", open: open_url } }
+outband::register_scheme!("sqlite", open_url);
+outband::register_scheme!("postgres", open_url);
+outband::register_scheme!("postgresql", open_url);
+outband::register_scheme!("mysql", open_url);
+outband::register_scheme!("mariadb", open_url);
 
 #[cfg(test)]
 mod tests {

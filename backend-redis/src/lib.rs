@@ -128,8 +128,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outband::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Opener,
-    Outcome, QueueStats, Recovered, When, fill_run_times,
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
+    QueueStats, Recovered, When, fill_run_times,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -1025,12 +1025,12 @@ fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
     Ok(Arc::new(RedisQueue::connect(url)?))
 }
 
-inventory::submit! { Opener { scheme: "redis", open: open_url } }
-inventory::submit! { Opener { scheme: "rediss", open: open_url } }
-inventory::submit! { Opener { scheme: "redis+unix", open: open_url } }
-inventory::submit! { Opener { scheme: "unix", open: open_url } }
-inventory::submit! { Opener { scheme: "redis+cluster", open: open_url } }
-inventory::submit! { Opener { scheme: "rediss+cluster", open: open_url } }
+outband::register_scheme!("redis", open_url);
+outband::register_scheme!("rediss", open_url);
+outband::register_scheme!("redis+unix", open_url);
+outband::register_scheme!("unix", open_url);
+outband::register_scheme!("redis+cluster", open_url);
+outband::register_scheme!("rediss+cluster", open_url);
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,7 @@ pub fn default_queue() -> Result<&'static Arc<dyn BaseQueue>, Error> {
 }
 
 /// A backend's entry for [`open`]: the URL scheme it serves and how it opens
-/// a URL. Backend crates submit one with `inventory::submit!`.
+/// a URL. Backend crates register one with [`register_scheme!`](crate::register_scheme).
 #[derive(Debug)]
 pub struct Opener {
     /// The scheme, without `://`: `redis`, `postgres`, `sqlite`, …
@@ -40,6 +40,36 @@ pub struct Opener {
 }
 
 inventory::collect!(Opener);
+
+/// Registers a backend's URL scheme, so that [`open`](crate::open),
+/// `OUTBAND_URL` and the daemon's `--url` open its URLs in any program that
+/// links the crate (see the linking rule in the crate docs). Takes the
+/// scheme, without `://`, and a `fn(&str) -> Result<Arc<dyn BaseQueue>,
+/// Error>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use outband::{BaseQueue, MemoryQueue};
+///
+/// fn open_mine(_url: &str) -> Result<Arc<dyn BaseQueue>, outband::Error> {
+///     Ok(Arc::new(MemoryQueue::new()))
+/// }
+///
+/// outband::register_scheme!("mine", open_mine);
+///
+/// # fn main() -> Result<(), outband::Error> {
+/// let queue = outband::open("mine://anything")?;
+/// assert_eq!(queue.len("default")?, 0);
+/// # Ok(()) }
+/// ```
+#[macro_export]
+macro_rules! register_scheme {
+    ($scheme:expr, $open:expr $(,)?) => {
+        $crate::__private::inventory::submit! {
+            $crate::Opener { scheme: $scheme, open: $open }
+        }
+    };
+}
 
 fn open_memory(_url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
     Ok(Arc::new(MemoryQueue::new()))

@@ -115,8 +115,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use outband::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Opener,
-    Outcome, QueueStats, Recovered, THROUGHPUT_WINDOW, fill_run_times,
+    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
+    QueueStats, Recovered, THROUGHPUT_WINDOW, fill_run_times,
 };
 
 use crate::record::{LeaseRecord, Record, from_duration, from_time, to_hex};
@@ -617,7 +617,7 @@ fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
 // Registers the scheme: any program that links this crate (`use
 // custom_backend as _;` is enough) opens `file://` URLs with
 // `outband::open`, `OUTBAND_URL` and the daemon's `--url`.
-inventory::submit! { Opener { scheme: SCHEME, open: open_url } }
+outband::register_scheme!(SCHEME, open_url);
 
 #[cfg(test)]
 mod tests {
