@@ -14,9 +14,15 @@
 //! tag here.
 //!
 //! Decoding never trusts the payload: a payload over [`max_payload`] bytes is
-//! refused before it is read, and every length prefix inside it is checked
-//! against the bytes actually present before anything is allocated, so a
-//! hostile record costs at most a few times its own size.
+//! refused before it is read, and bincode checks the length prefixes of
+//! strings and byte buffers against a limit of at most four times the bytes
+//! present before it allocates them. A collection decoded through serde
+//! (`Vec<T>`, maps) is different: serde pre-allocates from the claimed
+//! length, capped by its own `size_hint::cautious` at 1 MiB per collection,
+//! before decoding fails on the missing bytes. So a hostile record of a few
+//! bytes can cost up to about 1 MiB per collection in the argument types for
+//! the moment it is decoded, never more (measured by
+//! `reliability/tests/fuzz_corpus.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -103,8 +109,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 
 /// bincode checks each length prefix only against its configured limit, which
 /// is a type parameter. The limit picked is the smallest power of four at or
-/// above the payload's size, so no prefix can make it allocate more than four
-/// times the bytes it was given.
+/// above the payload's size, so no string or buffer prefix can make it
+/// allocate more than four times the bytes it was given (serde's own
+/// pre-allocation of collections is capped apart, at 1 MiB each).
 fn decode_bincode2<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     macro_rules! tiers {
         ($($limit:literal)*) => {
