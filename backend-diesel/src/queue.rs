@@ -331,7 +331,7 @@ pub struct Builder {
 impl Builder {
     /// The table prefix: tables are `<prefix>jobs` and `<prefix>ticks`.
     /// Default `outband_`. It must be ASCII letters, digits and `_`, not
-    /// starting with a digit, at most 32 characters; [`open`](Self::open)
+    /// starting with a digit, at most 21 characters; [`open`](Self::open)
     /// refuses anything else.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {

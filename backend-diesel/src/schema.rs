@@ -189,6 +189,24 @@ mod tests {
     }
 
     #[test]
+    fn every_migration_version_fits_the_column_with_the_longest_prefix() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
+            let schema = Schema {
+                dialect,
+                prefix: "p".repeat(crate::sql::MAX_PREFIX),
+            };
+            for version in schema.versions() {
+                // __diesel_schema_migrations.version is VARCHAR(50)
+                assert!(
+                    version.len() <= 50,
+                    "{version}: {} characters",
+                    version.len()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_done_table_migration_moves_finished_jobs() {
         let schema = Schema {
             dialect: Dialect::Sqlite,

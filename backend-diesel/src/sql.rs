@@ -18,12 +18,16 @@ pub(crate) enum Dialect {
     Mysql,
 }
 
-/// The longest prefix accepted, so that every derived name (index, trigger,
-/// function) stays under PostgreSQL's and MySQL's 63/64-character limits.
-const MAX_PREFIX: usize = 32;
+/// The longest prefix accepted. The prefix names the migrations diesel
+/// records, `outband_<prefix>_0002_partial_indexes` being the longest, in a
+/// `VARCHAR(50)` column that PostgreSQL and MySQL enforce; every derived
+/// table, index, trigger and function name then stays well under their
+/// 63/64-character limits too.
+pub(crate) const MAX_PREFIX: usize = 21;
 
 /// Checks that `prefix` is an identifier fragment: ASCII letters, digits and
-/// `_`, not starting with a digit, at most 32 characters. Empty is allowed.
+/// `_`, not starting with a digit, at most [`MAX_PREFIX`] (21) characters.
+/// Empty is allowed.
 pub(crate) fn validate_prefix(prefix: &str) -> Result<(), Error> {
     let ok = prefix.len() <= MAX_PREFIX
         && prefix
@@ -332,7 +336,15 @@ mod tests {
         for good in ["", "outband_", "t1_", "_x", "ABC"] {
             assert!(validate_prefix(good).is_ok(), "{good}");
         }
-        for bad in ["1x", "a-b", "a b", "x;drop table y", "é", &"x".repeat(33)] {
+        assert!(validate_prefix(&"x".repeat(MAX_PREFIX)).is_ok());
+        for bad in [
+            "1x",
+            "a-b",
+            "a b",
+            "x;drop table y",
+            "é",
+            &"x".repeat(MAX_PREFIX + 1),
+        ] {
             assert!(validate_prefix(bad).is_err(), "{bad}");
         }
     }

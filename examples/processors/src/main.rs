@@ -3,14 +3,18 @@
 //! lovely.remotetask's processor doctest, in outband: sleeping jobs show the
 //! simple processor keeping enqueue order, and the multi processor never
 //! running more than its threads and finishing short jobs first. With
-//! `OUTBAND_URL` unset the queue is the SQLite file `outband.db` here.
+//! `OUTBAND_URL` unset the queue is the SQLite file `outband.db` here; set it
+//! to a `redis://` URL (or, built with `--features postgres`, a
+//! `postgres://` one) to run it there.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use outband::{BaseQueue, MultiProcessor, ProcessorConfig, SimpleProcessor, queue_command};
+// Linking the backends lets `outband::open` read their URLs.
 use outband_diesel as _;
+use outband_redis as _;
 
 static FINISHED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static RUNNING: AtomicUsize = AtomicUsize::new(0);

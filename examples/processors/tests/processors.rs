@@ -1,13 +1,18 @@
-//! The example's three runs print what the seed's doctest expects.
+//! The example's three runs print what the seed's doctest expects: on the
+//! default SQLite file (`OUTBAND_URL` unset), on Redis, and (with
+//! `--features postgres`) on PostgreSQL.
 
-#[test]
-fn simple_keeps_order_and_multi_respects_its_threads() {
+use example_support::{Backend, Target};
+
+fn simple_keeps_order_and_multi_respects_its_threads(backend: Backend) {
+    let Some(target) = Target::new(backend, "processors") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_processors"))
-        .current_dir(dir.path())
-        .env_remove("OUTBAND_URL")
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_processors"));
+    command.current_dir(dir.path());
+    target.apply(&mut command);
+    let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -25,4 +30,20 @@ fn simple_keeps_order_and_multi_respects_its_threads() {
         summaries[2].trim(),
         "finished [1, 2, 3, 4], at most 2 at once"
     );
+}
+
+#[test]
+fn on_the_default_sqlite_file() {
+    simple_keeps_order_and_multi_respects_its_threads(Backend::SqliteDefault);
+}
+
+#[test]
+fn on_redis() {
+    simple_keeps_order_and_multi_respects_its_threads(Backend::Redis);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn on_postgres() {
+    simple_keeps_order_and_multi_respects_its_threads(Backend::Postgres);
 }

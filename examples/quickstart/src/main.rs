@@ -2,11 +2,15 @@
 //!
 //! The smallest outband program: it defines a command, enqueues ten calls and
 //! processes them, printing what ran. With `OUTBAND_URL` unset the queue is
-//! the SQLite file `outband.db` in the working directory.
+//! the SQLite file `outband.db` in the working directory; set it to a
+//! `redis://` URL (or, built with `--features postgres`, a `postgres://`
+//! one) to run it there.
 
 use outband::{BaseQueue, ProcessorConfig, SimpleProcessor, queue_command};
-// Linking the SQL backend lets `outband::open` read `sqlite://` URLs.
+// Linking the backends lets `outband::open` read their URLs: `sqlite://`
+// (and `postgres://` with `--features postgres`), `redis://`.
 use outband_diesel as _;
+use outband_redis as _;
 
 /// Greets someone: the work to run out-of-band.
 #[queue_command(queue = "quickstart")]

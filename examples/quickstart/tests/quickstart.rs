@@ -1,14 +1,18 @@
 //! The quickstart runs as a new user runs it: in an empty directory, with
-//! `OUTBAND_URL` unset, so its queue is `outband.db` there.
+//! `OUTBAND_URL` unset, so its queue is `outband.db` there; then with
+//! `OUTBAND_URL` set to Redis and (with `--features postgres`) PostgreSQL.
 
-#[test]
-fn runs_ten_calls_on_the_default_sqlite_file() {
+use example_support::{Backend, Target};
+
+fn ten_calls_run_in_order(backend: Backend) {
+    let Some(target) = Target::new(backend, "quickstart") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .current_dir(dir.path())
-        .env_remove("OUTBAND_URL")
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quickstart"));
+    command.current_dir(dir.path());
+    target.apply(&mut command);
+    let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -24,8 +28,25 @@ fn runs_ten_calls_on_the_default_sqlite_file() {
         stdout.contains("is done, and returned Some(\"hello, world (call 10)\")"),
         "{stdout}"
     );
-    assert!(
+    assert_eq!(
         dir.path().join("outband.db").exists(),
-        "the default queue is ./outband.db"
+        target.url().is_none(),
+        "the default queue, and only the default, is ./outband.db"
     );
+}
+
+#[test]
+fn runs_ten_calls_on_the_default_sqlite_file() {
+    ten_calls_run_in_order(Backend::SqliteDefault);
+}
+
+#[test]
+fn runs_ten_calls_on_redis() {
+    ten_calls_run_in_order(Backend::Redis);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn runs_ten_calls_on_postgres() {
+    ten_calls_run_in_order(Backend::Postgres);
 }

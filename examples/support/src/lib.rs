@@ -1,0 +1,137 @@
+//! What the examples' tests share: the backend an example runs on in a test,
+//! isolated from every other test, or a skip with a notice when its server
+//! is missing (a failure instead under `OUTBAND_REQUIRE_SERVERS=1`, as CI
+//! sets).
+//!
+//! ```
+//! use example_support::{Backend, Target};
+//!
+//! let Some(target) = Target::new(Backend::SqliteDefault, "doc") else { return };
+//! let mut command = std::process::Command::new("true");
+//! target.apply(&mut command); // OUTBAND_URL unset: ./outband.db
+//! assert!(target.url().is_none());
+//! ```
+
+use std::process::Command;
+
+use outband::BaseQueue;
+
+/// Where an example's test runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `OUTBAND_URL` unset: the SQLite file `outband.db` in the working
+    /// directory, as a new user runs the example.
+    SqliteDefault,
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379/`) with a namespace of
+    /// the test's own, deleted at the end.
+    Redis,
+    /// `PG_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+    /// with a table prefix of the test's own, whose tables are dropped at
+    /// the end.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// Whether a missing server fails the test (`OUTBAND_REQUIRE_SERVERS=1`).
+pub fn servers_required() -> bool {
+    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// `base` with one more query parameter.
+pub fn with_param(base: &str, param: &str) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{param}")
+}
+
+/// A backend for one test: its URL, and what removes its data at the end.
+pub struct Target {
+    url: Option<String>,
+    cleanup: Cleanup,
+}
+
+/// What a target removes when it is dropped.
+enum Cleanup {
+    Nothing,
+    RedisNamespace(outband_redis::RedisQueue, String),
+    /// Holds the temporary tables until the end.
+    #[cfg(feature = "postgres")]
+    Tables(#[allow(dead_code)] outband_diesel::DatabaseQueue),
+}
+
+impl Target {
+    /// The target on `backend` for the test named `test`, or `None` after a
+    /// notice when its server is unreachable and not required.
+    pub fn new(backend: Backend, test: &str) -> Option<Self> {
+        eprintln!("{test}: on {backend:?}");
+        // short: a table prefix has at most 21 characters
+        let name = format!("ex{:x}_", fastrand::u64(..) & 0xffff_ffff_ffff);
+        match backend {
+            Backend::SqliteDefault => Some(Self {
+                url: None,
+                cleanup: Cleanup::Nothing,
+            }),
+            Backend::Redis => {
+                let base = std::env::var("REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                let url = with_param(&base, &format!("namespace={name}"));
+                let queue = outband_redis::RedisQueue::connect(&url).expect("a valid URL");
+                if let Err(error) = queue.now() {
+                    return skip(&base, &error);
+                }
+                Some(Self {
+                    url: Some(url),
+                    cleanup: Cleanup::RedisNamespace(queue, name),
+                })
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let base = std::env::var("PG_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                // temporary: the tables go when the last handle does
+                let opened = outband_diesel::DatabaseQueue::builder(base.clone())
+                    .prefix(name.clone())
+                    .temporary(true)
+                    .open();
+                match opened {
+                    Ok(queue) => Some(Self {
+                        url: Some(with_param(&base, &format!("prefix={name}"))),
+                        cleanup: Cleanup::Tables(queue),
+                    }),
+                    Err(error @ outband::Error::Unavailable(_)) => skip(&base, &error),
+                    Err(error) => panic!("cannot open {base}: {error}"),
+                }
+            }
+        }
+    }
+
+    /// The URL, or `None` for the SQLite default.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// Sets `OUTBAND_URL` on `command` to the target's URL, or removes it.
+    pub fn apply(&self, command: &mut Command) {
+        match &self.url {
+            Some(url) => command.env("OUTBAND_URL", url),
+            None => command.env_remove("OUTBAND_URL"),
+        };
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Cleanup::RedisNamespace(queue, namespace) = &self.cleanup
+            && let Err(error) = outband_redis::delete_namespace(queue, namespace)
+        {
+            eprintln!("could not delete the Redis namespace {namespace}: {error}");
+        }
+    }
+}
+
+fn skip(base: &str, error: &outband::Error) -> Option<Target> {
+    assert!(!servers_required(), "{base} is unreachable: {error}");
+    eprintln!(
+        "notice: skipped, {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
+    );
+    None
+}
