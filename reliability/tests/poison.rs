@@ -25,6 +25,9 @@
 //!
 //! Run it alone: `cargo test -p outband-reliability --test poison`
 //! (add `-- --nocapture` to see the summary lines).
+// The backends need the database client libraries: `--features servers`
+// (or the workspace's `--all-features`, as CI runs it).
+#![cfg(feature = "servers")]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -52,7 +52,7 @@ pub struct Target {
 /// What a target removes when it is dropped.
 enum Cleanup {
     Nothing,
-    RedisNamespace(outband_redis::RedisQueue, String),
+    RedisNamespace(Box<outband_redis::RedisQueue>, String),
     /// Holds the temporary tables until the end.
     #[cfg(feature = "postgres")]
     Tables(#[allow(dead_code)] outband_diesel::DatabaseQueue),
@@ -80,7 +80,7 @@ impl Target {
                 }
                 Some(Self {
                     url: Some(url),
-                    cleanup: Cleanup::RedisNamespace(queue, name),
+                    cleanup: Cleanup::RedisNamespace(Box::new(queue), name),
                 })
             }
             #[cfg(feature = "postgres")]
