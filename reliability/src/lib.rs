@@ -4,6 +4,9 @@
 //! line and asserting that nothing was lost and that duplicates stay within
 //! the scenario's bound.
 
+pub mod scenario;
+pub mod sink;
+
 use std::fmt;
 
 /// What a scenario counted at its end, printed as
