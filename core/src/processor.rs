@@ -6,7 +6,9 @@
 //! - [`SimpleProcessor`] runs one job at a time, in enqueue order. It suits
 //!   jobs that use a whole machine, and anything that must not overlap.
 //! - [`MultiProcessor`] runs up to `max_threads` jobs at once (default 5),
-//!   claiming only as many as it has free threads, in one call.
+//!   claiming only as many as it has free threads, in one call. A thread is
+//!   free once its last job's outcome is recorded, so the processor never
+//!   holds more leases than it has threads.
 //!
 //! Both offer the same steps, which tests and custom loops can call one by one
 //! — [`has_jobs_waiting`](SimpleProcessor::has_jobs_waiting),
@@ -35,7 +37,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -903,7 +905,12 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
     }
 }
 
-fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
+/// An outcome handed to the completer, with the channel that tells its
+/// worker once it is recorded.
+type Handover = (Finished, SyncSender<()>);
+
+fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Handover>) {
+    let (recorded, wait_recorded) = mpsc::sync_channel(1);
     let mut pool = lock_pool(shared);
     pool.idle += 1;
     shared.free.notify_one();
@@ -913,10 +920,16 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             drop(pool);
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                // The completer records outcomes in batches, so this thread is
-                // free as soon as the command returns.
-                if let Err(unsent) = outcomes.send(engine.execute(job)) {
-                    engine.record_many(vec![unsent.0]);
+                // The completer records the outcomes of several workers in
+                // one call. This thread waits for its own before it takes
+                // another job, so the processor never holds more leases than
+                // it has threads: a crash makes at most that many jobs run
+                // again.
+                match outcomes.send((engine.execute(job), recorded.clone())) {
+                    Ok(()) => {
+                        let _ = wait_recorded.recv();
+                    }
+                    Err(unsent) => engine.record_many(vec![unsent.0.0]),
                 }
                 // Where claims are free, a free thread claims for itself,
                 // sparing a hand-over through the claimer; elsewhere the
@@ -946,23 +959,23 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
 const RECORD_BATCH: usize = 256;
 
 /// How long the claimer waits for more workers to come free, and the
-/// completer for more outcomes, before a call that serves fewer than all the
-/// threads: short beside a round trip to a database under load, long beside
-/// the time the other workers of a batch take to finish short jobs.
+/// completer for more outcomes, before a call that serves fewer than all of
+/// them: short beside a round trip to a database under load, long beside the
+/// time the other workers of a batch take to finish short jobs.
 const GATHER: Duration = Duration::from_micros(500);
 
-/// Records outcomes as workers hand them over: the first outcome waits up to
-/// [`GATHER`] for as many more as there are threads, and whatever else
-/// arrived goes in the same call.
-fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
-    let gather = engine.config.max_threads;
+/// Records outcomes as workers hand them over: the first waits up to
+/// [`GATHER`] for the outcomes of the other jobs in flight, and whatever else
+/// arrived goes in the same call. Each worker hears once its outcome is
+/// recorded (or given up on).
+fn record_loop(engine: &Engine, recorded: &Receiver<Handover>) {
     while let Ok(first) = recorded.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + GATHER;
-        while batch.len() < gather {
+        while batch.len() < engine.in_flight().len().min(RECORD_BATCH) {
             let left = deadline.saturating_duration_since(Instant::now());
             match recorded.recv_timeout(left) {
-                Ok(finished) => batch.push(finished),
+                Ok(handover) => batch.push(handover),
                 Err(_) => break,
             }
         }
@@ -971,7 +984,11 @@ fn record_loop(engine: &Engine, recorded: &Receiver<Finished>) {
                 .try_iter()
                 .take(RECORD_BATCH.saturating_sub(batch.len())),
         );
+        let (batch, workers): (Vec<Finished>, Vec<SyncSender<()>>) = batch.into_iter().unzip();
         engine.record_many(batch);
+        for worker in workers {
+            let _ = worker.send(());
+        }
     }
 }
 

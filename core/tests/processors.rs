@@ -235,3 +235,149 @@ fn stop_within_a_grace_period_releases_what_still_runs() {
         "released, attempt not counted"
     );
 }
+
+/// A [`MemoryQueue`] whose outcomes wait at a gate until it opens.
+struct Gated {
+    inner: Arc<MemoryQueue>,
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    waiting: AtomicU64,
+}
+
+impl Gated {
+    fn pass(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl BaseQueue for Gated {
+    fn enqueue_many(
+        &self,
+        jobs: Vec<outband::NewJob>,
+    ) -> Result<Vec<outband::JobId>, outband::Error> {
+        self.inner.enqueue_many(jobs)
+    }
+    fn claim(
+        &self,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<outband::Claimed>, outband::Error> {
+        self.inner.claim(queue, max, lease)
+    }
+    fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), outband::Error> {
+        self.inner.wait(queues, timeout)
+    }
+    fn has_jobs_waiting(&self, queue: &str) -> Result<bool, outband::Error> {
+        self.inner.has_jobs_waiting(queue)
+    }
+    fn heartbeat(
+        &self,
+        lease: &outband::Lease,
+        lease_for: Duration,
+    ) -> Result<outband::Heartbeat, outband::Error> {
+        self.inner.heartbeat(lease, lease_for)
+    }
+    fn complete(
+        &self,
+        lease: &outband::Lease,
+        outcome: outband::Outcome,
+    ) -> Result<outband::Completion, outband::Error> {
+        self.pass();
+        self.inner.complete(lease, outcome)
+    }
+    fn complete_many(
+        &self,
+        completions: Vec<(outband::Lease, outband::Outcome)>,
+    ) -> Result<Vec<outband::Completion>, outband::Error> {
+        self.pass();
+        self.inner.complete_many(completions)
+    }
+    fn recover_expired(&self) -> Result<outband::Recovered, outband::Error> {
+        self.inner.recover_expired()
+    }
+    fn len(&self, queue: &str) -> Result<u64, outband::Error> {
+        self.inner.len(queue)
+    }
+    fn flush(&self, queue: &str) -> Result<u64, outband::Error> {
+        self.inner.flush(queue)
+    }
+    fn stats(&self, queue: &str) -> Result<outband::QueueStats, outband::Error> {
+        self.inner.stats(queue)
+    }
+    fn queues(&self) -> Result<Vec<String>, outband::Error> {
+        self.inner.queues()
+    }
+    fn job(&self, id: outband::JobId) -> Result<Option<outband::Job>, outband::Error> {
+        self.inner.job(id)
+    }
+    fn dead_jobs(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<outband::Job>, outband::Error> {
+        self.inner.dead_jobs(queue, offset, limit)
+    }
+    fn retry_dead(&self, id: outband::JobId) -> Result<bool, outband::Error> {
+        self.inner.retry_dead(id)
+    }
+    fn delete_dead(&self, id: outband::JobId) -> Result<bool, outband::Error> {
+        self.inner.delete_dead(id)
+    }
+    fn cancel(&self, id: outband::JobId) -> Result<bool, outband::Error> {
+        self.inner.cancel(id)
+    }
+    fn purge(&self, older_than: Duration) -> Result<u64, outband::Error> {
+        self.inner.purge(older_than)
+    }
+    fn claim_tick(&self, name: &str, tick: std::time::SystemTime) -> Result<bool, outband::Error> {
+        self.inner.claim_tick(name, tick)
+    }
+    fn now(&self) -> Result<std::time::SystemTime, outband::Error> {
+        self.inner.now()
+    }
+    fn cheap_claims(&self) -> bool {
+        self.inner.cheap_claims()
+    }
+}
+
+/// A crash loses the outcomes not yet recorded, and their jobs run again:
+/// a thread whose outcome waits must not take another job, or a crash
+/// could make more jobs run twice than the processor has threads.
+#[test]
+fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
+    enqueue_sleeps(&inner, run, &tags);
+    let queue = Arc::new(Gated {
+        inner: inner.clone(),
+        open: Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+        waiting: AtomicU64::new(0),
+    });
+    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    processor.start();
+    wait_until("an outcome waits at the gate", || {
+        queue.waiting.load(Ordering::SeqCst) > 0
+    });
+    // time enough for free threads to claim every other job
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        inner.stats("sleepy").unwrap().running,
+        2,
+        "two threads hold two leases, however many outcomes wait"
+    );
+    queue.open();
+    wait_until("all jobs are done", || all_done(&inner, 10));
+    processor.stop();
+}

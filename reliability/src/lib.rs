@@ -16,6 +16,11 @@
 //! |---|---|---|
 //! | `servers` | yes | [`servers`] and [`malformed`], with the SQL and Redis backends; the fuzz targets build without it |
 
+#[cfg(feature = "servers")]
+pub mod scenario;
+#[cfg(feature = "servers")]
+pub mod sink;
+
 use std::fmt;
 
 pub mod fuzz;
