@@ -18,7 +18,7 @@
 //! The consumer is a `MultiProcessor` in this process, so that the runs of the
 //! good command can be counted.
 //!
-//! Run it alone: `cargo test -p outband-reliability --test bad_input`
+//! Run it alone: `cargo test -p outband-reliability --features servers --test bad_input`
 //! (add `-- --nocapture` to see the summary lines).
 // The backends need the database client libraries: `--features servers`
 // (or the workspace's `--all-features`, as CI runs it).

@@ -12,7 +12,7 @@
 //! Run it alone, on every backend (servers as in `.env.sample`):
 //!
 //! ```sh
-//! OUTBAND_REQUIRE_SERVERS=1 cargo test -p outband-reliability --test crash -- --nocapture
+//! OUTBAND_REQUIRE_SERVERS=1 cargo test -p outband-reliability --features servers --test crash -- --nocapture
 //! ```
 // The backends need the database client libraries: `--features servers`
 // (or the workspace's `--all-features`, as CI runs it).

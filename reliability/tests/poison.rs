@@ -23,7 +23,7 @@
 //! scenario runs on SQLite, PostgreSQL, MariaDB and Redis, and prints its
 //! summary line.
 //!
-//! Run it alone: `cargo test -p outband-reliability --test poison`
+//! Run it alone: `cargo test -p outband-reliability --features servers --test poison`
 //! (add `-- --nocapture` to see the summary lines).
 // The backends need the database client libraries: `--features servers`
 // (or the workspace's `--all-features`, as CI runs it).

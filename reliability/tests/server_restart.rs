@@ -29,7 +29,7 @@
 //! outcome was lost with the connection and its lease expired). It prints its
 //! summary line.
 //!
-//! Run it alone: `cargo test -p outband-reliability --test server_restart`
+//! Run it alone: `cargo test -p outband-reliability --features servers --test server_restart`
 //! (add `-- --nocapture` to see the summary lines).
 // The backends need the database client libraries: `--features servers`
 // (or the workspace's `--all-features`, as CI runs it).
