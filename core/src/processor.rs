@@ -837,13 +837,13 @@ impl MultiProcessor {
             }
             // ends once every worker has ended and dropped its sender
             drop(outcomes);
-            let engine = Arc::clone(&self.engine);
+            let (engine, claimer_shared) = (Arc::clone(&self.engine), Arc::clone(&shared));
             handles.push(spawn("outband-claimer".into(), move || {
-                claim_loop(&engine, &shared);
+                claim_loop(&engine, &claimer_shared);
             }));
             let engine = Arc::clone(&self.engine);
             handles.push(spawn("outband-completer".into(), move || {
-                record_loop(&engine, &recorded);
+                record_loop(&engine, &shared, &recorded);
             }));
             handles
         });
@@ -965,14 +965,20 @@ const RECORD_BATCH: usize = 256;
 const GATHER: Duration = Duration::from_micros(500);
 
 /// Records outcomes as workers hand them over: the first waits up to
-/// [`GATHER`] for the outcomes of the other jobs in flight, and whatever else
+/// [`GATHER`] for the outcomes of the other busy workers (those running a
+/// job, waiting for its outcome, or handed one to start), and whatever else
 /// arrived goes in the same call. Each worker hears once its outcome is
 /// recorded (or given up on).
-fn record_loop(engine: &Engine, recorded: &Receiver<Handover>) {
+fn record_loop(engine: &Engine, shared: &Shared, recorded: &Receiver<Handover>) {
+    let busy = || {
+        let pool = lock_pool(shared);
+        let free = pool.idle.saturating_sub(pool.jobs.len());
+        engine.config.max_threads.saturating_sub(free)
+    };
     while let Ok(first) = recorded.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + GATHER;
-        while batch.len() < engine.in_flight().len().min(RECORD_BATCH) {
+        while batch.len() < busy().min(RECORD_BATCH) {
             let left = deadline.saturating_duration_since(Instant::now());
             match recorded.recv_timeout(left) {
                 Ok(handover) => batch.push(handover),
