@@ -1,6 +1,7 @@
 //! Overload: 4 producer threads enqueue 200,000 jobs, in batches of 500, as
-//! fast as the backend takes them, while 2 consumer daemons (8 threads
-//! each) run. Proves that:
+//! fast as the backend takes them, while 2 consumer daemons (32 threads
+//! each, so that a claim and a recorded batch of outcomes serve up to 32
+//! jobs in one transaction) run. Proves that:
 //!
 //! - every enqueue the backend acknowledged ran (nothing silently lost);
 //!   an enqueue that failed is counted and reported, never hidden: the
@@ -40,7 +41,7 @@ const JOBS_ENV: &str = "OUTBAND_RELIABILITY_OVERLOAD_JOBS";
 const PRODUCERS: u64 = 4;
 const BATCH: u64 = 500;
 const CONSUMERS: [&str; 2] = ["a", "b"];
-const CONSUMER: &[&str] = &["-t", "8"];
+const CONSUMER: &[&str] = &["-t", "32"];
 /// The most a consumer may hold in memory, in KiB: generous, as a bound
 /// against growth with the queue's depth, not a measure of speed.
 const RSS_BOUND_KIB: u64 = 256 * 1024;
