@@ -127,26 +127,39 @@ impl PidFile {
 
     /// What the pid file at `path` says.
     pub fn status(path: &Path) -> Result<PidStatus, PidFileError> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(PidStatus::NotRunning);
-            }
-            Err(source) => {
-                return Err(PidFileError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+        let io = |source| PidFileError::Io {
+            path: path.to_owned(),
+            source,
         };
-        let pid = read_pid(&mut file);
-        match file.try_lock() {
-            Ok(()) => Ok(PidStatus::Dead(pid)),
-            Err(TryLockError::WouldBlock) => Ok(PidStatus::Running(pid)),
-            Err(TryLockError::Error(source)) => Err(PidFileError::Io {
-                path: path.to_owned(),
-                source,
-            }),
+        loop {
+            let mut file = match File::open(path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(PidStatus::NotRunning);
+                }
+                Err(source) => return Err(io(source)),
+            };
+            let pid = read_pid(&mut file);
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(PidStatus::Running(pid)),
+                Err(TryLockError::Error(source)) => return Err(io(source)),
+            }
+            // A daemon that exits removes its pid file and then lets go of
+            // the lock: if it did both since our open, the unlocked file is
+            // no longer at `path`, and the daemon ended cleanly rather than
+            // died. Look again at what `path` holds now.
+            let held = file.metadata().map_err(io)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(PidStatus::Dead(pid));
+                }
+                Ok(_) => continue,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(PidStatus::NotRunning);
+                }
+                Err(source) => return Err(io(source)),
+            }
         }
     }
 }
@@ -203,5 +216,47 @@ mod tests {
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.trim(), std::process::id().to_string());
         drop(held);
+    }
+
+    /// A daemon that exits cleanly removes its pid file, then lets go of the
+    /// lock; a reader that opened the file just before must not take the
+    /// unlocked, removed file for a dead daemon's (`stop` then reported
+    /// "ended without removing its pid file").
+    #[test]
+    fn a_clean_exit_is_never_read_as_a_death() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumer.pid");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let deaths = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut deaths = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Dead(None) is a file created but not yet locked and
+                    // written by a starting daemon, another moment
+                    if let PidStatus::Dead(Some(_)) = PidFile::status(&path).unwrap() {
+                        deaths += 1;
+                    }
+                }
+                deaths
+            });
+            let mut cycles = 0;
+            while cycles < 3_000 {
+                // the reader's own brief lock may refuse an acquire: retry
+                match PidFile::acquire(&path) {
+                    Ok(held) => {
+                        held.remove();
+                        cycles += 1;
+                    }
+                    Err(PidFileError::AlreadyRunning { .. }) => {}
+                    Err(error) => {
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        panic!("{error}");
+                    }
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            reader.join().unwrap()
+        });
+        assert_eq!(deaths, 0, "a clean exit was read as a death");
     }
 }
