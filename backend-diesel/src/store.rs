@@ -387,6 +387,28 @@ macro_rules! values_insert_impl {
     };
 }
 
+/// Runs `f` again, up to four more times, when the database gave up on its
+/// transaction for a conflict with another one: InnoDB picks a deadlock's
+/// victim and asks it to restart (`SerializationFailure`), which happens when
+/// completions moving rows to `<prefix>done` cross concurrent claims. The
+/// transaction was rolled back, so running it again is safe.
+pub(crate) fn retry_conflicts<T>(mut f: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut attempt = 0u64;
+    loop {
+        match f() {
+            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info))
+                if attempt < 4 =>
+            {
+                attempt += 1;
+                log::debug!("transaction restarted after a conflict: {}", info.message());
+                std::thread::sleep(Duration::from_millis(attempt * 2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// MySQL: the rows of `<prefix>keys` (migration `0004_key_locks`) that lock
 /// the ordering keys of `jobs` until the transaction ends, as
 /// [`lock_ordering_keys`] does on PostgreSQL: FNV-1a of queue and key, modulo
@@ -533,41 +555,43 @@ macro_rules! store_impl {
                 use ::diesel::prelude::*;
                 use $crate::store::*;
                 let mut rows: Vec<Row> = match st.dialect {
-                    $crate::sql::Dialect::Mysql => self.write(|conn| {
-                        let mut rows: Vec<RowNow> = st
-                            .claim_select
-                            .query()
-                            .text(queue)
-                            .i64(max)
-                            .load::<RowNow>(conn)?;
-                        let Some(now) = rows.first().map(|r| r.db_now) else {
-                            return Ok(Vec::new());
-                        };
-                        let deadline = now.saturating_add(lease_us);
-                        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
-                        let update = $crate::prepared::Stmt::new(&format!(
-                            "{}{}",
-                            st.claim_update_head,
-                            placeholders(ids.len())
-                        ));
-                        let mut query = update.query().i64(now).i64(deadline);
-                        if ids.len() > 16 {
-                            // one prepared statement per batch size: keep few
-                            query = query.uncached();
-                        }
-                        for &id in &ids {
-                            query = query.i64(id);
-                        }
-                        query.execute(conn)?;
-                        // the rows are locked: what the update wrote is known
-                        for r in &mut rows {
-                            r.stored.state = 1;
-                            r.stored.attempt += 1;
-                            r.stored.token += 1;
-                            r.stored.started_at = Some(now);
-                            r.stored.deadline = Some(deadline);
-                        }
-                        Ok(rows.into_iter().map(|r| r.stored).collect())
+                    $crate::sql::Dialect::Mysql => $crate::store::retry_conflicts(|| {
+                        self.write(|conn| {
+                            let mut rows: Vec<RowNow> = st
+                                .claim_select
+                                .query()
+                                .text(queue)
+                                .i64(max)
+                                .load::<RowNow>(conn)?;
+                            let Some(now) = rows.first().map(|r| r.db_now) else {
+                                return Ok(Vec::new());
+                            };
+                            let deadline = now.saturating_add(lease_us);
+                            let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+                            let update = $crate::prepared::Stmt::new(&format!(
+                                "{}{}",
+                                st.claim_update_head,
+                                placeholders(ids.len())
+                            ));
+                            let mut query = update.query().i64(now).i64(deadline);
+                            if ids.len() > 16 {
+                                // one prepared statement per batch size: keep few
+                                query = query.uncached();
+                            }
+                            for &id in &ids {
+                                query = query.i64(id);
+                            }
+                            query.execute(conn)?;
+                            // the rows are locked: what the update wrote is known
+                            for r in &mut rows {
+                                r.stored.state = 1;
+                                r.stored.attempt += 1;
+                                r.stored.token += 1;
+                                r.stored.started_at = Some(now);
+                                r.stored.deadline = Some(deadline);
+                            }
+                            Ok(rows.into_iter().map(|r| r.stored).collect())
+                        })
                     })?,
                     // one statement, atomic on its own: no BEGIN/COMMIT round trips
                     $crate::sql::Dialect::Postgres => st
@@ -691,12 +715,14 @@ macro_rules! store_impl {
                     }
                     Ok(done)
                 };
-                if completions.len() == 1 && postgres {
-                    // one statement, atomic on its own
-                    record(self)
-                } else {
-                    self.write(record)
-                }
+                $crate::store::retry_conflicts(|| {
+                    if completions.len() == 1 && postgres {
+                        // one statement, atomic on its own
+                        record(self)
+                    } else {
+                        self.write(record)
+                    }
+                })
             }
 
             fn write<T>(
