@@ -753,6 +753,25 @@ impl BaseQueue for DatabaseQueue {
         })
     }
 
+    /// One transaction: one commit for the outcomes and the claim.
+    fn complete_and_claim(
+        &self,
+        completions: Vec<(Lease, Outcome)>,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<(Vec<Completion>, Vec<Claimed>), Error> {
+        if completions.is_empty() || max == 0 {
+            let completed = self.complete_many(completions)?;
+            return Ok((completed, self.claim(queue, max, lease)?));
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        with_conn!(self.inner, conn => {
+            conn.complete_and_claim(&self.inner.st, &completions, queue, max, micros(lease))
+                .map_err(db_error)
+        })
+    }
+
     fn recover_expired(&self) -> Result<Recovered, Error> {
         let st = &self.inner.st;
         with_conn!(self.inner, conn => {

@@ -552,65 +552,91 @@ macro_rules! store_impl {
                 max: i64,
                 lease_us: i64,
             ) -> ::diesel::QueryResult<Vec<::outband::Claimed>> {
-                use ::diesel::prelude::*;
-                use $crate::store::*;
-                let mut rows: Vec<Row> = match st.dialect {
+                let rows = match st.dialect {
                     $crate::sql::Dialect::Mysql => $crate::store::retry_conflicts(|| {
-                        self.write(|conn| {
-                            let mut rows: Vec<RowNow> = st
-                                .claim_select
-                                .query()
-                                .text(queue)
-                                .i64(max)
-                                .load::<RowNow>(conn)?;
-                            let Some(now) = rows.first().map(|r| r.db_now) else {
-                                return Ok(Vec::new());
-                            };
-                            let deadline = now.saturating_add(lease_us);
-                            let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
-                            let update = $crate::prepared::Stmt::new(&format!(
-                                "{}{}",
-                                st.claim_update_head,
-                                placeholders(ids.len())
-                            ));
-                            let mut query = update.query().i64(now).i64(deadline);
-                            if ids.len() > 16 {
-                                // one prepared statement per batch size: keep few
-                                query = query.uncached();
-                            }
-                            for &id in &ids {
-                                query = query.i64(id);
-                            }
-                            query.execute(conn)?;
-                            // the rows are locked: what the update wrote is known
-                            for r in &mut rows {
-                                r.stored.state = 1;
-                                r.stored.attempt += 1;
-                                r.stored.token += 1;
-                                r.stored.started_at = Some(now);
-                                r.stored.deadline = Some(deadline);
-                            }
-                            Ok(rows.into_iter().map(|r| r.stored).collect())
-                        })
+                        self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
                     })?,
                     // one statement, atomic on its own: no BEGIN/COMMIT round trips
+                    $crate::sql::Dialect::Postgres => self.claim_rows(st, queue, max, lease_us)?,
+                    // immediate: the write lock is taken before the snapshot
+                    $crate::sql::Dialect::Sqlite => {
+                        self.write(|conn| conn.claim_rows(st, queue, max, lease_us))?
+                    }
+                };
+                Ok(self.claimed(st, queue, rows))
+            }
+
+            fn claim_rows(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+                max: i64,
+                lease_us: i64,
+            ) -> ::diesel::QueryResult<Vec<$crate::store::Row>> {
+                use ::diesel::prelude::*;
+                use $crate::store::*;
+                match st.dialect {
+                    $crate::sql::Dialect::Mysql => {
+                        let mut rows: Vec<RowNow> = st
+                            .claim_select
+                            .query()
+                            .text(queue)
+                            .i64(max)
+                            .load::<RowNow>(self)?;
+                        let Some(now) = rows.first().map(|r| r.db_now) else {
+                            return Ok(Vec::new());
+                        };
+                        let deadline = now.saturating_add(lease_us);
+                        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+                        let update = $crate::prepared::Stmt::new(&format!(
+                            "{}{}",
+                            st.claim_update_head,
+                            placeholders(ids.len())
+                        ));
+                        let mut query = update.query().i64(now).i64(deadline);
+                        if ids.len() > 16 {
+                            // one prepared statement per batch size: keep few
+                            query = query.uncached();
+                        }
+                        for &id in &ids {
+                            query = query.i64(id);
+                        }
+                        query.execute(self)?;
+                        // the rows are locked: what the update wrote is known
+                        for r in &mut rows {
+                            r.stored.state = 1;
+                            r.stored.attempt += 1;
+                            r.stored.token += 1;
+                            r.stored.started_at = Some(now);
+                            r.stored.deadline = Some(deadline);
+                        }
+                        Ok(rows.into_iter().map(|r| r.stored).collect())
+                    }
                     $crate::sql::Dialect::Postgres => st
                         .claim
                         .query()
                         .text(queue)
                         .i64(max)
                         .i64(lease_us)
-                        .load::<Row>(self)?,
-                    // immediate: the write lock is taken before the snapshot
-                    $crate::sql::Dialect::Sqlite => self.write(|conn| {
-                        st.claim
-                            .query()
-                            .i64(lease_us)
-                            .text(queue)
-                            .i64(max)
-                            .load::<Row>(conn)
-                    })?,
-                };
+                        .load::<Row>(self),
+                    $crate::sql::Dialect::Sqlite => st
+                        .claim
+                        .query()
+                        .i64(lease_us)
+                        .text(queue)
+                        .i64(max)
+                        .load::<Row>(self),
+                }
+            }
+
+            fn claimed(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+                mut rows: Vec<$crate::store::Row>,
+            ) -> Vec<::outband::Claimed> {
+                use ::diesel::prelude::*;
+                use $crate::store::*;
                 claim_order(&mut rows);
                 let mut claimed = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -620,15 +646,20 @@ macro_rules! store_impl {
                             // held under this claim's lease: no one else touches it
                             let reason = format!("malformed record: {reason}");
                             ::log::error!("job {} of queue {queue}: {reason}", row.id);
-                            st.mark_malformed
+                            if let Err(error) = st
+                                .mark_malformed
                                 .query()
                                 .text(&reason)
                                 .i64(row.id)
-                                .execute(self)?;
+                                .execute(self)
+                            {
+                                // its lease expires and the next claim finds it again
+                                ::log::error!("moving job {} to dead failed: {error}", row.id);
+                            }
                         }
                     }
                 }
-                Ok(claimed)
+                claimed
             }
 
             fn complete_many(
@@ -636,93 +667,116 @@ macro_rules! store_impl {
                 st: &$crate::sql::Statements,
                 completions: &[(::outband::Lease, ::outband::Outcome)],
             ) -> ::diesel::QueryResult<Vec<::outband::Completion>> {
-                use ::diesel::prelude::*;
-                use $crate::store::*;
                 let postgres = st.dialect == $crate::sql::Dialect::Postgres;
-                let record = |conn: &mut Self| {
-                    let mut done = Vec::with_capacity(completions.len());
-                    // SQLite and MySQL: jobs marked done here, moved to `{done}` below
-                    let mut to_move = Vec::new();
-                    for (lease, outcome) in completions {
-                        let id = i64::try_from(lease.job.0).unwrap_or(-1);
-                        let token = i64::try_from(lease.token).unwrap_or(-1);
-                        let n = match CompletionSql::of(outcome) {
-                            // PostgreSQL: the row moves in one statement
-                            CompletionSql::Done {
-                                duration_us,
-                                result,
-                            } if postgres => st
-                                .done
-                                .query()
-                                .i64(id)
-                                .i64(token)
-                                .i64(duration_us)
-                                .opt_bytes(result)
-                                .execute(conn)?,
-                            CompletionSql::Done {
-                                duration_us,
-                                result,
-                            } => {
-                                let n = st
-                                    .done
-                                    .query()
-                                    .i64(duration_us)
-                                    .opt_bytes(result)
-                                    .i64(id)
-                                    .i64(token)
-                                    .execute(conn)?;
-                                if n > 0 {
-                                    to_move.push(id);
-                                }
-                                n
-                            }
-                            CompletionSql::Retry { delay_us, error } => st
-                                .retry
-                                .query()
-                                .i64(delay_us)
-                                .text(error)
-                                .i64(id)
-                                .i64(token)
-                                .execute(conn)?,
-                            CompletionSql::Dead { error } => st
-                                .dead
-                                .query()
-                                .text(error)
-                                .i64(id)
-                                .i64(token)
-                                .execute(conn)?,
-                            CompletionSql::Release => {
-                                st.release.query().i64(id).i64(token).execute(conn)?
-                            }
-                        };
-                        done.push(completion(n));
-                    }
-                    if !to_move.is_empty() {
-                        // rows this transaction holds: nothing else can change them
-                        for head in [&st.move_done_head, &st.delete_done_head] {
-                            let sql = format!("{head}{}", placeholders(to_move.len()));
-                            let statement = $crate::prepared::Stmt::new(&sql);
-                            let mut query = statement.query();
-                            if to_move.len() > 16 {
-                                // one prepared statement per batch size: keep few
-                                query = query.uncached();
-                            }
-                            for &id in &to_move {
-                                query = query.i64(id);
-                            }
-                            query.execute(conn)?;
-                        }
-                    }
-                    Ok(done)
-                };
                 $crate::store::retry_conflicts(|| {
                     if completions.len() == 1 && postgres {
                         // one statement, atomic on its own
-                        record(self)
+                        self.record(st, completions)
                     } else {
-                        self.write(record)
+                        self.write(|conn| conn.record(st, completions))
                     }
                 })
+            }
+
+            fn complete_and_claim(
+                &mut self,
+                st: &$crate::sql::Statements,
+                completions: &[(::outband::Lease, ::outband::Outcome)],
+                queue: &str,
+                max: i64,
+                lease_us: i64,
+            ) -> ::diesel::QueryResult<(Vec<::outband::Completion>, Vec<::outband::Claimed>)> {
+                let (done, rows) = $crate::store::retry_conflicts(|| {
+                    self.write(|conn| {
+                        let done = conn.record(st, completions)?;
+                        Ok((done, conn.claim_rows(st, queue, max, lease_us)?))
+                    })
+                })?;
+                Ok((done, self.claimed(st, queue, rows)))
+            }
+
+            fn record(
+                &mut self,
+                st: &$crate::sql::Statements,
+                completions: &[(::outband::Lease, ::outband::Outcome)],
+            ) -> ::diesel::QueryResult<Vec<::outband::Completion>> {
+                use ::diesel::prelude::*;
+                use $crate::store::*;
+                let postgres = st.dialect == $crate::sql::Dialect::Postgres;
+                let mut done = Vec::with_capacity(completions.len());
+                // SQLite and MySQL: jobs marked done here, moved to `{done}` below
+                let mut to_move = Vec::new();
+                for (lease, outcome) in completions {
+                    let id = i64::try_from(lease.job.0).unwrap_or(-1);
+                    let token = i64::try_from(lease.token).unwrap_or(-1);
+                    let n = match CompletionSql::of(outcome) {
+                        // PostgreSQL: the row moves in one statement
+                        CompletionSql::Done {
+                            duration_us,
+                            result,
+                        } if postgres => st
+                            .done
+                            .query()
+                            .i64(id)
+                            .i64(token)
+                            .i64(duration_us)
+                            .opt_bytes(result)
+                            .execute(self)?,
+                        CompletionSql::Done {
+                            duration_us,
+                            result,
+                        } => {
+                            let n = st
+                                .done
+                                .query()
+                                .i64(duration_us)
+                                .opt_bytes(result)
+                                .i64(id)
+                                .i64(token)
+                                .execute(self)?;
+                            if n > 0 {
+                                to_move.push(id);
+                            }
+                            n
+                        }
+                        CompletionSql::Retry { delay_us, error } => st
+                            .retry
+                            .query()
+                            .i64(delay_us)
+                            .text(error)
+                            .i64(id)
+                            .i64(token)
+                            .execute(self)?,
+                        CompletionSql::Dead { error } => st
+                            .dead
+                            .query()
+                            .text(error)
+                            .i64(id)
+                            .i64(token)
+                            .execute(self)?,
+                        CompletionSql::Release => {
+                            st.release.query().i64(id).i64(token).execute(self)?
+                        }
+                    };
+                    done.push(completion(n));
+                }
+                if !to_move.is_empty() {
+                    // rows this transaction holds: nothing else can change them
+                    for head in [&st.move_done_head, &st.delete_done_head] {
+                        let sql = format!("{head}{}", placeholders(to_move.len()));
+                        let statement = $crate::prepared::Stmt::new(&sql);
+                        let mut query = statement.query();
+                        if to_move.len() > 16 {
+                            // one prepared statement per batch size: keep few
+                            query = query.uncached();
+                        }
+                        for &id in &to_move {
+                            query = query.i64(id);
+                        }
+                        query.execute(self)?;
+                    }
+                }
+                Ok(done)
             }
 
             fn write<T>(
@@ -760,8 +814,40 @@ pub(crate) trait Store: Connection + InsertRows + Sized {
         lease_us: i64,
     ) -> QueryResult<Vec<Claimed>>;
 
+    /// The claim's own statements, inside a transaction the caller opened
+    /// (or, on PostgreSQL, as one statement): the rows claimed.
+    fn claim_rows(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Row>>;
+
+    /// The claimed rows in claim order as jobs; malformed rows go to `dead`.
+    fn claimed(&mut self, st: &Statements, queue: &str, rows: Vec<Row>) -> Vec<Claimed>;
+
     /// Records outcomes in one transaction.
     fn complete_many(
+        &mut self,
+        st: &Statements,
+        completions: &[(Lease, Outcome)],
+    ) -> QueryResult<Vec<Completion>>;
+
+    /// Records outcomes and claims up to `max` jobs of `queue` in one
+    /// transaction: one commit where there were two.
+    fn complete_and_claim(
+        &mut self,
+        st: &Statements,
+        completions: &[(Lease, Outcome)],
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<(Vec<Completion>, Vec<Claimed>)>;
+
+    /// The statements that record outcomes, inside a transaction the caller
+    /// opened (or, for one outcome on PostgreSQL, as one statement).
+    fn record(
         &mut self,
         st: &Statements,
         completions: &[(Lease, Outcome)],

@@ -364,6 +364,42 @@ fn array(value: Value) -> Vec<Value> {
 ///
 /// Parsing is lenient: a field that is missing or garbled reads as empty or
 /// zero, so a damaged record can still be listed, retried or deleted.
+/// The complete script's arguments, tag included, before the first lease's.
+const COMPLETE_HEAD: usize = 5;
+/// The complete script's arguments per lease.
+const COMPLETE_FIELDS: usize = 5;
+
+/// The jobs in a claim script's reply: each job's number and its record.
+fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
+    let mut claimed = Vec::with_capacity(reply.len() / 2);
+    let mut items = reply.into_iter();
+    while let (Some(seq), Some(record)) = (items.next(), items.next()) {
+        let seq = u64::try_from(int(&seq)).unwrap_or(0);
+        let id = JobId((bucket << SEQ_BITS) | seq);
+        let record = array(record);
+        let mut fields = HashMap::new();
+        for pair in record.chunks(2) {
+            if let [name, value] = pair {
+                fields.insert(text(name), int(value));
+            }
+        }
+        let Some(job) = parse_job(id, record) else {
+            continue;
+        };
+        let token = fields.get("l").copied().unwrap_or(0);
+        let deadline = time_of(fields.get("d").copied().unwrap_or(0));
+        claimed.push(Claimed {
+            job,
+            lease: Lease {
+                job: id,
+                token: u64::try_from(token).unwrap_or(0),
+                deadline,
+            },
+        });
+    }
+    claimed
+}
+
 fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
     if record.is_empty() {
         return None;
@@ -500,6 +536,55 @@ impl RedisQueue {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, Error> {
         self.pool.with(|con| invocation.invoke(con.like()))
+    }
+
+    /// Appends the claim script's arguments after the tag.
+    fn claim_args(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) {
+        invocation
+            .arg(queue)
+            .arg(max)
+            .arg(ms(lease))
+            .arg(self.dead_cap());
+    }
+
+    /// Appends the complete script's arguments after the tag for the
+    /// `members` of `completions`: [`COMPLETE_HEAD`] of them, then
+    /// [`COMPLETE_FIELDS`] per lease.
+    fn complete_args(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        completions: &[(Lease, Outcome)],
+        members: &[usize],
+    ) {
+        invocation
+            .arg(self.retention_ms())
+            .arg(self.dead_cap())
+            .arg(self.options.run_time_sample.max(1))
+            .arg(members.len());
+        for &index in members {
+            let (lease, outcome) = &completions[index];
+            let seq = lease.job.0 & ((1 << SEQ_BITS) - 1);
+            invocation.arg(seq).arg(lease.token);
+            match outcome {
+                Outcome::Done {
+                    result: Some(result),
+                    duration,
+                } => invocation.arg("D").arg(micros(*duration)).arg(&result[..]),
+                Outcome::Done {
+                    result: None,
+                    duration,
+                } => invocation.arg("d").arg(micros(*duration)).arg(""),
+                Outcome::Retry { delay, error } => invocation.arg("r").arg(ms(*delay)).arg(error),
+                Outcome::Dead { error } => invocation.arg("x").arg(0).arg(error),
+                Outcome::Release => invocation.arg("l").arg(0).arg(""),
+            };
+        }
     }
 
     /// Adds queue names to `namespace:queues`, once per handle.
@@ -675,39 +760,8 @@ impl BaseQueue for RedisQueue {
         }
         let bucket = bucket_of(queue);
         let mut invocation = self.invocation(&SCRIPTS.claim, bucket);
-        invocation
-            .arg(queue)
-            .arg(max)
-            .arg(ms(lease))
-            .arg(self.dead_cap());
-        let reply: Vec<Value> = self.invoke(&invocation)?;
-        let mut claimed = Vec::with_capacity(reply.len() / 2);
-        let mut items = reply.into_iter();
-        while let (Some(seq), Some(record)) = (items.next(), items.next()) {
-            let seq = u64::try_from(int(&seq)).unwrap_or(0);
-            let id = JobId((bucket << SEQ_BITS) | seq);
-            let record = array(record);
-            let mut fields = HashMap::new();
-            for pair in record.chunks(2) {
-                if let [name, value] = pair {
-                    fields.insert(text(name), int(value));
-                }
-            }
-            let Some(job) = parse_job(id, record) else {
-                continue;
-            };
-            let token = fields.get("l").copied().unwrap_or(0);
-            let deadline = time_of(fields.get("d").copied().unwrap_or(0));
-            claimed.push(Claimed {
-                job,
-                lease: Lease {
-                    job: id,
-                    token: u64::try_from(token).unwrap_or(0),
-                    deadline,
-                },
-            });
-        }
-        Ok(claimed)
+        self.claim_args(&mut invocation, queue, max, lease);
+        Ok(claimed_of(bucket, self.invoke(&invocation)?))
     }
 
     fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
@@ -787,31 +841,7 @@ impl BaseQueue for RedisQueue {
         }
         for (bucket, members) in groups {
             let mut invocation = self.invocation(&SCRIPTS.complete, bucket);
-            invocation
-                .arg(self.retention_ms())
-                .arg(self.dead_cap())
-                .arg(self.options.run_time_sample.max(1))
-                .arg(members.len());
-            for &index in &members {
-                let (lease, outcome) = &completions[index];
-                let seq = lease.job.0 & ((1 << SEQ_BITS) - 1);
-                invocation.arg(seq).arg(lease.token);
-                match outcome {
-                    Outcome::Done {
-                        result: Some(result),
-                        duration,
-                    } => invocation.arg("D").arg(micros(*duration)).arg(&result[..]),
-                    Outcome::Done {
-                        result: None,
-                        duration,
-                    } => invocation.arg("d").arg(micros(*duration)).arg(""),
-                    Outcome::Retry { delay, error } => {
-                        invocation.arg("r").arg(ms(*delay)).arg(error)
-                    }
-                    Outcome::Dead { error } => invocation.arg("x").arg(0).arg(error),
-                    Outcome::Release => invocation.arg("l").arg(0).arg(""),
-                };
-            }
+            self.complete_args(&mut invocation, &completions, &members);
             let applied: Vec<i64> = self.invoke(&invocation)?;
             for (&index, applied) in members.iter().zip(applied) {
                 if applied == 1 {
@@ -820,6 +850,46 @@ impl BaseQueue for RedisQueue {
             }
         }
         Ok(results)
+    }
+
+    /// One script call when every lease is of `queue`'s slot (a consumer's
+    /// usual case); otherwise the outcomes and the claim go separately.
+    fn complete_and_claim(
+        &self,
+        completions: Vec<(Lease, Outcome)>,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<(Vec<Completion>, Vec<Claimed>), Error> {
+        let bucket = bucket_of(queue);
+        let one_slot = completions
+            .iter()
+            .all(|(lease, _)| split_id(lease.job).is_some_and(|(b, _)| b == bucket));
+        if max == 0 || completions.is_empty() || !one_slot {
+            let completed = self.complete_many(completions)?;
+            let claimed = self.claim(queue, max, lease).unwrap_or_else(|error| {
+                log::warn!("claiming from {queue} after recording outcomes failed: {error}");
+                Vec::new()
+            });
+            return Ok((completed, claimed));
+        }
+        let members: Vec<usize> = (0..completions.len()).collect();
+        let mut invocation = SCRIPTS.complete_claim.prepare_invoke();
+        invocation
+            .key(self.seq_key(bucket))
+            .arg(COMPLETE_HEAD + COMPLETE_FIELDS * completions.len())
+            .arg(self.tag(bucket));
+        self.complete_args(&mut invocation, &completions, &members);
+        invocation.arg(self.tag(bucket));
+        self.claim_args(&mut invocation, queue, max, lease);
+        let (applied, claimed): (Vec<i64>, Vec<Value>) = self.invoke(&invocation)?;
+        let mut results = vec![Completion::LeaseLost; completions.len()];
+        for (result, applied) in results.iter_mut().zip(applied) {
+            if applied == 1 {
+                *result = Completion::Applied;
+            }
+        }
+        Ok((results, claimed_of(bucket, claimed)))
     }
 
     fn recover_expired(&self) -> Result<Recovered, Error> {

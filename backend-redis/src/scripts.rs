@@ -533,6 +533,7 @@ pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
     pub(crate) claim: Script,
     pub(crate) complete: Script,
+    pub(crate) complete_claim: Script,
     pub(crate) heartbeat: Script,
     pub(crate) recover: Script,
     pub(crate) probe: Script,
@@ -549,11 +550,26 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
 
+/// [`COMPLETE`] then [`CLAIM`] in one call, on one slot: a consumer's worker
+/// hands back its lease and takes its next job in one round trip. ARGV: the
+/// count `n` of [`COMPLETE`]'s arguments, those `n` arguments, then
+/// [`CLAIM`]'s. Returns the two replies.
+fn complete_claim() -> Script {
+    script(&format!(
+        "local function complete_batch(ARGV)\n{COMPLETE}\nend\n\
+         local function claim_batch(ARGV)\n{CLAIM}\nend\n\
+         local n = tonumber(ARGV[1])\n\
+         local done = complete_batch({{unpack(ARGV, 2, n + 1)}})\n\
+         return {{done, claim_batch({{unpack(ARGV, n + 2)}})}}\n"
+    ))
+}
+
 /// The scripts, hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: script(ENQUEUE),
     claim: script(CLAIM),
     complete: script(COMPLETE),
+    complete_claim: complete_claim(),
     heartbeat: script(HEARTBEAT),
     recover: script(RECOVER),
     probe: script(PROBE),

@@ -8,7 +8,10 @@
 //! - [`MultiProcessor`] runs up to `max_threads` jobs at once (default 5),
 //!   claiming only as many as it has free threads, in one call. A thread is
 //!   free once its last job's outcome is recorded, so the processor never
-//!   holds more leases than it has threads.
+//!   holds more leases than it has threads. The call that records the
+//!   outcomes of the threads that finished together also claims their next
+//!   jobs ([`BaseQueue::complete_and_claim`]): under load, each batch of jobs
+//!   costs one round trip (one transaction on SQL databases).
 //!
 //! Both offer the same steps, which tests and custom loops can call one by one
 //! — [`has_jobs_waiting`](SimpleProcessor::has_jobs_waiting),
@@ -349,6 +352,18 @@ impl Engine {
     /// trying again while the backend is unavailable: a lost outcome would
     /// make the job run twice once its lease expires.
     fn record_many(&self, finished: Vec<Finished>) {
+        let _ = self.record_and_claim(finished, 0);
+    }
+
+    /// Records the outcomes of several attempts and, in the same call, claims
+    /// up to `want` jobs for the threads that ran them
+    /// ([`BaseQueue::complete_and_claim`]), trying again while the backend is
+    /// unavailable: a lost outcome would make the job run twice once its
+    /// lease expires. The claim starts at the next queue in turn; where that
+    /// queue has fewer than `want` ready, the other queues are asked after.
+    fn record_and_claim(&self, finished: Vec<Finished>, want: usize) -> Vec<Claimed> {
+        let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        let first = &self.queues[start % self.queues.len()];
         let completions = || {
             finished
                 .iter()
@@ -357,7 +372,15 @@ impl Engine {
         };
         let mut backoff = Duration::from_millis(50);
         let results = loop {
-            match self.queue.complete_many(completions()) {
+            let attempt = if want == 0 {
+                self.queue
+                    .complete_many(completions())
+                    .map(|done| (done, Vec::new()))
+            } else {
+                self.queue
+                    .complete_and_claim(completions(), first, want, self.config.lease)
+            };
+            match attempt {
                 Err(error) if error.is_retryable() && backoff < self.config.lease / 2 => {
                     log::warn!(
                         "recording {} outcomes failed, retrying: {error}",
@@ -371,10 +394,27 @@ impl Engine {
             }
         };
         match results {
-            Ok(results) => {
+            Ok((results, mut claimed)) => {
                 for (finished, completion) in finished.into_iter().zip(results) {
                     let _ = self.settle(finished, Ok(completion));
                 }
+                for i in 1..self.queues.len() {
+                    if claimed.len() >= want {
+                        break;
+                    }
+                    let queue = &self.queues[(start + i) % self.queues.len()];
+                    match self
+                        .queue
+                        .claim(queue, want - claimed.len(), self.config.lease)
+                    {
+                        Ok(more) => claimed.extend(more),
+                        Err(error) => {
+                            log::error!("claiming failed: {error}");
+                            break;
+                        }
+                    }
+                }
+                claimed
             }
             Err(error) => {
                 log::error!(
@@ -385,6 +425,7 @@ impl Engine {
                 for finished in &finished {
                     in_flight.remove(&finished.job.id);
                 }
+                Vec::new()
             }
         }
     }
@@ -905,9 +946,9 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
     }
 }
 
-/// An outcome handed to the completer, with the channel that tells its
-/// worker once it is recorded.
-type Handover = (Finished, SyncSender<()>);
+/// An outcome handed to the completer, with the channel on which its worker
+/// hears once it is recorded, and gets the job it runs next, if any.
+type Handover = (Finished, SyncSender<Option<Claimed>>);
 
 fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Handover>) {
     let (recorded, wait_recorded) = mpsc::sync_channel(1);
@@ -921,29 +962,26 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Handover>) {
             let mut next = Some(job);
             while let Some(job) = next.take() {
                 // The completer records the outcomes of several workers in
-                // one call. This thread waits for its own before it takes
+                // one call, which also claims the job each of them runs next.
+                // This thread waits for its own outcome before it takes
                 // another job, so the processor never holds more leases than
                 // it has threads: a crash makes at most that many jobs run
                 // again. Where a call costs nothing (claims are free), the
-                // thread records its outcome itself, sparing two wake-ups.
+                // thread records its outcome and claims for itself, sparing
+                // two wake-ups.
                 let finished = engine.execute(job);
                 if engine.self_claims {
                     engine.record_many(vec![finished]);
+                    if engine.claiming.load(Ordering::SeqCst) {
+                        match engine.claim(1) {
+                            Ok(mut jobs) => next = jobs.pop(),
+                            Err(error) => log::error!("claiming failed: {error}"),
+                        }
+                    }
                 } else {
                     match outcomes.send((finished, recorded.clone())) {
-                        Ok(()) => {
-                            let _ = wait_recorded.recv();
-                        }
+                        Ok(()) => next = wait_recorded.recv().ok().flatten(),
                         Err(unsent) => engine.record_many(vec![unsent.0.0]),
-                    }
-                }
-                // Where claims are free, a free thread claims for itself,
-                // sparing a hand-over through the claimer; elsewhere the
-                // claimer claims for every free thread in one round trip.
-                if engine.self_claims && engine.claiming.load(Ordering::SeqCst) {
-                    match engine.claim(1) {
-                        Ok(mut jobs) => next = jobs.pop(),
-                        Err(error) => log::error!("claiming failed: {error}"),
                     }
                 }
             }
@@ -973,8 +1011,10 @@ const GATHER: Duration = Duration::from_micros(500);
 /// Records outcomes as workers hand them over: the first waits up to
 /// [`GATHER`] for the outcomes of the other busy workers (those running a
 /// job, waiting for its outcome, or handed one to start), and whatever else
-/// arrived goes in the same call. Each worker hears once its outcome is
-/// recorded (or given up on).
+/// arrived goes in the same call, which also claims a job for each of those
+/// workers while the processor is claiming. Each worker hears once its
+/// outcome is recorded (or given up on), with its next job if one was ready;
+/// a worker that gets none goes back to the claimer's pool.
 fn record_loop(engine: &Engine, shared: &Shared, recorded: &Receiver<Handover>) {
     let busy = || {
         let pool = lock_pool(shared);
@@ -996,10 +1036,22 @@ fn record_loop(engine: &Engine, shared: &Shared, recorded: &Receiver<Handover>) 
                 .try_iter()
                 .take(RECORD_BATCH.saturating_sub(batch.len())),
         );
-        let (batch, workers): (Vec<Finished>, Vec<SyncSender<()>>) = batch.into_iter().unzip();
-        engine.record_many(batch);
+        let (batch, workers): (Vec<Finished>, Vec<SyncSender<Option<Claimed>>>) =
+            batch.into_iter().unzip();
+        let want = if engine.claiming.load(Ordering::SeqCst) {
+            workers.len()
+        } else {
+            0
+        };
+        let mut next = engine.record_and_claim(batch, want).into_iter();
         for worker in workers {
-            let _ = worker.send(());
+            let _ = worker.send(next.next());
+        }
+        // only a backend that claimed more than it was asked for leaves any
+        let extra: Vec<Claimed> = next.collect();
+        if !extra.is_empty() {
+            lock_pool(shared).jobs.extend(extra);
+            shared.work.notify_all();
         }
     }
 }

@@ -118,6 +118,37 @@ pub trait BaseQueue: Send + Sync {
             .collect()
     }
 
+    /// Records outcomes as [`complete_many`](Self::complete_many) does, then
+    /// claims up to `max` jobs of `queue` as [`claim`](Self::claim) does, in
+    /// one round trip (one script, one transaction) where the backend can.
+    ///
+    /// This is how a consumer's worker hands back one lease and takes the
+    /// next without ever holding more leases than it has threads, at the cost
+    /// of one call. An `Err` means no outcome was recorded and no job claimed,
+    /// as with [`complete_many`](Self::complete_many). The default calls the
+    /// two in turn; when the claim fails after the outcomes were recorded, it
+    /// logs the error and returns no jobs, since the outcomes must not be
+    /// reported as unrecorded.
+    fn complete_and_claim(
+        &self,
+        completions: Vec<(Lease, Outcome)>,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<(Vec<Completion>, Vec<Claimed>), Error> {
+        let completed = self.complete_many(completions)?;
+        if max == 0 {
+            return Ok((completed, Vec::new()));
+        }
+        match self.claim(queue, max, lease) {
+            Ok(claimed) => Ok((completed, claimed)),
+            Err(error) => {
+                log::warn!("claiming from {queue} after recording outcomes failed: {error}");
+                Ok((completed, Vec::new()))
+            }
+        }
+    }
+
     /// One step of the manager: every `running` job whose lease deadline has
     /// passed goes back to `pending`, ready now (its attempt stays counted), or
     /// to `dead` with the error "lease expired" when it has no attempts left.
@@ -192,6 +223,7 @@ macro_rules! forward_base_queue {
             fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> { (**self).heartbeat(lease, lease_for) }
             fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> { (**self).complete(lease, outcome) }
             fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> { (**self).complete_many(completions) }
+            fn complete_and_claim(&self, completions: Vec<(Lease, Outcome)>, queue: &str, max: usize, lease: Duration) -> Result<(Vec<Completion>, Vec<Claimed>), Error> { (**self).complete_and_claim(completions, queue, max, lease) }
             fn recover_expired(&self) -> Result<Recovered, Error> { (**self).recover_expired() }
             fn len(&self, queue: &str) -> Result<u64, Error> { (**self).len(queue) }
             fn is_empty(&self, queue: &str) -> Result<bool, Error> { (**self).is_empty(queue) }

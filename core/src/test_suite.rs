@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             cancel_flush_len_stats dead_letter_list_retry_delete purge_done_only
             undecodable_arguments_dead_at_once unknown_command_dead_after_attempts
             panicking_command_retried_then_dead results_are_stored job_timings claim_tick_once
+            complete_and_claim_hands_over
         }
     };
 }
@@ -154,6 +155,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("results_are_stored", results_are_stored),
     ("job_timings", job_timings),
     ("claim_tick_once", claim_tick_once),
+    (
+        "complete_and_claim_hands_over",
+        complete_and_claim_hands_over,
+    ),
 ];
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -918,4 +923,53 @@ pub fn claim_tick_once(queue: &Arc<dyn BaseQueue>) {
         "the next tick is new"
     );
     assert!(!queue.claim_tick(&name, next).expect("tick"));
+}
+
+/// `complete_and_claim` records the outcomes first and then claims, as one
+/// step: a job that an outcome makes ready (the next of its ordering key) is
+/// claimable in the same call, a stale lease changes nothing and does not stop
+/// the claim, and `max = 0` only records.
+pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("handover");
+    let done = || Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    let k1 = queue.enqueue(echo_job(&q, 1).key("k")).expect("enqueue");
+    let k2 = queue.enqueue(echo_job(&q, 2).key("k")).expect("enqueue");
+    let free = queue.enqueue(echo_job(&q, 3)).expect("enqueue");
+    let first = claim_one(&**queue, &q, LEASE).expect("claimed");
+    assert_eq!(first.job.id, k1);
+
+    let (completed, claimed) = queue
+        .complete_and_claim(vec![(first.lease.clone(), done())], &q, 5, LEASE)
+        .expect("complete_and_claim");
+    assert_eq!(completed, vec![Completion::Applied]);
+    assert_eq!(state_of(&**queue, k1), JobState::Done);
+    let mut ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![k2, free],
+        "k1's outcome lets k2 be claimed at once"
+    );
+    for job in &claimed {
+        assert_eq!((job.job.state, job.job.attempt), (JobState::Running, 1));
+        assert_eq!(state_of(&**queue, job.job.id), JobState::Running);
+    }
+
+    let late = queue.enqueue(echo_job(&q, 4)).expect("enqueue");
+    let (completed, claimed) = queue
+        .complete_and_claim(vec![(first.lease, done())], &q, 5, LEASE)
+        .expect("complete_and_claim");
+    assert_eq!(completed, vec![Completion::LeaseLost], "a stale lease");
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids, vec![late], "the claim goes on after a lost lease");
+
+    let outcomes = claimed.iter().map(|c| (c.lease.clone(), done())).collect();
+    let (completed, claimed) = queue
+        .complete_and_claim(outcomes, &q, 0, LEASE)
+        .expect("complete_and_claim");
+    assert_eq!((completed, claimed.len()), (vec![Completion::Applied], 0));
+    assert_eq!(state_of(&**queue, late), JobState::Done);
 }

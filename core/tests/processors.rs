@@ -242,6 +242,9 @@ struct Gated {
     open: Mutex<bool>,
     opened: std::sync::Condvar,
     waiting: AtomicU64,
+    /// What `cheap_claims` answers: whether workers claim for themselves or
+    /// the completer claims for them with their outcomes.
+    cheap: bool,
 }
 
 impl Gated {
@@ -346,15 +349,14 @@ impl BaseQueue for Gated {
         self.inner.now()
     }
     fn cheap_claims(&self) -> bool {
-        self.inner.cheap_claims()
+        self.cheap
     }
 }
 
 /// A crash loses the outcomes not yet recorded, and their jobs run again:
 /// a thread whose outcome waits must not take another job, or a crash
 /// could make more jobs run twice than the processor has threads.
-#[test]
-fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
+fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool) {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
@@ -364,6 +366,7 @@ fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
         open: Mutex::new(false),
         opened: std::sync::Condvar::new(),
         waiting: AtomicU64::new(0),
+        cheap,
     });
     let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
     processor.start();
@@ -380,4 +383,16 @@ fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
     queue.open();
     wait_until("all jobs are done", || all_done(&inner, 10));
     processor.stop();
+}
+
+#[test]
+fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
+    holds_no_more_leases_than_threads_while_outcomes_wait(true);
+}
+
+/// The same where the completer claims each worker's next job in the call
+/// that records its outcome (`BaseQueue::complete_and_claim`).
+#[test]
+fn multi_processor_claiming_with_outcomes_holds_no_more_leases_than_threads() {
+    holds_no_more_leases_than_threads_while_outcomes_wait(false);
 }
