@@ -140,8 +140,7 @@ pub(crate) struct Statements {
     pub(crate) lock_keys_head: String,
     /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
     pub(crate) insert_tail: &'static str,
-    /// SQLite and PostgreSQL: the whole claim. Binds: SQLite lease, queue,
-    /// limit; PostgreSQL queue, limit, lease.
+    /// SQLite and PostgreSQL: the whole claim. Binds: lease, queue, limit.
     pub(crate) claim: Stmt,
     /// MySQL: the locking select of the claim, with the clock. Binds: queue, limit.
     pub(crate) claim_select: Stmt,
@@ -191,10 +190,15 @@ impl Statements {
         let ready_order = format!("{READY} ORDER BY j.priority DESC, j.id LIMIT ?");
         let u = |template: &str| dialect.render_unnumbered(prefix, template);
         let claim = match dialect {
+            // The ids come as an array, evaluated once, that the update
+            // finds through the primary key. A join with the selected ids
+            // instead is planned, in the generic plan of the prepared
+            // statement, as a hash join over a scan of the whole table: 13 ms
+            // a claim with 20,000 rows, where this takes well under one.
             Dialect::Postgres => u(&format!(
-                "WITH c AS (SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
-                     FOR UPDATE SKIP LOCKED) \
-                     UPDATE {{jobs}} t SET {set} FROM c WHERE t.id = c.id RETURNING t.*",
+                "UPDATE {{jobs}} t SET {set} WHERE t.id = ANY(ARRAY(\
+                     SELECT j.id FROM {{jobs}} j WHERE {ready_order} \
+                     FOR UPDATE SKIP LOCKED)) RETURNING t.*",
                 set = CLAIM_SET
                     .replace("attempt + 1", "t.attempt + 1")
                     .replace("token + 1", "t.token + 1"),

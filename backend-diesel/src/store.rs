@@ -612,14 +612,7 @@ macro_rules! store_impl {
                         }
                         Ok(rows.into_iter().map(|r| r.stored).collect())
                     }
-                    $crate::sql::Dialect::Postgres => st
-                        .claim
-                        .query()
-                        .text(queue)
-                        .i64(max)
-                        .i64(lease_us)
-                        .load::<Row>(self),
-                    $crate::sql::Dialect::Sqlite => st
+                    $crate::sql::Dialect::Postgres | $crate::sql::Dialect::Sqlite => st
                         .claim
                         .query()
                         .i64(lease_us)
