@@ -809,6 +809,7 @@ impl BaseQueue for DatabaseQueue {
                 let counts = st.counts.query()
                     .text(queue)
                     .text(queue)
+                    .text(queue)
                     .load::<StateCount>(conn)?;
                 for StateCount { s, n } in counts {
                     let n = n.unsigned_abs();

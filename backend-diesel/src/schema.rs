@@ -106,6 +106,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0003_done_table.up.sql"),
                 include_str!("../migrations/postgres/0003_done_table.down.sql"),
             ),
+            (
+                "0004_claim_index",
+                include_str!("../migrations/postgres/0004_claim_index.up.sql"),
+                include_str!("../migrations/postgres/0004_claim_index.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (

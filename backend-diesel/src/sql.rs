@@ -297,12 +297,17 @@ impl Statements {
                 "UPDATE {jobs} SET state = 0, run_at = {now}, deadline = NULL, \
                  last_error = 'lease expired' WHERE state = 1 AND deadline <= {now}",
             ),
-            len: q("SELECT COUNT(*) AS n FROM {jobs} WHERE queue = ? AND state = 0"),
-            flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0"),
-            counts: q(
-                "SELECT state AS s, COUNT(*) AS n FROM {jobs} WHERE queue = ? GROUP BY state \
-                 UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {done} WHERE queue = ?",
-            ),
+            // Pending jobs are counted through `jobs_ready`, whose condition
+            // the `run_at IS NOT NULL` (always true) satisfies; PostgreSQL's
+            // `jobs_state` holds only the other states.
+            len: q("SELECT COUNT(*) AS n FROM {jobs} \
+                 WHERE queue = ? AND state = 0 AND run_at IS NOT NULL"),
+            flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0 AND run_at IS NOT NULL"),
+            counts: q("SELECT 0 AS s, COUNT(*) AS n FROM {jobs} \
+                 WHERE queue = ? AND state = 0 AND run_at IS NOT NULL \
+                 UNION ALL SELECT state AS s, COUNT(*) AS n FROM {jobs} \
+                 WHERE queue = ? AND state <> 0 GROUP BY state \
+                 UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {done} WHERE queue = ?"),
             run_times: q("SELECT COUNT(duration_us) AS n, \
                  CAST(AVG(duration_us) AS {bigint}) AS mean, \
                  COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
