@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    BaseQueue, Claimed, Completion, Heartbeat, JobId, JobState, NewJob, Outcome, Processed,
+    BaseQueue, Claimed, Completion, Heartbeat, JobId, JobState, Lease, NewJob, Outcome, Processed,
     ProcessorConfig, RetryPolicy, SimpleProcessor, When, codec, queue_command,
 };
 
@@ -958,18 +958,31 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
         assert_eq!(state_of(&**queue, job.job.id), JobState::Running);
     }
 
-    let late = queue.enqueue(echo_job(&q, 4)).expect("enqueue");
+    let late = [
+        queue.enqueue(echo_job(&q, 4)).expect("enqueue"),
+        queue.enqueue(echo_job(&q, 5)).expect("enqueue"),
+    ];
     let (completed, claimed) = queue
-        .complete_and_claim(vec![(first.lease, done())], &q, 5, LEASE)
+        .complete_and_claim(vec![(first.lease.clone(), done())], &q, 5, LEASE)
         .expect("complete_and_claim");
     assert_eq!(completed, vec![Completion::LeaseLost], "a stale lease");
     let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
-    assert_eq!(ids, vec![late], "the claim goes on after a lost lease");
+    assert_eq!(ids, late, "the claim goes on after a lost lease");
 
-    let outcomes = claimed.iter().map(|c| (c.lease.clone(), done())).collect();
+    // several outcomes in one call, a stale lease among them
+    let mut outcomes: Vec<(Lease, Outcome)> =
+        claimed.iter().map(|c| (c.lease.clone(), done())).collect();
+    outcomes.insert(1, (first.lease, done()));
     let (completed, claimed) = queue
         .complete_and_claim(outcomes, &q, 0, LEASE)
         .expect("complete_and_claim");
-    assert_eq!((completed, claimed.len()), (vec![Completion::Applied], 0));
-    assert_eq!(state_of(&**queue, late), JobState::Done);
+    let expected = vec![
+        Completion::Applied,
+        Completion::LeaseLost,
+        Completion::Applied,
+    ];
+    assert_eq!((completed, claimed.len()), (expected, 0));
+    for id in late {
+        assert_eq!(state_of(&**queue, id), JobState::Done);
+    }
 }
