@@ -21,7 +21,9 @@ pub mod scenario;
 #[cfg(feature = "servers")]
 pub mod sink;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 pub mod fuzz;
 #[cfg(feature = "servers")]
@@ -73,5 +75,38 @@ impl Summary {
             "{scenario}: {} duplicates, bound {max_duplicates}: {self}",
             self.duplicates
         );
+    }
+}
+
+/// How often each job ran, by its number, for the scenarios whose consumer
+/// runs in the test process: its command records each run here.
+#[derive(Debug, Default)]
+pub struct RunCounts(Mutex<Option<HashMap<u64, u32>>>);
+
+impl RunCounts {
+    /// No runs yet; usable in a `static`.
+    pub const fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    /// Counts one run of job `n`.
+    pub fn record(&self, n: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .entry(n)
+            .or_default() += 1;
+    }
+
+    /// How often job `n` ran.
+    pub fn runs_of(&self, n: u64) -> u32 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|runs| runs.get(&n).copied())
+            .unwrap_or(0)
     }
 }

@@ -25,15 +25,16 @@
 #![cfg(feature = "servers")]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use outband::{
     BaseQueue, JobId, JobState, MultiProcessor, ProcessorConfig, RetryPolicy, codec, queue_command,
 };
-use outband_reliability::Summary;
 use outband_reliability::malformed::{self, BadRecord, Kind};
+use outband_reliability::scenario::wait_until;
 use outband_reliability::servers::{self, Backend};
+use outband_reliability::{RunCounts, Summary};
 
 const QUEUE: &str = "bad_input";
 const BAD: usize = 10_000;
@@ -43,41 +44,17 @@ const GOOD_PER_ROUND: u64 = 50;
 const LIMIT: usize = 4096;
 
 /// Runs of each good job, by its number (numbers of different backends differ).
-static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+static RUNS: RunCounts = RunCounts::new();
 
 /// The good command: counts its run.
 #[queue_command(name = "reliability::bad_input::good", queue = "bad_input")]
 fn good(n: u64, label: String) {
     assert!(!label.is_empty());
-    *RUNS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry(n)
-        .or_default() += 1;
-}
-
-fn runs_of(n: u64) -> u32 {
-    RUNS.lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|runs| runs.get(&n).copied())
-        .unwrap_or(0)
+    RUNS.record(n);
 }
 
 fn good_args(n: u64) -> Vec<u8> {
     codec::encode(&(n, format!("good job {n}"))).expect("encodes")
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let give_up = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < give_up,
-            "{what} did not happen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn scenario(backend: Backend) {
@@ -170,14 +147,14 @@ fn scenario(backend: Backend) {
     for &(id, n) in &good_ids {
         let job = queue.job(id).expect("job");
         match job.map(|j| j.state) {
-            Some(JobState::Done) if runs_of(n) > 0 => {
+            Some(JobState::Done) if RUNS.runs_of(n) > 0 => {
                 done += 1;
-                duplicates += u64::from(runs_of(n) - 1);
+                duplicates += u64::from(RUNS.runs_of(n) - 1);
             }
             other => {
                 eprintln!(
                     "good job {id} ({n}) ended {other:?} after {} runs",
-                    runs_of(n)
+                    RUNS.runs_of(n)
                 );
                 lost += 1;
             }

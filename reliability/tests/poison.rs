@@ -38,8 +38,9 @@ use outband::{
     BaseQueue, JobId, JobState, MultiProcessor, Processed, ProcessorConfig, RetryPolicy,
     SimpleProcessor, queue_command,
 };
-use outband_reliability::Summary;
+use outband_reliability::scenario::wait_until;
 use outband_reliability::servers::{self, Backend};
+use outband_reliability::{RunCounts, Summary};
 
 const WORK: &str = "poison";
 const STUCK: &str = "poison_stuck";
@@ -49,7 +50,10 @@ const PANICKING: u64 = 10;
 const STUCK_LEASE: Duration = Duration::from_secs(1);
 
 /// Runs of each job, by its number (numbers of different backends differ).
-static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+static RUNS: RunCounts = RunCounts::new();
+
+/// The longest wait for a step of the scenario; it only guards against a hang.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// The numbers of the stuck jobs let go, and how many runs hang now.
 struct Gate {
@@ -65,27 +69,10 @@ static GATE: (Mutex<Gate>, Condvar) = (
     Condvar::new(),
 );
 
-fn count_run(n: u64) {
-    *RUNS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry(n)
-        .or_default() += 1;
-}
-
-fn runs_of(n: u64) -> u32 {
-    RUNS.lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|runs| runs.get(&n).copied())
-        .unwrap_or(0)
-}
-
 /// A good job.
 #[queue_command(name = "reliability::poison::work", queue = "poison")]
 fn work(n: u64) {
-    count_run(n);
+    RUNS.record(n);
 }
 
 /// Panics on every attempt.
@@ -95,7 +82,7 @@ fn work(n: u64) {
     retries = 2
 )]
 fn always_panics(n: u64) {
-    count_run(n);
+    RUNS.record(n);
     panic!("always panics on job {n}");
 }
 
@@ -106,7 +93,7 @@ fn always_panics(n: u64) {
     retries = 1
 )]
 fn stuck(n: u64) {
-    count_run(n);
+    RUNS.record(n);
     let (lock, condvar) = &GATE;
     let mut gate = lock.lock().unwrap();
     *gate
@@ -154,14 +141,6 @@ fn release(n: u64) {
 
 fn state_of(queue: &dyn BaseQueue, id: JobId) -> Option<JobState> {
     queue.job(id).expect("job").map(|job| job.state)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < give_up, "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Keeps the expected panics of `always_panics` out of the output; every
@@ -225,7 +204,7 @@ fn scenario(backend: Backend) {
     let mut hung = Vec::new();
     for _ in 0..2 {
         let worker = SimpleProcessor::new(queue.clone(), stalled.clone()).expect("a worker");
-        let runs_before = runs_of(stuck_n);
+        let runs_before = RUNS.runs_of(stuck_n);
         hung.push(std::thread::spawn(move || {
             let claimed = loop {
                 if let Some(claimed) = worker.claim_next_job().expect("claim") {
@@ -235,7 +214,9 @@ fn scenario(backend: Backend) {
             };
             worker.process(claimed).expect("process")
         }));
-        wait_until("the stuck job hanging", || runs_of(stuck_n) > runs_before);
+        wait_until("the stuck job hanging", WAIT, || {
+            RUNS.runs_of(stuck_n) > runs_before
+        });
     }
     // (the second worker could claim only after the manager took the first
     // worker's lease back)
@@ -254,17 +235,17 @@ fn scenario(backend: Backend) {
             .iter()
             .all(|&(id, _)| state_of(&*queue, id) == Some(JobState::Done))
     };
-    wait_until("every good job done", all_good_done);
+    wait_until("every good job done", WAIT, all_good_done);
     assert!(
         hanging(stuck_n) == 2 && state_of(&*queue, stuck_id) != Some(JobState::Done),
         "the good jobs were done while both runs of the stuck job hung"
     );
-    wait_until("every panicking job dead", || {
+    wait_until("every panicking job dead", WAIT, || {
         panic_ids
             .iter()
             .all(|&(id, _)| state_of(&*queue, id) == Some(JobState::Dead))
     });
-    wait_until("the stuck job dead", || {
+    wait_until("the stuck job dead", WAIT, || {
         state_of(&*queue, stuck_id) == Some(JobState::Dead)
     });
     consumer.stop();
@@ -289,9 +270,9 @@ fn scenario(backend: Backend) {
     };
     for &(id, n) in &good_ids {
         let job = queue.job(id).expect("job");
-        if job.is_some_and(|j| j.state == JobState::Done) && runs_of(n) > 0 {
+        if job.is_some_and(|j| j.state == JobState::Done) && RUNS.runs_of(n) > 0 {
             summary.done += 1;
-            summary.duplicates += u64::from(runs_of(n) - 1);
+            summary.duplicates += u64::from(RUNS.runs_of(n) - 1);
         } else {
             summary.lost += 1;
         }
@@ -301,7 +282,11 @@ fn scenario(backend: Backend) {
         let reason = job.last_error.clone().unwrap_or_default();
         assert_eq!(job.state, JobState::Dead);
         assert_eq!(reason, format!("panicked: always panics on job {n}"));
-        assert_eq!((job.attempt, runs_of(n)), (3, 3), "every attempt ran once");
+        assert_eq!(
+            (job.attempt, RUNS.runs_of(n)),
+            (3, 3),
+            "every attempt ran once"
+        );
         summary.dead += 1;
     }
     let job = queue.job(stuck_id).expect("job").expect("kept");
@@ -312,7 +297,7 @@ fn scenario(backend: Backend) {
         "the late outcomes changed nothing"
     );
     assert!(reason.contains("lease expired"), "{reason}");
-    assert_eq!((job.attempt, runs_of(stuck_n)), (2, 2));
+    assert_eq!((job.attempt, RUNS.runs_of(stuck_n)), (2, 2));
     summary.dead += 1;
     println!(
         "poison/{}: panicking job: {}; stuck job: {reason}",

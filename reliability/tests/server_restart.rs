@@ -35,7 +35,6 @@
 // (or the workspace's `--all-features`, as CI runs it).
 #![cfg(feature = "servers")]
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,41 +44,24 @@ use outband::{
 };
 use outband_diesel::DatabaseQueue;
 use outband_redis::{RedisOptions, RedisQueue};
-use outband_reliability::Summary;
+use outband_reliability::scenario::wait_until;
 use outband_reliability::servers::{PrivateMariadb, PrivatePostgres, PrivateRedis, unique_name};
+use outband_reliability::{RunCounts, Summary};
 
 const THREADS: usize = 4;
 const BEFORE: usize = 200;
 const AFTER: usize = 200;
 
 /// Runs of each job, by its number (numbers of different backends differ).
-static RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+static RUNS: RunCounts = RunCounts::new();
+
+/// The longest wait for a step of the scenario; it only guards against a hang.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// Counts its run.
 #[queue_command(name = "reliability::server_restart::record", queue = "restart")]
 fn record(n: u64) {
-    *RUNS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry(n)
-        .or_default() += 1;
-}
-
-fn runs_of(n: u64) -> u32 {
-    RUNS.lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|runs| runs.get(&n).copied())
-        .unwrap_or(0)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < give_up, "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    RUNS.record(n);
 }
 
 /// Sets its flag when dropped, also while a panic unwinds.
@@ -134,7 +116,7 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
         // the threads stop however this ends, so a failed wait is reported
         let _stop = StopOnDrop(&stop);
         let count = || acknowledged.lock().unwrap().len();
-        wait_until("the first jobs", || count() >= BEFORE);
+        wait_until("the first jobs", WAIT, || count() >= BEFORE);
         outage();
         let after_outage = count();
         let give_up = Instant::now() + Duration::from_secs(120);
@@ -173,9 +155,9 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
             .expect("the server is up")
             .map(|job| job.state)
         {
-            Some(JobState::Done) if runs_of(n) > 0 => {
+            Some(JobState::Done) if RUNS.runs_of(n) > 0 => {
                 summary.done += 1;
-                summary.duplicates += u64::from(runs_of(n) - 1);
+                summary.duplicates += u64::from(RUNS.runs_of(n) - 1);
             }
             Some(JobState::Dead) => summary.dead += 1,
             other => {
