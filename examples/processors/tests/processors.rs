@@ -8,17 +8,8 @@ fn simple_keeps_order_and_multi_respects_its_threads(backend: Backend) {
     let Some(target) = Target::new(backend, "processors") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_processors"));
-    command.current_dir(dir.path());
-    target.apply(&mut command);
-    let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = target.run_example(env!("CARGO_BIN_EXE_processors"));
+    let stdout = &run.stdout;
     let summaries: Vec<&str> = stdout.lines().filter(|l| l.contains("finished")).collect();
     assert_eq!(summaries.len(), 3, "{stdout}");
     assert_eq!(

@@ -8,17 +8,8 @@ fn ten_calls_run_in_order(backend: Backend) {
     let Some(target) = Target::new(backend, "quickstart") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quickstart"));
-    command.current_dir(dir.path());
-    target.apply(&mut command);
-    let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = target.run_example(env!("CARGO_BIN_EXE_quickstart"));
+    let stdout = &run.stdout;
     let ran: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ran: ")).collect();
     let expected: Vec<String> = (1..=10)
         .map(|n| format!("ran: hello, world (call {n})"))
@@ -29,7 +20,7 @@ fn ten_calls_run_in_order(backend: Backend) {
         "{stdout}"
     );
     assert_eq!(
-        dir.path().join("outband.db").exists(),
+        run.dir.path().join("outband.db").exists(),
         target.url().is_none(),
         "the default queue, and only the default, is ./outband.db"
     );

@@ -116,6 +116,35 @@ impl Target {
             None => command.env_remove("OUTBAND_URL"),
         };
     }
+
+    /// Runs the example binary `bin` as a new user runs it: in an empty
+    /// directory, with `OUTBAND_URL` set by [`apply`](Self::apply). Panics,
+    /// with its output, unless it succeeds; returns what it printed, and the
+    /// directory it ran in.
+    pub fn run_example(&self, bin: &str) -> ExampleRun {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut command = Command::new(bin);
+        command.current_dir(dir.path());
+        self.apply(&mut command);
+        let out = command.output().expect("the example starts");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ExampleRun { stdout, dir }
+    }
+}
+
+/// What [`Target::run_example`] left: the example's standard output and the
+/// directory it ran in (deleted when this is dropped).
+#[derive(Debug)]
+pub struct ExampleRun {
+    /// What the example printed.
+    pub stdout: String,
+    /// The directory it ran in.
+    pub dir: tempfile::TempDir,
 }
 
 impl Drop for Target {
