@@ -68,7 +68,11 @@
 //!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size); a
 //!   batch of outcomes ([`complete_many`](outband::BaseQueue::complete_many))
 //!   is one transaction; every fixed statement is prepared once per
-//!   connection and kept in diesel's statement cache.
+//!   connection and kept in diesel's statement cache. On PostgreSQL, a busy
+//!   consumer's usual call, outcomes that are all *done* and the claim of
+//!   the next jobs ([`complete_and_claim`](outband::BaseQueue::complete_and_claim)),
+//!   is a single statement over arrays: one round trip, no `BEGIN` or
+//!   `COMMIT`.
 //! - **Durability.** An enqueue returns once it is committed to disk. On
 //!   PostgreSQL, claims and outcomes commit with `synchronous_commit = off`:
 //!   a database *crash* (not a clean restart) may forget the last few hundred

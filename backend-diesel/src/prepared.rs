@@ -35,6 +35,26 @@ impl Stmt {
             cache: true,
         }
     }
+
+    /// PostgreSQL: the statement, ready for binds that may be arrays.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pg_query(&self) -> pg::PgSql<'_> {
+        pg::PgSql::new(&self.parts)
+    }
+}
+
+/// Checks that a statement of `parts` gets one bind per placeholder.
+fn check_binds(parts: &[String], binds: usize) -> QueryResult<()> {
+    if binds + 1 == parts.len() {
+        return Ok(());
+    }
+    Err(diesel::result::Error::QueryBuilderError(
+        format!(
+            "statement has {} placeholders and {binds} binds",
+            parts.len() - 1,
+        )
+        .into(),
+    ))
 }
 
 /// One bound value.
@@ -121,16 +141,7 @@ where
         if !self.cache {
             out.unsafe_to_cache_prepared();
         }
-        if self.binds.len() + 1 != self.parts.len() {
-            return Err(diesel::result::Error::QueryBuilderError(
-                format!(
-                    "statement has {} placeholders and {} binds",
-                    self.parts.len() - 1,
-                    self.binds.len()
-                )
-                .into(),
-            ));
-        }
+        check_binds(self.parts, self.binds.len())?;
         for (i, part) in self.parts.iter().enumerate() {
             out.push_sql(part);
             let Some(value) = self.binds.get(i) else {
@@ -148,5 +159,91 @@ where
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) mod pg {
+    //! Statements whose binds may be PostgreSQL arrays, cached like [`Sql`].
+
+    use diesel::pg::Pg;
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::{Array, BigInt, Binary, Nullable, Text, Untyped};
+    use diesel::{QueryResult, RunQueryDsl};
+
+    #[derive(Debug, Clone)]
+    enum Value<'a> {
+        I64(i64),
+        Text(&'a str),
+        I64s(Vec<i64>),
+        OptBytesList(Vec<Option<&'a [u8]>>),
+    }
+
+    /// A [`super::Stmt`] with its binds, scalars or arrays.
+    #[derive(Debug, Clone)]
+    pub(crate) struct PgSql<'a> {
+        parts: &'a [String],
+        binds: Vec<Value<'a>>,
+    }
+
+    impl<'a> PgSql<'a> {
+        pub(super) fn new(parts: &'a [String]) -> Self {
+            Self {
+                parts,
+                binds: Vec::with_capacity(parts.len().saturating_sub(1)),
+            }
+        }
+
+        pub(crate) fn i64(mut self, v: i64) -> Self {
+            self.binds.push(Value::I64(v));
+            self
+        }
+
+        pub(crate) fn text(mut self, v: &'a str) -> Self {
+            self.binds.push(Value::Text(v));
+            self
+        }
+
+        pub(crate) fn i64s(mut self, v: Vec<i64>) -> Self {
+            self.binds.push(Value::I64s(v));
+            self
+        }
+
+        pub(crate) fn opt_bytes_list(mut self, v: Vec<Option<&'a [u8]>>) -> Self {
+            self.binds.push(Value::OptBytesList(v));
+            self
+        }
+    }
+
+    impl QueryId for PgSql<'_> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl Query for PgSql<'_> {
+        type SqlType = Untyped;
+    }
+
+    impl<Conn> RunQueryDsl<Conn> for PgSql<'_> {}
+
+    impl QueryFragment<Pg> for PgSql<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            super::check_binds(self.parts, self.binds.len())?;
+            for (i, part) in self.parts.iter().enumerate() {
+                out.push_sql(part);
+                let Some(value) = self.binds.get(i) else {
+                    continue;
+                };
+                match value {
+                    Value::I64(v) => out.push_bind_param::<BigInt, i64>(v)?,
+                    Value::Text(v) => out.push_bind_param::<Text, str>(v)?,
+                    Value::I64s(v) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(v)?,
+                    Value::OptBytesList(v) => {
+                        out.push_bind_param::<Array<Nullable<Binary>>, Vec<Option<&[u8]>>>(v)?;
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -435,6 +435,94 @@ values_insert_impl!(SqliteConnection);
 #[cfg(feature = "mysql")]
 values_insert_impl!(MysqlConnection);
 
+/// Outcomes recorded and the next jobs claimed in one statement, where a
+/// connection type has such a statement.
+pub(crate) trait DoneAndClaim {
+    /// Records `completions`, when all of them are done, and claims up to
+    /// `max` jobs of `queue`, in one statement; returns the completions and
+    /// the claimed rows, or `None` (nothing ran) where this connection type
+    /// has no such statement or an outcome is not done.
+    fn done_and_claim(
+        &mut self,
+        _st: &Statements,
+        _completions: &[(Lease, Outcome)],
+        _queue: &str,
+        _max: i64,
+        _lease_us: i64,
+    ) -> QueryResult<Option<(Vec<Completion>, Vec<Row>)>> {
+        Ok(None)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl DoneAndClaim for SqliteConnection {}
+#[cfg(feature = "mysql")]
+impl DoneAndClaim for MysqlConnection {}
+
+/// A row of [`Statements::done_and_claim`]: a claimed job, or (`done`) the
+/// id of a job moved to `{done}`.
+#[cfg(feature = "postgres")]
+#[derive(QueryableByName, Debug)]
+struct DoneOrClaimed {
+    #[diesel(embed)]
+    stored: Row,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    done: bool,
+}
+
+/// PostgreSQL: one statement, atomic on its own, where a transaction of a
+/// move per job and a claim took a round trip each, with two more for
+/// `BEGIN` and `COMMIT`.
+#[cfg(feature = "postgres")]
+impl DoneAndClaim for PgConnection {
+    fn done_and_claim(
+        &mut self,
+        st: &Statements,
+        completions: &[(Lease, Outcome)],
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Option<(Vec<Completion>, Vec<Row>)>> {
+        let n = completions.len();
+        let (mut ids, mut tokens) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut durations, mut results) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (lease, outcome) in completions {
+            let CompletionSql::Done {
+                duration_us,
+                result,
+            } = CompletionSql::of(outcome)
+            else {
+                return Ok(None);
+            };
+            ids.push(i64::try_from(lease.job.0).unwrap_or(-1));
+            tokens.push(i64::try_from(lease.token).unwrap_or(-1));
+            durations.push(duration_us);
+            results.push(result);
+        }
+        let rows: Vec<DoneOrClaimed> = st
+            .done_and_claim
+            .pg_query()
+            .i64s(ids.clone())
+            .i64s(tokens)
+            .i64s(durations)
+            .opt_bytes_list(results)
+            .i64s(ids.clone())
+            .i64(lease_us)
+            .text(queue)
+            .i64(max)
+            .load(self)?;
+        let (moved, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.done);
+        let done = ids
+            .iter()
+            .map(|id| completion(usize::from(moved.iter().any(|m| m.stored.id == *id))))
+            .collect();
+        Ok(Some((
+            done,
+            claimed.into_iter().map(|r| r.stored).collect(),
+        )))
+    }
+}
+
 /// The first argument of the two-argument `pg_advisory_xact_lock` that
 /// ordering keys are locked under ("ob"), apart from one-argument locks.
 #[cfg(feature = "postgres")]
@@ -679,6 +767,12 @@ macro_rules! store_impl {
                 max: i64,
                 lease_us: i64,
             ) -> ::diesel::QueryResult<(Vec<::outband::Completion>, Vec<::outband::Claimed>)> {
+                use $crate::store::DoneAndClaim;
+                if let Some((done, rows)) =
+                    self.done_and_claim(st, completions, queue, max, lease_us)?
+                {
+                    return Ok((done, self.claimed(st, queue, rows)));
+                }
                 let (done, rows) = $crate::store::retry_conflicts(|| {
                     self.write(|conn| {
                         let done = conn.record(st, completions)?;
@@ -791,7 +885,7 @@ macro_rules! store_impl {
 }
 
 /// The operations [`crate::DatabaseQueue`] runs on one connection.
-pub(crate) trait Store: Connection + InsertRows + Sized {
+pub(crate) trait Store: Connection + InsertRows + DoneAndClaim + Sized {
     /// Inserts `jobs` in one transaction and returns their ids in order;
     /// `durable` makes the commit wait for the disk where the session would
     /// not (PostgreSQL pool connections).

@@ -985,4 +985,28 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     for id in late {
         assert_eq!(state_of(&**queue, id), JobState::Done);
     }
+
+    // an outcome's result and run time are kept when the same call claims
+    let with_result = queue.enqueue(echo_job(&q, 6)).expect("enqueue");
+    let after = queue.enqueue(echo_job(&q, 7)).expect("enqueue");
+    let held = claim_one(&**queue, &q, LEASE).expect("claimed");
+    assert_eq!(held.job.id, with_result);
+    let outcome = Outcome::Done {
+        result: Some(b"\x00handed over".to_vec()),
+        duration: Duration::from_millis(9),
+    };
+    let (completed, claimed) = queue
+        .complete_and_claim(vec![(held.lease, outcome)], &q, 5, LEASE)
+        .expect("complete_and_claim");
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!((completed, ids), (vec![Completion::Applied], vec![after]));
+    let job = queue.job(with_result).expect("job").expect("job exists");
+    assert_eq!(
+        (job.state, job.result.as_deref(), job.duration),
+        (
+            JobState::Done,
+            Some(&b"\x00handed over"[..]),
+            Some(Duration::from_millis(9))
+        )
+    );
 }
