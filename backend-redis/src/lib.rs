@@ -123,7 +123,7 @@
 mod conn;
 mod scripts;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -360,10 +360,6 @@ fn array(value: Value) -> Vec<Value> {
     }
 }
 
-/// A job from its stored record (`HGETALL`), or `None` when there is none.
-///
-/// Parsing is lenient: a field that is missing or garbled reads as empty or
-/// zero, so a damaged record can still be listed, retried or deleted.
 /// The complete script's arguments, tag included, before the first lease's.
 const COMPLETE_HEAD: usize = 5;
 /// The complete script's arguments per lease.
@@ -376,65 +372,92 @@ fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
     while let (Some(seq), Some(record)) = (items.next(), items.next()) {
         let seq = u64::try_from(int(&seq)).unwrap_or(0);
         let id = JobId((bucket << SEQ_BITS) | seq);
-        let record = array(record);
-        let mut fields = HashMap::new();
-        for pair in record.chunks(2) {
-            if let [name, value] = pair {
-                fields.insert(text(name), int(value));
-            }
-        }
-        let Some(job) = parse_job(id, record) else {
+        let Some((job, lease)) = parse_record(id, array(record)) else {
             continue;
         };
-        let token = fields.get("l").copied().unwrap_or(0);
-        let deadline = time_of(fields.get("d").copied().unwrap_or(0));
         claimed.push(Claimed {
             job,
             lease: Lease {
                 job: id,
-                token: u64::try_from(token).unwrap_or(0),
-                deadline,
+                token: u64::try_from(lease.token).unwrap_or(0),
+                deadline: time_of(lease.deadline),
             },
         });
     }
     claimed
 }
 
+/// The lease fields of a record: its token (`l`) and deadline (`d`).
+#[derive(Default)]
+struct LeaseFields {
+    token: i64,
+    deadline: i64,
+}
+
+/// A job from its stored record (`HGETALL`), or `None` when there is none.
 fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
+    parse_record(id, record).map(|(job, _)| job)
+}
+
+/// A job and its lease fields from its stored record (`HGETALL`), in one
+/// pass over the fields; `None` when there is no record.
+///
+/// Parsing is lenient: a field that is missing or garbled reads as empty or
+/// zero, so a damaged record can still be listed, retried or deleted.
+fn parse_record(id: JobId, record: Vec<Value>) -> Option<(Job, LeaseFields)> {
     if record.is_empty() {
         return None;
     }
-    let mut fields: HashMap<String, Value> = HashMap::new();
+    let mut job = Job {
+        id,
+        command: String::new(),
+        args: Vec::new(),
+        queue: String::new(),
+        key: None,
+        priority: 0,
+        attempt: 0,
+        max_attempts: 0,
+        state: JobState::Dead,
+        run_at: UNIX_EPOCH,
+        enqueued_at: UNIX_EPOCH,
+        started_at: None,
+        finished_at: None,
+        duration: None,
+        last_error: None,
+        result: None,
+    };
+    let mut lease = LeaseFields::default();
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
-        fields.insert(text(&name), value);
+        let owned = |value: Value| match value {
+            Value::BulkString(b) => b,
+            other => bytes(&other).map(<[u8]>::to_vec).unwrap_or_default(),
+        };
+        match bytes(&name).unwrap_or_default() {
+            b"c" => job.command = text(&value),
+            b"a" => job.args = owned(value),
+            b"q" => job.queue = text(&value),
+            b"k" => job.key = Some(text(&value)),
+            b"p" => job.priority = i16::try_from(int(&value)).unwrap_or(0),
+            b"n" => job.attempt = u32::try_from(int(&value)).unwrap_or(0),
+            b"m" => job.max_attempts = u32::try_from(int(&value)).unwrap_or(0),
+            b"s" => job.state = JobState::parse(&text(&value)).unwrap_or(JobState::Dead),
+            b"r" => job.run_at = time_of(int(&value)),
+            b"e" => job.enqueued_at = time_of(int(&value)),
+            b"b" => job.started_at = Some(time_of(int(&value))),
+            b"f" => job.finished_at = Some(time_of(int(&value))),
+            b"u" => {
+                let micros = u64::try_from(int(&value)).unwrap_or(0);
+                job.duration = Some(Duration::from_micros(micros));
+            }
+            b"x" => job.last_error = Some(text(&value)),
+            b"o" => job.result = Some(owned(value)),
+            b"l" => lease.token = int(&value),
+            b"d" => lease.deadline = int(&value),
+            _ => {}
+        }
     }
-    let get = |name: &str| fields.get(name);
-    let number = |name: &str| get(name).map(int);
-    let time = |name: &str| number(name).map(time_of);
-    Some(Job {
-        id,
-        command: get("c").map(text).unwrap_or_default(),
-        args: get("a")
-            .and_then(bytes)
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default(),
-        queue: get("q").map(text).unwrap_or_default(),
-        key: get("k").map(text),
-        priority: number("p").and_then(|p| i16::try_from(p).ok()).unwrap_or(0),
-        attempt: number("n").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-        max_attempts: number("m").and_then(|m| u32::try_from(m).ok()).unwrap_or(0),
-        state: get("s")
-            .and_then(|s| JobState::parse(&text(s)))
-            .unwrap_or(JobState::Dead),
-        run_at: time("r").unwrap_or(UNIX_EPOCH),
-        enqueued_at: time("e").unwrap_or(UNIX_EPOCH),
-        started_at: time("b"),
-        finished_at: time("f"),
-        duration: number("u").map(|u| Duration::from_micros(u64::try_from(u).unwrap_or(0))),
-        last_error: get("x").map(text),
-        result: get("o").and_then(bytes).map(<[u8]>::to_vec),
-    })
+    Some((job, lease))
 }
 
 impl RedisQueue {
@@ -727,18 +750,19 @@ impl BaseQueue for RedisQueue {
                 .arg(members.len());
             for &index in members {
                 let job = &jobs[index];
-                let key = job
-                    .key
-                    .as_ref()
-                    .map_or_else(|| "0".to_owned(), |k| format!("1{k}"));
                 invocation
                     .arg(&job.queue)
                     .arg(&job.command)
-                    .arg(&job.args[..])
-                    .arg(key)
-                    .arg(job.priority)
-                    .arg(job.max_attempts)
-                    .arg(when_arg(job.when));
+                    .arg(&job.args[..]);
+                match &job.key {
+                    Some(key) => invocation.arg(format!("1{key}")),
+                    None => invocation.arg("0"),
+                };
+                invocation.arg(job.priority).arg(job.max_attempts);
+                match job.when {
+                    When::Now => invocation.arg("n"),
+                    when => invocation.arg(when_arg(when)),
+                };
             }
         }
         let firsts: Vec<u64> = self.invoke(&invocation)?;

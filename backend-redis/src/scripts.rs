@@ -116,6 +116,9 @@ end
 const ENQUEUE: &str = r"
 local out = {}
 local now = now_ms()
+-- numbers handed to redis.call are printed with '%.17g' each time: the
+-- clock is printed once
+local now_s = tostring(now)
 local i = 2
 for g = 1, tonumber(ARGV[1]) do
   T = ARGV[i]
@@ -124,20 +127,28 @@ for g = 1, tonumber(ARGV[1]) do
   local first = redis.call('INCRBY', KEYS[g], n) - n + 1
   out[g] = first
   local ready, counts = {}, {}
+  -- a batch is mostly of one queue and priority: their keys are built once
+  local last_q, last_p, b, list
   for j = 0, n - 1 do
     local q, c, a, k, p, m, w = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
     i = i + 7
     local s = tostring(first + j)
     local run_at = now
-    local wk, wv = string.sub(w, 1, 1), tonumber(string.sub(w, 2))
-    if wk == 'a' then run_at = wv elseif wk == 'd' then run_at = now + wv end
-    local b = base(q)
-    local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now}
-    if p ~= 0 then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
+    if w ~= 'n' then
+      local wk, wv = string.sub(w, 1, 1), tonumber(string.sub(w, 2))
+      if wk == 'a' then run_at = wv elseif wk == 'd' then run_at = now + wv end
+    end
+    if q ~= last_q or p ~= last_p then
+      if q ~= last_q then b = base(q) end
+      list = ready_list(b, p)
+      last_q, last_p = q, p
+    end
+    local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s}
+    if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
     if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
     local key = nil
-    if string.sub(k, 1, 1) == '1' then
+    if k ~= '0' then
       key = string.sub(k, 2)
       fields[#fields + 1] = 'k'
       fields[#fields + 1] = key
@@ -145,8 +156,7 @@ for g = 1, tonumber(ARGV[1]) do
     redis.call('HSET', jkey(s), unpack(fields))
     counts[b] = (counts[b] or 0) + 1
     if enter(b, s, key, run_at, now) then
-      local list = ready_list(b, p)
-      if not ready[list] then ready[list] = {b = b, p = p, items = {}} end
+      if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
       local items = ready[list].items
       items[#items + 1] = s
     end
@@ -171,6 +181,7 @@ T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local b = base(q)
 local now = now_ms()
+local now_s = tostring(now)
 -- due scheduled jobs become ready, a bounded number per call
 local due = redis.call('ZRANGEBYSCORE', b .. ':sched', '-inf', now, 'LIMIT', 0, max + 10)
 for _, s in ipairs(due) do
@@ -178,7 +189,7 @@ for _, s in ipairs(due) do
   push_ready(b, s, tonumber(redis.call('HGET', jkey(s), 'p')) or 0, false)
 end
 local out, running = {}, {}
-local deadline = now + lease
+local deadline = tostring(now + lease)
 local budget = max + 100
 local taken = 0
 while #out < 2 * max and budget > 0 do
@@ -212,12 +223,12 @@ while #out < 2 * max and budget > 0 do
         -- the fencing token counts this job's claims: new on every claim
         local tok = (tonumber(f.l) or 0) + 1
         local n = tonumber(f.n or 0) + 1
-        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now, 'l', tok, 'd', deadline)
+        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'l', tok, 'd', deadline)
         running[#running + 1] = deadline
         running[#running + 1] = s
         rec[#rec + 1] = 's'; rec[#rec + 1] = 'running'
         rec[#rec + 1] = 'n'; rec[#rec + 1] = n
-        rec[#rec + 1] = 'b'; rec[#rec + 1] = now
+        rec[#rec + 1] = 'b'; rec[#rec + 1] = now_s
         rec[#rec + 1] = 'l'; rec[#rec + 1] = tok
         rec[#rec + 1] = 'd'; rec[#rec + 1] = deadline
         out[#out + 1] = s
@@ -240,11 +251,13 @@ const COMPLETE: &str = r"
 T = ARGV[1]
 local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
+local now_s = tostring(now)
 local out = {}
 local queues = {}
 local i = 6
 for j = 1, tonumber(ARGV[5]) do
-  local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  -- num, a duration or a delay, stays the text it came as where it is stored
+  local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
   local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n')
@@ -263,12 +276,12 @@ for j = 1, tonumber(ARGV[5]) do
     local woke
     if kind == 'd' or kind == 'D' then
       if kind == 'D' then
-        redis.call('HSET', jk, 's', 'done', 'f', now, 'u', num, 'o', text)
+        redis.call('HSET', jk, 's', 'done', 'f', now_s, 'u', num, 'o', text)
       else
-        redis.call('HSET', jk, 's', 'done', 'f', now, 'u', num)
+        redis.call('HSET', jk, 's', 'done', 'f', now_s, 'u', num)
       end
-      if retention > 0 then redis.call('PEXPIRE', jk, retention) end
-      batch.done[#batch.done + 1] = now
+      if retention > 0 then redis.call('PEXPIRE', jk, ARGV[2]) end
+      batch.done[#batch.done + 1] = now_s
       batch.done[#batch.done + 1] = s
       batch.rt[#batch.rt + 1] = num
       woke = release_key(b, key, s, now)
@@ -277,7 +290,7 @@ for j = 1, tonumber(ARGV[5]) do
     else
       local run_at = now
       if kind == 'r' then
-        run_at = now + num
+        run_at = now + tonumber(num)
         redis.call('HSET', jk, 's', 'pending', 'r', run_at, 'x', text)
       else
         redis.call('HSET', jk, 's', 'pending', 'r', run_at, 'n', math.max((tonumber(f[6]) or 1) - 1, 0))
