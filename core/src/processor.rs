@@ -729,7 +729,9 @@ macro_rules! processor_steps {
 }
 
 /// Runs one job at a time, in enqueue order (seed: lovely.remotetask's
-/// `SimpleProcessor`).
+/// `SimpleProcessor`). While jobs keep coming, one call to the backend
+/// records a job's outcome and claims the next
+/// ([`BaseQueue::complete_and_claim`]).
 ///
 /// ```
 /// use outband::{MemoryQueue, ProcessorConfig, SimpleProcessor};
@@ -776,23 +778,36 @@ impl SimpleProcessor {
 }
 
 fn simple_loop(engine: &Engine) {
+    let claiming = || engine.claiming.load(Ordering::SeqCst);
     let mut idle = 0;
-    while engine.claiming.load(Ordering::SeqCst) {
-        match engine.claim(1) {
-            Ok(jobs) if jobs.is_empty() => engine.idle_wait(&mut idle),
-            Ok(jobs) => {
-                idle = 0;
-                for job in jobs {
-                    if let Err(error) = engine.process(job) {
-                        log::error!("recording a job's outcome failed: {error}");
-                    }
+    // the job the call that recorded the last outcome claimed, if any
+    let mut next: Option<Claimed> = None;
+    // a job claimed while the processor was claiming runs, as in the multi
+    // processor, even when a stop came in the meantime
+    while next.is_some() || claiming() {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match engine.claim(1).map(|mut jobs| jobs.pop()) {
+                Ok(Some(job)) => {
+                    idle = 0;
+                    job
                 }
-            }
-            Err(error) => {
-                log::error!("claiming failed: {error}");
-                engine.idle_wait(&mut idle);
-            }
-        }
+                Ok(None) => {
+                    engine.idle_wait(&mut idle);
+                    continue;
+                }
+                Err(error) => {
+                    log::error!("claiming failed: {error}");
+                    engine.idle_wait(&mut idle);
+                    continue;
+                }
+            },
+        };
+        let finished = engine.execute(job);
+        // one call records the outcome and claims the next job
+        next = engine
+            .record_and_claim(vec![finished], usize::from(claiming()))
+            .pop();
     }
 }
 
