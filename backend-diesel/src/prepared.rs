@@ -168,7 +168,7 @@ pub(crate) mod pg {
 
     use diesel::pg::Pg;
     use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-    use diesel::sql_types::{Array, BigInt, Binary, Nullable, Text, Untyped};
+    use diesel::sql_types::{Array, BigInt, Binary, Integer, Nullable, Text, Untyped};
     use diesel::{QueryResult, RunQueryDsl};
 
     #[derive(Debug, Clone)]
@@ -176,6 +176,11 @@ pub(crate) mod pg {
         I64(i64),
         Text(&'a str),
         I64s(Vec<i64>),
+        I32s(Vec<i32>),
+        OptI64s(Vec<Option<i64>>),
+        Texts(Vec<&'a str>),
+        OptTexts(Vec<Option<&'a str>>),
+        BytesList(Vec<&'a [u8]>),
         OptBytesList(Vec<Option<&'a [u8]>>),
     }
 
@@ -209,6 +214,31 @@ pub(crate) mod pg {
             self
         }
 
+        pub(crate) fn i32s(mut self, v: Vec<i32>) -> Self {
+            self.binds.push(Value::I32s(v));
+            self
+        }
+
+        pub(crate) fn opt_i64s(mut self, v: Vec<Option<i64>>) -> Self {
+            self.binds.push(Value::OptI64s(v));
+            self
+        }
+
+        pub(crate) fn texts(mut self, v: Vec<&'a str>) -> Self {
+            self.binds.push(Value::Texts(v));
+            self
+        }
+
+        pub(crate) fn opt_texts(mut self, v: Vec<Option<&'a str>>) -> Self {
+            self.binds.push(Value::OptTexts(v));
+            self
+        }
+
+        pub(crate) fn bytes_list(mut self, v: Vec<&'a [u8]>) -> Self {
+            self.binds.push(Value::BytesList(v));
+            self
+        }
+
         pub(crate) fn opt_bytes_list(mut self, v: Vec<Option<&'a [u8]>>) -> Self {
             self.binds.push(Value::OptBytesList(v));
             self
@@ -238,6 +268,15 @@ pub(crate) mod pg {
                     Value::I64(v) => out.push_bind_param::<BigInt, i64>(v)?,
                     Value::Text(v) => out.push_bind_param::<Text, str>(v)?,
                     Value::I64s(v) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(v)?,
+                    Value::I32s(v) => out.push_bind_param::<Array<Integer>, Vec<i32>>(v)?,
+                    Value::OptI64s(v) => {
+                        out.push_bind_param::<Array<Nullable<BigInt>>, Vec<Option<i64>>>(v)?;
+                    }
+                    Value::Texts(v) => out.push_bind_param::<Array<Text>, Vec<&str>>(v)?,
+                    Value::OptTexts(v) => {
+                        out.push_bind_param::<Array<Nullable<Text>>, Vec<Option<&str>>>(v)?;
+                    }
+                    Value::BytesList(v) => out.push_bind_param::<Array<Binary>, Vec<&[u8]>>(v)?,
                     Value::OptBytesList(v) => {
                         out.push_bind_param::<Array<Nullable<Binary>>, Vec<Option<&[u8]>>>(v)?;
                     }

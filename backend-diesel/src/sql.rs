@@ -62,13 +62,9 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect, for tables named with `prefix`.
+    /// `template` in this dialect; its `?` placeholders stay as they are, for
+    /// diesel's query builder to number.
     pub(crate) fn render(self, prefix: &str, template: &str) -> String {
-        self.number(&self.render_unnumbered(prefix, template))
-    }
-
-    /// `template` in this dialect, with its `?` placeholders left as they are.
-    pub(crate) fn render_unnumbered(self, prefix: &str, template: &str) -> String {
         template
             .replace("{jobs}", &format!("{prefix}jobs"))
             .replace("{done}", &format!("{prefix}done"))
@@ -76,25 +72,6 @@ impl Dialect {
             .replace("{ticks}", &format!("{prefix}ticks"))
             .replace("{now}", self.now())
             .replace("{bigint}", self.bigint())
-    }
-
-    /// PostgreSQL: `?` placeholders numbered `$1`, `$2`, …; others as they are.
-    pub(crate) fn number(self, text: &str) -> String {
-        if self != Self::Postgres {
-            return text.to_owned();
-        }
-        let mut numbered = String::with_capacity(text.len() + 16);
-        let mut n = 0;
-        for c in text.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push('$');
-                numbered.push_str(&n.to_string());
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
     }
 }
 
@@ -137,10 +114,11 @@ pub(crate) struct Statements {
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
     /// max_attempts, run_at (absolute, nullable), delay (µs).
     pub(crate) insert_row: String,
-    /// PostgreSQL: the whole batch as arrays, in one statement. Binds: one
-    /// array per column of `insert_row`.
+    /// PostgreSQL: the whole batch as arrays, in one statement, prepared
+    /// once whatever the batch size. Binds: one array per column of
+    /// `insert_row`.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) insert_unnest: String,
+    pub(crate) insert_unnest: Stmt,
     /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
     /// connections that otherwise commit without waiting.
     pub(crate) durable: Option<String>,
@@ -202,11 +180,10 @@ pub(crate) struct Statements {
 
 impl Statements {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
-        let r = |template: &str| dialect.render(prefix, template);
-        let q = |template: &str| Stmt::new(&dialect.render_unnumbered(prefix, template));
+        let q = |template: &str| Stmt::new(&dialect.render(prefix, template));
         let order = "ORDER BY j.priority DESC, j.id LIMIT ?";
         let ready_order = format!("{READY} {order}");
-        let u = |template: &str| dialect.render_unnumbered(prefix, template);
+        let u = |template: &str| dialect.render(prefix, template);
         // The ids come as an array, evaluated once, that the update finds
         // through the primary key. A join with the selected ids instead is
         // planned, in the generic plan of the prepared statement, as a hash
@@ -265,18 +242,18 @@ impl Statements {
         };
         Self {
             dialect,
-            insert_head: dialect.render_unnumbered(
+            insert_head: dialect.render(
                 prefix,
                 "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
                  max_attempts, attempt, state, token, run_at, enqueued_at) VALUES ",
             ),
-            insert_row: dialect.render_unnumbered(
+            insert_row: dialect.render(
                 prefix,
                 "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now})",
             ),
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
-            insert_unnest: r(
+            insert_unnest: q(
                 "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
                  max_attempts, attempt, state, token, run_at, enqueued_at) \
                  SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {now} + d), {now} \
@@ -401,13 +378,5 @@ mod tests {
         ] {
             assert!(validate_prefix(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn postgres_placeholders_are_numbered() {
-        let sql = Dialect::Postgres.render("p_", "SELECT ? FROM {jobs} WHERE a = ?");
-        assert_eq!(sql, "SELECT $1 FROM p_jobs WHERE a = $2");
-        let sql = Dialect::Sqlite.render("p_", "SELECT ? FROM {ticks}");
-        assert_eq!(sql, "SELECT ? FROM p_ticks");
     }
 }

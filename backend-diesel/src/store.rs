@@ -568,7 +568,6 @@ fn lock_ordering_keys(conn: &mut PgConnection, jobs: &[NewJob]) -> QueryResult<(
 #[cfg(feature = "postgres")]
 impl InsertRows for PgConnection {
     fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
-        use diesel::sql_types::Array;
         let mut commands = Vec::with_capacity(jobs.len());
         let mut args = Vec::with_capacity(jobs.len());
         let mut queues = Vec::with_capacity(jobs.len());
@@ -590,15 +589,17 @@ impl InsertRows for PgConnection {
             delays.push(delay);
         }
         lock_ordering_keys(self, jobs)?;
-        let mut ids: Vec<i64> = diesel::sql_query(&st.insert_unnest)
-            .bind::<Array<Text>, _>(commands)
-            .bind::<Array<Binary>, _>(args)
-            .bind::<Array<Text>, _>(queues)
-            .bind::<Array<Nullable<Text>>, _>(keys)
-            .bind::<Array<Integer>, _>(priorities)
-            .bind::<Array<Integer>, _>(max_attempts)
-            .bind::<Array<Nullable<BigInt>>, _>(run_ats)
-            .bind::<Array<BigInt>, _>(delays)
+        let mut ids: Vec<i64> = st
+            .insert_unnest
+            .pg_query()
+            .texts(commands)
+            .bytes_list(args)
+            .texts(queues)
+            .opt_texts(keys)
+            .i32s(priorities)
+            .i32s(max_attempts)
+            .opt_i64s(run_ats)
+            .i64s(delays)
             .load::<Number>(self)?
             .into_iter()
             .map(|r| r.n)
