@@ -157,6 +157,12 @@ pub(crate) struct Statements {
     /// SQLite and MySQL: deletes the `done` rows of an id list from `{jobs}`;
     /// the id list follows.
     pub(crate) delete_done_head: String,
+    /// SQLite and MySQL: the start of one update that records several jobs
+    /// done; `CASE` lists of durations, results and tokens by id follow.
+    pub(crate) done_many_head: String,
+    /// SQLite and MySQL: which of an id list are marked done, waiting to be
+    /// moved; the id list follows.
+    pub(crate) marked_done_head: String,
     pub(crate) retry: Stmt,
     pub(crate) dead: Stmt,
     pub(crate) release: Stmt,
@@ -298,6 +304,10 @@ impl Statements {
                  WHERE state = 2 AND id IN "
             )),
             delete_done_head: u("DELETE FROM {jobs} WHERE state = 2 AND id IN "),
+            done_many_head: u(
+                "UPDATE {jobs} SET state = 2, finished_at = {now}, deadline = NULL, ",
+            ),
+            marked_done_head: u("SELECT id AS n FROM {jobs} WHERE state = 2 AND id IN "),
             retry: q(&format!(
                 "UPDATE {{jobs}} SET state = 0, run_at = {{now}} + ?, deadline = NULL, \
                  last_error = ? {LEASED}"

@@ -610,6 +610,77 @@ impl InsertRows for PgConnection {
     }
 }
 
+/// SQLite and MySQL: marks several jobs done in one update where each took
+/// one. Returns each completion, and the ids marked, to move to `{done}`.
+/// When the update changed fewer rows than there were outcomes (a lease was
+/// lost), the rows it marked are read back by id.
+pub(crate) fn mark_done_many<C>(
+    conn: &mut C,
+    st: &Statements,
+    completions: &[(Lease, Outcome)],
+) -> QueryResult<(Vec<Completion>, Vec<i64>)>
+where
+    C: Connection,
+    for<'a> crate::prepared::Sql<'a>:
+        diesel::query_dsl::methods::ExecuteDsl<C> + diesel::query_dsl::LoadQuery<'a, C, Number>,
+{
+    let ids: Vec<i64> = completions
+        .iter()
+        .map(|(lease, _)| i64::try_from(lease.job.0).unwrap_or(-1))
+        .collect();
+    let cases = format!("CASE id{} END", " WHEN ? THEN ?".repeat(ids.len()));
+    let sql = format!(
+        "{}duration_us = {cases}, result = {cases} WHERE state = 1 AND id IN {} AND token = {cases}",
+        st.done_many_head,
+        placeholders(ids.len()),
+    );
+    let statement = Stmt::new(&sql);
+    let mut query = statement.query();
+    if ids.len() > 16 {
+        // one prepared statement per batch size: keep few
+        query = query.uncached();
+    }
+    for ((_, outcome), &id) in completions.iter().zip(&ids) {
+        if let CompletionSql::Done { duration_us, .. } = CompletionSql::of(outcome) {
+            query = query.i64(id).i64(duration_us);
+        }
+    }
+    for ((_, outcome), &id) in completions.iter().zip(&ids) {
+        if let CompletionSql::Done { result, .. } = CompletionSql::of(outcome) {
+            query = query.i64(id).opt_bytes(result);
+        }
+    }
+    for &id in &ids {
+        query = query.i64(id);
+    }
+    for ((lease, _), &id) in completions.iter().zip(&ids) {
+        query = query.i64(id).i64(i64::try_from(lease.token).unwrap_or(-1));
+    }
+    let changed = query.execute(conn)?;
+    if changed == ids.len() {
+        return Ok((vec![Completion::Applied; ids.len()], ids));
+    }
+    let statement = Stmt::new(&format!(
+        "{}{}",
+        st.marked_done_head,
+        placeholders(ids.len())
+    ));
+    let mut query = statement.query().uncached();
+    for &id in &ids {
+        query = query.i64(id);
+    }
+    let marked: Vec<i64> = query
+        .load::<Number>(conn)?
+        .into_iter()
+        .map(|r| r.n)
+        .collect();
+    let done = ids
+        .iter()
+        .map(|id| completion(usize::from(marked.contains(id))))
+        .collect();
+    Ok((done, marked))
+}
+
 /// Implements [`crate::JobConnection`]'s operations for one connection type;
 /// `$tx` is the method that opens a write transaction on it.
 macro_rules! store_impl {
@@ -794,7 +865,16 @@ macro_rules! store_impl {
                 let mut done = Vec::with_capacity(completions.len());
                 // SQLite and MySQL: jobs marked done here, moved to `{done}` below
                 let mut to_move = Vec::new();
-                for (lease, outcome) in completions {
+                let all_done = completions
+                    .iter()
+                    .all(|(_, outcome)| matches!(outcome, ::outband::Outcome::Done { .. }));
+                let one_update = !postgres && all_done && completions.len() > 1;
+                if one_update {
+                    let (applied, marked) = mark_done_many(self, st, completions)?;
+                    done = applied;
+                    to_move = marked;
+                }
+                for (lease, outcome) in completions.iter().filter(|_| !one_update) {
                     let id = i64::try_from(lease.job.0).unwrap_or(-1);
                     let token = i64::try_from(lease.token).unwrap_or(-1);
                     let n = match CompletionSql::of(outcome) {

@@ -972,6 +972,10 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     // several outcomes in one call, a stale lease among them
     let mut outcomes: Vec<(Lease, Outcome)> =
         claimed.iter().map(|c| (c.lease.clone(), done())).collect();
+    outcomes[1].1 = Outcome::Done {
+        result: Some(b"second".to_vec()),
+        duration: Duration::from_millis(3),
+    };
     outcomes.insert(1, (first.lease, done()));
     let (completed, claimed) = queue
         .complete_and_claim(outcomes, &q, 0, LEASE)
@@ -985,6 +989,18 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     for id in late {
         assert_eq!(state_of(&**queue, id), JobState::Done);
     }
+    let (first_late, second_late) = (
+        queue.job(late[0]).expect("job").expect("job exists"),
+        queue.job(late[1]).expect("job").expect("job exists"),
+    );
+    assert_eq!(
+        (first_late.result.as_deref(), first_late.duration),
+        (None, Some(Duration::from_millis(1)))
+    );
+    assert_eq!(
+        (second_late.result.as_deref(), second_late.duration),
+        (Some(&b"second"[..]), Some(Duration::from_millis(3)))
+    );
 
     // an outcome's result and run time are kept when the same call claims
     let with_result = queue.enqueue(echo_job(&q, 6)).expect("enqueue");
