@@ -67,7 +67,8 @@
 //! - **Round trips.** A batch enqueue is one multi-row `INSERT` (PostgreSQL:
 //!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size); a
 //!   batch of outcomes ([`complete_many`](outband::BaseQueue::complete_many))
-//!   is one transaction; every fixed statement is prepared once per
+//!   is one transaction (on SQLite and MySQL, outcomes that are all *done*
+//!   are marked by a single `UPDATE`); every fixed statement is prepared once per
 //!   connection and kept in diesel's statement cache. On PostgreSQL, a busy
 //!   consumer's usual call, outcomes that are all *done* and the claim of
 //!   the next jobs ([`complete_and_claim`](outband::BaseQueue::complete_and_claim)),

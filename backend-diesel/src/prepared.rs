@@ -7,11 +7,11 @@
 //! diesel's query builder, which numbers the placeholders for the dialect,
 //! and diesel's statement cache keys it by that text.
 
+use diesel::QueryResult;
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Binary, HasSqlType, Integer, Nullable, Text, Untyped};
-use diesel::{QueryResult, RunQueryDsl};
+use diesel::sql_types::{BigInt, Binary, HasSqlType, Integer, Nullable, Text};
 
 /// A statement's text, split at its `?` placeholders.
 #[derive(Debug, Clone)]
@@ -116,16 +116,25 @@ impl<'a> Sql<'a> {
     }
 }
 
-impl QueryId for Sql<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// What makes a statement type run like any diesel query: rows of no fixed
+/// type (read by name), and no static id, so diesel's statement cache keys
+/// it by its text.
+macro_rules! runs_as_query {
+    ($statement:ident) => {
+        impl ::diesel::query_builder::QueryId for $statement<'_> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl ::diesel::query_builder::Query for $statement<'_> {
+            type SqlType = ::diesel::sql_types::Untyped;
+        }
+
+        impl<Conn> ::diesel::RunQueryDsl<Conn> for $statement<'_> {}
+    };
 }
 
-impl Query for Sql<'_> {
-    type SqlType = Untyped;
-}
-
-impl<Conn> RunQueryDsl<Conn> for Sql<'_> {}
+runs_as_query!(Sql);
 
 impl<DB> QueryFragment<DB> for Sql<'_>
 where
@@ -166,10 +175,10 @@ where
 pub(crate) mod pg {
     //! Statements whose binds may be PostgreSQL arrays, cached like [`Sql`].
 
+    use diesel::QueryResult;
     use diesel::pg::Pg;
-    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-    use diesel::sql_types::{Array, BigInt, Binary, Integer, Nullable, Text, Untyped};
-    use diesel::{QueryResult, RunQueryDsl};
+    use diesel::query_builder::{AstPass, QueryFragment};
+    use diesel::sql_types::{Array, BigInt, Binary, Integer, Nullable, Text};
 
     #[derive(Debug, Clone)]
     enum Value<'a> {
@@ -245,16 +254,7 @@ pub(crate) mod pg {
         }
     }
 
-    impl QueryId for PgSql<'_> {
-        type QueryId = ();
-        const HAS_STATIC_QUERY_ID: bool = false;
-    }
-
-    impl Query for PgSql<'_> {
-        type SqlType = Untyped;
-    }
-
-    impl<Conn> RunQueryDsl<Conn> for PgSql<'_> {}
+    runs_as_query!(PgSql);
 
     impl QueryFragment<Pg> for PgSql<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
