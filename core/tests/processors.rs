@@ -245,9 +245,27 @@ struct Gated {
     /// What `cheap_claims` answers: whether workers claim for themselves or
     /// the completer claims for them with their outcomes.
     cheap: bool,
+    /// Jobs handed out by `claim` on its own.
+    claimed_alone: AtomicU64,
+    /// Outcomes recorded by `complete_and_claim`, and jobs it handed out.
+    recorded_claiming: AtomicU64,
+    claimed_with_outcomes: AtomicU64,
 }
 
 impl Gated {
+    fn new(inner: Arc<MemoryQueue>, open: bool, cheap: bool) -> Self {
+        Self {
+            inner,
+            open: Mutex::new(open),
+            opened: std::sync::Condvar::new(),
+            waiting: AtomicU64::new(0),
+            cheap,
+            claimed_alone: AtomicU64::new(0),
+            recorded_claiming: AtomicU64::new(0),
+            claimed_with_outcomes: AtomicU64::new(0),
+        }
+    }
+
     fn pass(&self) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let open = self.open.lock().unwrap();
@@ -274,7 +292,10 @@ impl BaseQueue for Gated {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<outband::Claimed>, outband::Error> {
-        self.inner.claim(queue, max, lease)
+        let claimed = self.inner.claim(queue, max, lease)?;
+        self.claimed_alone
+            .fetch_add(claimed.len() as u64, Ordering::SeqCst);
+        Ok(claimed)
     }
     fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), outband::Error> {
         self.inner.wait(queues, timeout)
@@ -303,6 +324,23 @@ impl BaseQueue for Gated {
     ) -> Result<Vec<outband::Completion>, outband::Error> {
         self.pass();
         self.inner.complete_many(completions)
+    }
+    fn complete_and_claim(
+        &self,
+        completions: Vec<(outband::Lease, outband::Outcome)>,
+        queue: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<(Vec<outband::Completion>, Vec<outband::Claimed>), outband::Error> {
+        self.pass();
+        let recorded = completions.len() as u64;
+        let (done, claimed) = self
+            .inner
+            .complete_and_claim(completions, queue, max, lease)?;
+        self.recorded_claiming.fetch_add(recorded, Ordering::SeqCst);
+        self.claimed_with_outcomes
+            .fetch_add(claimed.len() as u64, Ordering::SeqCst);
+        Ok((done, claimed))
     }
     fn recover_expired(&self) -> Result<outband::Recovered, outband::Error> {
         self.inner.recover_expired()
@@ -361,13 +399,7 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool) {
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
-    let queue = Arc::new(Gated {
-        inner: inner.clone(),
-        open: Mutex::new(false),
-        opened: std::sync::Condvar::new(),
-        waiting: AtomicU64::new(0),
-        cheap,
-    });
+    let queue = Arc::new(Gated::new(inner.clone(), false, cheap));
     let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
     processor.start();
     wait_until("an outcome waits at the gate", || {
@@ -395,4 +427,30 @@ fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
 #[test]
 fn multi_processor_claiming_with_outcomes_holds_no_more_leases_than_threads() {
     holds_no_more_leases_than_threads_while_outcomes_wait(false);
+}
+
+/// A busy simple processor records each outcome and claims the next job in
+/// one call: only its first job comes from a claim on its own.
+#[test]
+fn simple_processor_records_an_outcome_and_claims_the_next_job_in_one_call() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
+    enqueue_sleeps(&inner, run, &tags);
+    let queue = Arc::new(Gated::new(inner.clone(), true, false));
+    let processor = SimpleProcessor::new(queue.clone(), config(1)).unwrap();
+    processor.start();
+    wait_until("all jobs are done", || all_done(&inner, 10));
+    processor.stop();
+    assert_eq!(finish_order(run), (1..=10).collect::<Vec<u32>>());
+    let count = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+    assert_eq!(
+        (
+            count(&queue.claimed_alone),
+            count(&queue.recorded_claiming),
+            count(&queue.claimed_with_outcomes)
+        ),
+        (1, 10, 9),
+        "jobs claimed alone, outcomes recorded with a claim, jobs claimed with outcomes"
+    );
 }
