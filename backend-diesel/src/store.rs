@@ -868,13 +868,14 @@ macro_rules! store_impl {
                 let all_done = completions
                     .iter()
                     .all(|(_, outcome)| matches!(outcome, ::outband::Outcome::Done { .. }));
-                let one_update = !postgres && all_done && completions.len() > 1;
-                if one_update {
-                    let (applied, marked) = mark_done_many(self, st, completions)?;
-                    done = applied;
-                    to_move = marked;
+                // SQLite and MySQL: several outcomes, all done, take one
+                // update; any other batch, a statement per outcome
+                let mut one_by_one = completions;
+                if !postgres && all_done && completions.len() > 1 {
+                    (done, to_move) = mark_done_many(self, st, completions)?;
+                    one_by_one = &[];
                 }
-                for (lease, outcome) in completions.iter().filter(|_| !one_update) {
+                for (lease, outcome) in one_by_one {
                     let id = i64::try_from(lease.job.0).unwrap_or(-1);
                     let token = i64::try_from(lease.token).unwrap_or(-1);
                     let n = match CompletionSql::of(outcome) {

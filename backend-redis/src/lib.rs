@@ -123,6 +123,7 @@
 mod conn;
 mod scripts;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -712,14 +713,15 @@ impl RedisQueue {
     }
 }
 
-fn when_arg(when: When) -> String {
+/// The enqueue script's `when` argument: `n`, `a<ms>` or `d<ms>`.
+fn when_arg(when: When) -> Cow<'static, str> {
     match when {
-        When::Now => "n".to_owned(),
-        When::At(at) => format!(
+        When::Now => Cow::Borrowed("n"),
+        When::At(at) => Cow::Owned(format!(
             "a{}",
             at.duration_since(UNIX_EPOCH).map(ms).unwrap_or_default()
-        ),
-        When::After(delay) => format!("d{}", ms(delay)),
+        )),
+        When::After(delay) => Cow::Owned(format!("d{}", ms(delay))),
     }
 }
 
@@ -758,11 +760,10 @@ impl BaseQueue for RedisQueue {
                     Some(key) => invocation.arg(format!("1{key}")),
                     None => invocation.arg("0"),
                 };
-                invocation.arg(job.priority).arg(job.max_attempts);
-                match job.when {
-                    When::Now => invocation.arg("n"),
-                    when => invocation.arg(when_arg(when)),
-                };
+                invocation
+                    .arg(job.priority)
+                    .arg(job.max_attempts)
+                    .arg(when_arg(job.when).as_ref());
             }
         }
         let firsts: Vec<u64> = self.invoke(&invocation)?;
