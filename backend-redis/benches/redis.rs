@@ -7,16 +7,17 @@
 //! - **bytes per pending job**: `used_memory` of `INFO memory` before and
 //!   after enqueuing `--memory-jobs` (default 100,000) pending no-op jobs,
 //!   divided by their number;
-//! - **rate against backlog**: the multi processor at 4 threads runs
-//!   `--jobs` (default 20,000) no-op jobs while the same queue holds 1,000,
-//!   then `--backlog` (default 1,000,000), more pending jobs of lower priority
-//!   behind them; the two rates should match, since no script does work in
-//!   proportion to the backlog;
+//! - **rate against backlog**: the multi processor at 4 threads with a
+//!   prefetch of `--prefetch` (default 28: 32 leases) runs `--jobs` (default
+//!   20,000) no-op jobs while the same queue holds 1,000, then `--backlog`
+//!   (default 1,000,000), more pending jobs of lower priority behind them;
+//!   the two rates should match, since no script does work in proportion to
+//!   the backlog;
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
-//! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, and `--backlog-only`
-//! to skip all but the backlog runs. Other arguments,
+//! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`, and
+//! `--backlog-only` to skip all but the backlog runs. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ struct Options {
     jobs: usize,
     memory_jobs: usize,
     backlog: usize,
+    prefetch: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -49,6 +51,7 @@ fn parse_options() -> Result<Options, String> {
         jobs: 20_000,
         memory_jobs: 100_000,
         backlog: 1_000_000,
+        prefetch: 28,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -60,6 +63,7 @@ fn parse_options() -> Result<Options, String> {
             "--jobs" => &mut options.jobs,
             "--memory-jobs" => &mut options.memory_jobs,
             "--backlog" => &mut options.backlog,
+            "--prefetch" => &mut options.prefetch,
             _ => continue,
         };
         let value = args.next().ok_or(format!("{arg} needs a number"))?;
@@ -74,7 +78,9 @@ fn main() -> ExitCode {
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N]");
+            eprintln!(
+                "{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N] [--prefetch N]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -125,9 +131,10 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
     }
 
     for backlog in [1_000, options.backlog] {
-        let rate = rate_with_backlog(queue, options.jobs, backlog)?;
+        let rate = rate_with_backlog(queue, options, backlog)?;
         println!(
-            "multi processor, 4 threads, {backlog} jobs pending behind: {} jobs/s",
+            "multi processor, 4 threads, prefetch {}, {backlog} jobs pending behind: {} jobs/s",
+            options.prefetch,
             rate.round()
         );
     }
@@ -184,9 +191,10 @@ fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband
 
 fn rate_with_backlog(
     queue: &Arc<RedisQueue>,
-    jobs: usize,
+    options: &Options,
     backlog: usize,
 ) -> Result<f64, outband::Error> {
+    let jobs = options.jobs;
     let name = format!("outband-bench-backlog-{backlog}");
     eprintln!("filling {name} with {backlog} jobs…");
     fill(queue, &name, backlog, -1)?;
@@ -195,6 +203,7 @@ fn rate_with_backlog(
     let config = ProcessorConfig::default()
         .queues([name.as_str()])
         .max_threads(4)
+        .prefetch(options.prefetch)
         .wait_time(Duration::from_millis(10));
     let processor = MultiProcessor::new(queue.clone(), config)?;
     let start = Instant::now();

@@ -47,6 +47,11 @@ pub struct Options {
     /// Jobs the multi processor runs at once.
     #[arg(short = 't', long, default_value_t = 5, global = true)]
     pub threads: usize,
+    /// Jobs the multi processor claims ahead, beyond one per thread: fewer
+    /// round trips for short jobs, and up to that many more jobs run again
+    /// after a crash.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub prefetch: usize,
     /// How long a claim leases a job; heartbeats extend it.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub lease: Duration,

@@ -159,6 +159,7 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
         .queues(options.queues.iter().cloned())
         .lease(options.lease)
         .max_threads(options.threads)
+        .prefetch(options.prefetch)
         .wait_time(Duration::from_secs_f64(options.delay.max(0.001)))
         .wait_backoff(
             options.backoff,

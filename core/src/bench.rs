@@ -107,6 +107,10 @@ pub struct BenchConfig {
     /// One [`Run::Multi`] per entry, with that many threads; the largest one
     /// also runs [`Run::Latency`]. Default `[1, 2, 4]`.
     pub threads: Vec<usize>,
+    /// One more [`Run::Multi`] per entry, with the largest thread count and
+    /// that [`prefetch`](ProcessorConfig::prefetch). Default `[28]`: 32
+    /// leases for 4 threads.
+    pub prefetch: Vec<usize>,
     /// The prefix of the queues the runs use; each run appends its own name.
     /// Default `outband-bench-<pid>-<n>`, new on every call of `default()`.
     pub queue: String,
@@ -125,6 +129,7 @@ impl Default for BenchConfig {
             jobs: 20_000,
             batch: 1_000,
             threads: vec![1, 2, 4],
+            prefetch: vec![28],
             queue: format!(
                 "outband-bench-{}-{}",
                 std::process::id(),
@@ -153,6 +158,8 @@ pub enum Run {
     Multi {
         /// Its `max_threads`.
         threads: usize,
+        /// Its [`prefetch`](ProcessorConfig::prefetch).
+        prefetch: usize,
     },
     /// Time from enqueue to start, jobs enqueued one at a time to an idle
     /// [`MultiProcessor`].
@@ -169,7 +176,7 @@ impl Run {
             Self::Enqueue => "enqueue".to_owned(),
             Self::EnqueueMany { .. } => "enqueue-many".to_owned(),
             Self::Simple => "simple".to_owned(),
-            Self::Multi { threads } => format!("multi-{threads}"),
+            Self::Multi { threads, prefetch } => format!("multi-{threads}-{prefetch}"),
             Self::Latency { .. } => "latency".to_owned(),
         }
     }
@@ -182,8 +189,12 @@ impl fmt::Display for Run {
             Self::Enqueue => f.write_str("enqueue, one at a time"),
             Self::EnqueueMany { batch } => write!(f, "enqueue_many, batches of {batch}"),
             Self::Simple => f.write_str("simple processor"),
-            Self::Multi { threads } => {
-                write!(f, "multi processor, {threads} thread{}", plural(threads))
+            Self::Multi { threads, prefetch } => {
+                write!(f, "multi processor, {threads} thread{}", plural(threads))?;
+                if prefetch > 0 {
+                    write!(f, ", prefetch {prefetch}")?;
+                }
+                Ok(())
             }
             Self::Latency { threads } => {
                 write!(
@@ -320,8 +331,21 @@ pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRepor
         },
         Run::Simple,
     ];
-    runs.extend(config.threads.iter().map(|&threads| Run::Multi { threads }));
+    runs.extend(config.threads.iter().map(|&threads| Run::Multi {
+        threads,
+        prefetch: 0,
+    }));
     let latency_threads = config.threads.iter().copied().max().unwrap_or(1);
+    runs.extend(
+        config
+            .prefetch
+            .iter()
+            .filter(|&&prefetch| prefetch > 0)
+            .map(|&prefetch| Run::Multi {
+                threads: latency_threads,
+                prefetch,
+            }),
+    );
     runs.push(Run::Latency {
         threads: latency_threads,
     });
@@ -339,7 +363,10 @@ pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRepor
             Run::Simple | Run::Multi { .. } => bench.process(run, &bar)?,
             Run::Latency { threads } => {
                 let per_job = report
-                    .row(Run::Multi { threads })
+                    .row(Run::Multi {
+                        threads,
+                        prefetch: 0,
+                    })
                     .and_then(|row| row.per_job);
                 bench.latency(run, per_job, &bar)?
             }
@@ -538,7 +565,11 @@ impl Bench<'_> {
             .queues([name])
             .wait_time(self.config.wait_time);
         Ok(match run {
-            Run::Multi { threads } | Run::Latency { threads } => Box::new(MultiProcessor::new(
+            Run::Multi { threads, prefetch } => Box::new(MultiProcessor::new(
+                self.queue.clone(),
+                config.max_threads(threads).prefetch(prefetch),
+            )?),
+            Run::Latency { threads } => Box::new(MultiProcessor::new(
                 self.queue.clone(),
                 config.max_threads(threads),
             )?),
@@ -699,6 +730,7 @@ mod tests {
             jobs: 200,
             batch: 50,
             threads: vec![1, 2],
+            prefetch: vec![3],
             progress: false,
             wait_time: Duration::from_millis(5),
             ..BenchConfig::default()
@@ -709,8 +741,18 @@ mod tests {
             Run::Enqueue,
             Run::EnqueueMany { batch: 50 },
             Run::Simple,
-            Run::Multi { threads: 1 },
-            Run::Multi { threads: 2 },
+            Run::Multi {
+                threads: 1,
+                prefetch: 0,
+            },
+            Run::Multi {
+                threads: 2,
+                prefetch: 0,
+            },
+            Run::Multi {
+                threads: 2,
+                prefetch: 3,
+            },
             Run::Latency { threads: 2 },
         ];
         assert_eq!(

@@ -122,9 +122,9 @@ pub trait BaseQueue: Send + Sync {
     /// claims up to `max` jobs of `queue` as [`claim`](Self::claim) does, in
     /// one round trip (one script, one transaction) where the backend can.
     ///
-    /// This is how a consumer's worker hands back one lease and takes the
-    /// next without ever holding more leases than it has threads, at the cost
-    /// of one call. An `Err` means no outcome was recorded and no job claimed,
+    /// This is how a consumer hands back the leases of finished jobs and
+    /// takes as many next ones without ever holding more leases than its
+    /// limit (threads plus prefetch), at the cost of one call. An `Err` means no outcome was recorded and no job claimed,
     /// as with [`complete_many`](Self::complete_many). The default calls the
     /// two in turn; when the claim fails after the outcomes were recorded, it
     /// logs the error and returns no jobs, since the outcomes must not be
@@ -205,7 +205,7 @@ pub trait BaseQueue: Send + Sync {
 
     /// Whether a claim costs no round trip (an in-process backend). Then a
     /// worker that has just finished claims its next job itself; otherwise
-    /// the processor claims for all its free threads in one call. Default
+    /// the processor claims for all its free leases in one call. Default
     /// `false`.
     fn cheap_claims(&self) -> bool {
         false

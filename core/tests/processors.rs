@@ -392,15 +392,16 @@ impl BaseQueue for Gated {
 }
 
 /// A crash loses the outcomes not yet recorded, and their jobs run again:
-/// a thread whose outcome waits must not take another job, or a crash
-/// could make more jobs run twice than the processor has threads.
-fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool) {
+/// a thread whose outcome waits must not take another job beyond those
+/// claimed ahead, or a crash could make more jobs run twice than the
+/// processor has threads plus its prefetch.
+fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool, prefetch: usize) {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
     let queue = Arc::new(Gated::new(inner.clone(), false, cheap));
-    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    let processor = MultiProcessor::new(queue.clone(), config(2).prefetch(prefetch)).unwrap();
     processor.start();
     wait_until("an outcome waits at the gate", || {
         queue.waiting.load(Ordering::SeqCst) > 0
@@ -409,24 +410,84 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool) {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         inner.stats("sleepy").unwrap().running,
-        2,
-        "two threads hold two leases, however many outcomes wait"
+        2 + prefetch as u64,
+        "two threads and a prefetch of {prefetch} hold that many leases, however many outcomes wait"
     );
     queue.open();
     wait_until("all jobs are done", || all_done(&inner, 10));
     processor.stop();
+    assert_eq!(finish_order(run).len(), 10, "every job ran once");
 }
 
 #[test]
 fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
-    holds_no_more_leases_than_threads_while_outcomes_wait(true);
+    holds_no_more_leases_than_threads_while_outcomes_wait(true, 0);
 }
 
 /// The same where the completer claims each worker's next job in the call
 /// that records its outcome (`BaseQueue::complete_and_claim`).
 #[test]
 fn multi_processor_claiming_with_outcomes_holds_no_more_leases_than_threads() {
-    holds_no_more_leases_than_threads_while_outcomes_wait(false);
+    holds_no_more_leases_than_threads_while_outcomes_wait(false, 0);
+}
+
+/// With a prefetch, the jobs claimed ahead are the only leases added.
+#[test]
+fn multi_processor_holds_no_more_leases_than_threads_plus_prefetch() {
+    holds_no_more_leases_than_threads_while_outcomes_wait(false, 3);
+    holds_no_more_leases_than_threads_while_outcomes_wait(true, 3);
+}
+
+/// A job claimed ahead waits for a thread longer than its lease: the
+/// heartbeat keeps it, so no other consumer gets it and it runs once.
+#[test]
+fn heartbeats_keep_jobs_claimed_ahead_leased() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 400), (2, 400), (3, 0)]);
+    let config = config(1).prefetch(2).lease(Duration::from_millis(300));
+    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    processor.start();
+    wait_until("three jobs are leased", || {
+        queue.stats("sleepy").unwrap().running == 3
+    });
+    let mut recovered = 0;
+    wait_until("every job is done", || {
+        recovered += queue.recover_expired().unwrap().requeued;
+        all_done(&queue, 3)
+    });
+    processor.stop();
+    assert_eq!(recovered, 0, "the manager never took a job back");
+    assert_eq!(finish_order(run), vec![1, 2, 3], "each job ran once");
+}
+
+/// A stop whose grace period ends gives back the jobs claimed ahead with
+/// the running one, and no thread runs them afterwards.
+#[test]
+fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 500), (2, 0), (3, 0)]);
+    let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
+    processor.start();
+    wait_until("three jobs are leased", || {
+        queue.stats("sleepy").unwrap().running == 3
+    });
+    let report = processor.stop_within(Duration::from_millis(50));
+    assert_eq!(report.released, 3, "the running job and the two ahead");
+    // the running job's command goes on until it returns
+    wait_until("the long job has returned", || {
+        !finish_order(run).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        finish_order(run),
+        vec![1],
+        "no job claimed ahead ran after the stop"
+    );
+    let stats = queue.stats("sleepy").unwrap();
+    assert_eq!((stats.pending, stats.running, stats.done), (3, 0, 0));
+    processor.stop();
 }
 
 /// A busy simple processor records each outcome and claims the next job in

@@ -2,7 +2,8 @@
 //! real daemon with 4 threads, is SIGKILLed 5 times at random moments and
 //! restarted each time. At the end every job has run, none is dead, and the
 //! only duplicates are jobs that were in flight at a kill: at most
-//! kills × threads.
+//! kills × threads. The same runs once more on Redis with a prefetch of 12:
+//! then at most kills × (threads + prefetch).
 //!
 //! The moments are random points of progress (a count of jobs that ran,
 //! between 5 % and 90 % of them, plus 0–100 ms), drawn from a seed that is printed;
@@ -28,20 +29,28 @@ const JOBS: u64 = 20_000;
 const KILLS: u64 = 5;
 const THREADS: u64 = 4;
 const CONSUMER: &[&str] = &["-t", "4", "--lease", "3s"];
+const PREFETCH: u64 = 12;
+const PREFETCHING: &[&str] = &["-t", "4", "--prefetch", "12", "--lease", "3s"];
 
 macro_rules! on_every_backend {
     ($($backend:ident => $variant:ident),* $(,)?) => {
-        $(#[test] fn $backend() { crash(Backend::$variant) })*
+        $(#[test] fn $backend() { crash(Backend::$variant, "", CONSUMER, THREADS) })*
     };
 }
 
 on_every_backend!(sqlite => Sqlite, postgres => Postgres, mysql => Mysql, redis => Redis);
 
-fn crash(backend: Backend) {
+/// Jobs claimed ahead are leases too: a kill makes them run again.
+#[test]
+fn redis_with_prefetch() {
+    crash(Backend::Redis, "+prefetch", PREFETCHING, THREADS + PREFETCH);
+}
+
+fn crash(backend: Backend, variant: &str, consumer: &[&str], leases: u64) {
     let Some(mut scene) = Scene::new(backend, BIN) else {
         return;
     };
-    let name = format!("crash/{}", backend.name());
+    let name = format!("crash/{}{variant}", backend.name());
     let mut rng = fastrand::Rng::with_seed(seed(&name));
     let started = Instant::now();
 
@@ -57,7 +66,7 @@ fn crash(backend: Backend) {
         .map(|_| rng.u64(JOBS / 20..JOBS * 9 / 10))
         .collect();
     moments.sort_unstable();
-    let mut pid = scene.start("c", CONSUMER);
+    let mut pid = scene.start("c", consumer);
     for (kill_no, moment) in moments.iter().enumerate() {
         scene.wait_recorded(*moment, Duration::from_secs(300));
         std::thread::sleep(Duration::from_millis(rng.u64(0..100)));
@@ -73,14 +82,14 @@ fn crash(backend: Backend) {
             kill_no + 1,
             started.elapsed()
         );
-        pid = scene.start("c", CONSUMER);
+        pid = scene.start("c", consumer);
     }
 
     scene.wait_drained(JOBS, Duration::from_secs(300));
     scene.stop("c");
     let summary = scene.summary(0..JOBS);
     println!("{name}: took {:?}", started.elapsed());
-    summary.check(&name, KILLS * THREADS);
+    summary.check(&name, KILLS * leases);
     assert_eq!(summary.dead, 0, "{name}: no job may end dead: {summary}");
     assert_eq!(summary.done, JOBS, "{name}: every job ran: {summary}");
     let killed_attempts = scene.log("c").matches("expired leases returned").count();
