@@ -366,46 +366,45 @@ const COMPLETE_HEAD: usize = 5;
 /// The complete script's arguments per lease.
 const COMPLETE_FIELDS: usize = 5;
 
-/// The jobs in a claim script's reply: each job's number and its record.
+/// The jobs in a claim script's reply: the claim's time and deadline, then
+/// each job's number, its record as it was before the claim, its attempt
+/// number and its fencing token.
 fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
-    let mut claimed = Vec::with_capacity(reply.len() / 2);
     let mut items = reply.into_iter();
-    while let (Some(seq), Some(record)) = (items.next(), items.next()) {
+    let (Some(now), Some(deadline)) = (items.next(), items.next()) else {
+        return Vec::new();
+    };
+    let (started, deadline) = (time_of(int(&now)), time_of(int(&deadline)));
+    let mut claimed = Vec::with_capacity(items.len() / 4);
+    while let (Some(seq), Some(record), Some(attempt), Some(token)) =
+        (items.next(), items.next(), items.next(), items.next())
+    {
         let seq = u64::try_from(int(&seq)).unwrap_or(0);
         let id = JobId((bucket << SEQ_BITS) | seq);
-        let Some((job, lease)) = parse_record(id, array(record)) else {
+        let Some(mut job) = parse_job(id, array(record)) else {
             continue;
         };
+        job.state = JobState::Running;
+        job.attempt = u32::try_from(int(&attempt)).unwrap_or(0);
+        job.started_at = Some(started);
         claimed.push(Claimed {
             job,
             lease: Lease {
                 job: id,
-                token: u64::try_from(lease.token).unwrap_or(0),
-                deadline: time_of(lease.deadline),
+                token: u64::try_from(int(&token)).unwrap_or(0),
+                deadline,
             },
         });
     }
     claimed
 }
 
-/// The lease fields of a record: its token (`l`) and deadline (`d`).
-#[derive(Default)]
-struct LeaseFields {
-    token: i64,
-    deadline: i64,
-}
-
-/// A job from its stored record (`HGETALL`), or `None` when there is none.
-fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
-    parse_record(id, record).map(|(job, _)| job)
-}
-
-/// A job and its lease fields from its stored record (`HGETALL`), in one
-/// pass over the fields; `None` when there is no record.
+/// A job from its stored record (`HGETALL`), in one pass over the fields;
+/// `None` when there is no record.
 ///
 /// Parsing is lenient: a field that is missing or garbled reads as empty or
 /// zero, so a damaged record can still be listed, retried or deleted.
-fn parse_record(id: JobId, record: Vec<Value>) -> Option<(Job, LeaseFields)> {
+fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
     if record.is_empty() {
         return None;
     }
@@ -427,7 +426,6 @@ fn parse_record(id: JobId, record: Vec<Value>) -> Option<(Job, LeaseFields)> {
         last_error: None,
         result: None,
     };
-    let mut lease = LeaseFields::default();
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         let owned = |value: Value| match value {
@@ -453,12 +451,10 @@ fn parse_record(id: JobId, record: Vec<Value>) -> Option<(Job, LeaseFields)> {
             }
             b"x" => job.last_error = Some(text(&value)),
             b"o" => job.result = Some(owned(value)),
-            b"l" => lease.token = int(&value),
-            b"d" => lease.deadline = int(&value),
             _ => {}
         }
     }
-    Some((job, lease))
+    Some(job)
 }
 
 impl RedisQueue {

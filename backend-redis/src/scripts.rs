@@ -173,9 +173,12 @@ end
 return out
 ";
 
-/// ARGV: tag, queue, max, lease ms, dead cap. Returns number and record
-/// (`HGETALL`, with the claim's changes appended) of each claimed job,
-/// flattened.
+/// ARGV: tag, queue, max, lease ms, dead cap. Returns nothing when no job
+/// was claimed; else the claim's time and lease deadline (ms), then per
+/// claimed job its number, its record as it was before the claim (`HGETALL`),
+/// its attempt number and its fencing token, flattened. The claim's own
+/// changes to the record (state `running`, `n`, `b`, `l`, `d`) are what the
+/// caller sets from those.
 const CLAIM: &str = r"
 T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -188,14 +191,14 @@ for _, s in ipairs(due) do
   redis.call('ZREM', b .. ':sched', s)
   push_ready(b, s, tonumber(redis.call('HGET', jkey(s), 'p')) or 0, false)
 end
-local out, running = {}, {}
 local deadline = tostring(now + lease)
+local out, running = {now_s, deadline}, {}
 local budget = max + 100
 local taken = 0
-while #out < 2 * max and budget > 0 do
+while #out < 2 + 4 * max and budget > 0 do
   local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
   if #level == 0 then break end
-  local want = math.min(max - #out / 2, budget)
+  local want = math.min(max - (#out - 2) / 4, budget)
   local popped = redis.call('LPOP', ready_list(b, level[1]), want) or {}
   if #popped < want then redis.call('ZREM', b .. ':pr', level[1]) end
   budget = budget - #popped
@@ -226,19 +229,17 @@ while #out < 2 * max and budget > 0 do
         redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'l', tok, 'd', deadline)
         running[#running + 1] = deadline
         running[#running + 1] = s
-        rec[#rec + 1] = 's'; rec[#rec + 1] = 'running'
-        rec[#rec + 1] = 'n'; rec[#rec + 1] = n
-        rec[#rec + 1] = 'b'; rec[#rec + 1] = now_s
-        rec[#rec + 1] = 'l'; rec[#rec + 1] = tok
-        rec[#rec + 1] = 'd'; rec[#rec + 1] = deadline
         out[#out + 1] = s
         out[#out + 1] = rec
+        out[#out + 1] = n
+        out[#out + 1] = tok
       end
     end
   end
 end
 if #running > 0 then call_many('ZADD', b .. ':run', running, 2) end
 if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
+if #out == 2 then return {} end
 return out
 ";
 
@@ -253,6 +254,7 @@ local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARG
 local now = now_ms()
 local now_s = tostring(now)
 local out = {}
+-- per queue name, its key base and its batch of changes
 local queues = {}
 local i = 6
 for j = 1, tonumber(ARGV[5]) do
@@ -265,12 +267,12 @@ for j = 1, tonumber(ARGV[5]) do
     out[j] = 0
   else
     out[j] = 1
-    local b = base(f[3])
-    local batch = queues[b]
+    local batch = queues[f[3]]
     if not batch then
-      batch = {run = {}, done = {}, rt = {}, woke = false}
-      queues[b] = batch
+      batch = {b = base(f[3]), run = {}, done = {}, rt = {}, woke = false}
+      queues[f[3]] = batch
     end
+    local b = batch.b
     batch.run[#batch.run + 1] = s
     local key = f[4]
     local woke
@@ -301,7 +303,8 @@ for j = 1, tonumber(ARGV[5]) do
     if woke then batch.woke = true end
   end
 end
-for b, batch in pairs(queues) do
+for _, batch in pairs(queues) do
+  local b = batch.b
   call_many('ZREM', b .. ':run', batch.run, 1)
   if #batch.done > 0 then
     call_many('ZADD', b .. ':done', batch.done, 2)
