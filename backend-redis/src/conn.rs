@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use outband::Error;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{ConnectionLike, RedisError, RedisResult};
+use redis::{ConnectionLike, RedisError, RedisResult, RetryMethod};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a reply may take before the connection counts as broken.
@@ -78,9 +78,15 @@ fn is_broken(error: &RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
-/// outband's error for a driver error.
+/// outband's error for a driver error. A server that answers but cannot
+/// serve yet (`LOADING` while it reads its data back after a restart,
+/// `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`: what the driver says to wait and
+/// retry) is unavailable, as a lost connection is, so callers retry.
 pub(crate) fn map_error(error: RedisError) -> Error {
-    if is_broken(&error) || error.is_cluster_error() {
+    if is_broken(&error)
+        || error.is_cluster_error()
+        || matches!(error.retry_method(), RetryMethod::WaitAndRetry)
+    {
         Error::unavailable(error)
     } else {
         Error::backend(error)
@@ -191,5 +197,29 @@ impl Pool {
             con.set_read_timeout(RESPONSE_TIMEOUT)?;
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, ServerErrorKind};
+
+    #[test]
+    fn a_server_still_loading_its_data_is_unavailable() {
+        for kind in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::ClusterDown,
+        ] {
+            let error = map_error(RedisError::from((ErrorKind::Server(kind), "not yet")));
+            assert!(error.is_retryable(), "{kind:?}: {error}");
+        }
+        let error = map_error(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "ERR wrong number of arguments",
+        )));
+        assert!(!error.is_retryable(), "a command error is final: {error}");
     }
 }
