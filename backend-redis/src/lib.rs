@@ -101,8 +101,9 @@
 //!   survives a restart of the server (and with `appendfsync always`, a crash
 //!   of the machine).
 //! - **Failures.** A call that cannot reach Redis fails at once with
-//!   [`Error::Unavailable`]; the next call reconnects, with backoff. An enqueue
-//!   is never retried in the background.
+//!   [`Error::Unavailable`], as does one the server refuses for now (`LOADING`
+//!   after a restart, `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`); the next call
+//!   reconnects, with backoff. An enqueue is never retried in the background.
 //! - **Malformed records** found by a claim (fields missing or garbled) go to
 //!   `dead` with the reason `malformed record: …`; the claim goes on.
 //! - **Bounded work.** No script does work in proportion to the backlog: due
