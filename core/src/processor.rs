@@ -971,6 +971,18 @@ impl Shared {
             self.free.notify_one();
         }
     }
+
+    /// Gives up the lease of a job a worker took from the pool and that no
+    /// completer call records: its outcome was recorded by the worker, or
+    /// the job was not run.
+    fn give_up(&self) {
+        let mut pool = self.lock();
+        pool.running -= 1;
+        pool.leases -= 1;
+        drop(pool);
+        self.work.notify_all();
+        self.free.notify_one();
+    }
 }
 
 impl MultiProcessor {
@@ -1109,8 +1121,7 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             }
         };
         if !engine.begin(&job) {
-            shared.lock().running -= 1;
-            shared.hand_out(engine, Vec::new(), 0, 1);
+            shared.give_up();
             continue;
         }
         // The completer records the outcomes of several workers in one call,
@@ -1125,6 +1136,7 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             let reserved = {
                 let mut pool = shared.lock();
                 pool.running -= 1;
+                // its own lease is still counted: hand_out gives it up
                 let reserved = usize::from(
                     engine.claiming.load(Ordering::SeqCst) && pool.leases <= shared.limit,
                 );
@@ -1142,8 +1154,7 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             shared.hand_out(engine, claimed, reserved, 1);
         } else if let Err(unsent) = outcomes.send(finished) {
             engine.record_many(vec![unsent.0]);
-            shared.lock().running -= 1;
-            shared.hand_out(engine, Vec::new(), 0, 1);
+            shared.give_up();
         }
     }
 }
