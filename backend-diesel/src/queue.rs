@@ -1133,6 +1133,45 @@ mod tests {
         ));
     }
 
+    /// The two statements of `recover_expired` read the database's clock
+    /// each on its own (PostgreSQL's `clock_timestamp()`, the others per
+    /// statement), so a lease can expire between them. The requeue must
+    /// leave a job with no attempts left to the next round's dead statement.
+    #[test]
+    fn a_lease_expiring_between_the_recovery_statements_is_not_requeued_past_its_attempts() {
+        let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let last = queue
+            .enqueue(NewJob::new("c", vec![1]).queue("q").max_attempts(1))
+            .unwrap();
+        let more = queue
+            .enqueue(NewJob::new("c", vec![2]).queue("q").max_attempts(2))
+            .unwrap();
+        let claimed = queue.claim("q", 2, Duration::ZERO).unwrap();
+        assert_eq!(
+            claimed.len(),
+            2,
+            "both claimed, with leases already expired"
+        );
+
+        let requeue_only = || -> Result<usize, Error> {
+            with_conn!(queue.inner, conn => {
+                queue.inner.st.recover_requeue.query().execute(conn).map_err(db_error)
+            })
+        };
+        assert_eq!(
+            requeue_only().unwrap(),
+            1,
+            "only the job with an attempt left"
+        );
+        let state = |id| queue.job(id).unwrap().unwrap().state;
+        assert_eq!(state(last), JobState::Running);
+        assert_eq!(state(more), JobState::Pending);
+
+        let recovered = queue.recover_expired().unwrap();
+        assert_eq!((recovered.dead, recovered.requeued), (1, 0));
+        assert_eq!(state(last), JobState::Dead);
+    }
+
     #[test]
     fn passwords_are_hidden() {
         assert_eq!(

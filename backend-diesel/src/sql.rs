@@ -327,7 +327,8 @@ impl Statements {
             ),
             recover_requeue: q(
                 "UPDATE {jobs} SET state = 0, run_at = {now}, deadline = NULL, \
-                 last_error = 'lease expired' WHERE state = 1 AND deadline <= {now}",
+                 last_error = 'lease expired' \
+                 WHERE state = 1 AND deadline <= {now} AND attempt < max_attempts",
             ),
             // Pending jobs are counted through `jobs_ready`, whose condition
             // the `run_at IS NOT NULL` (always true) satisfies; PostgreSQL's
