@@ -120,14 +120,14 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
             "memory: {bytes:.0} bytes per pending no-op job ({} jobs, INFO memory used_memory), target < 250",
             options.memory_jobs
         );
-    }
 
-    for batch in [1, 4] {
-        let rate = raw_rate(queue, options.jobs, batch)?;
-        println!(
-            "backend alone, 4 threads each claiming {batch} and completing them in one call: {} jobs/s",
-            rate.round()
-        );
+        for batch in [1, 4] {
+            let rate = raw_rate(queue, options.jobs, batch)?;
+            println!(
+                "backend alone, 4 threads each claiming {batch} and completing them in one call: {} jobs/s",
+                rate.round()
+            );
+        }
     }
 
     for backlog in [1_000, options.backlog] {
