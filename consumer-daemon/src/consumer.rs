@@ -160,6 +160,7 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
         .lease(options.lease)
         .max_threads(options.threads)
         .prefetch(options.prefetch)
+        .completers(usize::try_from(options.completers).unwrap_or(usize::MAX))
         .wait_time(Duration::from_secs_f64(options.delay.max(0.001)))
         .wait_backoff(
             options.backoff,

@@ -395,13 +395,18 @@ impl BaseQueue for Gated {
 /// a thread whose outcome waits must not take another job beyond those
 /// claimed ahead, or a crash could make more jobs run twice than the
 /// processor has threads plus its prefetch.
-fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool, prefetch: usize) {
+fn holds_no_more_leases_than_threads_while_outcomes_wait(
+    cheap: bool,
+    prefetch: usize,
+    completers: usize,
+) {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
     let queue = Arc::new(Gated::new(inner.clone(), false, cheap));
-    let processor = MultiProcessor::new(queue.clone(), config(2).prefetch(prefetch)).unwrap();
+    let config = config(2).prefetch(prefetch).completers(completers);
+    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
     wait_until("an outcome waits at the gate", || {
         queue.waiting.load(Ordering::SeqCst) > 0
@@ -411,7 +416,7 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool, prefetch: 
     assert_eq!(
         inner.stats("sleepy").unwrap().running,
         2 + prefetch as u64,
-        "two threads and a prefetch of {prefetch} hold that many leases, however many outcomes wait"
+        "two threads and a prefetch of {prefetch} hold that many leases, however many outcomes wait ({completers} completers)"
     );
     queue.open();
     wait_until("all jobs are done", || all_done(&inner, 10));
@@ -421,21 +426,69 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(cheap: bool, prefetch: 
 
 #[test]
 fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
-    holds_no_more_leases_than_threads_while_outcomes_wait(true, 0);
+    holds_no_more_leases_than_threads_while_outcomes_wait(true, 0, 1);
+    holds_no_more_leases_than_threads_while_outcomes_wait(true, 0, 2);
 }
 
 /// The same where the completer claims each worker's next job in the call
 /// that records its outcome (`BaseQueue::complete_and_claim`).
 #[test]
 fn multi_processor_claiming_with_outcomes_holds_no_more_leases_than_threads() {
-    holds_no_more_leases_than_threads_while_outcomes_wait(false, 0);
+    holds_no_more_leases_than_threads_while_outcomes_wait(false, 0, 1);
+    holds_no_more_leases_than_threads_while_outcomes_wait(false, 0, 2);
 }
 
 /// With a prefetch, the jobs claimed ahead are the only leases added.
 #[test]
 fn multi_processor_holds_no_more_leases_than_threads_plus_prefetch() {
-    holds_no_more_leases_than_threads_while_outcomes_wait(false, 3);
-    holds_no_more_leases_than_threads_while_outcomes_wait(true, 3);
+    for completers in [1, 2, 3] {
+        holds_no_more_leases_than_threads_while_outcomes_wait(false, 3, completers);
+        holds_no_more_leases_than_threads_while_outcomes_wait(true, 3, completers);
+    }
+}
+
+/// Each completer records its share of the leases, and their calls
+/// overlap: with the backend's answer held back, as many calls wait as the
+/// processor has completers, each with outcomes of its own, and the leases
+/// stay bounded.
+fn recording_calls_in_flight(completers: usize) -> u64 {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    let tags: Vec<(u32, u64)> = (1..=12).map(|tag| (tag, 0)).collect();
+    enqueue_sleeps(&inner, run, &tags);
+    let queue = Arc::new(Gated::new(inner.clone(), false, false));
+    let config = config(2).prefetch(2).completers(completers);
+    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    processor.start();
+    wait_until("an outcome waits at the gate", || {
+        queue.waiting.load(Ordering::SeqCst) > 0
+    });
+    // time enough for every held job to run and its outcome to be handed over
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting = queue.waiting.load(Ordering::SeqCst);
+    assert_eq!(
+        inner.stats("sleepy").unwrap().running,
+        4,
+        "two threads and a prefetch of 2 hold 4 leases ({completers} completers)"
+    );
+    queue.open();
+    wait_until("all jobs are done", || all_done(&inner, 12));
+    processor.stop();
+    assert_eq!(finish_order(run).len(), 12, "every job ran once");
+    waiting
+}
+
+#[test]
+fn completers_record_in_overlapping_calls() {
+    assert_eq!(recording_calls_in_flight(1), 1, "one completer: one call");
+    assert_eq!(recording_calls_in_flight(2), 2, "two completers: two calls");
+}
+
+#[test]
+fn a_multi_processor_needs_a_completer() {
+    let queue = Arc::new(MemoryQueue::new());
+    let error = MultiProcessor::new(queue, config(2).completers(0)).unwrap_err();
+    assert!(matches!(error, outband::Error::Config(_)), "{error}");
 }
 
 /// A job claimed ahead waits for a thread longer than its lease: the
