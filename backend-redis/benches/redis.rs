@@ -16,7 +16,8 @@
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
-//! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`, and
+//! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
+//! `--completers N` (default 2, as `ProcessorConfig`'s), and
 //! `--backlog-only` to skip all but the backlog runs. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 
@@ -43,6 +44,7 @@ struct Options {
     memory_jobs: usize,
     backlog: usize,
     prefetch: usize,
+    completers: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -52,6 +54,7 @@ fn parse_options() -> Result<Options, String> {
         memory_jobs: 100_000,
         backlog: 1_000_000,
         prefetch: 28,
+        completers: 2,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,6 +67,7 @@ fn parse_options() -> Result<Options, String> {
             "--memory-jobs" => &mut options.memory_jobs,
             "--backlog" => &mut options.backlog,
             "--prefetch" => &mut options.prefetch,
+            "--completers" => &mut options.completers,
             _ => continue,
         };
         let value = args.next().ok_or(format!("{arg} needs a number"))?;
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!(
-                "{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N] [--prefetch N]"
+                "{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N] [--prefetch N] [--completers N]"
             );
             return ExitCode::from(2);
         }
@@ -133,8 +137,9 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
     for backlog in [1_000, options.backlog] {
         let rate = rate_with_backlog(queue, options, backlog)?;
         println!(
-            "multi processor, 4 threads, prefetch {}, {backlog} jobs pending behind: {} jobs/s",
+            "multi processor, 4 threads, prefetch {}, {} completers, {backlog} jobs pending behind: {} jobs/s",
             options.prefetch,
+            options.completers,
             rate.round()
         );
     }
@@ -204,6 +209,7 @@ fn rate_with_backlog(
         .queues([name.as_str()])
         .max_threads(4)
         .prefetch(options.prefetch)
+        .completers(options.completers)
         .wait_time(Duration::from_millis(10));
     let processor = MultiProcessor::new(queue.clone(), config)?;
     let start = Instant::now();
