@@ -12,7 +12,8 @@
 //! open issue, whose cause is not yet found).
 //!
 //! Options: `--jobs N` (default 20,000), `--scale N` (default 1,000,000; 0
-//! skips the claim-cost part), `--db sqlite|postgres|mysql` (repeatable;
+//! skips the claim-cost part), `--completers N` (the multi processors';
+//! default: the backend's choice, as `ProcessorConfig`'s), `--db sqlite|postgres|mysql` (repeatable;
 //! default all three). Each database works in tables of its own prefix,
 //! dropped at the end. Other arguments, such as cargo's `--bench`, are ignored.
 
@@ -29,6 +30,7 @@ use outband_diesel::DatabaseQueue;
 struct Options {
     jobs: usize,
     scale: usize,
+    completers: Option<usize>,
     dbs: Vec<String>,
 }
 
@@ -36,6 +38,7 @@ fn options() -> Result<Options, String> {
     let mut options = Options {
         jobs: 20_000,
         scale: 1_000_000,
+        completers: None,
         dbs: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -44,7 +47,10 @@ fn options() -> Result<Options, String> {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
             None => (arg.clone(), None),
         };
-        if !matches!(name.as_str(), "--jobs" | "--scale" | "--db") {
+        if !matches!(
+            name.as_str(),
+            "--jobs" | "--scale" | "--completers" | "--db"
+        ) {
             continue;
         }
         let value = match inline {
@@ -59,6 +65,7 @@ fn options() -> Result<Options, String> {
         match name.as_str() {
             "--jobs" => options.jobs = number()?.max(1),
             "--scale" => options.scale = number()?,
+            "--completers" => options.completers = Some(number()?.max(1)),
             _ => options.dbs.push(value.clone()),
         }
     }
@@ -116,6 +123,7 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
     let config = BenchConfig {
         jobs: options.jobs,
         threads: vec![4],
+        completers: options.completers,
         ..BenchConfig::default()
     };
     let shared: Arc<dyn BaseQueue> = Arc::new(queue.clone());
@@ -131,6 +139,7 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
         let config = BenchConfig {
             jobs: options.jobs,
             threads: vec![4],
+            completers: options.completers,
             ..BenchConfig::default()
         };
         let report = bench::run(shared, &config)?;

@@ -17,7 +17,7 @@
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
 //! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
-//! `--completers N` (default 2, as `ProcessorConfig`'s), and
+//! `--completers N` (default 2, Redis's choice), and
 //! `--backlog-only` to skip all but the backlog runs. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 

@@ -54,9 +54,9 @@ pub struct Options {
     pub prefetch: usize,
     /// Calls recording outcomes (and claiming the next jobs) the multi
     /// processor may have in flight at once, each serving its share of the
-    /// leases.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..), global = true)]
-    pub completers: u64,
+    /// leases; default: the backend's choice (2, or 1 on SQLite).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub completers: Option<u64>,
     /// How long a claim leases a job; heartbeats extend it.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub lease: Duration,

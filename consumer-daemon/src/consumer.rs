@@ -155,17 +155,19 @@ impl Processor {
 fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -> CliResult {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGTSTP])?;
     let queue = outband::open(&options.url)?;
-    let config = ProcessorConfig::default()
+    let mut config = ProcessorConfig::default()
         .queues(options.queues.iter().cloned())
         .lease(options.lease)
         .max_threads(options.threads)
         .prefetch(options.prefetch)
-        .completers(usize::try_from(options.completers).unwrap_or(usize::MAX))
         .wait_time(Duration::from_secs_f64(options.delay.max(0.001)))
         .wait_backoff(
             options.backoff,
             Duration::from_secs_f64(options.max_delay.max(options.delay)),
         );
+    if let Some(completers) = options.completers {
+        config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
+    }
     let processor = match options.processor {
         ProcessorKind::Simple => {
             Processor::Simple(SimpleProcessor::new(Arc::clone(&queue), config)?)

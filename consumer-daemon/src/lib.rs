@@ -32,8 +32,8 @@
 //! `sqlite://outband.db`), `--queue` (repeatable; default every queue with a
 //! registered command), `--processor simple|multi` (default `multi`),
 //! `-t/--threads` (5), `--prefetch` (0: jobs the multi processor claims
-//! ahead, beyond one per thread), `--completers` (2: its recording calls in
-//! flight at once), `--lease` (30s), `--grace-period` (30s), `--retention`
+//! ahead, beyond one per thread), `--completers` (its recording calls in
+//! flight at once; default the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period` (30s), `--retention`
 //! (7d), the djutils poll flags `-d` (initial wait 0.1 s), `-b` (backoff
 //! 1.15) and `-m` (max wait 60 s), used where a backend cannot wake the
 //! consumer itself, `-n` (no periodic commands), `-l` (log file) and `-p`

@@ -111,6 +111,9 @@ pub struct BenchConfig {
     /// that [`prefetch`](ProcessorConfig::prefetch). Default `[28]`: 32
     /// leases for 4 threads.
     pub prefetch: Vec<usize>,
+    /// The multi processors' [`completers`](ProcessorConfig::completers).
+    /// Default `None`: the backend's choice, as `ProcessorConfig`'s.
+    pub completers: Option<usize>,
     /// The prefix of the queues the runs use; each run appends its own name.
     /// Default `outband-bench-<pid>-<n>`, new on every call of `default()`.
     pub queue: String,
@@ -130,6 +133,7 @@ impl Default for BenchConfig {
             batch: 1_000,
             threads: vec![1, 2, 4],
             prefetch: vec![28],
+            completers: None,
             queue: format!(
                 "outband-bench-{}-{}",
                 std::process::id(),
@@ -561,9 +565,10 @@ impl Bench<'_> {
     }
 
     fn processor(&self, run: Run, name: &str) -> Result<Box<dyn Loop>, Error> {
-        let config = ProcessorConfig::default()
+        let mut config = ProcessorConfig::default()
             .queues([name])
             .wait_time(self.config.wait_time);
+        config.completers = self.config.completers;
         Ok(match run {
             Run::Multi { threads, prefetch } => Box::new(MultiProcessor::new(
                 self.queue.clone(),

@@ -28,12 +28,14 @@
 //! them run, or, once the grace period ends, releases them back to the
 //! queue unrun with the running ones.
 //!
-//! **Completers.** Up to [`ProcessorConfig::completers`] such calls (default
-//! 2) are in flight at once, each recording up to its share of the leases:
-//! while the backend records one batch and claims its next jobs, the
-//! workers run the jobs the other call brought. On the benchmark machine,
-//! two overlapping calls of 16 process a third to half again as many no-op
-//! jobs a second as one call of 32, on Redis, PostgreSQL and MariaDB.
+//! **Completers.** Up to [`ProcessorConfig::completers`] such calls are in
+//! flight at once, each recording up to its share of the leases: while the
+//! backend records one batch and claims its next jobs, the workers run the
+//! jobs the other call brought. By default the backend chooses
+//! ([`BaseQueue::overlapping_completions`]): 2 on Redis, PostgreSQL and
+//! MySQL, where on the benchmark machine two overlapping calls of 16 process
+//! about half again as many no-op jobs a second as one call of 32; 1 on
+//! SQLite, whose writes go one at a time, where two were slower.
 //!
 //! Both offer the same steps, which tests and custom loops can call one by one
 //! — [`has_jobs_waiting`](SimpleProcessor::has_jobs_waiting),
@@ -145,13 +147,16 @@ pub struct ProcessorConfig {
     pub prefetch: usize,
     /// How many calls that record outcomes (each claiming the next jobs as
     /// well) the [`MultiProcessor`] may have in flight at once; each records
-    /// up to its share of the leases. Default 2: while one call waits for the
+    /// up to its share of the leases. With 2, while one call waits for the
     /// backend, the workers run the jobs the other brought and their
     /// outcomes are gathered for the next call, so the backend's time and
-    /// the processor's overlap. 1 makes one call at a time, serving all the
-    /// leases. It changes neither the lease bound nor what a crash makes run
+    /// the processor's overlap; 1 makes one call at a time, serving all the
+    /// leases. Default `None`: the backend's
+    /// [`overlapping_completions`](BaseQueue::overlapping_completions), 2 on
+    /// Redis, PostgreSQL and MySQL, 1 on SQLite, whose writes go one at a
+    /// time. It changes neither the lease bound nor what a crash makes run
     /// again.
-    pub completers: usize,
+    pub completers: Option<usize>,
     /// Backoff between attempts.
     pub retry: RetryPolicy,
 }
@@ -166,7 +171,7 @@ impl Default for ProcessorConfig {
             lease: Duration::from_secs(30),
             max_threads: 5,
             prefetch: 0,
-            completers: 2,
+            completers: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -232,7 +237,7 @@ impl ProcessorConfig {
     /// at once: see [`completers`](Self::completers).
     #[must_use]
     pub fn completers(mut self, completers: usize) -> Self {
-        self.completers = completers;
+        self.completers = Some(completers);
         self
     }
 
@@ -1022,7 +1027,7 @@ impl MultiProcessor {
         if config.max_threads == 0 {
             return Err(Error::Config("max_threads must be at least 1".into()));
         }
-        if config.completers == 0 {
+        if config.completers == Some(0) {
             return Err(Error::Config("completers must be at least 1".into()));
         }
         Ok(Self {
@@ -1047,7 +1052,10 @@ impl MultiProcessor {
         Threads::start(&self.engine, &self.threads, || {
             let config = &self.engine.config;
             let limit = config.max_threads.saturating_add(config.prefetch);
-            let completers = config.completers;
+            let completers = config
+                .completers
+                .unwrap_or_else(|| self.engine.queue.overlapping_completions())
+                .max(1);
             let shared = Arc::new(Shared {
                 pool: Mutex::new(Pool::default()),
                 work: Condvar::new(),

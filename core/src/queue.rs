@@ -210,6 +210,16 @@ pub trait BaseQueue: Send + Sync {
     fn cheap_claims(&self) -> bool {
         false
     }
+
+    /// How many calls recording outcomes a multi processor has in flight at
+    /// once when its configuration leaves it to the backend
+    /// ([`ProcessorConfig::completers`](crate::ProcessorConfig::completers)
+    /// unset). Default 2, for a server that serves concurrent calls while
+    /// the processor runs the jobs another call brought; a backend whose
+    /// writes go one at a time (SQLite) answers 1.
+    fn overlapping_completions(&self) -> usize {
+        2
+    }
 }
 
 macro_rules! forward_base_queue {
@@ -239,6 +249,7 @@ macro_rules! forward_base_queue {
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
             fn cheap_claims(&self) -> bool { (**self).cheap_claims() }
+            fn overlapping_completions(&self) -> usize { (**self).overlapping_completions() }
         }
     )*};
 }

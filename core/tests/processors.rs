@@ -451,13 +451,14 @@ fn multi_processor_holds_no_more_leases_than_threads_plus_prefetch() {
 /// overlap: with the backend's answer held back, as many calls wait as the
 /// processor has completers, each with outcomes of its own, and the leases
 /// stay bounded.
-fn recording_calls_in_flight(completers: usize) -> u64 {
+fn recording_calls_in_flight(completers: Option<usize>) -> u64 {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=12).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
     let queue = Arc::new(Gated::new(inner.clone(), false, false));
-    let config = config(2).prefetch(2).completers(completers);
+    let mut config = config(2).prefetch(2);
+    config.completers = completers;
     let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
     wait_until("an outcome waits at the gate", || {
@@ -469,7 +470,7 @@ fn recording_calls_in_flight(completers: usize) -> u64 {
     assert_eq!(
         inner.stats("sleepy").unwrap().running,
         4,
-        "two threads and a prefetch of 2 hold 4 leases ({completers} completers)"
+        "two threads and a prefetch of 2 hold 4 leases ({completers:?} completers)"
     );
     queue.open();
     wait_until("all jobs are done", || all_done(&inner, 12));
@@ -480,8 +481,18 @@ fn recording_calls_in_flight(completers: usize) -> u64 {
 
 #[test]
 fn completers_record_in_overlapping_calls() {
-    assert_eq!(recording_calls_in_flight(1), 1, "one completer: one call");
-    assert_eq!(recording_calls_in_flight(2), 2, "two completers: two calls");
+    assert_eq!(
+        recording_calls_in_flight(Some(1)),
+        1,
+        "one completer: one call"
+    );
+    assert_eq!(
+        recording_calls_in_flight(Some(2)),
+        2,
+        "two completers: two calls"
+    );
+    // unset, the backend's `overlapping_completions` (the default, 2) counts
+    assert_eq!(recording_calls_in_flight(None), 2, "the backend's choice");
 }
 
 #[test]
