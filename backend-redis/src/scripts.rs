@@ -144,16 +144,18 @@ for g = 1, tonumber(ARGV[1]) do
       list = ready_list(b, p)
       last_q, last_p = q, p
     end
-    local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s}
-    if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
-    if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
     local key = nil
-    if k ~= '0' then
-      key = string.sub(k, 2)
-      fields[#fields + 1] = 'k'
-      fields[#fields + 1] = key
+    if k ~= '0' then key = string.sub(k, 2) end
+    if p == '0' and run_at == now and not key then
+      -- the usual job: no table to build and unpack
+      redis.call('HSET', jkey(s), 's', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s)
+    else
+      local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s}
+      if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
+      if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
+      if key then fields[#fields + 1] = 'k'; fields[#fields + 1] = key end
+      redis.call('HSET', jkey(s), unpack(fields))
     end
-    redis.call('HSET', jkey(s), unpack(fields))
     counts[b] = (counts[b] or 0) + 1
     if enter(b, s, key, run_at, now) then
       if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
