@@ -17,7 +17,7 @@
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
 //! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
-//! `--completers N` (default 2, Redis's choice), and
+//! `--completers N` (default: the backend's choice, 2 on Redis), and
 //! `--backlog-only` to skip all but the backlog runs. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 
@@ -44,7 +44,8 @@ struct Options {
     memory_jobs: usize,
     backlog: usize,
     prefetch: usize,
-    completers: usize,
+    /// `None`: the backend's choice, as `ProcessorConfig`'s.
+    completers: Option<usize>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -54,7 +55,7 @@ fn parse_options() -> Result<Options, String> {
         memory_jobs: 100_000,
         backlog: 1_000_000,
         prefetch: 28,
-        completers: 2,
+        completers: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,7 +68,14 @@ fn parse_options() -> Result<Options, String> {
             "--memory-jobs" => &mut options.memory_jobs,
             "--backlog" => &mut options.backlog,
             "--prefetch" => &mut options.prefetch,
-            "--completers" => &mut options.completers,
+            "--completers" => {
+                let value = args.next().ok_or(format!("{arg} needs a number"))?;
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| format!("{arg} {value}: not a number"))?;
+                options.completers = Some(n.max(1));
+                continue;
+            }
             _ => continue,
         };
         let value = args.next().ok_or(format!("{arg} needs a number"))?;
@@ -139,7 +147,9 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
         println!(
             "multi processor, 4 threads, prefetch {}, {} completers, {backlog} jobs pending behind: {} jobs/s",
             options.prefetch,
-            options.completers,
+            options
+                .completers
+                .unwrap_or_else(|| queue.overlapping_completions()),
             rate.round()
         );
     }
@@ -205,12 +215,12 @@ fn rate_with_backlog(
     fill(queue, &name, backlog, -1)?;
     fill(queue, &name, jobs, 0)?;
     BACKLOG_RUN.store(0, Ordering::SeqCst);
-    let config = ProcessorConfig::default()
+    let mut config = ProcessorConfig::default()
         .queues([name.as_str()])
         .max_threads(4)
         .prefetch(options.prefetch)
-        .completers(options.completers)
         .wait_time(Duration::from_millis(10));
+    config.completers = options.completers;
     let processor = MultiProcessor::new(queue.clone(), config)?;
     let start = Instant::now();
     processor.start();

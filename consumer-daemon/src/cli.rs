@@ -178,3 +178,19 @@ impl Cli {
 
 /// A failure of a CLI command, printed as one line.
 pub(crate) type CliResult = Result<u8, Box<dyn std::error::Error>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completers_are_the_backends_unless_given_and_at_least_one() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["outband"], args].concat());
+        assert_eq!(parse(&[]).unwrap().options.completers, None);
+        assert_eq!(
+            parse(&["--completers", "3"]).unwrap().options.completers,
+            Some(3)
+        );
+        assert!(parse(&["--completers", "0"]).is_err());
+    }
+}
