@@ -10,14 +10,17 @@
 //! - **rate against backlog**: the multi processor at 4 threads with a
 //!   prefetch of `--prefetch` (default 28: 32 leases) runs `--jobs` (default
 //!   20,000) no-op jobs while the same queue holds 1,000, then `--backlog`
-//!   (default 1,000,000), more pending jobs of lower priority behind them;
-//!   the two rates should match, since no script does work in proportion to
-//!   the backlog;
+//!   (default 1,000,000), more pending jobs of lower priority behind them,
+//!   in `--rounds` (default 3) alternating rounds over the same two
+//!   backlogs, with Redis's CPU time and script time per job for each run;
+//!   the two should match, since no script does work in proportion to the
+//!   backlog;
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
 //! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
-//! `--completers N` (default: the backend's choice, 2 on Redis), and
+//! `--completers N` (default: the backend's choice, 2 on Redis), `--rounds N`,
+//! and
 //! `--backlog-only` to skip all but the backlog runs. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 
@@ -46,6 +49,7 @@ struct Options {
     prefetch: usize,
     /// `None`: the backend's choice, as `ProcessorConfig`'s.
     completers: Option<usize>,
+    rounds: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -56,6 +60,7 @@ fn parse_options() -> Result<Options, String> {
         backlog: 1_000_000,
         prefetch: 28,
         completers: None,
+        rounds: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,6 +73,7 @@ fn parse_options() -> Result<Options, String> {
             "--memory-jobs" => &mut options.memory_jobs,
             "--backlog" => &mut options.backlog,
             "--prefetch" => &mut options.prefetch,
+            "--rounds" => &mut options.rounds,
             "--completers" => {
                 let value = args.next().ok_or(format!("{arg} needs a number"))?;
                 let n: usize = value
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!(
-                "{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N] [--prefetch N] [--completers N]"
+                "{message}\nusage: redis [--jobs N] [--memory-jobs N] [--backlog N] [--prefetch N] [--completers N] [--rounds N]"
             );
             return ExitCode::from(2);
         }
@@ -142,18 +148,59 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
         }
     }
 
-    for backlog in [1_000, options.backlog] {
-        let rate = rate_with_backlog(queue, options, backlog)?;
+    backlog_rounds(queue, options)
+}
+
+/// The rate with 1,000 and with `--backlog` jobs pending behind, in
+/// `--rounds` alternating rounds over the same two backlogs (filled once),
+/// so that a slower minute of a shared machine falls on both. Each run also
+/// reports Redis's own time per job: the CPU time of the server process and
+/// the time inside the scripts (`INFO cpu`, `INFO commandstats`), which do
+/// not swing with the client's share of the machine as the rate does.
+fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
+    let sizes = [1_000, options.backlog];
+    for backlog in sizes {
+        eprintln!("filling outband-bench-backlog-{backlog} with {backlog} jobs…");
+        fill(queue, &backlog_queue(backlog), backlog, -1)?;
+    }
+    let completers = options
+        .completers
+        .unwrap_or_else(|| queue.overlapping_completions());
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=options.rounds {
+        for (i, backlog) in sizes.into_iter().enumerate() {
+            let run = run_over_backlog(queue, options, backlog)?;
+            println!(
+                "round {round}: multi processor, 4 threads, prefetch {}, {completers} completers, \
+                 {backlog} jobs pending behind: {} jobs/s; Redis {:.1} µs CPU, {:.1} µs in scripts per job",
+                options.prefetch,
+                run.rate.round(),
+                run.server_cpu_us,
+                run.script_us,
+            );
+            rates[i].push(run.rate);
+        }
+    }
+    for (i, backlog) in sizes.into_iter().enumerate() {
         println!(
-            "multi processor, 4 threads, prefetch {}, {} completers, {backlog} jobs pending behind: {} jobs/s",
-            options.prefetch,
-            options
-                .completers
-                .unwrap_or_else(|| queue.overlapping_completions()),
-            rate.round()
+            "median of {} rounds, {backlog} jobs pending behind: {} jobs/s",
+            options.rounds,
+            median(&mut rates[i]).round()
         );
     }
+    for backlog in sizes {
+        queue.flush(&backlog_queue(backlog))?;
+    }
     Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn noop_job(queue: &str, priority: i16) -> NewJob {
@@ -204,15 +251,51 @@ fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband
     Ok(after.saturating_sub(before) as f64 / jobs as f64)
 }
 
-fn rate_with_backlog(
+fn backlog_queue(backlog: usize) -> String {
+    format!("outband-bench-backlog-{backlog}")
+}
+
+struct BacklogRun {
+    rate: f64,
+    server_cpu_us: f64,
+    script_us: f64,
+}
+
+/// Redis's CPU seconds (`used_cpu_sys` + `used_cpu_user`) and the
+/// microseconds spent in `EVALSHA` and `EVAL` so far.
+fn server_times(queue: &RedisQueue) -> Result<(f64, f64), outband::Error> {
+    let info: String = outband_redis::with_connection(queue, |con| {
+        redis::cmd("INFO").arg("cpu").arg("commandstats").query(con)
+    })?;
+    let mut cpu = 0.0;
+    let mut scripts = 0.0;
+    for line in info.lines() {
+        if let Some((field, value)) = line.split_once(':') {
+            match field {
+                "used_cpu_sys" | "used_cpu_user" => cpu += value.trim().parse().unwrap_or(0.0),
+                "cmdstat_evalsha" | "cmdstat_eval" => {
+                    scripts += value
+                        .split(',')
+                        .find_map(|pair| pair.strip_prefix("usec="))
+                        .and_then(|usec| usec.parse().ok())
+                        .unwrap_or(0.0);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((cpu, scripts))
+}
+
+/// `--jobs` jobs of priority 0 run over the backlog of priority -1 that
+/// `backlog_queue(backlog)` holds.
+fn run_over_backlog(
     queue: &Arc<RedisQueue>,
     options: &Options,
     backlog: usize,
-) -> Result<f64, outband::Error> {
+) -> Result<BacklogRun, outband::Error> {
     let jobs = options.jobs;
-    let name = format!("outband-bench-backlog-{backlog}");
-    eprintln!("filling {name} with {backlog} jobs…");
-    fill(queue, &name, backlog, -1)?;
+    let name = backlog_queue(backlog);
     fill(queue, &name, jobs, 0)?;
     BACKLOG_RUN.store(0, Ordering::SeqCst);
     let mut config = ProcessorConfig::default()
@@ -222,15 +305,20 @@ fn rate_with_backlog(
         .wait_time(Duration::from_millis(10));
     config.completers = options.completers;
     let processor = MultiProcessor::new(queue.clone(), config)?;
+    let (cpu_before, scripts_before) = server_times(queue)?;
     let start = Instant::now();
     processor.start();
     while BACKLOG_RUN.load(Ordering::SeqCst) < jobs as u64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed();
+    let (cpu_after, scripts_after) = server_times(queue)?;
     processor.stop();
-    queue.flush(&name)?;
-    Ok(jobs as f64 / elapsed.as_secs_f64())
+    Ok(BacklogRun {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        server_cpu_us: (cpu_after - cpu_before) * 1e6 / jobs as f64,
+        script_us: (scripts_after - scripts_before) / jobs as f64,
+    })
 }
 
 /// Jobs per second through `claim` and `complete_many` alone, without a
