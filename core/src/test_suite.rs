@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_tests! {
             ($factory)
             fifo_order priority_order batch_claim_order no_double_claim enqueue_many_all_or_nothing
+            enqueue_many_unlike_jobs
             lease_expiry_and_recovery heartbeat_extends_and_fences release_does_not_count_attempt
             retry_backoff_then_dead ordering_key_exclusion_and_order scheduled_run_at
             cancel_flush_len_stats dead_letter_list_retry_delete purge_done_only
@@ -122,6 +123,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("batch_claim_order", batch_claim_order),
     ("no_double_claim", no_double_claim),
     ("enqueue_many_all_or_nothing", enqueue_many_all_or_nothing),
+    ("enqueue_many_unlike_jobs", enqueue_many_unlike_jobs),
     ("lease_expiry_and_recovery", lease_expiry_and_recovery),
     ("heartbeat_extends_and_fences", heartbeat_extends_and_fences),
     (
@@ -353,6 +355,78 @@ pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
             .enqueue_many(Vec::new())
             .expect("empty batch")
             .is_empty()
+    );
+}
+
+/// A batch of unlike jobs (commands, priorities, ordering keys, schedules,
+/// attempt limits; one queue, as a cluster needs) stores each job as an
+/// `enqueue` of it alone would, and they become ready as if enqueued one at a
+/// time in the batch's order.
+pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("unlike");
+    let alone = unique_queue("unlike-alone");
+    let fail_job = |queue: &str| {
+        NewJob::new(fail::NAME, codec::encode(&("no",)).expect("encodes"))
+            .queue(queue)
+            .max_attempts(2)
+    };
+    let jobs = |queue: &str| {
+        vec![
+            echo_job(queue, 0),
+            echo_job(queue, 1),
+            echo_job(queue, 2).priority(5),
+            echo_job(queue, 3).key("k"),
+            echo_job(queue, 4).key("k"),
+            echo_job(queue, 5).when(HOUR),
+            fail_job(queue),
+            fail_job(queue),
+            echo_job(queue, 6).priority(-2),
+            echo_job(queue, 7),
+        ]
+    };
+    let ids = queue.enqueue_many(jobs(&q)).expect("enqueue");
+    let alone_ids: Vec<JobId> = jobs(&alone)
+        .into_iter()
+        .map(|job| queue.enqueue(job).expect("enqueue"))
+        .collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    for ((id, alone_id), given) in ids.iter().zip(&alone_ids).zip(jobs(&q)) {
+        let stored = queue.job(*id).expect("job").expect("stored");
+        let stored_alone = queue.job(*alone_id).expect("job").expect("stored");
+        let fields = |job: &crate::Job| {
+            (
+                job.command.clone(),
+                job.args.clone(),
+                job.key.clone(),
+                job.priority,
+                job.attempt,
+                job.max_attempts,
+                job.state,
+            )
+        };
+        assert_eq!(stored.queue, q);
+        assert_eq!(stored_alone.queue, alone);
+        assert_eq!(fields(&stored), fields(&stored_alone), "job {id}");
+        assert_eq!(
+            (stored.command, stored.args, stored.key, stored.priority),
+            (given.command, given.args, given.key, given.priority),
+            "job {id} as given"
+        );
+        assert_eq!(stored.max_attempts, given.max_attempts, "job {id}");
+        assert_eq!(stored.state, JobState::Pending, "job {id}");
+    }
+    let expected = |ids: &[JobId]| {
+        vec![
+            ids[2], ids[0], ids[1], ids[3], ids[6], ids[7], ids[9], ids[8],
+        ]
+    };
+    assert_eq!(queue.len(&q).expect("len"), 10);
+    assert_eq!(claim_ids(&**queue, &q, 20), expected(&ids));
+    assert_eq!(claim_ids(&**queue, &alone, 20), expected(&alone_ids));
+    assert_eq!(
+        queue.len(&q).expect("len"),
+        2,
+        "the second job of key k and the scheduled one stay pending"
     );
 }
 
