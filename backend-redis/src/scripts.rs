@@ -34,9 +34,12 @@ local function call_many(cmd, key, items, width)
     redis.call(cmd, key, unpack(items, i, math.min(i + chunk - 1, #items)))
   end
 end
+-- a token for a consumer blocked on the queue; the list is trimmed back to
+-- 16 only once it passes 32, so a busy queue does not pay a trim per push
 local function wake(b)
-  redis.call('RPUSH', b .. ':wake', 1)
-  redis.call('LTRIM', b .. ':wake', -16, -1)
+  if redis.call('RPUSH', b .. ':wake', 1) > 32 then
+    redis.call('LTRIM', b .. ':wake', -16, -1)
+  end
 end
 -- onto the ready list of its priority: at the back, or at the front for a
 -- job that was claimed before (retried, released, recovered)
@@ -107,10 +110,13 @@ end
 ";
 
 /// KEYS: the `seq` key of each group. ARGV: group count, then per group its
-/// tag, its job count and 7 fields per job: queue, command, args, key
-/// (`1<key>` or `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`).
-/// Returns the first number of each group.
+/// tag, its job count and its run count, then per run (consecutive jobs that
+/// differ only in their arguments) 6 fields: queue, command, key (`1<key>` or
+/// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`); then the run's
+/// job count and each job's args. Returns the first number of each group.
 ///
+/// A batch is mostly of one command and queue, so it is mostly one run: the
+/// shared fields cross the network and enter Lua once, not once per job.
 /// Records leave out what equals its default (attempt 0, priority 0, `run_at`
 /// equal to the enqueue time), to keep a pending job small.
 const ENQUEUE: &str = r"
@@ -122,57 +128,93 @@ local now_s = tostring(now)
 local i = 2
 for g = 1, tonumber(ARGV[1]) do
   T = ARGV[i]
-  local n = tonumber(ARGV[i + 1])
-  i = i + 2
+  local n, runs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
   local first = redis.call('INCRBY', KEYS[g], n) - n + 1
   out[g] = first
+  local seq = first
   local ready, counts = {}, {}
-  -- a batch is mostly of one queue and priority: their keys are built once
-  local last_q, last_p, b, list
-  for j = 0, n - 1 do
-    local q, c, a, k, p, m, w = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  for _ = 1, runs do
+    local q, c, k, p, m, w, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
     i = i + 7
-    local s = tostring(first + j)
+    local b = base(q)
+    local list = ready_list(b, p)
     local run_at = now
     if w ~= 'n' then
       local wk, wv = string.sub(w, 1, 1), tonumber(string.sub(w, 2))
       if wk == 'a' then run_at = wv elseif wk == 'd' then run_at = now + wv end
     end
-    if q ~= last_q or p ~= last_p then
-      if q ~= last_q then b = base(q) end
-      list = ready_list(b, p)
-      last_q, last_p = q, p
-    end
     local key = nil
     if k ~= '0' then key = string.sub(k, 2) end
+    if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
+    local items = ready[list].items
+    counts[b] = (counts[b] or 0) + count
     if p == '0' and run_at == now and not key then
-      -- the usual job: no table to build and unpack
-      redis.call('HSET', jkey(s), 's', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s)
+      -- the usual job: no table to build and unpack, ready at once
+      for j = i, i + count - 1 do
+        local s = tostring(seq)
+        seq = seq + 1
+        redis.call('HSET', jkey(s), 's', 'pending', 'c', c, 'a', ARGV[j], 'q', q, 'm', m, 'e', now_s)
+        items[#items + 1] = s
+      end
     else
-      local fields = {'s', 'pending', 'c', c, 'a', a, 'q', q, 'm', m, 'e', now_s}
+      local fields = {'s', 'pending', 'c', c, 'a', '', 'q', q, 'm', m, 'e', now_s}
       if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
       if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
       if key then fields[#fields + 1] = 'k'; fields[#fields + 1] = key end
-      redis.call('HSET', jkey(s), unpack(fields))
+      for j = i, i + count - 1 do
+        local s = tostring(seq)
+        seq = seq + 1
+        fields[6] = ARGV[j]
+        redis.call('HSET', jkey(s), unpack(fields))
+        if enter(b, s, key, run_at, now) then items[#items + 1] = s end
+      end
     end
-    counts[b] = (counts[b] or 0) + 1
-    if enter(b, s, key, run_at, now) then
-      if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
-      local items = ready[list].items
-      items[#items + 1] = s
-    end
+    i = i + count
   end
   local woke = {}
   for list, r in pairs(ready) do
-    call_many('RPUSH', list, r.items, 1)
-    redis.call('ZADD', r.b .. ':pr', 0 - r.p, r.p)
-    woke[r.b] = true
+    if #r.items > 0 then
+      call_many('RPUSH', list, r.items, 1)
+      redis.call('ZADD', r.b .. ':pr', 0 - r.p, r.p)
+      woke[r.b] = true
+    end
   end
   for b, count in pairs(counts) do redis.call('HINCRBY', b .. ':n', 'p', count) end
   for b in pairs(woke) do wake(b) end
 end
 return out
+";
+
+/// One job with no ordering key, ready at once: what a web handler's call
+/// enqueues. [`ENQUEUE`] does the same for it, but this script is run alone,
+/// without [`PRELUDE`]: a script call that makes one change costs Redis
+/// mostly the closures it builds and the calls it makes, and the prelude's
+/// closures, tables and loops took about as long as the job's own writes.
+///
+/// KEYS: the `seq` key. ARGV: tag, queue, command, args, priority, max
+/// attempts. Returns the job's number.
+const ENQUEUE_ONE: &str = r"
+local T, q, p = ARGV[1], ARGV[2], ARGV[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('INCR', KEYS[1])
+local jk = T .. ':j:' .. s
+if p == '0' then
+  redis.call('HSET', jk, 's', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now)
+else
+  redis.call('HSET', jk, 's', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now, 'p', p)
+end
+local b = T .. ':' .. #q .. ':' .. q
+if redis.call('RPUSH', b .. ':r:' .. p, s) == 1 then
+  redis.call('ZADD', b .. ':pr', 0 - tonumber(p), p)
+end
+redis.call('HINCRBY', b .. ':n', 'p', 1)
+if redis.call('RPUSH', b .. ':wake', 1) > 32 then
+  redis.call('LTRIM', b .. ':wake', -16, -1)
+end
+return s
 ";
 
 /// ARGV: tag, queue, max, lease ms, dead cap. Returns nothing when no job
@@ -549,6 +591,7 @@ return 1
 /// The compiled scripts.
 pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
+    pub(crate) enqueue_one: Script,
     pub(crate) claim: Script,
     pub(crate) complete: Script,
     pub(crate) complete_claim: Script,
@@ -585,6 +628,7 @@ fn complete_claim() -> Script {
 /// The scripts, hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: script(ENQUEUE),
+    enqueue_one: Script::new(ENQUEUE_ONE),
     claim: script(CLAIM),
     complete: script(COMPLETE),
     complete_claim: complete_claim(),

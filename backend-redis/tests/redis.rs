@@ -88,6 +88,37 @@ fn waited_for(queue: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
 }
 
 #[test]
+fn wake_up_tokens_nobody_takes_stay_bounded() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let queue = &scoped.queue;
+    let first = queue.enqueue(echo_job("idle", 0)).unwrap();
+    let (base, _) = outband_redis::keys_of(queue, "idle", first);
+    let wake = format!("{base}:wake");
+    let tokens = || -> i64 {
+        outband_redis::with_connection(queue, |con| redis::cmd("LLEN").arg(&wake).query(con))
+            .unwrap()
+    };
+    let (mut most, mut enqueued) = (0, 1);
+    for i in 1..200 {
+        if i % 2 == 0 {
+            queue.enqueue(echo_job("idle", i)).unwrap();
+            enqueued += 1;
+        } else {
+            queue
+                .enqueue_many(vec![echo_job("idle", i), echo_job("idle", i)])
+                .unwrap();
+            enqueued += 2;
+        }
+        most = most.max(tokens());
+    }
+    assert!(tokens() >= 1, "a token waits for the next consumer");
+    assert!(most <= 33, "at most 33 tokens, seen {most}");
+    assert_eq!(queue.len("idle").unwrap(), enqueued);
+}
+
+#[test]
 fn an_enqueue_wakes_a_waiting_consumer_and_a_key_hand_over_pushes_a_wake_up() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
