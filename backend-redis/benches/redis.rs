@@ -12,9 +12,9 @@
 //!   20,000) no-op jobs while the same queue holds 1,000, then `--backlog`
 //!   (default 1,000,000), more pending jobs of lower priority behind them,
 //!   in `--rounds` (default 3) alternating rounds over the same two
-//!   backlogs, with Redis's CPU time and script time per job for each run;
-//!   the two should match, since no script does work in proportion to the
-//!   backlog;
+//!   backlogs, with Redis's CPU time, script time and commands (round
+//!   trips) per job for each run; the two should match, since no script
+//!   does work in proportion to the backlog;
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
 //!
@@ -156,7 +156,8 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
 /// so that a slower minute of a shared machine falls on both. Each run also
 /// reports Redis's own time per job: the CPU time of the server process and
 /// the time inside the scripts (`INFO cpu`, `INFO commandstats`), which do
-/// not swing with the client's share of the machine as the rate does.
+/// not swing with the client's share of the machine as the rate does; and
+/// the commands Redis ran per job, which are the consumer's round trips.
 fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
     let sizes = [1_000, options.backlog];
     for backlog in sizes {
@@ -172,11 +173,13 @@ fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outb
             let run = run_over_backlog(queue, options, backlog)?;
             println!(
                 "round {round}: multi processor, 4 threads, prefetch {}, {completers} completers, \
-                 {backlog} jobs pending behind: {} jobs/s; Redis {:.1} µs CPU, {:.1} µs in scripts per job",
+                 {backlog} jobs pending behind: {} jobs/s; Redis {:.1} µs CPU, {:.1} µs in scripts, \
+                 {:.3} round trips per job",
                 options.prefetch,
                 run.rate.round(),
                 run.server_cpu_us,
                 run.script_us,
+                run.calls,
             );
             rates[i].push(run.rate);
         }
@@ -259,32 +262,50 @@ struct BacklogRun {
     rate: f64,
     server_cpu_us: f64,
     script_us: f64,
+    calls: f64,
 }
 
-/// Redis's CPU seconds (`used_cpu_sys` + `used_cpu_user`) and the
-/// microseconds spent in `EVALSHA` and `EVAL` so far.
-fn server_times(queue: &RedisQueue) -> Result<(f64, f64), outband::Error> {
+/// What Redis has counted so far: its CPU seconds (`used_cpu_sys` +
+/// `used_cpu_user`), the microseconds spent in `EVALSHA` and `EVAL`, and the
+/// commands it ran, `INFO` aside (each a round trip: the backend pipelines
+/// nothing, so commands are round trips).
+#[derive(Default)]
+struct ServerCounts {
+    cpu: f64,
+    script_us: f64,
+    calls: f64,
+}
+
+fn server_counts(queue: &RedisQueue) -> Result<ServerCounts, outband::Error> {
     let info: String = outband_redis::with_connection(queue, |con| {
         redis::cmd("INFO").arg("cpu").arg("commandstats").query(con)
     })?;
-    let mut cpu = 0.0;
-    let mut scripts = 0.0;
+    let stat = |value: &str, name: &str| -> f64 {
+        value
+            .split(',')
+            .find_map(|pair| pair.strip_prefix(name))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut counts = ServerCounts::default();
     for line in info.lines() {
         if let Some((field, value)) = line.split_once(':') {
             match field {
-                "used_cpu_sys" | "used_cpu_user" => cpu += value.trim().parse().unwrap_or(0.0),
-                "cmdstat_evalsha" | "cmdstat_eval" => {
-                    scripts += value
-                        .split(',')
-                        .find_map(|pair| pair.strip_prefix("usec="))
-                        .and_then(|usec| usec.parse().ok())
-                        .unwrap_or(0.0);
+                "used_cpu_sys" | "used_cpu_user" => {
+                    counts.cpu += value.trim().parse().unwrap_or(0.0);
+                }
+                "cmdstat_info" => {}
+                _ if field.starts_with("cmdstat_") => {
+                    counts.calls += stat(value, "calls=");
+                    if matches!(field, "cmdstat_evalsha" | "cmdstat_eval") {
+                        counts.script_us += stat(value, "usec=");
+                    }
                 }
                 _ => {}
             }
         }
     }
-    Ok((cpu, scripts))
+    Ok(counts)
 }
 
 /// `--jobs` jobs of priority 0 run over the backlog of priority -1 that
@@ -305,19 +326,20 @@ fn run_over_backlog(
         .wait_time(Duration::from_millis(10));
     config.completers = options.completers;
     let processor = MultiProcessor::new(queue.clone(), config)?;
-    let (cpu_before, scripts_before) = server_times(queue)?;
+    let before = server_counts(queue)?;
     let start = Instant::now();
     processor.start();
     while BACKLOG_RUN.load(Ordering::SeqCst) < jobs as u64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed();
-    let (cpu_after, scripts_after) = server_times(queue)?;
+    let after = server_counts(queue)?;
     processor.stop();
     Ok(BacklogRun {
         rate: jobs as f64 / elapsed.as_secs_f64(),
-        server_cpu_us: (cpu_after - cpu_before) * 1e6 / jobs as f64,
-        script_us: (scripts_after - scripts_before) / jobs as f64,
+        server_cpu_us: (after.cpu - before.cpu) * 1e6 / jobs as f64,
+        script_us: (after.script_us - before.script_us) / jobs as f64,
+        calls: (after.calls - before.calls) / jobs as f64,
     })
 }
 
