@@ -4,6 +4,9 @@
 //! (default `redis://127.0.0.1:6379/`), in a namespace of its own that is
 //! deleted at the end, followed by what is particular to Redis:
 //!
+//! - **the round trip for scale**: bare `LPUSH`es one at a time from one
+//!   thread, before and after the standard runs, to set the single enqueue
+//!   beside (it is one round trip too);
 //! - **bytes per pending job**: `used_memory` of `INFO memory` before and
 //!   after enqueuing `--memory-jobs` (default 100,000) pending no-op jobs,
 //!   divided by their number;
@@ -12,8 +15,8 @@
 //!   20,000) no-op jobs while the same queue holds 1,000, then `--backlog`
 //!   (default 1,000,000), more pending jobs of lower priority behind them,
 //!   in `--rounds` (default 3) alternating rounds over the same two
-//!   backlogs, with Redis's CPU time, script time and commands (round
-//!   trips) per job for each run; the two should match, since no script
+//!   backlogs, with Redis's CPU time, script time and script calls and
+//!   blocking pops (the consumer's round trips) per job for each run; the two should match, since no script
 //!   does work in proportion to the backlog;
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
 //!   directly, with claims of 1 and of 4, to show what batching is worth.
@@ -129,9 +132,16 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
         ..BenchConfig::default()
     };
     if options.standard {
+        let before = lpush_rate(queue, options.jobs)?;
         let report = bench::run(queue.clone(), &config)?;
+        let after = lpush_rate(queue, options.jobs)?;
         println!("RedisQueue, {} jobs per run\n", config.jobs);
         println!("{report}");
+        println!(
+            "the round trip for scale: LPUSH one at a time from one thread, {} jobs/s before the runs, {} after",
+            before.round(),
+            after.round()
+        );
 
         let bytes = bytes_per_pending_job(queue, options.memory_jobs)?;
         println!(
@@ -157,7 +167,8 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
 /// reports Redis's own time per job: the CPU time of the server process and
 /// the time inside the scripts (`INFO cpu`, `INFO commandstats`), which do
 /// not swing with the client's share of the machine as the rate does; and
-/// the commands Redis ran per job, which are the consumer's round trips.
+/// the script calls and blocking pops per job, which are the consumer's
+/// round trips.
 fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
     let sizes = [1_000, options.backlog];
     for backlog in sizes {
@@ -267,8 +278,8 @@ struct BacklogRun {
 
 /// What Redis has counted so far: its CPU seconds (`used_cpu_sys` +
 /// `used_cpu_user`), the microseconds spent in `EVALSHA` and `EVAL`, and the
-/// commands it ran, `INFO` aside (each a round trip: the backend pipelines
-/// nothing, so commands are round trips).
+/// calls of those and of `BLPOP`: what a consumer sends, one round trip each
+/// (`INFO commandstats` also counts the commands scripts run, which are not).
 #[derive(Default)]
 struct ServerCounts {
     cpu: f64,
@@ -294,13 +305,11 @@ fn server_counts(queue: &RedisQueue) -> Result<ServerCounts, outband::Error> {
                 "used_cpu_sys" | "used_cpu_user" => {
                     counts.cpu += value.trim().parse().unwrap_or(0.0);
                 }
-                "cmdstat_info" => {}
-                _ if field.starts_with("cmdstat_") => {
+                "cmdstat_evalsha" | "cmdstat_eval" => {
                     counts.calls += stat(value, "calls=");
-                    if matches!(field, "cmdstat_evalsha" | "cmdstat_eval") {
-                        counts.script_us += stat(value, "usec=");
-                    }
+                    counts.script_us += stat(value, "usec=");
                 }
+                "cmdstat_blpop" => counts.calls += stat(value, "calls="),
                 _ => {}
             }
         }
@@ -341,6 +350,23 @@ fn run_over_backlog(
         script_us: (after.script_us - before.script_us) / jobs as f64,
         calls: (after.calls - before.calls) / jobs as f64,
     })
+}
+
+/// Bare `LPUSH`es a second, one at a time from one thread through the
+/// queue's own connections: the round trip the single enqueue pays once,
+/// measured as `redis-benchmark -t lpush -c 1` does, in the same minute as
+/// the runs, since a shared machine's round trip swings from hour to hour.
+fn lpush_rate(queue: &RedisQueue, count: usize) -> Result<f64, outband::Error> {
+    let key = format!("{}:bench:lpush", queue.options().namespace);
+    let start = Instant::now();
+    for _ in 0..count {
+        outband_redis::with_connection(queue, |con| {
+            redis::cmd("LPUSH").arg(&key).arg("x").query::<i64>(con)
+        })?;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&key).query::<i64>(con))?;
+    Ok(rate)
 }
 
 /// Jobs per second through `claim` and `complete_many` alone, without a
