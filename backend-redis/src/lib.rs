@@ -427,6 +427,7 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
         last_error: None,
         result: None,
     };
+    let mut run_at = None;
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         let owned = |value: Value| match value {
@@ -442,7 +443,7 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             b"n" => job.attempt = u32::try_from(int(&value)).unwrap_or(0),
             b"m" => job.max_attempts = u32::try_from(int(&value)).unwrap_or(0),
             b"s" => job.state = JobState::parse(&text(&value)).unwrap_or(JobState::Dead),
-            b"r" => job.run_at = time_of(int(&value)),
+            b"r" => run_at = Some(time_of(int(&value))),
             b"e" => job.enqueued_at = time_of(int(&value)),
             b"b" => job.started_at = Some(time_of(int(&value))),
             b"f" => job.finished_at = Some(time_of(int(&value))),
@@ -455,6 +456,8 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             _ => {}
         }
     }
+    // left out of the record when it is the enqueue time
+    job.run_at = run_at.unwrap_or(job.enqueued_at);
     Some(job)
 }
 

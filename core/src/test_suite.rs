@@ -384,11 +384,13 @@ pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
             echo_job(queue, 7),
         ]
     };
+    let before = queue.now().expect("now") - Duration::from_secs(1);
     let ids = queue.enqueue_many(jobs(&q)).expect("enqueue");
     let alone_ids: Vec<JobId> = jobs(&alone)
         .into_iter()
         .map(|job| queue.enqueue(job).expect("enqueue"))
         .collect();
+    let after = queue.now().expect("now") + Duration::from_secs(1);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
     for ((id, alone_id), given) in ids.iter().zip(&alone_ids).zip(jobs(&q)) {
         let stored = queue.job(*id).expect("job").expect("stored");
@@ -408,12 +410,22 @@ pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
         assert_eq!(stored_alone.queue, alone);
         assert_eq!(fields(&stored), fields(&stored_alone), "job {id}");
         assert_eq!(
-            (stored.command, stored.args, stored.key, stored.priority),
-            (given.command, given.args, given.key, given.priority),
+            (&stored.command, &stored.args, &stored.key, stored.priority),
+            (&given.command, &given.args, &given.key, given.priority),
             "job {id} as given"
         );
         assert_eq!(stored.max_attempts, given.max_attempts, "job {id}");
         assert_eq!(stored.state, JobState::Pending, "job {id}");
+        for job in [&stored, &stored_alone] {
+            let enqueued = job.enqueued_at;
+            assert!(before <= enqueued && enqueued <= after, "{job:?}");
+            let run_at = given.when.resolve(enqueued);
+            let off = job
+                .run_at
+                .max(run_at)
+                .duration_since(job.run_at.min(run_at));
+            assert!(off.unwrap_or_default() < Duration::from_secs(2), "{job:?}");
+        }
     }
     let expected = |ids: &[JobId]| {
         vec![
