@@ -198,8 +198,11 @@ return out
 const ENQUEUE_ONE: &str = r"
 local T, q, p = ARGV[1], ARGV[2], ARGV[5]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('INCR', KEYS[1])
+-- every value handed to redis.call is a string: a Lua number is printed
+-- with '%.17g' on the way, which took a tenth of this script's work
+local us = t[2]
+local now = t[1] .. string.sub(string.rep('0', 6 - #us) .. us, 1, 3)
+local s = tostring(redis.call('INCR', KEYS[1]))
 local jk = T .. ':j:' .. s
 if p == '0' then
   redis.call('HSET', jk, 's', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now)
@@ -210,9 +213,9 @@ local b = T .. ':' .. #q .. ':' .. q
 if redis.call('RPUSH', b .. ':r:' .. p, s) == 1 then
   redis.call('ZADD', b .. ':pr', 0 - tonumber(p), p)
 end
-redis.call('HINCRBY', b .. ':n', 'p', 1)
-if redis.call('RPUSH', b .. ':wake', 1) > 32 then
-  redis.call('LTRIM', b .. ':wake', -16, -1)
+redis.call('HINCRBY', b .. ':n', 'p', '1')
+if redis.call('RPUSH', b .. ':wake', '1') > 32 then
+  redis.call('LTRIM', b .. ':wake', '-16', '-1')
 end
 return s
 ";
