@@ -7,6 +7,10 @@
 //! - **the round trip for scale**: bare `LPUSH`es one at a time from one
 //!   thread, before and after the standard runs, to set the single enqueue
 //!   beside (it is one round trip too);
+//! - **single enqueue beside `LPUSH`**: blocks of 1,000 single enqueues and
+//!   1,000 bare `LPUSH`es, alternating, `--jobs` / 1,000 of each: the
+//!   median rates, and the median of what an enqueue costs beyond its round
+//!   trip;
 //! - **bytes per pending job**: `used_memory` of `INFO memory` before and
 //!   after enqueuing `--memory-jobs` (default 100,000) pending no-op jobs,
 //!   divided by their number;
@@ -141,6 +145,16 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
             "the round trip for scale: LPUSH one at a time from one thread, {} jobs/s before the runs, {} after",
             before.round(),
             after.round()
+        );
+
+        let paired = single_enqueue_beside_lpush(queue, options.jobs)?;
+        println!(
+            "single enqueue beside LPUSH, {} blocks of 1,000 each, alternating: medians {} enqueues/s and {} LPUSH/s; \
+             an enqueue takes {:.0} µs more than an LPUSH (median of the blocks' differences)",
+            paired.blocks,
+            paired.enqueue.round(),
+            paired.lpush.round(),
+            paired.extra_us
         );
 
         let bytes = bytes_per_pending_job(queue, options.memory_jobs)?;
@@ -367,6 +381,43 @@ fn lpush_rate(queue: &RedisQueue, count: usize) -> Result<f64, outband::Error> {
     let rate = count as f64 / start.elapsed().as_secs_f64();
     outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&key).query::<i64>(con))?;
     Ok(rate)
+}
+
+struct Paired {
+    blocks: usize,
+    enqueue: f64,
+    lpush: f64,
+    extra_us: f64,
+}
+
+/// Single enqueues (each building its job as `#[queue_command]` does) and
+/// bare `LPUSH`es in alternating blocks of 1,000, so that both meet the
+/// same minutes of a machine whose round trip swings: the medians of each,
+/// and the median of the blocks' differences in time per call, which is
+/// what an enqueue costs beyond its one round trip.
+fn single_enqueue_beside_lpush(queue: &RedisQueue, jobs: usize) -> Result<Paired, outband::Error> {
+    const BLOCK: usize = 1000;
+    let blocks = (jobs / BLOCK).max(1);
+    let name = "outband-bench-paired";
+    let (mut enqueue, mut lpush, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        let start = Instant::now();
+        for _ in 0..BLOCK {
+            queue.enqueue(noop_job(name, 0))?;
+        }
+        let enqueue_us = start.elapsed().as_secs_f64() * 1e6 / BLOCK as f64;
+        let lpush_us = 1e6 / lpush_rate(queue, BLOCK)?;
+        enqueue.push(1e6 / enqueue_us);
+        lpush.push(1e6 / lpush_us);
+        extra.push(enqueue_us - lpush_us);
+    }
+    queue.flush(name)?;
+    Ok(Paired {
+        blocks,
+        enqueue: median(&mut enqueue),
+        lpush: median(&mut lpush),
+        extra_us: median(&mut extra),
+    })
 }
 
 /// Jobs per second through `claim` and `complete_many` alone, without a
