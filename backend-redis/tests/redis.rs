@@ -87,6 +87,15 @@ fn waited_for(queue: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
     })
 }
 
+/// The wake-up tokens waiting in the list of `name`, the queue of job `id`.
+fn wake_up_tokens(queue: &RedisQueue, name: &str, id: outband::JobId) -> i64 {
+    let (base, _) = outband_redis::keys_of(queue, name, id);
+    outband_redis::with_connection(queue, |con| {
+        redis::cmd("LLEN").arg(format!("{base}:wake")).query(con)
+    })
+    .unwrap()
+}
+
 #[test]
 fn wake_up_tokens_nobody_takes_stay_bounded() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
@@ -94,12 +103,7 @@ fn wake_up_tokens_nobody_takes_stay_bounded() {
     };
     let queue = &scoped.queue;
     let first = queue.enqueue(echo_job("idle", 0)).unwrap();
-    let (base, _) = outband_redis::keys_of(queue, "idle", first);
-    let wake = format!("{base}:wake");
-    let tokens = || -> i64 {
-        outband_redis::with_connection(queue, |con| redis::cmd("LLEN").arg(&wake).query(con))
-            .unwrap()
-    };
+    let tokens = || wake_up_tokens(queue, "idle", first);
     let (mut most, mut enqueued) = (0, 1);
     for i in 1..200 {
         if i % 2 == 0 {
@@ -136,10 +140,6 @@ fn an_enqueue_wakes_a_waiting_consumer_and_a_key_hand_over_pushes_a_wake_up() {
     // drop the wake-up tokens of the enqueues, so only the hand-over can wake
     let (base, _) = outband_redis::keys_of(queue, "w", first.job.id);
     let wake = format!("{base}:wake");
-    let tokens = |queue: &RedisQueue| -> i64 {
-        outband_redis::with_connection(queue, |con| redis::cmd("LLEN").arg(&wake).query(con))
-            .unwrap()
-    };
     outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&wake).query::<i64>(con))
         .unwrap();
     assert!(
@@ -151,7 +151,11 @@ fn an_enqueue_wakes_a_waiting_consumer_and_a_key_hand_over_pushes_a_wake_up() {
         duration: Duration::ZERO,
     };
     queue.complete(&first.lease, done).unwrap();
-    assert_eq!(tokens(queue), 1, "the hand-over pushes a wake-up token");
+    assert_eq!(
+        wake_up_tokens(queue, "w", first.job.id),
+        1,
+        "the hand-over pushes a wake-up token"
+    );
     queue
         .wait(&["w".to_owned()], Duration::from_secs(60))
         .unwrap();
