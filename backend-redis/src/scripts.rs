@@ -189,9 +189,9 @@ return out
 
 /// One job with no ordering key, ready at once: what a web handler's call
 /// enqueues. [`ENQUEUE`] does the same for it, but this script is run alone,
-/// without [`PRELUDE`]: a script call that makes one change costs Redis
-/// mostly the closures it builds and the calls it makes, and the prelude's
-/// closures, tables and loops took about as long as the job's own writes.
+/// without [`PRELUDE`]: for one job, the general script's prelude closures,
+/// tables and loops took about a third of its time in Redis (36 µs a call,
+/// against 22–25 for this one).
 ///
 /// KEYS: the `seq` key. ARGV: tag, queue, command, args, priority, max
 /// attempts. Returns the job's number.
