@@ -134,12 +134,18 @@ for g = 1, tonumber(ARGV[1]) do
   out[g] = first
   local seq = first
   local ready, counts = {}, {}
+  -- runs of one job each (one ordering key apiece) share a queue and a
+  -- priority: their key names are built once
+  local last_q, last_p, b, list
   for _ = 1, runs do
     local q, c, k, p, m, w, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
       ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
     i = i + 7
-    local b = base(q)
-    local list = ready_list(b, p)
+    if q ~= last_q or p ~= last_p then
+      if q ~= last_q then b = base(q) end
+      list = ready_list(b, p)
+      last_q, last_p = q, p
+    end
     local run_at = now
     if w ~= 'n' then
       local wk, wv = string.sub(w, 1, 1), tonumber(string.sub(w, 2))
