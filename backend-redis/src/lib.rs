@@ -107,7 +107,8 @@
 //! - **Malformed records** found by a claim (fields missing or garbled) go to
 //!   `dead` with the reason `malformed record: …`; the claim goes on.
 //! - **One round trip an enqueue.** A job with no ordering key, ready at
-//!   once, is stored by a script of its own that makes six Redis calls; a
+//!   once, is stored by a script of its own that makes six Redis calls
+//!   (seven when its priority had no ready job); a
 //!   batch is one script call, which takes consecutive jobs that differ only
 //!   in their arguments as one run, so their shared fields cross the network
 //!   once.
