@@ -136,6 +136,13 @@ impl Processor {
         }
     }
 
+    fn held(&self) -> usize {
+        match self {
+            Self::Simple(p) => p.held(),
+            Self::Multi(p) => p.held(),
+        }
+    }
+
     fn stop_within(&self, grace: Duration) -> StopReport {
         match self {
             Self::Simple(p) => p.stop_within(grace),
@@ -194,9 +201,11 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
                 }
                 SIGTERM | SIGINT => {
                     log::info!(
-                        "stop signal: no new claims; waiting up to {:?} for {} running jobs",
+                        "stop signal: no new claims; waiting up to {:?} for {} running jobs \
+                         and {} more claimed",
                         options.grace_period,
-                        processor.running()
+                        processor.running(),
+                        processor.held().saturating_sub(processor.running())
                     );
                     processor.stop_claiming();
                     stopping = Some(Instant::now() + options.grace_period);
@@ -212,8 +221,11 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
                 _ => {}
             }
         }
+        // Every job held, not only those running: the jobs of a claim are
+        // held a moment before their threads start them, and jobs claimed
+        // ahead wait for a thread. Both run before the consumer exits.
         match stopping {
-            Some(_) if processor.running() == 0 => break,
+            Some(_) if processor.held() == 0 => break,
             Some(deadline) if Instant::now() >= deadline => {
                 log::info!("grace period over: releasing running jobs");
                 break;
@@ -232,7 +244,25 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
         pidfile.remove();
     }
     logger.flush();
+    if report.released > 0 {
+        // the released jobs' commands still run on their threads
+        exit_now(0);
+    }
     Ok(0)
+}
+
+/// Ends the process with `code` at once, without running the C libraries'
+/// exit handlers: for when threads still run jobs, as after the grace
+/// period. Those handlers free what the threads may be using: OpenSSL's,
+/// under libpq, freed its locks while a job thread opened a PostgreSQL
+/// connection, and the process died of SIGSEGV instead of exiting 0.
+/// Whatever must survive is written first: the log is flushed, the pid file
+/// removed, and the released jobs are back in the queue.
+#[allow(unsafe_code)]
+fn exit_now(code: u8) -> ! {
+    // SAFETY: `_exit` ends the process and every thread in it; nothing of
+    // this process runs afterwards, so nothing can observe what it skips.
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// The manager and the periodic scheduler, on threads of their own.

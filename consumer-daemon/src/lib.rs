@@ -43,8 +43,8 @@
 //!
 //! | signal | effect |
 //! |---|---|
-//! | first SIGTERM or SIGINT | stop claiming; running jobs finish within the grace period |
-//! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs back to the queue, its attempt not counted; exit 0 |
+//! | first SIGTERM or SIGINT | stop claiming; the jobs held (running, or claimed and waiting for a thread) finish within the grace period |
+//! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs or waits back to the queue, its attempt not counted; exit 0 at once, cutting off the released jobs' commands where they are (`_exit`: no C library's exit handler may run under their threads) |
 //! | SIGHUP | reopen the log file (for logrotate) |
 //! | SIGTSTP | stop claiming; running jobs go on (`quiet`) |
 //!

@@ -176,6 +176,7 @@ on_every_backend!(
     two_daemons_on_one_pid_file_the_second_refuses,
     kill_9_mid_job_then_restart_runs_the_job_again,
     sigterm_lets_running_jobs_finish,
+    sigterm_lets_jobs_claimed_ahead_run,
     a_second_sigterm_releases_jobs_to_another_consumer,
     sighup_after_the_log_was_moved_writes_a_new_log,
     a_periodic_command_with_two_consumers_is_enqueued_once_per_tick,
@@ -293,6 +294,45 @@ fn sigterm_lets_running_jobs_finish(mut world: World) {
     let mut lines = world.lines("out");
     lines.sort();
     assert_eq!(lines, ["a", "b"], "both finished before the daemon exited");
+    for id in ids {
+        assert_eq!(world.state(id), (JobState::Done, 1));
+    }
+}
+
+/// Jobs claimed ahead (`--prefetch`) are held, not running, when SIGTERM
+/// comes: the daemon runs them before it exits, and releases nothing.
+fn sigterm_lets_jobs_claimed_ahead_run(mut world: World) {
+    world.start("c", &["-t", "1", "--prefetch", "2"]);
+    let ids = [
+        world.slow_record("out", "a", 1500),
+        world.slow_record("out", "b", 100),
+        world.slow_record("out", "c", 100),
+    ];
+    wait_until("one job runs, two are claimed ahead", || {
+        ids.iter().all(|&id| world.state(id).0 == JobState::Running)
+    });
+    let pidfile = world.path_str("c.pid");
+    let out = world.cli(&["stop", "-p", &pidfile]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let log = std::fs::read_to_string(world.path("c.log")).unwrap();
+    // the first job may still be on its way to the thread at the signal
+    let held = [
+        "for 1 running jobs and 2 more claimed",
+        "for 0 running jobs and 3 more claimed",
+    ];
+    assert!(
+        held.iter().any(|line| log.contains(line)),
+        "the signal found three jobs held: {log}"
+    );
+    assert!(
+        log.contains("outband consumer stopped: 0 running jobs released"),
+        "{log}"
+    );
+    assert_eq!(world.lines("out"), ["a", "b", "c"], "all three ran");
     for id in ids {
         assert_eq!(world.state(id), (JobState::Done, 1));
     }

@@ -273,8 +273,12 @@ pub enum Processed {
 /// What a stop with a grace period did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StopReport {
-    /// Jobs still running at the end of the grace period, released back to
-    /// the queue with their attempt not counted.
+    /// Jobs still held at the end of the grace period (running, or claimed
+    /// and not started, including those of a claim then in flight),
+    /// released back to the queue with their attempt not counted. When it
+    /// is not zero, the processor's threads were left running: a released
+    /// job's command goes on until it returns, and its outcome is
+    /// discarded.
     pub released: usize,
 }
 
@@ -307,6 +311,11 @@ struct Engine {
     queues: Vec<String>,
     next_queue: AtomicUsize,
     in_flight: Mutex<HashMap<JobId, InFlight>>,
+    /// The most jobs the loops' claims in flight may still bring: counted
+    /// from before each call until its jobs are in `in_flight`, so that a
+    /// stop never sees nothing held while the backend has leased jobs to
+    /// this processor.
+    claims_in_flight: AtomicUsize,
     claiming: AtomicBool,
     /// Whether free workers claim for themselves: see `BaseQueue::cheap_claims`.
     self_claims: bool,
@@ -333,6 +342,7 @@ impl Engine {
             queues,
             next_queue: AtomicUsize::new(0),
             in_flight: Mutex::new(HashMap::new()),
+            claims_in_flight: AtomicUsize::new(0),
             claiming: AtomicBool::new(false),
         })
     }
@@ -370,6 +380,19 @@ impl Engine {
         Ok(claimed)
     }
 
+    /// Claims up to `max` jobs for the loops and holds them (see
+    /// [`hold`](Self::hold)): from the call to the backend until they are
+    /// held, they count as claims in flight.
+    fn claim_held(&self, max: usize) -> Result<Vec<Claimed>, Error> {
+        self.claims_in_flight.fetch_add(max, Ordering::SeqCst);
+        let claimed = self.claim(max);
+        if let Ok(claimed) = &claimed {
+            self.hold(claimed);
+        }
+        self.claims_in_flight.fetch_sub(max, Ordering::SeqCst);
+        claimed
+    }
+
     /// Waits for a job after an empty claim; `idle` counts the empty claims
     /// in a row, which grow the wait with `wait_backoff`.
     fn idle_wait(&self, idle: &mut i32) {
@@ -393,6 +416,9 @@ impl Engine {
     /// Keeps claimed jobs that no worker has started yet under heartbeat, so
     /// that a job claimed ahead keeps its lease while it waits for a thread.
     fn hold(&self, claimed: &[Claimed]) {
+        if claimed.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut in_flight = self.in_flight();
         for c in claimed {
@@ -454,8 +480,23 @@ impl Engine {
     /// unavailable: a lost outcome would make the job run twice once its
     /// lease expires. The claim starts at the next queue in turn; where that
     /// queue has fewer than `want` ready, the other queues are asked after.
+    /// The jobs claimed are held (see [`hold`](Self::hold)).
     fn record_and_claim(&self, finished: Vec<Finished>, want: usize) -> Vec<Claimed> {
         let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        self.claims_in_flight.fetch_add(want, Ordering::SeqCst);
+        let claimed = self.record_and_claim_calls(finished, want, start);
+        self.hold(&claimed);
+        self.claims_in_flight.fetch_sub(want, Ordering::SeqCst);
+        claimed
+    }
+
+    /// The calls of [`record_and_claim`](Self::record_and_claim).
+    fn record_and_claim_calls(
+        &self,
+        finished: Vec<Finished>,
+        want: usize,
+        start: usize,
+    ) -> Vec<Claimed> {
         let first = &self.queues[start % self.queues.len()];
         let completions = || {
             finished
@@ -632,7 +673,8 @@ impl Engine {
         let leases: Vec<Lease> = self
             .in_flight()
             .values_mut()
-            .filter(|f| !f.finished)
+            // a lost lease is another's now, or was released already
+            .filter(|f| !f.finished && !f.lost)
             .map(|f| {
                 f.lost = true;
                 f.lease.clone()
@@ -657,9 +699,10 @@ impl Engine {
         self.in_flight().values().filter(|f| f.started).count()
     }
 
-    /// Leases held: running, recorded-to-be, and claimed ahead.
+    /// Leases held: running, recorded-to-be, and claimed ahead; and the
+    /// most jobs the claims in flight may bring.
     fn held(&self) -> usize {
-        self.in_flight().len()
+        self.in_flight().len() + self.claims_in_flight.load(Ordering::SeqCst)
     }
 }
 
@@ -807,6 +850,15 @@ macro_rules! processor_steps {
             self.engine.running()
         }
 
+        /// The number of jobs whose lease this processor holds: running,
+        /// claimed and not yet started by a thread, or finished with their
+        /// outcome not yet recorded. A graceful stop waits until it is zero:
+        /// [`running`](Self::running) can be zero for a moment while a claim's
+        /// jobs are on their way to the threads.
+        pub fn held(&self) -> usize {
+            self.engine.held()
+        }
+
         /// Stops claiming new jobs; jobs already running go on. The loop keeps
         /// its threads until [`stop`](Self::stop).
         pub fn stop_claiming(&self) {
@@ -826,16 +878,28 @@ macro_rules! processor_steps {
             }
         }
 
-        /// Stops claiming and waits up to `grace` for the running jobs to
-        /// finish; what still runs then is released back to the queue, its
-        /// attempt not counted, and its late outcome will be discarded.
+        /// Stops claiming and waits up to `grace` for the jobs held (see
+        /// [`held`](Self::held)) to finish; what is still held then is
+        /// released back to the queue, its attempt not counted, and a late
+        /// outcome is discarded.
         pub fn stop_within(&self, grace: Duration) -> StopReport {
             self.stop_claiming();
             let deadline = Instant::now() + grace;
             while self.engine.held() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let released = self.engine.release_in_flight();
+            let mut released = self.engine.release_in_flight();
+            // A claim in flight brings jobs leased already: release them as
+            // they come, rather than leave their leases to expire.
+            let landing = Instant::now() + CLAIM_LANDING;
+            if self.engine.claims_in_flight.load(Ordering::SeqCst) > 0 {
+                while self.engine.claims_in_flight.load(Ordering::SeqCst) > 0
+                    && Instant::now() < landing
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                released += self.engine.release_in_flight();
+            }
             if released == 0 {
                 self.stop();
             }
@@ -903,7 +967,7 @@ fn simple_loop(engine: &Engine) {
     while next.is_some() || claiming() {
         let job = match next.take() {
             Some(job) => job,
-            None => match engine.claim(1).map(|mut jobs| jobs.pop()) {
+            None => match engine.claim_held(1).map(|mut jobs| jobs.pop()) {
                 Ok(Some(job)) => {
                     idle = 0;
                     job
@@ -990,11 +1054,10 @@ impl Shared {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands the jobs a claim brought to the workers, and gives up the
-    /// `reserved` leases counted for it and the `recorded` ones whose
-    /// outcomes it recorded.
-    fn hand_out(&self, engine: &Engine, claimed: Vec<Claimed>, reserved: usize, recorded: usize) {
-        engine.hold(&claimed);
+    /// Hands the jobs a claim brought (held already) to the workers, and
+    /// gives up the `reserved` leases counted for it and the `recorded`
+    /// ones whose outcomes it recorded.
+    fn hand_out(&self, claimed: Vec<Claimed>, reserved: usize, recorded: usize) {
         let mut pool = self.lock();
         pool.leases = pool.leases + claimed.len() - reserved - recorded;
         pool.recording -= recorded;
@@ -1131,17 +1194,17 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
             pool.leases += reserved;
             reserved
         };
-        match engine.claim(reserved) {
+        match engine.claim_held(reserved) {
             Ok(jobs) if jobs.is_empty() => {
-                shared.hand_out(engine, jobs, reserved, 0);
+                shared.hand_out(jobs, reserved, 0);
                 engine.idle_wait(&mut idle);
             }
             Ok(jobs) => {
                 idle = 0;
-                shared.hand_out(engine, jobs, reserved, 0);
+                shared.hand_out(jobs, reserved, 0);
             }
             Err(error) => {
-                shared.hand_out(engine, Vec::new(), reserved, 0);
+                shared.hand_out(Vec::new(), reserved, 0);
                 log::error!("claiming failed: {error}");
                 engine.idle_wait(&mut idle);
             }
@@ -1196,18 +1259,22 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             let claimed = if reserved == 0 {
                 Vec::new()
             } else {
-                engine.claim(1).unwrap_or_else(|error| {
+                engine.claim_held(1).unwrap_or_else(|error| {
                     log::error!("claiming failed: {error}");
                     Vec::new()
                 })
             };
-            shared.hand_out(engine, claimed, reserved, 1);
+            shared.hand_out(claimed, reserved, 1);
         } else if let Err(unsent) = outcomes.send(finished) {
             engine.record_many(vec![unsent.0]);
             shared.give_up();
         }
     }
 }
+
+/// How long a stop whose grace period is over waits for the claims in
+/// flight to bring their jobs, to release them: one call to the backend.
+const CLAIM_LANDING: Duration = Duration::from_secs(2);
 
 /// The most outcomes recorded in one call to the backend.
 const RECORD_BATCH: usize = 256;
@@ -1275,7 +1342,7 @@ fn record_loop(engine: &Engine, shared: &Shared, recorded: &Mutex<Receiver<Finis
         // outcomes to wait for
         drop(recorded);
         let claimed = engine.record_and_claim(batch, reserved);
-        shared.hand_out(engine, claimed, reserved, recorded_count);
+        shared.hand_out(claimed, reserved, recorded_count);
     }
 }
 

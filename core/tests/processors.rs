@@ -525,6 +525,29 @@ fn heartbeats_keep_jobs_claimed_ahead_leased() {
     assert_eq!(finish_order(run), vec![1, 2, 3], "each job ran once");
 }
 
+/// A job claimed ahead is held but not running: `held` counts it, so a
+/// graceful stop that waits for `held` to reach zero lets it run.
+#[test]
+fn held_counts_jobs_claimed_ahead_that_running_does_not() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let queue = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&queue, run, &[(1, 1000), (2, 0), (3, 0)]);
+    let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
+    processor.start();
+    wait_until("one job runs and two wait for the thread", || {
+        (processor.running(), processor.held()) == (1, 3)
+    });
+    processor.stop_claiming();
+    wait_until("nothing is held", || processor.held() == 0);
+    assert_eq!(
+        finish_order(run),
+        vec![1, 2, 3],
+        "the jobs claimed ahead ran"
+    );
+    assert!(all_done(&queue, 3));
+    processor.stop();
+}
+
 /// A stop whose grace period ends gives back the jobs claimed ahead with
 /// the running one, and no thread runs them afterwards.
 #[test]

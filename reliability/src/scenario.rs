@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -325,9 +325,9 @@ impl Scene {
     }
 
     /// Waits for the child `pid` started by [`spawn_run`](Self::spawn_run)
-    /// to exit, up to `timeout`; returns whether it exited successfully, or
-    /// `None` if it still runs.
-    pub fn wait_child(&mut self, pid: u32, timeout: Duration) -> Option<bool> {
+    /// to exit, up to `timeout`; returns its exit status, or `None` if it
+    /// still runs.
+    pub fn wait_child(&mut self, pid: u32, timeout: Duration) -> Option<ExitStatus> {
         let child = self
             .children
             .iter_mut()
@@ -336,7 +336,7 @@ impl Scene {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("waiting for the consumer") {
-                return Some(status.success());
+                return Some(status);
             }
             if Instant::now() >= deadline {
                 return None;

@@ -9,6 +9,11 @@
 //! - nothing is lost: every job is either done or still pending, and a
 //!   later consumer runs the pending ones; no job ran twice.
 //!
+//! And when the grace period (1 s) ends with 300 jobs still running (0.2 to
+//! 3 s each, so that some finish around the exit), the consumer releases
+//! them, still exits 0, and nothing is lost; a released job whose command
+//! still ran to its end may run again, no other.
+//!
 //! The jobs' durations come from a printed seed; replay one with
 //! `OUTBAND_RELIABILITY_SEED=<seed>`.
 //!
@@ -36,10 +41,19 @@ const CONSUMER: &[&str] = &["-t", "500", "--grace-period", "10s"];
 macro_rules! on_every_backend {
     ($($backend:ident => $variant:ident),* $(,)?) => {
         $(#[test] fn $backend() { shutdown(Backend::$variant) })*
+        mod grace_over {
+            $(#[test] fn $backend() { super::grace_over(super::Backend::$variant) })*
+        }
     };
 }
 
 on_every_backend!(sqlite => Sqlite, postgres => Postgres, mysql => Mysql, redis => Redis);
+
+/// The last `lines` lines of `log`.
+fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
 
 fn shutdown(backend: Backend) {
     let Some(mut scene) = Scene::new(backend, BIN) else {
@@ -80,10 +94,11 @@ fn shutdown(backend: Backend) {
             .lines()
             .filter(|l| l.contains("stop signal") || l.contains("grace") || l.contains("stopped"))
             .collect();
-        assert_eq!(
-            exited,
-            Some(true),
-            "{name}: consumer {consumer} exits successfully"
+        assert!(
+            exited.is_some_and(|status| status.success()),
+            "{name}: consumer {consumer} exits successfully, not {exited:?}; \
+             its stderr is above, the end of its log:\n{}",
+            tail(&log, 30)
         );
         assert!(
             took < GRACE,
@@ -118,4 +133,74 @@ fn shutdown(backend: Backend) {
     let summary = scene.summary(0..JOBS);
     summary.check(&name, 0);
     assert_eq!(summary.done, JOBS, "{name}: every job ran: {summary}");
+}
+
+const GRACE_OVER_JOBS: u64 = 300;
+
+fn grace_over(backend: Backend) {
+    let Some(mut scene) = Scene::new(backend, BIN) else {
+        return;
+    };
+    let name = format!("shutdown/grace-over/{}", backend.name());
+    let mut rng = fastrand::Rng::with_seed(seed(&name));
+    let jobs: Vec<_> = (0..GRACE_OVER_JOBS)
+        .map(|job| Scene::slow_record_job(job, rng.u64(200..=3000)))
+        .collect();
+    scene
+        .queue()
+        .enqueue_many(jobs)
+        .expect("enqueueing the jobs");
+    let pid = scene.spawn_run("a", &["-t", "300", "--grace-period", "1s"]);
+    wait_until(
+        &format!("{GRACE_OVER_JOBS} jobs are in flight"),
+        Duration::from_secs(120),
+        || scene.stats().running >= GRACE_OVER_JOBS,
+    );
+    kill("-TERM", pid);
+    let exited = scene.wait_child(pid, Duration::from_secs(60));
+    let log = scene.log("a");
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "{name}: the consumer exits successfully, not {exited:?}; \
+         its stderr is above, the end of its log:\n{}",
+        tail(&log, 30)
+    );
+    let stopping: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("signal") || l.contains("grace") || l.contains("stopped"))
+        .collect();
+    assert!(
+        log.contains("grace period over"),
+        "{name}: the grace period ended: {stopping:#?}"
+    );
+    let released: u64 = log
+        .lines()
+        .find_map(|l| l.split("outband consumer stopped: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: no stop line: {}", tail(&log, 30)));
+    assert!(
+        released > 0,
+        "{name}: jobs still ran at the end of the grace period"
+    );
+
+    let after = scene.stats();
+    println!("{name}: {released} released; after the exit {after:?}");
+    assert_eq!(after.running, 0, "{name}: no job left leased");
+    assert_eq!(
+        after.pending + after.done,
+        GRACE_OVER_JOBS,
+        "{name}: every job done or back in the queue"
+    );
+
+    scene.start("later", &["-t", "300"]);
+    scene.wait_drained(GRACE_OVER_JOBS, Duration::from_secs(120));
+    scene.stop("later");
+    let summary = scene.summary(0..GRACE_OVER_JOBS);
+    // a released job whose command went on to its end ran once more later
+    summary.check(&name, released);
+    assert_eq!(
+        summary.done, GRACE_OVER_JOBS,
+        "{name}: every job ran: {summary}"
+    );
 }
