@@ -109,6 +109,18 @@ impl World {
         pid_in(&pidfile).expect("a started daemon wrote its pid")
     }
 
+    /// `stop -p NAME.pid`; panics unless it reports a clean stop.
+    fn stop(&self, name: &str) -> Output {
+        let pidfile = self.path_str(&format!("{name}.pid"));
+        let out = self.cli(&["stop", "-p", &pidfile]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out
+    }
+
     fn status(&self, name: &str) -> i32 {
         let pidfile = self.path_str(&format!("{name}.pid"));
         self.cli(&["status", "-p", &pidfile]).status.code().unwrap()
@@ -218,13 +230,7 @@ fn start_status_process_stop_and_the_pid_file_is_gone(mut world: World) {
     expected.sort();
     assert_eq!(lines, expected, "each job ran exactly once");
 
-    let pidfile = world.path_str("c.pid");
-    let out = world.cli(&["stop", "-p", &pidfile]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = world.stop("c");
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
     assert!(
         !world.path("c.pid").exists(),
@@ -284,13 +290,7 @@ fn sigterm_lets_running_jobs_finish(mut world: World) {
     wait_until("both jobs run", || {
         ids.iter().all(|&id| world.state(id).0 == JobState::Running)
     });
-    let pidfile = world.path_str("c.pid");
-    let out = world.cli(&["stop", "-p", &pidfile]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    world.stop("c");
     let mut lines = world.lines("out");
     lines.sort();
     assert_eq!(lines, ["a", "b"], "both finished before the daemon exited");
@@ -311,13 +311,7 @@ fn sigterm_lets_jobs_claimed_ahead_run(mut world: World) {
     wait_until("one job runs, two are claimed ahead", || {
         ids.iter().all(|&id| world.state(id).0 == JobState::Running)
     });
-    let pidfile = world.path_str("c.pid");
-    let out = world.cli(&["stop", "-p", &pidfile]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    world.stop("c");
     let log = std::fs::read_to_string(world.path("c.log")).unwrap();
     // the first job may still be on its way to the thread at the signal
     let held = [
