@@ -32,14 +32,18 @@ pub(crate) fn start_daemon(options: &Options) -> CliResult {
         return Err("start needs a pid file: -p PIDFILE".into());
     };
     // Refuse before forking, so the error reaches the caller's terminal.
-    if let crate::PidStatus::Running(pid) = PidFile::status(pidfile)? {
-        let pid = pid.map_or("unknown".to_owned(), |p| p.to_string());
-        return Err(format!(
-            "another consumer is already running with pid file {} (pid {pid})",
-            pidfile.display()
-        )
-        .into());
-    }
+    let stale = match PidFile::status(pidfile)? {
+        crate::PidStatus::Running(pid) => {
+            let pid = pid.map_or("unknown".to_owned(), |p| p.to_string());
+            return Err(format!(
+                "another consumer is already running with pid file {} (pid {pid})",
+                pidfile.display()
+            )
+            .into());
+        }
+        crate::PidStatus::Dead(pid) => pid,
+        crate::PidStatus::NotRunning => None,
+    };
     let cwd = std::env::current_dir()?;
     let mut options = options.clone();
     let absolute = |path: &Path| -> PathBuf { cwd.join(path) };
@@ -57,7 +61,12 @@ pub(crate) fn start_daemon(options: &Options) -> CliResult {
         .working_directory(&cwd)
         .execute()
     {
-        daemonize::Outcome::Parent(Ok(_)) => wait_until_started(options.pidfile.as_deref()),
+        daemonize::Outcome::Parent(Ok(_)) => {
+            let pidfile = options.pidfile.as_deref().unwrap_or(pidfile);
+            let pid = wait_until_started(pidfile, stale, Duration::from_secs(30))?;
+            println!("outband consumer started, pid {pid}");
+            Ok(0)
+        }
         daemonize::Outcome::Parent(Err(error)) => {
             Err(format!("daemonizing failed: {error}").into())
         }
@@ -77,23 +86,29 @@ pub(crate) fn start_daemon(options: &Options) -> CliResult {
     }
 }
 
-/// The parent of `start` waits for the daemon to hold its pid file.
-fn wait_until_started(pidfile: Option<&Path>) -> CliResult {
-    let Some(pidfile) = pidfile else { return Ok(0) };
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// The parent of `start` waits up to `timeout` for the daemon to hold its
+/// pid file, and returns the daemon's pid.
+///
+/// The daemon locks the file before its pid replaces the `stale` one of a
+/// daemon that died, and a killed daemon's pid stays alive until its zombie
+/// is reaped: the stale pid is never taken for the new daemon's.
+fn wait_until_started(
+    pidfile: &Path,
+    stale: Option<u32>,
+    timeout: Duration,
+) -> Result<u32, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        // The pid file is locked before the new pid replaces a stale one:
-        // wait for a pid that names a live process.
         if let crate::PidStatus::Running(Some(pid)) = PidFile::status(pidfile)?
+            && Some(pid) != stale
             && crate::pidfile::is_alive(pid)
         {
-            println!("outband consumer started, pid {pid}");
-            return Ok(0);
+            return Ok(pid);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(format!(
-        "the consumer did not take its pid file {} within 30 s; see its log",
+        "the consumer did not take its pid file {} within {timeout:?}; see its log",
         pidfile.display()
     )
     .into())
@@ -339,5 +354,37 @@ fn manager_loop(
             Ok(n) => log::info!("manager: purged {n} done jobs older than {retention:?}"),
             Err(error) => log::error!("manager: purging failed: {error}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A killed daemon's pid stays alive until its zombie is reaped, and a
+    /// new daemon locks the pid file before its pid replaces that one:
+    /// `start` waits for the new pid and never reports the stale one (a
+    /// test that killed the daemon `start` reported signalled a zombie, and
+    /// the daemon it meant went on).
+    #[test]
+    fn start_never_reports_the_stale_pid_of_a_dead_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumer.pid");
+        // the new daemon holds the lock, and the file still names a live
+        // process, as a zombie's pid
+        let stale = std::os::unix::process::parent_id();
+        let held = PidFile::acquire(&path).unwrap();
+        std::fs::write(&path, format!("{stale}\n")).unwrap();
+        let error = wait_until_started(&path, Some(stale), Duration::from_millis(200)).unwrap_err();
+        assert!(
+            error.to_string().contains("did not take its pid file"),
+            "{error}"
+        );
+        // once the new pid is in, it is the one reported
+        let new = std::process::id();
+        std::fs::write(&path, format!("{new}\n")).unwrap();
+        let started = wait_until_started(&path, Some(stale), Duration::from_secs(30)).unwrap();
+        assert_eq!(started, new);
+        drop(held);
     }
 }

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Why a pid file could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,10 @@ pub enum PidFileError {
         source: std::io::Error,
     },
 }
+
+/// Longer than any reader holds a pid file's lock: a lock held this long is
+/// a live daemon's.
+const READERS_LOCK: Duration = Duration::from_millis(100);
 
 /// What a pid file says about its daemon, as init scripts report it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,6 +74,7 @@ impl PidFile {
             path: path.to_owned(),
             source,
         };
+        let mut refused_since: Option<Instant> = None;
         loop {
             let mut file = OpenOptions::new()
                 .read(true)
@@ -77,9 +83,20 @@ impl PidFile {
                 .truncate(false)
                 .open(path)
                 .map_err(io)?;
+            // read before the lock, for the warning below: once locked, the
+            // file must be emptied at once
+            let stale = read_pid(&mut file);
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
+                    // A reader ([`status`](Self::status), as `start` waiting
+                    // for this daemon) holds the lock for a moment; a live
+                    // daemon holds it throughout.
+                    let since = *refused_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < READERS_LOCK {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
                     return Err(PidFileError::AlreadyRunning {
                         path: path.to_owned(),
                         pid: read_pid(&mut file),
@@ -87,6 +104,12 @@ impl PidFile {
                 }
                 Err(TryLockError::Error(error)) => return Err(io(error)),
             }
+            // A reader that finds the file locked takes the pid inside for the
+            // holder's, and a stale pid can still name a live process (a
+            // killed daemon not yet reaped): empty the file at once, so that
+            // it reads as "running, pid not yet known" until this process's
+            // pid is in.
+            file.set_len(0).map_err(io)?;
             // The previous holder may have removed the file between our open
             // and our lock: then the locked inode is no longer at `path`.
             let held = file.metadata().map_err(io)?;
@@ -94,17 +117,14 @@ impl PidFile {
                 Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
                 _ => continue,
             }
-            if let Some(stale) = read_pid(&mut file) {
+            if let Some(stale) = stale {
                 log::warn!(
                     "replacing stale pid file {} of pid {stale}, which is gone",
                     path.display()
                 );
             }
-            // overwrite in place, then cut what is left of a longer stale pid,
-            // so a reader never sees an empty file
             let line = format!("{}\n", std::process::id());
             file.write_all_at(line.as_bytes(), 0).map_err(io)?;
-            file.set_len(line.len() as u64).map_err(io)?;
             file.sync_all().map_err(io)?;
             return Ok(PidFile {
                 path: path.to_owned(),
@@ -139,12 +159,16 @@ impl PidFile {
                 }
                 Err(source) => return Err(io(source)),
             };
-            let pid = read_pid(&mut file);
+            // the pid is read once the lock is seen held: a new holder
+            // empties a stale pid first thing after it locks
             match file.try_lock() {
                 Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(PidStatus::Running(pid)),
+                Err(TryLockError::WouldBlock) => {
+                    return Ok(PidStatus::Running(read_pid(&mut file)));
+                }
                 Err(TryLockError::Error(source)) => return Err(io(source)),
             }
+            let pid = read_pid(&mut file);
             // A daemon that exits removes its pid file and then lets go of
             // the lock: if it did both since our open, the unlocked file is
             // no longer at `path`, and the daemon ended cleanly rather than
@@ -216,6 +240,29 @@ mod tests {
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.trim(), std::process::id().to_string());
         drop(held);
+    }
+
+    /// `status` locks the file for a moment to see whether a daemon holds
+    /// it, and `start` calls it while its daemon starts: that brief lock must
+    /// not make the daemon refuse its own pid file.
+    #[test]
+    fn a_readers_brief_lock_does_not_refuse_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consumer.pid");
+        let reader = File::create(&path).unwrap();
+        reader.try_lock().unwrap();
+        let held = std::thread::scope(|scope| {
+            let daemon = scope.spawn(|| PidFile::acquire(&path));
+            std::thread::sleep(Duration::from_millis(20));
+            reader.unlock().unwrap();
+            daemon.join().unwrap()
+        });
+        assert!(held.is_ok(), "{held:?}");
+        // a lock held throughout is a live daemon's
+        assert!(matches!(
+            PidFile::acquire(&path),
+            Err(PidFileError::AlreadyRunning { .. })
+        ));
     }
 
     /// A daemon that exits cleanly removes its pid file, then lets go of the
