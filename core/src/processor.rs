@@ -316,6 +316,11 @@ struct Engine {
     /// stop never sees nothing held while the backend has leased jobs to
     /// this processor.
     claims_in_flight: AtomicUsize,
+    /// A stop released the jobs held: jobs that claims bring afterwards are
+    /// released as they are held, and never started.
+    releasing: AtomicBool,
+    /// Jobs the stop released back to the queue, those of late claims too.
+    released: AtomicUsize,
     claiming: AtomicBool,
     /// Whether free workers claim for themselves: see `BaseQueue::cheap_claims`.
     self_claims: bool,
@@ -343,6 +348,8 @@ impl Engine {
             next_queue: AtomicUsize::new(0),
             in_flight: Mutex::new(HashMap::new()),
             claims_in_flight: AtomicUsize::new(0),
+            releasing: AtomicBool::new(false),
+            released: AtomicUsize::new(0),
             claiming: AtomicBool::new(false),
         })
     }
@@ -415,14 +422,25 @@ impl Engine {
 
     /// Keeps claimed jobs that no worker has started yet under heartbeat, so
     /// that a job claimed ahead keeps its lease while it waits for a thread.
+    /// Once a stop has released the jobs held, the jobs of a claim that was
+    /// then in flight are released at once instead, and marked so that no
+    /// thread starts them.
     fn hold(&self, claimed: &[Claimed]) {
         if claimed.is_empty() {
             return;
         }
         let now = Instant::now();
         let mut in_flight = self.in_flight();
+        // read under the lock that `release_in_flight` takes after setting it
+        let releasing = self.releasing.load(Ordering::SeqCst);
         for c in claimed {
-            in_flight.insert(c.job.id, InFlight::new(c.lease.clone(), now, false));
+            let mut entry = InFlight::new(c.lease.clone(), now, false);
+            entry.lost = releasing;
+            in_flight.insert(c.job.id, entry);
+        }
+        drop(in_flight);
+        if releasing {
+            self.release(claimed.iter().map(|c| c.lease.clone()).collect());
         }
     }
 
@@ -668,8 +686,10 @@ impl Engine {
 
     /// Gives every job still running back to the queue, unrun.
     /// Jobs claimed ahead that no worker has started are released too, and
-    /// marked so that no worker starts them afterwards.
-    fn release_in_flight(&self) -> usize {
+    /// marked so that no worker starts them afterwards; so are those of
+    /// claims still in flight, as they come (see [`hold`](Self::hold)).
+    fn release_in_flight(&self) {
+        self.releasing.store(true, Ordering::SeqCst);
         let leases: Vec<Lease> = self
             .in_flight()
             .values_mut()
@@ -680,18 +700,21 @@ impl Engine {
                 f.lease.clone()
             })
             .collect();
-        let mut released = 0;
+        self.release(leases);
+    }
+
+    /// Releases `leases` back to the queue, counted in `released`.
+    fn release(&self, leases: Vec<Lease>) {
         for lease in leases {
             match self.queue.complete(&lease, Outcome::Release) {
                 Ok(Completion::Applied) => {
                     log::info!("job {} released back to the queue", lease.job);
-                    released += 1;
+                    self.released.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(Completion::LeaseLost) => {}
                 Err(error) => log::error!("releasing job {} failed: {error}", lease.job),
             }
         }
-        released
     }
 
     /// Jobs started and not yet recorded.
@@ -764,6 +787,8 @@ impl Threads {
         if threads.is_some() {
             return;
         }
+        engine.releasing.store(false, Ordering::SeqCst);
+        engine.released.store(0, Ordering::SeqCst);
         engine.claiming.store(true, Ordering::SeqCst);
         let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
         *threads = Some(Threads {
@@ -888,18 +913,17 @@ macro_rules! processor_steps {
             while self.engine.held() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let mut released = self.engine.release_in_flight();
-            // A claim in flight brings jobs leased already: release them as
-            // they come, rather than leave their leases to expire.
+            self.engine.release_in_flight();
+            // A claim in flight brings jobs leased already, which it releases
+            // as they come: wait for them rather than leave their leases to
+            // expire.
             let landing = Instant::now() + CLAIM_LANDING;
-            if self.engine.claims_in_flight.load(Ordering::SeqCst) > 0 {
-                while self.engine.claims_in_flight.load(Ordering::SeqCst) > 0
-                    && Instant::now() < landing
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                released += self.engine.release_in_flight();
+            while self.engine.claims_in_flight.load(Ordering::SeqCst) > 0
+                && Instant::now() < landing
+            {
+                std::thread::sleep(Duration::from_millis(5));
             }
+            let released = self.engine.released.load(Ordering::SeqCst);
             if released == 0 {
                 self.stop();
             }
@@ -983,6 +1007,10 @@ fn simple_loop(engine: &Engine) {
                 }
             },
         };
+        // not when a stop released it while its claim was in flight
+        if !engine.begin(&job) {
+            continue;
+        }
         let finished = engine.execute(job);
         // one call records the outcome and claims the next job
         next = engine

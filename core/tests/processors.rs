@@ -577,6 +577,58 @@ fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
     processor.stop();
 }
 
+/// A claim still in flight when the grace period ends brings jobs leased
+/// to this processor: the stop releases them as they land, rather than let
+/// them run after it or keep their leases until they expire. On both
+/// processors: the call that records job 1 and claims the next waits at
+/// the gate while the stop begins.
+macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
+    ($test:ident, $processor:ident, $config:expr) => {
+        #[test]
+        fn $test() {
+            let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+            let inner = Arc::new(MemoryQueue::new());
+            enqueue_sleeps(&inner, run, &[(1, 0), (2, 0), (3, 0)]);
+            let queue = Arc::new(Gated::new(inner.clone(), false, false));
+            let processor = $processor::new(queue.clone(), $config).unwrap();
+            processor.start();
+            wait_until(
+                "job 1's outcome and the next claim wait at the gate",
+                || queue.waiting.load(Ordering::SeqCst) > 0,
+            );
+            assert_eq!(processor.held(), 2, "job 1, and the job its call may bring");
+            let report = std::thread::scope(|scope| {
+                let stop = scope.spawn(|| processor.stop_within(Duration::ZERO));
+                wait_until("the stop has begun", || !processor.is_processing());
+                // past the stop's first release: the claim lands afterwards
+                std::thread::sleep(Duration::from_millis(50));
+                queue.open();
+                stop.join().unwrap()
+            });
+            assert_eq!(report.released, 1, "job 2, claimed as the stop began");
+            processor.stop();
+            assert_eq!(
+                finish_order(run),
+                vec![1],
+                "job 2 did not run after the stop"
+            );
+            let stats = inner.stats("sleepy").unwrap();
+            assert_eq!((stats.pending, stats.running, stats.done), (2, 0, 1));
+        }
+    };
+}
+
+stop_within_releases_the_jobs_of_a_claim_in_flight!(
+    multi_stop_within_releases_the_jobs_of_a_claim_in_flight,
+    MultiProcessor,
+    config(1).completers(1)
+);
+stop_within_releases_the_jobs_of_a_claim_in_flight!(
+    simple_stop_within_releases_the_jobs_of_a_claim_in_flight,
+    SimpleProcessor,
+    config(1)
+);
+
 /// A busy simple processor records each outcome and claims the next job in
 /// one call: only its first job comes from a claim on its own.
 #[test]
