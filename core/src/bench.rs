@@ -29,7 +29,7 @@
 //!
 //! # Why the figures are honest
 //!
-//! - **The jobs do nothing.** They run [`noop`](fn@noop), whose body only counts
+//! - **The jobs do nothing.** They run [`noop`], whose body only counts
 //!   itself, so processing throughput is the cost of the framework and the
 //!   backend: claim, lease bookkeeping, lookup, decoding, catching panics,
 //!   completion. On `MemoryQueue` with one thread, the µs per job of the
@@ -43,7 +43,7 @@
 //! - **Producers pay what a real producer pays**: each enqueue encodes its
 //!   arguments and builds its [`NewJob`], as `#[queue_command]` does.
 //! - **Latency is measured end to end**: the producer stamps the job with the
-//!   wall clock just before enqueuing it, and [`started`](fn@started) takes the difference
+//!   wall clock just before enqueuing it, and [`started`] takes the difference
 //!   when it begins to run. Producer and consumer are this one process, so
 //!   the two readings come from one clock. Jobs are spaced (ten times the
 //!   per-job time of the matching multi-processor run, between 200 µs and
@@ -61,38 +61,101 @@
 //! purge, because a purge reaches every queue of a shared backend.
 //!
 //! Only one benchmark runs at a time in a process: [`run`] waits for any other
-//! call to finish. The two commands below are registered like any other, on
-//! the queue `outband-bench`, which nothing else uses.
+//! call to finish.
+//!
+//! # Only when asked for
+//!
+//! The benchmark's two commands, [`noop`] and [`started`], are not
+//! registered: the [global registry](Registry::global) does not list them, a
+//! processor does not serve their queue `outband-bench` and does not know
+//! their names, even in a program built with the `bench` feature (which
+//! feature unification in a workspace may turn on for a consumer that never
+//! asked for it). Only [`run`] runs them, on processors of its own that know
+//! these two commands and no other; nothing needs to be called before it.
 
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::__private::{decode_args, output_value};
 use crate::job::percentile;
+use crate::registry::RunError;
 use crate::{
-    BaseQueue, Error, MultiProcessor, NewJob, ProcessorConfig, Registry, SimpleProcessor, codec,
-    queue_command,
+    BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, ProcessorConfig,
+    Registry, SimpleProcessor, codec,
 };
 
-/// The job of the throughput runs: does nothing but count itself, so that
-/// [`run`] knows, without asking the backend, when the last one has run.
-#[queue_command(name = "outband::bench::noop", queue = "outband-bench")]
-pub fn noop() {
-    TALLY.count();
+/// The command of the throughput runs: does nothing but count itself, so
+/// that [`run`] knows, without asking the backend, when the last one has run.
+pub mod noop {
+    /// The command's name, which the benchmark's jobs refer to it by.
+    pub const NAME: &str = "outband::bench::noop";
 }
 
-/// The job of the latency run: records the time since `enqueued_ns`, the
-/// producer's wall clock in nanoseconds since the Unix epoch just before it
-/// enqueued the job.
-#[queue_command(name = "outband::bench::started", queue = "outband-bench")]
-pub fn started(enqueued_ns: u64) {
+/// The command of the latency run: records the time since the producer's
+/// wall clock, in nanoseconds since the Unix epoch, that its one argument
+/// holds, stamped just before the job was enqueued.
+pub mod started {
+    /// The command's name, which the benchmark's jobs refer to it by.
+    pub const NAME: &str = "outband::bench::started";
+}
+
+/// The queue the two commands name. Each run enqueues onto a queue of its
+/// own, `<BenchConfig::queue>-<run>`, so this one stays empty.
+const QUEUE: &str = "outband-bench";
+
+/// Written out rather than by `#[queue_command]`, which would register them
+/// in every program built with the feature: they run the way the macro's
+/// commands run, decoding their arguments and encoding their unit result.
+static NOOP: Command = Command {
+    name: noop::NAME,
+    queue: QUEUE,
+    max_attempts: DEFAULT_MAX_ATTEMPTS,
+    priority: 0,
+    key: None,
+    file: file!(),
+    line: line!(),
+    run: run_noop,
+};
+
+static STARTED: Command = Command {
+    name: started::NAME,
+    queue: QUEUE,
+    max_attempts: DEFAULT_MAX_ATTEMPTS,
+    priority: 0,
+    key: None,
+    file: file!(),
+    line: line!(),
+    run: run_started,
+};
+
+fn run_noop(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+    decode_args::<()>(args)?;
+    TALLY.count();
+    output_value(())
+}
+
+fn run_started(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+    let (enqueued_ns,) = decode_args::<(u64,)>(args)?;
     let waited = now_ns().saturating_sub(enqueued_ns);
     lock(&LATENCIES).push(waited);
     TALLY.count();
+    output_value(())
+}
+
+/// The registry the benchmark's processors run: its two commands, and no
+/// other.
+fn registry() -> Result<&'static Registry, Error> {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    if let Some(registry) = REGISTRY.get() {
+        return Ok(registry);
+    }
+    let registry = Registry::from_commands([&NOOP, &STARTED])?;
+    Ok(REGISTRY.get_or_init(|| registry))
 }
 
 /// What to run, and how much of it.
@@ -307,9 +370,12 @@ fn thousands(value: f64) -> String {
 ///
 /// Fails on the first backend error; with [`Error::Config`] if `jobs` or
 /// `batch` is 0, an entry of `threads` is 0, or a run's queue already holds
-/// pending jobs; if the benchmark commands are not linked into this program;
-/// and with [`Error::Backend`] if a run's jobs did not all end `done`, or no
-/// job made progress for a minute.
+/// pending jobs; and with [`Error::Backend`] if a run's jobs did not all end
+/// `done`, or no job made progress for a minute.
+///
+/// This is how a program asks for the benchmark: its processors run the
+/// benchmark's commands, which no other processor knows (see
+/// [Only when asked for](self#only-when-asked-for)).
 pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchReport, Error> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = lock(&ONE_AT_A_TIME);
@@ -324,9 +390,7 @@ pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRepor
             "a multi processor needs at least one thread".into(),
         ));
     }
-    let registry = Registry::global()?;
-    registry.get(noop::NAME)?;
-    registry.get(started::NAME)?;
+    let registry = registry()?;
 
     let mut runs = vec![
         Run::Enqueue,
@@ -356,6 +420,7 @@ pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRepor
 
     let bench = Bench {
         queue,
+        registry,
         config,
         runs: runs.len(),
     };
@@ -389,6 +454,7 @@ const TICK: Duration = Duration::from_millis(50);
 
 struct Bench<'a> {
     queue: Arc<dyn BaseQueue>,
+    registry: &'static Registry,
     config: &'a BenchConfig,
     runs: usize,
 }
@@ -569,16 +635,23 @@ impl Bench<'_> {
             .queues([name])
             .wait_time(self.config.wait_time);
         config.completers = self.config.completers;
+        let queue = self.queue.clone();
         Ok(match run {
-            Run::Multi { threads, prefetch } => Box::new(MultiProcessor::new(
-                self.queue.clone(),
+            Run::Multi { threads, prefetch } => Box::new(MultiProcessor::with_registry(
+                queue,
                 config.max_threads(threads).prefetch(prefetch),
+                self.registry,
             )?),
-            Run::Latency { threads } => Box::new(MultiProcessor::new(
-                self.queue.clone(),
+            Run::Latency { threads } => Box::new(MultiProcessor::with_registry(
+                queue,
                 config.max_threads(threads),
+                self.registry,
             )?),
-            _ => Box::new(SimpleProcessor::new(self.queue.clone(), config)?),
+            _ => Box::new(SimpleProcessor::with_registry(
+                queue,
+                config,
+                self.registry,
+            )?),
         })
     }
 }

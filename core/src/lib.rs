@@ -50,7 +50,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs |
-//! | `bench` | no | [`bench`](mod@bench): the benchmark every backend runs, with a progress bar |
+//! | `bench` | no | [`bench`](mod@bench): the benchmark every backend runs, with a progress bar (indicatif); its two commands run only inside `bench::run`, and no consumer registers, lists or serves them |
 //!
 //! # Environment
 //!
@@ -64,6 +64,9 @@
 //! The consumer knows the commands linked into its binary, and only those. A
 //! binary must use something from each crate that defines commands (see
 //! [`Registry`]); backends likewise, for [`open`] to find their URL schemes.
+//! A consumer serves by default only the queues of the commands it knows
+//! (`default` if it knows none), so the jobs of a command it does not link,
+//! on any other queue, stay `pending`.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -327,8 +327,11 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
-        let registry = Registry::global()?;
+    fn new(
+        queue: Arc<dyn BaseQueue>,
+        config: ProcessorConfig,
+        registry: &'static Registry,
+    ) -> Result<Self, Error> {
         let queues = if !config.queues.is_empty() {
             config.queues.clone()
         } else if registry.is_empty() {
@@ -963,8 +966,18 @@ impl SimpleProcessor {
     /// A processor over `queue`. Fails if the command registry is invalid
     /// (two commands with one name) or the configuration is.
     pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Self::with_registry(queue, config, Registry::global()?)
+    }
+
+    /// A processor that runs the commands of `registry` instead of those
+    /// linked into the program: the benchmark's, which are not registered.
+    pub(crate) fn with_registry(
+        queue: Arc<dyn BaseQueue>,
+        config: ProcessorConfig,
+        registry: &'static Registry,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            engine: Arc::new(Engine::new(queue, config)?),
+            engine: Arc::new(Engine::new(queue, config, registry)?),
             threads: Mutex::new(None),
         })
     }
@@ -1115,6 +1128,16 @@ impl MultiProcessor {
     /// A processor over `queue` with `config.max_threads` threads (at least 1).
     /// Fails if the command registry is invalid or the configuration is.
     pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Self::with_registry(queue, config, Registry::global()?)
+    }
+
+    /// A processor that runs the commands of `registry` instead of those
+    /// linked into the program: see [`SimpleProcessor::with_registry`].
+    pub(crate) fn with_registry(
+        queue: Arc<dyn BaseQueue>,
+        config: ProcessorConfig,
+        registry: &'static Registry,
+    ) -> Result<Self, Error> {
         if config.max_threads == 0 {
             return Err(Error::Config("max_threads must be at least 1".into()));
         }
@@ -1122,7 +1145,7 @@ impl MultiProcessor {
             return Err(Error::Config("completers must be at least 1".into()));
         }
         Ok(Self {
-            engine: Arc::new(Engine::new(queue, config)?),
+            engine: Arc::new(Engine::new(queue, config, registry)?),
             threads: Mutex::new(None),
         })
     }

@@ -7,8 +7,20 @@
 //! **Linking rule.** Only commands linked into the running binary are found.
 //! A command defined in a library crate is linked when the binary uses
 //! something from that crate; if it uses nothing, add `use my_commands as _;`
-//! or call one of its functions, or the consumer will not know the command and
-//! its jobs will fail with [`Error::UnknownCommand`].
+//! or call one of its functions. A consumer whose binary does not link a
+//! crate's commands does not know them, and by default its processors serve
+//! only the queues of the commands it knows (see
+//! [`ProcessorConfig::queues`](crate::ProcessorConfig::queues)): it never
+//! claims the jobs of those commands' queues, which stay `pending` until a
+//! consumer that links them runs; the consumer daemon warns about this at
+//! start. A job that a consumer does claim, on a queue it serves, but whose
+//! command it does not know fails each attempt with
+//! [`Error::UnknownCommand`], which lists the known commands, and ends `dead`
+//! as an unknown command once its attempts are spent.
+//!
+//! The benchmark's commands (`outband::bench`, feature `bench`) are not
+//! registered: the registry does not list them even when the feature is on,
+//! and the benchmark runs them on processors of its own.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -88,8 +100,9 @@ pub struct Registry {
 static GLOBAL: OnceLock<Result<Registry, Error>> = OnceLock::new();
 
 impl Registry {
-    /// The registry of every command linked into this program, built on first
-    /// use. Fails, every time it is asked, if two commands share a name.
+    /// The registry of every `#[queue_command]` linked into this program,
+    /// built on first use; the benchmark's commands are not among them. Fails,
+    /// every time it is asked, if two commands share a name.
     pub fn global() -> Result<&'static Registry, Error> {
         let build = || {
             let mut registry = Self::from_commands(inventory::iter::<Command>)?;
