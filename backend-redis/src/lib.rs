@@ -56,6 +56,9 @@
 //! | `redis+unix:///path/to/redis.sock?db=N&pass=…` or `unix:///…` | one server over a Unix socket |
 //! | `redis+cluster://[user:password@]host:port,host:port,…/` | a Redis Cluster, from any of its nodes (`rediss+cluster://` over TLS) |
 //!
+//! Errors show a URL with its password replaced by `***`
+//! (`redis://user:***@host:6379/0`, `redis+unix:///…?pass=***`).
+//!
 //! These query parameters set [`RedisOptions`] and are not passed on to the
 //! driver: `namespace=NAME` (default `outband`), `retention=SECONDS` (how long
 //! `done` jobs are kept; `0` keeps them until [`purge`](BaseQueue::purge);
@@ -248,9 +251,12 @@ fn split_url(url: &str, options: &mut RedisOptions) -> Result<String, Error> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let number = |what: &str| {
-            value
-                .parse::<u64>()
-                .map_err(|_| Error::Config(format!("`{what}={value}` in `{url}` is not a number")))
+            value.parse::<u64>().map_err(|_| {
+                Error::Config(format!(
+                    "cannot use `{}`: `{what}` must be a whole number",
+                    hide_password(url)
+                ))
+            })
         };
         match name {
             "namespace" => options.namespace = value.to_owned(),
@@ -274,13 +280,12 @@ fn split_url(url: &str, options: &mut RedisOptions) -> Result<String, Error> {
 
 /// The node URLs of a `redis+cluster://` URL.
 fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Error::Config(format!("`{url}` is not a URL")))?;
+    let bad = |why: &str| Error::Config(format!("`{}` {why}", hide_password(url)));
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("is not a URL"))?;
     let node_scheme = match scheme {
         "redis+cluster" => "redis",
         "rediss+cluster" => "rediss",
-        _ => return Err(Error::Config(format!("`{url}` is not a cluster URL"))),
+        _ => return Err(bad("is not a cluster URL")),
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (userinfo, hosts) = match authority.rsplit_once('@') {
@@ -293,7 +298,7 @@ fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
         .map(|host| format!("{node_scheme}://{userinfo}{host}/"))
         .collect();
     if nodes.is_empty() {
-        return Err(Error::Config(format!("`{url}` names no cluster node")));
+        return Err(bad("names no cluster node"));
     }
     Ok(nodes)
 }
@@ -304,7 +309,45 @@ fn config_error(url: &str, error: &redis::RedisError) -> Error {
     } else {
         ""
     };
-    Error::Config(format!("cannot use `{url}`: {error}{hint}"))
+    Error::Config(format!(
+        "cannot use `{}`: {error}{hint}",
+        hide_password(url)
+    ))
+}
+
+/// `url` fit to show in an error or a log line: the password of its user
+/// info, and the value of a `pass` or `password` query parameter (Unix
+/// socket URLs), replaced by `***`.
+///
+/// The user info runs to the last `@`, wherever it is: a password with a `/`,
+/// `?` or `#` that was not percent-encoded makes the URL malformed, and the
+/// message about that must not show the password either. A URL with an `@`
+/// in its query loses a little more than its password.
+fn hide_password(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let shown = match rest.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) if user.contains(['/', '?', '#']) => format!("***@{host}"),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    let Some((address, query)) = shown.split_once('?') else {
+        return format!("{scheme}{shown}");
+    };
+    // no fragment split off: what follows a `#` in a password is password
+    let query: Vec<Cow<'_, str>> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name @ ("pass" | "password"), _)) => Cow::Owned(format!("{name}=***")),
+            _ => Cow::Borrowed(pair),
+        })
+        .collect();
+    format!("{scheme}{address}?{}", query.join("&"))
 }
 
 fn ms(duration: Duration) -> u64 {
@@ -1197,6 +1240,39 @@ mod tests {
         assert_eq!(options.retention, None);
         assert_eq!(options.dead_cap, Some(5));
         assert!(split_url("redis://h/?retention=soon", &mut options).is_err());
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        for (url, shown) in [
+            ("redis://u:secret@h:6379/0", "redis://u:***@h:6379/0"),
+            (
+                "redis://:secret@h/?namespace=a",
+                "redis://:***@h/?namespace=a",
+            ),
+            ("redis://u@h:6379/0", "redis://u@h:6379/0"),
+            (
+                "redis://h:6379/0?retention=x",
+                "redis://h:6379/0?retention=x",
+            ),
+            (
+                "redis+cluster://u:s@a:1,b:2/",
+                "redis+cluster://u:***@a:1,b:2/",
+            ),
+            ("redis://u:se/cr@et@h:1/0", "redis://u:***@h:1/0"),
+            ("redis://:a?b#c@h:1/", "redis://:***@h:1/"),
+            ("redis:u:secret@h", "redis:***@h"),
+            (
+                "redis+unix:///s.sock?db=x&pass=secret&user=u",
+                "redis+unix:///s.sock?db=x&pass=***&user=u",
+            ),
+            (
+                "unix:///s.sock?password=se#cret",
+                "unix:///s.sock?password=***",
+            ),
+        ] {
+            assert_eq!(hide_password(url), shown, "{url}");
+        }
     }
 
     #[test]

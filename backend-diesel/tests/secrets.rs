@@ -1,0 +1,281 @@
+//! No error, log line or panic shows a URL's password: bad URLs carrying a
+//! password go through [`DatabaseQueue::open`] and [`outband::open`], and
+//! every message is searched for the password, as written in the URL and
+//! decoded. The PostgreSQL and MySQL cases need their features; the cases
+//! that fail before any driver is reached need none.
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, Once, PoisonError};
+use std::time::Duration;
+
+use outband::{BaseQueue, Error};
+use outband_diesel::DatabaseQueue;
+
+/// In every password below, so a message that shows any password, raw or
+/// decoded, shows this.
+const MARK: &str = "hunter2XYZZY";
+
+/// The log lines of this test binary.
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+fn capture_logs() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CAPTURE).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+fn log_lines() -> Vec<String> {
+    CAPTURE
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// `url` with `{pw}` replaced by each password: one plain, one
+/// percent-encoded (the form a password with `/`, `@`, `:` must take).
+fn cases(urls: &[&str]) -> Vec<String> {
+    let plain = format!("{MARK}-pw");
+    let encoded = format!("{MARK}%2F%40%3A%3F%23%25");
+    let mut cases = Vec::new();
+    for password in [plain, encoded] {
+        cases.extend(urls.iter().map(|url| url.replace("{pw}", &password)));
+    }
+    cases
+}
+
+/// The `host:port` of `url`, without any user or password.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn server_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    host.to_owned()
+}
+
+fn record(messages: &mut Vec<String>, what: &str, error: &Error) {
+    messages.push(format!("{what}: {error}"));
+    messages.push(format!("{what}: {error:?}"));
+}
+
+/// A call that reaches the database, in case a URL opened after all.
+fn exercise(queue: &dyn BaseQueue, messages: &mut Vec<String>) {
+    if let Err(error) = queue.stats("secrets") {
+        record(messages, "stats", &error);
+    }
+    if let Err(error) = queue.wait(&["secrets".to_owned()], Duration::from_millis(10)) {
+        record(messages, "wait", &error);
+    }
+}
+
+/// Every message `url` leads to, through `DatabaseQueue::open`, the builder
+/// and `outband::open`; a panic is a message too.
+fn messages_of(url: &str) -> Vec<String> {
+    let mut messages = Vec::new();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        match DatabaseQueue::open(url) {
+            Ok(queue) => {
+                messages.push(format!("queue: {queue:?}"));
+                exercise(&queue, &mut messages);
+            }
+            Err(error) => record(&mut messages, "open", &error),
+        }
+        let builder = DatabaseQueue::builder(url)
+            .connect_timeout(Duration::from_secs(2))
+            .prefix(common::unique_prefix())
+            .temporary(true);
+        match builder.open() {
+            Ok(queue) => messages.push(format!("queue: {queue:?}")),
+            Err(error) => record(&mut messages, "builder", &error),
+        }
+        match outband::open(url) {
+            Ok(queue) => exercise(&*queue, &mut messages),
+            Err(error) => record(&mut messages, "outband::open", &error),
+        }
+    }));
+    if let Err(payload) = outcome {
+        let text = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        messages.push(format!("panic: {text}"));
+    }
+    messages
+}
+
+/// Runs every case; fails naming the messages that show a password, and the
+/// cases that failed nowhere (they would prove nothing).
+fn check(urls: &[String]) {
+    capture_logs();
+    let mut leaks = Vec::new();
+    let mut silent = Vec::new();
+    for url in urls {
+        let messages = messages_of(url);
+        if !messages.iter().any(|m| !m.starts_with("queue: ")) {
+            silent.push(url.clone());
+        }
+        for message in messages.iter().chain(&log_lines()) {
+            if message.contains(MARK) {
+                leaks.push(format!("{url}\n    -> {message}"));
+            }
+        }
+    }
+    leaks.dedup();
+    assert!(
+        leaks.is_empty(),
+        "{} messages show a password:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+    assert!(
+        silent.is_empty(),
+        "these URLs led to no error, so they test nothing: {silent:?}"
+    );
+}
+
+/// Settings outband reads from the query are checked before any driver, with
+/// or without the backend's feature.
+#[test]
+fn bad_settings_do_not_show_the_password() {
+    check(&cases(&[
+        "postgres://user:{pw}@127.0.0.1:1/db?retention=soon",
+        "postgresql://user:{pw}@127.0.0.1:1/db?prefix=p_&retention=-1",
+        "mysql://user:{pw}@127.0.0.1:1/db?retention=soon",
+        "mariadb://user:{pw}@127.0.0.1:1/db?retention=1.5",
+        "sqlite://user:{pw}@/no/such/dir/q.db?retention=soon",
+    ]));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn bad_postgres_urls_do_not_show_the_password() {
+    check(&cases(&[
+        "postgres://user:{pw}@127.0.0.1:1/db",
+        "postgresql://user:{pw}@127.0.0.1:1/db",
+        "postgres://:{pw}@127.0.0.1:1/db",
+        "postgres://user:{pw}@127.0.0.1:port/db",
+        "postgres://user:{pw}@127.0.0.1:99999/db",
+        "postgres://user:{pw}@127.0.0.1:1/db?no_such_option=1",
+        "postgres://user:{pw}@127.0.0.1:1/db?sslmode=bogus",
+        "postgres://user:{pw}@127.0.0.1:1/db?connect_timeout=soon",
+        "postgres://user:{pw}@127.0.0.1:1/db?prefix=p_",
+        "postgres://user:{pw}@127.0.0.1:1",
+    ]));
+}
+
+/// The test server refuses these: a user it does not have, or a database it
+/// does not have (with a server that trusts local users).
+#[cfg(feature = "postgres")]
+#[test]
+fn a_refused_postgres_password_is_not_shown() {
+    let server = server_of(&common::pg_url());
+    let urls: Vec<String> = [
+        "postgres://no_such_user:{pw}@SERVER/test",
+        "postgres://postgres:{pw}@SERVER/no_such_database",
+    ]
+    .iter()
+    .map(|url| url.replace("SERVER", &server))
+    .collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    check(&cases(&urls));
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn bad_mysql_urls_do_not_show_the_password() {
+    check(&cases(&[
+        "mysql://user:{pw}@127.0.0.1:1/db",
+        "mariadb://user:{pw}@127.0.0.1:1/db",
+        "mysql://:{pw}@127.0.0.1:1/db",
+        "mysql://user:{pw}@127.0.0.1:port/db",
+        "mysql://user:{pw}@127.0.0.1:99999/db",
+        "mysql://user:{pw}@127.0.0.1:1/db/extra",
+        "mysql://user:{pw}@127.0.0.1:1/db?ssl_mode=bogus",
+        "mysql://user:{pw}@127.0.0.1:1/db?database=other",
+        "mysql://user:{pw}@127.0.0.1:1/db?unix_socket=/no/such.sock",
+        "mysql://user:{pw}@[::1/db",
+    ]));
+}
+
+/// The test server refuses these: a wrong password, a user it does not have.
+#[cfg(feature = "mysql")]
+#[test]
+fn a_refused_mysql_password_is_not_shown() {
+    let server = server_of(&common::mysql_url());
+    let urls: Vec<String> = [
+        "mysql://root:{pw}@SERVER/test",
+        "mysql://no_such_user:{pw}@SERVER/test",
+    ]
+    .iter()
+    .map(|url| url.replace("SERVER", &server))
+    .collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    check(&cases(&urls));
+}
+
+/// Passwords that break the URL's syntax, as a password generator makes them.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[test]
+fn malformed_passwords_are_not_shown() {
+    let pw = format!("{MARK}-pw");
+    let urls: Vec<String> = [
+        "postgres://user:ab?cd{pw}@127.0.0.1:1/db",
+        "postgres://user:ab#cd{pw}@127.0.0.1:1/db",
+        "mysql://user:ab/cd{pw}@127.0.0.1:1/db",
+        "mysql://user:ab%zz{pw}@127.0.0.1:1/db",
+        "mysql://user:%FF{pw}@127.0.0.1:1/db",
+    ]
+    .iter()
+    .map(|url| url.replace("{pw}", &pw))
+    .collect();
+    check(&urls);
+}
+
+/// The leaks still open: libpq's messages quote the URL, or a piece of it,
+/// and reach the error (a malformed host, a bad percent-encoding, a `/` or
+/// `@` in a password); `hide_password` takes a `/` in a password for the end of the
+/// host; an unknown scheme's message shows the whole URL, in outband-diesel
+/// and in `outband::open`. Run with `--ignored` once they are fixed.
+#[cfg(feature = "postgres")]
+#[test]
+#[ignore = "outband-diesel and outband still show these passwords"]
+fn leaks_left_in_outband_diesel() {
+    let pw = format!("{MARK}-pw");
+    let urls: Vec<String> = [
+        "postgres://user:{pw}@[::1/db",
+        "postgres://user:ab%zz{pw}@127.0.0.1:1/db",
+        "postgres://user:ab/cd{pw}@127.0.0.1:1/db",
+        "postgres://user:ab@cd{pw}@127.0.0.1:1/db",
+        "postgres://user:ab/cd{pw}@127.0.0.1:1/db?retention=x",
+        "postgress://user:{pw}@127.0.0.1:1/db",
+    ]
+    .iter()
+    .map(|url| url.replace("{pw}", &pw))
+    .collect();
+    check(&urls);
+}
