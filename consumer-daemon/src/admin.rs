@@ -8,15 +8,8 @@ use std::time::{Duration, Instant};
 use outband::{BaseQueue, JobId, Registry};
 use rustix::process::{Pid, Signal, kill_process};
 
-use crate::cli::{CliResult, DeadCommand, Options};
+use crate::cli::{CliResult, DeadCommand};
 use crate::pidfile::{PidFile, PidStatus};
-
-fn pidfile(options: &Options) -> Result<&Path, Box<dyn std::error::Error>> {
-    options
-        .pidfile
-        .as_deref()
-        .ok_or_else(|| "this command needs the pid file: -p PIDFILE".into())
-}
 
 fn signal(pid: u32, signal: Signal) -> Result<(), Box<dyn std::error::Error>> {
     let pid = i32::try_from(pid)
@@ -28,10 +21,27 @@ fn signal(pid: u32, signal: Signal) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `status`: 0 running, 1 dead but the pid file exists, 3 not running.
-pub(crate) fn status(options: &Options) -> CliResult {
-    let status = PidFile::status(pidfile(options)?)?;
+///
+/// A running daemon's backend is checked too, when `--url` or
+/// `OUTBAND_URL` names it: pending jobs that no command of this binary
+/// serves are reported, as the daemon logs them at start.
+pub(crate) fn status(url: &str, pidfile: &Path) -> CliResult {
+    let status = PidFile::status(pidfile)?;
     match status {
-        PidStatus::Running(pid) => println!("running, pid {}", show(pid)),
+        PidStatus::Running(pid) => {
+            println!("running, pid {}", show(pid));
+            match outband::open(url) {
+                Ok(queue) => match crate::unserved::find(&*queue, &[]) {
+                    Ok(unserved) => {
+                        for line in crate::unserved::describe(&unserved) {
+                            println!("warning: {line}");
+                        }
+                    }
+                    Err(error) => println!("the backend could not be checked: {error}"),
+                },
+                Err(error) => println!("the backend could not be checked: {error}"),
+            }
+        }
         PidStatus::Dead(pid) => println!("dead, but the pid file remains (pid {})", show(pid)),
         PidStatus::NotRunning => println!("not running"),
     }
@@ -44,13 +54,18 @@ fn show(pid: Option<u32>) -> String {
 
 /// `stop`: SIGTERM, then wait up to the grace period (and a little more for
 /// the release) and report how the daemon ended.
-pub(crate) fn stop(options: &Options) -> CliResult {
-    let path = pidfile(options)?;
+pub(crate) fn stop(path: &Path, grace_period: Duration) -> CliResult {
     let pid = match PidFile::status(path)? {
         PidStatus::Running(Some(pid)) => pid,
         PidStatus::Running(None) => return Err("the pid file holds no pid yet".into()),
         PidStatus::Dead(pid) => {
-            println!("not running (pid {} died and left its pid file)", show(pid));
+            // nothing holds it: a daemon starting now would take it over
+            let removed = PidFile::remove_stale(path)?;
+            println!(
+                "not running (pid {} died and left its pid file{})",
+                show(pid),
+                if removed { ", now removed" } else { "" }
+            );
             return Ok(0);
         }
         PidStatus::NotRunning => {
@@ -60,7 +75,7 @@ pub(crate) fn stop(options: &Options) -> CliResult {
     };
     signal(pid, Signal::TERM)?;
     let started = Instant::now();
-    let deadline = started + options.grace_period + Duration::from_secs(10);
+    let deadline = started + grace_period + Duration::from_secs(10);
     while Instant::now() < deadline {
         match PidFile::status(path)? {
             PidStatus::Running(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -85,11 +100,13 @@ pub(crate) fn stop(options: &Options) -> CliResult {
 }
 
 /// `quiet`: SIGTSTP, so the daemon stops claiming.
-pub(crate) fn quiet(options: &Options) -> CliResult {
-    match PidFile::status(pidfile(options)?)? {
+pub(crate) fn quiet(pidfile: &Path) -> CliResult {
+    match PidFile::status(pidfile)? {
         PidStatus::Running(Some(pid)) => {
             signal(pid, Signal::TSTP)?;
-            println!("pid {pid} no longer claims jobs; running jobs go on");
+            println!(
+                "pid {pid} no longer claims jobs nor enqueues periodic ones; running jobs go on"
+            );
             Ok(0)
         }
         _ => {
@@ -125,11 +142,11 @@ pub(crate) fn commands() -> CliResult {
 }
 
 /// The queues to report on: those given, else every queue the backend holds.
-fn queues(options: &Options, queue: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
-    if options.queues.is_empty() {
+fn queues(given: &[String], queue: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
+    if given.is_empty() {
         queue.queues()
     } else {
-        Ok(options.queues.clone())
+        Ok(given.to_vec())
     }
 }
 
@@ -141,14 +158,15 @@ fn millis(duration: Option<Duration>) -> String {
 }
 
 /// `stats`: per queue, counts per state, jobs/s and run times.
-pub(crate) fn stats(options: &Options) -> CliResult {
-    let queue = outband::open(&options.url)?;
+pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
+    let queue = outband::open(url)?;
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "queue", "pending", "running", "done", "dead", "jobs/s", "p50", "p99"
     );
-    for name in queues(options, &*queue)? {
-        let s = queue.stats(&name)?;
+    let names = queues(given, &*queue)?;
+    for name in &names {
+        let s = queue.stats(name)?;
         println!(
             "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}",
             s.pending,
@@ -160,15 +178,22 @@ pub(crate) fn stats(options: &Options) -> CliResult {
             millis(s.p99_run_time)
         );
     }
+    let unserved = crate::unserved::find(&*queue, &[])?;
+    for line in crate::unserved::describe(&unserved) {
+        println!("warning: {line}");
+    }
     Ok(0)
 }
 
 /// `dead list | retry | delete`.
-pub(crate) fn dead(options: &Options, command: &DeadCommand) -> CliResult {
-    let queue = outband::open(&options.url)?;
+pub(crate) fn dead(url: &str, command: &DeadCommand) -> CliResult {
+    let queue = outband::open(url)?;
     match command {
-        DeadCommand::List { limit } => {
-            for name in queues(options, &*queue)? {
+        DeadCommand::List {
+            queues: given,
+            limit,
+        } => {
+            for name in queues(&given.queues, &*queue)? {
                 for job in queue.dead_jobs(&name, 0, *limit)? {
                     println!(
                         "{}\t{}\t{}\tattempt {}/{}\t{}",
@@ -206,12 +231,9 @@ fn each_dead(
 }
 
 /// `flush --queue Q`: deletes pending jobs, after asking unless `--yes`.
-pub(crate) fn flush(options: &Options, yes: bool) -> CliResult {
-    if options.queues.is_empty() {
-        return Err("flush needs the queue to empty: --queue NAME".into());
-    }
-    let queue = outband::open(&options.url)?;
-    for name in &options.queues {
+pub(crate) fn flush(url: &str, names: &[String], yes: bool) -> CliResult {
+    let queue = outband::open(url)?;
+    for name in names {
         let pending = queue.len(name)?;
         if !yes
             && !confirm(&format!(
@@ -238,8 +260,9 @@ fn confirm(question: &str) -> std::io::Result<bool> {
 }
 
 /// `bench`: the core benchmark on this backend.
-pub(crate) fn bench(options: &Options, jobs: usize) -> CliResult {
-    let queue = outband::open(&options.url)?;
+#[cfg(feature = "bench")]
+pub(crate) fn bench(url: &str, jobs: usize) -> CliResult {
+    let queue = outband::open(url)?;
     let config = outband::bench::BenchConfig {
         jobs,
         ..outband::bench::BenchConfig::default()
@@ -247,4 +270,14 @@ pub(crate) fn bench(options: &Options, jobs: usize) -> CliResult {
     let report = outband::bench::run(queue, &config)?;
     println!("{report}");
     Ok(0)
+}
+
+/// `bench` in a binary built without the feature: says how to get it.
+#[cfg(not(feature = "bench"))]
+pub(crate) fn bench(_url: &str, _jobs: usize) -> CliResult {
+    Err(
+        "this binary was built without outband-daemon's `bench` feature, \
+         which links the benchmark and its built-in commands"
+            .into(),
+    )
 }

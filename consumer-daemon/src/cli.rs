@@ -1,21 +1,53 @@
 //! The command line, with clap.
+//!
+//! Each command takes only its own options: the consumer's settings belong
+//! to `run`, `start` and `restart`, the pid file to the commands that steer
+//! a daemon, and `--url` (with `OUTBAND_URL`), the one option every command
+//! shares, is given once for all of them.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// The outband consumer: runs the queued commands linked into this program.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about = "The outband consumer: runs the queued commands linked into this program", long_about = None)]
+#[command(
+    version,
+    about = "The outband consumer: runs the queued commands linked into this program",
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// Settings shared by every command.
+    /// The backend, for every command.
     #[command(flatten)]
-    pub options: Options,
+    pub backend: Backend,
+    /// The consumer's settings, for `run` given without its name.
+    #[command(flatten)]
+    pub consumer: ConsumerOptions,
+    /// Run in the foreground: the same as `run`.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
     /// What to do; `-f` alone, or nothing, means `run`.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Where the jobs are: the one option every command shares.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backend")]
+pub struct Backend {
+    /// The backend's URL.
+    #[arg(
+        long,
+        env = "OUTBAND_URL",
+        default_value = "sqlite://outband.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub url: String,
 }
 
 /// Which processor runs the jobs.
@@ -27,97 +59,145 @@ pub enum ProcessorKind {
     Multi,
 }
 
-/// Settings shared by every command.
+/// The consumer's settings: the options of `run`, `start` and `restart`.
 #[derive(Debug, Clone, Args)]
-pub struct Options {
-    /// The backend's URL.
-    #[arg(
-        long,
-        env = "OUTBAND_URL",
-        default_value = "sqlite://outband.db",
-        global = true
-    )]
-    pub url: String,
+#[command(next_help_heading = "Consumer")]
+pub struct ConsumerOptions {
     /// A queue to consume (repeatable); default: every queue with a registered command.
-    #[arg(long = "queue", global = true)]
+    #[arg(long = "queue")]
     pub queues: Vec<String>,
     /// The processor.
-    #[arg(long, value_enum, default_value_t = ProcessorKind::Multi, global = true)]
+    #[arg(long, value_enum, default_value_t = ProcessorKind::Multi)]
     pub processor: ProcessorKind,
     /// Jobs the multi processor runs at once.
-    #[arg(short = 't', long, default_value_t = 5, global = true)]
-    pub threads: usize,
+    #[arg(short = 't', long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: u64,
     /// Jobs the multi processor claims ahead, beyond one per thread: fewer
     /// round trips for short jobs, and up to that many more jobs run again
     /// after a crash.
-    #[arg(long, default_value_t = 0, global = true)]
+    #[arg(long, default_value_t = 0)]
     pub prefetch: usize,
     /// Calls recording outcomes (and claiming the next jobs) the multi
     /// processor may have in flight at once, each serving its share of the
     /// leases; default: the backend's choice (2, or 1 on SQLite).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub completers: Option<u64>,
     /// How long a claim leases a job; heartbeats extend it.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub lease: Duration,
     /// How long the first SIGTERM lets running jobs finish.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub grace_period: Duration,
     /// How long done jobs are kept before the manager purges them.
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
-    /// Initial wait, in seconds, between polls of a backend that cannot wake the consumer.
-    #[arg(short = 'd', long = "delay", default_value_t = 0.1, global = true)]
+    /// Initial wait, in seconds, between polls of a backend that cannot wake
+    /// the consumer (more than 0).
+    #[arg(short = 'd', long = "delay", default_value_t = 0.1, value_parser = seconds, allow_negative_numbers = true)]
     pub delay: f64,
-    /// Factor by which the wait grows after each empty poll.
-    #[arg(short = 'b', long = "backoff", default_value_t = 1.15, global = true)]
+    /// Factor by which the wait grows after each empty poll (1 or more).
+    #[arg(short = 'b', long = "backoff", default_value_t = 1.15, value_parser = factor, allow_negative_numbers = true)]
     pub backoff: f64,
-    /// Longest wait, in seconds, between polls.
-    #[arg(short = 'm', long = "max-delay", default_value_t = 60.0, global = true)]
+    /// Longest wait, in seconds, between polls (at least the initial wait).
+    #[arg(short = 'm', long = "max-delay", default_value_t = 60.0, value_parser = seconds, allow_negative_numbers = true)]
     pub max_delay: f64,
     /// Do not enqueue periodic commands.
-    #[arg(short = 'n', long = "no-periodic", global = true)]
+    #[arg(short = 'n', long = "no-periodic")]
     pub no_periodic: bool,
-    /// Run in the foreground: the same as `run`.
-    #[arg(short = 'f', long, global = true)]
-    pub foreground: bool,
-    /// Log to this file instead of standard error (reopened on SIGHUP).
-    #[arg(short = 'l', long = "logfile", global = true)]
+    /// The log file (reopened on SIGHUP); its folder must exist. Default:
+    /// standard error for `run`, and for `start` the pid file's path with
+    /// the extension `.log`.
+    #[arg(short = 'l', long = "logfile")]
     pub logfile: Option<PathBuf>,
-    /// The pid file: created and locked while the consumer runs.
-    #[arg(short = 'p', long = "pidfile", global = true)]
+    /// The pid file: created and locked while the consumer runs; `start`
+    /// needs one.
+    #[arg(short = 'p', long = "pidfile")]
     pub pidfile: Option<PathBuf>,
+}
+
+impl ConsumerOptions {
+    /// Checks what one flag cannot check alone.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_delay < self.delay {
+            return Err(format!(
+                "-m/--max-delay {} is below -d/--delay {}: the longest wait must be at least the first",
+                self.max_delay, self.delay
+            ));
+        }
+        Ok(())
+    }
+
+    /// The log file a daemon writes to: `-l`, or beside its pid file.
+    pub(crate) fn daemon_log(&self) -> Option<PathBuf> {
+        self.logfile
+            .clone()
+            .or_else(|| self.pidfile.as_ref().map(|p| p.with_extension("log")))
+    }
+}
+
+/// A pid file, for the commands that steer a running daemon.
+#[derive(Debug, Clone, Args)]
+pub struct PidOptions {
+    /// The daemon's pid file.
+    #[arg(short = 'p', long = "pidfile", required = true)]
+    pub pidfile: PathBuf,
+}
+
+/// The options of `stop`.
+#[derive(Debug, Clone, Args)]
+pub struct StopOptions {
+    /// The daemon's pid file.
+    #[arg(short = 'p', long = "pidfile", required = true)]
+    pub pidfile: PathBuf,
+    /// How long to wait for the daemon to end, beyond a little for its release.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace_period: Duration,
+    /// Accepted and ignored, as djutils' `stop -l LOG -p PIDFILE` is written.
+    #[arg(short = 'l', long = "logfile", hide = true)]
+    pub logfile: Option<PathBuf>,
+}
+
+/// The queues a command reports on or changes.
+#[derive(Debug, Clone, Args)]
+pub struct Queues {
+    /// A queue (repeatable); default: every queue the backend holds.
+    #[arg(long = "queue")]
+    pub queues: Vec<String>,
 }
 
 /// The commands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Consume in the foreground (for systemd and containers).
-    Run,
-    /// Consume as a Unix daemon; needs -p, and -l for a log.
-    Start,
+    Run(ConsumerOptions),
+    /// Consume as a Unix daemon; needs -p.
+    Start(ConsumerOptions),
     /// Send SIGTERM and wait up to the grace period for the daemon to end.
-    Stop,
+    Stop(StopOptions),
     /// Exit 0 if the daemon runs, 1 if it died leaving its pid file, 3 if not running.
-    Status,
+    Status(PidOptions),
     /// Stop, then start.
-    Restart,
-    /// Make the daemon stop claiming; running jobs go on (SIGTSTP).
-    Quiet,
+    Restart(ConsumerOptions),
+    /// Make the daemon stop claiming and scheduling; running jobs go on (SIGTSTP).
+    Quiet(PidOptions),
     /// List the registered commands.
     Commands,
     /// Per queue: counts per state, jobs/s, run-time p50 and p99.
-    Stats,
+    Stats(Queues),
     /// Inspect the dead-letter state.
     #[command(subcommand)]
     Dead(DeadCommand),
     /// Delete a queue's pending jobs.
     Flush {
+        /// The queues to empty (repeatable).
+        #[arg(long = "queue", required = true)]
+        queues: Vec<String>,
         /// Do not ask first.
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Run the core benchmark on the backend with a built-in no-op command.
+    /// Run the core benchmark on the backend with a built-in no-op command
+    /// (needs outband-daemon's `bench` feature).
     Bench {
         /// Jobs per run.
         #[arg(long, default_value_t = 20_000)]
@@ -130,6 +210,9 @@ pub enum Command {
 pub enum DeadCommand {
     /// List dead jobs, most recent first.
     List {
+        /// The queues to list.
+        #[command(flatten)]
+        queues: Queues,
         /// At most this many per queue.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -148,28 +231,86 @@ pub enum DeadCommand {
     },
 }
 
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(_) => Err("must be a number of seconds greater than 0".to_owned()),
+        Err(_) => Err("must be a number of seconds, such as 0.1".to_owned()),
+    }
+}
+
+fn factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 1.0 => Ok(value),
+        Ok(_) => Err("must be 1 or more: the wait between polls never shrinks".to_owned()),
+        Err(_) => Err("must be a number, such as 1.15".to_owned()),
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(Duration::ZERO) => Err("must be longer than 0".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 impl Cli {
+    /// Parses `args` as the program `name` at `version` would: `--version`
+    /// and the help name the program, not this library, whose version
+    /// follows the program's.
+    pub fn parse_as<I, T>(name: &str, version: Option<&str>, args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let ours = concat!("(outband-daemon ", env!("CARGO_PKG_VERSION"), ")");
+        let command = Self::command()
+            .name(name.to_owned())
+            .bin_name(name.to_owned())
+            .version(match version {
+                Some(version) => format!("{version} {ours}"),
+                None => ours.to_owned(),
+            });
+        let matches: ArgMatches = command.try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
     /// Runs the parsed command and returns the process's exit status.
     pub fn run(self) -> ExitCode {
         // `-f` is djutils' foreground flag: with no command it, too, means `run`
-        let result = match self.command.unwrap_or(Command::Run) {
-            Command::Run => crate::consumer::run_foreground(&self.options),
-            Command::Start => crate::consumer::start_daemon(&self.options),
-            Command::Stop => crate::admin::stop(&self.options),
-            Command::Status => crate::admin::status(&self.options),
-            Command::Restart => crate::admin::stop(&self.options)
-                .and_then(|_| crate::consumer::start_daemon(&self.options)),
-            Command::Quiet => crate::admin::quiet(&self.options),
-            Command::Commands => crate::admin::commands(),
-            Command::Stats => crate::admin::stats(&self.options),
-            Command::Dead(dead) => crate::admin::dead(&self.options, &dead),
-            Command::Flush { yes } => crate::admin::flush(&self.options, yes),
-            Command::Bench { jobs } => crate::admin::bench(&self.options, jobs),
+        let command = self.command.unwrap_or(Command::Run(self.consumer));
+        command.run(&self.backend)
+    }
+}
+
+impl Command {
+    /// Runs the command on `backend` and returns the process's exit status.
+    pub fn run(self, backend: &Backend) -> ExitCode {
+        let url = backend.url.as_str();
+        let result = match self {
+            Self::Run(options) => crate::consumer::run_foreground(url, &options),
+            Self::Start(options) => crate::consumer::start_daemon(url, &options),
+            Self::Stop(options) => crate::admin::stop(&options.pidfile, options.grace_period),
+            Self::Status(options) => crate::admin::status(url, &options.pidfile),
+            Self::Restart(options) => {
+                match options.pidfile.as_deref() {
+                    Some(pidfile) => crate::admin::stop(pidfile, options.grace_period),
+                    None => Err("restart needs the pid file: -p PIDFILE".into()),
+                }
+            }
+            .and_then(|_| crate::consumer::start_daemon(url, &options)),
+            Self::Quiet(options) => crate::admin::quiet(&options.pidfile),
+            Self::Commands => crate::admin::commands(),
+            Self::Stats(queues) => crate::admin::stats(url, &queues.queues),
+            Self::Dead(dead) => crate::admin::dead(url, &dead),
+            Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),
+            Self::Bench { jobs } => crate::admin::bench(url, jobs),
         };
         match result {
             Ok(code) => ExitCode::from(code),
             Err(error) => {
-                eprintln!("outband: {error}");
+                crate::consumer::say(&format!("outband: {error}"));
                 ExitCode::from(2)
             }
         }
@@ -183,14 +324,99 @@ pub(crate) type CliResult = Result<u8, Box<dyn std::error::Error>>;
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([&["outband"], args].concat())
+    }
+
+    fn consumer(args: &[&str]) -> ConsumerOptions {
+        match parse(&[&["run"], args].concat()).unwrap().command {
+            Some(Command::Run(options)) => options,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
     #[test]
     fn completers_are_the_backends_unless_given_and_at_least_one() {
-        let parse = |args: &[&str]| Cli::try_parse_from([&["outband"], args].concat());
-        assert_eq!(parse(&[]).unwrap().options.completers, None);
+        assert_eq!(consumer(&[]).completers, None);
+        assert_eq!(consumer(&["--completers", "3"]).completers, Some(3));
+        assert!(parse(&["run", "--completers", "0"]).is_err());
+    }
+
+    #[test]
+    fn poll_waits_that_shrink_or_go_below_zero_are_refused_with_their_flag() {
+        for (args, flag, says) in [
+            (&["-d=-1"][..], "--delay", "greater than 0"),
+            (&["-d", "-1"], "--delay", "greater than 0"),
+            (&["-d", "0"], "--delay", "greater than 0"),
+            (&["-m", "0"], "--max-delay", "greater than 0"),
+            (&["-b", "0.5"], "--backoff", "never shrinks"),
+            (&["-d", "x"], "--delay", "number of seconds"),
+        ] {
+            let error = parse(&[&["run"], args].concat()).unwrap_err().to_string();
+            assert!(
+                error.contains(flag) && error.contains(says),
+                "{args:?}: {error}"
+            );
+        }
+        let options = consumer(&["-d", "2", "-m", "1"]);
+        let error = options.validate().unwrap_err();
+        assert!(error.contains("--max-delay"), "{error}");
+        let options = consumer(&["-d", "0.5", "-b", "1", "-m", "0.5"]);
         assert_eq!(
-            parse(&["--completers", "3"]).unwrap().options.completers,
-            Some(3)
+            (options.delay, options.backoff, options.max_delay),
+            (0.5, 1.0, 0.5)
         );
-        assert!(parse(&["--completers", "0"]).is_err());
+        options.validate().unwrap();
+    }
+
+    #[test]
+    fn each_command_takes_its_own_options_only() {
+        assert!(parse(&["status", "-t", "3", "-p", "x.pid"]).is_err());
+        assert!(parse(&["stats", "-d", "1"]).is_err());
+        assert!(parse(&["status"]).is_err(), "status needs its pid file");
+        let cli = parse(&["status", "-p", "x.pid", "--url", "redis://h/"]).unwrap();
+        assert_eq!(cli.backend.url, "redis://h/");
+        // djutils' `stop -l LOG -p PIDFILE` still parses
+        assert!(parse(&["stop", "-l", "x.log", "-p", "x.pid"]).is_ok());
+        // the consumer's options alone, or with -f, mean `run`
+        let cli = parse(&["-t", "3", "-f"]).unwrap();
+        assert!(cli.command.is_none() && cli.foreground);
+        assert_eq!(cli.consumer.threads, 3);
+        // and they do not mix with another command
+        assert!(parse(&["-t", "3", "status", "-p", "x.pid"]).is_err());
+    }
+
+    #[test]
+    fn the_help_of_a_command_shows_its_own_options() {
+        let mut command = Cli::command();
+        // global options reach the subcommands when the command is built
+        command.build();
+        let status = command.find_subcommand_mut("status").unwrap();
+        let help = status.render_help().to_string();
+        assert!(
+            help.contains("--pidfile") && help.contains("--url"),
+            "{help}"
+        );
+        assert!(
+            !help.contains("--threads") && !help.contains("--delay"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn the_version_names_the_program() {
+        let error =
+            Cli::parse_as("my-worker", Some("2.3.4"), ["my-worker", "--version"]).unwrap_err();
+        let shown = error.to_string();
+        assert!(shown.starts_with("my-worker 2.3.4"), "{shown}");
+        assert!(
+            shown.contains(concat!("outband-daemon ", env!("CARGO_PKG_VERSION"))),
+            "{shown}"
+        );
+        let error = Cli::parse_as("my-worker", None, ["my-worker", "-V"]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("my-worker (outband-daemon "),
+            "{error}"
+        );
     }
 }

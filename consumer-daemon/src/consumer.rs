@@ -1,80 +1,119 @@
 //! Running the consumer: in the foreground or as a daemon, with signals, the
 //! manager thread, periodic commands and logging.
 
+use std::io::{BufRead, BufReader, PipeWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use flexi_logger::{FileSpec, Logger, LoggerHandle};
+use flexi_logger::{DeferredNow, ErrorChannel, FileSpec, Logger, LoggerHandle};
 use outband::{BaseQueue, MultiProcessor, ProcessorConfig, SimpleProcessor, StopReport};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
 
-use crate::cli::{CliResult, Options, ProcessorKind};
+use crate::cli::{CliResult, ConsumerOptions, ProcessorKind};
 use crate::pidfile::PidFile;
+
+/// Writes a line to standard error, if it can: a closed or broken standard
+/// error never stops or crashes the consumer.
+pub(crate) fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
 
 /// `run`, and the daemon once forked: consumes in this process until
 /// signalled.
-pub(crate) fn run_foreground(options: &Options) -> CliResult {
+pub(crate) fn run_foreground(url: &str, options: &ConsumerOptions) -> CliResult {
+    run(url, options, options.logfile.as_deref(), &mut Starter(None))
+}
+
+/// Takes the pid file, starts logging and consumes; `starter` hears how the
+/// start went.
+fn run(
+    url: &str,
+    options: &ConsumerOptions,
+    logfile: Option<&Path>,
+    starter: &mut Starter,
+) -> CliResult {
+    options.validate()?;
     let pidfile = options
         .pidfile
         .as_deref()
         .map(PidFile::acquire)
         .transpose()?;
-    let logger = start_logging(options.logfile.as_deref())?;
-    consume(options, &logger, pidfile)
+    let logger = match start_logging(logfile) {
+        Ok(logger) => logger,
+        Err(error) => {
+            // a consumer that never ran leaves no pid file behind
+            if let Some(pidfile) = pidfile {
+                pidfile.remove();
+            }
+            return Err(error);
+        }
+    };
+    consume(url, options, &logger, pidfile, starter)
 }
 
-/// `start`: forks into a daemon that consumes, and returns once it runs.
-pub(crate) fn start_daemon(options: &Options) -> CliResult {
+/// `start`: forks into a daemon that consumes, and returns once the daemon
+/// has opened its backend, or failed to.
+///
+/// The daemon tells its parent how the start went through a pipe: warnings
+/// (an unreachable backend, jobs no command of this binary serves), then
+/// either its pid once it consumes, or why it could not start. The parent
+/// prints them on the terminal and exits 0 only in the first case.
+pub(crate) fn start_daemon(url: &str, options: &ConsumerOptions) -> CliResult {
+    options.validate()?;
     let Some(pidfile) = options.pidfile.as_deref() else {
         return Err("start needs a pid file: -p PIDFILE".into());
     };
     // Refuse before forking, so the error reaches the caller's terminal.
-    let stale = match PidFile::status(pidfile)? {
-        crate::PidStatus::Running(pid) => {
-            let pid = pid.map_or("unknown".to_owned(), |p| p.to_string());
-            return Err(format!(
-                "another consumer is already running with pid file {} (pid {pid})",
-                pidfile.display()
-            )
-            .into());
-        }
-        crate::PidStatus::Dead(pid) => pid,
-        crate::PidStatus::NotRunning => None,
-    };
+    if let crate::PidStatus::Running(pid) = PidFile::status(pidfile)? {
+        let pid = pid.map_or("unknown".to_owned(), |p| p.to_string());
+        return Err(format!(
+            "another consumer is already running with pid file {} (pid {pid})",
+            pidfile.display()
+        )
+        .into());
+    }
     let cwd = std::env::current_dir()?;
     let mut options = options.clone();
     let absolute = |path: &Path| -> PathBuf { cwd.join(path) };
+    let logfile = options.daemon_log().map(|path| absolute(&path));
     options.pidfile = Some(absolute(pidfile));
-    options.logfile = options.logfile.as_deref().map(absolute);
-    if let Some(path) = options.url.strip_prefix("sqlite://")
+    check_folder("pid file", pidfile)?;
+    if let Some(logfile) = &logfile {
+        check_folder("log file", logfile)?;
+    }
+    let mut url = url.to_owned();
+    if let Some(path) = url.strip_prefix("sqlite://")
         && !path.starts_with('/')
         && !path.starts_with(':')
     {
-        options.url = format!("sqlite://{}", absolute(Path::new(path)).display());
+        url = format!("sqlite://{}", absolute(Path::new(path)).display());
     }
 
+    let (reader, writer) = std::io::pipe()?;
     // Daemonize before any thread starts: fork keeps only the calling thread.
     match daemonize::Daemonize::new()
         .working_directory(&cwd)
         .execute()
     {
         daemonize::Outcome::Parent(Ok(_)) => {
-            let pidfile = options.pidfile.as_deref().unwrap_or(pidfile);
-            let pid = wait_until_started(pidfile, stale, Duration::from_secs(30))?;
-            println!("outband consumer started, pid {pid}");
-            Ok(0)
+            // the daemon holds the only write end left: its exit ends the read
+            drop(writer);
+            hear_the_start(reader, logfile.as_deref())
         }
         daemonize::Outcome::Parent(Err(error)) => {
             Err(format!("daemonizing failed: {error}").into())
         }
         daemonize::Outcome::Child(Ok(_)) => {
-            let code = match run_foreground(&options) {
+            drop(reader);
+            let mut starter = Starter(Some(writer));
+            let code = match run(&url, &options, logfile.as_deref(), &mut starter) {
                 Ok(code) => code,
                 Err(error) => {
                     log::error!("the consumer failed: {error}");
+                    starter.fail(&error.to_string());
                     1
                 }
             };
@@ -86,41 +125,104 @@ pub(crate) fn start_daemon(options: &Options) -> CliResult {
     }
 }
 
-/// The parent of `start` waits up to `timeout` for the daemon to hold its
-/// pid file, and returns the daemon's pid.
-///
-/// The daemon locks the file before its pid replaces the `stale` one of a
-/// daemon that died, and a killed daemon's pid stays alive until its zombie
-/// is reaped: the stale pid is never taken for the new daemon's.
-fn wait_until_started(
-    pidfile: &Path,
-    stale: Option<u32>,
-    timeout: Duration,
-) -> Result<u32, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let crate::PidStatus::Running(Some(pid)) = PidFile::status(pidfile)?
-            && Some(pid) != stale
-            && crate::pidfile::is_alive(pid)
-        {
-            return Ok(pid);
+/// The parent of `start` reads what the daemon says of its start.
+fn hear_the_start(reader: std::io::PipeReader, logfile: Option<&Path>) -> CliResult {
+    for line in BufReader::new(reader).lines() {
+        let line = line?;
+        if let Some(warning) = line.strip_prefix("warning ") {
+            say(&format!("warning: {warning}"));
+        } else if let Some(pid) = line.strip_prefix("started ") {
+            println!("outband consumer started, pid {pid}");
+            return Ok(0);
+        } else if let Some(error) = line.strip_prefix("failed ") {
+            return Err(format!("the consumer did not start: {error}").into());
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!(
-        "the consumer did not take its pid file {} within {timeout:?}; see its log",
-        pidfile.display()
-    )
-    .into())
+    let log = logfile.map_or_else(String::new, |path| {
+        format!("; see its log {}", path.display())
+    });
+    Err(format!("the consumer ended before it started{log}").into())
+}
+
+/// The daemon's side of the pipe to the parent of `start`; `None` in the
+/// foreground, where the log says it all.
+struct Starter(Option<PipeWriter>);
+
+impl Starter {
+    fn send(&mut self, kind: &str, text: &str) {
+        if let Some(pipe) = &mut self.0 {
+            // one line per message: the text's own line breaks are folded
+            let text = text.replace('\n', " ");
+            let _ = writeln!(pipe, "{kind} {text}");
+        }
+    }
+
+    /// Logs `text` as a warning and, for `start`, shows it on the terminal.
+    fn warn(&mut self, text: &str) {
+        log::warn!("{text}");
+        self.send("warning", text);
+    }
+
+    /// The consumer runs: the parent of `start` may exit.
+    fn started(&mut self) {
+        self.send("started", &std::process::id().to_string());
+        self.0 = None;
+    }
+
+    fn fail(&mut self, error: &str) {
+        self.send("failed", error);
+        self.0 = None;
+    }
+}
+
+/// Refuses a file (`what`: "log file", "pid file") whose folder does not
+/// exist, rather than create the folder.
+fn check_folder(what: &str, file: &Path) -> Result<(), String> {
+    let folder = match file.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {what}'s folder {} does not exist",
+            folder.display()
+        ))
+    }
 }
 
 fn start_logging(logfile: Option<&Path>) -> Result<LoggerHandle, Box<dyn std::error::Error>> {
-    let logger = Logger::try_with_env_or_str("info")?.format(flexi_logger::detailed_format);
+    // A log line that cannot be written is dropped: logging never stops or
+    // crashes the consumer (flexi_logger would panic when even its error
+    // channel is broken, as a closed standard error is).
+    let logger = Logger::try_with_env_or_str("info")?
+        .format(log_line)
+        .panic_if_error_channel_is_broken(false);
     let logger = match logfile {
-        Some(path) => logger.log_to_file(FileSpec::try_from(path)?).append(),
-        None => logger.log_to_stderr(),
+        Some(path) => {
+            check_folder("log file", path)?;
+            logger.log_to_file(FileSpec::try_from(path)?).append()
+        }
+        None => logger.log_to_stderr().error_channel(ErrorChannel::DevNull),
     };
     Ok(logger.start()?)
+}
+
+/// One log line: time, level, target and message, as an operator reads it.
+fn log_line(
+    w: &mut dyn Write,
+    now: &mut DeferredNow,
+    record: &log::Record<'_>,
+) -> std::io::Result<()> {
+    write!(
+        w,
+        "{} {:<5} {}: {}",
+        now.format("%Y-%m-%dT%H:%M:%S%.3f%:z"),
+        record.level(),
+        record.target(),
+        record.args()
+    )
 }
 
 /// One of the two processors, behind one face.
@@ -173,38 +275,70 @@ impl Processor {
     }
 }
 
-/// Consumes until the signals say stop: the process's main loop.
-fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -> CliResult {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGTSTP])?;
-    let queue = outband::open(&options.url)?;
+/// The processor the options ask for, on `queue`.
+fn processor(
+    queue: &Arc<dyn BaseQueue>,
+    options: &ConsumerOptions,
+) -> Result<Processor, outband::Error> {
     let mut config = ProcessorConfig::default()
         .queues(options.queues.iter().cloned())
         .lease(options.lease)
-        .max_threads(options.threads)
+        .max_threads(usize::try_from(options.threads).unwrap_or(usize::MAX))
         .prefetch(options.prefetch)
-        .wait_time(Duration::from_secs_f64(options.delay.max(0.001)))
-        .wait_backoff(
-            options.backoff,
-            Duration::from_secs_f64(options.max_delay.max(options.delay)),
-        );
+        .wait_time(Duration::from_secs_f64(options.delay))
+        .wait_backoff(options.backoff, Duration::from_secs_f64(options.max_delay));
     if let Some(completers) = options.completers {
         config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
     }
-    let processor = match options.processor {
+    Ok(match options.processor {
         ProcessorKind::Simple => {
-            Processor::Simple(SimpleProcessor::new(Arc::clone(&queue), config)?)
+            Processor::Simple(SimpleProcessor::new(Arc::clone(queue), config)?)
         }
-        ProcessorKind::Multi => Processor::Multi(MultiProcessor::new(Arc::clone(&queue), config)?),
+        ProcessorKind::Multi => Processor::Multi(MultiProcessor::new(Arc::clone(queue), config)?),
+    })
+}
+
+/// Consumes until the signals say stop: the process's main loop.
+fn consume(
+    url: &str,
+    options: &ConsumerOptions,
+    logger: &LoggerHandle,
+    pidfile: Option<PidFile>,
+    starter: &mut Starter,
+) -> CliResult {
+    let setup = (|| -> Result<_, Box<dyn std::error::Error>> {
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGTSTP])?;
+        let queue = outband::open(url)?;
+        let processor = processor(&queue, options)?;
+        check_at_start(&*queue, processor.queues(), starter)?;
+        Ok((signals, queue, processor))
+    })();
+    let (mut signals, queue, processor) = match setup {
+        Ok(setup) => setup,
+        Err(error) => {
+            // a consumer that never ran leaves no pid file behind
+            if let Some(pidfile) = pidfile {
+                pidfile.remove();
+            }
+            return Err(error);
+        }
     };
     let background = Background::start(&queue, options);
     processor.start();
+    let threads = match options.processor {
+        ProcessorKind::Simple => "1 thread".to_owned(),
+        ProcessorKind::Multi => {
+            format!("{} threads, prefetch {}", options.threads, options.prefetch)
+        }
+    };
     log::info!(
-        "outband consumer {} started: pid {}, {:?} processor, queues {}",
+        "outband consumer {} started: pid {}, {:?} processor, {threads}, queues {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         options.processor,
         processor.queues().join(", ")
     );
+    starter.started();
 
     let mut stopping: Option<Instant> = None;
     'signals: loop {
@@ -227,11 +361,14 @@ fn consume(options: &Options, logger: &LoggerHandle, pidfile: Option<PidFile>) -
                 }
                 SIGHUP => match logger.reopen_output() {
                     Ok(()) => log::info!("log file reopened"),
-                    Err(error) => eprintln!("outband: reopening the log file failed: {error}"),
+                    Err(error) => say(&format!("outband: reopening the log file failed: {error}")),
                 },
                 SIGTSTP => {
-                    log::info!("quiet: no new claims; running jobs go on");
+                    log::info!(
+                        "quiet: no new claims and no periodic commands enqueued; running jobs go on"
+                    );
                     processor.stop_claiming();
+                    background.stop_periodic();
                 }
                 _ => {}
             }
@@ -280,44 +417,101 @@ fn exit_now(code: u8) -> ! {
     unsafe { libc::_exit(i32::from(code)) }
 }
 
-/// The manager and the periodic scheduler, on threads of their own.
-struct Background {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    threads: Vec<JoinHandle<()>>,
+/// Checks made once the backend is open, before the consumer claims: an
+/// unreachable backend, and jobs that no command of this binary serves.
+///
+/// An unreachable backend is a warning, not a refusal: the consumer keeps
+/// trying, as it does for a backend lost later, so that a consumer started
+/// before its backend (at boot, in a container) comes up by itself.
+fn check_at_start(
+    queue: &dyn BaseQueue,
+    served: &[String],
+    starter: &mut Starter,
+) -> Result<(), outband::Error> {
+    if let Some(warning) = crate::unserved::no_commands()? {
+        starter.warn(&warning);
+    }
+    if let Err(error) = queue.now() {
+        starter.warn(&format!(
+            "the backend is unreachable ({error}); the consumer started and keeps trying"
+        ));
+        return Ok(());
+    }
+    match crate::unserved::find(queue, served) {
+        Ok(unserved) => {
+            for line in crate::unserved::describe(&unserved) {
+                starter.warn(&line);
+            }
+        }
+        Err(error) => starter.warn(&format!(
+            "the backend's queues could not be listed: {error}"
+        )),
+    }
+    Ok(())
 }
 
+/// The manager and the periodic scheduler, on threads of their own.
+///
+/// The scheduler has a stop of its own: a quieted consumer enqueues no more
+/// periodic commands, and leaves their ticks to another consumer.
+struct Background {
+    stop: Arc<Stop>,
+    manager: JoinHandle<()>,
+    periodic: Mutex<Option<(Arc<Stop>, JoinHandle<()>)>>,
+}
+
+/// A flag a thread waits on, set once to ask it to stop.
+type Stop = (Mutex<bool>, Condvar);
+
 impl Background {
-    fn start(queue: &Arc<dyn BaseQueue>, options: &Options) -> Self {
+    fn start(queue: &Arc<dyn BaseQueue>, options: &ConsumerOptions) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let mut threads = Vec::new();
         let (q, s) = (Arc::clone(queue), Arc::clone(&stop));
         let (period, retention) = (options.lease / 2, options.retention);
-        threads.push(
-            std::thread::Builder::new()
-                .name("outband-manager".into())
-                .spawn(move || manager_loop(&*q, &s, period, retention))
-                .expect("spawning a thread"),
-        );
-        if !options.no_periodic {
+        let manager = std::thread::Builder::new()
+            .name("outband-manager".into())
+            .spawn(move || manager_loop(&*q, &s, period, retention))
+            .expect("spawning a thread");
+        let periodic = (!options.no_periodic).then(|| {
+            let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let (q, s) = (Arc::clone(queue), Arc::clone(&stop));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("outband-periodic".into())
-                    .spawn(move || crate::periodic::scheduler_loop(&*q, &s))
-                    .expect("spawning a thread"),
-            );
+            let thread = std::thread::Builder::new()
+                .name("outband-periodic".into())
+                .spawn(move || crate::periodic::scheduler_loop(&*q, &s))
+                .expect("spawning a thread");
+            (stop, thread)
+        });
+        Self {
+            stop,
+            manager,
+            periodic: Mutex::new(periodic),
         }
-        Self { stop, threads }
     }
 
-    fn stop(self) {
-        let (lock, condvar) = &*self.stop;
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        condvar.notify_all();
-        for thread in self.threads {
+    /// Stops the periodic scheduler, if it runs.
+    fn stop_periodic(&self) {
+        let periodic = self
+            .periodic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((stop, thread)) = periodic {
+            ask_to_stop(&stop);
             let _ = thread.join();
         }
     }
+
+    fn stop(self) {
+        self.stop_periodic();
+        ask_to_stop(&self.stop);
+        let _ = self.manager.join();
+    }
+}
+
+fn ask_to_stop(stop: &(Mutex<bool>, Condvar)) {
+    let (lock, condvar) = stop;
+    *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    condvar.notify_all();
 }
 
 /// Sleeps up to `period`; returns `true` once asked to stop.
@@ -354,37 +548,5 @@ fn manager_loop(
             Ok(n) => log::info!("manager: purged {n} done jobs older than {retention:?}"),
             Err(error) => log::error!("manager: purging failed: {error}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A killed daemon's pid stays alive until its zombie is reaped, and a
-    /// new daemon locks the pid file before its pid replaces that one:
-    /// `start` waits for the new pid and never reports the stale one (a
-    /// test that killed the daemon `start` reported signalled a zombie, and
-    /// the daemon it meant went on).
-    #[test]
-    fn start_never_reports_the_stale_pid_of_a_dead_daemon() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("consumer.pid");
-        // the new daemon holds the lock, and the file still names a live
-        // process, as a zombie's pid
-        let stale = std::os::unix::process::parent_id();
-        let held = PidFile::acquire(&path).unwrap();
-        std::fs::write(&path, format!("{stale}\n")).unwrap();
-        let error = wait_until_started(&path, Some(stale), Duration::from_millis(200)).unwrap_err();
-        assert!(
-            error.to_string().contains("did not take its pid file"),
-            "{error}"
-        );
-        // once the new pid is in, it is the one reported
-        let new = std::process::id();
-        std::fs::write(&path, format!("{new}\n")).unwrap();
-        let started = wait_until_started(&path, Some(stale), Duration::from_secs(30)).unwrap();
-        assert_eq!(started, new);
-        drop(held);
     }
 }

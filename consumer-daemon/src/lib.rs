@@ -2,13 +2,12 @@
 //! linked into your binary are the ones it runs.
 //!
 //! ```no_run
-//! use std::process::ExitCode;
-//!
 //! // the crate that defines your #[queue_command]s; linking it registers them
 //! // use my_app_jobs as _;
 //!
-//! fn main() -> ExitCode {
-//!     outband_daemon::main()
+//! fn main() -> std::process::ExitCode {
+//!     // `--version` shows your crate's name and version, then outband-daemon's
+//!     outband_daemon::main!()
 //! }
 //! ```
 //!
@@ -16,28 +15,55 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `run` (or `-f`) | consumes in the foreground, for systemd and containers |
-//! | `start -l LOG -p PIDFILE` | consumes as a Unix daemon, logging to `LOG` |
-//! | `stop -p PIDFILE` | SIGTERM, then waits up to the grace period and reports how it ended |
-//! | `status -p PIDFILE` | exit 0 running, 1 dead but the pid file exists, 3 not running |
+//! | `run` (or `-f`, or the consumer's options alone) | consumes in the foreground, for systemd and containers |
+//! | `start -p PIDFILE [-l LOG]` | consumes as a Unix daemon; `start` returns once the daemon has opened its backend, and fails with the reason when it could not |
+//! | `stop -p PIDFILE` | SIGTERM, then waits up to the grace period and reports how it ended; a dead daemon's pid file is removed |
+//! | `status -p PIDFILE` | exit 0 running, 1 dead but the pid file exists, 3 not running; warns of jobs no command serves |
 //! | `restart` | `stop`, then `start` |
-//! | `quiet -p PIDFILE` | the daemon stops claiming; running jobs go on |
+//! | `quiet -p PIDFILE` | the daemon stops claiming and enqueueing periodic commands; running jobs go on |
 //! | `commands` | the registered commands, with their queue and options |
-//! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99 |
+//! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99; warns of jobs no command serves |
 //! | `dead list \| retry ID… \| delete ID…` | the dead-letter state |
 //! | `flush --queue Q [--yes]` | deletes a queue's pending jobs, after asking |
-//! | `bench` | the core benchmark, with a built-in no-op command |
+//! | `bench` | the core benchmark, with a built-in no-op command (feature `bench`) |
 //!
-//! Options, each also settable where noted: `--url` (`OUTBAND_URL`, default
-//! `sqlite://outband.db`), `--queue` (repeatable; default every queue with a
-//! registered command), `--processor simple|multi` (default `multi`),
-//! `-t/--threads` (5), `--prefetch` (0: jobs the multi processor claims
-//! ahead, beyond one per thread), `--completers` (its recording calls in
-//! flight at once; default the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period` (30s), `--retention`
-//! (7d), the djutils poll flags `-d` (initial wait 0.1 s), `-b` (backoff
-//! 1.15) and `-m` (max wait 60 s), used where a backend cannot wake the
+//! Every command takes `--url` (`OUTBAND_URL`, default
+//! `sqlite://outband.db`), and only its own options besides (`--help` on a
+//! command lists them). The consumer's, for `run`, `start` and `restart`:
+//! `--queue` (repeatable; default every queue with a registered command),
+//! `--processor simple|multi` (default `multi`), `-t/--threads` (5),
+//! `--prefetch` (0: jobs the multi processor claims ahead, beyond one per
+//! thread), `--completers` (its recording calls in flight at once; default
+//! the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period`
+//! (30s), `--retention` (7d), the djutils poll flags `-d` (initial wait,
+//! 0.1 s, more than 0), `-b` (backoff factor, 1.15, at least 1) and `-m`
+//! (longest wait, 60 s, at least `-d`), used where a backend cannot wake the
 //! consumer itself, `-n` (no periodic commands), `-l` (log file) and `-p`
 //! (pid file).
+//!
+//! # Starting, and what is logged where
+//!
+//! - `run` logs to standard error, or to `-l LOG`. `start` logs to `-l LOG`,
+//!   or, without it, to the pid file's path with the extension `.log`
+//!   (`-p run/worker.pid` logs to `run/worker.log`). A log file's folder
+//!   must exist: it is never created.
+//! - Each line reads `TIME LEVEL TARGET: MESSAGE`. A line that cannot be
+//!   written (a closed standard error, a full disk) is dropped: logging never
+//!   stops or crashes the consumer.
+//! - `start` waits until the daemon has taken its pid file, started its log
+//!   and opened its backend. It exits 0 with the daemon's pid, or non-zero at
+//!   once with the reason (a pid file or log that cannot be written, a
+//!   database that does not exist, bad credentials).
+//! - A backend that cannot be reached (Redis on a closed port) is a warning,
+//!   on the terminal for `start` and in the log: the consumer starts and keeps
+//!   trying, as it does for a backend lost later, so a consumer started
+//!   before its backend comes up by itself.
+//! - At start the consumer warns, in its log and on `start`'s terminal, when
+//!   the binary registers no command of its own, and of each queue with
+//!   pending jobs that none of its commands serves: the sign of a binary
+//!   that does not link the crate defining its commands (see
+//!   [`outband::Registry`]). Those jobs wait; `status` and `stats` warn of
+//!   them too.
 //!
 //! # Signals
 //!
@@ -46,7 +72,7 @@
 //! | first SIGTERM or SIGINT | stop claiming; the jobs held (running, or claimed and waiting for a thread) finish within the grace period |
 //! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs or waits back to the queue, its attempt not counted; exit 0 at once, cutting off the released jobs' commands where they are (`_exit`: no C library's exit handler may run under their threads) |
 //! | SIGHUP | reopen the log file (for logrotate) |
-//! | SIGTSTP | stop claiming; running jobs go on (`quiet`) |
+//! | SIGTSTP | stop claiming and enqueueing periodic commands; running jobs go on (`quiet`) |
 //!
 //! # Feature flags
 //!
@@ -56,11 +82,13 @@
 //! | `postgres` | no | the PostgreSQL backend: `postgres://` |
 //! | `mysql` | no | the MySQL/MariaDB backend: `mysql://` |
 //! | `redis` | yes | the Redis backend: `redis://`, `redis+unix://`, `redis+cluster://` |
+//! | `bench` | no | the `bench` command: the core benchmark and its built-in commands, which a binary without it neither links nor lists |
 //!
 //! # Programs with their own CLI
 //!
-//! [`Cli`] is a clap parser; embed it with `#[command(flatten)]`, or build
-//! one and call [`Cli::run`]:
+//! [`Cli`] is a clap parser; embed its [`Command`] with `#[command(flatten)]`
+//! and its [`Backend`] beside it, then call [`Command::run`], or build a
+//! whole [`Cli`] and call [`Cli::run`]:
 //!
 //! ```
 //! use clap::Parser;
@@ -76,7 +104,7 @@
 //!     pidfile.as_os_str(),
 //! ])
 //! .unwrap();
-//! assert!(matches!(cli.command, Some(Command::Status)));
+//! assert!(matches!(cli.command, Some(Command::Status(_))));
 //! // no daemon runs on that pid file: status exits 3, as an init script expects
 //! assert_eq!(cli.run(), ExitCode::from(3));
 //! ```
@@ -92,15 +120,55 @@ mod cli;
 mod consumer;
 mod periodic;
 mod pidfile;
+mod unserved;
 
-pub use cli::{Cli, Command, DeadCommand, Options, ProcessorKind};
+pub use cli::{
+    Backend, Cli, Command, ConsumerOptions, DeadCommand, PidOptions, ProcessorKind, Queues,
+    StopOptions,
+};
 pub use pidfile::{PidFile, PidFileError, PidStatus};
 
 use std::process::ExitCode;
 
 /// Parses the process's arguments and runs the command: the whole consumer
-/// program in one call.
+/// program in one call. `--version` and the help name the program by the
+/// file it was started from; [`main!`] also gives its version.
 pub fn main() -> ExitCode {
-    use clap::Parser;
-    Cli::parse().run()
+    run_as(None)
+}
+
+/// The whole consumer program, as [`main()`], with `--version` showing the
+/// calling crate's own name and version:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     outband_daemon::main!()
+/// }
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        $crate::run_as(::core::option::Option::Some(::core::env!(
+            "CARGO_PKG_VERSION"
+        )))
+    };
+}
+
+/// What [`main!`] expands to: parses the process's arguments as the
+/// program named by its first one, at `version`, and runs the command.
+#[doc(hidden)]
+pub fn run_as(version: Option<&str>) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map_or_else(
+            || "outband".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+    match Cli::parse_as(&name, version, args) {
+        Ok(cli) => cli.run(),
+        Err(error) => error.exit(),
+    }
 }

@@ -145,6 +145,38 @@ impl PidFile {
         }
     }
 
+    /// Removes the pid file at `path` if no process holds it: a dead
+    /// daemon's. Returns whether it removed one; a file that a daemon holds
+    /// (one that started meanwhile) is left alone.
+    pub fn remove_stale(path: &Path) -> Result<bool, PidFileError> {
+        let io = |source| PidFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(io(source)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Error(source)) => return Err(io(source)),
+        }
+        // under the lock, no daemon can take the file over: remove it if it
+        // is still the file that was locked
+        let held = file.metadata().map_err(io)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                std::fs::remove_file(path).map_err(io)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(io(source)),
+        }
+    }
+
     /// What the pid file at `path` says.
     pub fn status(path: &Path) -> Result<PidStatus, PidFileError> {
         let io = |source| PidFileError::Io {
@@ -186,14 +218,6 @@ impl PidFile {
             }
         }
     }
-}
-
-/// Whether a process with this pid exists.
-pub(crate) fn is_alive(pid: u32) -> bool {
-    i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {

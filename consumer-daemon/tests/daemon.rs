@@ -5,8 +5,9 @@
 //! on the Redis at `REDIS_URL` in a namespace of its own (skipped with a
 //! notice when that Redis is unreachable, unless `OUTBAND_REQUIRE_SERVERS=1`).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,16 +79,25 @@ impl World {
         self.path(name).display().to_string()
     }
 
-    /// Runs the binary with the world's URL and a short poll wait.
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+    /// The binary with the world's URL and, for a consumer, a short poll
+    /// wait.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
-            .args(["--url", &self.url, "-d", "0.05", "-m", "0.2"])
+            .args(["--url", &self.url])
             .env_remove("OUTBAND_URL")
             .env("OUTBAND_DEMO_TICKS", self.path("ticks"))
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+            .current_dir(self.dir.path());
+        if matches!(args.first(), Some(&("run" | "start" | "restart"))) {
+            command.args(["-d", "0.05", "-m", "0.2"]);
+        }
+        command
+    }
+
+    /// Runs the binary to its end.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// `start -p NAME.pid -l NAME.log` plus `extra`; panics unless it started.
@@ -195,6 +205,11 @@ on_every_backend!(
     quiet_stops_claiming_while_running_jobs_go_on,
     commands_stats_dead_letters_and_flush,
     the_end_of_the_grace_period_releases_running_jobs,
+    a_closed_standard_error_never_stops_the_consumer,
+    quiet_also_stops_enqueueing_periodic_commands,
+    stop_removes_the_pid_file_a_dead_daemon_left,
+    jobs_no_command_serves_are_reported_at_start_in_status_and_in_stats,
+    start_logs_beside_its_pid_file_without_l_in_lines_an_operator_reads,
 );
 
 fn pid_in(pidfile: &Path) -> Option<u32> {
@@ -440,14 +455,31 @@ fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `bench` runs where the daemon was built with its `bench` feature, and
+/// says how to get it where not.
+fn assert_the_bench_runs_where_built(world: &World) {
+    let out = world.cli(&["bench", "--jobs", "200"]);
+    if cfg!(feature = "bench") {
+        let bench = stdout_of(&out);
+        assert!(
+            bench.contains("multi processor, 4 threads"),
+            "the bench command runs: {bench}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("`bench` feature"), "{stderr}");
+    }
+}
+
 fn commands_stats_dead_letters_and_flush(mut world: World) {
-    let bench = stdout_of(&world.cli(&["bench", "--jobs", "200"]));
-    assert!(
-        bench.contains("multi processor, 4 threads"),
-        "the bench command runs: {bench}"
-    );
+    assert_the_bench_runs_where_built(&world);
     let listed = stdout_of(&world.cli(&["commands"]));
     assert!(listed.contains("demo::sleep_then_record"), "{listed}");
+    assert!(
+        !listed.contains("outband::bench"),
+        "the bench's commands are not the binary's: {listed}"
+    );
     assert!(
         listed.contains("* * * * * *"),
         "the periodic command shows its schedule: {listed}"
@@ -527,9 +559,288 @@ fn the_end_of_the_grace_period_releases_running_jobs(mut world: World) {
     );
     let log = std::fs::read_to_string(world.path("c.log")).unwrap();
     assert!(log.contains("grace period over"), "{log}");
-    let bench = stdout_of(&world.cli(&["bench", "--jobs", "200"]));
+    assert_the_bench_runs_where_built(&world);
+}
+
+/// Once its standard error is closed (`run 2>&1 | head -3` after `head`
+/// exits), the consumer goes on: every job runs, and SIGTERM ends it
+/// cleanly, where a log line that could not be written used to panic.
+fn a_closed_standard_error_never_stops_the_consumer(mut world: World) {
+    let mut child = world
+        .command(&["run", "-t", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("started"), "{first}");
+    drop(stderr);
+    let ids: Vec<JobId> = (0..20)
+        .map(|i| world.record("out", &format!("{i}")))
+        .collect();
+    wait_until("the 20 jobs ran", || world.lines("out").len() == 20);
+    wait_until("the 20 jobs are done", || {
+        ids.iter().all(|&id| world.state(id).0 == JobState::Done)
+    });
+    kill("-TERM", child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ended cleanly: {status:?}");
+    world.started.clear();
+}
+
+/// A quieted daemon leaves periodic commands to other consumers: it
+/// enqueues no tick it would not run.
+fn quiet_also_stops_enqueueing_periodic_commands(mut world: World) {
+    world.start("c", &[]);
+    wait_until("a tick ran", || !world.lines("ticks").is_empty());
+    let pidfile = world.path_str("c.pid");
+    assert!(world.cli(&["quiet", "-p", &pidfile]).status.success());
+    wait_until("quiet is logged", || {
+        std::fs::read_to_string(world.path("c.log"))
+            .unwrap_or_default()
+            .contains("quiet")
+    });
+    // a tick enqueued as the signal came may still land
+    std::thread::sleep(Duration::from_millis(1200));
+    let pending = world.queue.len("demo").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        world.queue.len("demo").unwrap(),
+        pending,
+        "no tick enqueued after quiet"
+    );
+}
+
+fn stop_removes_the_pid_file_a_dead_daemon_left(mut world: World) {
+    let pid = world.start("c", &[]);
+    kill("-9", pid);
+    wait_until("the daemon is dead", || world.status("c") == 1);
+    let pidfile = world.path_str("c.pid");
+    let out = stdout_of(&world.cli(&["stop", "-p", &pidfile]));
+    assert!(out.contains("died") && out.contains("removed"), "{out}");
+    assert!(!world.path("c.pid").exists());
+    assert_eq!(world.status("c"), 3, "not running");
+}
+
+/// A binary that does not link a crate's commands does not serve their
+/// queue: those jobs wait, and the consumer says so at start (on the
+/// terminal and in its log), as do `status` and `stats`.
+fn jobs_no_command_serves_are_reported_at_start_in_status_and_in_stats(mut world: World) {
+    world
+        .queue
+        .enqueue(NewJob::new("other_crate::send_mail", vec![]).queue("mail"))
+        .unwrap();
+    let (pid_arg, log_arg) = (world.path_str("c.pid"), world.path_str("c.log"));
+    let out = world.cli(&["start", "-p", &pid_arg, "-l", &log_arg, "-n"]);
+    world.started.push(world.path("c.pid"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = "queue `mail` has 1 pending jobs, and no command of this binary serves it";
+    assert!(stderr.contains(warning), "on the terminal: {stderr}");
+    let log = std::fs::read_to_string(world.path("c.log")).unwrap();
+    assert!(log.contains(warning), "in the log: {log}");
+    let status = stdout_of(&world.cli(&["status", "-p", &pid_arg]));
+    assert!(status.contains(warning), "in status: {status}");
+    let stats = stdout_of(&world.cli(&["stats"]));
+    assert!(stats.contains(warning), "in stats: {stats}");
+    world.stop("c");
+}
+
+/// Without `-l`, `start` logs beside its pid file; each line reads time,
+/// level, target and message, and the start-up line gives the threads.
+fn start_logs_beside_its_pid_file_without_l_in_lines_an_operator_reads(mut world: World) {
+    let pidfile = world.path_str("c.pid");
+    let out = world.cli(&["start", "-p", &pidfile, "-t", "3"]);
     assert!(
-        bench.contains("multi processor, 4 threads"),
-        "the bench command runs: {bench}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world.started.push(world.path("c.pid"));
+    world.record("out", "x");
+    wait_until("the job ran", || world.lines("out") == ["x"]);
+    world.stop("c");
+    let log = std::fs::read_to_string(world.path("c.log")).unwrap();
+    let started = log
+        .lines()
+        .find(|line| line.contains("outband consumer"))
+        .unwrap_or_else(|| panic!("no start-up line: {log}"));
+    // 2026-12-04T17:58:46.123+00:00 INFO  outband_daemon::consumer: outband consumer … started: …
+    let (time, rest) = started.split_once(' ').unwrap();
+    assert!(
+        time.len() == 29 && time.as_bytes()[10] == b'T' && time[..4].parse::<u16>().is_ok(),
+        "a time first: {started}"
+    );
+    assert!(
+        rest.starts_with("INFO  outband_daemon::consumer: outband consumer "),
+        "level, target, message: {started}"
+    );
+    assert!(started.contains("3 threads"), "{started}");
+    assert!(!log.contains(".rs:"), "no source paths: {log}");
+}
+
+/// The binary, with no URL but the one given.
+fn bare(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("OUTBAND_URL")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `start` waits until the daemon opened its backend, and a daemon that
+/// cannot fails `start` with the reason on the terminal, leaving no pid
+/// file behind.
+#[test]
+fn start_fails_at_once_with_the_reason_when_the_backend_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("c.pid").display().to_string();
+    let url = format!("sqlite://{}/missing/jobs.db", dir.path().display());
+    let out = bare(dir.path(), &["start", "-p", &pidfile, "--url", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("did not start"), "{stderr}");
+    assert!(stderr.contains("open the database"), "the reason: {stderr}");
+    assert!(!dir.path().join("c.pid").exists(), "no pid file left");
+    assert!(!dir.path().join("missing").exists());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn start_fails_at_once_when_the_database_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("c.pid").display().to_string();
+    let url = "postgres://postgres:hunter2-secret@127.0.0.1:5432/outband_no_such_database";
+    let out = bare(dir.path(), &["start", "-p", &pidfile, "--url", url]);
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not start"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "no password: {stderr}");
+    assert!(!dir.path().join("c.pid").exists(), "no pid file left");
+}
+
+/// A pid file or log that cannot be written is refused at once, with the
+/// reason, and no folder is created.
+#[test]
+fn start_refuses_a_pid_file_or_log_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/jobs.db", dir.path().display());
+    let missing = dir.path().join("no/such/folder");
+    let pid_in_missing = missing.join("c.pid").display().to_string();
+    let out = bare(dir.path(), &["start", "-p", &pid_in_missing, "--url", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("the pid file's folder"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = bare(
+        dir.path(),
+        &["start", "-p", "/proc/outband-test.pid", "--url", &url],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("did not start") && stderr.contains("/proc/outband-test.pid"),
+        "{stderr}"
+    );
+
+    let pidfile = dir.path().join("c.pid").display().to_string();
+    let log_in_missing = missing.join("c.log").display().to_string();
+    for command in ["start", "run"] {
+        let out = bare(
+            dir.path(),
+            &[
+                command,
+                "-p",
+                &pidfile,
+                "-l",
+                &log_in_missing,
+                "--url",
+                &url,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(
+            stderr_of(&out).contains("the log file's folder"),
+            "{command}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert!(!dir.path().join("no").exists(), "no folder created");
+    assert!(!dir.path().join("c.pid").exists(), "no pid file left");
+}
+
+/// An unreachable backend at start is a warning on the terminal; the
+/// daemon starts and keeps trying.
+#[test]
+fn start_warns_of_an_unreachable_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("c.pid");
+    let pid_arg = pidfile.display().to_string();
+    let url = "redis://:hunter2-secret@127.0.0.1:1/";
+    let out = bare(dir.path(), &["start", "-p", &pid_arg, "-n", "--url", url]);
+    let stderr = stderr_of(&out);
+    let pid = pid_in(&pidfile);
+    if let Some(pid) = pid {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the backend is unreachable"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2-secret"), "no password: {stderr}");
+    assert!(pid.is_some(), "the daemon runs");
+}
+
+/// Poll flags are checked, with the flag and the rule in the message.
+#[test]
+fn bad_poll_flags_are_refused_by_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (&["run", "-d=-1"][..], "greater than 0"),
+        (&["run", "-d", "-1"], "greater than 0"),
+        (&["run", "-b", "0.5"], "never shrinks"),
+        (&["run", "-m", "0"], "greater than 0"),
+        (&["run", "-d", "2", "-m", "1"], "at least the first"),
+    ] {
+        let out = bare(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&out).contains(says),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert!(!dir.path().join("outband.db").exists(), "nothing opened");
+}
+
+/// `--version` and `--help` name the program, and each command's help
+/// shows its own options.
+#[test]
+fn the_binary_names_itself_and_each_command_shows_its_own_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = String::from_utf8_lossy(&bare(dir.path(), &["--version"]).stdout).into_owned();
+    assert!(
+        version.starts_with("outband-demo-consumer 0.1.0 (outband-daemon "),
+        "{version}"
+    );
+    let help = String::from_utf8_lossy(&bare(dir.path(), &["stop", "--help"]).stdout).into_owned();
+    assert!(
+        help.contains("--pidfile") && help.contains("--grace-period"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("--threads") && !help.contains("--prefetch"),
+        "{help}"
     );
 }

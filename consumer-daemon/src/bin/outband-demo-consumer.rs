@@ -40,5 +40,5 @@ fn tick() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    outband_daemon::main()
+    outband_daemon::main!()
 }

@@ -15,13 +15,16 @@ const JOBS: usize = 60;
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
     let url = format!("file://{}", dir.join("jobs").display());
-    Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(args)
-        .args(["--url", &url, "-d", "0.05", "-m", "0.2"])
+        .args(["--url", &url])
         .env_remove("OUTBAND_URL")
-        .current_dir(dir)
-        .output()
-        .unwrap()
+        .current_dir(dir);
+    if args.first() == Some(&"start") {
+        command.args(["-d", "0.05", "-m", "0.2"]);
+    }
+    command.output().unwrap()
 }
 
 fn pid_in(pidfile: &Path) -> Option<u32> {

@@ -67,7 +67,7 @@ fn record_result_unkeyed(
 /// The test-results service: an HTTP server that enqueues each test case's
 /// result, and the consumer that counts them.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct App {
     /// The application's own database: the SQLite file with the CI jobs' records.
     #[arg(
@@ -77,9 +77,12 @@ struct App {
         global = true
     )]
     db: PathBuf,
-    /// The consumer's settings; `--url` is also the queue `serve` enqueues on.
+    /// The backend: the consumer's, and the queue `serve` enqueues on.
     #[command(flatten)]
-    options: outband_daemon::Options,
+    backend: outband_daemon::Backend,
+    /// The consumer's settings, for `run` given without its name.
+    #[command(flatten)]
+    consumer: outband_daemon::ConsumerOptions,
     /// What to do; nothing means `run`, as for the consumer.
     #[command(subcommand)]
     command: Option<AppCommand>,
@@ -109,22 +112,10 @@ fn main() -> ExitCode {
     // absolute, so that a daemon started from here finds the same file
     records::set_path(std::path::absolute(&app.db).unwrap_or(app.db));
     let result = match app.command {
-        Some(AppCommand::Serve { listen, unkeyed }) => serve(&app.options.url, listen, !unkeyed),
+        Some(AppCommand::Serve { listen, unkeyed }) => serve(&app.backend.url, listen, !unkeyed),
         Some(AppCommand::Report) => report(),
-        Some(AppCommand::Consumer(command)) => {
-            return outband_daemon::Cli {
-                options: app.options,
-                command: Some(command),
-            }
-            .run();
-        }
-        None => {
-            return outband_daemon::Cli {
-                options: app.options,
-                command: None,
-            }
-            .run();
-        }
+        Some(AppCommand::Consumer(command)) => return command.run(&app.backend),
+        None => return outband_daemon::Command::Run(app.consumer).run(&app.backend),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

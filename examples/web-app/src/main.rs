@@ -23,10 +23,8 @@
 //! the SQLite file `outband.db` in the working directory. `redis://…` and
 //! (built with `--features postgres`) `postgres://…` work as well, with
 //! `?namespace=` or `?prefix=` to keep apart several apps on one server.
-//! `serve` reads only `--url` of the shared options; the others are the
-//! consumer's. With no arguments at all the binary prints its help rather
-//! than start consuming as the daemon's own binary does: `-f` alone, or
-//! `run`, starts the consumer.
+//! With no arguments at all the binary prints its help rather than start
+//! consuming as the daemon's own binary does: `run` starts the consumer.
 
 mod commands;
 mod web;
@@ -45,12 +43,12 @@ use clap::{Parser, Subcommand};
     arg_required_else_help = true
 )]
 struct Cli {
-    /// The backend and the consumer's settings, shared with `outband_daemon`.
+    /// The backend, shared with `outband_daemon`: `--url` or `OUTBAND_URL`.
     #[command(flatten)]
-    options: outband_daemon::Options,
-    /// What to do; `-f` alone means `run`, as for the consumer.
+    backend: outband_daemon::Backend,
+    /// What to do.
     #[command(subcommand)]
-    command: Option<AppCommand>,
+    command: AppCommand,
 }
 
 /// `serve`, and every command of the consumer.
@@ -68,9 +66,9 @@ enum AppCommand {
 }
 
 fn main() -> ExitCode {
-    let Cli { options, command } = Cli::parse();
+    let Cli { backend, command } = Cli::parse();
     match command {
-        Some(AppCommand::Serve { bind }) => match serve(&options.url, bind) {
+        AppCommand::Serve { bind } => match serve(&backend.url, bind) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("web-app: {error}");
@@ -78,16 +76,7 @@ fn main() -> ExitCode {
             }
         },
         // The consumer's commands run exactly as in `outband_daemon::main`.
-        Some(AppCommand::Consumer(command)) => outband_daemon::Cli {
-            options,
-            command: Some(command),
-        }
-        .run(),
-        None => outband_daemon::Cli {
-            options,
-            command: None,
-        }
-        .run(),
+        AppCommand::Consumer(command) => command.run(&backend),
     }
 }
 
