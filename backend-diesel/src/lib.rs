@@ -101,9 +101,21 @@
 //!   ([`Builder::retention`], [`DEFAULT_RETENTION`] = 7 days), then
 //!   [`DatabaseQueue::purge_finished`] removes them from `<prefix>done`.
 //!   Dead jobs stay until deleted or retried. Stats are computed in SQL.
-//! - **Bad records.** A row that cannot be a job (an unknown state, a payload
-//!   over the limit, …) is moved to `dead` with the reason when a claim meets
-//!   it, and the claim goes on.
+//! - **Bad records.** A pending row that cannot be a job (an empty command
+//!   name, a payload over the limit, …) is moved to `dead` with the reason
+//!   when a claim meets it, and the claim goes on.
+//! - **Unknown states.** A row whose `state` code is none of 0 `pending`,
+//!   1 `running`, 2 `done`, 3 `dead` (written past outband: a broken
+//!   migration, a manual fix) is never claimed; meanwhile
+//!   [`stats`](outband::BaseQueue::stats) counts it and
+//!   [`job`](outband::BaseQueue::job) reads it as `dead`. The next
+//!   [`recover_expired`](outband::BaseQueue::recover_expired) step (the
+//!   daemon's manager runs it every half lease) moves it to `dead` with the
+//!   reason `malformed record: state code 9 is not one outband knows (…); set
+//!   to dead`, counted in the step's `dead`; then it is listed, retried and
+//!   deleted like any dead letter. The step finds such rows through a partial
+//!   index of them (migration `0005_unknown_state`; on MySQL the
+//!   `(state, deadline)` index), never by reading the whole table.
 //!
 //! On SQLite, a commit is durable against a crash of the program, not of the
 //! machine (`synchronous = NORMAL` in WAL mode).

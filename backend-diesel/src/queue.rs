@@ -786,9 +786,21 @@ impl BaseQueue for DatabaseQueue {
             conn.write(|conn| {
                 let dead = st.recover_dead.query().execute(conn)?;
                 let requeued = st.recover_requeue.query().execute(conn)?;
+                // never claimed, so no claim ever meets them: here is where
+                // rows of a state code outband does not know end; found by a
+                // read that locks nothing, then moved one by one
+                let mut unknown = 0;
+                for row in st.unknown_states.query().load::<Number>(conn)? {
+                    unknown += st.recover_unknown.query().i64(row.n).execute(conn)?;
+                }
+                if unknown > 0 {
+                    log::error!(
+                        "{unknown} jobs had a state code outband does not know; moved to dead"
+                    );
+                }
                 Ok(Recovered {
                     requeued: requeued as u64,
-                    dead: dead as u64,
+                    dead: (dead + unknown) as u64,
                 })
             })
             .map_err(db_error)
@@ -822,11 +834,12 @@ impl BaseQueue for DatabaseQueue {
                 for StateCount { s, n } in counts {
                     let n = n.unsigned_abs();
                     match state_of(s) {
-                        Some(JobState::Pending) => stats.pending = n,
-                        Some(JobState::Running) => stats.running = n,
-                        Some(JobState::Done) => stats.done = n,
-                        Some(JobState::Dead) => stats.dead = n,
-                        None => {}
+                        Some(JobState::Pending) => stats.pending += n,
+                        Some(JobState::Running) => stats.running += n,
+                        Some(JobState::Done) => stats.done += n,
+                        // a code outband does not know: `dead` is where the
+                        // next recovery step puts the row
+                        Some(JobState::Dead) | None => stats.dead += n,
                     }
                 }
                 let times = st.run_times.query()
@@ -1182,6 +1195,37 @@ mod tests {
         let recovered = queue.recover_expired().unwrap();
         assert_eq!((recovered.dead, recovered.requeued), (1, 0));
         assert_eq!(state(last), JobState::Dead);
+    }
+
+    /// The recovery step looks for rows of an unknown state code on every
+    /// call: through migration `0005_unknown_state`'s partial index, which
+    /// holds only them, never by reading the whole jobs table.
+    #[test]
+    fn rows_of_an_unknown_state_are_found_through_their_index() {
+        #[derive(QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let sql = Dialect::Sqlite.render(queue.prefix(), &crate::sql::unknown_states());
+        let plan = (|| -> Result<Vec<Plan>, Error> {
+            with_conn!(queue.inner, conn => {
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                    .load::<Plan>(conn)
+                    .map_err(db_error)
+            })
+        })()
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|p| p.detail).collect();
+        assert!(
+            plan.iter().any(|step| step.contains("jobs_unknown")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
     }
 
     #[test]

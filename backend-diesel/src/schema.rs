@@ -10,7 +10,8 @@
 //!
 //! The jobs table keeps times as microseconds since the Unix epoch (`BIGINT`)
 //! read from the database's clock, and states as small integers:
-//! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`.
+//! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`; a row of any other code is
+//! malformed, and the recovery step moves it to `dead`.
 
 use std::fmt;
 
@@ -89,6 +90,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0003_done_table.up.sql"),
                 include_str!("../migrations/sqlite/0003_done_table.down.sql"),
             ),
+            (
+                "0005_unknown_state",
+                include_str!("../migrations/sqlite/0005_unknown_state.up.sql"),
+                include_str!("../migrations/sqlite/0005_unknown_state.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -110,6 +116,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0004_claim_index",
                 include_str!("../migrations/postgres/0004_claim_index.up.sql"),
                 include_str!("../migrations/postgres/0004_claim_index.down.sql"),
+            ),
+            (
+                "0005_unknown_state",
+                include_str!("../migrations/postgres/0005_unknown_state.up.sql"),
+                include_str!("../migrations/postgres/0005_unknown_state.down.sql"),
             ),
         ],
         Dialect::Mysql => &[

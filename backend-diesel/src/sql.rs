@@ -99,6 +99,42 @@ const CLAIM_SET: &str = "state = 1, attempt = attempt + 1, token = token + 1, \
 /// Binds: id, token.
 const LEASED: &str = "WHERE id = ? AND state = 1 AND token = ?";
 
+/// A row whose state code is none of the known ones (0 to 3, see
+/// [`STATE_CODES`](crate::store::STATE_CODES)). Migration
+/// `0005_unknown_state`'s partial index has this condition word for word,
+/// which SQLite needs to use it; MySQL reads the range from `jobs_lease`
+/// (state, deadline).
+pub(crate) const UNKNOWN_STATE: &str = "state < 0 OR state > 3";
+
+/// The rows of an unknown state code, found by the recovery step. A read
+/// that locks nothing: on MySQL, an `UPDATE … WHERE` [`UNKNOWN_STATE`] would
+/// lock the index entry where its range ends, a pending job's, and deadlock
+/// with the claim that moves that job. Not rendered.
+pub(crate) fn unknown_states() -> String {
+    format!("SELECT id AS n FROM {{jobs}} WHERE {UNKNOWN_STATE}")
+}
+
+/// The recovery step's update of one row of an unknown state code (binds:
+/// id) to `dead`, its reason naming the row's code and the known ones. Not
+/// rendered.
+pub(crate) fn recover_unknown(dialect: Dialect) -> String {
+    let (head, tail) = crate::store::unknown_state_reason();
+    // constant text of this crate, never a value from outside
+    let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let head = literal(&format!("{}{head}", crate::store::MALFORMED));
+    let tail = literal(&format!("{tail}; set to dead"));
+    let reason = match dialect {
+        Dialect::Sqlite => format!("{head} || state || {tail}"),
+        Dialect::Postgres | Dialect::Mysql => format!("CONCAT({head}, state, {tail})"),
+    };
+    // MySQL assigns in order, and a later assignment sees the new value of
+    // an earlier column: the reason is made before `state` changes
+    format!(
+        "UPDATE {{jobs}} SET last_error = {reason}, state = 3, finished_at = {{now}}, \
+         deadline = NULL WHERE id = ? AND ({UNKNOWN_STATE})"
+    )
+}
+
 /// The columns of both `{jobs}` and `{done}`, in table order.
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
@@ -168,6 +204,10 @@ pub(crate) struct Statements {
     pub(crate) release: Stmt,
     pub(crate) recover_dead: Stmt,
     pub(crate) recover_requeue: Stmt,
+    /// The ids of the rows of an unknown state code.
+    pub(crate) unknown_states: Stmt,
+    /// One row of an unknown state code to `dead`, with the reason. Binds: id.
+    pub(crate) recover_unknown: Stmt,
     pub(crate) len: Stmt,
     pub(crate) flush: Stmt,
     pub(crate) counts: Stmt,
@@ -330,6 +370,8 @@ impl Statements {
                  last_error = 'lease expired' \
                  WHERE state = 1 AND deadline <= {now} AND attempt < max_attempts",
             ),
+            unknown_states: q(&unknown_states()),
+            recover_unknown: q(&recover_unknown(dialect)),
             // Pending jobs are counted through `jobs_ready`, whose condition
             // the `run_at IS NOT NULL` (always true) satisfies; PostgreSQL's
             // `jobs_state` holds only the other states.
@@ -372,6 +414,36 @@ impl Statements {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_of;
+
+    #[test]
+    fn the_unknown_state_condition_is_exactly_the_codes_outband_does_not_know() {
+        for code in [i32::MIN, -1, 0, 1, 2, 3, 4, 9, i32::MAX] {
+            let unknown = !(0..=3).contains(&code);
+            assert_eq!(state_of(code).is_none(), unknown, "{code}");
+        }
+        for index in [
+            include_str!("../migrations/sqlite/0005_unknown_state.up.sql"),
+            include_str!("../migrations/postgres/0005_unknown_state.up.sql"),
+        ] {
+            assert!(
+                index.contains(&format!("WHERE {UNKNOWN_STATE};")),
+                "{index}"
+            );
+        }
+        for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
+            let sql = recover_unknown(dialect);
+            assert_eq!(
+                sql.matches('?').count(),
+                1,
+                "only the id's placeholder: {sql}"
+            );
+            assert!(
+                sql.contains("(pending 0, running 1, done 2, dead 3)"),
+                "{sql}"
+            );
+        }
+    }
 
     #[test]
     fn prefixes_are_identifiers() {

@@ -123,22 +123,45 @@ pub(crate) fn time_of(us: i64) -> SystemTime {
     }
 }
 
+/// Each state and the code the `state` column stores it as.
+pub(crate) const STATE_CODES: [(JobState, i32); 4] = [
+    (JobState::Pending, 0),
+    (JobState::Running, 1),
+    (JobState::Done, 2),
+    (JobState::Dead, 3),
+];
+
 /// The state stored as `code`.
 pub(crate) fn state_of(code: i32) -> Option<JobState> {
-    Some(match code {
-        0 => JobState::Pending,
-        1 => JobState::Running,
-        2 => JobState::Done,
-        3 => JobState::Dead,
-        _ => return None,
-    })
+    STATE_CODES
+        .iter()
+        .find(|&&(_, known)| known == code)
+        .map(|&(state, _)| state)
+}
+
+/// What the reason of a row found malformed starts with.
+pub(crate) const MALFORMED: &str = "malformed record: ";
+
+/// Why a row's state code is malformed, as the text before and after the
+/// code, so that SQL can put each row's own code in between.
+pub(crate) fn unknown_state_reason() -> (&'static str, String) {
+    let known: Vec<String> = STATE_CODES
+        .iter()
+        .map(|(state, code)| format!("{} {code}", state.as_str()))
+        .collect();
+    (
+        "state code ",
+        format!(" is not one outband knows ({})", known.join(", ")),
+    )
 }
 
 impl Row {
     /// The job this row holds, or why the row is malformed.
     pub(crate) fn to_job(&self) -> Result<Job, String> {
-        let state =
-            state_of(self.state).ok_or_else(|| format!("unknown state code {}", self.state))?;
+        let state = state_of(self.state).ok_or_else(|| {
+            let (head, tail) = unknown_state_reason();
+            format!("{head}{}{tail}", self.state)
+        })?;
         if self.command.is_empty() {
             return Err("the command name is empty".into());
         }
@@ -182,7 +205,8 @@ impl Row {
     /// a claim has sent to `dead`, is read leniently, each field that is out
     /// of range as its default (as outband-redis reads a damaged record), so
     /// that it can still be listed, retried or deleted, and never makes the
-    /// dead letters around it unlistable.
+    /// dead letters around it unlistable. A state code outband does not know
+    /// reads as `dead`, where the next recovery step puts the row.
     pub(crate) fn to_job_lenient(&self) -> Job {
         self.to_job().unwrap_or_else(|_| Job {
             id: JobId(self.id.unsigned_abs()),
@@ -797,7 +821,7 @@ macro_rules! store_impl {
                         Ok(job) => claimed.push(job),
                         Err(reason) => {
                             // held under this claim's lease: no one else touches it
-                            let reason = format!("malformed record: {reason}");
+                            let reason = format!("{MALFORMED}{reason}");
                             ::log::error!("job {} of queue {queue}: {reason}", row.id);
                             if let Err(error) = st
                                 .mark_malformed

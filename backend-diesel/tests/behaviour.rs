@@ -1,5 +1,5 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
-//! records, bad URLs, unreachable servers, open by URL, the PostgreSQL
+//! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
 //! wake-up, and the prefix check — on every database that is enabled.
 
 mod common;
@@ -163,6 +163,89 @@ fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C
     assert_eq!((stats.dead, stats.running), (0, 1));
 }
 
+/// A row whose state code outband does not know, written past the API (a
+/// broken migration, a manual fix), is counted as `dead` meanwhile and never
+/// claimed; the next recovery step moves it to `dead` with a reason that
+/// names its code, counted in the step's `dead`; then it is a dead letter
+/// like any other: listed, retried, deleted.
+fn unknown_state_rows_end_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C) {
+    let q = "unknown-state";
+    let table = format!("{}jobs", queue.prefix());
+    let ids = queue
+        .enqueue_many(vec![job(q), job(q), job(q), job(q)])
+        .expect("enqueue");
+    let (nine, negative, failed, good) = (ids[0], ids[1], ids[2], ids[3]);
+    for (id, code) in [(nine, 9), (negative, -1)] {
+        conn.batch_execute(&format!(
+            "UPDATE {table} SET state = {code} WHERE id = {id}"
+        ))
+        .expect("a state code outband does not know");
+    }
+    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    let claimed_ids: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(claimed_ids, vec![failed, good], "never claimed");
+    let outcomes = vec![
+        (
+            claimed[0].lease.clone(),
+            Outcome::Dead { error: "no".into() },
+        ),
+        (
+            claimed[1].lease.clone(),
+            Outcome::Done {
+                result: None,
+                duration: Duration::ZERO,
+            },
+        ),
+    ];
+    queue.complete_many(outcomes).expect("complete");
+    let counts = |queue: &DatabaseQueue| {
+        let stats = queue.stats(q).expect("stats");
+        (stats.pending, stats.running, stats.done, stats.dead)
+    };
+    assert_eq!(counts(queue), (0, 0, 1, 3), "counted as dead meanwhile");
+
+    let recovered = queue.recover_expired().expect("recover");
+    assert_eq!((recovered.requeued, recovered.dead), (0, 2));
+    assert_eq!(counts(queue), (0, 0, 1, 3), "counted once");
+    let dead = queue.dead_jobs(q, 0, 10).expect("dead jobs");
+    let mut listed: Vec<_> = dead.iter().map(|j| j.id).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, vec![nine, negative, failed]);
+    for (id, code) in [(nine, 9), (negative, -1)] {
+        let job = queue.job(id).expect("job").expect("kept");
+        assert_eq!(job.state, JobState::Dead);
+        assert!(job.finished_at.is_some());
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some(
+                format!(
+                    "malformed record: state code {code} is not one outband knows \
+                     (pending 0, running 1, done 2, dead 3); set to dead"
+                )
+                .as_str()
+            )
+        );
+    }
+    assert_eq!(
+        queue.recover_expired().expect("recover").dead,
+        0,
+        "moved once"
+    );
+
+    assert!(queue.retry_dead(nine).expect("retry"), "it can be retried");
+    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    assert_eq!(
+        claimed.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![nine]
+    );
+    assert!(
+        queue.delete_dead(negative).expect("delete"),
+        "it can be deleted"
+    );
+    assert!(queue.job(negative).expect("job").is_none());
+    assert_eq!(counts(queue), (0, 1, 1, 1));
+}
+
 /// A job recorded done moves, in the same transaction, from the jobs table
 /// to the finished jobs' table, where `job()` and `stats()` still find it; a
 /// dead job stays; a completion under a stale lease changes nothing.
@@ -235,6 +318,18 @@ mod sqlite {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+        drop(queue);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unknown_state_rows_end_dead_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-state-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        unknown_state_rows_end_dead(&queue, &mut conn);
         drop(queue);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -370,6 +465,15 @@ mod postgres {
     }
 
     #[test]
+    fn unknown_state_rows_end_dead_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        unknown_state_rows_end_dead(&queue, &mut conn);
+    }
+
+    #[test]
     fn same_key_enqueues_follow_commit_order_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -424,6 +528,15 @@ mod mysql {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+    }
+
+    #[test]
+    fn unknown_state_rows_end_dead_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        unknown_state_rows_end_dead(&queue, &mut conn);
     }
 
     #[test]

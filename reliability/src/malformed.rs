@@ -1,12 +1,18 @@
 //! Malformed job records, and writing them straight into a backend's storage,
 //! past the enqueue API and its checks.
 //!
-//! [`generate`] makes the five kinds of [`Kind`] from a seed, so a run can be
-//! repeated; [`write`](fn@write) stores them in the backend's own layout: rows of
-//! `<prefix>jobs` inserted with raw SQL (outband-diesel), or a record hash,
-//! a ready-list entry and the pending count set with raw Redis commands
-//! (outband-redis, as its crate docs lay the keys out). Each written record
-//! is `pending` and ready at once, so the next claim of its queue finds it.
+//! [`generate`] makes the five kinds of [`Kind::ALL`] from a seed, so a run
+//! can be repeated; [`write`](fn@write) stores them in the backend's own
+//! layout: rows of `<prefix>jobs` inserted with raw SQL (outband-diesel), or
+//! a record hash, a ready-list entry and the pending count set with raw Redis
+//! commands (outband-redis, as its crate docs lay the keys out). Each written
+//! record is `pending` and ready at once, so the next claim of its queue
+//! finds it.
+//!
+//! [`unknown_state`] makes a sixth kind, for the SQL databases only: a row
+//! whose state code outband does not know, as a broken migration or a
+//! manual fix might leave it. No claim finds it; the manager's recovery step
+//! (`recover_expired`) moves it to `dead`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,10 +38,13 @@ pub enum Kind {
     Oversized,
     /// Arguments of the wrong types for the command.
     WrongTypes,
+    /// A well-formed job whose row's state code is none outband knows (SQL
+    /// only; made by [`unknown_state`], not by [`generate`]).
+    UnknownState,
 }
 
 impl Kind {
-    /// Every kind.
+    /// The kinds [`generate`] makes, which every backend stores.
     pub const ALL: [Kind; 5] = [
         Self::RandomBytes,
         Self::UnknownCommand,
@@ -52,6 +61,7 @@ impl Kind {
             Self::Truncated => "truncated",
             Self::Oversized => "oversized",
             Self::WrongTypes => "wrong types",
+            Self::UnknownState => "unknown state",
         }
     }
 }
@@ -70,6 +80,9 @@ pub struct BadRecord {
     /// Whether fields are missing (a truncated record): no arguments or
     /// queue in Redis, an empty command name and no attempts in SQL.
     pub fields_missing: bool,
+    /// The code of the row's state in SQL: pending's, 0, but for an
+    /// [`Kind::UnknownState`] record.
+    pub state_code: i32,
 }
 
 impl BadRecord {
@@ -77,6 +90,7 @@ impl BadRecord {
     pub fn expected_reason(&self) -> &'static str {
         match self.kind {
             Kind::UnknownCommand => "unknown command",
+            Kind::UnknownState => "is not one outband knows",
             Kind::Oversized => "over the limit",
             Kind::Truncated if self.fields_missing => "malformed record",
             Kind::RandomBytes | Kind::Truncated | Kind::WrongTypes => "undecodable arguments",
@@ -116,6 +130,7 @@ pub fn generate<A: DeserializeOwned>(
             args: Vec::new(),
             max_attempts: 1 + rng.u32(..2),
             fields_missing: false,
+            state_code: 0,
         };
         match kind {
             Kind::RandomBytes => {
@@ -139,6 +154,7 @@ pub fn generate<A: DeserializeOwned>(
                 record.args = vec![1];
                 record.args.resize(limit + 1 + rng.usize(..256), 0);
             }
+            Kind::UnknownState => unreachable!("not one of Kind::ALL"),
             Kind::WrongTypes => {
                 let wrong = match rng.u8(..4) {
                     0 => Wrong::Swapped(format!("label {i}"), i),
@@ -157,6 +173,19 @@ pub fn generate<A: DeserializeOwned>(
     records
 }
 
+/// A record of `command` with the well-formed arguments `args` whose SQL row
+/// has the state code `code`, one outband does not know (not 0 to 3).
+pub fn unknown_state(command: &str, args: Vec<u8>, code: i32) -> BadRecord {
+    BadRecord {
+        kind: Kind::UnknownState,
+        command: command.to_owned(),
+        args,
+        max_attempts: 1,
+        fields_missing: false,
+        state_code: code,
+    }
+}
+
 /// Milliseconds or microseconds since the Unix epoch, now, on this host.
 fn epoch(micros: bool) -> i64 {
     let now = SystemTime::now()
@@ -170,8 +199,9 @@ fn epoch(micros: bool) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Stores `records` as pending jobs of `queue`, straight into `store`, and
-/// returns their ids in order.
+/// Stores `records` as jobs of `queue`, straight into `store`, and returns
+/// their ids in order: pending, but for [`Kind::UnknownState`] records,
+/// which only SQL stores.
 pub fn write(store: &Store, queue: &str, records: &[BadRecord]) -> Result<Vec<JobId>, Error> {
     match store {
         Store::Sql { url, prefix } => write_sql(url, prefix, queue, records),
@@ -211,6 +241,7 @@ macro_rules! insert_rows {
                     .bind::<Binary, _>(args)
                     .bind::<Text, _>($queue)
                     .bind::<Integer, _>(attempts)
+                    .bind::<Integer, _>(record.state_code)
                     .bind::<BigInt, _>(now)
                     .bind::<BigInt, _>(now);
                 let id: i64 = {
@@ -231,17 +262,18 @@ fn write_sql(
     records: &[BadRecord],
 ) -> Result<Vec<JobId>, Error> {
     let columns = format!(
-        "INSERT INTO {prefix}jobs (command, args, queue, max_attempts, run_at, enqueued_at) VALUES"
+        "INSERT INTO {prefix}jobs (command, args, queue, max_attempts, state, run_at, \
+         enqueued_at) VALUES"
     );
     let ids = if url.starts_with("postgres") {
         let mut conn = PgConnection::establish(url).map_err(Error::unavailable)?;
-        let sql = format!("{columns} ($1, $2, $3, $4, $5, $6) RETURNING id AS n");
+        let sql = format!("{columns} ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS n");
         insert_rows!(conn, &sql, queue, records, |c, q| q
             .get_result::<Id>(c)
             .map(|r| r.n))
     } else if url.starts_with("mysql") || url.starts_with("mariadb") {
         let mut conn = MysqlConnection::establish(url).map_err(Error::unavailable)?;
-        let sql = format!("{columns} (?, ?, ?, ?, ?, ?)");
+        let sql = format!("{columns} (?, ?, ?, ?, ?, ?, ?)");
         insert_rows!(conn, &sql, queue, records, |c, q| RunQueryDsl::execute(
             q, c
         )
@@ -257,7 +289,7 @@ fn write_sql(
             "PRAGMA busy_timeout = 10000",
         )
         .map_err(Error::backend)?;
-        let sql = format!("{columns} (?, ?, ?, ?, ?, ?) RETURNING id AS n");
+        let sql = format!("{columns} (?, ?, ?, ?, ?, ?, ?) RETURNING id AS n");
         insert_rows!(conn, &sql, queue, records, |c, q| q
             .get_result::<Id>(c)
             .map(|r| r.n))
@@ -270,6 +302,11 @@ fn write_redis(
     queue: &str,
     records: &[BadRecord],
 ) -> Result<Vec<JobId>, Error> {
+    if records.iter().any(|r| r.kind == Kind::UnknownState) {
+        return Err(Error::backend(
+            "a record of an unknown state code is an SQL row; Redis keeps state names",
+        ));
+    }
     // `base` is `{namespace:bucket}:len:queue`; the hash tag names the bucket
     let (base, _) = outband_redis::keys_of(redis_queue, queue, JobId(1));
     let tag_end = base.find('}').map_or(0, |i| i + 1);

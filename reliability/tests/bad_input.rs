@@ -6,17 +6,24 @@
 //! (arguments cut mid-value, or fields missing), arguments over the payload
 //! limit (lowered to 4 KiB for the test, so the records stay small), and
 //! arguments of the wrong types. They are written in ten rounds of 1,000,
-//! each followed by 50 good jobs enqueued the ordinary way.
+//! each followed by 50 good jobs enqueued the ordinary way. On the SQL
+//! databases each round also writes one row of a good job whose state code
+//! outband does not know (4, 9, -1, …), as a broken migration or a manual fix
+//! might: no claim finds it, and the manager's recovery step moves it to
+//! `dead`.
 //!
 //! What it proves, on SQLite, PostgreSQL, MariaDB and Redis: every good job is
 //! done; every bad one ends `dead` with a reason a human can read, checked per
 //! kind (`undecodable arguments: …`, `unknown command …`, `malformed record:
-//! …`, `… over the limit …`); the consumer never exits (it is still
-//! processing at the end, and a good job enqueued after all the bad ones is
-//! done too). It prints the summary line and a sample reason of each kind.
+//! …`, `… over the limit …`, `malformed record: state code 9 is not one
+//! outband knows …`); the stats count every bad record as `dead`; the
+//! consumer never exits (it is still processing at the end, and a good job
+//! enqueued after all the bad ones is done too). It prints the summary line
+//! and a sample reason of each kind.
 //!
 //! The consumer is a `MultiProcessor` in this process, so that the runs of the
-//! good command can be counted.
+//! good command can be counted; a thread of the test runs the manager's
+//! recovery step, as the daemon's manager does every half lease.
 //!
 //! Run it alone: `cargo test -p outband-reliability --features servers --test bad_input`
 //! (add `-- --nocapture` to see the summary lines).
@@ -26,6 +33,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use outband::{
@@ -33,7 +41,7 @@ use outband::{
 };
 use outband_reliability::malformed::{self, BadRecord, Kind};
 use outband_reliability::scenario::wait_until;
-use outband_reliability::servers::{self, Backend};
+use outband_reliability::servers::{self, Backend, Store};
 use outband_reliability::{RunCounts, Summary};
 
 const QUEUE: &str = "bad_input";
@@ -42,6 +50,9 @@ const ROUNDS: usize = 10;
 const GOOD_PER_ROUND: u64 = 50;
 /// The payload limit in force in this test process.
 const LIMIT: usize = 4096;
+/// The state code of the row of a good job, one per round, that the SQL
+/// databases get: none is one outband knows.
+const UNKNOWN_STATES: [i32; ROUNDS] = [4, 5, 9, 42, 255, 1000, -1, -9, i32::MIN, i32::MAX];
 
 /// Runs of each good job, by its number (numbers of different backends differ).
 static RUNS: RunCounts = RunCounts::new();
@@ -80,11 +91,40 @@ fn scenario(backend: Backend) {
         LIMIT,
         0x0B0A_D000 + backend.index(),
     );
-    let mut bad_ids: Vec<(JobId, &BadRecord)> = Vec::with_capacity(BAD);
+    let sql = matches!(test_queue.store, Store::Sql { .. });
+    let unknown_states: Vec<BadRecord> = UNKNOWN_STATES
+        .iter()
+        .zip(0..)
+        .filter(|_| sql)
+        .map(|(&code, i)| {
+            let n = base + 900_000 + i;
+            malformed::unknown_state(good::NAME, good_args(n), code)
+        })
+        .collect();
+
+    // the manager: takes expired leases back and sends rows of unknown
+    // states to `dead`, as the daemon's manager thread does
+    let stop_manager = Arc::new(AtomicBool::new(false));
+    let manager = {
+        let (queue, stop) = (queue.clone(), stop_manager.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Err(error) = queue.recover_expired() {
+                    eprintln!("recover_expired: {error}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    let mut bad_ids: Vec<(JobId, &BadRecord)> = Vec::with_capacity(BAD + ROUNDS);
     let mut good_ids: Vec<(JobId, u64)> = Vec::new();
     for (round, records) in bad.chunks(BAD / ROUNDS).enumerate() {
         let ids = malformed::write(&test_queue.store, QUEUE, records).expect("written");
         bad_ids.extend(ids.into_iter().zip(records));
+        let unknown = unknown_states.get(round..=round).unwrap_or_default();
+        let ids = malformed::write(&test_queue.store, QUEUE, unknown).expect("written");
+        bad_ids.extend(ids.into_iter().zip(unknown));
         for i in 0..GOOD_PER_ROUND {
             let n = base + round as u64 * GOOD_PER_ROUND + i;
             let id = good::enqueue_on(&*queue, n, format!("good job {n}")).expect("enqueued");
@@ -92,10 +132,16 @@ fn scenario(backend: Backend) {
         }
     }
 
-    // every job reaches its end while the consumer keeps running
+    // every job reaches its end while the consumer keeps running; in SQL,
+    // where each job is one row in one state, every one of them is counted
+    let written = (bad_ids.len() + good_ids.len()) as u64;
     wait_until("every job ending", Duration::from_secs(240), || {
         assert!(consumer.is_processing(), "the consumer stopped");
         let stats = queue.stats(QUEUE).expect("stats");
+        if sql {
+            let counted = stats.pending + stats.running + stats.done + stats.dead;
+            assert_eq!(counted, written, "every job counted once: {stats:?}");
+        }
         stats.pending == 0 && stats.running == 0
     });
     assert!(consumer.is_processing(), "the consumer stopped");
@@ -108,6 +154,24 @@ fn scenario(backend: Backend) {
             .expect("job")
             .is_some_and(|j| j.state == JobState::Done)
     });
+    // the rows of unknown states are counted as dead all along, and the
+    // manager's step makes them dead letters with their reasons
+    wait_until(
+        "the rows of unknown states reaching dead",
+        Duration::from_secs(30),
+        || {
+            bad_ids
+                .iter()
+                .filter(|(_, record)| record.kind == Kind::UnknownState)
+                .all(|(id, _)| {
+                    let job = queue.job(*id).expect("job").expect("kept");
+                    assert_eq!(job.state, JobState::Dead, "counted as dead");
+                    job.last_error.is_some()
+                })
+        },
+    );
+    stop_manager.store(true, Ordering::SeqCst);
+    manager.join().expect("the manager thread");
     consumer.stop();
 
     // the dead letters, with their reasons
@@ -160,7 +224,10 @@ fn scenario(backend: Backend) {
             }
         }
     }
-    for kind in Kind::ALL {
+    let kinds = Kind::ALL
+        .into_iter()
+        .chain(sql.then_some(Kind::UnknownState));
+    for kind in kinds {
         let sample = samples.get(&kind).map_or("(none)", String::as_str);
         let sample: String = sample.chars().take(160).collect();
         println!("bad_input/{}: {}: {sample}", backend.name(), kind.name());
@@ -173,7 +240,16 @@ fn scenario(backend: Backend) {
         dead: dead.len() as u64,
     };
     summary.check(&format!("bad_input/{}", backend.name()), 0);
-    assert_eq!(summary.dead, BAD as u64, "only the bad records are dead");
+    assert_eq!(
+        summary.dead,
+        bad_ids.len() as u64,
+        "only the bad records are dead"
+    );
+    assert_eq!(
+        queue.stats(QUEUE).expect("stats").dead,
+        summary.dead,
+        "the stats count every dead letter"
+    );
     assert_eq!(
         summary.done,
         good_ids.len() as u64,

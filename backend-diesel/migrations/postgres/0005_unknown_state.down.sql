@@ -1,0 +1,1 @@
+DROP INDEX {p}jobs_unknown;
