@@ -1,0 +1,197 @@
+//! Enqueue: batches are all or nothing and store each job as `enqueue` alone
+//! would; pending jobs are counted, cancelled and flushed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HOUR, LEASE, claim_ids, claim_one, done, echo, echo_job, fail, unique_queue};
+use crate::{BaseQueue, JobId, JobState, NewJob, Outcome, codec};
+
+/// A batch with one bad job stores nothing; a good batch stores all, in order.
+pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("batch");
+    let bad_batches = [
+        vec![echo_job(&q, 1), echo_job(&q, 2).max_attempts(0)],
+        vec![echo_job(&q, 1), NewJob::new("", vec![1]).queue(q.clone())],
+        vec![echo_job(&q, 1), echo_job("", 2)],
+        vec![
+            echo_job(&q, 1),
+            NewJob::new(echo::NAME, vec![0; codec::max_payload() + 1]).queue(q.clone()),
+        ],
+    ];
+    for batch in bad_batches {
+        assert!(
+            queue.enqueue_many(batch).is_err(),
+            "a batch with a bad job must fail"
+        );
+        assert_eq!(
+            queue.len(&q).expect("len"),
+            0,
+            "a failed batch must store nothing"
+        );
+    }
+    let ids = queue
+        .enqueue_many((0..50).map(|i| echo_job(&q, i)).collect())
+        .expect("enqueue");
+    assert_eq!(ids.len(), 50);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        50,
+        "ids are unique"
+    );
+    assert_eq!(queue.len(&q).expect("len"), 50);
+    assert_eq!(
+        claim_ids(&**queue, &q, 50),
+        ids,
+        "batch order is enqueue order"
+    );
+    assert!(
+        queue
+            .enqueue_many(Vec::new())
+            .expect("empty batch")
+            .is_empty()
+    );
+}
+
+/// A batch of unlike jobs (commands, priorities, ordering keys, schedules,
+/// attempt limits; one queue, as a cluster needs) stores each job as an
+/// `enqueue` of it alone would, and they become ready as if enqueued one at a
+/// time in the batch's order.
+pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("unlike");
+    let alone = unique_queue("unlike-alone");
+    let fail_job = |queue: &str| {
+        NewJob::new(fail::NAME, codec::encode(&("no",)).expect("encodes"))
+            .queue(queue)
+            .max_attempts(2)
+    };
+    let jobs = |queue: &str| {
+        vec![
+            echo_job(queue, 0),
+            echo_job(queue, 1),
+            echo_job(queue, 2).priority(5),
+            echo_job(queue, 3).key("k"),
+            echo_job(queue, 4).key("k"),
+            echo_job(queue, 5).when(HOUR),
+            fail_job(queue),
+            fail_job(queue),
+            echo_job(queue, 6).priority(-2),
+            echo_job(queue, 7),
+        ]
+    };
+    let before = queue.now().expect("now") - Duration::from_secs(1);
+    let ids = queue.enqueue_many(jobs(&q)).expect("enqueue");
+    let alone_ids: Vec<JobId> = jobs(&alone)
+        .into_iter()
+        .map(|job| queue.enqueue(job).expect("enqueue"))
+        .collect();
+    let after = queue.now().expect("now") + Duration::from_secs(1);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    for ((id, alone_id), given) in ids.iter().zip(&alone_ids).zip(jobs(&q)) {
+        let stored = queue.job(*id).expect("job").expect("stored");
+        let stored_alone = queue.job(*alone_id).expect("job").expect("stored");
+        let fields = |job: &crate::Job| {
+            (
+                job.command.clone(),
+                job.args.clone(),
+                job.key.clone(),
+                job.priority,
+                job.attempt,
+                job.max_attempts,
+                job.state,
+            )
+        };
+        assert_eq!(stored.queue, q);
+        assert_eq!(stored_alone.queue, alone);
+        assert_eq!(fields(&stored), fields(&stored_alone), "job {id}");
+        assert_eq!(
+            (&stored.command, &stored.args, &stored.key, stored.priority),
+            (&given.command, &given.args, &given.key, given.priority),
+            "job {id} as given"
+        );
+        assert_eq!(stored.max_attempts, given.max_attempts, "job {id}");
+        assert_eq!(stored.state, JobState::Pending, "job {id}");
+        for job in [&stored, &stored_alone] {
+            let enqueued = job.enqueued_at;
+            assert!(before <= enqueued && enqueued <= after, "{job:?}");
+            let run_at = given.when.resolve(enqueued);
+            let off = job
+                .run_at
+                .max(run_at)
+                .duration_since(job.run_at.min(run_at));
+            assert!(off.unwrap_or_default() < Duration::from_secs(2), "{job:?}");
+        }
+    }
+    let expected = |ids: &[JobId]| {
+        vec![
+            ids[2], ids[0], ids[1], ids[3], ids[6], ids[7], ids[9], ids[8],
+        ]
+    };
+    assert_eq!(queue.len(&q).expect("len"), 10);
+    assert_eq!(claim_ids(&**queue, &q, 20), expected(&ids));
+    assert_eq!(claim_ids(&**queue, &alone, 20), expected(&alone_ids));
+    assert_eq!(
+        queue.len(&q).expect("len"),
+        2,
+        "the second job of key k and the scheduled one stay pending"
+    );
+}
+
+/// `len` counts pending jobs; `cancel` removes one pending job; `flush`
+/// removes every pending one; `stats` counts every state.
+pub fn cancel_flush_len_stats(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("counts");
+    let ids = queue
+        .enqueue_many((0..6).map(|i| echo_job(&q, i)).collect())
+        .expect("enqueue");
+    assert_eq!(queue.len(&q).expect("len"), 6);
+    assert!(!queue.is_empty(&q).expect("is_empty"));
+    assert!(queue.cancel(ids[5]).expect("cancel"));
+    assert!(!queue.cancel(ids[5]).expect("cancel"), "cancelling twice");
+    assert!(
+        queue.job(ids[5]).expect("job").is_none(),
+        "a cancelled job is gone"
+    );
+    assert_eq!(queue.len(&q).expect("len"), 5);
+
+    let running = claim_one(&**queue, &q, LEASE).expect("claimed");
+    assert!(
+        !queue.cancel(running.job.id).expect("cancel"),
+        "running jobs cannot be cancelled"
+    );
+    let finished = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let outcome = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(20),
+    };
+    queue.complete(&finished.lease, outcome).expect("complete");
+    let failed = claim_one(&**queue, &q, LEASE).expect("claimed");
+    queue
+        .complete(&failed.lease, Outcome::Dead { error: "x".into() })
+        .expect("complete");
+
+    let stats = queue.stats(&q).expect("stats");
+    assert_eq!(
+        (stats.pending, stats.running, stats.done, stats.dead),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(stats.p50_run_time, Some(Duration::from_millis(20)));
+    assert_eq!(stats.mean_run_time, Some(Duration::from_millis(20)));
+    assert!(stats.throughput > 0.0, "one job done in the last minute");
+    assert!(queue.queues().expect("queues").contains(&q));
+
+    assert_eq!(queue.flush(&q).expect("flush"), 2);
+    assert_eq!(queue.len(&q).expect("len"), 0);
+    assert!(queue.is_empty(&q).expect("is_empty"));
+    let stats = queue.stats(&q).expect("stats");
+    assert_eq!(
+        (stats.pending, stats.running, stats.done, stats.dead),
+        (0, 1, 1, 1)
+    );
+    done(&**queue, &running);
+    assert_eq!(
+        queue.stats(&unique_queue("none")).expect("stats"),
+        crate::QueueStats::default()
+    );
+}
