@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flexi_logger::{DeferredNow, ErrorChannel, FileSpec, Logger, LoggerHandle};
-use outband::{BaseQueue, MultiProcessor, ProcessorConfig, SimpleProcessor, StopReport};
+use outband::{BaseQueue, Processor, ProcessorConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
 
@@ -225,56 +225,6 @@ fn log_line(
     )
 }
 
-/// One of the two processors, behind one face.
-enum Processor {
-    Simple(SimpleProcessor),
-    Multi(MultiProcessor),
-}
-
-impl Processor {
-    fn start(&self) {
-        match self {
-            Self::Simple(p) => p.start(),
-            Self::Multi(p) => p.start(),
-        }
-    }
-
-    fn stop_claiming(&self) {
-        match self {
-            Self::Simple(p) => p.stop_claiming(),
-            Self::Multi(p) => p.stop_claiming(),
-        }
-    }
-
-    fn running(&self) -> usize {
-        match self {
-            Self::Simple(p) => p.running(),
-            Self::Multi(p) => p.running(),
-        }
-    }
-
-    fn held(&self) -> usize {
-        match self {
-            Self::Simple(p) => p.held(),
-            Self::Multi(p) => p.held(),
-        }
-    }
-
-    fn stop_within(&self, grace: Duration) -> StopReport {
-        match self {
-            Self::Simple(p) => p.stop_within(grace),
-            Self::Multi(p) => p.stop_within(grace),
-        }
-    }
-
-    fn queues(&self) -> &[String] {
-        match self {
-            Self::Simple(p) => p.queues(),
-            Self::Multi(p) => p.queues(),
-        }
-    }
-}
-
 /// The processor the options ask for, on `queue`.
 fn processor(
     queue: &Arc<dyn BaseQueue>,
@@ -290,12 +240,10 @@ fn processor(
     if let Some(completers) = options.completers {
         config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
     }
-    Ok(match options.processor {
-        ProcessorKind::Simple => {
-            Processor::Simple(SimpleProcessor::new(Arc::clone(queue), config)?)
-        }
-        ProcessorKind::Multi => Processor::Multi(MultiProcessor::new(Arc::clone(queue), config)?),
-    })
+    match options.processor {
+        ProcessorKind::Simple => Processor::simple(Arc::clone(queue), config),
+        ProcessorKind::Multi => Processor::multi(Arc::clone(queue), config),
+    }
 }
 
 /// Consumes until the signals say stop: the process's main loop.

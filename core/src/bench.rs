@@ -85,8 +85,8 @@ use crate::__private::{decode_args, output_value};
 use crate::job::percentile;
 use crate::registry::RunError;
 use crate::{
-    BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, ProcessorConfig,
-    Registry, SimpleProcessor, codec,
+    BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, Processor,
+    ProcessorConfig, Registry, SimpleProcessor, codec,
 };
 
 /// The command of the throughput runs: does nothing but count itself, so
@@ -545,7 +545,7 @@ impl Bench<'_> {
 
         TALLY.arm(jobs as u64);
         let start = Instant::now();
-        let running = Started::new(&*processor);
+        let running = Started::new(&processor);
         let finished = TALLY.wait(bar);
         drop(running);
         let elapsed = finished?.saturating_duration_since(start);
@@ -578,7 +578,7 @@ impl Bench<'_> {
         let processor = self.processor(run, &name)?;
         lock(&LATENCIES).clear();
         TALLY.arm(jobs as u64);
-        let running = Started::new(&*processor);
+        let running = Started::new(&processor);
         // let the threads start and go idle: the figure is the wake-up path
         std::thread::sleep(self.config.wait_time.max(Duration::from_millis(20)));
 
@@ -630,28 +630,24 @@ impl Bench<'_> {
         })
     }
 
-    fn processor(&self, run: Run, name: &str) -> Result<Box<dyn Loop>, Error> {
+    fn processor(&self, run: Run, name: &str) -> Result<Processor, Error> {
         let mut config = ProcessorConfig::default()
             .queues([name])
             .wait_time(self.config.wait_time);
         config.completers = self.config.completers;
         let queue = self.queue.clone();
         Ok(match run {
-            Run::Multi { threads, prefetch } => Box::new(MultiProcessor::with_registry(
+            Run::Multi { threads, prefetch } => MultiProcessor::with_registry(
                 queue,
                 config.max_threads(threads).prefetch(prefetch),
                 self.registry,
-            )?),
-            Run::Latency { threads } => Box::new(MultiProcessor::with_registry(
-                queue,
-                config.max_threads(threads),
-                self.registry,
-            )?),
-            _ => Box::new(SimpleProcessor::with_registry(
-                queue,
-                config,
-                self.registry,
-            )?),
+            )?
+            .into(),
+            Run::Latency { threads } => {
+                MultiProcessor::with_registry(queue, config.max_threads(threads), self.registry)?
+                    .into()
+            }
+            _ => SimpleProcessor::with_registry(queue, config, self.registry)?.into(),
         })
     }
 }
@@ -756,35 +752,11 @@ impl Tally {
     }
 }
 
-/// The background loop both processors have.
-trait Loop {
-    fn start(&self);
-    fn stop(&self);
-}
-
-impl Loop for SimpleProcessor {
-    fn start(&self) {
-        SimpleProcessor::start(self);
-    }
-    fn stop(&self) {
-        SimpleProcessor::stop(self);
-    }
-}
-
-impl Loop for MultiProcessor {
-    fn start(&self) {
-        MultiProcessor::start(self);
-    }
-    fn stop(&self) {
-        MultiProcessor::stop(self);
-    }
-}
-
 /// A started processor, stopped when this is dropped, errors included.
-struct Started<'a>(&'a dyn Loop);
+struct Started<'a>(&'a Processor);
 
 impl<'a> Started<'a> {
-    fn new(processor: &'a dyn Loop) -> Self {
+    fn new(processor: &'a Processor) -> Self {
         processor.start();
         Self(processor)
     }

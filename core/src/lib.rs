@@ -99,7 +99,7 @@ pub use job::{
 };
 pub use memory::MemoryQueue;
 pub use processor::{
-    MultiProcessor, Processed, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
+    MultiProcessor, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
 };
 pub use queue::BaseQueue;
 pub use registry::{Command, Periodic, Registry};

@@ -1,0 +1,237 @@
+//! How a processor is set up: [`ProcessorConfig`], and the [`RetryPolicy`]
+//! that spaces a failed job's attempts.
+
+use std::time::Duration;
+
+/// How long to wait before retrying a failed attempt: exponential, capped,
+/// with jitter so that jobs failing together do not retry together.
+///
+/// The delay after attempt `n` (1-based) is `base × 2ⁿ⁻¹`, capped at `max`,
+/// then multiplied by a random factor in `[1 − jitter, 1 + jitter]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// The delay after the first failed attempt. Default 1 s.
+    pub base: Duration,
+    /// The longest delay. Default 1 h.
+    pub max: Duration,
+    /// Relative jitter, between 0 and 1. Default 0.25.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+            jitter: 0.25,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Retries at once: for tests.
+    pub fn immediate() -> Self {
+        Self {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+        }
+    }
+
+    /// The delay before the attempt after attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(31);
+        let delay = self.base.saturating_mul(1 << exponent).min(self.max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        delay.mul_f64(1.0 - jitter + 2.0 * jitter * fastrand::f64())
+    }
+}
+
+/// Settings shared by both processors.
+#[derive(Clone, Debug)]
+pub struct ProcessorConfig {
+    /// The queues to claim from, in turn. Empty (the default) means every
+    /// queue that has a registered command, or `default` if there is none.
+    pub queues: Vec<String>,
+    /// The idle wait after a claim that found nothing. Default 1 s.
+    pub wait_time: Duration,
+    /// Each further empty claim multiplies the idle wait by this factor, up to
+    /// `max_wait_time`; a claimed job resets it (the djutils consumer's `-b`).
+    /// Default 1: a steady `wait_time`.
+    pub wait_backoff: f64,
+    /// The longest idle wait when `wait_backoff` grows it. Default 60 s.
+    pub max_wait_time: Duration,
+    /// How long a claim leases a job; heartbeats extend it. Default 30 s.
+    pub lease: Duration,
+    /// Jobs the [`MultiProcessor`](crate::MultiProcessor) runs at once.
+    /// Default 5.
+    pub max_threads: usize,
+    /// Jobs the [`MultiProcessor`](crate::MultiProcessor) may hold claimed
+    /// beyond one per thread, so that the next jobs are claimed while the
+    /// last ones run (Celery's prefetch). Default 0: the processor never holds more leases than it
+    /// has threads, and claims only for a free thread. With `n`, a busy
+    /// processor records outcomes and claims up to `max_threads + n` jobs per
+    /// call, at the cost of up to `n` more jobs run again after a crash.
+    /// Prefetched jobs are heartbeated like running ones, and run before a
+    /// stop ends, or are released back to the queue with the running ones.
+    pub prefetch: usize,
+    /// How many calls that record outcomes (each claiming the next jobs as
+    /// well) the [`MultiProcessor`](crate::MultiProcessor) may have in
+    /// flight at once; each records up to its share of the leases. With 2, while one call waits for the
+    /// backend, the workers run the jobs the other brought and their
+    /// outcomes are gathered for the next call, so the backend's time and
+    /// the processor's overlap; 1 makes one call at a time, serving all the
+    /// leases. Default `None`: the backend's
+    /// [`overlapping_completions`](crate::BaseQueue::overlapping_completions),
+    /// 2 on Redis, PostgreSQL and MySQL, 1 on SQLite, whose writes go one at
+    /// a time. It changes neither the lease bound nor what a crash makes run
+    /// again.
+    pub completers: Option<usize>,
+    /// Backoff between attempts.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            queues: Vec::new(),
+            wait_time: Duration::from_secs(1),
+            wait_backoff: 1.0,
+            max_wait_time: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
+            max_threads: 5,
+            prefetch: 0,
+            completers: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Sets the queues to claim from.
+    #[must_use]
+    pub fn queues<S: Into<String>>(mut self, queues: impl IntoIterator<Item = S>) -> Self {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the longest idle wait between claims.
+    #[must_use]
+    pub fn wait_time(mut self, wait_time: Duration) -> Self {
+        self.wait_time = wait_time;
+        self
+    }
+
+    /// Grows the idle wait by `factor` after each empty claim, up to `max`:
+    /// polling backends then poll less often while the queue stays empty.
+    /// Backends that wake a waiting consumer still wake it at once.
+    #[must_use]
+    pub fn wait_backoff(mut self, factor: f64, max: Duration) -> Self {
+        self.wait_backoff = factor;
+        self.max_wait_time = max;
+        self
+    }
+
+    /// The idle wait after `idle` empty claims in a row before this one.
+    pub(super) fn idle_wait_time(&self, idle: i32) -> Duration {
+        if idle == 0 {
+            return self.wait_time;
+        }
+        let grown = self.wait_time.as_secs_f64() * self.wait_backoff.max(1.0).powi(idle);
+        Duration::from_secs_f64(grown.min(self.max_wait_time.as_secs_f64())).max(self.wait_time)
+    }
+
+    /// Sets the lease.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets how many jobs the multi processor runs at once.
+    #[must_use]
+    pub fn max_threads(mut self, max_threads: usize) -> Self {
+        self.max_threads = max_threads;
+        self
+    }
+
+    /// Sets how many jobs the multi processor may hold claimed beyond one per
+    /// thread: see [`prefetch`](Self::prefetch).
+    #[must_use]
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// Sets how many recording calls the multi processor may have in flight
+    /// at once: see [`completers`](Self::completers).
+    #[must_use]
+    pub fn completers(mut self, completers: usize) -> Self {
+        self.completers = Some(completers);
+        self
+    }
+
+    /// Sets the backoff between attempts.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: 0.0,
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| policy.delay(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(
+            policy.delay(u32::MAX),
+            Duration::from_secs(10),
+            "no overflow"
+        );
+        assert_eq!(RetryPolicy::immediate().delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_idle_wait_grows_by_its_factor_up_to_its_cap() {
+        let config = ProcessorConfig::default()
+            .wait_time(Duration::from_millis(100))
+            .wait_backoff(2.0, Duration::from_millis(500));
+        let waits: Vec<u128> = (0..6)
+            .map(|i| config.idle_wait_time(i).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
+        let steady = ProcessorConfig::default();
+        assert_eq!(
+            steady.idle_wait_time(50),
+            Duration::from_secs(1),
+            "factor 1 keeps wait_time"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_varies() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(8),
+            ..RetryPolicy::default()
+        };
+        let delays: Vec<Duration> = (0..200).map(|_| policy.delay(1)).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(6) && *d <= Duration::from_secs(10))
+        );
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter spreads retries"
+        );
+    }
+}

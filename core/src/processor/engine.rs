@@ -1,0 +1,109 @@
+//! The state both loops share: the backend, the commands, the queues taken
+//! in turn, the table of jobs in flight and the stop protocol's signals;
+//! and claiming, which both loops do the same way.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::config::ProcessorConfig;
+use super::in_flight::InFlight;
+use super::stop::Stop;
+use crate::{BaseQueue, Claimed, Error, Registry};
+
+pub(super) struct Engine {
+    pub(super) queue: Arc<dyn BaseQueue>,
+    pub(super) registry: &'static Registry,
+    pub(super) config: ProcessorConfig,
+    pub(super) queues: Vec<String>,
+    next_queue: AtomicUsize,
+    pub(super) in_flight: InFlight,
+    pub(super) stop: Stop,
+    /// Whether free workers claim for themselves: see `BaseQueue::cheap_claims`.
+    pub(super) self_claims: bool,
+}
+
+impl Engine {
+    pub(super) fn new(
+        queue: Arc<dyn BaseQueue>,
+        config: ProcessorConfig,
+        registry: &'static Registry,
+    ) -> Result<Self, Error> {
+        let queues = if !config.queues.is_empty() {
+            config.queues.clone()
+        } else if registry.is_empty() {
+            vec![crate::DEFAULT_QUEUE.to_owned()]
+        } else {
+            registry.queues().into_iter().map(str::to_owned).collect()
+        };
+        if config.lease.is_zero() {
+            return Err(Error::Config("the lease must be longer than zero".into()));
+        }
+        Ok(Self {
+            self_claims: queue.cheap_claims(),
+            queue,
+            registry,
+            config,
+            queues,
+            next_queue: AtomicUsize::new(0),
+            in_flight: InFlight::default(),
+            stop: Stop::default(),
+        })
+    }
+
+    /// The queue to try first in the next claim: each claim starts one queue
+    /// further, so that no queue starves.
+    pub(super) fn next_queue(&self) -> usize {
+        self.next_queue.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn has_jobs_waiting(&self) -> Result<bool, Error> {
+        for queue in &self.queues {
+            if self.queue.has_jobs_waiting(queue)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Claims up to `max` jobs, trying each queue in turn, starting after the
+    /// one that was tried first last time so no queue starves.
+    pub(super) fn claim(&self, max: usize) -> Result<Vec<Claimed>, Error> {
+        let start = self.next_queue();
+        let mut claimed = Vec::new();
+        for i in 0..self.queues.len() {
+            let queue = &self.queues[(start + i) % self.queues.len()];
+            claimed.extend(
+                self.queue
+                    .claim(queue, max - claimed.len(), self.config.lease)?,
+            );
+            if claimed.len() == max {
+                break;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Claims up to `max` jobs for the loops and holds them (see
+    /// [`hold`](Self::hold)): from the call to the backend until they are
+    /// held, they count as claims in flight.
+    pub(super) fn claim_held(&self, max: usize) -> Result<Vec<Claimed>, Error> {
+        self.stop.claim_sent(max);
+        let claimed = self.claim(max);
+        if let Ok(claimed) = &claimed {
+            self.hold(claimed);
+        }
+        self.stop.claim_landed(max);
+        claimed
+    }
+
+    /// Waits for a job after an empty claim; `idle` counts the empty claims
+    /// in a row, which grow the wait with `wait_backoff`.
+    pub(super) fn idle_wait(&self, idle: &mut i32) {
+        let wait = self.config.idle_wait_time(*idle);
+        *idle = idle.saturating_add(1).min(1000);
+        if let Err(error) = self.queue.wait(&self.queues, wait) {
+            log::warn!("waiting for jobs failed: {error}");
+            std::thread::sleep(wait);
+        }
+    }
+}

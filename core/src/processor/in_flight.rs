@@ -1,0 +1,237 @@
+//! The lease table: every job this processor holds a lease on, from its
+//! claim until its outcome is recorded, with how far it got. The heartbeat
+//! extends the leases found here, and a stop releases them.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::engine::Engine;
+use crate::{Claimed, Completion, Heartbeat, JobId, Lease, Outcome};
+
+/// How far a held job got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Claimed, and no worker has started it yet (claimed ahead, or on its
+    /// way to a thread).
+    Waiting,
+    /// A worker runs it.
+    Running,
+    /// The command has returned; only its outcome is still to be recorded.
+    Finished,
+}
+
+struct Entry {
+    lease: Lease,
+    /// When the job was claimed: its lease is due for a heartbeat a third of
+    /// the lease later.
+    claimed: Instant,
+    stage: Stage,
+    /// The lease is no longer this processor's: the backend took the job
+    /// back, or a stop released it. Whatever stage the job is in, its
+    /// lease is not extended, and a waiting job is not started.
+    lost: bool,
+}
+
+impl Entry {
+    fn new(lease: Lease, claimed: Instant, stage: Stage) -> Self {
+        Self {
+            lease,
+            claimed,
+            stage,
+            lost: false,
+        }
+    }
+}
+
+/// The jobs held, by id.
+#[derive(Default)]
+pub(super) struct InFlight(Mutex<HashMap<JobId, Entry>>);
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds the jobs of a claim, waiting for a worker. `releasing` is read
+    /// under the table's lock, which a stop takes after it sets the flag:
+    /// either the stop finds these jobs here, or they come marked lost.
+    /// Returns what `releasing` said.
+    fn hold(&self, claimed: &[Claimed], releasing: impl FnOnce() -> bool) -> bool {
+        let now = Instant::now();
+        let mut table = self.lock();
+        let releasing = releasing();
+        for c in claimed {
+            let mut entry = Entry::new(c.lease.clone(), now, Stage::Waiting);
+            entry.lost = releasing;
+            table.insert(c.job.id, entry);
+        }
+        releasing
+    }
+
+    /// Marks a held job as started by a worker; a job not held yet is held
+    /// now. `false` (and the job dropped from the table) when its lease was
+    /// lost while it waited.
+    fn begin(&self, claimed: &Claimed) -> bool {
+        let mut table = self.lock();
+        let entry = table
+            .entry(claimed.job.id)
+            .or_insert_with(|| Entry::new(claimed.lease.clone(), Instant::now(), Stage::Waiting));
+        if entry.lost {
+            table.remove(&claimed.job.id);
+            return false;
+        }
+        entry.stage = Stage::Running;
+        true
+    }
+
+    /// Marks a job as running, holding it if it was not (a job run step by
+    /// step, without a loop).
+    pub(super) fn run(&self, claimed: &Claimed) {
+        self.lock()
+            .entry(claimed.job.id)
+            .and_modify(|entry| {
+                if entry.stage == Stage::Waiting {
+                    entry.stage = Stage::Running;
+                }
+            })
+            .or_insert_with(|| Entry::new(claimed.lease.clone(), Instant::now(), Stage::Running));
+    }
+
+    /// Marks a job's command as returned.
+    pub(super) fn finish(&self, job: JobId) {
+        if let Some(entry) = self.lock().get_mut(&job) {
+            entry.stage = Stage::Finished;
+        }
+    }
+
+    /// Drops jobs from the table: their outcome is recorded, or given up.
+    pub(super) fn remove(&self, jobs: impl IntoIterator<Item = JobId>) {
+        let mut table = self.lock();
+        for job in jobs {
+            table.remove(&job);
+        }
+    }
+
+    /// The leases, not lost, of the jobs claimed at least `due` ago.
+    fn due(&self, due: Duration) -> Vec<Lease> {
+        self.lock()
+            .values()
+            .filter(|entry| !entry.lost && entry.claimed.elapsed() >= due)
+            .map(|entry| entry.lease.clone())
+            .collect()
+    }
+
+    fn lose(&self, job: JobId) {
+        if let Some(entry) = self.lock().get_mut(&job) {
+            entry.lost = true;
+        }
+    }
+
+    /// Marks lost, and returns, the leases of the jobs whose command has not
+    /// returned: waiting or running.
+    fn lose_unfinished(&self) -> Vec<Lease> {
+        self.lock()
+            .values_mut()
+            // a lost lease is another's now, or was released already
+            .filter(|entry| entry.stage != Stage::Finished && !entry.lost)
+            .map(|entry| {
+                entry.lost = true;
+                entry.lease.clone()
+            })
+            .collect()
+    }
+
+    /// Jobs started and not yet recorded.
+    fn running(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|entry| entry.stage != Stage::Waiting)
+            .count()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Engine {
+    /// Keeps claimed jobs that no worker has started yet under heartbeat, so
+    /// that a job claimed ahead keeps its lease while it waits for a thread.
+    /// Once a stop has released the jobs held, the jobs of a claim that was
+    /// then in flight are released at once instead, and marked so that no
+    /// thread starts them.
+    pub(super) fn hold(&self, claimed: &[Claimed]) {
+        if claimed.is_empty() {
+            return;
+        }
+        if self.in_flight.hold(claimed, || self.stop.releasing()) {
+            self.release(claimed.iter().map(|c| c.lease.clone()).collect());
+        }
+    }
+
+    /// Marks a job held by [`hold`](Self::hold) as started. `false` when its
+    /// lease was lost or released while it waited: then it must not run here.
+    pub(super) fn begin(&self, claimed: &Claimed) -> bool {
+        if !self.in_flight.begin(claimed) {
+            log::warn!(
+                "job {} lost its lease before it started; it was not run here",
+                claimed.job.id
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Extends the lease of every job that has run for a third of its lease.
+    pub(super) fn heartbeat_once(&self) {
+        for lease in self.in_flight.due(self.config.lease / 3) {
+            match self.queue.heartbeat(&lease, self.config.lease) {
+                Ok(Heartbeat::Extended(_)) => {}
+                Ok(Heartbeat::LeaseLost) => {
+                    log::warn!(
+                        "job {} lost its lease while running; its outcome will be discarded",
+                        lease.job
+                    );
+                    self.in_flight.lose(lease.job);
+                }
+                Err(error) => log::warn!("heartbeat of job {} failed: {error}", lease.job),
+            }
+        }
+    }
+
+    /// Gives every job still running back to the queue, unrun.
+    /// Jobs claimed ahead that no worker has started are released too, and
+    /// marked so that no worker starts them afterwards; so are those of
+    /// claims still in flight, as they come (see [`hold`](Self::hold)).
+    pub(super) fn release_in_flight(&self) {
+        self.stop.start_releasing();
+        let leases = self.in_flight.lose_unfinished();
+        self.release(leases);
+    }
+
+    /// Releases `leases` back to the queue, counted in the stop's report.
+    fn release(&self, leases: Vec<Lease>) {
+        for lease in leases {
+            match self.queue.complete(&lease, Outcome::Release) {
+                Ok(Completion::Applied) => {
+                    log::info!("job {} released back to the queue", lease.job);
+                    self.stop.count_released();
+                }
+                Ok(Completion::LeaseLost) => {}
+                Err(error) => log::error!("releasing job {} failed: {error}", lease.job),
+            }
+        }
+    }
+
+    /// Jobs started and not yet recorded.
+    pub(super) fn running(&self) -> usize {
+        self.in_flight.running()
+    }
+
+    /// Leases held: running, recorded-to-be, and claimed ahead; and the
+    /// most jobs the claims in flight may bring.
+    pub(super) fn held(&self) -> usize {
+        self.in_flight.len() + self.stop.claims_in_flight()
+    }
+}

@@ -1,0 +1,368 @@
+//! The multi mode: a claimer, `max_threads` workers and `completers`
+//! threads that record outcomes and claim the next jobs in the same call,
+//! sharing a pool of claimed jobs and a [`LeaseBudget`].
+
+use std::collections::VecDeque;
+use std::ops::Deref;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::engine::Engine;
+use super::execute::Finished;
+use super::lease_budget::LeaseBudget;
+use super::threads::spawn;
+use super::{Mode, Processor, ProcessorConfig};
+use crate::{BaseQueue, Claimed, Error, Registry};
+
+/// Runs up to `max_threads` jobs at once, claiming only for free threads
+/// (seed: lovely.remotetask's `MultiProcessor`).
+///
+/// It holds at most `max_threads + prefetch` leases (default prefetch 0): a
+/// lease is free once its job's outcome is recorded, so by default the
+/// processor claims only for a free thread and never holds more leases than
+/// it has threads. The call that records the outcomes of the jobs that
+/// finished together also claims as many next jobs as it frees leases
+/// ([`BaseQueue::complete_and_claim`]): under load, each batch of jobs costs
+/// one round trip (one transaction on SQL databases).
+///
+/// **Prefetch.** With [`ProcessorConfig::prefetch`] `n`, it also claims up
+/// to `n` jobs ahead of its threads, as Celery's workers prefetch: a thread
+/// that finishes takes its next job at once, while its outcome is recorded,
+/// and the calls serve up to `max_threads + n` jobs between them. That is
+/// what short jobs need to go faster than one round trip per `max_threads`
+/// jobs. The price is the crash bound: a consumer killed with its leases
+/// held makes up to `max_threads + n` jobs run again, not `max_threads`.
+/// Jobs claimed ahead are heartbeated like running ones, so they keep their
+/// leases however long they wait; a stop lets them run, or, once the grace
+/// period ends, releases them back to the queue unrun with the running ones.
+///
+/// **Completers.** Up to [`ProcessorConfig::completers`] such calls are in
+/// flight at once, each recording up to its share of the leases: while the
+/// backend records one batch and claims its next jobs, the workers run the
+/// jobs the other call brought. By default the backend chooses
+/// ([`BaseQueue::overlapping_completions`]).
+///
+/// It is a [`Processor`] in the multi mode, and dereferences to one: its
+/// steps, its loop and its stop are the [`Processor`]'s.
+///
+/// ```
+/// use outband::{MemoryQueue, MultiProcessor, ProcessorConfig};
+/// use std::sync::Arc;
+///
+/// let processor = MultiProcessor::new(Arc::new(MemoryQueue::new()), ProcessorConfig::default())?;
+/// assert_eq!(processor.max_threads(), 5);
+/// # Ok::<(), outband::Error>(())
+/// ```
+pub struct MultiProcessor(Processor);
+
+impl std::fmt::Debug for MultiProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl MultiProcessor {
+    /// A processor over `queue` with `config.max_threads` threads (at least 1).
+    /// Fails if the command registry is invalid or the configuration is.
+    pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Self::with_registry(queue, config, Registry::global()?)
+    }
+
+    /// A processor that runs the commands of `registry` instead of those
+    /// linked into the program: the benchmark's, which are not registered.
+    pub(crate) fn with_registry(
+        queue: Arc<dyn BaseQueue>,
+        config: ProcessorConfig,
+        registry: &'static Registry,
+    ) -> Result<Self, Error> {
+        if config.max_threads == 0 {
+            return Err(Error::Config("max_threads must be at least 1".into()));
+        }
+        if config.completers == Some(0) {
+            return Err(Error::Config("completers must be at least 1".into()));
+        }
+        Processor::with_registry(queue, config, registry, Mode::Multi).map(Self)
+    }
+
+    /// The most jobs it runs at once.
+    pub fn max_threads(&self) -> usize {
+        self.0.engine.config.max_threads
+    }
+}
+
+impl Deref for MultiProcessor {
+    type Target = Processor;
+
+    fn deref(&self) -> &Processor {
+        &self.0
+    }
+}
+
+impl From<MultiProcessor> for Processor {
+    fn from(processor: MultiProcessor) -> Self {
+        processor.0
+    }
+}
+
+/// The most outcomes recorded in one call to the backend.
+const RECORD_BATCH: usize = 256;
+
+/// How long the claimer waits for more leases to come free, and the
+/// completer for more outcomes, before a call that serves fewer than all of
+/// them: short beside a round trip to a database under load, long beside the
+/// time the other workers of a batch take to finish short jobs.
+const GATHER: Duration = Duration::from_micros(500);
+
+/// The jobs and leases of a started multi processor, shared by its claimer,
+/// its completers and its workers.
+struct Pool {
+    /// Claimed jobs that no worker has started yet.
+    jobs: VecDeque<Claimed>,
+    budget: LeaseBudget,
+    /// The processor stopped claiming: workers end once no lease is left.
+    closed: bool,
+}
+
+struct Shared {
+    pool: Mutex<Pool>,
+    /// Signals workers that a job was handed over, or a lease given up.
+    work: Condvar,
+    /// Signals the claimer that a lease was given up.
+    free: Condvar,
+    /// The most outcomes a completer waits for before it calls the backend:
+    /// its share of the lease limit.
+    gather: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands the jobs a call brought (held already) to the workers, and
+    /// gives up the `reserved` leases counted for it and the `recorded`
+    /// ones whose outcomes it recorded.
+    fn hand_out(&self, claimed: Vec<Claimed>, reserved: usize, recorded: usize) {
+        let mut pool = self.lock();
+        let freed = pool.budget.land(claimed.len(), reserved, recorded);
+        pool.jobs.extend(claimed);
+        drop(pool);
+        self.work.notify_all();
+        if freed {
+            self.free.notify_one();
+        }
+    }
+
+    /// Gives up the lease of a job a worker took from the pool and that no
+    /// completer call records: its outcome was recorded by the worker, or
+    /// the job was not run.
+    fn give_up(&self) {
+        self.lock().budget.give_up();
+        self.work.notify_all();
+        self.free.notify_one();
+    }
+}
+
+/// Starts the multi loop's threads: `max_threads` workers run the jobs,
+/// `completers` threads record their outcomes and claim their next jobs in
+/// the same call, taking turns, and a claimer claims when leases are free
+/// and no completer has anything to record.
+pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
+    let config = &engine.config;
+    let limit = config.max_threads.saturating_add(config.prefetch);
+    let completers = config
+        .completers
+        .unwrap_or_else(|| engine.queue.overlapping_completions())
+        .max(1);
+    let shared = Arc::new(Shared {
+        pool: Mutex::new(Pool {
+            jobs: VecDeque::new(),
+            budget: LeaseBudget::new(limit),
+            closed: false,
+        }),
+        work: Condvar::new(),
+        free: Condvar::new(),
+        gather: limit.div_ceil(completers).clamp(1, RECORD_BATCH),
+    });
+    let (outcomes, recorded) = mpsc::channel();
+    let mut handles = Vec::new();
+    for i in 0..config.max_threads {
+        let (engine, shared) = (Arc::clone(engine), Arc::clone(&shared));
+        let outcomes = outcomes.clone();
+        handles.push(spawn(format!("outband-worker-{i}"), move || {
+            worker_loop(&engine, &shared, &outcomes);
+        }));
+    }
+    // ends once every worker has ended and dropped its sender
+    drop(outcomes);
+    let (claimer_engine, claimer_shared) = (Arc::clone(engine), Arc::clone(&shared));
+    handles.push(spawn("outband-claimer".into(), move || {
+        claim_loop(&claimer_engine, &claimer_shared);
+    }));
+    // the completers take turns gathering; their calls overlap
+    let recorded = Arc::new(Mutex::new(recorded));
+    for i in 0..completers {
+        let (engine, shared) = (Arc::clone(engine), Arc::clone(&shared));
+        let recorded = Arc::clone(&recorded);
+        handles.push(spawn(format!("outband-completer-{i}"), move || {
+            record_loop(&engine, &shared, &recorded);
+        }));
+    }
+    handles
+}
+
+fn claim_loop(engine: &Engine, shared: &Shared) {
+    let claiming = || engine.stop.claiming();
+    let mut idle = 0;
+    loop {
+        // wait for a free lease, then reserve every free one for this claim
+        let reserved = {
+            let mut pool = shared.lock();
+            while claiming() && pool.budget.free() == 0 {
+                pool = shared
+                    .free
+                    .wait_timeout(pool, engine.config.wait_time)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+            }
+            // A lease that just came free is usually the first of several:
+            // wait a moment for the others, so that one claim serves them all
+            // rather than one claim each (a round trip, and on SQL databases
+            // a commit, per job).
+            let deadline = Instant::now() + GATHER;
+            while claiming() && pool.budget.free() < pool.budget.limit() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pool = shared
+                    .free
+                    .wait_timeout(pool, left)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+            }
+            if !claiming() {
+                pool.closed = true;
+                drop(pool);
+                shared.work.notify_all();
+                return;
+            }
+            pool.budget.reserve_free()
+        };
+        match engine.claim_held(reserved) {
+            Ok(jobs) if jobs.is_empty() => {
+                shared.hand_out(jobs, reserved, 0);
+                engine.idle_wait(&mut idle);
+            }
+            Ok(jobs) => {
+                idle = 0;
+                shared.hand_out(jobs, reserved, 0);
+            }
+            Err(error) => {
+                shared.hand_out(Vec::new(), reserved, 0);
+                log::error!("claiming failed: {error}");
+                engine.idle_wait(&mut idle);
+            }
+        }
+    }
+}
+
+fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
+    loop {
+        let job = {
+            let mut pool = shared.lock();
+            loop {
+                if let Some(job) = pool.jobs.pop_front() {
+                    pool.budget.start();
+                    break job;
+                }
+                // a lease still held may yet bring a job to run
+                if pool.closed && pool.budget.is_empty() {
+                    return;
+                }
+                pool = shared
+                    .work
+                    .wait(pool)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if !engine.begin(&job) {
+            shared.give_up();
+            continue;
+        }
+        // The completer records the outcomes of several workers in one call,
+        // which also claims the jobs they run next; this thread goes on with
+        // the next job already claimed, if any. The leases it and the
+        // completer count bound the jobs a crash makes run again. Where a
+        // call costs nothing (claims are free), the thread records its own
+        // outcome and claims for itself, sparing two wake-ups.
+        let finished = engine.execute(job);
+        if engine.self_claims {
+            engine.record_many(vec![finished]);
+            let reserved = shared.lock().budget.record_own(engine.stop.claiming());
+            let claimed = if reserved == 0 {
+                Vec::new()
+            } else {
+                engine.claim_held(1).unwrap_or_else(|error| {
+                    log::error!("claiming failed: {error}");
+                    Vec::new()
+                })
+            };
+            shared.hand_out(claimed, reserved, 1);
+        } else if let Err(unsent) = outcomes.send(finished) {
+            engine.record_many(vec![unsent.0]);
+            shared.give_up();
+        }
+    }
+}
+
+/// Records outcomes as workers hand them over. The first waits up to
+/// [`GATHER`] for the outcomes of the other jobs held (running, or claimed
+/// and waiting for a worker), up to the processor's `gather` size, and
+/// whatever else arrived goes in the same call, which also claims as many
+/// jobs as the recorded outcomes free leases, up to the processor's limit,
+/// while the processor is claiming.
+///
+/// The completers (`ProcessorConfig::completers`) take turns: one gathers
+/// while the others' calls are in flight, so the backend works on one batch
+/// while the workers run the jobs another brought. With `gather` the
+/// limit's share per completer, a batch is ready while the other is
+/// recorded; were each to gather up to the whole limit, the first would
+/// take every outcome and the calls would not overlap.
+fn record_loop(engine: &Engine, shared: &Shared, recorded: &Mutex<Receiver<Finished>>) {
+    // the outcomes that may still come soon: those of started and waiting jobs
+    let pending = || {
+        let pool = shared.lock();
+        pool.budget.running() + pool.jobs.len()
+    };
+    loop {
+        let recorded = recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let Ok(first) = recorded.recv() else { return };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + GATHER;
+        while batch.len() < pending().min(shared.gather) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match recorded.recv_timeout(left) {
+                Ok(finished) => batch.push(finished),
+                Err(_) => break,
+            }
+        }
+        batch.extend(
+            recorded
+                .try_iter()
+                .take(shared.gather.saturating_sub(batch.len())),
+        );
+        let recorded_count = batch.len();
+        // these outcomes are being recorded, no longer to wait for; the
+        // calls recording them give up their leases
+        let reserved = shared
+            .lock()
+            .budget
+            .record(recorded_count, engine.stop.claiming());
+        // the next completer's turn, once this batch no longer counts as
+        // outcomes to wait for
+        drop(recorded);
+        let claimed = engine.record_and_claim(batch, reserved);
+        shared.hand_out(claimed, reserved, recorded_count);
+    }
+}
