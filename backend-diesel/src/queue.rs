@@ -21,8 +21,8 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, epoch_micros, micros, state_of,
-    time_of,
+    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, epoch_micros, micros,
+    retry_conflicts, state_of, time_of,
 };
 
 /// The URL a new user's queue lives at: a SQLite file in the working directory.
@@ -782,8 +782,10 @@ impl BaseQueue for DatabaseQueue {
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
         let st = &self.inner.st;
-        with_conn!(self.inner, conn => {
-            conn.write(|conn| {
+        let (dead, requeued, unknown) = with_conn!(self.inner, conn => {
+            // MySQL: the range updates may deadlock with a claim or an
+            // outcome; the step is rolled back and run again
+            retry_conflicts(|| conn.write(|conn| {
                 let dead = st.recover_dead.query().execute(conn)?;
                 let requeued = st.recover_requeue.query().execute(conn)?;
                 // never claimed, so no claim ever meets them: here is where
@@ -793,17 +795,16 @@ impl BaseQueue for DatabaseQueue {
                 for row in st.unknown_states.query().load::<Number>(conn)? {
                     unknown += st.recover_unknown.query().i64(row.n).execute(conn)?;
                 }
-                if unknown > 0 {
-                    log::error!(
-                        "{unknown} jobs had a state code outband does not know; moved to dead"
-                    );
-                }
-                Ok(Recovered {
-                    requeued: requeued as u64,
-                    dead: (dead + unknown) as u64,
-                })
-            })
-            .map_err(db_error)
+                Ok((dead, requeued, unknown))
+            }))
+            .map_err(db_error)?
+        });
+        if unknown > 0 {
+            log::error!("{unknown} jobs had a state code outband does not know; moved to dead");
+        }
+        Ok(Recovered {
+            requeued: requeued as u64,
+            dead: (dead + unknown) as u64,
         })
     }
 

@@ -823,13 +823,18 @@ macro_rules! store_impl {
                             // held under this claim's lease: no one else touches it
                             let reason = format!("{MALFORMED}{reason}");
                             ::log::error!("job {} of queue {queue}: {reason}", row.id);
-                            if let Err(error) = st
-                                .mark_malformed
-                                .query()
-                                .text(&reason)
-                                .i64(row.id)
-                                .execute(self)
-                            {
+                            // on MySQL a recovery step's range update can
+                            // pick this update as a deadlock's victim: it is
+                            // run again, not left to wait out the lease and
+                            // end dead with the lease's reason instead
+                            let marked = retry_conflicts(|| {
+                                st.mark_malformed
+                                    .query()
+                                    .text(&reason)
+                                    .i64(row.id)
+                                    .execute(self)
+                            });
+                            if let Err(error) = marked {
                                 // its lease expires and the next claim finds it again
                                 ::log::error!("moving job {} to dead failed: {error}", row.id);
                             }
