@@ -1,6 +1,6 @@
 //! Run with: cargo bench -p outband-diesel --all-features --bench databases
 //!
-//! The benchmark of [`outband::bench`] on `DatabaseQueue` over SQLite (a file),
+//! The benchmark of [`outband_bench`] on `DatabaseQueue` over SQLite (a file),
 //! PostgreSQL (`PG_DATABASE_URL`) and MariaDB/MySQL (`MYSQL_DATABASE_URL`),
 //! then the claim's cost as the table grows: the mean time of a one-job claim
 //! with 10,000 pending jobs, with `--scale` (default 1,000,000) pending jobs,
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
-use outband::bench::{self, BenchConfig, noop};
 use outband::{BaseQueue, NewJob, Outcome};
+use outband_bench::{self as bench, BenchConfig, noop};
 use outband_diesel::DatabaseQueue;
 
 struct Options {

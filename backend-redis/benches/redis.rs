@@ -1,6 +1,6 @@
 //! Run with: cargo bench -p outband-redis --features bench --bench redis
 //!
-//! The benchmark of [`outband::bench`] on `RedisQueue` at `REDIS_URL`
+//! The benchmark of [`outband_bench`] on `RedisQueue` at `REDIS_URL`
 //! (default `redis://127.0.0.1:6379/`), in a namespace of its own that is
 //! deleted at the end, followed by what is particular to Redis:
 //!
@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use outband::bench::{self, BenchConfig};
 use outband::{BaseQueue, MultiProcessor, NewJob, Outcome, ProcessorConfig, queue_command};
+use outband_bench::{self as bench, BenchConfig};
 use outband_redis::{RedisOptions, RedisQueue};
 
 static BACKLOG_RUN: AtomicU64 = AtomicU64::new(0);
@@ -260,7 +260,7 @@ fn used_memory(queue: &RedisQueue) -> Result<u64, outband::Error> {
 }
 
 fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband::Error> {
-    // the no-op job of `outband::bench`, on a queue name of the same length
+    // the no-op job of outband-bench, on a queue name of the same length
     let name = "outband-bench-memory";
     let args = outband::codec::encode(&())?;
     let before = used_memory(queue)?;
@@ -269,7 +269,7 @@ fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband
         let batch = left.min(1000);
         queue.enqueue_many(
             (0..batch)
-                .map(|_| NewJob::new("outband::bench::noop", args.clone()).queue(name))
+                .map(|_| NewJob::new(bench::noop::NAME, args.clone()).queue(name))
                 .collect(),
         )?;
         left -= batch;

@@ -259,15 +259,15 @@ fn confirm(question: &str) -> std::io::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-/// `bench`: the core benchmark on this backend.
+/// `bench`: outband-bench's benchmark on this backend.
 #[cfg(feature = "bench")]
 pub(crate) fn bench(url: &str, jobs: usize) -> CliResult {
     let queue = outband::open(url)?;
-    let config = outband::bench::BenchConfig {
+    let config = outband_bench::BenchConfig {
         jobs,
-        ..outband::bench::BenchConfig::default()
+        ..outband_bench::BenchConfig::default()
     };
-    let report = outband::bench::run(queue, &config)?;
+    let report = outband_bench::run(queue, &config)?;
     println!("{report}");
     Ok(0)
 }

@@ -50,7 +50,6 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs |
-//! | `bench` | no | [`bench`](mod@bench): the benchmark every backend runs, with a progress bar (indicatif); its two commands run only inside `bench::run`, and no consumer registers, lists or serves them |
 //!
 //! # Environment
 //!
@@ -70,7 +69,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-// Lets the crate's own `#[queue_command]`s (suite, bench) expand to `::outband::…`.
+// Lets the crate's own `#[queue_command]`s (the suite's) expand to `::outband::…`.
 #[allow(unused_extern_crates)]
 extern crate self as outband;
 
@@ -84,8 +83,6 @@ mod queue;
 mod registry;
 mod settings;
 
-#[cfg(feature = "bench")]
-pub mod bench;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 

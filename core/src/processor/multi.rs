@@ -71,8 +71,10 @@ impl MultiProcessor {
     }
 
     /// A processor that runs the commands of `registry` instead of those
-    /// linked into the program: the benchmark's, which are not registered.
-    pub(crate) fn with_registry(
+    /// linked into the program: outband-bench's, which are not registered.
+    /// Not public API: it may change in any release.
+    #[doc(hidden)]
+    pub fn with_registry(
         queue: Arc<dyn BaseQueue>,
         config: ProcessorConfig,
         registry: &'static Registry,

@@ -1,5 +1,17 @@
-//! The benchmark every backend runs: how fast jobs go in, how fast they are
-//! processed, and how long a job waits between enqueue and start.
+//! The benchmark every outband backend runs: how fast jobs go in, how fast
+//! they are processed, and how long a job waits between enqueue and start.
+//!
+//! ```
+//! use outband::MemoryQueue;
+//! use outband_bench::{BenchConfig, Run};
+//! use std::sync::Arc;
+//!
+//! let config = BenchConfig { jobs: 500, threads: vec![2], progress: false, ..BenchConfig::default() };
+//! let report = outband_bench::run(Arc::new(MemoryQueue::new()), &config)?;
+//! println!("{report}");
+//! assert!(report.row(Run::Simple).is_some_and(|row| row.jobs_per_sec > 0.0));
+//! # Ok::<(), outband::Error>(())
+//! ```
 //!
 //! [`run`] takes any [`BaseQueue`] and runs, in this order:
 //!
@@ -12,20 +24,11 @@
 //! | [`Run::Latency`] | p50 and p99 from enqueue to start, one job at a time, by an idle [`MultiProcessor`] |
 //!
 //! and returns a [`BenchReport`] whose `Display` is a Markdown table. The Redis
-//! and SQL backends and the daemon's `bench` subcommand call the same function
-//! with their own queue; `core/benches/memory.rs` runs it on [`MemoryQueue`](crate::MemoryQueue).
+//! and SQL backends' benches and the daemon's `bench` command (outband-daemon's
+//! feature `bench`) call the same function with their own backend;
+//! `bench/benches/memory.rs` runs it on [`MemoryQueue`](outband::MemoryQueue).
 //!
-//! ```
-//! use outband::MemoryQueue;
-//! use outband::bench::{self, BenchConfig, Run};
-//! use std::sync::Arc;
-//!
-//! let config = BenchConfig { jobs: 500, threads: vec![2], progress: false, ..BenchConfig::default() };
-//! let report = bench::run(Arc::new(MemoryQueue::new()), &config)?;
-//! println!("{report}");
-//! assert!(report.row(Run::Simple).is_some_and(|row| row.jobs_per_sec > 0.0));
-//! # Ok::<(), outband::Error>(())
-//! ```
+//! This crate has no feature flags. It draws its progress bar with indicatif.
 //!
 //! # Why the figures are honest
 //!
@@ -68,10 +71,9 @@
 //! The benchmark's two commands, [`noop`] and [`started`], are not
 //! registered: the [global registry](Registry::global) does not list them, a
 //! processor does not serve their queue `outband-bench` and does not know
-//! their names, even in a program built with the `bench` feature (which
-//! feature unification in a workspace may turn on for a consumer that never
-//! asked for it). Only [`run`] runs them, on processors of its own that know
-//! these two commands and no other; nothing needs to be called before it.
+//! their names, even in a program that links this crate. Only [`run`] runs
+//! them, on processors of its own that know these two commands and no other;
+//! nothing needs to be called before it.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -81,10 +83,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::__private::{decode_args, output_value};
-use crate::job::percentile;
-use crate::registry::RunError;
-use crate::{
+use outband::__private::{RunError, decode_args, output_value};
+use outband::{
     BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, Processor,
     ProcessorConfig, Registry, SimpleProcessor, codec,
 };
@@ -109,7 +109,7 @@ pub mod started {
 const QUEUE: &str = "outband-bench";
 
 /// Written out rather than by `#[queue_command]`, which would register them
-/// in every program built with the feature: they run the way the macro's
+/// in every program that links this crate: they run the way the macro's
 /// commands run, decoding their arguments and encoding their unit result.
 static NOOP: Command = Command {
     name: noop::NAME,
@@ -365,7 +365,7 @@ fn thousands(value: f64) -> String {
     out
 }
 
-/// Runs every measurement of the [module documentation](self) on `queue` and
+/// Runs every measurement of the [crate documentation](crate) on `queue` and
 /// returns the figures.
 ///
 /// Fails on the first backend error; with [`Error::Config`] if `jobs` or
@@ -375,7 +375,7 @@ fn thousands(value: f64) -> String {
 ///
 /// This is how a program asks for the benchmark: its processors run the
 /// benchmark's commands, which no other processor knows (see
-/// [Only when asked for](self#only-when-asked-for)).
+/// [Only when asked for](crate#only-when-asked-for)).
 pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchReport, Error> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = lock(&ONE_AT_A_TIME);
@@ -677,6 +677,12 @@ fn throughput_row(run: Run, queue: String, jobs: usize, elapsed: Duration) -> Be
     }
 }
 
+/// The `pct`th percentile (nearest rank) of sorted, non-empty `values`.
+fn percentile(sorted: &[Duration], pct: usize) -> Duration {
+    let rank = (sorted.len() * pct).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
 fn now_ns() -> u64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -771,7 +777,7 @@ impl Drop for Started<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryQueue;
+    use outband::MemoryQueue;
 
     #[test]
     fn every_run_reports_a_rate_and_processes_every_job() {

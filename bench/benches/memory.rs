@@ -1,6 +1,6 @@
-//! Run with: cargo bench -p outband --features bench --bench memory
+//! Run with: cargo bench -p outband-bench --bench memory
 //!
-//! The benchmark of [`outband::bench`] on `MemoryQueue`: enqueue and
+//! The benchmark of [`outband_bench`] on `MemoryQueue`: enqueue and
 //! processing throughput, and the time from enqueue to start, as a Markdown
 //! table. With one thread on `MemoryQueue`, the simple processor's time per
 //! no-op job is the framework's own cost per processed job; the goal is under
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outband::MemoryQueue;
-use outband::bench::{self, BenchConfig};
+use outband_bench::{self as bench, BenchConfig};
 
 /// The goal for the framework's cost per processed job.
 const GOAL: Duration = Duration::from_micros(5);

@@ -1,17 +1,17 @@
-//! With the `bench` feature on but the benchmark not asked for, its commands
-//! are invisible: the registry does not list them, a lookup does not find
-//! them, and a processor does not serve their queue. `bench::run` still runs
-//! them, and leaves them as invisible as before.
-#![cfg(feature = "bench")]
+//! In a program that links outband-bench but does not ask for the benchmark,
+//! its commands are invisible: the registry does not list them, a lookup does
+//! not find them, and a processor does not serve their queue.
+//! `outband_bench::run` still runs them, and leaves them as invisible as
+//! before.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use outband::bench::{self, BenchConfig, Run};
 use outband::{
     BaseQueue, Error, JobState, MemoryQueue, MultiProcessor, NewJob, ProcessorConfig, Registry,
     SimpleProcessor, codec, queue_command,
 };
+use outband_bench::{self as bench, BenchConfig, Run};
 
 /// A command of the program's own, as a user's worker has.
 #[queue_command(queue = "bench-opt-in-mail")]
@@ -19,8 +19,9 @@ fn send_mail(to: String) {
     let _ = to;
 }
 
-/// The program's own command is there; the benchmark's are not. (With
-/// `--all-features` the conformance suite's commands are registered too.)
+/// The program's own command is there; the benchmark's are not. (Where
+/// feature unification turns on outband's `test-suite`, the conformance
+/// suite's commands are registered too.)
 fn assert_bench_invisible(registry: &Registry) {
     let names: Vec<_> = registry.commands().map(|command| command.name).collect();
     assert!(names.contains(&send_mail::NAME), "{names:?}");
