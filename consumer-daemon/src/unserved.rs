@@ -59,8 +59,13 @@ pub(crate) fn describe(unserved: &[Unserved]) -> Vec<String> {
 /// A warning when this binary registers no command of its own: what a
 /// consumer binary that forgot to link its commands' crate looks like.
 pub(crate) fn no_commands() -> Result<Option<String>, Error> {
+    // outband's own commands (the conformance suite's, when its feature is
+    // on) are not the program's
     let registry = Registry::global()?;
-    if registry.commands().next().is_some() {
+    if registry
+        .commands()
+        .any(|command| !command.name.starts_with("outband::"))
+    {
         return Ok(None);
     }
     Ok(Some(
@@ -68,4 +73,43 @@ pub(crate) fn no_commands() -> Result<Option<String>, Error> {
          (`use my_jobs as _;` in the consumer's main.rs), or its jobs are never run"
             .to_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This crate's own test binary links no command of a program: what a
+    /// consumer that forgot to link its commands' crate looks like.
+    #[test]
+    fn a_binary_without_commands_of_its_own_is_warned_of() {
+        let warning = no_commands().unwrap().expect("a warning");
+        assert!(
+            warning.contains("registers no #[queue_command]"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn pending_jobs_on_queues_not_served_are_found_and_described() {
+        let backend = outband::MemoryQueue::new();
+        for queue in ["mail", "mail", "served"] {
+            backend
+                .enqueue(outband::NewJob::new("x::y", vec![]).queue(queue))
+                .unwrap();
+        }
+        let unserved = find(&backend, &["served".to_owned()]).unwrap();
+        assert_eq!(
+            unserved,
+            [Unserved {
+                queue: "mail".to_owned(),
+                pending: 2
+            }]
+        );
+        let lines = describe(&unserved);
+        assert!(
+            lines[0].starts_with("queue `mail` has 2 pending jobs"),
+            "{lines:?}"
+        );
+    }
 }

@@ -18,9 +18,9 @@
 //! [`Error::UnknownCommand`], which lists the known commands, and ends `dead`
 //! as an unknown command once its attempts are spent.
 //!
-//! The benchmark's commands (`outband::bench`, feature `bench`) are not
-//! registered: the registry does not list them even when the feature is on,
-//! and the benchmark runs them on processors of its own.
+//! The benchmark's commands (crate `outband-bench`) are not registered: the
+//! registry never lists them, and the benchmark runs them on processors of
+//! its own.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
