@@ -2,8 +2,6 @@
 //! loopback ports (`redis-server --cluster-enabled yes`, then
 //! `redis-cli --cluster create`) and removes at the end.
 
-mod support;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -11,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
 use outband_redis::RedisQueue;
-use support::Server;
+use outband_testkit::PrivateRedis;
 
-fn cluster_is_ok(node: &Server) -> bool {
+fn cluster_is_ok(node: &PrivateRedis) -> bool {
     let Ok(client) = redis::Client::open(node.url()) else {
         return false;
     };
@@ -28,27 +26,24 @@ fn cluster_is_ok(node: &Server) -> bool {
 
 #[test]
 fn conformance_suite_on_a_three_node_cluster() {
-    if !support::have_redis_server() {
-        return;
-    }
-    let nodes: Vec<Server> = (0..3)
+    let nodes: Option<Vec<PrivateRedis>> = (0..3)
         .map(|_| {
-            Server::start(
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--appendonly",
-                    "no",
-                ],
-                true,
-            )
+            PrivateRedis::start_cluster_node(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--appendonly",
+                "no",
+            ])
         })
         .collect();
+    let Some(nodes) = nodes else {
+        return;
+    };
     let addresses: Vec<String> = nodes
         .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
+        .map(|n| format!("127.0.0.1:{}", n.port()))
         .collect();
     let created = Command::new("redis-cli")
         .arg("--cluster")

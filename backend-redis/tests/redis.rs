@@ -231,7 +231,7 @@ fn without_a_cap_dead_jobs_stay_and_done_jobs_expire_after_the_retention() {
 #[test]
 fn an_enqueue_that_cannot_be_stored_fails_at_once() {
     // nothing listens on this port
-    let port = support::free_port(false);
+    let port = outband_testkit::free_port();
     let down = RedisQueue::connect(&format!("redis://127.0.0.1:{port}/")).unwrap();
     let refused = down.enqueue(echo_job("e", 1));
     assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");

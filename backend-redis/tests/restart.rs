@@ -3,8 +3,6 @@
 //! enqueue while it is down fails at once, and the consumer goes on without
 //! being restarted.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use outband::test_suite::echo;
 use outband::{BaseQueue, JobId, JobState, MultiProcessor, NewJob, ProcessorConfig};
 use outband_redis::{RedisOptions, RedisQueue};
-use support::Server;
+use outband_testkit::PrivateRedis;
 
 const QUEUE: &str = "restart";
 
@@ -26,10 +24,9 @@ fn job(value: u64) -> NewJob {
 
 #[test]
 fn no_acknowledged_enqueue_is_lost_across_a_restart() {
-    if !support::have_redis_server() {
+    let Some(mut server) = PrivateRedis::start(&["--appendonly", "yes"]) else {
         return;
-    }
-    let mut server = Server::start(&["--appendonly", "yes"], false);
+    };
     let options = RedisOptions::default().namespace("restart-test");
     let queue = Arc::new(RedisQueue::with_options(&server.url(), options).expect("url"));
 

@@ -3,15 +3,13 @@
 
 #![cfg(feature = "tls")]
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use outband::test_suite::echo;
 use outband::{BaseQueue, JobState, NewJob};
 use outband_redis::{RedisOptions, RedisQueue};
-use support::Server;
+use outband_testkit::{PrivateRedis, free_port, have_program};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -26,7 +24,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 #[test]
 fn rediss_urls_connect_over_tls() {
-    if !support::have_redis_server() {
+    if !have_program("redis-server") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("outband-redis-tls-{}", std::process::id()));
@@ -90,24 +88,23 @@ fn rediss_urls_connect_over_tls() {
         ],
     );
     let path = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_owned();
-    let tls_port = support::free_port(false).to_string();
-    let server = Server::start(
-        &[
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &path("server.crt"),
-            "--tls-key-file",
-            &path("server.key"),
-            "--tls-ca-cert-file",
-            &path("ca.crt"),
-            "--tls-auth-clients",
-            "no",
-            "--appendonly",
-            "no",
-        ],
-        false,
-    );
+    let tls_port = free_port().to_string();
+    let Some(server) = PrivateRedis::start(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &path("server.crt"),
+        "--tls-key-file",
+        &path("server.key"),
+        "--tls-ca-cert-file",
+        &path("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+        "--appendonly",
+        "no",
+    ]) else {
+        return;
+    };
 
     let ca = std::fs::read(dir.join("ca.crt")).expect("ca.crt");
     let url = format!("rediss://127.0.0.1:{tls_port}/?namespace=tls-test");

@@ -1,12 +1,10 @@
 //! A private `redis-server` with a password and a Unix socket: AUTH, the
 //! database number and the socket path are taken from the URL.
 
-mod support;
-
 use outband::test_suite::echo;
 use outband::{BaseQueue, JobState, NewJob};
 use outband_redis::RedisQueue;
-use support::Server;
+use outband_testkit::{PrivateRedis, have_program};
 
 fn job(value: u64) -> NewJob {
     NewJob::new(
@@ -18,26 +16,25 @@ fn job(value: u64) -> NewJob {
 
 #[test]
 fn auth_database_number_and_unix_socket_come_from_the_url() {
-    if !support::have_redis_server() {
+    if !have_program("redis-server") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("outband-redis-sock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let socket = dir.join("redis.sock");
     let socket = socket.to_str().expect("utf-8 path");
-    let server = Server::start(
-        &[
-            "--requirepass",
-            "s3cret",
-            "--unixsocket",
-            socket,
-            "--appendonly",
-            "no",
-        ],
-        false,
-    );
+    let Some(server) = PrivateRedis::start(&[
+        "--requirepass",
+        "s3cret",
+        "--unixsocket",
+        socket,
+        "--appendonly",
+        "no",
+    ]) else {
+        return;
+    };
     let keys_in = |db: u8| -> i64 {
-        let url = format!("redis://:s3cret@127.0.0.1:{}/{db}", server.port);
+        let url = format!("redis://:s3cret@127.0.0.1:{}/{db}", server.port());
         let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
         redis::cmd("DBSIZE").query(&mut con).unwrap()
     };
@@ -47,7 +44,7 @@ fn auth_database_number_and_unix_socket_come_from_the_url() {
 
     let tcp = format!(
         "redis://:s3cret@127.0.0.1:{}/3?namespace=url-test",
-        server.port
+        server.port()
     );
     let queue = RedisQueue::connect(&tcp).expect("url");
     let id = queue.enqueue(job(1)).expect("enqueue over TCP");

@@ -174,6 +174,13 @@ pub fn installed(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether `program` is [`installed`]; `false` after a [`skip`] notice, or
+/// a panic when servers are required.
+#[track_caller]
+pub fn have_program(program: &str) -> bool {
+    installed(program) || skip::<()>(&format!("{program} is not installed")).is_some()
+}
+
 /// The process id in `pidfile`, if it holds one.
 pub fn pid_in(pidfile: &Path) -> Option<u32> {
     std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
@@ -224,8 +231,8 @@ impl PrivateRedis {
 
     #[track_caller]
     fn start_on(args: &[&str], port: u16) -> Option<Self> {
-        if !installed("redis-server") {
-            return skip("redis-server is not installed");
+        if !have_program("redis-server") {
+            return None;
         }
         let mut server = Self {
             port,
