@@ -23,12 +23,14 @@ fn signal(pid: u32, signal: Signal) -> Result<(), Box<dyn std::error::Error>> {
 /// `status`: 0 running, 1 dead but the pid file exists, 3 not running.
 ///
 /// A running daemon's backend is checked too, when `--url` or
-/// `OUTBAND_URL` names it: pending jobs that no command of this binary
-/// serves are reported, as the daemon logs them at start.
-pub(crate) fn status(url: &str, pidfile: &Path) -> CliResult {
+/// `OUTBAND_URL` names it (never the default, which would create an SQLite
+/// file): pending jobs that no command of this binary serves are reported,
+/// as the daemon logs them at start.
+pub(crate) fn status(url: Option<&str>, pidfile: &Path) -> CliResult {
     let status = PidFile::status(pidfile)?;
-    match status {
-        PidStatus::Running(pid) => {
+    match (status, url) {
+        (PidStatus::Running(pid), None) => println!("running, pid {}", show(pid)),
+        (PidStatus::Running(pid), Some(url)) => {
             println!("running, pid {}", show(pid));
             match outband::open(url) {
                 Ok(queue) => match crate::unserved::find(&*queue, &[]) {
@@ -42,8 +44,10 @@ pub(crate) fn status(url: &str, pidfile: &Path) -> CliResult {
                 Err(error) => println!("the backend could not be checked: {error}"),
             }
         }
-        PidStatus::Dead(pid) => println!("dead, but the pid file remains (pid {})", show(pid)),
-        PidStatus::NotRunning => println!("not running"),
+        (PidStatus::Dead(pid), _) => {
+            println!("dead, but the pid file remains (pid {})", show(pid));
+        }
+        (PidStatus::NotRunning, _) => println!("not running"),
     }
     Ok(status.exit_code())
 }

@@ -36,18 +36,33 @@ pub struct Cli {
 }
 
 /// Where the jobs are: the one option every command shares.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 #[command(next_help_heading = "Backend")]
 pub struct Backend {
-    /// The backend's URL.
-    #[arg(
-        long,
-        env = "OUTBAND_URL",
-        default_value = "sqlite://outband.db",
-        global = true,
-        hide_env_values = true
-    )]
-    pub url: String,
+    /// The backend's URL [default: sqlite://outband.db].
+    #[arg(long, env = "OUTBAND_URL", global = true, hide_env_values = true)]
+    pub url: Option<String>,
+}
+
+/// Shows the URL with its password hidden.
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self
+            .url
+            .as_deref()
+            .map(outband::backend::url::hide_password);
+        f.debug_struct("Backend").field("url", &url).finish()
+    }
+}
+
+impl Backend {
+    /// The backend's URL when none is given.
+    pub const DEFAULT_URL: &str = "sqlite://outband.db";
+
+    /// The URL given, or [`DEFAULT_URL`](Self::DEFAULT_URL).
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(Self::DEFAULT_URL)
+    }
 }
 
 /// Which processor runs the jobs.
@@ -287,12 +302,12 @@ impl Cli {
 impl Command {
     /// Runs the command on `backend` and returns the process's exit status.
     pub fn run(self, backend: &Backend) -> ExitCode {
-        let url = backend.url.as_str();
+        let url = backend.url();
         let result = match self {
             Self::Run(options) => crate::consumer::run_foreground(url, &options),
             Self::Start(options) => crate::consumer::start_daemon(url, &options),
             Self::Stop(options) => crate::admin::stop(&options.pidfile, options.grace_period),
-            Self::Status(options) => crate::admin::status(url, &options.pidfile),
+            Self::Status(options) => crate::admin::status(backend.url.as_deref(), &options.pidfile),
             Self::Restart(options) => {
                 match options.pidfile.as_deref() {
                     Some(pidfile) => crate::admin::stop(pidfile, options.grace_period),
@@ -375,7 +390,9 @@ mod tests {
         assert!(parse(&["stats", "-d", "1"]).is_err());
         assert!(parse(&["status"]).is_err(), "status needs its pid file");
         let cli = parse(&["status", "-p", "x.pid", "--url", "redis://h/"]).unwrap();
-        assert_eq!(cli.backend.url, "redis://h/");
+        assert_eq!(cli.backend.url(), "redis://h/");
+        let cli = parse(&["stats"]).unwrap();
+        assert_eq!(cli.backend.url(), Backend::DEFAULT_URL);
         // djutils' `stop -l LOG -p PIDFILE` still parses
         assert!(parse(&["stop", "-l", "x.log", "-p", "x.pid"]).is_ok());
         // the consumer's options alone, or with -f, mean `run`
@@ -418,5 +435,15 @@ mod tests {
             error.to_string().starts_with("my-worker (outband-daemon "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let backend = Backend {
+            url: Some("postgres://app:s3cret@db:5432/jobs".to_owned()),
+        };
+        let shown = format!("{backend:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/jobs"), "{shown}");
     }
 }

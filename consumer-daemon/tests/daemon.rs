@@ -666,6 +666,10 @@ fn start_logs_beside_its_pid_file_without_l_in_lines_an_operator_reads(mut world
     world.started.push(world.path("c.pid"));
     world.record("out", "x");
     wait_until("the job ran", || world.lines("out") == ["x"]);
+    // status without a URL checks no backend, and creates no SQLite file
+    let status = bare(world.dir.path(), &["status", "-p", &pidfile]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(!world.path("outband.db").exists());
     world.stop("c");
     let log = std::fs::read_to_string(world.path("c.log")).unwrap();
     let started = log

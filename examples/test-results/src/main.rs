@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     // absolute, so that a daemon started from here finds the same file
     records::set_path(std::path::absolute(&app.db).unwrap_or(app.db));
     let result = match app.command {
-        Some(AppCommand::Serve { listen, unkeyed }) => serve(&app.backend.url, listen, !unkeyed),
+        Some(AppCommand::Serve { listen, unkeyed }) => serve(app.backend.url(), listen, !unkeyed),
         Some(AppCommand::Report) => report(),
         Some(AppCommand::Consumer(command)) => return command.run(&app.backend),
         None => return outband_daemon::Command::Run(app.consumer).run(&app.backend),

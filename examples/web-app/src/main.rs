@@ -68,7 +68,7 @@ enum AppCommand {
 fn main() -> ExitCode {
     let Cli { backend, command } = Cli::parse();
     match command {
-        AppCommand::Serve { bind } => match serve(&backend.url, bind) {
+        AppCommand::Serve { bind } => match serve(backend.url(), bind) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("web-app: {error}");
