@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::{BaseQueue, JobId, JobState, NewJob, codec};
+use outband_testkit::{kill, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-demo-consumer");
 
@@ -43,21 +44,12 @@ impl World {
                 (url, queue, None)
             }
             Backend::Redis => {
-                let base = std::env::var("REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-                let namespace = format!(
-                    "outband-daemon-test-{}-{:x}",
-                    std::process::id(),
-                    fastrand::u64(..)
-                );
-                let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}namespace={namespace}");
+                let base = redis_url();
+                let namespace = unique_name("outband-daemon-test-");
+                let url = with_param(&base, "namespace", &namespace);
                 let queue = Arc::new(outband_redis::RedisQueue::connect(&url).unwrap());
                 if let Err(error) = queue.now() {
-                    let required = std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-                    assert!(!required, "Redis at {base} is unreachable: {error}");
-                    eprintln!("notice: skipped, Redis at {base} is unreachable ({error})");
-                    return None;
+                    return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 (url, queue, Some(namespace))
             }
@@ -212,33 +204,13 @@ on_every_backend!(
     start_logs_beside_its_pid_file_without_l_in_lines_an_operator_reads,
 );
 
-fn pid_in(pidfile: &Path) -> Option<u32> {
-    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
-}
-
-fn kill(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn start_status_process_stop_and_the_pid_file_is_gone(mut world: World) {
     world.start("c", &[]);
     assert_eq!(world.status("c"), 0, "running");
     for i in 0..20 {
         world.record("out", &format!("job {i}"));
     }
-    wait_until("20 jobs ran", || world.lines("out").len() == 20);
+    wait_until("20 jobs ran", None, || world.lines("out").len() == 20);
     let mut lines = world.lines("out");
     lines.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("job {i}")).collect();
@@ -279,16 +251,18 @@ fn two_daemons_on_one_pid_file_the_second_refuses(mut world: World) {
 fn kill_9_mid_job_then_restart_runs_the_job_again(mut world: World) {
     let pid = world.start("c", &["--lease", "2s"]);
     let id = world.slow_record("out", "slow", 1500);
-    wait_until("the slow job runs", || {
+    wait_until("the slow job runs", None, || {
         world.state(id).0 == JobState::Running
     });
     kill("-9", pid);
-    wait_until("the daemon is dead", || world.status("c") == 1);
+    wait_until("the daemon is dead", None, || world.status("c") == 1);
     assert_eq!(world.status("c"), 1, "dead, but the pid file remains");
 
     world.start("c", &["--lease", "2s"]);
-    wait_until("the job ran again", || world.lines("out") == ["slow"]);
-    wait_until("the job is done", || world.state(id).0 == JobState::Done);
+    wait_until("the job ran again", None, || world.lines("out") == ["slow"]);
+    wait_until("the job is done", None, || {
+        world.state(id).0 == JobState::Done
+    });
     assert_eq!(
         world.state(id),
         (JobState::Done, 2),
@@ -302,7 +276,7 @@ fn sigterm_lets_running_jobs_finish(mut world: World) {
         world.slow_record("out", "a", 1500),
         world.slow_record("out", "b", 1500),
     ];
-    wait_until("both jobs run", || {
+    wait_until("both jobs run", None, || {
         ids.iter().all(|&id| world.state(id).0 == JobState::Running)
     });
     world.stop("c");
@@ -323,7 +297,7 @@ fn sigterm_lets_jobs_claimed_ahead_run(mut world: World) {
         world.slow_record("out", "b", 100),
         world.slow_record("out", "c", 100),
     ];
-    wait_until("one job runs, two are claimed ahead", || {
+    wait_until("one job runs, two are claimed ahead", None, || {
         ids.iter().all(|&id| world.state(id).0 == JobState::Running)
     });
     world.stop("c");
@@ -350,17 +324,17 @@ fn sigterm_lets_jobs_claimed_ahead_run(mut world: World) {
 fn a_second_sigterm_releases_jobs_to_another_consumer(mut world: World) {
     let pid = world.start("a", &["-t", "1", "--grace-period", "60s"]);
     let id = world.slow_record("out", "long", 3000);
-    wait_until("the long job runs", || {
+    wait_until("the long job runs", None, || {
         world.state(id).0 == JobState::Running
     });
     kill("-TERM", pid);
-    wait_until("the first signal is handled", || {
+    wait_until("the first signal is handled", None, || {
         std::fs::read_to_string(world.path("a.log"))
             .unwrap_or_default()
             .contains("stop signal")
     });
     kill("-TERM", pid);
-    wait_until("the daemon exits", || world.status("a") == 3);
+    wait_until("the daemon exits", None, || world.status("a") == 3);
     assert!(
         world.lines("out").is_empty(),
         "the job did not finish in the first daemon"
@@ -372,23 +346,27 @@ fn a_second_sigterm_releases_jobs_to_another_consumer(mut world: World) {
     );
 
     world.start("b", &[]);
-    wait_until("the second consumer ran it", || {
+    wait_until("the second consumer ran it", None, || {
         world.lines("out") == ["long"]
     });
-    wait_until("the job is done", || world.state(id).0 == JobState::Done);
+    wait_until("the job is done", None, || {
+        world.state(id).0 == JobState::Done
+    });
     assert_eq!(world.state(id), (JobState::Done, 1));
 }
 
 fn sighup_after_the_log_was_moved_writes_a_new_log(mut world: World) {
     let pid = world.start("c", &[]);
     let log = world.path("c.log");
-    wait_until("the log is written", || log.exists());
+    wait_until("the log is written", None, || log.exists());
     std::fs::rename(&log, world.path("c.log.1")).unwrap();
     kill("-HUP", pid);
-    wait_until("the log file is reopened", || log.exists());
+    wait_until("the log file is reopened", None, || log.exists());
     world.record("out", "after rotation");
-    wait_until("the job ran", || world.lines("out") == ["after rotation"]);
-    wait_until("the new log has the job", || {
+    wait_until("the job ran", None, || {
+        world.lines("out") == ["after rotation"]
+    });
+    wait_until("the new log has the job", None, || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("demo::record")
@@ -404,7 +382,7 @@ fn a_periodic_command_with_two_consumers_is_enqueued_once_per_tick(mut world: Wo
     world.start("a", &[]);
     world.start("b", &[]);
     let start = Instant::now();
-    wait_until("a few ticks ran", || world.lines("ticks").len() >= 4);
+    wait_until("a few ticks ran", None, || world.lines("ticks").len() >= 4);
     std::thread::sleep(Duration::from_secs(2));
     for name in ["a", "b"] {
         let pidfile = world.path_str(&format!("{name}.pid"));
@@ -422,18 +400,18 @@ fn a_periodic_command_with_two_consumers_is_enqueued_once_per_tick(mut world: Wo
 fn quiet_stops_claiming_while_running_jobs_go_on(mut world: World) {
     world.start("c", &["-t", "2"]);
     let running = world.slow_record("out", "running", 1000);
-    wait_until("the job runs", || {
+    wait_until("the job runs", None, || {
         world.state(running).0 == JobState::Running
     });
     let pidfile = world.path_str("c.pid");
     assert!(world.cli(&["quiet", "-p", &pidfile]).status.success());
-    wait_until("quiet is logged", || {
+    wait_until("quiet is logged", None, || {
         std::fs::read_to_string(world.path("c.log"))
             .unwrap_or_default()
             .contains("quiet")
     });
     let waiting = world.record("out", "waiting");
-    wait_until("the running job finished", || {
+    wait_until("the running job finished", None, || {
         world.state(running).0 == JobState::Done
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -491,7 +469,7 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         world.enqueue("demo::record", vec![1]),
     );
     world.start("c", &["-n"]);
-    wait_until("both are dead", || {
+    wait_until("both are dead", None, || {
         [first, second]
             .iter()
             .all(|&id| world.state(id).0 == JobState::Dead)
@@ -545,11 +523,11 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
 fn the_end_of_the_grace_period_releases_running_jobs(mut world: World) {
     let pid = world.start("c", &["--grace-period", "1s"]);
     let id = world.slow_record("out", "too long", 30_000);
-    wait_until("the long job runs", || {
+    wait_until("the long job runs", None, || {
         world.state(id).0 == JobState::Running
     });
     kill("-TERM", pid);
-    wait_until("the daemon exits after its grace period", || {
+    wait_until("the daemon exits after its grace period", None, || {
         world.status("c") == 3
     });
     assert_eq!(
@@ -585,8 +563,8 @@ fn a_closed_standard_error_never_stops_the_consumer(mut world: World) {
     let ids: Vec<JobId> = (0..20)
         .map(|i| world.record("out", &format!("{i}")))
         .collect();
-    wait_until("the 20 jobs ran", || world.lines("out").len() == 20);
-    wait_until("the 20 jobs are done", || {
+    wait_until("the 20 jobs ran", None, || world.lines("out").len() == 20);
+    wait_until("the 20 jobs are done", None, || {
         ids.iter().all(|&id| world.state(id).0 == JobState::Done)
     });
     kill("-TERM", child.id());
@@ -599,10 +577,10 @@ fn a_closed_standard_error_never_stops_the_consumer(mut world: World) {
 /// enqueues no tick it would not run.
 fn quiet_also_stops_enqueueing_periodic_commands(mut world: World) {
     world.start("c", &[]);
-    wait_until("a tick ran", || !world.lines("ticks").is_empty());
+    wait_until("a tick ran", None, || !world.lines("ticks").is_empty());
     let pidfile = world.path_str("c.pid");
     assert!(world.cli(&["quiet", "-p", &pidfile]).status.success());
-    wait_until("quiet is logged", || {
+    wait_until("quiet is logged", None, || {
         std::fs::read_to_string(world.path("c.log"))
             .unwrap_or_default()
             .contains("quiet")
@@ -621,7 +599,7 @@ fn quiet_also_stops_enqueueing_periodic_commands(mut world: World) {
 fn stop_removes_the_pid_file_a_dead_daemon_left(mut world: World) {
     let pid = world.start("c", &[]);
     kill("-9", pid);
-    wait_until("the daemon is dead", || world.status("c") == 1);
+    wait_until("the daemon is dead", None, || world.status("c") == 1);
     let pidfile = world.path_str("c.pid");
     let out = stdout_of(&world.cli(&["stop", "-p", &pidfile]));
     assert!(out.contains("died") && out.contains("removed"), "{out}");
@@ -665,7 +643,7 @@ fn start_logs_beside_its_pid_file_without_l_in_lines_an_operator_reads(mut world
     );
     world.started.push(world.path("c.pid"));
     world.record("out", "x");
-    wait_until("the job ran", || world.lines("out") == ["x"]);
+    wait_until("the job ran", None, || world.lines("out") == ["x"]);
     // status without a URL checks no backend, and creates no SQLite file
     let status = bare(world.dir.path(), &["status", "-p", &pidfile]);
     assert_eq!(status.status.code(), Some(0));
