@@ -11,6 +11,7 @@ use outband::{
     BaseQueue, JobState, MemoryQueue, MultiProcessor, ProcessorConfig, SimpleProcessor,
     queue_command,
 };
+use outband_testkit::poll_until;
 
 /// What one test run saw: (job tag, start, end), in finishing order, and the
 /// most jobs that ran at once.
@@ -61,13 +62,9 @@ fn config(threads: usize) -> ProcessorConfig {
         .max_threads(threads)
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+/// How often a wait polls: some conditions recover expired leases, so how
+/// often they run is part of what the test checks.
+const POLL: Duration = Duration::from_millis(5);
 
 fn all_done(queue: &MemoryQueue, jobs: u64) -> bool {
     queue.stats("sleepy").unwrap().done == jobs
@@ -95,7 +92,7 @@ fn simple_processor_runs_one_job_at_a_time_in_enqueue_order() {
     assert!(processor.process_next().unwrap(), "one step by hand");
     processor.start();
     assert!(processor.is_processing());
-    wait_until("all jobs are done", || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
     processor.stop();
     assert!(!processor.is_processing());
     assert_eq!(finish_order(run), vec![1, 2, 3, 4]);
@@ -110,7 +107,7 @@ fn multi_processor_finishes_short_jobs_first() {
     let processor = MultiProcessor::new(queue.clone(), config(5)).unwrap();
     assert_eq!(processor.max_threads(), 5);
     processor.start();
-    wait_until("all jobs are done", || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
     processor.stop();
     assert_eq!(finish_order(run), vec![3, 4, 1, 2]);
     // jobs 1, 2 and 4 run side by side (job 3 may be over before they start)
@@ -124,7 +121,7 @@ fn multi_processor_never_runs_more_than_its_threads() {
     enqueue_sleeps(&queue, run, &[(1, 100), (2, 200), (3, 150), (4, 300)]);
     let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
     processor.start();
-    wait_until("all jobs are done", || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
     processor.stop();
     assert_eq!(
         with_log(run, |log| log.max_running),
@@ -144,7 +141,9 @@ fn jobs_with_one_key_never_overlap_and_other_keys_do() {
     }
     let processor = MultiProcessor::new(queue.clone(), config(4)).unwrap();
     processor.start();
-    wait_until("all keyed jobs are done", || all_done(&queue, 6));
+    poll_until("all keyed jobs are done", None, POLL, || {
+        all_done(&queue, 6)
+    });
     let same_key = with_log(run, |log| log.finished.clone());
     assert_eq!(
         same_key.iter().map(|&(tag, ..)| tag).collect::<Vec<_>>(),
@@ -160,7 +159,7 @@ fn jobs_with_one_key_never_overlap_and_other_keys_do() {
     for tag in 0..4 {
         keyed_sleep::enqueue_on(&*queue, run, tag, 300, format!("ci-job-{tag}")).unwrap();
     }
-    wait_until("all jobs with distinct keys are done", || {
+    poll_until("all jobs with distinct keys are done", None, POLL, || {
         all_done(&queue, 10)
     });
     processor.stop();
@@ -184,7 +183,7 @@ fn a_worker_thread_survives_a_panicking_job() {
     let after = sleep_job::enqueue_on(&queue, run, 1, 0).unwrap();
     let processor = MultiProcessor::new(queue.clone(), config(1)).unwrap();
     processor.start();
-    wait_until("the job after the panic is done", || {
+    poll_until("the job after the panic is done", None, POLL, || {
         queue.job(after).unwrap().unwrap().state == JobState::Done
     });
     processor.stop();
@@ -204,7 +203,7 @@ fn heartbeats_keep_a_long_job_leased() {
     let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
     let mut recovered = 0;
-    wait_until("the long job is done", || {
+    poll_until("the long job is done", None, POLL, || {
         recovered += queue.recover_expired().unwrap().requeued;
         all_done(&queue, 1)
     });
@@ -222,7 +221,7 @@ fn stop_within_a_grace_period_releases_what_still_runs() {
     let long = sleep_job::enqueue_on(&queue, run, 2, 3000).unwrap();
     let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
     processor.start();
-    wait_until("the long job runs", || {
+    poll_until("the long job runs", None, POLL, || {
         queue.job(long).unwrap().unwrap().state == JobState::Running
             && queue.job(short).unwrap().unwrap().state == JobState::Done
     });
@@ -408,7 +407,7 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(
     let config = config(2).prefetch(prefetch).completers(completers);
     let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
-    wait_until("an outcome waits at the gate", || {
+    poll_until("an outcome waits at the gate", None, POLL, || {
         queue.waiting.load(Ordering::SeqCst) > 0
     });
     // time enough for free threads to claim every other job
@@ -419,7 +418,7 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(
         "two threads and a prefetch of {prefetch} hold that many leases, however many outcomes wait ({completers} completers)"
     );
     queue.open();
-    wait_until("all jobs are done", || all_done(&inner, 10));
+    poll_until("all jobs are done", None, POLL, || all_done(&inner, 10));
     processor.stop();
     assert_eq!(finish_order(run).len(), 10, "every job ran once");
 }
@@ -461,7 +460,7 @@ fn recording_calls_in_flight(completers: Option<usize>) -> u64 {
     config.completers = completers;
     let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
-    wait_until("an outcome waits at the gate", || {
+    poll_until("an outcome waits at the gate", None, POLL, || {
         queue.waiting.load(Ordering::SeqCst) > 0
     });
     // time enough for every held job to run and its outcome to be handed over
@@ -473,7 +472,7 @@ fn recording_calls_in_flight(completers: Option<usize>) -> u64 {
         "two threads and a prefetch of 2 hold 4 leases ({completers:?} completers)"
     );
     queue.open();
-    wait_until("all jobs are done", || all_done(&inner, 12));
+    poll_until("all jobs are done", None, POLL, || all_done(&inner, 12));
     processor.stop();
     assert_eq!(finish_order(run).len(), 12, "every job ran once");
     waiting
@@ -512,11 +511,11 @@ fn heartbeats_keep_jobs_claimed_ahead_leased() {
     let config = config(1).prefetch(2).lease(Duration::from_millis(300));
     let processor = MultiProcessor::new(queue.clone(), config).unwrap();
     processor.start();
-    wait_until("three jobs are leased", || {
+    poll_until("three jobs are leased", None, POLL, || {
         queue.stats("sleepy").unwrap().running == 3
     });
     let mut recovered = 0;
-    wait_until("every job is done", || {
+    poll_until("every job is done", None, POLL, || {
         recovered += queue.recover_expired().unwrap().requeued;
         all_done(&queue, 3)
     });
@@ -534,11 +533,14 @@ fn held_counts_jobs_claimed_ahead_that_running_does_not() {
     enqueue_sleeps(&queue, run, &[(1, 1000), (2, 0), (3, 0)]);
     let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
     processor.start();
-    wait_until("one job runs and two wait for the thread", || {
-        (processor.running(), processor.held()) == (1, 3)
-    });
+    poll_until(
+        "one job runs and two wait for the thread",
+        None,
+        POLL,
+        || (processor.running(), processor.held()) == (1, 3),
+    );
     processor.stop_claiming();
-    wait_until("nothing is held", || processor.held() == 0);
+    poll_until("nothing is held", None, POLL, || processor.held() == 0);
     assert_eq!(
         finish_order(run),
         vec![1, 2, 3],
@@ -557,13 +559,13 @@ fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
     enqueue_sleeps(&queue, run, &[(1, 500), (2, 0), (3, 0)]);
     let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
     processor.start();
-    wait_until("three jobs are leased", || {
+    poll_until("three jobs are leased", None, POLL, || {
         queue.stats("sleepy").unwrap().running == 3
     });
     let report = processor.stop_within(Duration::from_millis(50));
     assert_eq!(report.released, 3, "the running job and the two ahead");
     // the running job's command goes on until it returns
-    wait_until("the long job has returned", || {
+    poll_until("the long job has returned", None, POLL, || {
         !finish_order(run).is_empty()
     });
     std::thread::sleep(Duration::from_millis(100));
@@ -592,14 +594,18 @@ macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
             let queue = Arc::new(Gated::new(inner.clone(), false, false));
             let processor = $processor::new(queue.clone(), $config).unwrap();
             processor.start();
-            wait_until(
+            poll_until(
                 "job 1's outcome and the next claim wait at the gate",
+                None,
+                POLL,
                 || queue.waiting.load(Ordering::SeqCst) > 0,
             );
             assert_eq!(processor.held(), 2, "job 1, and the job its call may bring");
             let report = std::thread::scope(|scope| {
                 let stop = scope.spawn(|| processor.stop_within(Duration::ZERO));
-                wait_until("the stop has begun", || !processor.is_processing());
+                poll_until("the stop has begun", None, POLL, || {
+                    !processor.is_processing()
+                });
                 // past the stop's first release: the claim lands afterwards
                 std::thread::sleep(Duration::from_millis(50));
                 queue.open();
@@ -640,7 +646,7 @@ fn simple_processor_records_an_outcome_and_claims_the_next_job_in_one_call() {
     let queue = Arc::new(Gated::new(inner.clone(), true, false));
     let processor = SimpleProcessor::new(queue.clone(), config(1)).unwrap();
     processor.start();
-    wait_until("all jobs are done", || all_done(&inner, 10));
+    poll_until("all jobs are done", None, POLL, || all_done(&inner, 10));
     processor.stop();
     assert_eq!(finish_order(run), (1..=10).collect::<Vec<u32>>());
     let count = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
