@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use custom_backend::FileQueue;
 use outband::{BaseQueue, JobState, NewJob, codec};
+use outband_testkit::pid_in;
 
 const BIN: &str = env!("CARGO_BIN_EXE_custom-backend-consumer");
 const JOBS: usize = 60;
@@ -25,10 +26,6 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
         command.args(["-d", "0.05", "-m", "0.2"]);
     }
     command.output().unwrap()
-}
-
-fn pid_in(pidfile: &Path) -> Option<u32> {
-    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
 }
 
 /// Kills what the test started, if it is still there when the test ends.

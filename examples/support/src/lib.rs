@@ -15,6 +15,7 @@
 use std::process::Command;
 
 use outband::BaseQueue;
+use outband_testkit::{pg_url, redis_url, skip_or_fail, unique_name, with_param};
 
 /// Where an example's test runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,17 +31,6 @@ pub enum Backend {
     /// the end.
     #[cfg(feature = "postgres")]
     Postgres,
-}
-
-/// Whether a missing server fails the test (`OUTBAND_REQUIRE_SERVERS=1`).
-pub fn servers_required() -> bool {
-    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
-}
-
-/// `base` with one more query parameter.
-pub fn with_param(base: &str, param: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}{param}")
 }
 
 /// A backend for one test: its URL, and what removes its data at the end.
@@ -64,19 +54,18 @@ impl Target {
     pub fn new(backend: Backend, test: &str) -> Option<Self> {
         eprintln!("{test}: on {backend:?}");
         // short: a table prefix has at most 21 characters
-        let name = format!("ex{:x}_", fastrand::u64(..) & 0xffff_ffff_ffff);
+        let name = format!("{}_", unique_name("ex"));
         match backend {
             Backend::SqliteDefault => Some(Self {
                 url: None,
                 cleanup: Cleanup::Nothing,
             }),
             Backend::Redis => {
-                let base = std::env::var("REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-                let url = with_param(&base, &format!("namespace={name}"));
+                let base = redis_url();
+                let url = with_param(&base, "namespace", &name);
                 let queue = outband_redis::RedisQueue::connect(&url).expect("a valid URL");
                 if let Err(error) = queue.now() {
-                    return skip(&base, &error);
+                    return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 Some(Self {
                     url: Some(url),
@@ -85,8 +74,7 @@ impl Target {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
-                let base = std::env::var("PG_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                let base = pg_url();
                 // temporary: the tables go when the last handle does
                 let opened = outband_diesel::DatabaseQueue::builder(base.clone())
                     .prefix(name.clone())
@@ -94,10 +82,10 @@ impl Target {
                     .open();
                 match opened {
                     Ok(queue) => Some(Self {
-                        url: Some(with_param(&base, &format!("prefix={name}"))),
+                        url: Some(with_param(&base, "prefix", &name)),
                         cleanup: Cleanup::Tables(queue),
                     }),
-                    Err(error @ outband::Error::Unavailable(_)) => skip(&base, &error),
+                    Err(error @ outband::Error::Unavailable(_)) => skip_or_fail(&base, &error),
                     Err(error) => panic!("cannot open {base}: {error}"),
                 }
             }
@@ -155,12 +143,4 @@ impl Drop for Target {
             eprintln!("could not delete the Redis namespace {namespace}: {error}");
         }
     }
-}
-
-fn skip(base: &str, error: &outband::Error) -> Option<Target> {
-    assert!(!servers_required(), "{base} is unreachable: {error}");
-    eprintln!(
-        "notice: skipped, {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
-    );
-    None
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
+use outband_testkit::{kill, pg_url, redis_url, skip_or_fail, unique_name, with_param};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-results");
 const CI_JOBS: usize = 50;
@@ -66,9 +67,7 @@ impl Service {
     /// the backend's server is unreachable and servers are not required.
     fn new(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let required =
-            std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true");
-        let unique = format!("tr{}_{:x}", std::process::id(), fastrand::u32(..));
+        let unique = unique_name("tr");
         let (url, queue, redis_namespace): (Option<String>, Arc<dyn BaseQueue>, _) = match backend {
             Backend::DefaultSqlite => {
                 let file = dir.path().join("outband.db");
@@ -78,23 +77,17 @@ impl Service {
                 (None, Arc::new(queue), None)
             }
             Backend::Redis => {
-                let base = std::env::var("REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                let base = redis_url();
                 let url = with_param(&base, "namespace", &unique);
                 let queue = outband_redis::RedisQueue::connect(&url).unwrap();
                 if let Err(error) = queue.now() {
-                    assert!(!required, "Redis at {base} is unreachable: {error}");
-                    eprintln!(
-                        "notice: skipped, Redis at {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
-                    );
-                    return None;
+                    return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 (Some(url), Arc::new(queue), Some(unique))
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
-                let base = std::env::var("PG_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                let base = pg_url();
                 let prefix = format!("{unique}_");
                 // Temporary: the tables of this prefix go when the test's handle does.
                 let opened = outband_diesel::DatabaseQueue::builder(&base)
@@ -107,11 +100,8 @@ impl Service {
                         Arc::new(queue),
                         None,
                     ),
-                    Err(error @ outband::Error::Unavailable(_)) if !required => {
-                        eprintln!(
-                            "notice: skipped, {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
-                        );
-                        return None;
+                    Err(error @ outband::Error::Unavailable(_)) => {
+                        return skip_or_fail(&base, &error);
                     }
                     Err(error) => panic!("cannot open {base}: {error}"),
                 }
@@ -211,7 +201,7 @@ impl Service {
     /// SIGTERM to the server, which must then exit cleanly.
     fn stop_server(&mut self) {
         let mut server = self.server.take().expect("the server runs");
-        signal("-TERM", server.id());
+        kill("-TERM", server.id());
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = server.try_wait().unwrap() {
@@ -453,20 +443,6 @@ on_every_backend!(
     keyed_every_record_counts_exactly_its_own_results,
     unkeyed_loses_updates_which_proves_the_check_can_fail,
 );
-
-/// Appends `name=value` to a URL's query.
-fn with_param(url: &str, name: &str, value: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{name}={value}")
-}
-
-fn signal(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
 
 fn text(out: &Output) -> String {
     format!(

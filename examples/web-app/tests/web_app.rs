@@ -13,12 +13,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
+use outband_testkit::{
+    free_port, kill, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param,
+};
 use serde::Deserialize;
 
 const BIN: &str = env!("CARGO_BIN_EXE_web-app");
@@ -39,20 +42,8 @@ enum Backend {
     Postgres,
 }
 
-/// Whether a missing server fails the test (`OUTBAND_REQUIRE_SERVERS=1`, as CI sets).
-fn servers_required() -> bool {
-    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
-}
-
-/// A name no other test of any run uses, for a Redis namespace or a table prefix.
-fn unique_name(kind: &str) -> String {
-    format!("wa{kind}_{}_{:x}_", std::process::id(), fastrand::u32(..))
-}
-
-fn with_param(base: &str, param: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}{param}")
-}
+/// How long a wait for the jobs may take before the test fails.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// The server running `serve`, and the pipe its lines come through.
 struct Server {
@@ -91,44 +82,32 @@ impl World {
         match backend {
             Backend::SqliteDefault => {}
             Backend::Redis => {
-                let base = std::env::var("REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-                let namespace = unique_name("redis");
-                let url = with_param(&base, &format!("namespace={namespace}"));
+                let base = redis_url();
+                let namespace = unique_name("waredis");
+                let url = with_param(&base, "namespace", &namespace);
                 let queue = outband_redis::RedisQueue::connect(&url).unwrap();
                 if let Err(error) = queue.now() {
-                    assert!(
-                        !servers_required(),
-                        "Redis at {base} is unreachable: {error}"
-                    );
-                    eprintln!(
-                        "notice: skipped, Redis at {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
-                    );
-                    return None;
+                    return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 world.url = Some(url);
                 world.redis_namespace = Some(namespace);
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
-                let base = std::env::var("PG_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-                let prefix = unique_name("pg");
+                let base = outband_testkit::pg_url();
+                let prefix = format!("{}_", unique_name("wapg"));
                 let opened = outband_diesel::DatabaseQueue::builder(base.clone())
                     .prefix(prefix.clone())
                     .temporary(true)
                     .open();
                 let queue = match opened {
                     Ok(queue) => queue,
-                    Err(error @ outband::Error::Unavailable(_)) if !servers_required() => {
-                        eprintln!(
-                            "notice: skipped, {base} is unreachable ({error}); set OUTBAND_REQUIRE_SERVERS=1 to fail instead"
-                        );
-                        return None;
+                    Err(error @ outband::Error::Unavailable(_)) => {
+                        return skip_or_fail(&base, &error);
                     }
                     Err(error) => panic!("cannot open {base}: {error}"),
                 };
-                world.url = Some(with_param(&base, &format!("prefix={prefix}")));
+                world.url = Some(with_param(&base, "prefix", &prefix));
                 world._queue = Some(Arc::new(queue));
             }
         }
@@ -376,12 +355,12 @@ fn job_status(agent: &ureq::Agent, addr: SocketAddr, id: u64) -> JobStatus {
 /// exactly once, with the arguments it was posted with, at its job's first
 /// attempt.
 fn assert_each_job_ran_exactly_once(world: &World, addr: SocketAddr, ids: &BTreeMap<u64, u64>) {
-    wait_until("every job ran", || {
+    wait_until("every job ran", WAIT, || {
         world.churned_lines() >= REQUESTS as usize
     });
     let agent = agent();
     for (record, &id) in ids {
-        wait_until("the job is recorded done", || {
+        wait_until("the job is recorded done", WAIT, || {
             job_status(&agent, addr, id).state != "running"
         });
         let status = job_status(&agent, addr, id);
@@ -518,11 +497,7 @@ fn bad_requests_and_an_unreachable_backend_are_answered_plainly() {
     world.stop_server();
 
     // A port nothing listens on: taken from the system, then let go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     world.url = Some(format!("redis://127.0.0.1:{port}/"));
     let addr = world.serve();
     let url = format!("http://{addr}/churn/1/2");
@@ -588,18 +563,6 @@ fn the_binary_offers_serve_and_every_consumer_command() {
     assert_eq!(bad.status.code(), Some(2), "clap refuses a bad --bind");
 }
 
-fn pid_in(pidfile: &Path) -> Option<u32> {
-    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
-}
-
-fn kill(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 /// Waits for a child to exit; kills it and fails after a generous time.
 fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -611,16 +574,6 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
             let _ = child.kill();
             panic!("pid {} did not exit within 60 s", child.id());
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls `done` until it holds; the deadline only keeps a broken run from
-/// hanging.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
