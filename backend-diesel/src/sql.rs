@@ -135,6 +135,22 @@ pub(crate) fn recover_unknown(dialect: Dialect) -> String {
     )
 }
 
+/// The reason an expired lease leaves on its job, requeued or dead, as an
+/// SQL expression of the row's `attempt` and `max_attempts`: the text of
+/// [`outband::backend::fate::lease_expired`], built from its parts.
+fn lease_expired(dialect: Dialect) -> String {
+    let (head, of) = outband::backend::fate::LEASE_EXPIRED_PARTS;
+    // constant text of outband, never a value from outside
+    let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let (head, of) = (literal(head), literal(of));
+    match dialect {
+        Dialect::Sqlite => format!("{head} || attempt || {of} || max_attempts"),
+        Dialect::Postgres | Dialect::Mysql => {
+            format!("CONCAT({head}, attempt, {of}, max_attempts)")
+        }
+    }
+}
+
 /// The columns of both `{jobs}` and `{done}`, in table order.
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
@@ -360,16 +376,18 @@ impl Statements {
                 "UPDATE {{jobs}} SET state = 0, run_at = {{now}}, deadline = NULL, \
                  attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END {LEASED}"
             )),
-            recover_dead: q(
-                "UPDATE {jobs} SET state = 3, finished_at = {now}, deadline = NULL, \
-                 last_error = 'lease expired with no attempts left' \
-                 WHERE state = 1 AND deadline <= {now} AND attempt >= max_attempts",
-            ),
-            recover_requeue: q(
-                "UPDATE {jobs} SET state = 0, run_at = {now}, deadline = NULL, \
-                 last_error = 'lease expired' \
-                 WHERE state = 1 AND deadline <= {now} AND attempt < max_attempts",
-            ),
+            recover_dead: q(&format!(
+                "UPDATE {{jobs}} SET state = 3, finished_at = {{now}}, deadline = NULL, \
+                 last_error = {reason} \
+                 WHERE state = 1 AND deadline <= {{now}} AND attempt >= max_attempts",
+                reason = lease_expired(dialect),
+            )),
+            recover_requeue: q(&format!(
+                "UPDATE {{jobs}} SET state = 0, run_at = {{now}}, deadline = NULL, \
+                 last_error = {reason} \
+                 WHERE state = 1 AND deadline <= {{now}} AND attempt < max_attempts",
+                reason = lease_expired(dialect),
+            )),
             unknown_states: q(&unknown_states()),
             recover_unknown: q(&recover_unknown(dialect)),
             // Pending jobs are counted through `jobs_ready`, whose condition

@@ -403,13 +403,14 @@ for _, s in ipairs(expired) do
   local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p')
   if f[1] == 'running' then
     local n, m = tonumber(f[2]) or 0, tonumber(f[3]) or 0
+    -- outband::backend::fate::lease_expired, word for word
+    local reason = 'lease expired on attempt ' .. n .. ' of ' .. m
     if n < m then
-      redis.call('HSET', jk, 's', 'pending', 'r', now, 'x', 'lease expired')
+      redis.call('HSET', jk, 's', 'pending', 'r', now, 'x', reason)
       redis.call('HINCRBY', b .. ':n', 'p', 1)
       if place(b, s, tonumber(f[5]) or 0, now, now, true) then woke = true end
       requeued = requeued + 1
     else
-      local reason = 'lease expired on attempt ' .. n .. ' of ' .. m
       if bury(b, s, f[4], reason, now, cap) then woke = true end
       dead = dead + 1
     end

@@ -73,6 +73,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as outband;
 
+pub mod backend;
 pub mod codec;
 mod eager;
 mod error;

@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use crate::backend::fate;
 use crate::job::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
@@ -240,26 +241,26 @@ impl State {
         }
     }
 
-    /// Sends a running job back to pending (retry, release or recovery).
-    fn requeue(&mut self, id: JobId, run_at: SystemTime, now: SystemTime) {
+    /// Files a job that has just left `running`, its record already changed
+    /// by [`fate`]: its lease and count go, and it is placed as its new state
+    /// wants. A pending job still holds its key, so it goes straight back to
+    /// the head of its line; a finished one hands its key on.
+    fn left_running(&mut self, id: JobId, now: SystemTime) {
         self.drop_lease(id);
-        self.jobs.get_mut(&id).expect("job exists").job.run_at = run_at;
-        self.set_state(id, JobState::Pending);
-        // The job still holds its key, so it goes straight back to the head.
-        self.place_pending(id, now);
-    }
-
-    /// Moves a running job to a final state and hands its key on.
-    fn finish(&mut self, id: JobId, state: JobState, now: SystemTime) {
-        self.drop_lease(id);
-        self.set_state(id, state);
-        let job = &mut self.jobs.get_mut(&id).expect("job exists").job;
-        job.finished_at = Some(now);
-        let (queue, key) = (job.queue.clone(), job.key.clone());
-        if state == JobState::Done {
-            self.finished.insert((now, id));
+        let job = &self.jobs[&id].job;
+        let (state, queue, key) = (job.state, job.queue.clone(), job.key.clone());
+        let lane = self.lane(&queue);
+        lane.counts[slot(JobState::Running)] -= 1;
+        lane.counts[slot(state)] += 1;
+        match state {
+            JobState::Pending => self.place_pending(id, now),
+            JobState::Done => {
+                self.finished.insert((now, id));
+                self.release_key(&queue, key.as_deref(), id, now);
+            }
+            JobState::Dead => self.release_key(&queue, key.as_deref(), id, now),
+            JobState::Running => {}
         }
-        self.release_key(&queue, key.as_deref(), id, now);
     }
 
     /// Deletes a job that is pending or dead.
@@ -273,33 +274,14 @@ impl State {
 impl BaseQueue for MemoryQueue {
     fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
         // All or nothing: validate every job before storing any.
-        for job in &jobs {
-            job.validate()?;
-        }
+        fate::validate_batch(&jobs)?;
         let now = SystemTime::now();
         let mut state = self.lock();
         let mut ids = Vec::with_capacity(jobs.len());
         for new in jobs {
             state.next_id += 1;
             let id = JobId(state.next_id);
-            let job = Job {
-                id,
-                command: new.command,
-                args: new.args,
-                queue: new.queue,
-                key: new.key,
-                priority: new.priority,
-                attempt: 0,
-                max_attempts: new.max_attempts,
-                state: JobState::Pending,
-                run_at: new.when.resolve(now),
-                enqueued_at: now,
-                started_at: None,
-                finished_at: None,
-                duration: None,
-                last_error: None,
-                result: None,
-            };
+            let job = fate::new_job(new, id, now);
             state.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
             state.jobs.insert(id, Record { job, lease: None });
             state.place_pending(id, now);
@@ -396,26 +378,8 @@ impl BaseQueue for MemoryQueue {
         let Some(record) = state.leased(lease) else {
             return Ok(Completion::LeaseLost);
         };
-        let id = lease.job;
-        match outcome {
-            Outcome::Done { result, duration } => {
-                record.job.result = result;
-                record.job.duration = Some(duration);
-                state.finish(id, JobState::Done, now);
-            }
-            Outcome::Retry { delay, error } => {
-                record.job.last_error = Some(error);
-                state.requeue(id, now + delay, now);
-            }
-            Outcome::Dead { error } => {
-                record.job.last_error = Some(error);
-                state.finish(id, JobState::Dead, now);
-            }
-            Outcome::Release => {
-                record.job.attempt = record.job.attempt.saturating_sub(1);
-                state.requeue(id, now, now);
-            }
-        }
+        fate::apply(&mut record.job, outcome, now);
+        state.left_running(lease.job, now);
         self.wake(state);
         Ok(Completion::Applied)
     }
@@ -429,18 +393,11 @@ impl BaseQueue for MemoryQueue {
                 break;
             }
             let record = state.jobs.get_mut(&id).expect("leased jobs exist");
-            if record.job.has_attempts_left() {
-                record.job.last_error = Some("lease expired".to_owned());
-                state.requeue(id, now, now);
-                recovered.requeued += 1;
-            } else {
-                record.job.last_error = Some(format!(
-                    "lease expired on attempt {} of {}",
-                    record.job.attempt, record.job.max_attempts
-                ));
-                state.finish(id, JobState::Dead, now);
-                recovered.dead += 1;
+            match fate::expire(&mut record.job, now) {
+                fate::Expired::Requeue { .. } => recovered.requeued += 1,
+                fate::Expired::Dead { .. } => recovered.dead += 1,
             }
+            state.left_running(id, now);
         }
         if recovered.requeued > 0 {
             self.wake(state);

@@ -149,9 +149,13 @@ pub trait BaseQueue: Send + Sync {
         }
     }
 
-    /// One step of the manager: every `running` job whose lease deadline has
-    /// passed goes back to `pending`, ready now (its attempt stays counted), or
-    /// to `dead` with the error "lease expired" when it has no attempts left.
+    /// One step of recovery: every `running` job whose lease deadline has
+    /// passed is decided by [`fate::expired`](crate::backend::fate::expired):
+    /// back to `pending`, ready now, its attempt counted, while
+    /// `attempt < max_attempts`; else to `dead`, with `finished_at`. Either
+    /// way its `last_error` becomes `lease expired on attempt n of m`
+    /// ([`fate::lease_expired`](crate::backend::fate::lease_expired)). The
+    /// step is atomic per job, so any number of consumers may run it at once.
     fn recover_expired(&self) -> Result<Recovered, Error>;
 
     /// The number of `pending` jobs in `queue`, scheduled ones included.

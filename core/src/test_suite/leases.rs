@@ -74,6 +74,41 @@ pub fn lease_expiry_and_recovery(queue: &Arc<dyn BaseQueue>) {
     );
 }
 
+/// An expired lease leaves one reason, the same on every backend, whether
+/// the job is requeued or dead: `lease expired on attempt n of m`
+/// ([`fate::lease_expired`](crate::backend::fate::lease_expired)).
+pub fn expired_lease_reason_text(queue: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("expiry-reason");
+    let spent = queue
+        .enqueue(echo_job(&q, 0).max_attempts(2))
+        .expect("enqueue");
+    let first = claim_one(&**queue, &q, Duration::ZERO).expect("claimed");
+    assert_eq!(first.job.id, spent);
+    queue.recover_expired().expect("recover");
+    let job = queue.job(spent).expect("job").expect("exists");
+    assert_eq!(job.state, JobState::Pending);
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("lease expired on attempt 1 of 2"),
+        "the reason of a requeued job"
+    );
+
+    let last = claim_one(&**queue, &q, Duration::ZERO).expect("claimed again");
+    assert_eq!((last.job.id, last.job.attempt), (spent, 2));
+    queue.recover_expired().expect("recover");
+    let job = queue.job(spent).expect("job").expect("exists");
+    assert_eq!(job.state, JobState::Dead, "attempts spent");
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("lease expired on attempt 2 of 2"),
+        "the reason of a dead job"
+    );
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(crate::backend::fate::lease_expired(2, 2).as_str())
+    );
+}
+
 /// A heartbeat extends a held lease, even one past its deadline that no one
 /// recovered; a completed lease can neither beat nor complete again.
 pub fn heartbeat_extends_and_fences(queue: &Arc<dyn BaseQueue>) {

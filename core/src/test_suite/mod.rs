@@ -117,6 +117,7 @@ macro_rules! __conformance_cases {
             leases::job_timings
             ticks::claim_tick_once
             leases::complete_and_claim_hands_over
+            leases::expired_lease_reason_text
         }
     };
 }

@@ -114,12 +114,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use outband::backend::fate;
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
     QueueStats, Recovered, THROUGHPUT_WINDOW, fill_run_times,
 };
 
-use crate::record::{LeaseRecord, Record, from_duration, from_time, to_hex};
+use crate::record::{LeaseRecord, Record, from_time};
 use crate::store::{INCOMING, Inner, MALFORMED, QUEUES, Store, TICKS, TMP, escape, io_error};
 
 /// The URL scheme this backend registers with [`outband::open`].
@@ -269,9 +270,10 @@ fn transition(
 
 impl BaseQueue for FileQueue {
     fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
-        // All or none: every job is checked before anything is written.
+        // All or none: every job is checked before anything is written, by
+        // outband's rules and then by this backend's (names as file names).
+        fate::validate_batch(&jobs)?;
         for job in &jobs {
-            job.validate()?;
             escape(&job.queue)?;
         }
         if jobs.is_empty() {
@@ -282,24 +284,7 @@ impl BaseQueue for FileQueue {
         let first = store.take_ids(jobs.len() as u64)?;
         let records: Vec<Record> = (first..)
             .zip(jobs)
-            .map(|(id, job)| Record {
-                id,
-                command: job.command,
-                args: to_hex(&job.args),
-                queue: job.queue,
-                key: job.key,
-                priority: job.priority,
-                attempt: 0,
-                max_attempts: job.max_attempts,
-                run_at: from_time(job.when.resolve(now)),
-                enqueued_at: from_time(now),
-                started_at: None,
-                finished_at: None,
-                duration: None,
-                last_error: None,
-                result: None,
-                lease: None,
-            })
+            .map(|(id, job)| Record::of(&fate::new_job(job, JobId(id), now), None))
             .collect();
         let batch = store.commit_batch(&records)?;
         // Committed: the jobs exist. Filing them into their queues can only
@@ -373,39 +358,18 @@ impl BaseQueue for FileQueue {
     }
 
     fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {
-        let now = from_time(SystemTime::now());
+        let now = SystemTime::now();
         let mut store = self.lock()?;
         // Fencing: only the holder of this very token may record an outcome.
-        let Some(mut record) = leased(&store, lease)? else {
+        let Some(record) = leased(&store, lease)? else {
             return Ok(Completion::LeaseLost);
         };
-        record.lease = None;
-        let to = match outcome {
-            Outcome::Done { result, duration } => {
-                record.result = result.as_deref().map(to_hex);
-                record.duration = Some(from_duration(duration));
-                record.finished_at = Some(now);
-                JobState::Done
-            }
-            Outcome::Retry { delay, error } => {
-                record.last_error = Some(error);
-                record.run_at = now.saturating_add(from_duration(delay));
-                JobState::Pending
-            }
-            Outcome::Dead { error } => {
-                record.last_error = Some(error);
-                record.finished_at = Some(now);
-                JobState::Dead
-            }
-            Outcome::Release => {
-                record.attempt = record.attempt.saturating_sub(1);
-                record.run_at = now;
-                JobState::Pending
-            }
-        };
+        // What the outcome makes of the job is outband's rule; the lease goes.
+        let mut job = record.to_job(JobState::Running).map_err(Error::backend)?;
+        let to = fate::apply(&mut job, outcome, now);
         // A job leaving `running` frees its ordering key by itself: `ready`
         // looks at running and pending files only.
-        transition(&store, &record, JobState::Running, to)?;
+        transition(&store, &Record::of(&job, None), JobState::Running, to)?;
         if matches!(to, JobState::Done | JobState::Dead) {
             store.forget(lease.job);
         }
@@ -413,29 +377,23 @@ impl BaseQueue for FileQueue {
     }
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
-        let now = from_time(SystemTime::now());
+        let now = SystemTime::now();
         let mut store = self.lock()?;
         let mut recovered = Recovered::default();
         let mut live = HashSet::new();
         for queue in store.queue_names()? {
-            for mut record in store.records(&queue, JobState::Running)? {
-                if record.deadline() > now {
+            for record in store.records(&queue, JobState::Running)? {
+                if record.deadline() > from_time(now) {
                     continue;
                 }
-                record.lease = None;
-                if record.attempt < record.max_attempts {
-                    record.last_error = Some("lease expired".to_owned());
-                    record.run_at = now;
-                    transition(&store, &record, JobState::Running, JobState::Pending)?;
-                    recovered.requeued += 1;
-                } else {
-                    record.last_error = Some(format!(
-                        "lease expired on attempt {} of {}",
-                        record.attempt, record.max_attempts
-                    ));
-                    record.finished_at = Some(now);
-                    transition(&store, &record, JobState::Running, JobState::Dead)?;
-                    recovered.dead += 1;
+                // Requeue or dead, and the reason, are outband's rule.
+                let mut job = record.to_job(JobState::Running).map_err(Error::backend)?;
+                let decision = fate::expire(&mut job, now);
+                let record = Record::of(&job, None);
+                transition(&store, &record, JobState::Running, decision.state())?;
+                match decision {
+                    fate::Expired::Requeue { .. } => recovered.requeued += 1,
+                    fate::Expired::Dead { .. } => recovered.dead += 1,
                 }
             }
             live.extend(store.ids(&queue, JobState::Pending)?);

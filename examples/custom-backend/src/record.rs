@@ -66,6 +66,29 @@ impl Record {
         })
     }
 
+    /// The record of `job`, held under `lease` while it is `running`; the
+    /// state is not part of it (see the module docs).
+    pub(crate) fn of(job: &Job, lease: Option<LeaseRecord>) -> Self {
+        Self {
+            id: job.id.0,
+            command: job.command.clone(),
+            args: to_hex(&job.args),
+            queue: job.queue.clone(),
+            key: job.key.clone(),
+            priority: job.priority,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            run_at: from_time(job.run_at),
+            enqueued_at: from_time(job.enqueued_at),
+            started_at: job.started_at.map(from_time),
+            finished_at: job.finished_at.map(from_time),
+            duration: job.duration.map(from_duration),
+            last_error: job.last_error.clone(),
+            result: job.result.as_deref().map(to_hex),
+            lease,
+        }
+    }
+
     /// The lease deadline; a running record without a lease (left by a
     /// crash) counts as expired long ago.
     pub(crate) fn deadline(&self) -> u64 {
@@ -127,6 +150,21 @@ mod tests {
         assert!(from_hex("abc").is_err());
         assert!(from_hex("zz").is_err());
         assert!(from_hex("é0").is_err());
+    }
+
+    #[test]
+    fn a_job_round_trips_through_its_record() {
+        let now = SystemTime::now();
+        let mut job = outband::backend::fate::new_job(
+            outband::NewJob::new("c", vec![0, 255]).key("k"),
+            JobId(3),
+            now,
+        );
+        job.duration = Some(Duration::from_nanos(5));
+        job.result = Some(vec![9]);
+        job.last_error = Some("e".into());
+        let back = Record::of(&job, None).to_job(JobState::Pending).unwrap();
+        assert_eq!(back, job);
     }
 
     #[test]
