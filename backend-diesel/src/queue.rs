@@ -11,9 +11,11 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::MigrationHarness;
+use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
+use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered, THROUGHPUT_WINDOW,
+    QueueStats, Recovered,
 };
 
 use crate::JobConnection;
@@ -148,10 +150,15 @@ fn is_unavailable(error: &DieselError) -> bool {
     }
 }
 
-fn conn_error(error: ConnectionError) -> Error {
+/// Maps a failure to connect to `url`: a URL the driver cannot parse is
+/// [`Error::Config`], anything else [`Error::Unavailable`]. The driver's
+/// message may quote the URL, or a piece of it, password included (libpq
+/// does), so the password is scrubbed from it first.
+fn conn_error(url: &str, error: &ConnectionError) -> Error {
+    let message = scrub_password(&error.to_string(), url);
     match error {
-        ConnectionError::InvalidConnectionUrl(_) => Error::Config(error.to_string()),
-        other => Error::unavailable(other),
+        ConnectionError::InvalidConnectionUrl(_) => Error::Config(message),
+        _ => Error::unavailable(message),
     }
 }
 
@@ -237,7 +244,7 @@ enum Target {
 }
 
 fn parse_url(url: &str) -> Result<Target, Error> {
-    let bad = |why: &str| Error::Config(format!("`{url}`: {why}"));
+    let bad = |why: &str| Error::Config(format!("`{}`: {why}", hide_password(url)));
     if url == "sqlite::memory:" || url == "sqlite://:memory:" {
         return Ok(Target::SqliteMemory);
     }
@@ -267,45 +274,17 @@ struct UrlSettings {
 
 /// A URL split into what the driver gets and what outband reads.
 fn split_url(url: &str) -> Result<(String, UrlSettings), Error> {
-    let (address, query) = url.split_once('?').unwrap_or((url, ""));
+    let (address, params) = take_params(url, &["prefix", "retention"]);
     let mut settings = UrlSettings::default();
-    let mut passed = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("prefix", value)) => settings.prefix = Some(value.to_owned()),
-            Some(("retention", value)) => {
-                let secs = value.parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "`retention={value}` in `{}` is not a number of seconds",
-                        hide_password(url)
-                    ))
-                })?;
-                settings.retention = Some(Duration::from_secs(secs));
-            }
-            _ => passed.push(pair),
+    for (name, value) in params {
+        if name == "prefix" {
+            settings.prefix = Some(value.to_owned());
+        } else {
+            let secs = whole_number(url, name, value)?;
+            settings.retention = Some(Duration::from_secs(secs));
         }
     }
-    let address = if passed.is_empty() {
-        address.to_owned()
-    } else {
-        format!("{address}?{}", passed.join("&"))
-    };
     Ok((address, settings))
-}
-
-/// The URL with its password replaced by `***`.
-fn hide_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}/{path}")
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn feature_missing(feature: &str, url: &str) -> Error {
@@ -325,7 +304,7 @@ fn feature_missing(feature: &str, url: &str) -> Error {
 ///     .open()?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Builder {
     url: String,
     prefix: String,
@@ -334,6 +313,21 @@ pub struct Builder {
     migrate: bool,
     temporary: bool,
     retention: Duration,
+}
+
+/// Shows the URL with its password hidden.
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("url", &hide_password(&self.url))
+            .field("prefix", &self.prefix)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("migrate", &self.migrate)
+            .field("temporary", &self.temporary)
+            .field("retention", &self.retention)
+            .finish()
+    }
 }
 
 impl Builder {
@@ -449,7 +443,8 @@ impl Builder {
         match target {
             #[cfg(feature = "sqlite")]
             Target::SqliteFile(path) => {
-                let mut first = SqliteConnection::establish(path).map_err(conn_error)?;
+                let mut first =
+                    SqliteConnection::establish(path).map_err(|e| conn_error(&self.url, &e))?;
                 sqlite_setup(&mut first).map_err(db_error)?;
                 // WAL is a property of the file: set once, kept by every connection
                 sqlite_wal(&mut first).map_err(db_error)?;
@@ -471,7 +466,7 @@ impl Builder {
             }
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => {
-                PgConnection::establish(url).map_err(conn_error)?;
+                PgConnection::establish(url).map_err(|e| conn_error(&self.url, &e))?;
                 let pool = builder(self.max_connections, timeout)
                     .connection_customizer(Box::new(Setup))
                     .build_unchecked(ConnectionManager::new(url.as_str()));
@@ -479,7 +474,7 @@ impl Builder {
             }
             #[cfg(feature = "mysql")]
             Target::Mysql(url) => {
-                MysqlConnection::establish(url).map_err(conn_error)?;
+                MysqlConnection::establish(url).map_err(|e| conn_error(&self.url, &e))?;
                 let pool = builder(self.max_connections, timeout)
                     // diesel marks a MySQL connection broken only when a
                     // transaction breaks; one whose server restarted fails
@@ -847,19 +842,20 @@ impl BaseQueue for DatabaseQueue {
                     .i64(micros(THROUGHPUT_WINDOW))
                     .text(queue)
                     .get_result::<RunTimes>(conn)?;
-                stats.throughput = times.recent as f64 / THROUGHPUT_WINDOW.as_secs_f64();
+                stats.throughput = throughput(times.recent.unsigned_abs());
                 let us = |v: i64| Duration::from_micros(v.unsigned_abs());
                 stats.mean_run_time = times.mean.map(us);
-                if times.n > 0 {
-                    // nearest rank, as `outband::fill_run_times` computes it
-                    let rank = |pct: i64| ((times.n * pct + 99) / 100).clamp(1, times.n) - 1;
-                    for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
-                        let at = st.run_time_at.query()
-                            .text(queue)
-                            .i64(rank(pct))
-                            .get_result::<Number>(conn)?;
-                        *slot = Some(us(at.n));
-                    }
+                let count = usize::try_from(times.n).unwrap_or(0);
+                for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
+                    // the rank `fill_run_times` takes in process
+                    let Some(rank) = nearest_rank(count, pct) else {
+                        break;
+                    };
+                    let at = st.run_time_at.query()
+                        .text(queue)
+                        .i64(i64::try_from(rank).unwrap_or(i64::MAX))
+                        .get_result::<Number>(conn)?;
+                    *slot = Some(us(at.n));
                 }
                 Ok(stats)
             })
@@ -1019,7 +1015,8 @@ impl Listen {
         let mut conn = match taken {
             Some(conn) => conn,
             None => {
-                let mut conn = PgConnection::establish(&self.url).map_err(conn_error)?;
+                let mut conn =
+                    PgConnection::establish(&self.url).map_err(|e| conn_error(&self.url, &e))?;
                 conn.batch_execute(&format!("LISTEN \"{}\"", self.channel))
                     .map_err(db_error)?;
                 conn
@@ -1233,14 +1230,5 @@ mod tests {
     fn sqlite_has_one_recording_call_in_flight() {
         let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
         assert_eq!(queue.overlapping_completions(), 1);
-    }
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            hide_password("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(hide_password("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

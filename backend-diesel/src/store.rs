@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
+use outband::backend::hash::fnv1a;
 use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, When};
 
 use crate::prepared::Stmt;
@@ -443,10 +444,7 @@ pub(crate) fn key_lock_rows(jobs: &[NewJob]) -> Vec<i32> {
         .filter_map(|job| {
             let key = job.key.as_deref()?;
             let text = format!("{}:{}:{key}", job.queue.len(), job.queue);
-            let hash = text.bytes().fold(0x811c_9dc5_u32, |h, b| {
-                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-            });
-            Some(i32::from((hash % 65_536) as u16))
+            Some(i32::from((fnv1a(text.as_bytes()) % 65_536) as u16))
         })
         .collect();
     rows.sort_unstable();

@@ -1,8 +1,8 @@
-//! No error, log line or panic shows a URL's password: bad URLs carrying a
-//! password go through [`DatabaseQueue::open`] and [`outband::open`], and
-//! every message is searched for the password, as written in the URL and
-//! decoded. The PostgreSQL and MySQL cases need their features; the cases
-//! that fail before any driver is reached need none.
+//! No error, log line, panic or `Debug` shows a URL's password: bad URLs
+//! carrying a password go through [`DatabaseQueue::open`], the builder and
+//! [`outband::open`], and every message is searched for the password, as
+//! written in the URL and decoded. The PostgreSQL and MySQL cases need their
+//! features; the cases that fail before any driver is reached need none.
 
 mod common;
 
@@ -93,13 +93,14 @@ fn exercise(queue: &dyn BaseQueue, messages: &mut Vec<String>) {
 }
 
 /// Every message `url` leads to, through `DatabaseQueue::open`, the builder
-/// and `outband::open`; a panic is a message too.
+/// and `outband::open`; a panic is a message too, and so is `Debug` (these
+/// start with `debug: `).
 fn messages_of(url: &str) -> Vec<String> {
     let mut messages = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         match DatabaseQueue::open(url) {
             Ok(queue) => {
-                messages.push(format!("queue: {queue:?}"));
+                messages.push(format!("debug: {queue:?}"));
                 exercise(&queue, &mut messages);
             }
             Err(error) => record(&mut messages, "open", &error),
@@ -108,8 +109,9 @@ fn messages_of(url: &str) -> Vec<String> {
             .connect_timeout(Duration::from_secs(2))
             .prefix(common::unique_prefix())
             .temporary(true);
+        messages.push(format!("debug: {builder:?}"));
         match builder.open() {
-            Ok(queue) => messages.push(format!("queue: {queue:?}")),
+            Ok(queue) => messages.push(format!("debug: {queue:?}")),
             Err(error) => record(&mut messages, "builder", &error),
         }
         match outband::open(url) {
@@ -136,7 +138,7 @@ fn check(urls: &[String]) {
     let mut silent = Vec::new();
     for url in urls {
         let messages = messages_of(url);
-        if !messages.iter().any(|m| !m.starts_with("queue: ")) {
+        if !messages.iter().any(|m| !m.starts_with("debug: ")) {
             silent.push(url.clone());
         }
         for message in messages.iter().chain(&log_lines()) {
@@ -256,15 +258,12 @@ fn malformed_passwords_are_not_shown() {
     check(&urls);
 }
 
-/// The leaks still open: libpq's messages quote the URL, or a piece of it,
-/// and reach the error (a malformed host, a bad percent-encoding, a `/` or
-/// `@` in a password); `hide_password` takes a `/` in a password for the end of the
-/// host; an unknown scheme's message shows the whole URL, in outband-diesel
-/// and in `outband::open`. Run with `--ignored` once they are fixed.
+/// Messages of libpq that quote the URL, or a piece of it (a malformed host,
+/// a bad percent-encoding, a `/` or `@` in a password), and an unknown
+/// scheme, refused by outband-diesel and by `outband::open`.
 #[cfg(feature = "postgres")]
 #[test]
-#[ignore = "outband-diesel and outband still show these passwords"]
-fn leaks_left_in_outband_diesel() {
+fn driver_messages_that_quote_the_url_do_not_show_the_password() {
     let pw = format!("{MARK}-pw");
     let urls: Vec<String> = [
         "postgres://user:{pw}@[::1/db",
@@ -272,10 +271,69 @@ fn leaks_left_in_outband_diesel() {
         "postgres://user:ab/cd{pw}@127.0.0.1:1/db",
         "postgres://user:ab@cd{pw}@127.0.0.1:1/db",
         "postgres://user:ab/cd{pw}@127.0.0.1:1/db?retention=x",
+        "postgres://user:ab?cd/{pw}@127.0.0.1:1/db",
+        "postgres://user:{pw}@127.0.0.1:1/db?password={pw}",
+        "postgres://127.0.0.1:1/db?user=u&password={pw}",
+        "postgres://127.0.0.1:1/db?password=ab&cd{pw}&sslmode=bogus",
         "postgress://user:{pw}@127.0.0.1:1/db",
     ]
     .iter()
     .map(|url| url.replace("{pw}", &pw))
     .collect();
     check(&urls);
+}
+
+/// `outband::open` with each scheme this crate registers, an unknown one and
+/// a URL with no scheme: every refusal hides the password. The schemes whose
+/// feature is off are refused by name.
+#[test]
+fn outband_open_hides_the_password_for_every_scheme() {
+    let mut urls = Vec::new();
+    for scheme in ["sqlite", "postgres", "postgresql", "mysql", "mariadb"] {
+        urls.push(format!(
+            "{scheme}://user:{{pw}}@127.0.0.1:1/db?retention=soon"
+        ));
+        urls.push(format!(
+            "{scheme}://user:ab/cd{{pw}}@127.0.0.1:1/db?prefix=no-dashes"
+        ));
+        #[cfg(all(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        urls.push(format!("{scheme}://user:{{pw}}@127.0.0.1:1/no/such/db"));
+    }
+    urls.extend(
+        [
+            "postgress://user:{pw}@127.0.0.1:1/db",
+            "postgres:/user:{pw}@127.0.0.1:1/db",
+            "postgres:user:{pw}@127.0.0.1:1/db",
+            "user:{pw}@127.0.0.1:1/db",
+        ]
+        .map(str::to_owned),
+    );
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    check(&cases(&urls));
+}
+
+/// The URL shown in an error, and by the builder's `Debug`,
+/// keeps what helps find the mistake.
+#[test]
+fn errors_show_the_url_without_its_password() {
+    let pw = format!("{MARK}-pw");
+    let url = format!("postgres://user:{pw}@127.0.0.1:1/db?retention=soon");
+    let error = DatabaseQueue::open(&url).expect_err("retention is not a number");
+    let message = error.to_string();
+    assert!(
+        message.contains("`postgres://user:***@127.0.0.1:1/db?retention=soon`"),
+        "{message}"
+    );
+    let shown = format!("{:?}", DatabaseQueue::builder(url.as_str()));
+    assert!(
+        shown.contains("\"postgres://user:***@127.0.0.1:1/db?retention=soon\""),
+        "{shown}"
+    );
+    let Err(error) = outband::open(&format!("nope://user:{pw}@h/db")) else {
+        panic!("no backend opens nope://");
+    };
+    assert!(
+        error.to_string().contains("`nope://user:***@h/db`"),
+        "{error}"
+    );
 }

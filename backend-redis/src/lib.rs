@@ -138,9 +138,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use outband::backend::hash::fnv1a;
+use outband::backend::stats::fill_run_times;
+use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered, When, fill_run_times,
+    QueueStats, Recovered, When,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -246,36 +249,21 @@ impl std::fmt::Debug for RedisQueue {
 
 /// A URL split into what the driver gets and what outband reads.
 fn split_url(url: &str, options: &mut RedisOptions) -> Result<String, Error> {
-    let (address, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut passed = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = |what: &str| {
-            value.parse::<u64>().map_err(|_| {
-                Error::Config(format!(
-                    "cannot use `{}`: `{what}` must be a whole number",
-                    hide_password(url)
-                ))
-            })
-        };
+    let (address, params) = take_params(url, &["namespace", "retention", "dead_cap"]);
+    for (name, value) in params {
         match name {
             "namespace" => options.namespace = value.to_owned(),
             "retention" => {
-                let secs = number("retention")?;
+                let secs = whole_number(url, name, value)?;
                 options.retention = (secs > 0).then(|| Duration::from_secs(secs));
             }
-            "dead_cap" => {
-                let cap = number("dead_cap")?;
+            _ => {
+                let cap = whole_number(url, name, value)?;
                 options.dead_cap = (cap > 0).then_some(cap);
             }
-            _ => passed.push(pair),
         }
     }
-    if passed.is_empty() {
-        Ok(address.to_owned())
-    } else {
-        Ok(format!("{address}?{}", passed.join("&")))
-    }
+    Ok(address)
 }
 
 /// The node URLs of a `redis+cluster://` URL.
@@ -303,6 +291,8 @@ fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
     Ok(nodes)
 }
 
+/// The driver's refusal of `url`, with the URL and anything the driver
+/// quoted of it shown without the password.
 fn config_error(url: &str, error: &redis::RedisError) -> Error {
     let hint = if url.starts_with("rediss") && !cfg!(feature = "tls") {
         " (rediss:// needs the `tls` feature of outband-redis)"
@@ -310,44 +300,10 @@ fn config_error(url: &str, error: &redis::RedisError) -> Error {
         ""
     };
     Error::Config(format!(
-        "cannot use `{}`: {error}{hint}",
-        hide_password(url)
+        "cannot use `{}`: {}{hint}",
+        hide_password(url),
+        scrub_password(&error.to_string(), url)
     ))
-}
-
-/// `url` fit to show in an error or a log line: the password of its user
-/// info, and the value of a `pass` or `password` query parameter (Unix
-/// socket URLs), replaced by `***`.
-///
-/// The user info runs to the last `@`, wherever it is: a password with a `/`,
-/// `?` or `#` that was not percent-encoded makes the URL malformed, and the
-/// message about that must not show the password either. A URL with an `@`
-/// in its query loses a little more than its password.
-fn hide_password(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    let shown = match rest.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _)) if user.contains(['/', '?', '#']) => format!("***@{host}"),
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => rest.to_owned(),
-        },
-        None => rest.to_owned(),
-    };
-    let Some((address, query)) = shown.split_once('?') else {
-        return format!("{scheme}{shown}");
-    };
-    // no fragment split off: what follows a `#` in a password is password
-    let query: Vec<Cow<'_, str>> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name @ ("pass" | "password"), _)) => Cow::Owned(format!("{name}=***")),
-            _ => Cow::Borrowed(pair),
-        })
-        .collect();
-    format!("{scheme}{address}?{}", query.join("&"))
 }
 
 fn ms(duration: Duration) -> u64 {
@@ -362,14 +318,8 @@ fn time_of(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// FNV-1a, 32 bits: stable across versions and platforms, as bucket numbers
-/// must be.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash, &byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    })
-}
-
+/// The bucket of `queue`: stable across versions and platforms, as bucket
+/// numbers must be.
 fn bucket_of(queue: &str) -> u64 {
     u64::from(fnv1a(queue.as_bytes()) % (1 << BUCKET_BITS))
 }
@@ -1240,39 +1190,6 @@ mod tests {
         assert_eq!(options.retention, None);
         assert_eq!(options.dead_cap, Some(5));
         assert!(split_url("redis://h/?retention=soon", &mut options).is_err());
-    }
-
-    #[test]
-    fn passwords_are_hidden() {
-        for (url, shown) in [
-            ("redis://u:secret@h:6379/0", "redis://u:***@h:6379/0"),
-            (
-                "redis://:secret@h/?namespace=a",
-                "redis://:***@h/?namespace=a",
-            ),
-            ("redis://u@h:6379/0", "redis://u@h:6379/0"),
-            (
-                "redis://h:6379/0?retention=x",
-                "redis://h:6379/0?retention=x",
-            ),
-            (
-                "redis+cluster://u:s@a:1,b:2/",
-                "redis+cluster://u:***@a:1,b:2/",
-            ),
-            ("redis://u:se/cr@et@h:1/0", "redis://u:***@h:1/0"),
-            ("redis://:a?b#c@h:1/", "redis://:***@h:1/"),
-            ("redis:u:secret@h", "redis:***@h"),
-            (
-                "redis+unix:///s.sock?db=x&pass=secret&user=u",
-                "redis+unix:///s.sock?db=x&pass=***&user=u",
-            ),
-            (
-                "unix:///s.sock?password=se#cret",
-                "unix:///s.sock?password=***",
-            ),
-        ] {
-            assert_eq!(hide_password(url), shown, "{url}");
-        }
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub enum Error {
     /// A URL names a scheme no linked backend opens. Not retryable.
     #[error("no backend opens `{url}`: known schemes are {}", known.join(", "))]
     UnsupportedUrl {
-        /// The URL.
+        /// The URL, with its password hidden
+        /// ([`hide_password`](crate::backend::url::hide_password)): this
+        /// error is meant to be shown.
         url: String,
         /// The schemes of the backends linked into this program.
         known: Vec<String>,

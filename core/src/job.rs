@@ -387,27 +387,3 @@ impl QueueStats {
         }
     }
 }
-
-/// The window over which [`QueueStats::throughput`] is measured.
-pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
-
-/// Fills the timing fields of `stats` from run times, as every backend that
-/// computes them in process does.
-pub fn fill_run_times(stats: &mut QueueStats, mut run_times: Vec<Duration>, done_in_window: u64) {
-    stats.throughput = done_in_window as f64 / THROUGHPUT_WINDOW.as_secs_f64();
-    if run_times.is_empty() {
-        return;
-    }
-    run_times.sort_unstable();
-    let total: Duration = run_times.iter().sum();
-    let count = u32::try_from(run_times.len()).unwrap_or(u32::MAX);
-    stats.mean_run_time = Some(total / count);
-    stats.p50_run_time = Some(percentile(&run_times, 50));
-    stats.p99_run_time = Some(percentile(&run_times, 99));
-}
-
-/// The `pct`th percentile (nearest rank) of sorted, non-empty `values`.
-pub(crate) fn percentile(sorted: &[Duration], pct: usize) -> Duration {
-    let rank = (sorted.len() * pct).div_ceil(100).max(1);
-    sorted[rank.min(sorted.len()) - 1]
-}

@@ -93,7 +93,7 @@ pub mod __private;
 pub use error::{BoxError, Error};
 pub use job::{
     Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
-    Lease, NewJob, Outcome, QueueStats, Recovered, THROUGHPUT_WINDOW, When, fill_run_times,
+    Lease, NewJob, Outcome, QueueStats, Recovered, When,
 };
 pub use memory::MemoryQueue;
 pub use processor::{

@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use crate::backend::fate;
-use crate::job::{THROUGHPUT_WINDOW, fill_run_times};
+use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
     QueueStats, Recovered,

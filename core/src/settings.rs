@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::backend::url::hide_password;
 use crate::{BaseQueue, Error, MemoryQueue};
 
 static DEFAULT_QUEUE: OnceLock<Arc<dyn BaseQueue>> = OnceLock::new();
@@ -79,11 +80,20 @@ inventory::submit! { Opener { scheme: "memory", open: open_memory } }
 
 /// Opens a backend by URL, with whichever linked backend serves its scheme:
 /// `memory://` (a new [`MemoryQueue`]) here, others from backend crates.
+///
+/// A URL it cannot open is [`Error::Config`] (not a URL) or
+/// [`Error::UnsupportedUrl`] (no backend for its scheme); both show the URL
+/// with its password hidden.
 pub fn open(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
     let scheme = url
         .split_once("://")
         .map(|(scheme, _)| scheme)
-        .ok_or_else(|| Error::Config(format!("`{url}` is not a URL (expected scheme://…)")))?;
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "`{}` is not a URL (expected scheme://…)",
+                hide_password(url)
+            ))
+        })?;
     let openers: Vec<&Opener> = inventory::iter::<Opener>.into_iter().collect();
     match openers.iter().find(|o| o.scheme == scheme) {
         Some(opener) => (opener.open)(url),
@@ -92,7 +102,7 @@ pub fn open(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {
                 openers.iter().map(|o| format!("{}://", o.scheme)).collect();
             known.sort_unstable();
             Err(Error::UnsupportedUrl {
-                url: url.to_owned(),
+                url: hide_password(url),
                 known,
             })
         }
@@ -131,6 +141,29 @@ pub fn is_eager() -> bool {
                 Ordering::SeqCst,
             );
             EAGER.load(Ordering::SeqCst) == EAGER_ON
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_open_nothing_do_not_show_their_password() {
+        for url in [
+            "postgress://user:s3cret@h:1/db",
+            "user:s3cret@h:1/db",
+            "redis:/user:s3cret@h:1/db",
+            "nope://:ab/cd@s3cret@h/",
+        ] {
+            let Err(error) = open(url) else {
+                panic!("{url} opened");
+            };
+            for message in [error.to_string(), format!("{error:?}")] {
+                assert!(!message.contains("s3cret"), "{message}");
+                assert!(message.contains("***@h"), "{message}");
+            }
         }
     }
 }

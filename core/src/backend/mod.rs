@@ -8,3 +8,6 @@
 //! party's — behaves and speaks alike.
 
 pub mod fate;
+pub mod hash;
+pub mod stats;
+pub mod url;

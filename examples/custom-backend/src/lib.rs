@@ -115,9 +115,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use outband::backend::fate;
+use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered, THROUGHPUT_WINDOW, fill_run_times,
+    QueueStats, Recovered,
 };
 
 use crate::record::{LeaseRecord, Record, from_time};
