@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::{BaseQueue, JobId, JobState, NewJob, codec};
-use outband_testkit::{kill, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param};
+use outband_testkit::{
+    kill, kill_daemons, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-demo-consumer");
 
@@ -160,11 +162,7 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        for pidfile in &self.started {
-            if let Some(pid) = pid_in(pidfile) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_daemons(&self.started);
         if let Some(namespace) = &self.namespace
             && let Ok(queue) = outband_redis::RedisQueue::connect(&self.url)
         {

@@ -197,6 +197,17 @@ pub fn kill(signal: &str, pid: u32) {
     assert!(status.success(), "kill {signal} {pid} failed");
 }
 
+/// Kills (`SIGKILL`) the process named in each of `pidfiles` that names
+/// one, ignoring failures: what a test does on drop with the daemons it
+/// started, which may have exited already.
+pub fn kill_daemons<P: AsRef<Path>>(pidfiles: impl IntoIterator<Item = P>) {
+    for pidfile in pidfiles {
+        if let Some(pid) = pid_in(pidfile.as_ref()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// A private `redis-server` on a free loopback port, in a temporary
 /// directory; killed (and the directory removed) on drop, also when the test
 /// panics.

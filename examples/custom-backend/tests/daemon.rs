@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use custom_backend::FileQueue;
 use outband::{BaseQueue, JobState, NewJob, codec};
-use outband_testkit::pid_in;
+use outband_testkit::{kill_daemons, pid_in};
 
 const BIN: &str = env!("CARGO_BIN_EXE_custom-backend-consumer");
 const JOBS: usize = 60;
@@ -33,11 +33,7 @@ struct Daemons(Vec<std::path::PathBuf>);
 
 impl Drop for Daemons {
     fn drop(&mut self) {
-        for pidfile in &self.0 {
-            if let Some(pid) = pid_in(pidfile) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_daemons(&self.0);
     }
 }
 

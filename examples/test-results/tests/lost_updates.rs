@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
-use outband_testkit::{kill, pg_url, redis_url, skip_or_fail, unique_name, with_param};
+use outband_testkit::{
+    kill, kill_daemons, pg_url, redis_url, skip_or_fail, unique_name, with_param,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-results");
 const CI_JOBS: usize = 50;
@@ -253,14 +255,7 @@ impl Drop for Service {
             let _ = server.kill();
             let _ = server.wait();
         }
-        for pidfile in &self.pidfiles {
-            if let Some(pid) = std::fs::read_to_string(pidfile)
-                .ok()
-                .and_then(|text| text.trim().parse::<u32>().ok())
-            {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_daemons(&self.pidfiles);
         if let (Some(namespace), Some(url)) = (&self.redis_namespace, &self.url)
             && let Ok(queue) = outband_redis::RedisQueue::connect(url)
         {

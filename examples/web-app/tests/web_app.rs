@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
 use outband_testkit::{
-    free_port, kill, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param,
+    free_port, kill, kill_daemons, redis_url, skip_or_fail, unique_name, wait_until, with_param,
 };
 use serde::Deserialize;
 
@@ -237,11 +237,7 @@ impl Drop for World {
             let _ = consumer.kill();
             let _ = consumer.wait();
         }
-        for pidfile in &self.daemon_pidfiles {
-            if let Some(pid) = pid_in(pidfile) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_daemons(&self.daemon_pidfiles);
         if let (Some(namespace), Some(url)) = (&self.redis_namespace, &self.url)
             && let Ok(queue) = outband_redis::RedisQueue::connect(url)
         {
