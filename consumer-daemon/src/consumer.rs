@@ -1,13 +1,14 @@
-//! Running the consumer: in the foreground or as a daemon, with signals, the
-//! manager thread, periodic commands and logging.
+//! Running the consumer: in the foreground or as a daemon, with signals,
+//! periodic commands and logging. The manager (recovery of expired leases,
+//! the purge) runs in the processor: see `outband::maintenance`.
 
 use std::io::{BufRead, BufReader, PipeWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use flexi_logger::{DeferredNow, ErrorChannel, FileSpec, Logger, LoggerHandle};
+use outband::maintenance::Running;
 use outband::{BaseQueue, Processor, ProcessorConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
@@ -236,7 +237,8 @@ fn processor(
         .max_threads(usize::try_from(options.threads).unwrap_or(usize::MAX))
         .prefetch(options.prefetch)
         .wait_time(Duration::from_secs_f64(options.delay))
-        .wait_backoff(options.backoff, Duration::from_secs_f64(options.max_delay));
+        .wait_backoff(options.backoff, Duration::from_secs_f64(options.max_delay))
+        .retention(options.retention);
     if let Some(completers) = options.completers {
         config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
     }
@@ -398,40 +400,23 @@ fn check_at_start(
     Ok(())
 }
 
-/// The manager and the periodic scheduler, on threads of their own.
-///
-/// The scheduler has a stop of its own: a quieted consumer enqueues no more
-/// periodic commands, and leaves their ticks to another consumer.
+/// The periodic scheduler, on a thread of its own, with a stop of its own:
+/// a quieted consumer enqueues no more periodic commands, and leaves their
+/// ticks to another consumer. (The manager, the processor's maintenance,
+/// goes on while running jobs finish.)
 struct Background {
-    stop: Arc<Stop>,
-    manager: JoinHandle<()>,
-    periodic: Mutex<Option<(Arc<Stop>, JoinHandle<()>)>>,
+    periodic: Mutex<Option<Running>>,
 }
-
-/// A flag a thread waits on, set once to ask it to stop.
-type Stop = (Mutex<bool>, Condvar);
 
 impl Background {
     fn start(queue: &Arc<dyn BaseQueue>, options: &ConsumerOptions) -> Self {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let (q, s) = (Arc::clone(queue), Arc::clone(&stop));
-        let (period, retention) = (options.lease / 2, options.retention);
-        let manager = std::thread::Builder::new()
-            .name("outband-manager".into())
-            .spawn(move || manager_loop(&*q, &s, period, retention))
-            .expect("spawning a thread");
-        let periodic = (!options.no_periodic).then(|| {
-            let stop = Arc::new((Mutex::new(false), Condvar::new()));
-            let (q, s) = (Arc::clone(queue), Arc::clone(&stop));
-            let thread = std::thread::Builder::new()
-                .name("outband-periodic".into())
-                .spawn(move || crate::periodic::scheduler_loop(&*q, &s))
-                .expect("spawning a thread");
-            (stop, thread)
-        });
+        let scheduler = if options.no_periodic {
+            None
+        } else {
+            crate::periodic::scheduler()
+        };
+        let periodic = scheduler.map(|scheduler| scheduler.spawn(Arc::clone(queue)));
         Self {
-            stop,
-            manager,
             periodic: Mutex::new(periodic),
         }
     }
@@ -443,58 +428,12 @@ impl Background {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some((stop, thread)) = periodic {
-            ask_to_stop(&stop);
-            let _ = thread.join();
+        if let Some(periodic) = periodic {
+            periodic.stop();
         }
     }
 
     fn stop(self) {
         self.stop_periodic();
-        ask_to_stop(&self.stop);
-        let _ = self.manager.join();
-    }
-}
-
-fn ask_to_stop(stop: &(Mutex<bool>, Condvar)) {
-    let (lock, condvar) = stop;
-    *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-    condvar.notify_all();
-}
-
-/// Sleeps up to `period`; returns `true` once asked to stop.
-pub(crate) fn sleep_or_stop(stop: &(Mutex<bool>, Condvar), period: Duration) -> bool {
-    let (lock, condvar) = stop;
-    let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    let (stopped, _) = condvar
-        .wait_timeout_while(stopped, period, |stopped| !*stopped)
-        .unwrap_or_else(PoisonError::into_inner);
-    *stopped
-}
-
-/// The manager (seed 002): every half lease, returns expired leases to the
-/// queue and purges done jobs past their retention.
-fn manager_loop(
-    queue: &dyn BaseQueue,
-    stop: &(Mutex<bool>, Condvar),
-    period: Duration,
-    retention: Duration,
-) {
-    let period = period.max(Duration::from_millis(100));
-    while !sleep_or_stop(stop, period) {
-        match queue.recover_expired() {
-            Ok(r) if r.requeued + r.dead > 0 => log::warn!(
-                "manager: {} expired leases returned to the queue, {} jobs dead",
-                r.requeued,
-                r.dead
-            ),
-            Ok(_) => {}
-            Err(error) => log::error!("manager: recovering expired leases failed: {error}"),
-        }
-        match queue.purge(retention) {
-            Ok(0) => {}
-            Ok(n) => log::info!("manager: purged {n} done jobs older than {retention:?}"),
-            Err(error) => log::error!("manager: purging failed: {error}"),
-        }
     }
 }

@@ -41,6 +41,7 @@
 //! | [`BaseQueue`] | the backend contract: enqueue, claim with a lease, heartbeat, complete, recover, stats, dead letters |
 //! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
 //! | [`SimpleProcessor`], [`MultiProcessor`] | run jobs one at a time, or up to `max_threads` at once |
+//! | [`maintenance`] | recovery of expired leases, the purge and the periodic scheduler, which a started processor runs |
 //! | [`Registry`] | the commands linked into this program |
 //! | [`codec`] | how arguments and results become bytes, with a size limit |
 //! | [`set_default_queue`], [`open`], [`set_eager`] | process-wide settings |
@@ -78,6 +79,7 @@ pub mod codec;
 mod eager;
 mod error;
 mod job;
+pub mod maintenance;
 mod memory;
 mod processor;
 mod queue;

@@ -155,7 +155,8 @@ pub trait BaseQueue: Send + Sync {
     /// `attempt < max_attempts`; else to `dead`, with `finished_at`. Either
     /// way its `last_error` becomes `lease expired on attempt n of m`
     /// ([`fate::lease_expired`](crate::backend::fate::lease_expired)). The
-    /// step is atomic per job, so any number of consumers may run it at once.
+    /// step is atomic per job, so any number of consumers may run it at once:
+    /// [`maintenance`](crate::maintenance) runs it in every started processor.
     fn recover_expired(&self) -> Result<Recovered, Error>;
 
     /// The number of `pending` jobs in `queue`, scheduled ones included.

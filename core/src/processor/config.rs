@@ -89,6 +89,17 @@ pub struct ProcessorConfig {
     pub completers: Option<usize>,
     /// Backoff between attempts.
     pub retry: RetryPolicy,
+    /// Whether [`start`](crate::Processor::start) also runs
+    /// [`Maintenance`](crate::maintenance::Maintenance) on the processor's
+    /// backend until the processor stops: every half lease, expired leases
+    /// are taken back and `done` jobs past `retention` purged, so that
+    /// a crashed worker's jobs run again without the daemon. Safe with any
+    /// number of processors on one backend. Default `true`; off for tests
+    /// that take those steps themselves.
+    pub maintenance: bool,
+    /// How long the maintenance keeps `done` jobs. Default 7 days
+    /// ([`DEFAULT_RETENTION`](crate::maintenance::DEFAULT_RETENTION)).
+    pub retention: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -103,6 +114,8 @@ impl Default for ProcessorConfig {
             prefetch: 0,
             completers: None,
             retry: RetryPolicy::default(),
+            maintenance: true,
+            retention: crate::maintenance::DEFAULT_RETENTION,
         }
     }
 }
@@ -175,6 +188,21 @@ impl ProcessorConfig {
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets whether a started processor runs the maintenance: see
+    /// [`maintenance`](Self::maintenance).
+    #[must_use]
+    pub fn maintenance(mut self, maintenance: bool) -> Self {
+        self.maintenance = maintenance;
+        self
+    }
+
+    /// Sets how long the maintenance keeps `done` jobs.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 }

@@ -73,6 +73,12 @@ use threads::Threads;
 /// backend took the job back), that is logged, and the late completion
 /// changes nothing.
 ///
+/// **Maintenance.** A started processor also takes back expired leases
+/// (of any consumer: a crashed one's jobs run again) and purges old `done`
+/// jobs, every half lease, on a thread of its own: see
+/// [`maintenance`](crate::maintenance). Any number of processors may do so
+/// on one backend; [`ProcessorConfig::maintenance`] turns it off.
+///
 /// **Waiting.** With nothing to claim, the loop calls [`BaseQueue::wait`]
 /// for up to `wait_time` (default 1 s): backends that can wake it do so as
 /// soon as a job is enqueued.
@@ -190,7 +196,10 @@ impl Processor {
     /// Starts the background loop of the processor's mode, with a heartbeat
     /// thread: in the simple mode, one thread that claims and runs one job
     /// at a time; in the multi mode, the threads [`MultiProcessor`]
-    /// describes. Does nothing if it already runs.
+    /// describes. Unless [`ProcessorConfig::maintenance`] is off, it also
+    /// starts the [`Maintenance`](crate::maintenance::Maintenance) of the
+    /// backend, which runs until the processor stops. Does nothing if it
+    /// already runs.
     pub fn start(&self) {
         Threads::start(&self.engine, &self.threads, || match self.mode {
             Mode::Simple => simple::spawn_loop(&self.engine),

@@ -137,6 +137,15 @@ impl Processor {
         let released = self.engine.stop.released();
         if released == 0 {
             self.stop();
+        } else if let Some(threads) = self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            // the loop's threads still run released jobs; the maintenance
+            // ends with the stop
+            threads.stop_maintenance();
         }
         StopReport { released }
     }

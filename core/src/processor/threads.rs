@@ -1,18 +1,20 @@
-//! The threads of a started processor: its loop's threads, and the heartbeat
+//! The threads of a started processor: its loop's threads, the heartbeat
 //! that extends the leases of the jobs it holds until the last one is
-//! recorded.
+//! recorded, and the maintenance, unless its configuration turns it off.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::engine::Engine;
+use crate::maintenance::{Maintenance, Running};
 
 /// The background threads of a started processor.
 pub(super) struct Threads {
     handles: Vec<JoinHandle<()>>,
     heartbeat: JoinHandle<()>,
     heartbeat_stop: Arc<(Mutex<bool>, Condvar)>,
+    maintenance: Option<Running>,
 }
 
 /// Spawns a named thread of a processor.
@@ -37,10 +39,17 @@ impl Threads {
         }
         engine.stop.start();
         let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
+        let config = &engine.config;
+        let maintenance = config.maintenance.then(|| {
+            Maintenance::new(Arc::clone(&engine.queue), config.lease)
+                .retention(config.retention)
+                .spawn()
+        });
         *threads = Some(Threads {
             handles: spawn_loop(),
             heartbeat,
             heartbeat_stop,
+            maintenance,
         });
     }
 
@@ -63,8 +72,16 @@ impl Threads {
         (handle, stop)
     }
 
+    /// Stops the maintenance, if it runs: at the end of a stop, which may
+    /// leave the loop's threads running released jobs.
+    pub(super) fn stop_maintenance(&mut self) {
+        if let Some(maintenance) = self.maintenance.take() {
+            maintenance.stop();
+        }
+    }
+
     /// Joins the loop threads, then stops the heartbeat, which beats for the
-    /// running jobs until the last one has finished.
+    /// running jobs until the last one has finished, and the maintenance.
     pub(super) fn join(self) {
         for handle in self.handles {
             if handle.join().is_err() {
@@ -76,6 +93,9 @@ impl Threads {
         condvar.notify_all();
         if self.heartbeat.join().is_err() {
             log::error!("the heartbeat thread panicked");
+        }
+        if let Some(maintenance) = self.maintenance {
+            maintenance.stop();
         }
     }
 }
