@@ -103,7 +103,7 @@ pub struct ConsumerOptions {
     /// How long the first SIGTERM lets running jobs finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub grace_period: Duration,
-    /// How long done jobs are kept before the manager purges them.
+    /// How long done jobs are kept before maintenance purges them.
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
     /// Initial wait, in seconds, between polls of a backend that cannot wake
