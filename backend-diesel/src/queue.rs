@@ -14,8 +14,8 @@ use diesel_migrations::MigrationHarness;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered,
+    BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
+    NewJob, Outcome, QueueStats, Recovered,
 };
 
 use crate::JobConnection;
@@ -797,10 +797,7 @@ impl BaseQueue for DatabaseQueue {
         if unknown > 0 {
             log::error!("{unknown} jobs had a state code outband does not know; moved to dead");
         }
-        Ok(Recovered {
-            requeued: requeued as u64,
-            dead: (dead + unknown) as u64,
-        })
+        Ok(Recovered::new(requeued as u64, (dead + unknown) as u64))
     }
 
     fn len(&self, queue: &str) -> Result<u64, Error> {
@@ -835,7 +832,7 @@ impl BaseQueue for DatabaseQueue {
                         Some(JobState::Done) => stats.done += n,
                         // a code outband does not know: `dead` is where the
                         // next recovery step puts the row
-                        Some(JobState::Dead) | None => stats.dead += n,
+                        _ => stats.dead += n,
                     }
                 }
                 let times = st.run_times.query()
@@ -944,15 +941,15 @@ impl BaseQueue for DatabaseQueue {
     }
 
     /// SQLite has one writer at a time: two recording calls in flight wait
-    /// for each other's transaction, and measured slower than one. The
-    /// servers serve them side by side.
-    fn overlapping_completions(&self) -> usize {
-        match &self.inner.pool {
+    /// for each other's transaction. The servers serve them side by side.
+    fn capabilities(&self) -> Capabilities {
+        let serial = match &self.inner.pool {
             #[cfg(feature = "sqlite")]
-            Pools::Sqlite(_) => 1,
+            Pools::Sqlite(_) => true,
             #[allow(unreachable_patterns)]
-            _ => 2,
-        }
+            _ => false,
+        };
+        Capabilities::default().serial_writes(serial)
     }
 }
 
@@ -1229,6 +1226,6 @@ mod tests {
     #[test]
     fn sqlite_has_one_recording_call_in_flight() {
         let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
-        assert_eq!(queue.overlapping_completions(), 1);
+        assert_eq!(queue.capabilities().default_completers(), 1);
     }
 }

@@ -181,24 +181,14 @@ impl Row {
             )),
             None => None,
         };
-        Ok(Job {
-            id: JobId(u64::try_from(self.id).map_err(|_| format!("id {} is negative", self.id))?),
-            command: self.command.clone(),
-            args: self.args.clone(),
-            queue: self.queue.clone(),
-            key: self.ordering_key.clone(),
-            priority,
-            attempt,
-            max_attempts,
-            state,
-            run_at: time_of(self.run_at),
-            enqueued_at: time_of(self.enqueued_at),
-            started_at: self.started_at.map(time_of),
-            finished_at: self.finished_at.map(time_of),
-            duration,
-            last_error: self.last_error.clone(),
-            result: self.result.clone(),
-        })
+        let id = JobId(u64::try_from(self.id).map_err(|_| format!("id {} is negative", self.id))?);
+        let mut job = self.job_with(id);
+        job.priority = priority;
+        job.attempt = attempt;
+        job.max_attempts = max_attempts;
+        job.state = state;
+        job.duration = duration;
+        Ok(job)
     }
 
     /// The job this row holds, for reading ([`job`](outband::BaseQueue::job),
@@ -209,27 +199,33 @@ impl Row {
     /// dead letters around it unlistable. A state code outband does not know
     /// reads as `dead`, where the next recovery step puts the row.
     pub(crate) fn to_job_lenient(&self) -> Job {
-        self.to_job().unwrap_or_else(|_| Job {
-            id: JobId(self.id.unsigned_abs()),
-            command: self.command.clone(),
-            args: self.args.clone(),
-            queue: self.queue.clone(),
-            key: self.ordering_key.clone(),
-            priority: i16::try_from(self.priority).unwrap_or_default(),
-            attempt: u32::try_from(self.attempt).unwrap_or_default(),
-            max_attempts: u32::try_from(self.max_attempts).unwrap_or_default(),
-            state: state_of(self.state).unwrap_or(JobState::Dead),
-            run_at: time_of(self.run_at),
-            enqueued_at: time_of(self.enqueued_at),
-            started_at: self.started_at.map(time_of),
-            finished_at: self.finished_at.map(time_of),
-            duration: self
+        self.to_job().unwrap_or_else(|_| {
+            let mut job = self.job_with(JobId(self.id.unsigned_abs()));
+            job.priority = i16::try_from(self.priority).unwrap_or_default();
+            job.attempt = u32::try_from(self.attempt).unwrap_or_default();
+            job.max_attempts = u32::try_from(self.max_attempts).unwrap_or_default();
+            job.state = state_of(self.state).unwrap_or(JobState::Dead);
+            job.duration = self
                 .duration_us
                 .and_then(|us| u64::try_from(us).ok())
-                .map(Duration::from_micros),
-            last_error: self.last_error.clone(),
-            result: self.result.clone(),
+                .map(Duration::from_micros);
+            job
         })
+    }
+
+    /// The job with `id` and the fields of this row that read the same
+    /// strictly and leniently; the caller sets the others.
+    fn job_with(&self, id: JobId) -> Job {
+        let mut job = Job::new(id, self.command.clone(), self.args.clone());
+        job.queue = self.queue.clone();
+        job.key = self.ordering_key.clone();
+        job.run_at = time_of(self.run_at);
+        job.enqueued_at = time_of(self.enqueued_at);
+        job.started_at = self.started_at.map(time_of);
+        job.finished_at = self.finished_at.map(time_of);
+        job.last_error = self.last_error.clone();
+        job.result = self.result.clone();
+        job
     }
 
     /// The job with the lease a claim gave it.
@@ -303,6 +299,10 @@ impl<'a> CompletionSql<'a> {
             },
             Outcome::Dead { error } => Self::Dead { error },
             Outcome::Release => Self::Release,
+            // an outcome of a later outband: the job ends dead, with a reason
+            _ => Self::Dead {
+                error: "an outcome this backend does not know",
+            },
         }
     }
 }

@@ -191,7 +191,7 @@ fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outb
     }
     let completers = options
         .completers
-        .unwrap_or_else(|| queue.overlapping_completions());
+        .unwrap_or_else(|| queue.capabilities().default_completers());
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 1..=options.rounds {
         for (i, backlog) in sizes.into_iter().enumerate() {

@@ -408,24 +408,10 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
     if record.is_empty() {
         return None;
     }
-    let mut job = Job {
-        id,
-        command: String::new(),
-        args: Vec::new(),
-        queue: String::new(),
-        key: None,
-        priority: 0,
-        attempt: 0,
-        max_attempts: 0,
-        state: JobState::Dead,
-        run_at: UNIX_EPOCH,
-        enqueued_at: UNIX_EPOCH,
-        started_at: None,
-        finished_at: None,
-        duration: None,
-        last_error: None,
-        result: None,
-    };
+    let mut job = Job::new(id, String::new(), Vec::new());
+    job.queue = String::new();
+    job.max_attempts = 0;
+    job.state = JobState::Dead;
     let mut run_at = None;
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
@@ -606,6 +592,11 @@ impl RedisQueue {
                 Outcome::Retry { delay, error } => invocation.arg("r").arg(ms(*delay)).arg(error),
                 Outcome::Dead { error } => invocation.arg("x").arg(0).arg(error),
                 Outcome::Release => invocation.arg("l").arg(0).arg(""),
+                // an outcome of a later outband: the job ends dead, with it
+                other => invocation
+                    .arg("x")
+                    .arg(0)
+                    .arg(format!("an outcome this backend does not know: {other:?}")),
             };
         }
     }
@@ -995,13 +986,11 @@ impl BaseQueue for RedisQueue {
             return Err(Error::backend("the stats script returned a wrong reply"));
         };
         let count = |v: &Value| u64::try_from(int(v)).unwrap_or(0);
-        let mut stats = QueueStats {
-            pending: count(pending),
-            running: count(running),
-            done: count(done),
-            dead: count(dead),
-            ..QueueStats::default()
-        };
+        let mut stats = QueueStats::default();
+        stats.pending = count(pending);
+        stats.running = count(running);
+        stats.done = count(done);
+        stats.dead = count(dead);
         let run_times = array(sample.clone())
             .iter()
             .map(|v| Duration::from_micros(count(v)))

@@ -29,6 +29,7 @@ impl fmt::Display for JobId {
 
 /// Where a job is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum JobState {
     /// Waiting to run: ready now, or scheduled for its `run_at`, or waiting
     /// behind an earlier job with the same ordering key.
@@ -224,6 +225,7 @@ impl NewJob {
 
 /// A stored job: the command, its arguments and the envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Job {
     /// The backend's identifier.
     pub id: JobId,
@@ -260,6 +262,32 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job as a backend reads it back: `id`, `command` and `args`, in
+    /// queue [`DEFAULT_QUEUE`], `pending` since the Unix epoch, with no
+    /// attempt yet of [`DEFAULT_MAX_ATTEMPTS`]; the backend then sets each
+    /// field it stores. (The struct is `#[non_exhaustive]`: fields added
+    /// later get a default here, and a backend written today still builds.)
+    pub fn new(id: JobId, command: impl Into<String>, args: Vec<u8>) -> Self {
+        Self {
+            id,
+            command: command.into(),
+            args,
+            queue: DEFAULT_QUEUE.to_owned(),
+            key: None,
+            priority: 0,
+            attempt: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            state: JobState::Pending,
+            run_at: SystemTime::UNIX_EPOCH,
+            enqueued_at: SystemTime::UNIX_EPOCH,
+            started_at: None,
+            finished_at: None,
+            duration: None,
+            last_error: None,
+            result: None,
+        }
+    }
+
     /// Decodes the stored result as `T`; `None` when there is none (yet).
     pub fn result<T: serde::de::DeserializeOwned>(
         &self,
@@ -300,7 +328,11 @@ pub struct Claimed {
 
 /// How an attempt ended, as a worker reports it to
 /// [`complete`](crate::BaseQueue::complete).
+///
+/// Outcomes may grow: a backend meets one it does not know by sending the
+/// job to `dead` with the outcome in the reason, so that nothing is lost.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The command succeeded: the job goes to `done`.
     Done {
@@ -348,15 +380,27 @@ pub enum Heartbeat {
 
 /// What one [`recover_expired`](crate::BaseQueue::recover_expired) step did.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recovered {
     /// Jobs returned to `pending`.
     pub requeued: u64,
-    /// Jobs sent to `dead` because their attempts were spent.
+    /// Jobs sent to `dead`: their attempts were spent, or (SQL) their
+    /// record was malformed.
     pub dead: u64,
 }
 
+impl Recovered {
+    /// A step that requeued `requeued` jobs and sent `dead` to `dead`.
+    pub const fn new(requeued: u64, dead: u64) -> Self {
+        Self { requeued, dead }
+    }
+}
+
 /// Counts and timings of one queue, from [`stats`](crate::BaseQueue::stats).
+///
+/// A backend builds it from [`QueueStats::default`] and sets each field.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct QueueStats {
     /// Jobs in `pending`, including scheduled ones.
     pub pending: u64,

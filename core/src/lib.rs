@@ -101,7 +101,7 @@ pub use memory::MemoryQueue;
 pub use processor::{
     MultiProcessor, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
 };
-pub use queue::BaseQueue;
+pub use queue::{BaseQueue, Capabilities};
 pub use registry::{Command, Periodic, Registry};
 pub use settings::{Opener, default_queue, is_eager, open, set_default_queue, set_eager};
 

@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime};
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered,
+    BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
+    NewJob, Outcome, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -567,8 +567,8 @@ impl BaseQueue for MemoryQueue {
         Ok(SystemTime::now())
     }
 
-    fn cheap_claims(&self) -> bool {
-        true
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default().in_process(true)
     }
 }
 

@@ -208,22 +208,11 @@ pub trait BaseQueue: Send + Sync {
     /// The backend's clock.
     fn now(&self) -> Result<SystemTime, Error>;
 
-    /// Whether a claim costs no round trip (an in-process backend). Then a
-    /// worker that has just finished claims its next job itself; otherwise
-    /// the processor claims for all its free leases in one call. Default
-    /// `false`.
-    fn cheap_claims(&self) -> bool {
-        false
-    }
-
-    /// How many calls recording outcomes a multi processor has in flight at
-    /// once when its configuration leaves it to the backend
-    /// ([`ProcessorConfig::completers`](crate::ProcessorConfig::completers)
-    /// unset). Default 2, for a server that serves concurrent calls while
-    /// the processor runs the jobs another call brought; a backend whose
-    /// writes go one at a time (SQLite) answers 1.
-    fn overlapping_completions(&self) -> usize {
-        2
+    /// What this backend is, for a processor to tune itself by: facts about
+    /// the backend, not settings. Default: a server that takes concurrent
+    /// writes, reached by a round trip.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
     }
 }
 
@@ -253,10 +242,50 @@ macro_rules! forward_base_queue {
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
-            fn cheap_claims(&self) -> bool { (**self).cheap_claims() }
-            fn overlapping_completions(&self) -> usize { (**self).overlapping_completions() }
+            fn capabilities(&self) -> Capabilities { (**self).capabilities() }
         }
     )*};
 }
 
 forward_base_queue!(Arc<Q>, Box<Q>, &Q);
+
+/// What a backend is, from [`BaseQueue::capabilities`]: facts a processor
+/// tunes itself by.
+///
+/// Built from [`Capabilities::default`] (a server reached by a round trip,
+/// taking concurrent writes) and its setters, so that facts added later keep
+/// a backend written today compiling.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The backend lives in this process: a claim costs no round trip, so a
+    /// worker that has just finished claims its next job itself, where
+    /// otherwise the processor claims for all its free leases in one call.
+    pub in_process: bool,
+    /// The backend serves one write at a time (SQLite): a multi processor
+    /// then has one call recording outcomes in flight, not two (unless
+    /// [`ProcessorConfig::completers`](crate::ProcessorConfig::completers)
+    /// says otherwise).
+    pub serial_writes: bool,
+}
+
+impl Capabilities {
+    /// Says whether the backend lives in this process.
+    pub const fn in_process(mut self, yes: bool) -> Self {
+        self.in_process = yes;
+        self
+    }
+
+    /// Says whether the backend serves one write at a time.
+    pub const fn serial_writes(mut self, yes: bool) -> Self {
+        self.serial_writes = yes;
+        self
+    }
+
+    /// How many calls recording outcomes a multi processor has in flight at
+    /// once when its configuration leaves it to the backend: 2, or 1 where
+    /// writes go one at a time.
+    pub const fn default_completers(self) -> usize {
+        if self.serial_writes { 1 } else { 2 }
+    }
+}

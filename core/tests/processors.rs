@@ -241,8 +241,8 @@ struct Gated {
     open: Mutex<bool>,
     opened: std::sync::Condvar,
     waiting: AtomicU64,
-    /// What `cheap_claims` answers: whether workers claim for themselves or
-    /// the completer claims for them with their outcomes.
+    /// What `capabilities().in_process` answers: whether workers claim for
+    /// themselves or the completer claims for them with their outcomes.
     cheap: bool,
     /// Jobs handed out by `claim` on its own.
     claimed_alone: AtomicU64,
@@ -385,8 +385,8 @@ impl BaseQueue for Gated {
     fn now(&self) -> Result<std::time::SystemTime, outband::Error> {
         self.inner.now()
     }
-    fn cheap_claims(&self) -> bool {
-        self.cheap
+    fn capabilities(&self) -> outband::Capabilities {
+        outband::Capabilities::default().in_process(self.cheap)
     }
 }
 
@@ -490,7 +490,7 @@ fn completers_record_in_overlapping_calls() {
         2,
         "two completers: two calls"
     );
-    // unset, the backend's `overlapping_completions` (the default, 2) counts
+    // unset, the backend's default completers (2) counts
     assert_eq!(recording_calls_in_flight(None), 2, "the backend's choice");
 }
 

@@ -81,8 +81,9 @@ pub struct ProcessorConfig {
     /// backend, the workers run the jobs the other brought and their
     /// outcomes are gathered for the next call, so the backend's time and
     /// the processor's overlap; 1 makes one call at a time, serving all the
-    /// leases. Default `None`: the backend's
-    /// [`overlapping_completions`](crate::BaseQueue::overlapping_completions),
+    /// leases. Default `None`: as the backend's
+    /// [`capabilities`](crate::BaseQueue::capabilities) say
+    /// ([`Capabilities::default_completers`](crate::Capabilities::default_completers)),
     /// 2 on Redis, PostgreSQL and MySQL, 1 on SQLite, whose writes go one at
     /// a time. It changes neither the lease bound nor what a crash makes run
     /// again.

@@ -18,7 +18,7 @@ pub(super) struct Engine {
     next_queue: AtomicUsize,
     pub(super) in_flight: InFlight,
     pub(super) stop: Stop,
-    /// Whether free workers claim for themselves: see `BaseQueue::cheap_claims`.
+    /// Whether free workers claim for themselves: see `Capabilities::in_process`.
     pub(super) self_claims: bool,
 }
 
@@ -39,7 +39,7 @@ impl Engine {
             return Err(Error::Config("the lease must be longer than zero".into()));
         }
         Ok(Self {
-            self_claims: queue.cheap_claims(),
+            self_claims: queue.capabilities().in_process,
             queue,
             registry,
             config,

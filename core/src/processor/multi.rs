@@ -42,7 +42,7 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// flight at once, each recording up to its share of the leases: while the
 /// backend records one batch and claims its next jobs, the workers run the
 /// jobs the other call brought. By default the backend chooses
-/// ([`BaseQueue::overlapping_completions`]).
+/// ([`Capabilities::default_completers`](crate::Capabilities::default_completers)).
 ///
 /// It is a [`Processor`] in the multi mode, and dereferences to one: its
 /// steps, its loop and its stop are the [`Processor`]'s.
@@ -176,7 +176,7 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
     let limit = config.max_threads.saturating_add(config.prefetch);
     let completers = config
         .completers
-        .unwrap_or_else(|| engine.queue.overlapping_completions())
+        .unwrap_or_else(|| engine.queue.capabilities().default_completers())
         .max(1);
     let shared = Arc::new(Shared {
         pool: Mutex::new(Pool {

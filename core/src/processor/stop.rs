@@ -15,6 +15,7 @@ use super::Processor;
 
 /// What a stop with a grace period did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StopReport {
     /// Jobs still held at the end of the grace period (running, or claimed
     /// and not started, including those of a claim then in flight),

@@ -425,12 +425,10 @@ impl BaseQueue for FileQueue {
         let now = SystemTime::now();
         let store = &self.lock()?;
         let count = |state| store.ids(queue, state).map(|ids| ids.len() as u64);
-        let mut stats = QueueStats {
-            pending: count(JobState::Pending)?,
-            running: count(JobState::Running)?,
-            dead: count(JobState::Dead)?,
-            ..QueueStats::default()
-        };
+        let mut stats = QueueStats::default();
+        stats.pending = count(JobState::Pending)?;
+        stats.running = count(JobState::Running)?;
+        stats.dead = count(JobState::Dead)?;
         let since = from_time(now - THROUGHPUT_WINDOW);
         let done = store.records(queue, JobState::Done)?;
         stats.done = done.len() as u64;

@@ -46,24 +46,22 @@ pub(crate) struct LeaseRecord {
 impl Record {
     /// The job this record describes, in `state`.
     pub(crate) fn to_job(&self, state: JobState) -> Result<Job, String> {
-        Ok(Job {
-            id: JobId(self.id),
-            command: self.command.clone(),
-            args: from_hex(&self.args)?,
-            queue: self.queue.clone(),
-            key: self.key.clone(),
-            priority: self.priority,
-            attempt: self.attempt,
-            max_attempts: self.max_attempts,
-            state,
-            run_at: to_time(self.run_at),
-            enqueued_at: to_time(self.enqueued_at),
-            started_at: self.started_at.map(to_time),
-            finished_at: self.finished_at.map(to_time),
-            duration: self.duration.map(Duration::from_nanos),
-            last_error: self.last_error.clone(),
-            result: self.result.as_deref().map(from_hex).transpose()?,
-        })
+        // `Job` may grow fields: start from `Job::new` and set each one kept
+        let mut job = Job::new(JobId(self.id), self.command.clone(), from_hex(&self.args)?);
+        job.queue = self.queue.clone();
+        job.key = self.key.clone();
+        job.priority = self.priority;
+        job.attempt = self.attempt;
+        job.max_attempts = self.max_attempts;
+        job.state = state;
+        job.run_at = to_time(self.run_at);
+        job.enqueued_at = to_time(self.enqueued_at);
+        job.started_at = self.started_at.map(to_time);
+        job.finished_at = self.finished_at.map(to_time);
+        job.duration = self.duration.map(Duration::from_nanos);
+        job.last_error = self.last_error.clone();
+        job.result = self.result.as_deref().map(from_hex).transpose()?;
+        Ok(job)
     }
 
     /// The record of `job`, held under `lease` while it is `running`; the
