@@ -16,15 +16,18 @@
 //! `OUTBAND_REQUIRE_SERVERS=1` (as in CI), which makes it fail.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use outband::{BaseQueue, Error, NewJob, QueueStats, codec};
 use outband_diesel::DatabaseQueue;
 use outband_redis::RedisQueue;
+use outband_testkit::{
+    kill_daemons, mysql_url, pg_url, pid_in, redis_url, skip_or_fail, unique_name, wait_until,
+    with_param,
+};
 
 use crate::Summary;
 use crate::sink::{SINK_ENV, Sink};
@@ -66,12 +69,6 @@ impl Backend {
     }
 }
 
-/// Whether a missing server fails the scenario (`OUTBAND_REQUIRE_SERVERS=1`,
-/// as CI sets) instead of skipping it.
-pub fn servers_required() -> bool {
-    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
-}
-
 /// The scenario's random seed: [`SEED_ENV`] if set, else a new one. Printed,
 /// so a failing run can be replayed.
 pub fn seed(scenario: &str) -> u64 {
@@ -81,17 +78,6 @@ pub fn seed(scenario: &str) -> u64 {
         .unwrap_or_else(|| fastrand::u64(..));
     println!("{scenario}: seed {seed} (replay with {SEED_ENV}={seed})");
     seed
-}
-
-/// Polls `done` every 20 ms until it holds; panics after `timeout`, which
-/// only guards against a hang.
-#[track_caller]
-pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The peak resident set size of process `pid` in KiB (`VmHWM` of
@@ -106,16 +92,6 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Sends `signal` (`-9`, `-TERM`, …) to `pid` with `kill`; panics if it fails.
-#[track_caller]
-pub fn kill(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("running kill");
-    assert!(status.success(), "kill {signal} {pid} failed");
 }
 
 /// One scenario's backend, sink and consumer processes. Dropping it kills
@@ -143,33 +119,6 @@ impl std::fmt::Debug for Scene {
     }
 }
 
-/// A name no other scene of any run uses: a table prefix or a namespace.
-fn unique_name() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rel{}_{}_{:x}_",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        fastrand::u32(..)
-    )
-}
-
-/// `base` with `name=value` added to its query.
-fn with_param(base: &str, name: &str, value: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}{name}={value}")
-}
-
-/// Skips (`None`, after a notice) or fails on an unreachable server.
-fn skip_or_fail<T>(what: &str, error: &dyn std::fmt::Display) -> Option<T> {
-    assert!(
-        !servers_required(),
-        "{what} is unreachable and OUTBAND_REQUIRE_SERVERS=1: {error}"
-    );
-    eprintln!("notice: skipped, {what} is unreachable ({error})");
-    None
-}
-
 impl Scene {
     /// A fresh scene on `backend` for the consumer binary at `bin` (an
     /// integration test's `env!("CARGO_BIN_EXE_outband-reliability-consumer")`),
@@ -177,20 +126,19 @@ impl Scene {
     /// and not required.
     pub fn new(backend: Backend, bin: &str) -> Option<Self> {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let name = unique_name();
-        let sql_server =
-            |var: &str, default: &str| -> Option<(String, String, Arc<dyn BaseQueue>)> {
-                let base = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-                let opened = DatabaseQueue::builder(&base)
-                    .prefix(&name)
-                    .temporary(true)
-                    .open();
-                match opened {
-                    Ok(queue) => Some((with_param(&base, "prefix", &name), base, Arc::new(queue))),
-                    Err(error @ Error::Unavailable(_)) => skip_or_fail(&base, &error),
-                    Err(error) => panic!("cannot open {base}: {error}"),
-                }
-            };
+        // a table prefix, and with its `_` trimmed a namespace
+        let name = format!("{}_", unique_name("rel"));
+        let sql_server = |base: String| -> Option<(String, String, Arc<dyn BaseQueue>)> {
+            let opened = DatabaseQueue::builder(&base)
+                .prefix(&name)
+                .temporary(true)
+                .open();
+            match opened {
+                Ok(queue) => Some((with_param(&base, "prefix", &name), base, Arc::new(queue))),
+                Err(error @ Error::Unavailable(_)) => skip_or_fail(&base, &error),
+                Err(error) => panic!("cannot open {base}: {error}"),
+            }
+        };
         let (url, sink_url, queue, namespace): (String, String, Arc<dyn BaseQueue>, _) =
             match backend {
                 Backend::Sqlite => {
@@ -199,18 +147,15 @@ impl Scene {
                     (url.clone(), format!("{url}#runs"), Arc::new(queue), None)
                 }
                 Backend::Postgres => {
-                    let (url, base, queue) =
-                        sql_server("PG_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")?;
+                    let (url, base, queue) = sql_server(pg_url())?;
                     (url, format!("{base}#{name}runs"), queue, None)
                 }
                 Backend::Mysql => {
-                    let (url, base, queue) =
-                        sql_server("MYSQL_DATABASE_URL", "mysql://root@127.0.0.1:3306/test")?;
+                    let (url, base, queue) = sql_server(mysql_url())?;
                     (url, format!("{base}#{name}runs"), queue, None)
                 }
                 Backend::Redis => {
-                    let base = std::env::var("REDIS_URL")
-                        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                    let base = redis_url();
                     let namespace = name.trim_end_matches('_').to_owned();
                     let url = with_param(&base, "namespace", &namespace);
                     let queue = RedisQueue::connect(&url).expect("a Redis URL");
@@ -492,17 +437,9 @@ fn sink_key(command: &str, args: &[u8]) -> Option<u64> {
     }
 }
 
-fn pid_in(pidfile: &Path) -> Option<u32> {
-    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
-}
-
 impl Drop for Scene {
     fn drop(&mut self) {
-        for pidfile in &self.pidfiles {
-            if let Some(pid) = pid_in(pidfile) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_daemons(&self.pidfiles);
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();

@@ -11,68 +11,26 @@
 //!
 //! **Private servers.** The shared servers are never restarted. A scenario
 //! that needs a server to go down starts its own on a free loopback port in a
-//! temporary directory: [`PrivateRedis`] (`redis-server` on `PATH`),
-//! [`PrivatePostgres`] (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`,
+//! temporary directory: [`PrivateRedis`] (`redis-server` on `PATH`, from
+//! `outband_testkit`), [`PrivatePostgres`] (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`,
 //! run as `nobody` when the test runs as root, since PostgreSQL refuses root)
 //! and [`PrivateMariadb`] (`mariadb-install-db` and `mariadbd`; MariaDB runs
 //! as root with `--user=root`). Each is stopped and its directory removed on
 //! drop, also when the test panics. Missing binaries skip the scenario with a
 //! notice, or fail it under `OUTBAND_REQUIRE_SERVERS=1`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use outband::{BaseQueue, Error};
 use outband_diesel::DatabaseQueue;
 use outband_redis::{RedisOptions, RedisQueue};
-
-/// Whether a missing server fails the test (`OUTBAND_REQUIRE_SERVERS=1`, as CI
-/// sets) instead of skipping it.
-pub fn servers_required() -> bool {
-    std::env::var("OUTBAND_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
-}
-
-/// Skips (returns `None` after a notice) or, when servers are required,
-/// panics: what a scenario does when `what` is missing.
-#[track_caller]
-pub fn skip<T>(what: &str) -> Option<T> {
-    assert!(!servers_required(), "{what}, and OUTBAND_REQUIRE_SERVERS=1");
-    eprintln!("notice: skipped, {what}; set OUTBAND_REQUIRE_SERVERS=1 to fail instead");
-    None
-}
-
-/// A name no other test of any run uses: letters, digits and `_`, so it is
-/// also a valid table prefix once `_` is appended.
-pub fn unique_name(what: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{what}{}_{}_{:x}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        fastrand::u32(..)
-    )
-}
-
-/// `REDIS_URL`, or the local default of `.env.sample`.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
-}
-
-/// `PG_DATABASE_URL`, or the local default of `.env.sample`.
-pub fn pg_url() -> String {
-    std::env::var("PG_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `MYSQL_DATABASE_URL`, or the local default of `.env.sample`.
-pub fn mysql_url() -> String {
-    std::env::var("MYSQL_DATABASE_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
-}
+pub use outband_testkit::PrivateRedis;
+use outband_testkit::{
+    free_port, installed, mysql_url, pg_url, redis_url, skip, skip_or_fail, unique_name, wait_until,
+};
 
 /// The backends every scenario runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -200,9 +158,7 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
                     store: Store::Sql { url, prefix },
                     _dir: None,
                 }),
-                Err(error @ Error::Unavailable(_)) => {
-                    skip(&format!("{url} is unreachable ({error})"))
-                }
+                Err(error @ Error::Unavailable(_)) => skip_or_fail(&url, &error),
                 Err(error) => panic!("cannot open {url}: {error}"),
             }
         }
@@ -215,7 +171,7 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
             )
             .expect("REDIS_URL is a valid URL");
             if let Err(error) = queue.now() {
-                return skip(&format!("Redis at {url} is unreachable ({error})"));
+                return skip_or_fail(&format!("Redis at {url}"), &error);
             }
             let queue = Arc::new(queue);
             Some(TestQueue {
@@ -225,108 +181,6 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
                 _dir: None,
             })
         }
-    }
-}
-
-/// A TCP port on loopback that nothing listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Whether `program` runs here (`program --version` succeeds).
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Waits until `ready` holds, for at most `limit`; panics after it.
-fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let give_up = Instant::now() + limit;
-    while !ready() {
-        assert!(
-            Instant::now() < give_up,
-            "{what} did not happen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A private `redis-server` with `appendonly yes` on a free port, in a
-/// temporary directory; killed (and its directory removed) on drop.
-///
-/// The AOF is written before a command is answered, so a `SIGKILL` of the
-/// process loses no acknowledged write (only a crash of the machine could,
-/// within `appendfsync everysec`'s second).
-#[derive(Debug)]
-pub struct PrivateRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// Starts the server; `None` (after a notice) when `redis-server` is not
-    /// installed and servers are not required.
-    pub fn start() -> Option<Self> {
-        if !runs("redis-server") {
-            return skip("redis-server is not installed");
-        }
-        let mut server = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temporary directory"),
-            child: None,
-        };
-        server.start_again();
-        Some(server)
-    }
-
-    /// The server's URL.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Kills the server with `SIGKILL`: it writes nothing more.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server (again) on the same port and directory, and waits
-    /// until it answers, having loaded its AOF.
-    pub fn start_again(&mut self) {
-        self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--save", "", "--appendonly", "yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let client = redis::Client::open(self.url()).expect("a valid URL");
-        wait_for("redis-server starting", Duration::from_secs(30), || {
-            client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con))
-                .is_ok()
-        });
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -485,7 +339,7 @@ impl PrivateMariadb {
             .into_iter()
             .map(PathBuf::from)
             .find(|p| p.exists());
-        let (Some(server), true) = (server, runs("mariadb-install-db")) else {
+        let (Some(server), true) = (server, installed("mariadb-install-db")) else {
             return skip("mariadbd or mariadb-install-db is not installed");
         };
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -564,7 +418,7 @@ impl PrivateMariadb {
             .expect("start mariadbd");
         self.child = Some(child);
         let url = self.url_of("mysql");
-        wait_for("mariadbd starting", Duration::from_secs(60), || {
+        wait_until("mariadbd has started", Duration::from_secs(60), || {
             <diesel::MysqlConnection as diesel::Connection>::establish(&url).is_ok()
         });
     }

@@ -40,9 +40,9 @@ use outband::{
     BaseQueue, JobId, JobState, MultiProcessor, ProcessorConfig, RetryPolicy, codec, queue_command,
 };
 use outband_reliability::malformed::{self, BadRecord, Kind};
-use outband_reliability::scenario::wait_until;
 use outband_reliability::servers::{self, Backend, Store};
 use outband_reliability::{RunCounts, Summary};
+use outband_testkit::wait_until;
 
 const QUEUE: &str = "bad_input";
 const BAD: usize = 10_000;

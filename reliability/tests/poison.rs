@@ -38,9 +38,9 @@ use outband::{
     BaseQueue, JobId, JobState, MultiProcessor, Processed, ProcessorConfig, RetryPolicy,
     SimpleProcessor, queue_command,
 };
-use outband_reliability::scenario::wait_until;
 use outband_reliability::servers::{self, Backend};
 use outband_reliability::{RunCounts, Summary};
+use outband_testkit::wait_until;
 
 const WORK: &str = "poison";
 const STUCK: &str = "poison_stuck";

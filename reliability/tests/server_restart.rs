@@ -44,9 +44,9 @@ use outband::{
 };
 use outband_diesel::DatabaseQueue;
 use outband_redis::{RedisOptions, RedisQueue};
-use outband_reliability::scenario::wait_until;
-use outband_reliability::servers::{PrivateMariadb, PrivatePostgres, PrivateRedis, unique_name};
+use outband_reliability::servers::{PrivateMariadb, PrivatePostgres, PrivateRedis};
 use outband_reliability::{RunCounts, Summary};
+use outband_testkit::{unique_name, wait_until};
 
 const THREADS: usize = 4;
 const BEFORE: usize = 200;
@@ -173,7 +173,7 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
 
 #[test]
 fn server_restart_redis() {
-    let Some(mut server) = PrivateRedis::start() else {
+    let Some(mut server) = PrivateRedis::start(&["--appendonly", "yes"]) else {
         return;
     };
     let options = RedisOptions::default().namespace(unique_name("restart-"));
@@ -185,7 +185,7 @@ fn server_restart_redis() {
         || {
             server.kill();
             std::thread::sleep(Duration::from_millis(1500));
-            server.start_again();
+            server.restart();
         },
     );
 }

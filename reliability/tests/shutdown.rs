@@ -29,7 +29,8 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use outband_reliability::scenario::{Backend, Scene, kill, seed, wait_until};
+use outband_reliability::scenario::{Backend, Scene, seed};
+use outband_testkit::{kill, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-reliability-consumer");
 
