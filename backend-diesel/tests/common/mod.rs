@@ -1,5 +1,5 @@
 //! What the database tests share: server URLs, skipping, per-test isolation.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use outband::Error;
 use outband_diesel::DatabaseQueue;
