@@ -7,7 +7,6 @@
 mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
 use outband::{BaseQueue, Error};
@@ -16,43 +15,6 @@ use outband_diesel::DatabaseQueue;
 /// In every password below, so a message that shows any password, raw or
 /// decoded, shows this.
 const MARK: &str = "hunter2XYZZY";
-
-/// The log lines of this test binary.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-fn capture_logs() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        log::set_logger(&CAPTURE).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
-fn log_lines() -> Vec<String> {
-    CAPTURE
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
 
 /// `url` with `{pw}` replaced by each password: one plain, one
 /// percent-encoded (the form a password with `/`, `@`, `:` must take).
@@ -133,7 +95,7 @@ fn messages_of(url: &str) -> Vec<String> {
 /// Runs every case; fails naming the messages that show a password, and the
 /// cases that failed nowhere (they would prove nothing).
 fn check(urls: &[String]) {
-    capture_logs();
+    outband_testkit::capture_logs();
     let mut leaks = Vec::new();
     let mut silent = Vec::new();
     for url in urls {
@@ -141,7 +103,7 @@ fn check(urls: &[String]) {
         if !messages.iter().any(|m| !m.starts_with("debug: ")) {
             silent.push(url.clone());
         }
-        for message in messages.iter().chain(&log_lines()) {
+        for message in messages.iter().chain(&outband_testkit::log_lines()) {
             if message.contains(MARK) {
                 leaks.push(format!("{url}\n    -> {message}"));
             }

@@ -6,7 +6,6 @@
 mod support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
 use outband::{BaseQueue, Error, NewJob};
@@ -26,43 +25,6 @@ const SCHEMES: [&str; 6] = [
     "redis+cluster",
     "rediss+cluster",
 ];
-
-/// The log lines of this test binary.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-fn capture_logs() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        log::set_logger(&CAPTURE).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
-fn log_lines() -> Vec<String> {
-    CAPTURE
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
 
 /// A URL to try and the forms of its password that must not be shown.
 struct Case {
@@ -191,7 +153,7 @@ fn messages_of(url: &str) -> Vec<String> {
 /// Runs every case; fails naming the messages that show a password, and the
 /// cases that failed nowhere (they would prove nothing).
 fn check(cases: &[Case]) {
-    capture_logs();
+    outband_testkit::capture_logs();
     let mut leaks = Vec::new();
     let mut silent = Vec::new();
     for case in cases {
@@ -199,7 +161,7 @@ fn check(cases: &[Case]) {
         if !messages.iter().any(|m| !m.starts_with("queue: ")) {
             silent.push(case.url.clone());
         }
-        for message in messages.iter().chain(&log_lines()) {
+        for message in messages.iter().chain(&outband_testkit::log_lines()) {
             if case.secrets.iter().any(|s| message.contains(s.as_str())) {
                 leaks.push(format!("{}\n    -> {message}", case.url));
             }

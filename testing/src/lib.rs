@@ -326,6 +326,48 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// The log lines of the calling test binary, captured once
+/// [`capture_logs`] installed the capturing logger.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+/// Installs a logger that keeps every line of this test binary, at every
+/// level, for [`log_lines`]; later calls do nothing. Panics if the binary
+/// installed another logger.
+pub fn capture_logs() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CAPTURE).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+/// Every line logged since [`capture_logs`], as `LEVEL target: message`.
+pub fn log_lines() -> Vec<String> {
+    CAPTURE
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
