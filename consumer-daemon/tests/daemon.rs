@@ -125,6 +125,17 @@ impl World {
         out
     }
 
+    /// `quiet -p NAME.pid`, then waits until the daemon logged it.
+    fn quiet(&self, name: &str) {
+        let pidfile = self.path_str(&format!("{name}.pid"));
+        assert!(self.cli(&["quiet", "-p", &pidfile]).status.success());
+        wait_until("quiet is logged", None, || {
+            std::fs::read_to_string(self.path(&format!("{name}.log")))
+                .unwrap_or_default()
+                .contains("quiet")
+        });
+    }
+
     fn status(&self, name: &str) -> i32 {
         let pidfile = self.path_str(&format!("{name}.pid"));
         self.cli(&["status", "-p", &pidfile]).status.code().unwrap()
@@ -401,13 +412,7 @@ fn quiet_stops_claiming_while_running_jobs_go_on(mut world: World) {
     wait_until("the job runs", None, || {
         world.state(running).0 == JobState::Running
     });
-    let pidfile = world.path_str("c.pid");
-    assert!(world.cli(&["quiet", "-p", &pidfile]).status.success());
-    wait_until("quiet is logged", None, || {
-        std::fs::read_to_string(world.path("c.log"))
-            .unwrap_or_default()
-            .contains("quiet")
-    });
+    world.quiet("c");
     let waiting = world.record("out", "waiting");
     wait_until("the running job finished", None, || {
         world.state(running).0 == JobState::Done
@@ -576,13 +581,7 @@ fn a_closed_standard_error_never_stops_the_consumer(mut world: World) {
 fn quiet_also_stops_enqueueing_periodic_commands(mut world: World) {
     world.start("c", &[]);
     wait_until("a tick ran", None, || !world.lines("ticks").is_empty());
-    let pidfile = world.path_str("c.pid");
-    assert!(world.cli(&["quiet", "-p", &pidfile]).status.success());
-    wait_until("quiet is logged", None, || {
-        std::fs::read_to_string(world.path("c.log"))
-            .unwrap_or_default()
-            .contains("quiet")
-    });
+    world.quiet("c");
     // a tick enqueued as the signal came may still land
     std::thread::sleep(Duration::from_millis(1200));
     let pending = world.queue.len("demo").unwrap();
