@@ -154,7 +154,8 @@ pub fn free_port() -> u16 {
 }
 
 /// A free port on loopback whose Redis Cluster bus port, 10,000 higher, is
-/// free too.
+/// free too, when checked: either may be taken by another process (an
+/// outgoing connection's ephemeral port) before the server binds them.
 pub fn free_cluster_port() -> u16 {
     loop {
         let port = free_port();
@@ -385,12 +386,6 @@ mod tests {
     fn with_param_starts_or_extends_the_query() {
         assert_eq!(with_param("redis://h/", "a", "1"), "redis://h/?a=1");
         assert_eq!(with_param("redis://h/?a=1", "b", "2"), "redis://h/?a=1&b=2");
-    }
-
-    #[test]
-    fn a_free_cluster_port_has_its_bus_port_free() {
-        let port = free_cluster_port();
-        assert!(TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok());
     }
 
     #[test]
