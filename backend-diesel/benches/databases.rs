@@ -115,7 +115,7 @@ fn url_of(db: &str) -> Result<String, String> {
 fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let url = url_of(db)?;
     let prefix = format!("bench{}_", std::process::id());
-    let queue = DatabaseQueue::builder(&url)
+    let backend = DatabaseQueue::builder(&url)
         .prefix(&prefix)
         .max_connections(8)
         .temporary(true)
@@ -126,7 +126,7 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
         completers: options.completers,
         ..BenchConfig::default()
     };
-    let shared: Arc<dyn BaseQueue> = Arc::new(queue.clone());
+    let shared: Arc<dyn BaseQueue> = Arc::new(backend.clone());
     let report = bench::run(Arc::clone(&shared), &config)?;
     println!(
         "\n{db}: DatabaseQueue, {} no-op jobs per run\n",
@@ -135,7 +135,7 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
     println!("{report}");
 
     if options.scale > 0 {
-        claim_cost(db, &url, &prefix, &queue, options)?;
+        claim_cost(db, &url, &prefix, &backend, options)?;
         let config = BenchConfig {
             jobs: options.jobs,
             threads: vec![4],
@@ -154,39 +154,43 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
             .strip_prefix("sqlite://")
             .and_then(|p| p.strip_suffix("/bench.db"))
     {
-        drop(queue);
+        drop(backend);
         std::fs::remove_dir_all(dir).ok();
     }
     Ok(())
 }
 
 /// Mean time of `claim(queue, 1)` over `samples` claims, each job then done.
-fn mean_claim(queue: &DatabaseQueue, name: &str, samples: u32) -> Result<Duration, outband::Error> {
+fn mean_claim(
+    backend: &DatabaseQueue,
+    name: &str,
+    samples: u32,
+) -> Result<Duration, outband::Error> {
     let lease = Duration::from_secs(60);
     let mut total = Duration::ZERO;
     for _ in 0..samples {
         let start = Instant::now();
-        let claimed = queue.claim(name, 1, lease)?;
+        let claimed = backend.claim(name, 1, lease)?;
         total += start.elapsed();
         for job in claimed {
             let done = Outcome::Done {
                 result: None,
                 duration: Duration::ZERO,
             };
-            queue.complete(&job.lease, done)?;
+            backend.complete(&job.lease, done)?;
         }
     }
     Ok(total / samples)
 }
 
-fn fill(queue: &DatabaseQueue, name: &str, jobs: usize) -> Result<(), outband::Error> {
+fn fill(backend: &DatabaseQueue, name: &str, jobs: usize) -> Result<(), outband::Error> {
     let mut left = jobs;
     while left > 0 {
         let size = left.min(1_000);
         let batch = (0..size)
             .map(|_| Ok(NewJob::new(noop::NAME, outband::codec::encode(&())?).queue(name)))
             .collect::<Result<Vec<_>, outband::Error>>()?;
-        queue.enqueue_many(batch)?;
+        backend.enqueue_many(batch)?;
         left -= size;
     }
     Ok(())
@@ -265,7 +269,7 @@ fn claim_cost(
     db: &str,
     url: &str,
     prefix: &str,
-    queue: &DatabaseQueue,
+    backend: &DatabaseQueue,
     options: &Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     const SMALL: usize = 10_000;
@@ -274,20 +278,20 @@ fn claim_cost(
     let small = format!("claim-small-{}", std::process::id());
     let large = format!("claim-large-{}", std::process::id());
 
-    fill(queue, &small, SMALL)?;
-    let at_small = mean_claim(queue, &small, SAMPLES)?;
+    fill(backend, &small, SMALL)?;
+    let at_small = mean_claim(backend, &small, SAMPLES)?;
 
     let start = Instant::now();
-    fill(queue, &large, scale)?;
+    fill(backend, &large, scale)?;
     let filled_in = start.elapsed();
-    let at_large = mean_claim(queue, &large, SAMPLES)?;
+    let at_large = mean_claim(backend, &large, SAMPLES)?;
 
-    queue.flush(&large)?;
+    backend.flush(&large)?;
     let start = Instant::now();
     add_finished(db, url, prefix, &large, scale)?;
     let finished_in = start.elapsed();
-    fill(queue, &large, SMALL)?;
-    let beside_finished = mean_claim(queue, &large, SAMPLES)?;
+    fill(backend, &large, SMALL)?;
+    let beside_finished = mean_claim(backend, &large, SAMPLES)?;
 
     println!("\n{db}: mean time of one claim (one job), {SAMPLES} claims each\n");
     println!("| table holds | claim |");
@@ -310,8 +314,8 @@ fn claim_cost(
         finished_in.as_secs_f64(),
         micros(beside_finished)
     );
-    queue.flush(&small)?;
-    queue.flush(&large)?;
+    backend.flush(&small)?;
+    backend.flush(&large)?;
     Ok(())
 }
 

@@ -14,9 +14,9 @@
 //! # std::fs::create_dir_all(&dir).unwrap();
 //! # let url = format!("sqlite://{}/jobs.db", dir.display());
 //! // `sqlite://outband.db` in real life; `sqlite::memory:` for a throw-away one
-//! let queue = DatabaseQueue::open(&url)?;
-//! let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
-//! let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+//! let backend = DatabaseQueue::open(&url)?;
+//! let id = backend.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//! let claimed = backend.claim("default", 10, Duration::from_secs(30))?;
 //! assert_eq!(claimed[0].job.id, id);
 //! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), outband::Error>(())

@@ -208,7 +208,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Setup {
         //
         // Every statement is prepared once and run with its generic plan,
         // the plan its indexes and its text are written for. Left to choose,
-        // the server plans the statement that records outcomes and claims
+        // the server plans the statement that completes jobs and claims
         // afresh on every call (its generic plan looks dearer than a plan for
         // one array's values), which took 0.5 ms of each call.
         conn.batch_execute(
@@ -298,7 +298,7 @@ fn feature_missing(feature: &str, url: &str) -> Error {
 ///
 /// ```
 /// # fn main() -> Result<(), outband::Error> {
-/// let queue = outband_diesel::DatabaseQueue::builder("sqlite::memory:")
+/// let backend = outband_diesel::DatabaseQueue::builder("sqlite::memory:")
 ///     .prefix("billing_")
 ///     .max_connections(4)
 ///     .open()?;
@@ -620,15 +620,15 @@ impl DatabaseQueue {
     /// # let dir = std::env::temp_dir().join(format!("outband-doc-tx-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
     /// # let path = dir.join("app.db");
-    /// let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display()))?;
+    /// let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display()))?;
     /// let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap())?;
     /// let job = NewJob::new("app::welcome", outband::codec::encode(&(7u64,))?);
     /// let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
     ///     // … your own writes …
-    ///     queue.enqueue_in(conn, &[job]).expect("enqueued");
+    ///     backend.enqueue_in(conn, &[job]).expect("enqueued");
     ///     Err(diesel::result::Error::RollbackTransaction)
     /// });
-    /// assert_eq!(queue.len("default")?, 0);
+    /// assert_eq!(backend.len("default")?, 0);
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok(()) }
     /// ```
@@ -940,7 +940,7 @@ impl BaseQueue for DatabaseQueue {
         })
     }
 
-    /// SQLite has one writer at a time: two recording calls in flight wait
+    /// SQLite has one writer at a time: two completing calls in flight wait
     /// for each other's transaction. The servers serve them side by side.
     fn capabilities(&self) -> Capabilities {
         let serial = match &self.inner.pool {
@@ -1000,7 +1000,7 @@ impl Listen {
 
     fn wait(
         &self,
-        queue: &DatabaseQueue,
+        backend: &DatabaseQueue,
         queues: &[String],
         timeout: Duration,
     ) -> Result<(), Error> {
@@ -1025,7 +1025,7 @@ impl Listen {
             note.map_err(db_error)?;
         }
         for name in queues {
-            let ready = queue
+            let ready = backend
                 .inner
                 .st
                 .has_ready
@@ -1144,9 +1144,9 @@ mod tests {
 
     #[test]
     fn a_prefix_in_the_url_names_the_tables() {
-        let queue = DatabaseQueue::open("sqlite::memory:?prefix=from_url_&retention=5").unwrap();
-        assert_eq!(queue.prefix(), "from_url_");
-        assert_eq!(queue.retention(), Duration::from_secs(5));
+        let backend = DatabaseQueue::open("sqlite::memory:?prefix=from_url_&retention=5").unwrap();
+        assert_eq!(backend.prefix(), "from_url_");
+        assert_eq!(backend.retention(), Duration::from_secs(5));
         assert!(matches!(
             DatabaseQueue::open("sqlite::memory:?prefix=no-dashes"),
             Err(Error::Config(_))
@@ -1159,14 +1159,14 @@ mod tests {
     /// leave a job with no attempts left to the next round's dead statement.
     #[test]
     fn a_lease_expiring_between_the_recovery_statements_is_not_requeued_past_its_attempts() {
-        let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
-        let last = queue
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let last = backend
             .enqueue(NewJob::new("c", vec![1]).queue("q").max_attempts(1))
             .unwrap();
-        let more = queue
+        let more = backend
             .enqueue(NewJob::new("c", vec![2]).queue("q").max_attempts(2))
             .unwrap();
-        let claimed = queue.claim("q", 2, Duration::ZERO).unwrap();
+        let claimed = backend.claim("q", 2, Duration::ZERO).unwrap();
         assert_eq!(
             claimed.len(),
             2,
@@ -1174,8 +1174,8 @@ mod tests {
         );
 
         let requeue_only = || -> Result<usize, Error> {
-            with_conn!(queue.inner, conn => {
-                queue.inner.st.recover_requeue.query().execute(conn).map_err(db_error)
+            with_conn!(backend.inner, conn => {
+                backend.inner.st.recover_requeue.query().execute(conn).map_err(db_error)
             })
         };
         assert_eq!(
@@ -1183,11 +1183,11 @@ mod tests {
             1,
             "only the job with an attempt left"
         );
-        let state = |id| queue.job(id).unwrap().unwrap().state;
+        let state = |id| backend.job(id).unwrap().unwrap().state;
         assert_eq!(state(last), JobState::Running);
         assert_eq!(state(more), JobState::Pending);
 
-        let recovered = queue.recover_expired().unwrap();
+        let recovered = backend.recover_expired().unwrap();
         assert_eq!((recovered.dead, recovered.requeued), (1, 0));
         assert_eq!(state(last), JobState::Dead);
     }
@@ -1202,10 +1202,10 @@ mod tests {
             #[diesel(sql_type = diesel::sql_types::Text)]
             detail: String,
         }
-        let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
-        let sql = Dialect::Sqlite.render(queue.prefix(), &crate::sql::unknown_states());
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let sql = Dialect::Sqlite.render(backend.prefix(), &crate::sql::unknown_states());
         let plan = (|| -> Result<Vec<Plan>, Error> {
-            with_conn!(queue.inner, conn => {
+            with_conn!(backend.inner, conn => {
                 diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
                     .load::<Plan>(conn)
                     .map_err(db_error)
@@ -1224,8 +1224,8 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_has_one_recording_call_in_flight() {
-        let queue = DatabaseQueue::open("sqlite::memory:").unwrap();
-        assert_eq!(queue.capabilities().default_completers(), 1);
+    fn sqlite_has_one_completing_call_in_flight() {
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        assert_eq!(backend.capabilities().default_completers(), 1);
     }
 }

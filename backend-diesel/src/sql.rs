@@ -83,7 +83,7 @@ const READY: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now} \
     AND (o.state = 1 OR (o.state = 0 AND o.id < j.id))))";
 
 /// [`READY`] for a claim in the statement that also deletes the finished
-/// jobs `d`: they no longer hold their ordering keys, although the claim's
+/// jobs `d`: they no longer own their ordering keys, although the claim's
 /// snapshot still shows them running.
 const READY_AFTER_DONE: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now} \
     AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM {jobs} o \
@@ -181,7 +181,7 @@ pub(crate) struct Statements {
     pub(crate) insert_tail: &'static str,
     /// SQLite and PostgreSQL: the whole claim. Binds: lease, queue, limit.
     pub(crate) claim: Stmt,
-    /// PostgreSQL: jobs recorded done and the next ones claimed, in one
+    /// PostgreSQL: jobs completed and the next ones claimed, in one
     /// statement (no `BEGIN`/`COMMIT` round trips). Binds: ids, tokens,
     /// durations (arrays), results (an array of nullable bytes), the ids again;
     /// then lease, queue and limit for the claim. Returns
@@ -209,7 +209,7 @@ pub(crate) struct Statements {
     /// SQLite and MySQL: deletes the `done` rows of an id list from `{jobs}`;
     /// the id list follows.
     pub(crate) delete_done_head: String,
-    /// SQLite and MySQL: the start of one update that records several jobs
+    /// SQLite and MySQL: the start of one update that marks several jobs
     /// done; `CASE` lists of durations, results and tokens by id follow.
     pub(crate) done_many_head: String,
     /// SQLite and MySQL: which of an id list are marked done, waiting to be

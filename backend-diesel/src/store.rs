@@ -457,7 +457,7 @@ values_insert_impl!(SqliteConnection);
 #[cfg(feature = "mysql")]
 values_insert_impl!(MysqlConnection);
 
-/// Outcomes recorded and the next jobs claimed in one statement, where a
+/// Jobs completed and the next ones claimed in one statement, where a
 /// connection type has such a statement.
 pub(crate) trait DoneAndClaim {
     /// Records `completions`, when all of them are done, and claims up to

@@ -20,10 +20,10 @@ fn job(queue: &str) -> NewJob {
 
 /// Enqueues through `conn` inside a transaction: a rollback leaves nothing,
 /// a commit leaves the jobs, claimable.
-fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) {
+fn transactional_enqueue<C: JobConnection>(backend: &DatabaseQueue, conn: &mut C) {
     let q = "tx";
     let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
-        let ids = queue
+        let ids = backend
             .enqueue_in(conn, &[job(q), job(q)])
             .expect("enqueue_in");
         assert_eq!(ids.len(), 2);
@@ -31,25 +31,27 @@ fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) 
     });
     assert!(rolled_back.is_err());
     assert_eq!(
-        queue.len(q).expect("len"),
+        backend.len(q).expect("len"),
         0,
         "a rolled-back enqueue stores nothing"
     );
 
     let ids = conn
         .transaction::<_, diesel::result::Error, _>(|conn| {
-            Ok(queue.enqueue_in(conn, &[job(q)]).expect("enqueue_in"))
+            Ok(backend.enqueue_in(conn, &[job(q)]).expect("enqueue_in"))
         })
         .expect("commit");
-    assert_eq!(queue.len(q).expect("len"), 1);
-    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    assert_eq!(backend.len(q).expect("len"), 1);
+    let claimed = backend
+        .claim(q, 10, Duration::from_secs(60))
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].job.id, ids[0]);
 
     // outside any transaction it is a transaction of its own
-    let more = queue.enqueue_in(conn, &[job(q)]).expect("enqueue_in");
+    let more = backend.enqueue_in(conn, &[job(q)]).expect("enqueue_in");
     assert_eq!(
-        queue.job(more[0]).expect("job").expect("stored").state,
+        backend.job(more[0]).expect("job").expect("stored").state,
         JobState::Pending
     );
 }
@@ -62,7 +64,7 @@ fn transactional_enqueue<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) 
 /// a claim that saw both could run the two at once.) Then they run one
 /// after the other, in order.
 #[cfg(feature = "postgres")]
-fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue, conn: &mut C) {
+fn same_key_enqueues_follow_commit_order<C: JobConnection>(backend: &DatabaseQueue, conn: &mut C) {
     use std::sync::mpsc;
     let q = "key-race";
     let keyed = || job(q).key("ci-7");
@@ -73,7 +75,7 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
     let (first, early, enqueued) = std::thread::scope(|scope| {
         let holder = scope.spawn(move || {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
-                let ids = queue.enqueue_in(conn, &[keyed()]).expect("enqueue_in");
+                let ids = backend.enqueue_in(conn, &[keyed()]).expect("enqueue_in");
                 inserted_tx.send(()).expect("send");
                 commit_rx.recv().expect("told to commit");
                 Ok(ids[0])
@@ -82,21 +84,21 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
         });
         inserted_rx.recv().expect("the first job is inserted");
         scope.spawn(move || {
-            let id = queue.enqueue(keyed()).expect("enqueue");
+            let id = backend.enqueue(keyed()).expect("enqueue");
             enqueued_tx.send(id).expect("send");
         });
         // The second enqueue may wait for the first transaction; give it
         // the chance to commit first (this only decides which interleaving
         // is tested, not the outcome).
         let enqueued = enqueued_rx.recv_timeout(Duration::from_secs(2)).ok();
-        let early = queue.claim(q, 10, lease).expect("claim");
+        let early = backend.claim(q, 10, lease).expect("claim");
         commit_tx.send(()).expect("send");
         (holder.join().expect("holder"), early, enqueued)
     });
     let second = enqueued
         .or_else(|| enqueued_rx.recv().ok())
         .expect("the second job is enqueued");
-    let late = queue.claim(q, 10, lease).expect("claim");
+    let late = backend.claim(q, 10, lease).expect("claim");
     let ids = |claimed: &[outband::Claimed]| claimed.iter().map(|c| c.job.id).collect::<Vec<_>>();
     assert_eq!(
         ids(&early),
@@ -106,7 +108,7 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
     assert_eq!(ids(&late), vec![first]);
     assert!(second > first, "ids of one key follow commit order");
     let claimed = late.into_iter().next().expect("one claimed");
-    queue
+    backend
         .complete(
             &claimed.lease,
             Outcome::Done {
@@ -115,7 +117,7 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
             },
         )
         .expect("complete");
-    let next = queue.claim(q, 10, lease).expect("claim");
+    let next = backend.claim(q, 10, lease).expect("claim");
     let other = if claimed.job.id == first {
         second
     } else {
@@ -129,16 +131,16 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(queue: &DatabaseQueue
 
 /// A row no producer could have written is moved to `dead` with the reason
 /// when a claim meets it, and the claim still returns the good job.
-fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C, blob: &str) {
+fn malformed_record_goes_dead<C: Connection>(backend: &DatabaseQueue, conn: &mut C, blob: &str) {
     let q = "malformed";
-    let table = format!("{}jobs", queue.prefix());
+    let table = format!("{}jobs", backend.prefix());
     conn.batch_execute(&format!(
         "INSERT INTO {table} (command, args, queue, priority, max_attempts, attempt, state, token, run_at, enqueued_at) \
          VALUES ('app::job', {blob}, '{q}', 0, 0, 0, 0, 0, 0, 0)"
     ))
     .expect("insert a bad row");
-    let good = queue.enqueue(job(q)).expect("enqueue");
-    let claimed = queue
+    let good = backend.enqueue(job(q)).expect("enqueue");
+    let claimed = backend
         .claim(q, 10, Duration::from_secs(60))
         .expect("claim goes on");
     assert_eq!(
@@ -147,19 +149,19 @@ fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C
     );
     // the row is still malformed, yet it is listed (read leniently) with its
     // reason, so one bad dead letter never hides the others
-    let dead = queue
+    let dead = backend
         .dead_jobs(q, 0, 10)
         .expect("a malformed dead record is listed");
     assert_eq!(dead.len(), 1);
     let reason = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(reason.starts_with("malformed record: "), "{reason}");
-    let job = queue.job(dead[0].id).expect("read").expect("kept");
+    let job = backend.job(dead[0].id).expect("read").expect("kept");
     assert_eq!(job.state, JobState::Dead);
     assert!(
-        queue.delete_dead(job.id).expect("delete"),
+        backend.delete_dead(job.id).expect("delete"),
         "it can be deleted"
     );
-    let stats = queue.stats(q).expect("stats");
+    let stats = backend.stats(q).expect("stats");
     assert_eq!((stats.dead, stats.running), (0, 1));
 }
 
@@ -168,10 +170,10 @@ fn malformed_record_goes_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C
 /// claimed; the next recovery step moves it to `dead` with a reason that
 /// names its code, counted in the step's `dead`; then it is a dead letter
 /// like any other: listed, retried, deleted.
-fn unknown_state_rows_end_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut C) {
+fn unknown_state_rows_end_dead<C: Connection>(backend: &DatabaseQueue, conn: &mut C) {
     let q = "unknown-state";
-    let table = format!("{}jobs", queue.prefix());
-    let ids = queue
+    let table = format!("{}jobs", backend.prefix());
+    let ids = backend
         .enqueue_many(vec![job(q), job(q), job(q), job(q)])
         .expect("enqueue");
     let (nine, negative, failed, good) = (ids[0], ids[1], ids[2], ids[3]);
@@ -181,7 +183,9 @@ fn unknown_state_rows_end_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut 
         ))
         .expect("a state code outband does not know");
     }
-    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    let claimed = backend
+        .claim(q, 10, Duration::from_secs(60))
+        .expect("claim");
     let claimed_ids: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
     assert_eq!(claimed_ids, vec![failed, good], "never claimed");
     let outcomes = vec![
@@ -197,22 +201,22 @@ fn unknown_state_rows_end_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut 
             },
         ),
     ];
-    queue.complete_many(outcomes).expect("complete");
-    let counts = |queue: &DatabaseQueue| {
-        let stats = queue.stats(q).expect("stats");
+    backend.complete_many(outcomes).expect("complete");
+    let counts = |backend: &DatabaseQueue| {
+        let stats = backend.stats(q).expect("stats");
         (stats.pending, stats.running, stats.done, stats.dead)
     };
-    assert_eq!(counts(queue), (0, 0, 1, 3), "counted as dead meanwhile");
+    assert_eq!(counts(backend), (0, 0, 1, 3), "counted as dead meanwhile");
 
-    let recovered = queue.recover_expired().expect("recover");
+    let recovered = backend.recover_expired().expect("recover");
     assert_eq!((recovered.requeued, recovered.dead), (0, 2));
-    assert_eq!(counts(queue), (0, 0, 1, 3), "counted once");
-    let dead = queue.dead_jobs(q, 0, 10).expect("dead jobs");
+    assert_eq!(counts(backend), (0, 0, 1, 3), "counted once");
+    let dead = backend.dead_jobs(q, 0, 10).expect("dead jobs");
     let mut listed: Vec<_> = dead.iter().map(|j| j.id).collect();
     listed.sort_unstable();
     assert_eq!(listed, vec![nine, negative, failed]);
     for (id, code) in [(nine, 9), (negative, -1)] {
-        let job = queue.job(id).expect("job").expect("kept");
+        let job = backend.job(id).expect("job").expect("kept");
         assert_eq!(job.state, JobState::Dead);
         assert!(job.finished_at.is_some());
         assert_eq!(
@@ -227,36 +231,41 @@ fn unknown_state_rows_end_dead<C: Connection>(queue: &DatabaseQueue, conn: &mut 
         );
     }
     assert_eq!(
-        queue.recover_expired().expect("recover").dead,
+        backend.recover_expired().expect("recover").dead,
         0,
         "moved once"
     );
 
-    assert!(queue.retry_dead(nine).expect("retry"), "it can be retried");
-    let claimed = queue.claim(q, 10, Duration::from_secs(60)).expect("claim");
+    assert!(
+        backend.retry_dead(nine).expect("retry"),
+        "it can be retried"
+    );
+    let claimed = backend
+        .claim(q, 10, Duration::from_secs(60))
+        .expect("claim");
     assert_eq!(
         claimed.iter().map(|c| c.job.id).collect::<Vec<_>>(),
         vec![nine]
     );
     assert!(
-        queue.delete_dead(negative).expect("delete"),
+        backend.delete_dead(negative).expect("delete"),
         "it can be deleted"
     );
-    assert!(queue.job(negative).expect("job").is_none());
-    assert_eq!(counts(queue), (0, 1, 1, 1));
+    assert!(backend.job(negative).expect("job").is_none());
+    assert_eq!(counts(backend), (0, 1, 1, 1));
 }
 
 /// A job recorded done moves, in the same transaction, from the jobs table
 /// to the finished jobs' table, where `job()` and `stats()` still find it; a
 /// dead job stays; a completion under a stale lease changes nothing.
-fn finished_jobs_leave_the_jobs_table<C: Connection>(queue: &DatabaseQueue, conn: &mut C) {
+fn finished_jobs_leave_the_jobs_table<C: Connection>(backend: &DatabaseQueue, conn: &mut C) {
     let q = "moved";
     let (jobs, done) = (
-        format!("{}jobs", queue.prefix()),
-        format!("{}done", queue.prefix()),
+        format!("{}jobs", backend.prefix()),
+        format!("{}done", backend.prefix()),
     );
-    queue.enqueue_many(vec![job(q), job(q)]).expect("enqueue");
-    let claimed = queue.claim(q, 2, Duration::from_secs(60)).expect("claim");
+    backend.enqueue_many(vec![job(q), job(q)]).expect("enqueue");
+    let claimed = backend.claim(q, 2, Duration::from_secs(60)).expect("claim");
     assert_eq!(claimed.len(), 2);
     let (finished, dead) = (&claimed[0], &claimed[1]);
     let outcomes = vec![
@@ -270,26 +279,29 @@ fn finished_jobs_leave_the_jobs_table<C: Connection>(queue: &DatabaseQueue, conn
         (dead.lease.clone(), Outcome::Dead { error: "no".into() }),
     ];
     assert_eq!(
-        queue.complete_many(outcomes).expect("complete"),
+        backend.complete_many(outcomes).expect("complete"),
         vec![Completion::Applied, Completion::Applied]
     );
-    let stale = queue
+    let stale = backend
         .complete(&finished.lease, Outcome::Release)
         .expect("a stale completion is not an error");
     assert_eq!(stale, Completion::LeaseLost);
 
-    let stats = queue.stats(q).expect("stats");
+    let stats = backend.stats(q).expect("stats");
     assert_eq!((stats.done, stats.dead, stats.pending), (1, 1, 0));
     let id = finished.job.id;
     // not in the jobs table: deleting it there changes nothing
     conn.batch_execute(&format!("DELETE FROM {jobs} WHERE id = {id}"))
         .expect("delete");
-    let stored = queue.job(id).expect("job").expect("kept in the done table");
+    let stored = backend
+        .job(id)
+        .expect("job")
+        .expect("kept in the done table");
     assert_eq!(stored.state, JobState::Done);
     assert_eq!(stored.result.as_deref(), Some(&[7][..]));
     assert_eq!(stored.duration, Some(Duration::from_millis(3)));
     assert_eq!(
-        queue
+        backend
             .job(dead.job.id)
             .expect("job")
             .expect("dead job kept")
@@ -299,7 +311,7 @@ fn finished_jobs_leave_the_jobs_table<C: Connection>(queue: &DatabaseQueue, conn
     conn.batch_execute(&format!("DELETE FROM {done} WHERE id = {id}"))
         .expect("delete");
     assert!(
-        queue.job(id).expect("job").is_none(),
+        backend.job(id).expect("job").is_none(),
         "it was in the done table"
     );
 }
@@ -313,12 +325,12 @@ mod sqlite {
         let dir = std::env::temp_dir().join(format!("outband-tx-{}", common::unique_prefix()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("q.db");
-        let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
         let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
-        transactional_enqueue(&queue, &mut conn);
-        malformed_record_goes_dead(&queue, &mut conn, "X'01'");
-        finished_jobs_leave_the_jobs_table(&queue, &mut conn);
-        drop(queue);
+        transactional_enqueue(&backend, &mut conn);
+        malformed_record_goes_dead(&backend, &mut conn, "X'01'");
+        finished_jobs_leave_the_jobs_table(&backend, &mut conn);
+        drop(backend);
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -327,18 +339,21 @@ mod sqlite {
         let dir = std::env::temp_dir().join(format!("outband-state-{}", common::unique_prefix()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("q.db");
-        let queue = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
         let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
-        unknown_state_rows_end_dead(&queue, &mut conn);
-        drop(queue);
+        unknown_state_rows_end_dead(&backend, &mut conn);
+        drop(backend);
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn opened_by_url_through_outband() {
-        let queue = outband::open("sqlite://:memory:").expect("outband::open finds sqlite://");
-        let id = queue.enqueue(job("by-url")).expect("enqueue");
-        assert_eq!(queue.job(id).expect("job").expect("stored").queue, "by-url");
+        let backend = outband::open("sqlite://:memory:").expect("outband::open finds sqlite://");
+        let id = backend.enqueue(job("by-url")).expect("enqueue");
+        assert_eq!(
+            backend.job(id).expect("job").expect("stored").queue,
+            "by-url"
+        );
     }
 
     #[test]
@@ -359,14 +374,14 @@ mod sqlite {
 
     #[test]
     fn explicit_migration() {
-        let queue = DatabaseQueue::builder("sqlite::memory:")
+        let backend = DatabaseQueue::builder("sqlite::memory:")
             .run_migrations(false)
             .open()
             .expect("open");
-        assert!(queue.len("q").is_err(), "no tables before migrating");
-        queue.migrate().expect("migrate");
-        queue.migrate().expect("migrating twice does nothing");
-        assert_eq!(queue.len("q").expect("len"), 0);
+        assert!(backend.len("q").is_err(), "no tables before migrating");
+        backend.migrate().expect("migrate");
+        backend.migrate().expect("migrating twice does nothing");
+        assert_eq!(backend.len("q").expect("len"), 0);
     }
 
     /// A web server and a consumer started at once on a fresh file (as in
@@ -403,23 +418,23 @@ mod sqlite {
 
     #[test]
     fn finished_jobs_are_kept_for_the_retention_period() {
-        let queue = DatabaseQueue::open("sqlite::memory:").expect("open");
-        assert_eq!(queue.retention(), outband_diesel::DEFAULT_RETENTION);
-        queue.enqueue(job("kept")).expect("enqueue");
-        let claimed = queue
+        let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
+        assert_eq!(backend.retention(), outband_diesel::DEFAULT_RETENTION);
+        backend.enqueue(job("kept")).expect("enqueue");
+        let claimed = backend
             .claim("kept", 1, Duration::from_secs(60))
             .expect("claim");
         let done = Outcome::Done {
             result: None,
             duration: Duration::from_millis(3),
         };
-        queue.complete(&claimed[0].lease, done).expect("complete");
+        backend.complete(&claimed[0].lease, done).expect("complete");
         assert_eq!(
-            queue.purge_finished().expect("purge"),
+            backend.purge_finished().expect("purge"),
             0,
             "within the retention"
         );
-        assert_eq!(queue.stats("kept").expect("stats").done, 1);
+        assert_eq!(backend.stats("kept").expect("stats").done, 1);
 
         let short = DatabaseQueue::builder("sqlite::memory:")
             .retention(Duration::ZERO)
@@ -440,10 +455,10 @@ mod sqlite {
 
     #[test]
     fn an_oversized_payload_is_refused_at_enqueue() {
-        let queue = DatabaseQueue::open("sqlite::memory:").expect("open");
+        let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
         let big = NewJob::new("app::job", vec![0; outband::codec::max_payload() + 1]);
-        assert!(queue.enqueue(big).is_err());
-        assert_eq!(queue.len("default").expect("len"), 0);
+        assert!(backend.enqueue(big).is_err());
+        assert_eq!(backend.len("default").expect("len"), 0);
     }
 }
 
@@ -491,21 +506,23 @@ mod postgres {
     /// Blocks in `wait` with a long timeout while another thread enqueues.
     #[test]
     fn an_enqueue_wakes_a_waiting_consumer() {
-        let Some(queue) = common::server_queue(&common::pg_url()) else {
+        let Some(backend) = common::server_queue(&common::pg_url()) else {
             return;
         };
-        let queue = Arc::new(queue);
+        let backend = Arc::new(backend);
         let queues = vec!["wake".to_owned()];
         // a first wait sets up the listening connection
-        queue.wait(&queues, Duration::ZERO).expect("wait");
+        backend.wait(&queues, Duration::ZERO).expect("wait");
         let waited = std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let start = Instant::now();
-                queue.wait(&queues, Duration::from_secs(60)).expect("wait");
+                backend
+                    .wait(&queues, Duration::from_secs(60))
+                    .expect("wait");
                 start.elapsed()
             });
             std::thread::sleep(Duration::from_millis(200));
-            queue.enqueue(job("wake")).expect("enqueue");
+            backend.enqueue(job("wake")).expect("enqueue");
             waiter.join().expect("waiter")
         });
         assert!(

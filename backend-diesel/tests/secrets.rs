@@ -45,11 +45,11 @@ fn record(messages: &mut Vec<String>, what: &str, error: &Error) {
 }
 
 /// A call that reaches the database, in case a URL opened after all.
-fn exercise(queue: &dyn BaseQueue, messages: &mut Vec<String>) {
-    if let Err(error) = queue.stats("secrets") {
+fn exercise(backend: &dyn BaseQueue, messages: &mut Vec<String>) {
+    if let Err(error) = backend.stats("secrets") {
         record(messages, "stats", &error);
     }
-    if let Err(error) = queue.wait(&["secrets".to_owned()], Duration::from_millis(10)) {
+    if let Err(error) = backend.wait(&["secrets".to_owned()], Duration::from_millis(10)) {
         record(messages, "wait", &error);
     }
 }

@@ -111,16 +111,16 @@ fn main() -> ExitCode {
     };
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
     let namespace = format!("outband-bench-{}", std::process::id());
-    let queue = match RedisQueue::with_options(&url, RedisOptions::default().namespace(&namespace))
-    {
-        Ok(queue) => Arc::new(queue),
-        Err(error) => {
-            eprintln!("cannot open {url}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = run_all(&queue, &options);
-    delete_namespace(&queue, &namespace);
+    let backend =
+        match RedisQueue::with_options(&url, RedisOptions::default().namespace(&namespace)) {
+            Ok(queue) => Arc::new(queue),
+            Err(error) => {
+                eprintln!("cannot open {url}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let result = run_all(&backend, &options);
+    delete_namespace(&backend, &namespace);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -130,15 +130,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
+fn run_all(backend: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
     let config = BenchConfig {
         jobs: options.jobs,
         ..BenchConfig::default()
     };
     if options.standard {
-        let before = lpush_rate(queue, options.jobs)?;
-        let report = bench::run(queue.clone(), &config)?;
-        let after = lpush_rate(queue, options.jobs)?;
+        let before = lpush_rate(backend, options.jobs)?;
+        let report = bench::run(backend.clone(), &config)?;
+        let after = lpush_rate(backend, options.jobs)?;
         println!("RedisQueue, {} jobs per run\n", config.jobs);
         println!("{report}");
         println!(
@@ -147,7 +147,7 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
             after.round()
         );
 
-        let paired = single_enqueue_beside_lpush(queue, options.jobs)?;
+        let paired = single_enqueue_beside_lpush(backend, options.jobs)?;
         println!(
             "single enqueue beside LPUSH, {} blocks of 1,000 each, alternating: medians {} enqueues/s and {} LPUSH/s; \
              an enqueue takes {:.0} µs more than an LPUSH (median of the blocks' differences)",
@@ -157,14 +157,14 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
             paired.extra_us
         );
 
-        let bytes = bytes_per_pending_job(queue, options.memory_jobs)?;
+        let bytes = bytes_per_pending_job(backend, options.memory_jobs)?;
         println!(
             "memory: {bytes:.0} bytes per pending no-op job ({} jobs, INFO memory used_memory), target < 250",
             options.memory_jobs
         );
 
         for batch in [1, 4] {
-            let rate = raw_rate(queue, options.jobs, batch)?;
+            let rate = raw_rate(backend, options.jobs, batch)?;
             println!(
                 "backend alone, 4 threads each claiming {batch} and completing them in one call: {} jobs/s",
                 rate.round()
@@ -172,7 +172,7 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
         }
     }
 
-    backlog_rounds(queue, options)
+    backlog_rounds(backend, options)
 }
 
 /// The rate with 1,000 and with `--backlog` jobs pending behind, in
@@ -183,19 +183,19 @@ fn run_all(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Er
 /// not swing with the client's share of the machine as the rate does; and
 /// the script calls and blocking pops per job, which are the consumer's
 /// round trips.
-fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
+fn backlog_rounds(backend: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::Error> {
     let sizes = [1_000, options.backlog];
     for backlog in sizes {
         eprintln!("filling outband-bench-backlog-{backlog} with {backlog} jobs…");
-        fill(queue, &backlog_queue(backlog), backlog, -1)?;
+        fill(backend, &backlog_queue(backlog), backlog, -1)?;
     }
     let completers = options
         .completers
-        .unwrap_or_else(|| queue.capabilities().default_completers());
+        .unwrap_or_else(|| backend.capabilities().default_completers());
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 1..=options.rounds {
         for (i, backlog) in sizes.into_iter().enumerate() {
-            let run = run_over_backlog(queue, options, backlog)?;
+            let run = run_over_backlog(backend, options, backlog)?;
             println!(
                 "round {round}: multi processor, 4 threads, prefetch {}, {completers} completers, \
                  {backlog} jobs pending behind: {} jobs/s; Redis {:.1} µs CPU, {:.1} µs in scripts, \
@@ -217,7 +217,7 @@ fn backlog_rounds(queue: &Arc<RedisQueue>, options: &Options) -> Result<(), outb
         );
     }
     for backlog in sizes {
-        queue.flush(&backlog_queue(backlog))?;
+        backend.flush(&backlog_queue(backlog))?;
     }
     Ok(())
 }
@@ -240,42 +240,47 @@ fn noop_job(queue: &str, priority: i16) -> NewJob {
     .priority(priority)
 }
 
-fn fill(queue: &RedisQueue, name: &str, count: usize, priority: i16) -> Result<(), outband::Error> {
+fn fill(
+    backend: &RedisQueue,
+    name: &str,
+    count: usize,
+    priority: i16,
+) -> Result<(), outband::Error> {
     let mut left = count;
     while left > 0 {
         let batch = left.min(1000);
-        queue.enqueue_many((0..batch).map(|_| noop_job(name, priority)).collect())?;
+        backend.enqueue_many((0..batch).map(|_| noop_job(name, priority)).collect())?;
         left -= batch;
     }
     Ok(())
 }
 
-fn used_memory(queue: &RedisQueue) -> Result<u64, outband::Error> {
+fn used_memory(backend: &RedisQueue) -> Result<u64, outband::Error> {
     let info: String =
-        outband_redis::with_connection(queue, |con| redis::cmd("INFO").arg("memory").query(con))?;
+        outband_redis::with_connection(backend, |con| redis::cmd("INFO").arg("memory").query(con))?;
     info.lines()
         .find_map(|line| line.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| outband::Error::backend("INFO memory has no used_memory"))
 }
 
-fn bytes_per_pending_job(queue: &RedisQueue, jobs: usize) -> Result<f64, outband::Error> {
+fn bytes_per_pending_job(backend: &RedisQueue, jobs: usize) -> Result<f64, outband::Error> {
     // the no-op job of outband-bench, on a queue name of the same length
     let name = "outband-bench-memory";
     let args = outband::codec::encode(&())?;
-    let before = used_memory(queue)?;
+    let before = used_memory(backend)?;
     let mut left = jobs;
     while left > 0 {
         let batch = left.min(1000);
-        queue.enqueue_many(
+        backend.enqueue_many(
             (0..batch)
                 .map(|_| NewJob::new(bench::noop::NAME, args.clone()).queue(name))
                 .collect(),
         )?;
         left -= batch;
     }
-    let after = used_memory(queue)?;
-    queue.flush(name)?;
+    let after = used_memory(backend)?;
+    backend.flush(name)?;
     Ok(after.saturating_sub(before) as f64 / jobs as f64)
 }
 
@@ -301,8 +306,8 @@ struct ServerCounts {
     calls: f64,
 }
 
-fn server_counts(queue: &RedisQueue) -> Result<ServerCounts, outband::Error> {
-    let info: String = outband_redis::with_connection(queue, |con| {
+fn server_counts(backend: &RedisQueue) -> Result<ServerCounts, outband::Error> {
+    let info: String = outband_redis::with_connection(backend, |con| {
         redis::cmd("INFO").arg("cpu").arg("commandstats").query(con)
     })?;
     let stat = |value: &str, name: &str| -> f64 {
@@ -334,13 +339,13 @@ fn server_counts(queue: &RedisQueue) -> Result<ServerCounts, outband::Error> {
 /// `--jobs` jobs of priority 0 run over the backlog of priority -1 that
 /// `backlog_queue(backlog)` holds.
 fn run_over_backlog(
-    queue: &Arc<RedisQueue>,
+    backend: &Arc<RedisQueue>,
     options: &Options,
     backlog: usize,
 ) -> Result<BacklogRun, outband::Error> {
     let jobs = options.jobs;
     let name = backlog_queue(backlog);
-    fill(queue, &name, jobs, 0)?;
+    fill(backend, &name, jobs, 0)?;
     BACKLOG_RUN.store(0, Ordering::SeqCst);
     let mut config = ProcessorConfig::default()
         .queues([name.as_str()])
@@ -348,15 +353,15 @@ fn run_over_backlog(
         .prefetch(options.prefetch)
         .wait_time(Duration::from_millis(10));
     config.completers = options.completers;
-    let processor = MultiProcessor::new(queue.clone(), config)?;
-    let before = server_counts(queue)?;
+    let processor = MultiProcessor::new(backend.clone(), config)?;
+    let before = server_counts(backend)?;
     let start = Instant::now();
     processor.start();
     while BACKLOG_RUN.load(Ordering::SeqCst) < jobs as u64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed();
-    let after = server_counts(queue)?;
+    let after = server_counts(backend)?;
     processor.stop();
     Ok(BacklogRun {
         rate: jobs as f64 / elapsed.as_secs_f64(),
@@ -370,16 +375,16 @@ fn run_over_backlog(
 /// queue's own connections: the round trip the single enqueue pays once,
 /// measured as `redis-benchmark -t lpush -c 1` does, in the same minute as
 /// the runs, since a shared machine's round trip swings from hour to hour.
-fn lpush_rate(queue: &RedisQueue, count: usize) -> Result<f64, outband::Error> {
-    let key = format!("{}:bench:lpush", queue.options().namespace);
+fn lpush_rate(backend: &RedisQueue, count: usize) -> Result<f64, outband::Error> {
+    let key = format!("{}:bench:lpush", backend.options().namespace);
     let start = Instant::now();
     for _ in 0..count {
-        outband_redis::with_connection(queue, |con| {
+        outband_redis::with_connection(backend, |con| {
             redis::cmd("LPUSH").arg(&key).arg("x").query::<i64>(con)
         })?;
     }
     let rate = count as f64 / start.elapsed().as_secs_f64();
-    outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&key).query::<i64>(con))?;
+    outband_redis::with_connection(backend, |con| redis::cmd("DEL").arg(&key).query::<i64>(con))?;
     Ok(rate)
 }
 
@@ -395,7 +400,10 @@ struct Paired {
 /// same minutes of a machine whose round trip swings: the medians of each,
 /// and the median of the blocks' differences in time per call, which is
 /// what an enqueue costs beyond its one round trip.
-fn single_enqueue_beside_lpush(queue: &RedisQueue, jobs: usize) -> Result<Paired, outband::Error> {
+fn single_enqueue_beside_lpush(
+    backend: &RedisQueue,
+    jobs: usize,
+) -> Result<Paired, outband::Error> {
     const BLOCK: usize = 1000;
     let blocks = (jobs / BLOCK).max(1);
     let name = "outband-bench-paired";
@@ -403,15 +411,15 @@ fn single_enqueue_beside_lpush(queue: &RedisQueue, jobs: usize) -> Result<Paired
     for _ in 0..blocks {
         let start = Instant::now();
         for _ in 0..BLOCK {
-            queue.enqueue(noop_job(name, 0))?;
+            backend.enqueue(noop_job(name, 0))?;
         }
         let enqueue_us = start.elapsed().as_secs_f64() * 1e6 / BLOCK as f64;
-        let lpush_us = 1e6 / lpush_rate(queue, BLOCK)?;
+        let lpush_us = 1e6 / lpush_rate(backend, BLOCK)?;
         enqueue.push(1e6 / enqueue_us);
         lpush.push(1e6 / lpush_us);
         extra.push(enqueue_us - lpush_us);
     }
-    queue.flush(name)?;
+    backend.flush(name)?;
     Ok(Paired {
         blocks,
         enqueue: median(&mut enqueue),
@@ -422,9 +430,9 @@ fn single_enqueue_beside_lpush(queue: &RedisQueue, jobs: usize) -> Result<Paired
 
 /// Jobs per second through `claim` and `complete_many` alone, without a
 /// processor: 4 threads, each claiming `batch` jobs at a time.
-fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, outband::Error> {
+fn raw_rate(backend: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, outband::Error> {
     let name = format!("outband-bench-raw-{batch}");
-    fill(queue, &name, jobs, 0)?;
+    fill(backend, &name, jobs, 0)?;
     let start = Instant::now();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4)
@@ -432,7 +440,7 @@ fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, o
                 let name = name.as_str();
                 scope.spawn(move || -> Result<(), outband::Error> {
                     loop {
-                        let claimed = queue.claim(name, batch, Duration::from_secs(60))?;
+                        let claimed = backend.claim(name, batch, Duration::from_secs(60))?;
                         if claimed.is_empty() {
                             return Ok(());
                         }
@@ -440,7 +448,7 @@ fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, o
                             result: None,
                             duration: Duration::from_micros(1),
                         };
-                        queue.complete_many(
+                        backend.complete_many(
                             claimed
                                 .into_iter()
                                 .map(|c| (c.lease, done.clone()))
@@ -458,8 +466,8 @@ fn raw_rate(queue: &Arc<RedisQueue>, jobs: usize, batch: usize) -> Result<f64, o
     Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }
 
-fn delete_namespace(queue: &RedisQueue, namespace: &str) {
-    if let Err(error) = outband_redis::delete_namespace(queue, namespace) {
+fn delete_namespace(backend: &RedisQueue, namespace: &str) {
+    if let Err(error) = outband_redis::delete_namespace(backend, namespace) {
         eprintln!("could not delete the namespace {namespace}: {error}");
     }
 }

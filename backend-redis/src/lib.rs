@@ -15,9 +15,9 @@
 //!
 //! # fn main() -> Result<(), outband::Error> {
 //! // `connect` checks the URL; the first call reaches the server
-//! let queue = RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=outband-doc&retention=60")?;
+//! let backend = RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=outband-doc&retention=60")?;
 //! let job = NewJob::new("app::ping", outband::codec::encode(&())?).queue("doc");
-//! let id = match queue.enqueue(job) {
+//! let id = match backend.enqueue(job) {
 //!     Ok(id) => id,
 //!     Err(outband::Error::Unavailable(why)) => {
 //!         eprintln!("no Redis here ({why}); nothing to show");
@@ -25,11 +25,11 @@
 //!     }
 //!     Err(other) => return Err(other),
 //! };
-//! let claimed = queue.claim("doc", 10, Duration::from_secs(30))?;
+//! let claimed = backend.claim("doc", 10, Duration::from_secs(30))?;
 //! assert!(claimed.iter().any(|c| c.job.id == id));
 //! for c in &claimed {
 //!     let done = Outcome::Done { result: None, duration: Duration::ZERO };
-//!     queue.complete(&c.lease, done)?;
+//!     backend.complete(&c.lease, done)?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -82,7 +82,7 @@
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
 //! | `B:run` | sorted set | running jobs, by lease deadline |
 //! | `B:done`, `B:dead` | sorted sets | finished jobs, by finish time |
-//! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job holding each key; the jobs waiting for key `K`, in enqueue order |
+//! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry or key hand-over; cut back to 16 once past 32 |
@@ -921,7 +921,7 @@ impl BaseQueue for RedisQueue {
         if max == 0 || completions.is_empty() || !one_slot {
             let completed = self.complete_many(completions)?;
             let claimed = self.claim(queue, max, lease).unwrap_or_else(|error| {
-                log::warn!("claiming from {queue} after recording outcomes failed: {error}");
+                log::warn!("claiming from {queue} after completing jobs failed: {error}");
                 Vec::new()
             });
             return Ok((completed, claimed));
@@ -1098,10 +1098,10 @@ impl RedisQueue {
 /// `INFO`). Not part of the stable API.
 #[doc(hidden)]
 pub fn with_connection<T>(
-    queue: &RedisQueue,
+    backend: &RedisQueue,
     f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
 ) -> Result<T, Error> {
-    queue.pool.with(|con: &mut Conn| f(con.like()))
+    backend.pool.with(|con: &mut Conn| f(con.like()))
 }
 
 /// Deletes every key of `namespace` on the server `queue` reaches (one
@@ -1109,9 +1109,9 @@ pub fn with_connection<T>(
 /// tests and benchmarks that clean up after themselves. Not part of the
 /// stable API.
 #[doc(hidden)]
-pub fn delete_namespace(queue: &RedisQueue, namespace: &str) -> Result<(), Error> {
+pub fn delete_namespace(backend: &RedisQueue, namespace: &str) -> Result<(), Error> {
     for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {
-        with_connection(queue, |con| {
+        with_connection(backend, |con| {
             let mut cursor = 0u64;
             loop {
                 let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -1137,9 +1137,12 @@ pub fn delete_namespace(queue: &RedisQueue, namespace: &str) -> Result<(), Error
 /// The key prefix of `queue`'s structures and the key of job `id`'s record,
 /// as the [crate docs](crate) lay them out. For tests and tools.
 #[doc(hidden)]
-pub fn keys_of(queue: &RedisQueue, name: &str, id: JobId) -> (String, String) {
+pub fn keys_of(backend: &RedisQueue, name: &str, id: JobId) -> (String, String) {
     let (bucket, seq) = split_id(id).unwrap_or((0, 0));
-    (queue.base(name), format!("{}:j:{seq}", queue.tag(bucket)))
+    (
+        backend.base(name),
+        format!("{}:j:{seq}", backend.tag(bucket)),
+    )
 }
 
 fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {

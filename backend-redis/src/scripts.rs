@@ -52,7 +52,7 @@ local function push_ready(b, s, p, front)
   end
   if len == 1 then redis.call('ZADD', b .. ':pr', 0 - p, p) end
 end
--- a pending job that holds its key (or has none) goes where a claim finds
+-- a pending job that owns its key (or has none) goes where a claim finds
 -- it; true when it is ready now
 local function place(b, s, p, run_at, now, front)
   if run_at <= now then
@@ -67,10 +67,10 @@ end
 -- schedule. Returns true when the caller must make it ready now.
 local function enter(b, s, key, run_at, now)
   if key then
-    local holder = redis.call('HGET', b .. ':kh', key)
-    if not holder then
+    local owner = redis.call('HGET', b .. ':kh', key)
+    if not owner then
       redis.call('HSET', b .. ':kh', key, s)
-    elseif holder ~= s then
+    elseif owner ~= s then
       redis.call('ZADD', b .. ':kw:' .. key, tonumber(s), s)
       return false
     end
@@ -476,8 +476,8 @@ return 1
 ";
 
 /// ARGV: tag, queue, limit, cursor. One bounded step of a flush: pending jobs
-/// in the ready lists and the schedule first (a key holder hands its key on,
-/// so its line follows), then the lines behind running holders, by `HSCAN`.
+/// in the ready lists and the schedule first (a key owner hands its key on,
+/// so its line follows), then the lines behind running owners, by `HSCAN`.
 /// Returns how many it deleted, the next cursor, and 1 when the flush is
 /// complete.
 const FLUSH: &str = r"

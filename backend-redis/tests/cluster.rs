@@ -65,10 +65,10 @@ fn conformance_suite_on_a_three_node_cluster() {
         "redis+cluster://{}/?namespace=cluster-test",
         addresses.join(",")
     );
-    let queue: Arc<dyn BaseQueue> = Arc::new(RedisQueue::connect(&url).expect("url"));
+    let backend: Arc<dyn BaseQueue> = Arc::new(RedisQueue::connect(&url).expect("url"));
     let mut failed = Vec::new();
     for (name, case) in outband::test_suite::CASES {
-        if catch_unwind(AssertUnwindSafe(|| case(&queue))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| case(&backend))).is_err() {
             failed.push(*name);
         }
     }

@@ -23,8 +23,8 @@ fn echo_job(queue: &str, value: u64) -> NewJob {
     .queue(queue)
 }
 
-fn hset(queue: &RedisQueue, key: &str, field: &str, value: &str) {
-    outband_redis::with_connection(queue, |con| {
+fn hset(backend: &RedisQueue, key: &str, field: &str, value: &str) {
+    outband_redis::with_connection(backend, |con| {
         redis::cmd("HSET")
             .arg(key)
             .arg(field)
@@ -39,42 +39,42 @@ fn malformed_records_go_to_dead_and_the_consumer_goes_on() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
     };
-    let queue = &scoped.queue;
-    let garbled_counts = queue.enqueue(echo_job("q", 1)).unwrap();
-    let no_command = queue.enqueue(echo_job("q", 2)).unwrap();
-    let bad_state = queue.enqueue(echo_job("q", 3)).unwrap();
-    let good = queue.enqueue(echo_job("q", 4)).unwrap();
-    let (_, record) = outband_redis::keys_of(queue, "q", garbled_counts);
-    hset(queue, &record, "m", "many");
-    let (_, record) = outband_redis::keys_of(queue, "q", no_command);
-    hset(queue, &record, "c", "");
-    let (_, record) = outband_redis::keys_of(queue, "q", bad_state);
-    hset(queue, &record, "s", "exploded");
+    let backend = &scoped.backend;
+    let garbled_counts = backend.enqueue(echo_job("q", 1)).unwrap();
+    let no_command = backend.enqueue(echo_job("q", 2)).unwrap();
+    let bad_state = backend.enqueue(echo_job("q", 3)).unwrap();
+    let good = backend.enqueue(echo_job("q", 4)).unwrap();
+    let (_, record) = outband_redis::keys_of(backend, "q", garbled_counts);
+    hset(backend, &record, "m", "many");
+    let (_, record) = outband_redis::keys_of(backend, "q", no_command);
+    hset(backend, &record, "c", "");
+    let (_, record) = outband_redis::keys_of(backend, "q", bad_state);
+    hset(backend, &record, "s", "exploded");
 
     let config = ProcessorConfig::default()
         .queues(["q"])
         .retry(RetryPolicy::immediate());
-    let processor = SimpleProcessor::new(queue.clone(), config).unwrap();
+    let processor = SimpleProcessor::new(backend.clone(), config).unwrap();
     while processor.process_next().unwrap() {}
 
     for id in [garbled_counts, no_command, bad_state] {
-        let job = queue.job(id).unwrap().expect("kept in dead");
+        let job = backend.job(id).unwrap().expect("kept in dead");
         assert_eq!(job.state, JobState::Dead, "job {id}");
         let error = job.last_error.unwrap_or_default();
         assert!(error.starts_with("malformed record: "), "job {id}: {error}");
     }
-    assert_eq!(queue.job(good).unwrap().unwrap().state, JobState::Done);
-    let stats = queue.stats("q").unwrap();
+    assert_eq!(backend.job(good).unwrap().unwrap().state, JobState::Done);
+    let stats = backend.stats("q").unwrap();
     assert_eq!((stats.pending, stats.dead, stats.done), (0, 3, 1));
 }
 
 /// Blocks a thread in `wait` with a long timeout, runs `make_ready` from
 /// another handle, and returns how long the waiter waited.
-fn waited_for(queue: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
+fn waited_for(backend: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
             let start = Instant::now();
-            queue
+            backend
                 .wait(&["w".to_owned()], Duration::from_secs(60))
                 .unwrap();
             start.elapsed()
@@ -88,9 +88,9 @@ fn waited_for(queue: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration {
 }
 
 /// The wake-up tokens waiting in the list of `name`, the queue of job `id`.
-fn wake_up_tokens(queue: &RedisQueue, name: &str, id: outband::JobId) -> i64 {
-    let (base, _) = outband_redis::keys_of(queue, name, id);
-    outband_redis::with_connection(queue, |con| {
+fn wake_up_tokens(backend: &RedisQueue, name: &str, id: outband::JobId) -> i64 {
+    let (base, _) = outband_redis::keys_of(backend, name, id);
+    outband_redis::with_connection(backend, |con| {
         redis::cmd("LLEN").arg(format!("{base}:wake")).query(con)
     })
     .unwrap()
@@ -101,16 +101,16 @@ fn wake_up_tokens_nobody_takes_stay_bounded() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
     };
-    let queue = &scoped.queue;
-    let first = queue.enqueue(echo_job("idle", 0)).unwrap();
-    let tokens = || wake_up_tokens(queue, "idle", first);
+    let backend = &scoped.backend;
+    let first = backend.enqueue(echo_job("idle", 0)).unwrap();
+    let tokens = || wake_up_tokens(backend, "idle", first);
     let (mut most, mut enqueued) = (0, 1);
     for i in 1..200 {
         if i % 2 == 0 {
-            queue.enqueue(echo_job("idle", i)).unwrap();
+            backend.enqueue(echo_job("idle", i)).unwrap();
             enqueued += 1;
         } else {
-            queue
+            backend
                 .enqueue_many(vec![echo_job("idle", i), echo_job("idle", i)])
                 .unwrap();
             enqueued += 2;
@@ -119,7 +119,7 @@ fn wake_up_tokens_nobody_takes_stay_bounded() {
     }
     assert!(tokens() >= 1, "a token waits for the next consumer");
     assert!(most <= 33, "at most 33 tokens, seen {most}");
-    assert_eq!(queue.len("idle").unwrap(), enqueued);
+    assert_eq!(backend.len("idle").unwrap(), enqueued);
 }
 
 #[test]
@@ -127,39 +127,41 @@ fn an_enqueue_wakes_a_waiting_consumer_and_a_key_hand_over_pushes_a_wake_up() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
     };
-    let queue = &scoped.queue;
-    let waited = waited_for(queue, || {
-        queue.enqueue(echo_job("w", 1)).unwrap();
+    let backend = &scoped.backend;
+    let waited = waited_for(backend, || {
+        backend.enqueue(echo_job("w", 1)).unwrap();
     });
     assert!(waited < Duration::from_secs(60), "woken by the enqueue");
-    queue.flush("w").unwrap();
+    backend.flush("w").unwrap();
 
-    queue.enqueue(echo_job("w", 1).key("k")).unwrap();
-    queue.enqueue(echo_job("w", 2).key("k")).unwrap();
-    let first = queue.claim("w", 10, LEASE).unwrap().pop().unwrap();
+    backend.enqueue(echo_job("w", 1).key("k")).unwrap();
+    backend.enqueue(echo_job("w", 2).key("k")).unwrap();
+    let first = backend.claim("w", 10, LEASE).unwrap().pop().unwrap();
     // drop the wake-up tokens of the enqueues, so only the hand-over can wake
-    let (base, _) = outband_redis::keys_of(queue, "w", first.job.id);
+    let (base, _) = outband_redis::keys_of(backend, "w", first.job.id);
     let wake = format!("{base}:wake");
-    outband_redis::with_connection(queue, |con| redis::cmd("DEL").arg(&wake).query::<i64>(con))
-        .unwrap();
+    outband_redis::with_connection(backend, |con| {
+        redis::cmd("DEL").arg(&wake).query::<i64>(con)
+    })
+    .unwrap();
     assert!(
-        !queue.has_jobs_waiting("w").unwrap(),
+        !backend.has_jobs_waiting("w").unwrap(),
         "the second job waits for its key"
     );
     let done = Outcome::Done {
         result: None,
         duration: Duration::ZERO,
     };
-    queue.complete(&first.lease, done).unwrap();
+    backend.complete(&first.lease, done).unwrap();
     assert_eq!(
-        wake_up_tokens(queue, "w", first.job.id),
+        wake_up_tokens(backend, "w", first.job.id),
         1,
         "the hand-over pushes a wake-up token"
     );
-    queue
+    backend
         .wait(&["w".to_owned()], Duration::from_secs(60))
         .unwrap();
-    assert_eq!(queue.claim("w", 10, LEASE).unwrap().len(), 1);
+    assert_eq!(backend.claim("w", 10, LEASE).unwrap().len(), 1);
 }
 
 #[test]
@@ -167,21 +169,21 @@ fn the_dead_letter_cap_drops_only_the_oldest() {
     let Some(scoped) = support::test_queue(RedisOptions::default().dead_cap(Some(2))) else {
         return;
     };
-    let queue = &scoped.queue;
-    let ids = queue
+    let backend = &scoped.backend;
+    let ids = backend
         .enqueue_many((0..3).map(|i| echo_job("d", i)).collect())
         .unwrap();
-    for claimed in queue.claim("d", 3, LEASE).unwrap() {
+    for claimed in backend.claim("d", 3, LEASE).unwrap() {
         let dead = Outcome::Dead { error: "x".into() };
-        queue.complete(&claimed.lease, dead).unwrap();
+        backend.complete(&claimed.lease, dead).unwrap();
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(queue.stats("d").unwrap().dead, 2);
+    assert_eq!(backend.stats("d").unwrap().dead, 2);
     assert!(
-        queue.job(ids[0]).unwrap().is_none(),
+        backend.job(ids[0]).unwrap().is_none(),
         "the oldest is dropped"
     );
-    let kept: Vec<_> = queue
+    let kept: Vec<_> = backend
         .dead_jobs("d", 0, 10)
         .unwrap()
         .iter()
@@ -196,34 +198,34 @@ fn without_a_cap_dead_jobs_stay_and_done_jobs_expire_after_the_retention() {
     let Some(scoped) = support::test_queue(options) else {
         return;
     };
-    let queue = &scoped.queue;
-    let ids = queue
+    let backend = &scoped.backend;
+    let ids = backend
         .enqueue_many((0..30).map(|i| echo_job("r", i)).collect())
         .unwrap();
-    let claimed = queue.claim("r", 30, LEASE).unwrap();
+    let claimed = backend.claim("r", 30, LEASE).unwrap();
     let (done, dead) = claimed.split_at(1);
     let outcome = Outcome::Done {
         result: None,
         duration: Duration::from_millis(3),
     };
-    queue.complete(&done[0].lease, outcome).unwrap();
+    backend.complete(&done[0].lease, outcome).unwrap();
     for claimed in dead {
         let dead = Outcome::Dead { error: "x".into() };
-        queue.complete(&claimed.lease, dead).unwrap();
+        backend.complete(&claimed.lease, dead).unwrap();
     }
     assert_eq!(
-        queue.stats("r").unwrap().dead,
+        backend.stats("r").unwrap().dead,
         29,
         "no cap, nothing dropped"
     );
-    let (_, record) = outband_redis::keys_of(queue, "r", ids[0]);
+    let (_, record) = outband_redis::keys_of(backend, "r", ids[0]);
     let ttl: i64 =
-        outband_redis::with_connection(queue, |con| redis::cmd("PTTL").arg(&record).query(con))
+        outband_redis::with_connection(backend, |con| redis::cmd("PTTL").arg(&record).query(con))
             .unwrap();
     assert!(ttl > 0 && ttl <= 600_000, "a done record expires: {ttl}");
-    let (_, record) = outband_redis::keys_of(queue, "r", ids[1]);
+    let (_, record) = outband_redis::keys_of(backend, "r", ids[1]);
     let ttl: i64 =
-        outband_redis::with_connection(queue, |con| redis::cmd("PTTL").arg(&record).query(con))
+        outband_redis::with_connection(backend, |con| redis::cmd("PTTL").arg(&record).query(con))
             .unwrap();
     assert_eq!(ttl, -1, "a dead record does not expire");
 }
@@ -253,10 +255,10 @@ fn an_enqueue_that_cannot_be_stored_fails_at_once() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
     };
-    let queue = &scoped.queue;
+    let backend = &scoped.backend;
     let too_big = NewJob::new(echo::NAME, vec![0; outband::codec::max_payload() + 1]).queue("e");
-    assert!(queue.enqueue(too_big).is_err());
-    assert_eq!(queue.len("e").unwrap(), 0);
+    assert!(backend.enqueue(too_big).is_err());
+    assert_eq!(backend.len("e").unwrap(), 0);
 }
 
 #[test]
@@ -274,10 +276,10 @@ fn outband_open_finds_the_redis_schemes() {
     } else {
         url.replacen('?', "/?", 1)
     };
-    let queue = outband::open(&url).expect("redis:// is registered");
-    let id = queue.enqueue(echo_job("o", 7)).unwrap();
+    let backend = outband::open(&url).expect("redis:// is registered");
+    let id = backend.enqueue(echo_job("o", 7)).unwrap();
     assert_eq!(
-        scoped.queue.job(id).unwrap().unwrap().state,
+        scoped.backend.job(id).unwrap().unwrap().state,
         JobState::Pending
     );
 }
@@ -287,22 +289,22 @@ fn a_waiting_consumer_wakes_when_a_scheduled_job_falls_due() {
     let Some(scoped) = support::test_queue(RedisOptions::default()) else {
         return;
     };
-    let queue = &scoped.queue;
-    queue
+    let backend = &scoped.backend;
+    backend
         .enqueue(echo_job("s", 1).when(Duration::from_millis(200)))
         .unwrap();
-    assert!(!queue.has_jobs_waiting("s").unwrap());
+    assert!(!backend.has_jobs_waiting("s").unwrap());
     let start = Instant::now();
     // nothing pushes a wake-up for a due job: wait's own timeout ends at the due time
-    queue
+    backend
         .wait(&["s".to_owned()], Duration::from_secs(60))
         .unwrap();
     assert!(start.elapsed() < Duration::from_secs(60), "woken when due");
     let mut claimed = Vec::new();
     while claimed.is_empty() {
-        claimed = queue.claim("s", 1, LEASE).unwrap();
+        claimed = backend.claim("s", 1, LEASE).unwrap();
         if claimed.is_empty() {
-            queue
+            backend
                 .wait(&["s".to_owned()], Duration::from_secs(60))
                 .unwrap();
         }

@@ -28,14 +28,14 @@ fn no_acknowledged_enqueue_is_lost_across_a_restart() {
         return;
     };
     let options = RedisOptions::default().namespace("restart-test");
-    let queue = Arc::new(RedisQueue::with_options(&server.url(), options).expect("url"));
+    let backend = Arc::new(RedisQueue::with_options(&server.url(), options).expect("url"));
 
     let config = ProcessorConfig::default()
         .queues([QUEUE])
         .max_threads(4)
         .wait_time(Duration::from_millis(50))
         .lease(Duration::from_secs(2));
-    let consumer = MultiProcessor::new(queue.clone(), config).expect("processor");
+    let consumer = MultiProcessor::new(backend.clone(), config).expect("processor");
     consumer.start();
 
     let acknowledged = Mutex::new(Vec::<JobId>::new());
@@ -45,7 +45,7 @@ fn no_acknowledged_enqueue_is_lost_across_a_restart() {
         // the manager: returns jobs whose completion was lost with the server
         scope.spawn(|| {
             while !stop.load(Ordering::SeqCst) {
-                let _ = queue.recover_expired();
+                let _ = backend.recover_expired();
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -53,7 +53,7 @@ fn no_acknowledged_enqueue_is_lost_across_a_restart() {
         scope.spawn(|| {
             let mut value = 0;
             while !stop.load(Ordering::SeqCst) {
-                match queue.enqueue(job(value)) {
+                match backend.enqueue(job(value)) {
                     Ok(id) => acknowledged.lock().unwrap().push(id),
                     Err(error) => {
                         assert!(error.is_retryable(), "{error}");
@@ -71,7 +71,7 @@ fn no_acknowledged_enqueue_is_lost_across_a_restart() {
         }
         server.kill();
         // while the server is down an enqueue fails, at once, and stores nothing
-        let down = queue.enqueue(job(u64::MAX));
+        let down = backend.enqueue(job(u64::MAX));
         assert!(
             matches!(down, Err(outband::Error::Unavailable(_))),
             "{down:?}"
@@ -94,12 +94,12 @@ fn no_acknowledged_enqueue_is_lost_across_a_restart() {
     let deadline = Instant::now() + Duration::from_secs(120);
     for id in &ids {
         loop {
-            match queue.job(*id) {
+            match backend.job(*id) {
                 Ok(Some(job)) if job.state == JobState::Done => break,
                 Ok(None) => panic!("acknowledged job {id} was lost"),
                 _ => {}
             }
-            let _ = queue.recover_expired();
+            let _ = backend.recover_expired();
             assert!(Instant::now() < deadline, "job {id} never ran");
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -94,25 +94,25 @@ type Call<'a> = dyn Fn() -> Result<(), Error> + 'a;
 /// The calls that reach the server, each error recorded, starting with call
 /// `first`: only the first call of a fresh handle meets the driver's own
 /// error, the next ones meet the reconnection backoff.
-fn exercise(queue: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
+fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
     let lease = Duration::from_secs(30);
     let queues = ["secrets".to_owned()];
     let calls: [(&str, &Call<'_>); 8] = [
         // no outcomes to record: the claim that follows fails and is logged
         ("complete_and_claim", &|| {
-            queue
+            backend
                 .complete_and_claim(Vec::new(), "secrets", 1, lease)
                 .map(drop)
         }),
-        ("enqueue", &|| queue.enqueue(job()).map(drop)),
-        ("now", &|| queue.now().map(drop)),
+        ("enqueue", &|| backend.enqueue(job()).map(drop)),
+        ("now", &|| backend.now().map(drop)),
         ("enqueue_many", &|| {
-            queue.enqueue_many(vec![job(), job().key("k")]).map(drop)
+            backend.enqueue_many(vec![job(), job().key("k")]).map(drop)
         }),
-        ("claim", &|| queue.claim("secrets", 1, lease).map(drop)),
-        ("wait", &|| queue.wait(&queues, Duration::from_millis(10))),
-        ("recover_expired", &|| queue.recover_expired().map(drop)),
-        ("stats", &|| queue.stats("secrets").map(drop)),
+        ("claim", &|| backend.claim("secrets", 1, lease).map(drop)),
+        ("wait", &|| backend.wait(&queues, Duration::from_millis(10))),
+        ("recover_expired", &|| backend.recover_expired().map(drop)),
+        ("stats", &|| backend.stats("secrets").map(drop)),
     ];
     for (what, call) in calls.iter().cycle().skip(first).take(calls.len()) {
         if let Err(error) = call() {

@@ -108,16 +108,16 @@ fn rediss_urls_connect_over_tls() {
 
     let ca = std::fs::read(dir.join("ca.crt")).expect("ca.crt");
     let url = format!("rediss://127.0.0.1:{tls_port}/?namespace=tls-test");
-    let queue = RedisQueue::with_options(&url, RedisOptions::default().tls_root_certificate(ca))
+    let backend = RedisQueue::with_options(&url, RedisOptions::default().tls_root_certificate(ca))
         .expect("url");
     let job = NewJob::new(
         echo::NAME,
         outband::codec::encode(&(5u64,)).expect("encodes"),
     )
     .queue("tls");
-    let id = queue.enqueue(job).expect("enqueue over TLS");
+    let id = backend.enqueue(job).expect("enqueue over TLS");
     assert_eq!(
-        queue.job(id).expect("job").map(|j| j.state),
+        backend.job(id).expect("job").map(|j| j.state),
         Some(JobState::Pending)
     );
 

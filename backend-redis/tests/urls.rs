@@ -46,8 +46,8 @@ fn auth_database_number_and_unix_socket_come_from_the_url() {
         "redis://:s3cret@127.0.0.1:{}/3?namespace=url-test",
         server.port()
     );
-    let queue = RedisQueue::connect(&tcp).expect("url");
-    let id = queue.enqueue(job(1)).expect("enqueue over TCP");
+    let backend = RedisQueue::connect(&tcp).expect("url");
+    let id = backend.enqueue(job(1)).expect("enqueue over TCP");
     assert!(
         keys_in(3) > 0 && keys_in(0) == 0,
         "the jobs are in database 3"

@@ -376,7 +376,7 @@ fn thousands(value: f64) -> String {
 /// This is how a program asks for the benchmark: its processors run the
 /// benchmark's commands, which no other processor knows (see
 /// [Only when asked for](crate#only-when-asked-for)).
-pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchReport, Error> {
+pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchReport, Error> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = lock(&ONE_AT_A_TIME);
 
@@ -419,7 +419,7 @@ pub fn run(queue: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRepor
     });
 
     let bench = Bench {
-        queue,
+        backend,
         registry,
         config,
         runs: runs.len(),
@@ -453,7 +453,7 @@ const STALL: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_millis(50);
 
 struct Bench<'a> {
-    queue: Arc<dyn BaseQueue>,
+    backend: Arc<dyn BaseQueue>,
     registry: &'static Registry,
     config: &'a BenchConfig,
     runs: usize,
@@ -480,7 +480,7 @@ impl Bench<'_> {
     /// The run's own queue, checked to hold no pending job.
     fn fresh_queue(&self, run: Run) -> Result<String, Error> {
         let name = format!("{}-{}", self.config.queue, run.slug());
-        let pending = self.queue.len(&name)?;
+        let pending = self.backend.len(&name)?;
         if pending > 0 {
             return Err(Error::Config(format!(
                 "the benchmark queue `{name}` already holds {pending} pending jobs; \
@@ -502,14 +502,14 @@ impl Bench<'_> {
                     let batch = (0..size)
                         .map(|_| noop_job(&name))
                         .collect::<Result<Vec<_>, _>>()?;
-                    self.queue.enqueue_many(batch)?;
+                    self.backend.enqueue_many(batch)?;
                     sent += size;
                     bar.set_position(sent as u64);
                 }
             }
             _ => {
                 for sent in 0..jobs {
-                    self.queue.enqueue(noop_job(&name)?)?;
+                    self.backend.enqueue(noop_job(&name)?)?;
                     if sent % 1024 == 0 {
                         bar.set_position(sent as u64);
                     }
@@ -517,8 +517,8 @@ impl Bench<'_> {
             }
         }
         let elapsed = start.elapsed();
-        let stored = self.queue.len(&name)?;
-        let flushed = self.queue.flush(&name)?;
+        let stored = self.backend.len(&name)?;
+        let flushed = self.backend.flush(&name)?;
         if stored != jobs as u64 || flushed != stored {
             return Err(Error::backend(format!(
                 "{run}: enqueued {jobs} jobs, but the queue held {stored} and flushed {flushed}"
@@ -533,14 +533,14 @@ impl Bench<'_> {
         let mut sent = 0;
         while sent < jobs {
             let size = self.config.batch.min(jobs - sent);
-            self.queue.enqueue_many(
+            self.backend.enqueue_many(
                 (0..size)
                     .map(|_| noop_job(&name))
                     .collect::<Result<_, _>>()?,
             )?;
             sent += size;
         }
-        let done_before = self.queue.stats(&name)?.done;
+        let done_before = self.backend.stats(&name)?.done;
         let processor = self.processor(run, &name)?;
 
         TALLY.arm(jobs as u64);
@@ -550,11 +550,11 @@ impl Bench<'_> {
         drop(running);
         let elapsed = finished?.saturating_duration_since(start);
 
-        let pending = self.queue.len(&name)?;
-        let stats = self.queue.stats(&name)?;
+        let pending = self.backend.len(&name)?;
+        let stats = self.backend.stats(&name)?;
         let done = stats.done.saturating_sub(done_before);
         if pending != 0 || stats.running != 0 || done != jobs as u64 {
-            let _ = self.queue.flush(&name);
+            let _ = self.backend.flush(&name);
             return Err(Error::backend(format!(
                 "{run}: of {jobs} jobs, {done} ended done, {pending} are pending, \
                  {} running and {} dead",
@@ -594,7 +594,7 @@ impl Bench<'_> {
             let job = codec::encode(&(now_ns(),))
                 .map_err(Error::from)
                 .map(|args| NewJob::new(started::NAME, args).queue(name.as_str()));
-            if let Err(error) = job.and_then(|job| self.queue.enqueue(job)) {
+            if let Err(error) = job.and_then(|job| self.backend.enqueue(job)) {
                 sent = Err(error);
                 break;
             }
@@ -603,7 +603,7 @@ impl Bench<'_> {
         let finished = sent.and_then(|()| TALLY.wait(bar));
         drop(running);
         let elapsed = finished?.saturating_duration_since(start);
-        let _ = self.queue.flush(&name);
+        let _ = self.backend.flush(&name);
 
         let mut waited: Vec<Duration> = lock(&LATENCIES)
             .drain(..)
@@ -635,19 +635,19 @@ impl Bench<'_> {
             .queues([name])
             .wait_time(self.config.wait_time);
         config.completers = self.config.completers;
-        let queue = self.queue.clone();
+        let backend = self.backend.clone();
         Ok(match run {
             Run::Multi { threads, prefetch } => MultiProcessor::with_registry(
-                queue,
+                backend,
                 config.max_threads(threads).prefetch(prefetch),
                 self.registry,
             )?
             .into(),
             Run::Latency { threads } => {
-                MultiProcessor::with_registry(queue, config.max_threads(threads), self.registry)?
+                MultiProcessor::with_registry(backend, config.max_threads(threads), self.registry)?
                     .into()
             }
-            _ => SimpleProcessor::with_registry(queue, config, self.registry)?.into(),
+            _ => SimpleProcessor::with_registry(backend, config, self.registry)?.into(),
         })
     }
 }
@@ -781,7 +781,7 @@ mod tests {
 
     #[test]
     fn every_run_reports_a_rate_and_processes_every_job() {
-        let queue = Arc::new(MemoryQueue::new());
+        let backend = Arc::new(MemoryQueue::new());
         let config = BenchConfig {
             jobs: 200,
             batch: 50,
@@ -791,7 +791,7 @@ mod tests {
             wait_time: Duration::from_millis(5),
             ..BenchConfig::default()
         };
-        let report = run(queue.clone(), &config).unwrap();
+        let report = run(backend.clone(), &config).unwrap();
 
         let expected = [
             Run::Enqueue,
@@ -821,8 +821,8 @@ mod tests {
                 "{row:?}"
             );
             assert!(row.elapsed > Duration::ZERO, "{row:?}");
-            assert_eq!(queue.len(&row.queue).unwrap(), 0, "{row:?}");
-            let stats = queue.stats(&row.queue).unwrap();
+            assert_eq!(backend.len(&row.queue).unwrap(), 0, "{row:?}");
+            let stats = backend.stats(&row.queue).unwrap();
             assert_eq!((stats.running, stats.dead), (0, 0), "{row:?}");
             match row.run {
                 Run::Enqueue | Run::EnqueueMany { .. } => {

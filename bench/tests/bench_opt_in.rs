@@ -68,23 +68,23 @@ fn the_registry_neither_lists_nor_finds_the_bench_commands() {
 
 #[test]
 fn a_processor_serves_the_program_queues_and_not_the_bench_queue() {
-    let queue = Arc::new(MemoryQueue::new());
-    let simple = SimpleProcessor::new(queue.clone(), ProcessorConfig::default()).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    let simple = SimpleProcessor::new(backend.clone(), ProcessorConfig::default()).unwrap();
     assert_default_queues(simple.queues());
-    let multi = MultiProcessor::new(queue, ProcessorConfig::default()).unwrap();
+    let multi = MultiProcessor::new(backend, ProcessorConfig::default()).unwrap();
     assert_default_queues(multi.queues());
 }
 
 #[test]
 fn a_bench_job_on_a_served_queue_ends_dead_as_an_unknown_command() {
-    let queue = Arc::new(MemoryQueue::new());
+    let backend = Arc::new(MemoryQueue::new());
     let job = NewJob::new(bench::noop::NAME, codec::encode(&()).unwrap())
         .queue("bench-opt-in-mail")
         .max_attempts(1);
-    let id = queue.enqueue(job).unwrap();
-    let processor = SimpleProcessor::new(queue.clone(), ProcessorConfig::default()).unwrap();
+    let id = backend.enqueue(job).unwrap();
+    let processor = SimpleProcessor::new(backend.clone(), ProcessorConfig::default()).unwrap();
     assert!(processor.process_next().unwrap());
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!(job.state, JobState::Dead);
     let error = job.last_error.unwrap_or_default();
     assert!(
@@ -95,7 +95,7 @@ fn a_bench_job_on_a_served_queue_ends_dead_as_an_unknown_command() {
 
 #[test]
 fn the_bench_runs_its_commands_and_leaves_them_invisible() {
-    let queue = Arc::new(MemoryQueue::new());
+    let backend = Arc::new(MemoryQueue::new());
     let config = BenchConfig {
         jobs: 100,
         batch: 25,
@@ -105,12 +105,12 @@ fn the_bench_runs_its_commands_and_leaves_them_invisible() {
         wait_time: Duration::from_millis(5),
         ..BenchConfig::default()
     };
-    let report = bench::run(queue.clone(), &config).unwrap();
+    let report = bench::run(backend.clone(), &config).unwrap();
     for run in [Run::Simple, Run::Latency { threads: 2 }] {
         let row = report.row(run).unwrap();
-        assert_eq!(queue.stats(&row.queue).unwrap().done, row.jobs as u64);
+        assert_eq!(backend.stats(&row.queue).unwrap().done, row.jobs as u64);
     }
     assert_bench_invisible(Registry::global().unwrap());
-    let processor = SimpleProcessor::new(queue, ProcessorConfig::default()).unwrap();
+    let processor = SimpleProcessor::new(backend, ProcessorConfig::default()).unwrap();
     assert_default_queues(processor.queues());
 }

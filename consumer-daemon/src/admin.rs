@@ -33,7 +33,7 @@ pub(crate) fn status(url: Option<&str>, pidfile: &Path) -> CliResult {
         (PidStatus::Running(pid), Some(url)) => {
             println!("running, pid {}", show(pid));
             match outband::open(url) {
-                Ok(queue) => match crate::unserved::find(&*queue, &[]) {
+                Ok(backend) => match crate::unserved::find(&*backend, &[]) {
                     Ok(unserved) => {
                         for line in crate::unserved::describe(&unserved) {
                             println!("warning: {line}");
@@ -146,9 +146,9 @@ pub(crate) fn commands() -> CliResult {
 }
 
 /// The queues to report on: those given, else every queue the backend holds.
-fn queues(given: &[String], queue: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
+fn queues(given: &[String], backend: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
     if given.is_empty() {
-        queue.queues()
+        backend.queues()
     } else {
         Ok(given.to_vec())
     }
@@ -163,14 +163,14 @@ fn millis(duration: Option<Duration>) -> String {
 
 /// `stats`: per queue, counts per state, jobs/s and run times.
 pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
-    let queue = outband::open(url)?;
+    let backend = outband::open(url)?;
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "queue", "pending", "running", "done", "dead", "jobs/s", "p50", "p99"
     );
-    let names = queues(given, &*queue)?;
+    let names = queues(given, &*backend)?;
     for name in &names {
-        let s = queue.stats(name)?;
+        let s = backend.stats(name)?;
         println!(
             "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}",
             s.pending,
@@ -182,7 +182,7 @@ pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
             millis(s.p99_run_time)
         );
     }
-    let unserved = crate::unserved::find(&*queue, &[])?;
+    let unserved = crate::unserved::find(&*backend, &[])?;
     for line in crate::unserved::describe(&unserved) {
         println!("warning: {line}");
     }
@@ -191,14 +191,14 @@ pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
 
 /// `dead list | retry | delete`.
 pub(crate) fn dead(url: &str, command: &DeadCommand) -> CliResult {
-    let queue = outband::open(url)?;
+    let backend = outband::open(url)?;
     match command {
         DeadCommand::List {
             queues: given,
             limit,
         } => {
-            for name in queues(&given.queues, &*queue)? {
-                for job in queue.dead_jobs(&name, 0, *limit)? {
+            for name in queues(&given.queues, &*backend)? {
+                for job in backend.dead_jobs(&name, 0, *limit)? {
                     println!(
                         "{}\t{}\t{}\tattempt {}/{}\t{}",
                         job.id,
@@ -212,8 +212,8 @@ pub(crate) fn dead(url: &str, command: &DeadCommand) -> CliResult {
             }
             Ok(0)
         }
-        DeadCommand::Retry { ids } => each_dead(ids, "retried", |id| queue.retry_dead(id)),
-        DeadCommand::Delete { ids } => each_dead(ids, "deleted", |id| queue.delete_dead(id)),
+        DeadCommand::Retry { ids } => each_dead(ids, "retried", |id| backend.retry_dead(id)),
+        DeadCommand::Delete { ids } => each_dead(ids, "deleted", |id| backend.delete_dead(id)),
     }
 }
 
@@ -236,9 +236,9 @@ fn each_dead(
 
 /// `flush --queue Q`: deletes pending jobs, after asking unless `--yes`.
 pub(crate) fn flush(url: &str, names: &[String], yes: bool) -> CliResult {
-    let queue = outband::open(url)?;
+    let backend = outband::open(url)?;
     for name in names {
-        let pending = queue.len(name)?;
+        let pending = backend.len(name)?;
         if !yes
             && !confirm(&format!(
                 "delete the {pending} pending jobs of queue `{name}`?"
@@ -249,7 +249,7 @@ pub(crate) fn flush(url: &str, names: &[String], yes: bool) -> CliResult {
         }
         println!(
             "deleted {} pending jobs of queue `{name}`",
-            queue.flush(name)?
+            backend.flush(name)?
         );
     }
     Ok(0)
@@ -266,12 +266,12 @@ fn confirm(question: &str) -> std::io::Result<bool> {
 /// `bench`: outband-bench's benchmark on this backend.
 #[cfg(feature = "bench")]
 pub(crate) fn bench(url: &str, jobs: usize) -> CliResult {
-    let queue = outband::open(url)?;
+    let backend = outband::open(url)?;
     let config = outband_bench::BenchConfig {
         jobs,
         ..outband_bench::BenchConfig::default()
     };
-    let report = outband_bench::run(queue, &config)?;
+    let report = outband_bench::run(backend, &config)?;
     println!("{report}");
     Ok(0)
 }

@@ -92,7 +92,7 @@ pub struct ConsumerOptions {
     /// after a crash.
     #[arg(long, default_value_t = 0)]
     pub prefetch: usize,
-    /// Calls recording outcomes (and claiming the next jobs) the multi
+    /// Completing calls (each claiming the next jobs) the multi
     /// processor may have in flight at once, each serving its share of the
     /// leases; default: the backend's choice (2, or 1 on SQLite).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]

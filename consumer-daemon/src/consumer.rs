@@ -228,7 +228,7 @@ fn log_line(
 
 /// The processor the options ask for, on `queue`.
 fn processor(
-    queue: &Arc<dyn BaseQueue>,
+    backend: &Arc<dyn BaseQueue>,
     options: &ConsumerOptions,
 ) -> Result<Processor, outband::Error> {
     let mut config = ProcessorConfig::default()
@@ -243,8 +243,8 @@ fn processor(
         config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
     }
     match options.processor {
-        ProcessorKind::Simple => Processor::simple(Arc::clone(queue), config),
-        ProcessorKind::Multi => Processor::multi(Arc::clone(queue), config),
+        ProcessorKind::Simple => Processor::simple(Arc::clone(backend), config),
+        ProcessorKind::Multi => Processor::multi(Arc::clone(backend), config),
     }
 }
 
@@ -258,10 +258,10 @@ fn consume(
 ) -> CliResult {
     let setup = (|| -> Result<_, Box<dyn std::error::Error>> {
         let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGTSTP])?;
-        let queue = outband::open(url)?;
-        let processor = processor(&queue, options)?;
-        check_at_start(&*queue, processor.queues(), starter)?;
-        Ok((signals, queue, processor))
+        let backend = outband::open(url)?;
+        let processor = processor(&backend, options)?;
+        check_at_start(&*backend, processor.queues(), starter)?;
+        Ok((signals, backend, processor))
     })();
     let (mut signals, queue, processor) = match setup {
         Ok(setup) => setup,
@@ -374,20 +374,20 @@ fn exit_now(code: u8) -> ! {
 /// trying, as it does for a backend lost later, so that a consumer started
 /// before its backend (at boot, in a container) comes up by itself.
 fn check_at_start(
-    queue: &dyn BaseQueue,
+    backend: &dyn BaseQueue,
     served: &[String],
     starter: &mut Starter,
 ) -> Result<(), outband::Error> {
     if let Some(warning) = crate::unserved::no_commands()? {
         starter.warn(&warning);
     }
-    if let Err(error) = queue.now() {
+    if let Err(error) = backend.now() {
         starter.warn(&format!(
             "the backend is unreachable ({error}); the consumer started and keeps trying"
         ));
         return Ok(());
     }
-    match crate::unserved::find(queue, served) {
+    match crate::unserved::find(backend, served) {
         Ok(unserved) => {
             for line in crate::unserved::describe(&unserved) {
                 starter.warn(&line);
@@ -409,13 +409,13 @@ struct Background {
 }
 
 impl Background {
-    fn start(queue: &Arc<dyn BaseQueue>, options: &ConsumerOptions) -> Self {
+    fn start(backend: &Arc<dyn BaseQueue>, options: &ConsumerOptions) -> Self {
         let scheduler = if options.no_periodic {
             None
         } else {
             crate::periodic::scheduler()
         };
-        let periodic = scheduler.map(|scheduler| scheduler.spawn(Arc::clone(queue)));
+        let periodic = scheduler.map(|scheduler| scheduler.spawn(Arc::clone(backend)));
         Self {
             periodic: Mutex::new(periodic),
         }

@@ -33,7 +33,7 @@
 //! `--queue` (repeatable; default every queue with a registered command),
 //! `--processor simple|multi` (default `multi`), `-t/--threads` (5),
 //! `--prefetch` (0: jobs the multi processor claims ahead, beyond one per
-//! thread), `--completers` (its recording calls in flight at once; default
+//! thread), `--completers` (its completing calls in flight at once; default
 //! the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period`
 //! (30s), `--retention` (7d), the djutils poll flags `-d` (initial wait,
 //! 0.1 s, more than 0), `-b` (backoff factor, 1.15, at least 1) and `-m`

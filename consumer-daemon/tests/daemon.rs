@@ -29,7 +29,7 @@ enum Backend {
 struct World {
     dir: tempfile::TempDir,
     url: String,
-    queue: Arc<dyn BaseQueue>,
+    backend: Arc<dyn BaseQueue>,
     started: Vec<PathBuf>,
     namespace: Option<String>,
 }
@@ -37,29 +37,29 @@ struct World {
 impl World {
     /// A fresh world, or `None` (with a notice) when its server is missing
     /// and not required.
-    fn new(backend: Backend) -> Option<Self> {
+    fn new(kind: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let (url, queue, namespace): (String, Arc<dyn BaseQueue>, _) = match backend {
+        let (url, backend, namespace): (String, Arc<dyn BaseQueue>, _) = match kind {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
-                let queue = Arc::new(outband_diesel::DatabaseQueue::open(&url).unwrap());
-                (url, queue, None)
+                let backend = Arc::new(outband_diesel::DatabaseQueue::open(&url).unwrap());
+                (url, backend, None)
             }
             Backend::Redis => {
                 let base = redis_url();
                 let namespace = unique_name("outband-daemon-test-");
                 let url = with_param(&base, "namespace", &namespace);
-                let queue = Arc::new(outband_redis::RedisQueue::connect(&url).unwrap());
-                if let Err(error) = queue.now() {
+                let backend = Arc::new(outband_redis::RedisQueue::connect(&url).unwrap());
+                if let Err(error) = backend.now() {
                     return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
-                (url, queue, Some(namespace))
+                (url, backend, Some(namespace))
             }
         };
         Some(World {
             dir,
             url,
-            queue,
+            backend,
             started: Vec::new(),
             namespace,
         })
@@ -142,7 +142,7 @@ impl World {
     }
 
     fn enqueue(&self, command: &str, args: Vec<u8>) -> JobId {
-        self.queue
+        self.backend
             .enqueue(NewJob::new(command, args).queue("demo"))
             .unwrap()
     }
@@ -166,7 +166,7 @@ impl World {
     }
 
     fn state(&self, id: JobId) -> (JobState, u32) {
-        let job = self.queue.job(id).unwrap().unwrap();
+        let job = self.backend.job(id).unwrap().unwrap();
         (job.state, job.attempt)
     }
 }
@@ -503,7 +503,7 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     assert!(stdout_of(&world.cli(&["dead", "retry", &first.to_string()])).contains("retried"));
     assert_eq!(world.state(first), (JobState::Pending, 0));
     assert!(stdout_of(&world.cli(&["dead", "delete", &second.to_string()])).contains("deleted"));
-    assert!(world.queue.job(second).unwrap().is_none());
+    assert!(world.backend.job(second).unwrap().is_none());
     let again = world.cli(&["dead", "delete", &second.to_string()]);
     assert_eq!(
         again.status.code(),
@@ -517,10 +517,10 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     // no answer on standard input: nothing is deleted
     let kept = stdout_of(&world.cli(&["flush", "--queue", "demo"]));
     assert!(kept.contains("left as it is"), "{kept}");
-    assert_eq!(world.queue.len("demo").unwrap(), 4);
+    assert_eq!(world.backend.len("demo").unwrap(), 4);
     let flushed = stdout_of(&world.cli(&["flush", "--queue", "demo", "--yes"]));
     assert!(flushed.contains("deleted 4 pending jobs"), "{flushed}");
-    assert_eq!(world.queue.len("demo").unwrap(), 0);
+    assert_eq!(world.backend.len("demo").unwrap(), 0);
 }
 
 fn the_end_of_the_grace_period_releases_running_jobs(mut world: World) {
@@ -584,10 +584,10 @@ fn quiet_also_stops_enqueueing_periodic_commands(mut world: World) {
     world.quiet("c");
     // a tick enqueued as the signal came may still land
     std::thread::sleep(Duration::from_millis(1200));
-    let pending = world.queue.len("demo").unwrap();
+    let pending = world.backend.len("demo").unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
-        world.queue.len("demo").unwrap(),
+        world.backend.len("demo").unwrap(),
         pending,
         "no tick enqueued after quiet"
     );
@@ -609,7 +609,7 @@ fn stop_removes_the_pid_file_a_dead_daemon_left(mut world: World) {
 /// terminal and in its log), as do `status` and `stats`.
 fn jobs_no_command_serves_are_reported_at_start_in_status_and_in_stats(mut world: World) {
     world
-        .queue
+        .backend
         .enqueue(NewJob::new("other_crate::send_mail", vec![]).queue("mail"))
         .unwrap();
     let (pid_arg, log_arg) = (world.path_str("c.pid"), world.path_str("c.log"));

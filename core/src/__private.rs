@@ -34,7 +34,7 @@ pub fn output_result<T: Serialize, E: Display>(
     }
 }
 
-/// Enqueues a call onto the default queue, or runs it inline in eager mode.
+/// Enqueues a call onto the default backend, or runs it inline in eager mode.
 pub fn submit_default<A: Serialize>(
     command: &'static Command,
     when: When,
@@ -45,19 +45,19 @@ pub fn submit_default<A: Serialize>(
     if crate::is_eager() {
         return crate::eager::run(command, &args);
     }
-    crate::default_queue()?.enqueue(new_job(command, when, key, args))
+    crate::default_backend()?.enqueue(new_job(command, when, key, args))
 }
 
 /// Enqueues a call onto `queue`.
 pub fn submit_on<Q: BaseQueue + ?Sized, A: Serialize>(
-    queue: &Q,
+    backend: &Q,
     command: &'static Command,
     when: When,
     key: Option<String>,
     args: &A,
 ) -> Result<JobId, Error> {
     let args = codec::encode(args)?;
-    queue.enqueue(new_job(command, when, key, args))
+    backend.enqueue(new_job(command, when, key, args))
 }
 
 fn new_job(command: &Command, when: When, key: Option<String>, args: Vec<u8>) -> NewJob {

@@ -12,17 +12,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A decorated function was called with no default queue: neither
-    /// [`set_default_queue`](crate::set_default_queue) nor `OUTBAND_URL`.
+    /// A decorated function was called with no default backend: neither
+    /// [`set_default_backend`](crate::set_default_backend) nor `OUTBAND_URL`.
     /// Not retryable: configure one at start-up.
     #[error(
-        "no default queue: call outband::set_default_queue at start-up, or set OUTBAND_URL (for example sqlite://outband.db)"
+        "no default backend: call outband::set_default_backend at start-up, or set OUTBAND_URL (for example sqlite://outband.db)"
     )]
-    NoDefaultQueue,
+    NoDefaultBackend,
 
-    /// [`set_default_queue`](crate::set_default_queue) was called a second time.
-    #[error("the default queue is already set; it is set once, at start-up")]
-    DefaultQueueAlreadySet,
+    /// [`set_default_backend`](crate::set_default_backend) was called a second time.
+    #[error("the default backend is already set; it is set once, at start-up")]
+    DefaultBackendAlreadySet,
 
     /// A URL names a scheme no linked backend opens. Not retryable.
     #[error("no backend opens `{url}`: known schemes are {}", known.join(", "))]

@@ -362,7 +362,7 @@ pub enum Outcome {
 /// What [`complete`](crate::BaseQueue::complete) did with an outcome.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Completion {
-    /// The outcome was recorded.
+    /// The job was completed.
     Applied,
     /// The lease had been lost (expired and recovered, or the job was claimed
     /// again): nothing changed.

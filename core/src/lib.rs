@@ -5,7 +5,7 @@
 //! backend — Redis, an SQL database, or [`MemoryQueue`] in tests — and returns
 //! the job's id at once. A processor ([`SimpleProcessor`] or
 //! [`MultiProcessor`]), usually inside the consumer daemon, claims the job
-//! under a lease, runs it, and records the outcome. Nothing is lost when a
+//! under a lease, runs it, and completes it with the outcome. Nothing is lost when a
 //! consumer crashes or a payload is garbage: every job ends `done`, is
 //! retried, or waits in the dead-letter state with its reason.
 //!
@@ -20,16 +20,16 @@
 //! }
 //!
 //! # fn main() -> Result<(), outband::Error> {
-//! let queue = Arc::new(MemoryQueue::new());
-//! outband::set_default_queue(queue.clone())?;
+//! let backend = Arc::new(MemoryQueue::new());
+//! outband::set_default_backend(backend.clone())?;
 //!
 //! let id = send_welcome(7, "hi".into())?;          // enqueues, returns the job id
 //! send_welcome::call(8, "now".into()).unwrap();     // runs inline, now
 //!
-//! let processor = SimpleProcessor::new(queue.clone(), ProcessorConfig::default())?;
+//! let processor = SimpleProcessor::new(backend.clone(), ProcessorConfig::default())?;
 //! assert!(processor.process_next()?);              // the consumer's side
 //! # use outband::BaseQueue;
-//! assert_eq!(queue.job(id)?.unwrap().state, outband::JobState::Done);
+//! assert_eq!(backend.job(id)?.unwrap().state, outband::JobState::Done);
 //! # Ok(()) }
 //! ```
 //!
@@ -44,7 +44,7 @@
 //! | [`maintenance`] | recovery of expired leases, the purge and the periodic scheduler, which a started processor runs |
 //! | [`Registry`] | the commands linked into this program |
 //! | [`codec`] | how arguments and results become bytes, with a size limit |
-//! | [`set_default_queue`], [`open`], [`set_eager`] | process-wide settings |
+//! | [`set_default_backend`], [`open`], [`set_eager`] | process-wide settings |
 //!
 //! # Feature flags
 //!
@@ -56,7 +56,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `OUTBAND_URL` | opens the default queue when none was set in code (`memory://`, and the schemes of linked backends) |
+//! | `OUTBAND_URL` | opens the default backend when none was set in code (`memory://`, and the schemes of linked backends) |
 //! | `OUTBAND_EAGER` | `1` or `true`: annotated calls run inline instead of enqueuing |
 //!
 //! # Linking rule
@@ -103,7 +103,7 @@ pub use processor::{
 };
 pub use queue::{BaseQueue, Capabilities};
 pub use registry::{Command, Periodic, Registry};
-pub use settings::{Opener, default_queue, is_eager, open, set_default_queue, set_eager};
+pub use settings::{Opener, default_backend, is_eager, open, set_default_backend, set_eager};
 
 /// Makes a function a queued command. See the [crate documentation](crate)
 /// for an example and [`outband_macros::queue_command`] for every option.

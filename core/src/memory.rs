@@ -12,9 +12,9 @@
 //!   order (a `BTreeSet`, so a claim is `O(log n)`);
 //! - `scheduled`: pending jobs whose `run_at` is in the future, by `run_at`;
 //!   claims move the due ones to `ready` first;
-//! - `keys`: for each ordering key, the job that holds it (running, or at the
+//! - `keys`: for each ordering key, the job that owns it (running, or at the
 //!   head of the line) and the later jobs waiting behind it, which are in
-//!   neither set until the holder is done.
+//!   neither set until the owner is done.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -38,9 +38,9 @@ use crate::{
 /// use outband::{BaseQueue, MemoryQueue, NewJob};
 /// use std::time::Duration;
 ///
-/// let queue = MemoryQueue::new();
-/// let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
-/// let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+/// let backend = MemoryQueue::new();
+/// let id = backend.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+/// let claimed = backend.claim("default", 10, Duration::from_secs(30))?;
 /// assert_eq!(claimed[0].job.id, id);
 /// # Ok::<(), outband::Error>(())
 /// ```
@@ -86,8 +86,8 @@ struct Lane {
 /// The line of jobs sharing one ordering key.
 #[derive(Debug, Default)]
 struct KeyLine {
-    /// The job that holds the key: running, or pending at the head.
-    holder: Option<JobId>,
+    /// The job that owns the key: running, or pending at the head.
+    owner: Option<JobId>,
     /// Later pending jobs, in enqueue order.
     waiting: VecDeque<JobId>,
 }
@@ -134,8 +134,8 @@ impl State {
     }
 
     /// Puts a pending job where a claim can see it, if it may run: into
-    /// `ready` or `scheduled` when it holds its key (or has none), else behind
-    /// the key's holder.
+    /// `ready` or `scheduled` when it owns its key (or has none), else behind
+    /// the key's owner.
     fn place_pending(&mut self, id: JobId, now: SystemTime) {
         let record = &self.jobs[&id];
         let (queue, key, priority, run_at) = (
@@ -147,9 +147,9 @@ impl State {
         let lane = self.lane(&queue);
         if let Some(key) = key {
             let line = lane.keys.entry(key).or_default();
-            match line.holder {
-                None => line.holder = Some(id),
-                Some(holder) if holder == id => {}
+            match line.owner {
+                None => line.owner = Some(id),
+                Some(owner) if owner == id => {}
                 Some(_) => {
                     // a retried or recovered job keeps its place: by id
                     let at = line.waiting.partition_point(|&w| w < id);
@@ -166,7 +166,7 @@ impl State {
     }
 
     /// Removes a pending job from wherever `place_pending` put it; a job that
-    /// held its key still does, and the caller hands the key on.
+    /// owned its key still does, and the caller hands the key on.
     fn unplace_pending(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
         let (queue, key, priority, run_at) =
@@ -188,10 +188,10 @@ impl State {
         let Some(line) = lane.keys.get_mut(key) else {
             return;
         };
-        if line.holder != Some(id) {
+        if line.owner != Some(id) {
             return;
         }
-        line.holder = None;
+        line.owner = None;
         match line.waiting.pop_front() {
             Some(next) => self.place_pending(next, now),
             None => {
@@ -243,7 +243,7 @@ impl State {
 
     /// Files a job that has just left `running`, its record already changed
     /// by [`fate`]: its lease and count go, and it is placed as its new state
-    /// wants. A pending job still holds its key, so it goes straight back to
+    /// wants. A pending job still owns its key, so it goes straight back to
     /// the head of its line; a finished one hands its key on.
     fn left_running(&mut self, id: JobId, now: SystemTime) {
         self.drop_lease(id);
@@ -424,10 +424,10 @@ impl BaseQueue for MemoryQueue {
         if let Some(lane) = state.queues.get_mut(queue) {
             lane.ready.clear();
             lane.scheduled.clear();
-            // keys held by running jobs stay held; their waiting lines go
+            // keys owned by running jobs stay owned; their waiting lines go
             lane.keys.retain(|_, line| {
                 line.waiting.clear();
-                line.holder.is_some_and(|h| !pending.contains(&h))
+                line.owner.is_some_and(|h| !pending.contains(&h))
             });
         }
         for &id in &pending {
@@ -579,32 +579,32 @@ mod tests {
 
     /// Blocks a thread in `wait` with a long timeout, runs `make_ready`, and
     /// returns how long the waiter waited.
-    fn waited_for(queue: &MemoryQueue, make_ready: impl FnOnce(&MemoryQueue)) -> Duration {
+    fn waited_for(backend: &MemoryQueue, make_ready: impl FnOnce(&MemoryQueue)) -> Duration {
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let start = Instant::now();
-                queue
+                backend
                     .wait(&["q".to_owned()], Duration::from_secs(60))
                     .unwrap();
                 start.elapsed()
             });
             let deadline = Instant::now() + Duration::from_secs(60);
-            while queue.lock().waiters == 0 {
+            while backend.lock().waiters == 0 {
                 assert!(
                     Instant::now() < deadline,
                     "the waiter never blocked in wait"
                 );
                 std::thread::yield_now();
             }
-            make_ready(queue);
+            make_ready(backend);
             waiter.join().unwrap()
         })
     }
 
     #[test]
     fn an_enqueue_wakes_a_waiting_consumer() {
-        let queue = MemoryQueue::new();
-        let waited = waited_for(&queue, |q| {
+        let backend = MemoryQueue::new();
+        let waited = waited_for(&backend, |q| {
             q.enqueue(NewJob::new("c", vec![1]).queue("q")).unwrap();
         });
         assert!(
@@ -614,20 +614,20 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_key_holder_wakes_a_waiting_consumer() {
-        let queue = MemoryQueue::new();
-        queue
+    fn a_finished_key_owner_wakes_a_waiting_consumer() {
+        let backend = MemoryQueue::new();
+        backend
             .enqueue(NewJob::new("c", vec![1]).queue("q").key("k"))
             .unwrap();
-        queue
+        backend
             .enqueue(NewJob::new("c", vec![1]).queue("q").key("k"))
             .unwrap();
-        let first = queue
+        let first = backend
             .claim("q", 10, Duration::from_secs(60))
             .unwrap()
             .pop()
             .unwrap();
-        let waited = waited_for(&queue, |q| {
+        let waited = waited_for(&backend, |q| {
             let done = Outcome::Done {
                 result: None,
                 duration: Duration::ZERO,

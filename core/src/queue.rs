@@ -95,7 +95,7 @@ pub trait BaseQueue: Send + Sync {
     /// longer `running` under this lease's token.
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error>;
 
-    /// Records how an attempt ended, if the lease is still held:
+    /// Completes an attempt: records how it ended, if the lease is still held:
     ///
     /// - [`Outcome::Done`]: `done`, with `finished_at`, duration and result;
     ///   the next job with the same ordering key becomes ready.
@@ -118,17 +118,17 @@ pub trait BaseQueue: Send + Sync {
             .collect()
     }
 
-    /// Records outcomes as [`complete_many`](Self::complete_many) does, then
+    /// Completes jobs as [`complete_many`](Self::complete_many) does, then
     /// claims up to `max` jobs of `queue` as [`claim`](Self::claim) does, in
     /// one round trip (one script, one transaction) where the backend can.
     ///
     /// This is how a consumer hands back the leases of finished jobs and
     /// takes as many next ones without ever holding more leases than its
-    /// limit (threads plus prefetch), at the cost of one call. An `Err` means no outcome was recorded and no job claimed,
+    /// limit (threads plus prefetch), at the cost of one call. An `Err` means no job was completed and none claimed,
     /// as with [`complete_many`](Self::complete_many). The default calls the
-    /// two in turn; when the claim fails after the outcomes were recorded, it
+    /// two in turn; when the claim fails after the jobs were completed, it
     /// logs the error and returns no jobs, since the outcomes must not be
-    /// reported as unrecorded.
+    /// reported as not completed.
     fn complete_and_claim(
         &self,
         completions: Vec<(Lease, Outcome)>,
@@ -143,7 +143,7 @@ pub trait BaseQueue: Send + Sync {
         match self.claim(queue, max, lease) {
             Ok(claimed) => Ok((completed, claimed)),
             Err(error) => {
-                log::warn!("claiming from {queue} after recording outcomes failed: {error}");
+                log::warn!("claiming from {queue} after completing jobs failed: {error}");
                 Ok((completed, Vec::new()))
             }
         }
@@ -263,7 +263,7 @@ pub struct Capabilities {
     /// otherwise the processor claims for all its free leases in one call.
     pub in_process: bool,
     /// The backend serves one write at a time (SQLite): a multi processor
-    /// then has one call recording outcomes in flight, not two (unless
+    /// then has one completing call in flight, not two (unless
     /// [`ProcessorConfig::completers`](crate::ProcessorConfig::completers)
     /// says otherwise).
     pub serial_writes: bool,
@@ -282,7 +282,7 @@ impl Capabilities {
         self
     }
 
-    /// How many calls recording outcomes a multi processor has in flight at
+    /// How many completing calls a multi processor has in flight at
     /// once when its configuration leaves it to the backend: 2, or 1 where
     /// writes go one at a time.
     pub const fn default_completers(self) -> usize {

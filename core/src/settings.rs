@@ -1,4 +1,4 @@
-//! Process-wide settings: the default queue, backends by URL, eager mode.
+//! Process-wide settings: the default backend, backends by URL, eager mode.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -6,28 +6,28 @@ use std::sync::{Arc, OnceLock};
 use crate::backend::url::hide_password;
 use crate::{BaseQueue, Error, MemoryQueue};
 
-static DEFAULT_QUEUE: OnceLock<Arc<dyn BaseQueue>> = OnceLock::new();
+static DEFAULT_BACKEND: OnceLock<Arc<dyn BaseQueue>> = OnceLock::new();
 
-/// Sets the queue that annotated functions enqueue onto. Call it once, at
-/// start-up; a second call is [`Error::DefaultQueueAlreadySet`].
-pub fn set_default_queue(queue: Arc<dyn BaseQueue>) -> Result<(), Error> {
-    DEFAULT_QUEUE
-        .set(queue)
-        .map_err(|_| Error::DefaultQueueAlreadySet)
+/// Sets the backend that annotated functions enqueue onto. Call it once, at
+/// start-up; a second call is [`Error::DefaultBackendAlreadySet`].
+pub fn set_default_backend(backend: Arc<dyn BaseQueue>) -> Result<(), Error> {
+    DEFAULT_BACKEND
+        .set(backend)
+        .map_err(|_| Error::DefaultBackendAlreadySet)
 }
 
-/// The default queue: the one set with [`set_default_queue`], or else the one
+/// The default backend: the one set with [`set_default_backend`], or else the one
 /// `OUTBAND_URL` opens (opened once, on first use). With neither,
-/// [`Error::NoDefaultQueue`].
-pub fn default_queue() -> Result<&'static Arc<dyn BaseQueue>, Error> {
-    if let Some(queue) = DEFAULT_QUEUE.get() {
-        return Ok(queue);
+/// [`Error::NoDefaultBackend`].
+pub fn default_backend() -> Result<&'static Arc<dyn BaseQueue>, Error> {
+    if let Some(backend) = DEFAULT_BACKEND.get() {
+        return Ok(backend);
     }
-    let url = std::env::var("OUTBAND_URL").map_err(|_| Error::NoDefaultQueue)?;
-    let queue = open(&url)?;
-    // Another thread may have won the race; either way one queue is kept.
-    let _ = DEFAULT_QUEUE.set(queue);
-    DEFAULT_QUEUE.get().ok_or(Error::NoDefaultQueue)
+    let url = std::env::var("OUTBAND_URL").map_err(|_| Error::NoDefaultBackend)?;
+    let backend = open(&url)?;
+    // Another thread may have won the race; either way one backend is kept.
+    let _ = DEFAULT_BACKEND.set(backend);
+    DEFAULT_BACKEND.get().ok_or(Error::NoDefaultBackend)
 }
 
 /// A backend's entry for [`open`]: the URL scheme it serves and how it opens
@@ -59,8 +59,8 @@ inventory::collect!(Opener);
 /// outband::register_scheme!("mine", open_mine);
 ///
 /// # fn main() -> Result<(), outband::Error> {
-/// let queue = outband::open("mine://anything")?;
-/// assert_eq!(queue.len("default")?, 0);
+/// let backend = outband::open("mine://anything")?;
+/// assert_eq!(backend.len("default")?, 0);
 /// # Ok(()) }
 /// ```
 #[macro_export]

@@ -30,20 +30,20 @@ fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
-fn processor(queue: &Arc<MemoryQueue>, name: &str) -> SimpleProcessor {
+fn processor(backend: &Arc<MemoryQueue>, name: &str) -> SimpleProcessor {
     let config = ProcessorConfig::default()
         .queues([name])
         .retry(RetryPolicy::immediate());
-    SimpleProcessor::new(queue.clone(), config).unwrap()
+    SimpleProcessor::new(backend.clone(), config).unwrap()
 }
 
 #[test]
 fn calling_a_decorated_function_enqueues_and_a_processor_runs_it() {
-    let queue = Arc::new(MemoryQueue::new());
-    outband::set_default_queue(queue.clone()).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    outband::set_default_backend(backend.clone()).unwrap();
     assert!(matches!(
-        outband::set_default_queue(queue.clone()),
-        Err(outband::Error::DefaultQueueAlreadySet)
+        outband::set_default_backend(backend.clone()),
+        Err(outband::Error::DefaultBackendAlreadySet)
     ));
 
     let id = record(7, "welcome".into(), vec![1, -2, 3]).unwrap();
@@ -51,7 +51,7 @@ fn calling_a_decorated_function_enqueues_and_a_processor_runs_it() {
         SEEN.lock().unwrap().is_empty(),
         "the call must only enqueue"
     );
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!(job.state, JobState::Pending);
     assert_eq!(job.command, record::NAME);
     assert_eq!(record::NAME, "commands::record");
@@ -61,50 +61,54 @@ fn calling_a_decorated_function_enqueues_and_a_processor_runs_it() {
 
     let scheduled = record::schedule(Duration::from_secs(3600), 8, "later".into(), vec![]).unwrap();
     assert_eq!(
-        queue.job(scheduled).unwrap().unwrap().state,
+        backend.job(scheduled).unwrap().unwrap().state,
         JobState::Pending
     );
 
-    assert!(processor(&queue, "commands-test").process_next().unwrap());
+    assert!(processor(&backend, "commands-test").process_next().unwrap());
     assert_eq!(
         *SEEN.lock().unwrap(),
         vec![(7, "welcome".to_owned(), vec![1, -2, 3])]
     );
-    assert_eq!(queue.job(id).unwrap().unwrap().state, JobState::Done);
+    assert_eq!(backend.job(id).unwrap().unwrap().state, JobState::Done);
     assert!(
-        !processor(&queue, "commands-test").process_next().unwrap(),
+        !processor(&backend, "commands-test").process_next().unwrap(),
         "scheduled job waits"
     );
 }
 
 #[test]
 fn call_runs_inline_and_enqueue_on_names_the_queue() {
-    let queue = MemoryQueue::new();
+    let backend = MemoryQueue::new();
     assert_eq!(add::call(2, 3), 5);
-    let id = add::enqueue_on(&queue, 20, 22).unwrap();
+    let id = add::enqueue_on(&backend, 20, 22).unwrap();
     let arc: Arc<dyn BaseQueue> = Arc::new(MemoryQueue::new());
     add::enqueue_on(&arc, 1, 1).unwrap();
-    let queue = Arc::new(queue);
-    assert!(processor(&queue, "commands-result").process_next().unwrap());
-    let job = queue.job(id).unwrap().unwrap();
+    let backend = Arc::new(backend);
+    assert!(
+        processor(&backend, "commands-result")
+            .process_next()
+            .unwrap()
+    );
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!(job.result::<i64>().unwrap().unwrap(), 42);
 }
 
 #[test]
 fn a_panicking_command_is_retried_then_dead_with_its_message() {
-    let queue = Arc::new(MemoryQueue::new());
-    let id = explode::enqueue_on(&queue, "on purpose".into()).unwrap();
-    let processor = processor(&queue, "commands-panic");
+    let backend = Arc::new(MemoryQueue::new());
+    let id = explode::enqueue_on(&backend, "on purpose".into()).unwrap();
+    let processor = processor(&backend, "commands-panic");
     let first = processor.claim_next_job().unwrap().unwrap();
     match processor.process(first).unwrap() {
         Processed::Retried { error, .. } => assert_eq!(error, "panicked: exploded: on purpose"),
         other => panic!("expected a retry, got {other:?}"),
     }
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Pending, 1));
     assert!(processor.process_next().unwrap());
     assert!(processor.process_next().unwrap());
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Dead, 3));
     assert_eq!(
         job.last_error.as_deref(),
@@ -114,25 +118,25 @@ fn a_panicking_command_is_retried_then_dead_with_its_message() {
 
 #[test]
 fn a_late_outcome_after_a_lost_lease_changes_nothing() {
-    let queue = Arc::new(MemoryQueue::new());
-    let id = add::enqueue_on(&queue, 1, 2).unwrap();
-    let claimed = queue
+    let backend = Arc::new(MemoryQueue::new());
+    let id = add::enqueue_on(&backend, 1, 2).unwrap();
+    let claimed = backend
         .claim("commands-result", 1, Duration::ZERO)
         .unwrap()
         .pop()
         .unwrap();
-    assert_eq!(queue.recover_expired().unwrap().requeued, 1);
-    let processor = processor(&queue, "commands-result");
+    assert_eq!(backend.recover_expired().unwrap().requeued, 1);
+    let processor = processor(&backend, "commands-result");
     assert_eq!(processor.process(claimed).unwrap(), Processed::LeaseLost);
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!((job.state, job.result), (JobState::Pending, None));
 }
 
 #[test]
 fn oversized_arguments_are_refused_at_enqueue() {
-    let queue = MemoryQueue::new();
+    let backend = MemoryQueue::new();
     let huge = "x".repeat(outband::codec::max_payload() + 1);
-    let err = record::enqueue_on(&queue, 1, huge, vec![]).unwrap_err();
+    let err = record::enqueue_on(&backend, 1, huge, vec![]).unwrap_err();
     assert!(
         matches!(
             err,
@@ -140,8 +144,8 @@ fn oversized_arguments_are_refused_at_enqueue() {
         ),
         "{err}"
     );
-    assert_eq!(queue.len("commands-test").unwrap(), 0);
-    let err = queue
+    assert_eq!(backend.len("commands-test").unwrap(), 0);
+    let err = backend
         .enqueue(NewJob::new("x", vec![1]).when(When::Now).max_attempts(0))
         .unwrap_err();
     assert!(matches!(err, outband::Error::InvalidJob(_)), "{err}");

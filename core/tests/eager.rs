@@ -33,14 +33,14 @@ fn eager_mode_runs_calls_inline() {
     );
 
     // naming a queue still enqueues
-    let queue = MemoryQueue::new();
-    add_to_total::enqueue_on(&queue, 100).unwrap();
-    assert_eq!(queue.len(outband::DEFAULT_QUEUE).unwrap(), 1);
+    let backend = MemoryQueue::new();
+    add_to_total::enqueue_on(&backend, 100).unwrap();
+    assert_eq!(backend.len(outband::DEFAULT_QUEUE).unwrap(), 1);
     assert_eq!(TOTAL.load(Ordering::SeqCst), 7);
 
     outband::set_eager(false);
     assert!(matches!(
         add_to_total(1),
-        Err(outband::Error::NoDefaultQueue)
+        Err(outband::Error::NoDefaultBackend)
     ));
 }

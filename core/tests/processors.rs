@@ -66,13 +66,13 @@ fn config(threads: usize) -> ProcessorConfig {
 /// often they run is part of what the test checks.
 const POLL: Duration = Duration::from_millis(5);
 
-fn all_done(queue: &MemoryQueue, jobs: u64) -> bool {
-    queue.stats("sleepy").unwrap().done == jobs
+fn all_done(backend: &MemoryQueue, jobs: u64) -> bool {
+    backend.stats("sleepy").unwrap().done == jobs
 }
 
-fn enqueue_sleeps(queue: &MemoryQueue, run: u64, jobs: &[(u32, u64)]) {
+fn enqueue_sleeps(backend: &MemoryQueue, run: u64, jobs: &[(u32, u64)]) {
     for &(tag, millis) in jobs {
-        sleep_job::enqueue_on(queue, run, tag, millis).unwrap();
+        sleep_job::enqueue_on(backend, run, tag, millis).unwrap();
     }
 }
 
@@ -85,14 +85,14 @@ fn finish_order(run: u64) -> Vec<u32> {
 #[test]
 fn simple_processor_runs_one_job_at_a_time_in_enqueue_order() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 40), (2, 100), (3, 0), (4, 80)]);
-    let processor = SimpleProcessor::new(queue.clone(), config(1)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 40), (2, 100), (3, 0), (4, 80)]);
+    let processor = SimpleProcessor::new(backend.clone(), config(1)).unwrap();
     assert!(processor.has_jobs_waiting().unwrap());
     assert!(processor.process_next().unwrap(), "one step by hand");
     processor.start();
     assert!(processor.is_processing());
-    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&backend, 4));
     processor.stop();
     assert!(!processor.is_processing());
     assert_eq!(finish_order(run), vec![1, 2, 3, 4]);
@@ -102,12 +102,12 @@ fn simple_processor_runs_one_job_at_a_time_in_enqueue_order() {
 #[test]
 fn multi_processor_finishes_short_jobs_first() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 300), (2, 900), (3, 0), (4, 150)]);
-    let processor = MultiProcessor::new(queue.clone(), config(5)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 300), (2, 900), (3, 0), (4, 150)]);
+    let processor = MultiProcessor::new(backend.clone(), config(5)).unwrap();
     assert_eq!(processor.max_threads(), 5);
     processor.start();
-    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&backend, 4));
     processor.stop();
     assert_eq!(finish_order(run), vec![3, 4, 1, 2]);
     // jobs 1, 2 and 4 run side by side (job 3 may be over before they start)
@@ -117,11 +117,11 @@ fn multi_processor_finishes_short_jobs_first() {
 #[test]
 fn multi_processor_never_runs_more_than_its_threads() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 100), (2, 200), (3, 150), (4, 300)]);
-    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 100), (2, 200), (3, 150), (4, 300)]);
+    let processor = MultiProcessor::new(backend.clone(), config(2)).unwrap();
     processor.start();
-    poll_until("all jobs are done", None, POLL, || all_done(&queue, 4));
+    poll_until("all jobs are done", None, POLL, || all_done(&backend, 4));
     processor.stop();
     assert_eq!(
         with_log(run, |log| log.max_running),
@@ -135,14 +135,14 @@ fn multi_processor_never_runs_more_than_its_threads() {
 #[test]
 fn jobs_with_one_key_never_overlap_and_other_keys_do() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
+    let backend = Arc::new(MemoryQueue::new());
     for tag in 0..6 {
-        keyed_sleep::enqueue_on(&*queue, run, tag, 30, "ci-job-1".into()).unwrap();
+        keyed_sleep::enqueue_on(&*backend, run, tag, 30, "ci-job-1".into()).unwrap();
     }
-    let processor = MultiProcessor::new(queue.clone(), config(4)).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config(4)).unwrap();
     processor.start();
     poll_until("all keyed jobs are done", None, POLL, || {
-        all_done(&queue, 6)
+        all_done(&backend, 6)
     });
     let same_key = with_log(run, |log| log.finished.clone());
     assert_eq!(
@@ -157,10 +157,10 @@ fn jobs_with_one_key_never_overlap_and_other_keys_do() {
 
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     for tag in 0..4 {
-        keyed_sleep::enqueue_on(&*queue, run, tag, 300, format!("ci-job-{tag}")).unwrap();
+        keyed_sleep::enqueue_on(&*backend, run, tag, 300, format!("ci-job-{tag}")).unwrap();
     }
     poll_until("all jobs with distinct keys are done", None, POLL, || {
-        all_done(&queue, 10)
+        all_done(&backend, 10)
     });
     processor.stop();
     assert!(
@@ -178,16 +178,16 @@ fn boom() {
 #[test]
 fn a_worker_thread_survives_a_panicking_job() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    let panicked = boom::enqueue_on(&queue).unwrap();
-    let after = sleep_job::enqueue_on(&queue, run, 1, 0).unwrap();
-    let processor = MultiProcessor::new(queue.clone(), config(1)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    let panicked = boom::enqueue_on(&backend).unwrap();
+    let after = sleep_job::enqueue_on(&backend, run, 1, 0).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config(1)).unwrap();
     processor.start();
     poll_until("the job after the panic is done", None, POLL, || {
-        queue.job(after).unwrap().unwrap().state == JobState::Done
+        backend.job(after).unwrap().unwrap().state == JobState::Done
     });
     processor.stop();
-    let job = queue.job(panicked).unwrap().unwrap();
+    let job = backend.job(panicked).unwrap().unwrap();
     assert_eq!(
         (job.state, job.last_error.as_deref()),
         (JobState::Dead, Some("panicked: boom"))
@@ -197,37 +197,37 @@ fn a_worker_thread_survives_a_panicking_job() {
 #[test]
 fn heartbeats_keep_a_long_job_leased() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    let id = sleep_job::enqueue_on(&queue, run, 1, 1000).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    let id = sleep_job::enqueue_on(&backend, run, 1, 1000).unwrap();
     let config = config(1).lease(Duration::from_millis(300));
-    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
     processor.start();
     let mut recovered = 0;
     poll_until("the long job is done", None, POLL, || {
-        recovered += queue.recover_expired().unwrap().requeued;
-        all_done(&queue, 1)
+        recovered += backend.recover_expired().unwrap().requeued;
+        all_done(&backend, 1)
     });
     processor.stop();
     assert_eq!(recovered, 0, "the manager never took the job back");
-    let job = queue.job(id).unwrap().unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Done, 1));
 }
 
 #[test]
 fn stop_within_a_grace_period_releases_what_still_runs() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    let short = sleep_job::enqueue_on(&queue, run, 1, 0).unwrap();
-    let long = sleep_job::enqueue_on(&queue, run, 2, 3000).unwrap();
-    let processor = MultiProcessor::new(queue.clone(), config(2)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    let short = sleep_job::enqueue_on(&backend, run, 1, 0).unwrap();
+    let long = sleep_job::enqueue_on(&backend, run, 2, 3000).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config(2)).unwrap();
     processor.start();
     poll_until("the long job runs", None, POLL, || {
-        queue.job(long).unwrap().unwrap().state == JobState::Running
-            && queue.job(short).unwrap().unwrap().state == JobState::Done
+        backend.job(long).unwrap().unwrap().state == JobState::Running
+            && backend.job(short).unwrap().unwrap().state == JobState::Done
     });
     let report = processor.stop_within(Duration::from_millis(50));
     assert_eq!(report.released, 1);
-    let job = queue.job(long).unwrap().unwrap();
+    let job = backend.job(long).unwrap().unwrap();
     assert_eq!(
         (job.state, job.attempt),
         (JobState::Pending, 0),
@@ -246,8 +246,8 @@ struct Gated {
     cheap: bool,
     /// Jobs handed out by `claim` on its own.
     claimed_alone: AtomicU64,
-    /// Outcomes recorded by `complete_and_claim`, and jobs it handed out.
-    recorded_claiming: AtomicU64,
+    /// Jobs completed by `complete_and_claim`, and jobs it handed out.
+    completed_claiming: AtomicU64,
     claimed_with_outcomes: AtomicU64,
 }
 
@@ -260,7 +260,7 @@ impl Gated {
             waiting: AtomicU64::new(0),
             cheap,
             claimed_alone: AtomicU64::new(0),
-            recorded_claiming: AtomicU64::new(0),
+            completed_claiming: AtomicU64::new(0),
             claimed_with_outcomes: AtomicU64::new(0),
         }
     }
@@ -332,11 +332,12 @@ impl BaseQueue for Gated {
         lease: Duration,
     ) -> Result<(Vec<outband::Completion>, Vec<outband::Claimed>), outband::Error> {
         self.pass();
-        let recorded = completions.len() as u64;
+        let completed = completions.len() as u64;
         let (done, claimed) = self
             .inner
             .complete_and_claim(completions, queue, max, lease)?;
-        self.recorded_claiming.fetch_add(recorded, Ordering::SeqCst);
+        self.completed_claiming
+            .fetch_add(completed, Ordering::SeqCst);
         self.claimed_with_outcomes
             .fetch_add(claimed.len() as u64, Ordering::SeqCst);
         Ok((done, claimed))
@@ -390,7 +391,7 @@ impl BaseQueue for Gated {
     }
 }
 
-/// A crash loses the outcomes not yet recorded, and their jobs run again:
+/// A crash loses the outcomes of jobs not yet completed, and their jobs run again:
 /// a thread whose outcome waits must not take another job beyond those
 /// claimed ahead, or a crash could make more jobs run twice than the
 /// processor has threads plus its prefetch.
@@ -403,12 +404,12 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
-    let queue = Arc::new(Gated::new(inner.clone(), false, cheap));
+    let backend = Arc::new(Gated::new(inner.clone(), false, cheap));
     let config = config(2).prefetch(prefetch).completers(completers);
-    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
     processor.start();
     poll_until("an outcome waits at the gate", None, POLL, || {
-        queue.waiting.load(Ordering::SeqCst) > 0
+        backend.waiting.load(Ordering::SeqCst) > 0
     });
     // time enough for free threads to claim every other job
     std::thread::sleep(Duration::from_millis(300));
@@ -417,7 +418,7 @@ fn holds_no_more_leases_than_threads_while_outcomes_wait(
         2 + prefetch as u64,
         "two threads and a prefetch of {prefetch} hold that many leases, however many outcomes wait ({completers} completers)"
     );
-    queue.open();
+    backend.open();
     poll_until("all jobs are done", None, POLL, || all_done(&inner, 10));
     processor.stop();
     assert_eq!(finish_order(run).len(), 10, "every job ran once");
@@ -430,7 +431,7 @@ fn multi_processor_holds_no_more_leases_than_threads_while_outcomes_wait() {
 }
 
 /// The same where the completer claims each worker's next job in the call
-/// that records its outcome (`BaseQueue::complete_and_claim`).
+/// that completes its job (`BaseQueue::complete_and_claim`).
 #[test]
 fn multi_processor_claiming_with_outcomes_holds_no_more_leases_than_threads() {
     holds_no_more_leases_than_threads_while_outcomes_wait(false, 0, 1);
@@ -446,32 +447,32 @@ fn multi_processor_holds_no_more_leases_than_threads_plus_prefetch() {
     }
 }
 
-/// Each completer records its share of the leases, and their calls
+/// Each completer completes its share of the leases, and their calls
 /// overlap: with the backend's answer held back, as many calls wait as the
 /// processor has completers, each with outcomes of its own, and the leases
 /// stay bounded.
-fn recording_calls_in_flight(completers: Option<usize>) -> u64 {
+fn completing_calls_in_flight(completers: Option<usize>) -> u64 {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=12).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
-    let queue = Arc::new(Gated::new(inner.clone(), false, false));
+    let backend = Arc::new(Gated::new(inner.clone(), false, false));
     let mut config = config(2).prefetch(2);
     config.completers = completers;
-    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
     processor.start();
     poll_until("an outcome waits at the gate", None, POLL, || {
-        queue.waiting.load(Ordering::SeqCst) > 0
+        backend.waiting.load(Ordering::SeqCst) > 0
     });
     // time enough for every held job to run and its outcome to be handed over
     std::thread::sleep(Duration::from_millis(300));
-    let waiting = queue.waiting.load(Ordering::SeqCst);
+    let waiting = backend.waiting.load(Ordering::SeqCst);
     assert_eq!(
         inner.stats("sleepy").unwrap().running,
         4,
         "two threads and a prefetch of 2 hold 4 leases ({completers:?} completers)"
     );
-    queue.open();
+    backend.open();
     poll_until("all jobs are done", None, POLL, || all_done(&inner, 12));
     processor.stop();
     assert_eq!(finish_order(run).len(), 12, "every job ran once");
@@ -479,25 +480,25 @@ fn recording_calls_in_flight(completers: Option<usize>) -> u64 {
 }
 
 #[test]
-fn completers_record_in_overlapping_calls() {
+fn completers_complete_in_overlapping_calls() {
     assert_eq!(
-        recording_calls_in_flight(Some(1)),
+        completing_calls_in_flight(Some(1)),
         1,
         "one completer: one call"
     );
     assert_eq!(
-        recording_calls_in_flight(Some(2)),
+        completing_calls_in_flight(Some(2)),
         2,
         "two completers: two calls"
     );
     // unset, the backend's default completers (2) counts
-    assert_eq!(recording_calls_in_flight(None), 2, "the backend's choice");
+    assert_eq!(completing_calls_in_flight(None), 2, "the backend's choice");
 }
 
 #[test]
 fn a_multi_processor_needs_a_completer() {
-    let queue = Arc::new(MemoryQueue::new());
-    let error = MultiProcessor::new(queue, config(2).completers(0)).unwrap_err();
+    let backend = Arc::new(MemoryQueue::new());
+    let error = MultiProcessor::new(backend, config(2).completers(0)).unwrap_err();
     assert!(matches!(error, outband::Error::Config(_)), "{error}");
 }
 
@@ -506,18 +507,18 @@ fn a_multi_processor_needs_a_completer() {
 #[test]
 fn heartbeats_keep_jobs_claimed_ahead_leased() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 400), (2, 400), (3, 0)]);
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 400), (2, 400), (3, 0)]);
     let config = config(1).prefetch(2).lease(Duration::from_millis(300));
-    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
     processor.start();
     poll_until("three jobs are leased", None, POLL, || {
-        queue.stats("sleepy").unwrap().running == 3
+        backend.stats("sleepy").unwrap().running == 3
     });
     let mut recovered = 0;
     poll_until("every job is done", None, POLL, || {
-        recovered += queue.recover_expired().unwrap().requeued;
-        all_done(&queue, 3)
+        recovered += backend.recover_expired().unwrap().requeued;
+        all_done(&backend, 3)
     });
     processor.stop();
     assert_eq!(recovered, 0, "the manager never took a job back");
@@ -529,9 +530,9 @@ fn heartbeats_keep_jobs_claimed_ahead_leased() {
 #[test]
 fn held_counts_jobs_claimed_ahead_that_running_does_not() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 1000), (2, 0), (3, 0)]);
-    let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 1000), (2, 0), (3, 0)]);
+    let processor = MultiProcessor::new(backend.clone(), config(1).prefetch(2)).unwrap();
     processor.start();
     poll_until(
         "one job runs and two wait for the thread",
@@ -546,7 +547,7 @@ fn held_counts_jobs_claimed_ahead_that_running_does_not() {
         vec![1, 2, 3],
         "the jobs claimed ahead ran"
     );
-    assert!(all_done(&queue, 3));
+    assert!(all_done(&backend, 3));
     processor.stop();
 }
 
@@ -555,12 +556,12 @@ fn held_counts_jobs_claimed_ahead_that_running_does_not() {
 #[test]
 fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-    let queue = Arc::new(MemoryQueue::new());
-    enqueue_sleeps(&queue, run, &[(1, 500), (2, 0), (3, 0)]);
-    let processor = MultiProcessor::new(queue.clone(), config(1).prefetch(2)).unwrap();
+    let backend = Arc::new(MemoryQueue::new());
+    enqueue_sleeps(&backend, run, &[(1, 500), (2, 0), (3, 0)]);
+    let processor = MultiProcessor::new(backend.clone(), config(1).prefetch(2)).unwrap();
     processor.start();
     poll_until("three jobs are leased", None, POLL, || {
-        queue.stats("sleepy").unwrap().running == 3
+        backend.stats("sleepy").unwrap().running == 3
     });
     let report = processor.stop_within(Duration::from_millis(50));
     assert_eq!(report.released, 3, "the running job and the two ahead");
@@ -574,7 +575,7 @@ fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
         vec![1],
         "no job claimed ahead ran after the stop"
     );
-    let stats = queue.stats("sleepy").unwrap();
+    let stats = backend.stats("sleepy").unwrap();
     assert_eq!((stats.pending, stats.running, stats.done), (3, 0, 0));
     processor.stop();
 }
@@ -582,7 +583,7 @@ fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
 /// A claim still in flight when the grace period ends brings jobs leased
 /// to this processor: the stop releases them as they land, rather than let
 /// them run after it or keep their leases until they expire. On both
-/// processors: the call that records job 1 and claims the next waits at
+/// processors: the call that completes job 1 and claims the next waits at
 /// the gate while the stop begins.
 macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
     ($test:ident, $processor:ident, $config:expr) => {
@@ -591,14 +592,14 @@ macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
             let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
             let inner = Arc::new(MemoryQueue::new());
             enqueue_sleeps(&inner, run, &[(1, 0), (2, 0), (3, 0)]);
-            let queue = Arc::new(Gated::new(inner.clone(), false, false));
-            let processor = $processor::new(queue.clone(), $config).unwrap();
+            let backend = Arc::new(Gated::new(inner.clone(), false, false));
+            let processor = $processor::new(backend.clone(), $config).unwrap();
             processor.start();
             poll_until(
                 "job 1's outcome and the next claim wait at the gate",
                 None,
                 POLL,
-                || queue.waiting.load(Ordering::SeqCst) > 0,
+                || backend.waiting.load(Ordering::SeqCst) > 0,
             );
             assert_eq!(processor.held(), 2, "job 1, and the job its call may bring");
             let report = std::thread::scope(|scope| {
@@ -608,7 +609,7 @@ macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
                 });
                 // past the stop's first release: the claim lands afterwards
                 std::thread::sleep(Duration::from_millis(50));
-                queue.open();
+                backend.open();
                 stop.join().unwrap()
             });
             assert_eq!(report.released, 1, "job 2, claimed as the stop began");
@@ -635,16 +636,16 @@ stop_within_releases_the_jobs_of_a_claim_in_flight!(
     config(1)
 );
 
-/// A busy simple processor records each outcome and claims the next job in
+/// A busy simple processor completes each job and claims the next job in
 /// one call: only its first job comes from a claim on its own.
 #[test]
-fn simple_processor_records_an_outcome_and_claims_the_next_job_in_one_call() {
+fn simple_processor_completes_a_job_and_claims_the_next_in_one_call() {
     let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
     let inner = Arc::new(MemoryQueue::new());
     let tags: Vec<(u32, u64)> = (1..=10).map(|tag| (tag, 0)).collect();
     enqueue_sleeps(&inner, run, &tags);
-    let queue = Arc::new(Gated::new(inner.clone(), true, false));
-    let processor = SimpleProcessor::new(queue.clone(), config(1)).unwrap();
+    let backend = Arc::new(Gated::new(inner.clone(), true, false));
+    let processor = SimpleProcessor::new(backend.clone(), config(1)).unwrap();
     processor.start();
     poll_until("all jobs are done", None, POLL, || all_done(&inner, 10));
     processor.stop();
@@ -652,11 +653,11 @@ fn simple_processor_records_an_outcome_and_claims_the_next_job_in_one_call() {
     let count = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
     assert_eq!(
         (
-            count(&queue.claimed_alone),
-            count(&queue.recorded_claiming),
-            count(&queue.claimed_with_outcomes)
+            count(&backend.claimed_alone),
+            count(&backend.completed_claiming),
+            count(&backend.claimed_with_outcomes)
         ),
         (1, 10, 9),
-        "jobs claimed alone, outcomes recorded with a claim, jobs claimed with outcomes"
+        "jobs claimed alone, jobs completed with a claim, jobs claimed with outcomes"
     );
 }

@@ -120,7 +120,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     };
 
     let at_or_after = Ident::new("at_or_after", Span::mixed_site());
-    let queue_param = Ident::new("queue", Span::mixed_site());
+    let backend_param = Ident::new("backend", Span::mixed_site());
     let inner_vis = visibility_from_child(vis);
     let serde_assertions = serde_assertions(&command.args, &cfgs);
 
@@ -131,7 +131,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         "Companions of the queue command [`{name_text}`](fn@{ident}): \
          [`call`]({ident}::call) runs it inline, \
          [`schedule`]({ident}::schedule) enqueues it to run later, \
-         [`enqueue_on`]({ident}::enqueue_on) enqueues it on a given queue, \
+         [`enqueue_on`]({ident}::enqueue_on) enqueues it on a given backend, \
          and [`NAME`]({ident}::NAME) is its registered name.",
     );
     let call_doc = format!(
@@ -139,19 +139,19 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
          thread, and returns what it returns. Nothing is enqueued.",
     );
     let schedule_doc = format!(
-        "Enqueues [`{name_text}`](fn@super::{ident}) on the default queue to run \
+        "Enqueues [`{name_text}`](fn@super::{ident}) on the default backend to run \
          at or after `at_or_after`: a [`When`](::outband::When), a \
          [`SystemTime`](::std::time::SystemTime), or a \
-         [`Duration`](::std::time::Duration) from when the queue stores it.\n\n\
+         [`Duration`](::std::time::Duration) from when the backend stores it.\n\n\
          # Errors\n\n\
          Fails as [`{name_text}`](fn@super::{ident}) does.",
     );
     let enqueue_on_doc = format!(
-        "Enqueues [`{name_text}`](fn@super::{ident}) on `queue` instead of the \
-         default queue, ready now.\n\n\
+        "Enqueues [`{name_text}`](fn@super::{ident}) on `backend` instead of the \
+         default one, ready now.\n\n\
          # Errors\n\n\
          [`Error::Codec`](::outband::Error::Codec) when the arguments cannot be \
-         encoded, or the queue's error when it refuses the job.",
+         encoded, or the backend's error when it refuses the job.",
     );
 
     let call_sig = syn::Signature {
@@ -246,12 +246,12 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #(#deprecated)*
         #[allow(clippy::too_many_arguments)]
         #vis fn #enqueue_on_fn(
-            #queue_param: &(impl ::outband::BaseQueue + ?::core::marker::Sized),
+            #backend_param: &(impl ::outband::BaseQueue + ?::core::marker::Sized),
             #params
         ) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
             let #key = #key_value;
             ::outband::__private::submit_on(
-                #queue_param,
+                #backend_param,
                 &#command_const,
                 ::outband::When::Now,
                 #key,
@@ -390,16 +390,16 @@ fn enqueue_doc(ident: &Ident, docs: &[&Attribute]) -> TokenStream {
     let text = format!(
         "\n# Queue command\n\n\
          Calling this function does not run it: it enqueues a job on the default \
-         queue and returns the job's id, and a consumer runs it later. \
+         backend and returns the job's id, and a consumer runs it later. \
          [`{name}::call`]({ident}::call) runs it inline instead, \
          [`{name}::schedule`]({ident}::schedule) enqueues it to run later, and \
-         [`{name}::enqueue_on`]({ident}::enqueue_on) enqueues it on a given queue. \
+         [`{name}::enqueue_on`]({ident}::enqueue_on) enqueues it on a given backend. \
          In eager mode the call runs inline.\n\n\
          {errors_heading}\
          Enqueueing fails with \
-         [`Error::NoDefaultQueue`](::outband::Error::NoDefaultQueue) when no default \
+         [`Error::NoDefaultBackend`](::outband::Error::NoDefaultBackend) when no default \
          queue is set, [`Error::Codec`](::outband::Error::Codec) when the arguments \
-         cannot be encoded, or the queue's error when it refuses the job.",
+         cannot be encoded, or the backend's error when it refuses the job.",
     );
     quote!(#[doc = #text])
 }

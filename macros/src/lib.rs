@@ -17,13 +17,13 @@
 //! }
 //!
 //! # fn main() -> Result<(), outband::Error> {
-//! let queue = Arc::new(MemoryQueue::new());
-//! // calling it enqueues on the default queue and returns the job id
-//! outband::set_default_queue(queue.clone())?;
+//! let backend = Arc::new(MemoryQueue::new());
+//! // calling it enqueues on the default backend and returns the job id
+//! outband::set_default_backend(backend.clone())?;
 //! let id = resize("cat.png".into(), 640)?;
 //! // `resize::call` runs the body now; `resize::NAME` is the registered name
 //! assert_eq!(resize::call("dog.png".into(), 320), Ok(()));
-//! let job = outband::BaseQueue::job(&*queue, id)?.expect("stored");
+//! let job = outband::BaseQueue::job(&*backend, id)?.expect("stored");
 //! assert_eq!((job.command.as_str(), job.queue.as_str()), (resize::NAME, "images"));
 //! # Ok(()) }
 //! ```
@@ -53,7 +53,7 @@ use proc_macro::TokenStream;
 /// let job = send_welcome(7, "hi".into())?;          // enqueues; returns the JobId
 /// send_welcome::call(7, "hi".into())?;              // runs the body inline, now
 /// send_welcome::schedule(Duration::from_secs(300), 7, "hi".into())?;
-/// send_welcome::enqueue_on(&queue, 7, "hi".into())?; // onto a given queue
+/// send_welcome::enqueue_on(&backend, 7, "hi".into())?; // onto a given backend
 /// assert_eq!(send_welcome::NAME, "my_app::send_welcome");
 /// ```
 ///
@@ -75,8 +75,8 @@ use proc_macro::TokenStream;
 ///
 /// - `fn send_welcome(user_id: u64, template: String) -> Result<JobId, outband::Error>`
 ///   with the function's own visibility and docs: encodes the arguments as
-///   the tuple `(user_id, template)` and enqueues a job on the default queue
-///   (`outband::set_default_queue` or `OUTBAND_URL`), or runs the command
+///   the tuple `(user_id, template)` and enqueues a job on the default backend
+///   (`outband::set_default_backend` or `OUTBAND_URL`), or runs the command
 ///   inline in eager mode.
 /// - `mod send_welcome` (a function and a module may share a name), with the
 ///   same visibility:
@@ -84,8 +84,8 @@ use proc_macro::TokenStream;
 ///     the function's other attributes;
 ///   - `schedule(at_or_after, user_id, template)`: enqueues to run at or
 ///     after a `When`, a `SystemTime` or a `Duration` from now;
-///   - `enqueue_on(&queue, user_id, template)`: enqueues on the given
-///     queue (`&(impl BaseQueue + ?Sized)`, so `&dyn BaseQueue` too) instead
+///   - `enqueue_on(&backend, user_id, template)`: enqueues on the given
+///     backend (`&(impl BaseQueue + ?Sized)`, so `&dyn BaseQueue` too) instead
 ///     of the default one;
 ///   - `const NAME: &str`: the registered name.
 ///

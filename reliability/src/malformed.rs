@@ -206,7 +206,8 @@ pub fn write(store: &Store, queue: &str, records: &[BadRecord]) -> Result<Vec<Jo
     match store {
         Store::Sql { url, prefix } => write_sql(url, prefix, queue, records),
         Store::Redis {
-            queue: redis_queue, ..
+            backend: redis_queue,
+            ..
         } => write_redis(redis_queue, queue, records),
     }
 }

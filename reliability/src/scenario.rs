@@ -97,11 +97,11 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// One scenario's backend, sink and consumer processes. Dropping it kills
 /// the consumers it started and removes its tables, namespace and files.
 pub struct Scene {
-    backend: Backend,
+    kind: Backend,
     dir: tempfile::TempDir,
     bin: PathBuf,
     url: String,
-    queue: Arc<dyn BaseQueue>,
+    backend: Arc<dyn BaseQueue>,
     sink: Sink,
     sink_url: String,
     namespace: Option<String>,
@@ -112,7 +112,7 @@ pub struct Scene {
 impl std::fmt::Debug for Scene {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scene")
-            .field("backend", &self.backend)
+            .field("kind", &self.kind)
             .field("url", &self.url)
             .field("sink", &self.sink_url)
             .finish_non_exhaustive()
@@ -143,8 +143,8 @@ impl Scene {
             match backend {
                 Backend::Sqlite => {
                     let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
-                    let queue = DatabaseQueue::open(&url).expect("a SQLite file queue");
-                    (url.clone(), format!("{url}#runs"), Arc::new(queue), None)
+                    let backend = DatabaseQueue::open(&url).expect("a SQLite file queue");
+                    (url.clone(), format!("{url}#runs"), Arc::new(backend), None)
                 }
                 Backend::Postgres => {
                     let (url, base, queue) = sql_server(pg_url())?;
@@ -158,22 +158,22 @@ impl Scene {
                     let base = redis_url();
                     let namespace = name.trim_end_matches('_').to_owned();
                     let url = with_param(&base, "namespace", &namespace);
-                    let queue = RedisQueue::connect(&url).expect("a Redis URL");
-                    if let Err(error) = queue.now() {
+                    let backend = RedisQueue::connect(&url).expect("a Redis URL");
+                    if let Err(error) = backend.now() {
                         return skip_or_fail(&base, &error);
                     }
                     let sink_url = format!("{base}#{namespace}:runs");
-                    (url, sink_url, Arc::new(queue), Some(namespace))
+                    (url, sink_url, Arc::new(backend), Some(namespace))
                 }
             };
         let sink = Sink::open(&sink_url).expect("the sink opens");
         sink.create().expect("the sink is created");
         Some(Scene {
-            backend,
+            kind: backend,
             dir,
             bin: PathBuf::from(bin),
             url,
-            queue,
+            backend: queue,
             sink,
             sink_url,
             namespace,
@@ -182,14 +182,14 @@ impl Scene {
         })
     }
 
-    /// The backend.
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// Which backend.
+    pub fn kind(&self) -> Backend {
+        self.kind
     }
 
-    /// The queue, as the consumers see it.
-    pub fn queue(&self) -> &Arc<dyn BaseQueue> {
-        &self.queue
+    /// The backend, as the consumers see it.
+    pub fn backend(&self) -> &Arc<dyn BaseQueue> {
+        &self.backend
     }
 
     /// The run sink.
@@ -345,7 +345,7 @@ impl Scene {
 
     /// The queue's counts per state.
     pub fn stats(&self) -> QueueStats {
-        self.queue.stats(QUEUE).expect("queue stats")
+        self.backend.stats(QUEUE).expect("queue stats")
     }
 
     /// Waits until at least `jobs` distinct jobs recorded a run in the sink,
@@ -362,7 +362,7 @@ impl Scene {
             assert!(
                 Instant::now() < deadline,
                 "{}: {jobs} jobs did not run within {timeout:?}, {recorded} did",
-                self.backend.name()
+                self.kind.name()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -382,7 +382,7 @@ impl Scene {
             assert!(
                 Instant::now() < deadline,
                 "{}: not drained within {timeout:?}: {stats:?}",
-                self.backend.name()
+                self.kind.name()
             );
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -397,7 +397,7 @@ impl Scene {
             HashSet::new()
         } else {
             let limit = usize::try_from(stats.dead).unwrap_or(usize::MAX);
-            self.queue
+            self.backend
                 .dead_jobs(QUEUE, 0, limit)
                 .expect("listing dead jobs")
                 .iter()

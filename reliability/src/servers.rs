@@ -83,8 +83,8 @@ pub enum Store {
     },
     /// `outband-redis`: the keys of one namespace.
     Redis {
-        /// The queue, for its raw connections.
-        queue: Arc<RedisQueue>,
+        /// The backend, for its raw connections.
+        backend: Arc<RedisQueue>,
         /// The namespace.
         namespace: String,
     },
@@ -93,10 +93,10 @@ pub enum Store {
 /// A queue of one scenario's own on one backend; its tables, namespace or
 /// file go when it is dropped (once every other handle is gone too).
 pub struct TestQueue {
+    /// Which backend.
+    pub kind: Backend,
     /// The backend.
-    pub backend: Backend,
-    /// The queue.
-    pub queue: Arc<dyn BaseQueue>,
+    pub backend: Arc<dyn BaseQueue>,
     /// Its storage.
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
@@ -105,7 +105,7 @@ pub struct TestQueue {
 impl std::fmt::Debug for TestQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestQueue")
-            .field("backend", &self.backend)
+            .field("kind", &self.kind)
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
@@ -113,8 +113,8 @@ impl std::fmt::Debug for TestQueue {
 
 impl Drop for TestQueue {
     fn drop(&mut self) {
-        if let Store::Redis { queue, namespace } = &self.store {
-            let _ = outband_redis::delete_namespace(queue, namespace);
+        if let Store::Redis { backend, namespace } = &self.store {
+            let _ = outband_redis::delete_namespace(backend, namespace);
         }
     }
 }
@@ -122,17 +122,17 @@ impl Drop for TestQueue {
 /// A queue of its own on `backend`'s shared test server (or a new SQLite
 /// file); `None`, after a notice, when the server is unreachable and servers
 /// are not required.
-pub fn open(backend: Backend) -> Option<TestQueue> {
-    match backend {
+pub fn open(kind: Backend) -> Option<TestQueue> {
+    match kind {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let path = dir.path().join("jobs.db").display().to_string();
-            let queue = DatabaseQueue::builder(format!("sqlite://{path}"))
+            let backend = DatabaseQueue::builder(format!("sqlite://{path}"))
                 .open()
                 .expect("open a SQLite file");
             Some(TestQueue {
-                backend,
-                queue: Arc::new(queue),
+                kind,
+                backend: Arc::new(backend),
                 store: Store::Sql {
                     url: path,
                     prefix: "outband_".to_owned(),
@@ -141,7 +141,7 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
             })
         }
         Backend::Postgres | Backend::Mysql => {
-            let url = if backend == Backend::Postgres {
+            let url = if kind == Backend::Postgres {
                 pg_url()
             } else {
                 mysql_url()
@@ -153,8 +153,8 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
                 .open();
             match opened {
                 Ok(queue) => Some(TestQueue {
-                    backend,
-                    queue: Arc::new(queue),
+                    kind,
+                    backend: Arc::new(queue),
                     store: Store::Sql { url, prefix },
                     _dir: None,
                 }),
@@ -165,19 +165,19 @@ pub fn open(backend: Backend) -> Option<TestQueue> {
         Backend::Redis => {
             let url = redis_url();
             let namespace = unique_name("outband-rel-");
-            let queue = RedisQueue::with_options(
+            let backend = RedisQueue::with_options(
                 &url,
                 RedisOptions::default().namespace(namespace.as_str()),
             )
             .expect("REDIS_URL is a valid URL");
-            if let Err(error) = queue.now() {
+            if let Err(error) = backend.now() {
                 return skip_or_fail(&format!("Redis at {url}"), &error);
             }
-            let queue = Arc::new(queue);
+            let backend = Arc::new(backend);
             Some(TestQueue {
-                backend,
-                queue: queue.clone(),
-                store: Store::Redis { queue, namespace },
+                kind,
+                backend: backend.clone(),
+                store: Store::Redis { backend, namespace },
                 _dir: None,
             })
         }

@@ -68,28 +68,28 @@ fn good_args(n: u64) -> Vec<u8> {
     codec::encode(&(n, format!("good job {n}"))).expect("encodes")
 }
 
-fn scenario(backend: Backend) {
-    let Some(test_queue) = servers::open(backend) else {
+fn scenario(kind: Backend) {
+    let Some(test_queue) = servers::open(kind) else {
         return;
     };
     codec::set_max_payload(LIMIT);
-    let queue: Arc<dyn BaseQueue> = test_queue.queue.clone();
+    let backend: Arc<dyn BaseQueue> = test_queue.backend.clone();
     let config = ProcessorConfig::default()
         .queues([QUEUE])
         .wait_time(Duration::from_millis(20))
         .lease(Duration::from_secs(30))
         .max_threads(8)
         .retry(RetryPolicy::immediate());
-    let consumer = MultiProcessor::new(queue.clone(), config).expect("a processor");
+    let consumer = MultiProcessor::new(backend.clone(), config).expect("a processor");
     consumer.start();
 
-    let base = backend.index() * 1_000_000;
+    let base = kind.index() * 1_000_000;
     let bad = malformed::generate::<(u64, String)>(
         BAD,
         good::NAME,
         good_args,
         LIMIT,
-        0x0B0A_D000 + backend.index(),
+        0x0B0A_D000 + kind.index(),
     );
     let sql = matches!(test_queue.store, Store::Sql { .. });
     let unknown_states: Vec<BadRecord> = UNKNOWN_STATES
@@ -106,10 +106,10 @@ fn scenario(backend: Backend) {
     // states to `dead`, as the daemon's manager thread does
     let stop_manager = Arc::new(AtomicBool::new(false));
     let manager = {
-        let (queue, stop) = (queue.clone(), stop_manager.clone());
+        let (backend, stop) = (backend.clone(), stop_manager.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                if let Err(error) = queue.recover_expired() {
+                if let Err(error) = backend.recover_expired() {
                     eprintln!("recover_expired: {error}");
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -127,7 +127,7 @@ fn scenario(backend: Backend) {
         bad_ids.extend(ids.into_iter().zip(unknown));
         for i in 0..GOOD_PER_ROUND {
             let n = base + round as u64 * GOOD_PER_ROUND + i;
-            let id = good::enqueue_on(&*queue, n, format!("good job {n}")).expect("enqueued");
+            let id = good::enqueue_on(&*backend, n, format!("good job {n}")).expect("enqueued");
             good_ids.push((id, n));
         }
     }
@@ -137,7 +137,7 @@ fn scenario(backend: Backend) {
     let written = (bad_ids.len() + good_ids.len()) as u64;
     wait_until("every job ending", Duration::from_secs(240), || {
         assert!(consumer.is_processing(), "the consumer stopped");
-        let stats = queue.stats(QUEUE).expect("stats");
+        let stats = backend.stats(QUEUE).expect("stats");
         if sql {
             let counted = stats.pending + stats.running + stats.done + stats.dead;
             assert_eq!(counted, written, "every job counted once: {stats:?}");
@@ -146,10 +146,10 @@ fn scenario(backend: Backend) {
     });
     assert!(consumer.is_processing(), "the consumer stopped");
     let last = base + 999_999;
-    let last_id = good::enqueue_on(&*queue, last, "after the bad ones".into()).expect("enqueued");
+    let last_id = good::enqueue_on(&*backend, last, "after the bad ones".into()).expect("enqueued");
     good_ids.push((last_id, last));
     wait_until("the last good job", Duration::from_secs(60), || {
-        queue
+        backend
             .job(last_id)
             .expect("job")
             .is_some_and(|j| j.state == JobState::Done)
@@ -164,7 +164,7 @@ fn scenario(backend: Backend) {
                 .iter()
                 .filter(|(_, record)| record.kind == Kind::UnknownState)
                 .all(|(id, _)| {
-                    let job = queue.job(*id).expect("job").expect("kept");
+                    let job = backend.job(*id).expect("job").expect("kept");
                     assert_eq!(job.state, JobState::Dead, "counted as dead");
                     job.last_error.is_some()
                 })
@@ -177,7 +177,9 @@ fn scenario(backend: Backend) {
     // the dead letters, with their reasons
     let mut dead: HashMap<JobId, String> = HashMap::new();
     loop {
-        let page = queue.dead_jobs(QUEUE, dead.len(), 1000).expect("dead jobs");
+        let page = backend
+            .dead_jobs(QUEUE, dead.len(), 1000)
+            .expect("dead jobs");
         if page.is_empty() {
             break;
         }
@@ -189,7 +191,7 @@ fn scenario(backend: Backend) {
     let mut lost = 0;
     for (id, record) in &bad_ids {
         let Some(reason) = dead.get(id) else {
-            let job = queue.job(*id).expect("job");
+            let job = backend.job(*id).expect("job");
             eprintln!(
                 "bad record {id} ({}) did not end dead: {job:?}",
                 record.kind.name()
@@ -200,7 +202,7 @@ fn scenario(backend: Backend) {
         assert!(
             reason.contains(record.expected_reason()),
             "{}: bad record {id} ({}) is dead with `{reason}`, not `{}`",
-            backend.name(),
+            kind.name(),
             record.kind.name(),
             record.expected_reason()
         );
@@ -209,7 +211,7 @@ fn scenario(backend: Backend) {
     let mut done = 0;
     let mut duplicates = 0;
     for &(id, n) in &good_ids {
-        let job = queue.job(id).expect("job");
+        let job = backend.job(id).expect("job");
         match job.map(|j| j.state) {
             Some(JobState::Done) if RUNS.runs_of(n) > 0 => {
                 done += 1;
@@ -230,7 +232,7 @@ fn scenario(backend: Backend) {
     for kind in kinds {
         let sample = samples.get(&kind).map_or("(none)", String::as_str);
         let sample: String = sample.chars().take(160).collect();
-        println!("bad_input/{}: {}: {sample}", backend.name(), kind.name());
+        println!("bad_input/{}: {}: {sample}", kind.name(), kind.name());
     }
     let summary = Summary {
         jobs: (bad_ids.len() + good_ids.len()) as u64,
@@ -239,14 +241,14 @@ fn scenario(backend: Backend) {
         duplicates,
         dead: dead.len() as u64,
     };
-    summary.check(&format!("bad_input/{}", backend.name()), 0);
+    summary.check(&format!("bad_input/{}", kind.name()), 0);
     assert_eq!(
         summary.dead,
         bad_ids.len() as u64,
         "only the bad records are dead"
     );
     assert_eq!(
-        queue.stats(QUEUE).expect("stats").dead,
+        backend.stats(QUEUE).expect("stats").dead,
         summary.dead,
         "the stats count every dead letter"
     );

@@ -58,7 +58,7 @@ fn crash(backend: Backend, variant: &str, consumer: &[&str], leases: u64) {
     let jobs: Vec<_> = (0..JOBS).map(Scene::record_job).collect();
     for batch in jobs.chunks(1_000) {
         scene
-            .queue()
+            .backend()
             .enqueue_many(batch.to_vec())
             .expect("enqueueing a batch");
     }

@@ -81,14 +81,14 @@ fn overload(backend: Backend) {
     let (produced, enqueue_time) = std::thread::scope(|s| {
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
-                let queue = scene.queue();
+                let backend = scene.backend();
                 s.spawn(move || {
                     let mut produced = Produced::default();
                     let per_producer = jobs / PRODUCERS;
                     let keys: Vec<u64> = (p * per_producer..(p + 1) * per_producer).collect();
                     for batch in keys.chunks(BATCH as usize) {
                         let jobs = batch.iter().map(|&k| Scene::record_job(k)).collect();
-                        match queue.enqueue_many(jobs) {
+                        match backend.enqueue_many(jobs) {
                             Ok(ids) => {
                                 assert_eq!(ids.len(), batch.len(), "one id per job");
                                 produced.acked.extend_from_slice(batch);
@@ -108,7 +108,7 @@ fn overload(backend: Backend) {
             .collect();
         s.spawn(|| {
             while producing.load(Ordering::Relaxed) {
-                if let Ok(pending) = scene.queue().len(QUEUE) {
+                if let Ok(pending) = scene.backend().len(QUEUE) {
                     deepest.fetch_max(pending, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(500));

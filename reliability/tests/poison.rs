@@ -139,8 +139,8 @@ fn release(n: u64) {
     condvar.notify_all();
 }
 
-fn state_of(queue: &dyn BaseQueue, id: JobId) -> Option<JobState> {
-    queue.job(id).expect("job").map(|job| job.state)
+fn state_of(backend: &dyn BaseQueue, id: JobId) -> Option<JobState> {
+    backend.job(id).expect("job").map(|job| job.state)
 }
 
 /// Keeps the expected panics of `always_panics` out of the output; every
@@ -158,13 +158,13 @@ fn quiet_expected_panics() {
     });
 }
 
-fn scenario(backend: Backend) {
+fn scenario(kind: Backend) {
     quiet_expected_panics();
-    let Some(test_queue) = servers::open(backend) else {
+    let Some(test_queue) = servers::open(kind) else {
         return;
     };
-    let queue: Arc<dyn BaseQueue> = test_queue.queue.clone();
-    let base = 10_000 + backend.index() * 1_000;
+    let backend: Arc<dyn BaseQueue> = test_queue.backend.clone();
+    let base = 10_000 + kind.index() * 1_000;
 
     // panicking jobs spread among the good ones, in one queue
     let mut good_ids = Vec::new();
@@ -172,20 +172,23 @@ fn scenario(backend: Backend) {
     for i in 0..GOOD {
         if i % (GOOD / PANICKING) == 0 {
             let n = base + 500 + i;
-            panic_ids.push((always_panics::enqueue_on(&*queue, n).expect("enqueued"), n));
+            panic_ids.push((
+                always_panics::enqueue_on(&*backend, n).expect("enqueued"),
+                n,
+            ));
         }
         good_ids.push((
-            work::enqueue_on(&*queue, base + i).expect("enqueued"),
+            work::enqueue_on(&*backend, base + i).expect("enqueued"),
             base + i,
         ));
     }
     // the manager: takes expired leases back, as the daemon's manager thread does
     let stop = Arc::new(AtomicBool::new(false));
     let manager = {
-        let (queue, stop) = (queue.clone(), stop.clone());
+        let (backend, stop) = (backend.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                if let Err(error) = queue.recover_expired() {
+                if let Err(error) = backend.recover_expired() {
                     eprintln!("recover_expired: {error}");
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -194,7 +197,7 @@ fn scenario(backend: Backend) {
     };
 
     let stuck_n = base + 999;
-    let stuck_id = stuck::enqueue_on(&*queue, stuck_n).expect("enqueued");
+    let stuck_id = stuck::enqueue_on(&*backend, stuck_n).expect("enqueued");
 
     // two workers that never heartbeat take the stuck job in turn
     let stalled = ProcessorConfig::default()
@@ -203,7 +206,7 @@ fn scenario(backend: Backend) {
         .retry(RetryPolicy::immediate());
     let mut hung = Vec::new();
     for _ in 0..2 {
-        let worker = SimpleProcessor::new(queue.clone(), stalled.clone()).expect("a worker");
+        let worker = SimpleProcessor::new(backend.clone(), stalled.clone()).expect("a worker");
         let runs_before = RUNS.runs_of(stuck_n);
         hung.push(std::thread::spawn(move || {
             let claimed = loop {
@@ -227,26 +230,26 @@ fn scenario(backend: Backend) {
         .lease(Duration::from_secs(2))
         .max_threads(4)
         .retry(RetryPolicy::immediate());
-    let consumer = MultiProcessor::new(queue.clone(), config).expect("a processor");
+    let consumer = MultiProcessor::new(backend.clone(), config).expect("a processor");
     consumer.start();
 
     let all_good_done = || {
         good_ids
             .iter()
-            .all(|&(id, _)| state_of(&*queue, id) == Some(JobState::Done))
+            .all(|&(id, _)| state_of(&*backend, id) == Some(JobState::Done))
     };
     wait_until("every good job done", WAIT, all_good_done);
     assert!(
-        hanging(stuck_n) == 2 && state_of(&*queue, stuck_id) != Some(JobState::Done),
+        hanging(stuck_n) == 2 && state_of(&*backend, stuck_id) != Some(JobState::Done),
         "the good jobs were done while both runs of the stuck job hung"
     );
     wait_until("every panicking job dead", WAIT, || {
         panic_ids
             .iter()
-            .all(|&(id, _)| state_of(&*queue, id) == Some(JobState::Dead))
+            .all(|&(id, _)| state_of(&*backend, id) == Some(JobState::Dead))
     });
     wait_until("the stuck job dead", WAIT, || {
-        state_of(&*queue, stuck_id) == Some(JobState::Dead)
+        state_of(&*backend, stuck_id) == Some(JobState::Dead)
     });
     consumer.stop();
     stop.store(true, Ordering::SeqCst);
@@ -260,7 +263,7 @@ fn scenario(backend: Backend) {
             processed,
             Processed::LeaseLost,
             "{}: a late outcome",
-            backend.name()
+            kind.name()
         );
     }
 
@@ -269,7 +272,7 @@ fn scenario(backend: Backend) {
         ..Summary::default()
     };
     for &(id, n) in &good_ids {
-        let job = queue.job(id).expect("job");
+        let job = backend.job(id).expect("job");
         if job.is_some_and(|j| j.state == JobState::Done) && RUNS.runs_of(n) > 0 {
             summary.done += 1;
             summary.duplicates += u64::from(RUNS.runs_of(n) - 1);
@@ -278,7 +281,7 @@ fn scenario(backend: Backend) {
         }
     }
     for &(id, n) in &panic_ids {
-        let job = queue.job(id).expect("job").expect("kept");
+        let job = backend.job(id).expect("job").expect("kept");
         let reason = job.last_error.clone().unwrap_or_default();
         assert_eq!(job.state, JobState::Dead);
         assert_eq!(reason, format!("panicked: always panics on job {n}"));
@@ -289,7 +292,7 @@ fn scenario(backend: Backend) {
         );
         summary.dead += 1;
     }
-    let job = queue.job(stuck_id).expect("job").expect("kept");
+    let job = backend.job(stuck_id).expect("job").expect("kept");
     let reason = job.last_error.clone().unwrap_or_default();
     assert_eq!(
         job.state,
@@ -301,10 +304,10 @@ fn scenario(backend: Backend) {
     summary.dead += 1;
     println!(
         "poison/{}: panicking job: {}; stuck job: {reason}",
-        backend.name(),
+        kind.name(),
         format_args!("panicked: always panics on job {}", panic_ids[0].1)
     );
-    summary.check(&format!("poison/{}", backend.name()), 0);
+    summary.check(&format!("poison/{}", kind.name()), 0);
 }
 
 #[test]

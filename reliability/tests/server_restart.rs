@@ -74,14 +74,14 @@ impl Drop for StopOnDrop<'_> {
 }
 
 /// The scenario on `queue`, whose server `outage` stops and starts again.
-fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOnce()) {
+fn scenario(name: &str, base: u64, backend: &Arc<dyn BaseQueue>, outage: impl FnOnce()) {
     let config = ProcessorConfig::default()
         .queues(["restart"])
         .wait_time(Duration::from_millis(20))
         .lease(Duration::from_secs(2))
         .max_threads(THREADS)
         .retry(RetryPolicy::immediate());
-    let consumer = MultiProcessor::new(Arc::clone(queue), config).expect("a processor");
+    let consumer = MultiProcessor::new(Arc::clone(backend), config).expect("a processor");
     consumer.start();
 
     let acknowledged = Mutex::new(Vec::<(JobId, u64)>::new());
@@ -92,7 +92,7 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
         // the manager: takes back the leases of jobs whose outcome was lost
         scope.spawn(|| {
             while !stop.load(Ordering::SeqCst) {
-                let _ = queue.recover_expired();
+                let _ = backend.recover_expired();
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -100,7 +100,7 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
         scope.spawn(|| {
             let mut n = base;
             while !stop.load(Ordering::SeqCst) {
-                match record::enqueue_on(&*queue, n) {
+                match record::enqueue_on(&*backend, n) {
                     Ok(id) => acknowledged.lock().unwrap().push((id, n)),
                     Err(error) => {
                         assert!(error.is_retryable(), "{name}: {error}");
@@ -142,15 +142,15 @@ fn scenario(name: &str, base: u64, queue: &Arc<dyn BaseQueue>, outage: impl FnOn
     let mut left: Vec<(JobId, u64)> = acknowledged.clone();
     while !left.is_empty() && Instant::now() < give_up {
         assert!(consumer.is_processing(), "{name}: the consumer stopped");
-        let _ = queue.recover_expired();
+        let _ = backend.recover_expired();
         left.retain(
-            |&(id, _)| !matches!(queue.job(id), Ok(Some(job)) if job.state == JobState::Done),
+            |&(id, _)| !matches!(backend.job(id), Ok(Some(job)) if job.state == JobState::Done),
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     consumer.stop();
     for &(id, n) in &acknowledged {
-        match queue
+        match backend
             .job(id)
             .expect("the server is up")
             .map(|job| job.state)
@@ -177,11 +177,11 @@ fn server_restart_redis() {
         return;
     };
     let options = RedisOptions::default().namespace(unique_name("restart-"));
-    let queue = RedisQueue::with_options(&server.url(), options).expect("a valid URL");
+    let backend = RedisQueue::with_options(&server.url(), options).expect("a valid URL");
     scenario(
         "server_restart/redis",
         0,
-        &(Arc::new(queue) as Arc<dyn BaseQueue>),
+        &(Arc::new(backend) as Arc<dyn BaseQueue>),
         || {
             server.kill();
             std::thread::sleep(Duration::from_millis(1500));
@@ -195,7 +195,7 @@ fn server_restart_postgres() {
     let Some(mut server) = PrivatePostgres::start() else {
         return;
     };
-    let queue = DatabaseQueue::builder(server.url())
+    let backend = DatabaseQueue::builder(server.url())
         .prefix(format!("{}_", unique_name("r")))
         .max_connections(THREADS as u32 + 4)
         .connect_timeout(Duration::from_secs(1))
@@ -204,7 +204,7 @@ fn server_restart_postgres() {
     scenario(
         "server_restart/postgres",
         1_000_000,
-        &(Arc::new(queue) as Arc<dyn BaseQueue>),
+        &(Arc::new(backend) as Arc<dyn BaseQueue>),
         || {
             server.stop("fast");
             std::thread::sleep(Duration::from_millis(1500));
@@ -218,7 +218,7 @@ fn server_restart_mariadb() {
     let Some(mut server) = PrivateMariadb::start() else {
         return;
     };
-    let queue = DatabaseQueue::builder(server.url())
+    let backend = DatabaseQueue::builder(server.url())
         .prefix(format!("{}_", unique_name("r")))
         .max_connections(THREADS as u32 + 4)
         .connect_timeout(Duration::from_secs(1))
@@ -227,7 +227,7 @@ fn server_restart_mariadb() {
     scenario(
         "server_restart/mariadb",
         2_000_000,
-        &(Arc::new(queue) as Arc<dyn BaseQueue>),
+        &(Arc::new(backend) as Arc<dyn BaseQueue>),
         || {
             server.stop();
             std::thread::sleep(Duration::from_millis(1500));

@@ -93,7 +93,7 @@ fn shutdown(backend: Backend) {
         .collect();
     for batch in jobs.chunks(500) {
         scene
-            .queue()
+            .backend()
             .enqueue_many(batch.to_vec())
             .expect("enqueueing a batch");
     }
@@ -171,7 +171,7 @@ fn grace_over(backend: Backend) {
         .map(|job| Scene::slow_record_job(job, rng.u64(200..=3000)))
         .collect();
     scene
-        .queue()
+        .backend()
         .enqueue_many(jobs)
         .expect("enqueueing the jobs");
     let pid = scene.spawn_run("a", &["-t", "300", "--grace-period", "1s"]);

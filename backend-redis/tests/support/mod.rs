@@ -15,11 +15,11 @@ use outband_testkit::{PrivateRedis, skip_or_fail, unique_name};
 pub fn test_queue(options: RedisOptions) -> Option<Scoped> {
     let url = redis_url();
     let namespace = unique_name("outband-test-");
-    let queue = RedisQueue::with_options(&url, options.namespace(namespace.clone()))
+    let backend = RedisQueue::with_options(&url, options.namespace(namespace.clone()))
         .expect("REDIS_URL is a valid URL");
-    match queue.now() {
+    match backend.now() {
         Ok(_) => Some(Scoped {
-            queue: Arc::new(queue),
+            backend: Arc::new(backend),
             namespace,
         }),
         Err(error) => skip_or_fail(&format!("Redis at {url}"), &error),
@@ -28,13 +28,13 @@ pub fn test_queue(options: RedisOptions) -> Option<Scoped> {
 
 /// A queue whose namespace is deleted when it is dropped.
 pub struct Scoped {
-    pub queue: Arc<RedisQueue>,
+    pub backend: Arc<RedisQueue>,
     pub namespace: String,
 }
 
 impl Drop for Scoped {
     fn drop(&mut self) {
-        delete_namespace(&self.queue, &self.namespace);
+        delete_namespace(&self.backend, &self.namespace);
     }
 }
 
@@ -42,14 +42,14 @@ impl Drop for Scoped {
 /// once the test ends.
 impl outband::test_suite::Fixture for Scoped {
     fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn std::any::Any>)> {
-        let queue: Arc<dyn BaseQueue> = self.queue.clone();
-        Some((queue, Box::new(self)))
+        let backend: Arc<dyn BaseQueue> = self.backend.clone();
+        Some((backend, Box::new(self)))
     }
 }
 
 /// Deletes every key of a namespace (on one server).
-pub fn delete_namespace(queue: &RedisQueue, namespace: &str) {
-    let _ = outband_redis::delete_namespace(queue, namespace);
+pub fn delete_namespace(backend: &RedisQueue, namespace: &str) {
+    let _ = outband_redis::delete_namespace(backend, namespace);
 }
 
 /// Whether `redis-server` can be run here; `false` after a notice, or a

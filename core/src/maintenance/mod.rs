@@ -19,13 +19,13 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! let queue = Arc::new(MemoryQueue::new());
-//! let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//! let backend = Arc::new(MemoryQueue::new());
+//! let id = backend.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
 //! // a worker claims the job and is never heard of again
-//! queue.claim("default", 1, Duration::ZERO)?;
-//! let maintenance = Maintenance::new(queue.clone(), Duration::from_secs(30));
+//! backend.claim("default", 1, Duration::ZERO)?;
+//! let maintenance = Maintenance::new(backend.clone(), Duration::from_secs(30));
 //! assert_eq!(maintenance.recover_once()?.requeued, 1);
-//! assert_eq!(queue.job(id)?.unwrap().state, JobState::Pending);
+//! assert_eq!(backend.job(id)?.unwrap().state, JobState::Pending);
 //! # Ok::<(), outband::Error>(())
 //! ```
 
@@ -91,7 +91,7 @@ impl Stop {
 /// stop, and [`spawn`](Self::spawn) runs that loop on a thread of its own.
 #[derive(Clone)]
 pub struct Maintenance {
-    queue: Arc<dyn BaseQueue>,
+    backend: Arc<dyn BaseQueue>,
     period: Duration,
     retention: Duration,
 }
@@ -110,9 +110,9 @@ impl Maintenance {
     /// step every half lease (at least every 100 ms), so that a lost lease is
     /// taken back at most half a lease after it expired, and `done` jobs kept
     /// for [`DEFAULT_RETENTION`].
-    pub fn new(queue: Arc<dyn BaseQueue>, lease: Duration) -> Self {
+    pub fn new(backend: Arc<dyn BaseQueue>, lease: Duration) -> Self {
         Self {
-            queue,
+            backend,
             period: (lease / 2).max(MIN_PERIOD),
             retention: DEFAULT_RETENTION,
         }
@@ -135,7 +135,7 @@ impl Maintenance {
     /// attempts are spent ([`backend::fate::expired`](crate::backend::fate::expired)).
     /// Logs what it recovered.
     pub fn recover_once(&self) -> Result<Recovered, Error> {
-        let recovered = self.queue.recover_expired()?;
+        let recovered = self.backend.recover_expired()?;
         if recovered.requeued + recovered.dead > 0 {
             log::warn!(
                 "manager: {} expired leases returned to the queue, {} jobs dead",
@@ -149,7 +149,7 @@ impl Maintenance {
     /// One purge step: [`BaseQueue::purge`] of the `done` jobs that finished
     /// longer than the retention ago. Logs how many it deleted.
     pub fn purge_once(&self) -> Result<u64, Error> {
-        let purged = self.queue.purge(self.retention)?;
+        let purged = self.backend.purge(self.retention)?;
         if purged > 0 {
             log::info!(
                 "manager: purged {purged} done jobs older than {:?}",
@@ -225,15 +225,15 @@ mod tests {
 
     #[test]
     fn recover_once_takes_back_an_expired_lease_and_leaves_a_live_one() {
-        let queue = memory();
-        let lost = queue.enqueue(job("q").max_attempts(2)).unwrap();
-        let spent = queue.enqueue(job("q").max_attempts(1)).unwrap();
-        let live = queue.enqueue(job("q")).unwrap();
+        let backend = memory();
+        let lost = backend.enqueue(job("q").max_attempts(2)).unwrap();
+        let spent = backend.enqueue(job("q").max_attempts(1)).unwrap();
+        let live = backend.enqueue(job("q")).unwrap();
         // the state a worker that died leaves: running, its lease expired
-        assert_eq!(queue.claim("q", 2, Duration::ZERO).unwrap().len(), 2);
-        queue.claim("q", 1, Duration::from_secs(60)).unwrap();
+        assert_eq!(backend.claim("q", 2, Duration::ZERO).unwrap().len(), 2);
+        backend.claim("q", 1, Duration::from_secs(60)).unwrap();
 
-        let maintenance = Maintenance::new(queue.clone(), Duration::from_secs(60));
+        let maintenance = Maintenance::new(backend.clone(), Duration::from_secs(60));
         let recovered = maintenance.recover_once().unwrap();
         assert_eq!(
             recovered,
@@ -242,7 +242,7 @@ mod tests {
                 dead: 1
             }
         );
-        let state = |id| queue.job(id).unwrap().unwrap();
+        let state = |id| backend.job(id).unwrap().unwrap();
         assert_eq!(state(lost).state, JobState::Pending);
         assert_eq!(
             state(lost).last_error.as_deref(),
@@ -259,37 +259,37 @@ mod tests {
 
     #[test]
     fn purge_once_deletes_done_jobs_past_the_retention_only() {
-        let queue = memory();
-        let done = queue.enqueue(job("q")).unwrap();
-        let dead = queue.enqueue(job("q")).unwrap();
-        let claimed = queue.claim("q", 2, Duration::from_secs(60)).unwrap();
+        let backend = memory();
+        let done = backend.enqueue(job("q")).unwrap();
+        let dead = backend.enqueue(job("q")).unwrap();
+        let claimed = backend.claim("q", 2, Duration::from_secs(60)).unwrap();
         let finish = Outcome::Done {
             result: None,
             duration: Duration::ZERO,
         };
-        queue.complete(&claimed[0].lease, finish).unwrap();
+        backend.complete(&claimed[0].lease, finish).unwrap();
         let bury = Outcome::Dead { error: "x".into() };
-        queue.complete(&claimed[1].lease, bury).unwrap();
+        backend.complete(&claimed[1].lease, bury).unwrap();
 
         let lease = Duration::from_secs(60);
-        let keeping = Maintenance::new(queue.clone(), lease).retention(Duration::from_secs(3600));
+        let keeping = Maintenance::new(backend.clone(), lease).retention(Duration::from_secs(3600));
         assert_eq!(keeping.purge_once().unwrap(), 0, "within the retention");
-        let purging = Maintenance::new(queue.clone(), lease).retention(Duration::ZERO);
+        let purging = Maintenance::new(backend.clone(), lease).retention(Duration::ZERO);
         assert_eq!(purging.purge_once().unwrap(), 1);
-        assert_eq!(queue.job(done).unwrap(), None, "purged");
-        assert_eq!(queue.job(dead).unwrap().unwrap().state, JobState::Dead);
+        assert_eq!(backend.job(done).unwrap(), None, "purged");
+        assert_eq!(backend.job(dead).unwrap().unwrap().state, JobState::Dead);
     }
 
     #[test]
     fn the_loop_runs_the_steps_every_period_until_stopped() {
-        let queue = memory();
-        let id = queue.enqueue(job("q")).unwrap();
-        queue.claim("q", 1, Duration::ZERO).unwrap();
-        let maintenance = Maintenance::new(queue.clone(), Duration::from_millis(200));
+        let backend = memory();
+        let id = backend.enqueue(job("q")).unwrap();
+        backend.claim("q", 1, Duration::ZERO).unwrap();
+        let maintenance = Maintenance::new(backend.clone(), Duration::from_millis(200));
         assert_eq!(maintenance.period(), Duration::from_millis(100));
         let running = maintenance.spawn();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while queue.job(id).unwrap().unwrap().state != JobState::Pending {
+        while backend.job(id).unwrap().unwrap().state != JobState::Pending {
             assert!(std::time::Instant::now() < deadline, "never recovered");
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -96,21 +96,21 @@ impl Scheduler {
 
     /// One pass: enqueues each periodic command whose new tick this
     /// scheduler wins, on `queue`'s clock.
-    pub fn tick_once(&mut self, queue: &dyn BaseQueue) -> Result<(), Error> {
-        let now = queue.now()?;
+    pub fn tick_once(&mut self, backend: &dyn BaseQueue) -> Result<(), Error> {
+        let now = backend.now()?;
         for schedule in &mut self.schedules {
             let Some(tick) = schedule.new_tick(now) else {
                 continue;
             };
             let command = schedule.periodic.command;
-            if !queue.claim_tick(command.name, tick)? {
+            if !backend.claim_tick(command.name, tick)? {
                 continue;
             }
             let job = NewJob::new(command.name, crate::codec::encode(&())?)
                 .queue(command.queue)
                 .priority(command.priority)
                 .max_attempts(command.max_attempts);
-            let id = queue.enqueue(job)?;
+            let id = backend.enqueue(job)?;
             log::info!(
                 "periodic command {} enqueued for tick {} as job {id}",
                 command.name,
@@ -123,13 +123,13 @@ impl Scheduler {
     /// Runs [`tick_once`](Self::tick_once) at the start of each second, when
     /// ticks fall due, until `stop` is set. Returns at once when no command
     /// is scheduled.
-    pub fn run(&mut self, queue: &dyn BaseQueue, stop: &Stop) {
+    pub fn run(&mut self, backend: &dyn BaseQueue, stop: &Stop) {
         if self.is_empty() {
             return;
         }
         log::info!("scheduling {} periodic commands", self.len());
         loop {
-            if let Err(error) = self.tick_once(queue) {
+            if let Err(error) = self.tick_once(backend) {
                 log::error!("scheduling periodic commands failed: {error}");
             }
             let into_second = SystemTime::now()
@@ -146,12 +146,12 @@ impl Scheduler {
 
     /// Runs [`run`](Self::run) on `queue` on a thread of its own,
     /// `outband-periodic`, until [`Running::stop`].
-    pub fn spawn(mut self, queue: Arc<dyn BaseQueue>) -> Running {
+    pub fn spawn(mut self, backend: Arc<dyn BaseQueue>) -> Running {
         let stop = Arc::new(Stop::new());
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("outband-periodic".into())
-            .spawn(move || self.run(&*queue, &signal))
+            .spawn(move || self.run(&*backend, &signal))
             .expect("spawning a thread");
         Running { stop, thread }
     }
@@ -262,19 +262,19 @@ mod tests {
 
     #[test]
     fn two_schedulers_on_one_backend_enqueue_each_tick_once() {
-        let queue = MemoryQueue::new();
+        let backend = MemoryQueue::new();
         let (mut a, mut b) = (Scheduler::new(), Scheduler::new());
         a.add(every_second(), seconds);
         b.add(every_second(), seconds);
         // both see the same new tick, as two consumers on two hosts would
-        let before = queue.now().unwrap() - Duration::from_secs(5);
+        let before = backend.now().unwrap() - Duration::from_secs(5);
         for scheduler in [&mut a, &mut b] {
             scheduler.schedules[0].last = Some(before);
         }
-        a.tick_once(&queue).unwrap();
-        b.tick_once(&queue).unwrap();
+        a.tick_once(&backend).unwrap();
+        b.tick_once(&backend).unwrap();
         assert_eq!(
-            queue.len("periodic").unwrap(),
+            backend.len("periodic").unwrap(),
             1,
             "one of the two enqueued the tick"
         );

@@ -70,14 +70,14 @@ pub struct ProcessorConfig {
     /// beyond one per thread, so that the next jobs are claimed while the
     /// last ones run (Celery's prefetch). Default 0: the processor never holds more leases than it
     /// has threads, and claims only for a free thread. With `n`, a busy
-    /// processor records outcomes and claims up to `max_threads + n` jobs per
+    /// processor completes jobs and claims up to `max_threads + n` jobs per
     /// call, at the cost of up to `n` more jobs run again after a crash.
     /// Prefetched jobs are heartbeated like running ones, and run before a
     /// stop ends, or are released back to the queue with the running ones.
     pub prefetch: usize,
-    /// How many calls that record outcomes (each claiming the next jobs as
+    /// How many calls that complete jobs (each claiming the next jobs as
     /// well) the [`MultiProcessor`](crate::MultiProcessor) may have in
-    /// flight at once; each records up to its share of the leases. With 2, while one call waits for the
+    /// flight at once; each completes up to its share of the leases. With 2, while one call waits for the
     /// backend, the workers run the jobs the other brought and their
     /// outcomes are gathered for the next call, so the backend's time and
     /// the processor's overlap; 1 makes one call at a time, serving all the
@@ -177,7 +177,7 @@ impl ProcessorConfig {
         self
     }
 
-    /// Sets how many recording calls the multi processor may have in flight
+    /// Sets how many completing calls the multi processor may have in flight
     /// at once: see [`completers`](Self::completers).
     #[must_use]
     pub fn completers(mut self, completers: usize) -> Self {

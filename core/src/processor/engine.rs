@@ -11,7 +11,7 @@ use super::stop::Stop;
 use crate::{BaseQueue, Claimed, Error, Registry};
 
 pub(super) struct Engine {
-    pub(super) queue: Arc<dyn BaseQueue>,
+    pub(super) backend: Arc<dyn BaseQueue>,
     pub(super) registry: &'static Registry,
     pub(super) config: ProcessorConfig,
     pub(super) queues: Vec<String>,
@@ -24,7 +24,7 @@ pub(super) struct Engine {
 
 impl Engine {
     pub(super) fn new(
-        queue: Arc<dyn BaseQueue>,
+        backend: Arc<dyn BaseQueue>,
         config: ProcessorConfig,
         registry: &'static Registry,
     ) -> Result<Self, Error> {
@@ -39,8 +39,8 @@ impl Engine {
             return Err(Error::Config("the lease must be longer than zero".into()));
         }
         Ok(Self {
-            self_claims: queue.capabilities().in_process,
-            queue,
+            self_claims: backend.capabilities().in_process,
+            backend,
             registry,
             config,
             queues,
@@ -58,7 +58,7 @@ impl Engine {
 
     pub(super) fn has_jobs_waiting(&self) -> Result<bool, Error> {
         for queue in &self.queues {
-            if self.queue.has_jobs_waiting(queue)? {
+            if self.backend.has_jobs_waiting(queue)? {
                 return Ok(true);
             }
         }
@@ -73,7 +73,7 @@ impl Engine {
         for i in 0..self.queues.len() {
             let queue = &self.queues[(start + i) % self.queues.len()];
             claimed.extend(
-                self.queue
+                self.backend
                     .claim(queue, max - claimed.len(), self.config.lease)?,
             );
             if claimed.len() == max {
@@ -101,7 +101,7 @@ impl Engine {
     pub(super) fn idle_wait(&self, idle: &mut i32) {
         let wait = self.config.idle_wait_time(*idle);
         *idle = idle.saturating_add(1).min(1000);
-        if let Err(error) = self.queue.wait(&self.queues, wait) {
+        if let Err(error) = self.backend.wait(&self.queues, wait) {
             log::warn!("waiting for jobs failed: {error}");
             std::thread::sleep(wait);
         }

@@ -1,5 +1,5 @@
 //! Where a job's fate is decided: one claimed job is run, and what happened
-//! becomes the [`Outcome`] to record.
+//! becomes the [`Outcome`] to complete it with.
 //!
 //! - The command returns `Ok`: `done`, with its return value stored (or
 //!   none, with a warning, when the value cannot be encoded).
@@ -19,7 +19,7 @@ use super::engine::Engine;
 use crate::registry::RunError;
 use crate::{Claimed, Job, Lease, Outcome};
 
-/// An attempt that has run, with the outcome still to be recorded.
+/// An attempt that has run, with the job still to be completed.
 pub(super) struct Finished {
     pub(super) job: Job,
     pub(super) lease: Lease,
@@ -28,7 +28,7 @@ pub(super) struct Finished {
 }
 
 impl Engine {
-    /// Runs one claimed job; its outcome is for the caller to record.
+    /// Runs one claimed job; the caller completes it.
     pub(super) fn execute(&self, claimed: Claimed) -> Finished {
         self.in_flight.run(&claimed);
         let Claimed { job, lease } = claimed;

@@ -1,5 +1,5 @@
 //! The lease table: every job this processor holds a lease on, from its
-//! claim until its outcome is recorded, with how far it got. The heartbeat
+//! claim until it is completed, with how far it got. The heartbeat
 //! extends the leases found here, and a stop releases them.
 
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ enum Stage {
     Waiting,
     /// A worker runs it.
     Running,
-    /// The command has returned; only its outcome is still to be recorded.
+    /// The command has returned; only its completion is still to come.
     Finished,
 }
 
@@ -105,7 +105,7 @@ impl InFlight {
         }
     }
 
-    /// Drops jobs from the table: their outcome is recorded, or given up.
+    /// Drops jobs from the table: they are completed, or given up.
     pub(super) fn remove(&self, jobs: impl IntoIterator<Item = JobId>) {
         let mut table = self.lock();
         for job in jobs {
@@ -142,7 +142,7 @@ impl InFlight {
             .collect()
     }
 
-    /// Jobs started and not yet recorded.
+    /// Jobs started and not yet completed.
     fn running(&self) -> usize {
         self.lock()
             .values()
@@ -186,7 +186,7 @@ impl Engine {
     /// Extends the lease of every job that has run for a third of its lease.
     pub(super) fn heartbeat_once(&self) {
         for lease in self.in_flight.due(self.config.lease / 3) {
-            match self.queue.heartbeat(&lease, self.config.lease) {
+            match self.backend.heartbeat(&lease, self.config.lease) {
                 Ok(Heartbeat::Extended(_)) => {}
                 Ok(Heartbeat::LeaseLost) => {
                     log::warn!(
@@ -213,7 +213,7 @@ impl Engine {
     /// Releases `leases` back to the queue, counted in the stop's report.
     fn release(&self, leases: Vec<Lease>) {
         for lease in leases {
-            match self.queue.complete(&lease, Outcome::Release) {
+            match self.backend.complete(&lease, Outcome::Release) {
                 Ok(Completion::Applied) => {
                     log::info!("job {} released back to the queue", lease.job);
                     self.stop.count_released();
@@ -224,12 +224,12 @@ impl Engine {
         }
     }
 
-    /// Jobs started and not yet recorded.
+    /// Jobs started and not yet completed.
     pub(super) fn running(&self) -> usize {
         self.in_flight.running()
     }
 
-    /// Leases held: running, recorded-to-be, and claimed ahead; and the
+    /// Leases held: running, to be completed, and claimed ahead; and the
     /// most jobs the claims in flight may bring.
     pub(super) fn held(&self) -> usize {
         self.in_flight.len() + self.stop.claims_in_flight()

@@ -1,10 +1,10 @@
 //! The multi loop's lease arithmetic, in one type: how many leases the
 //! processor holds, how many of them are being given up by calls that
-//! record outcomes, and how many a claim may ask for.
+//! complete jobs, and how many a claim may ask for.
 //!
 //! The bound it keeps: the leases counted, less those of the outcomes being
-//! recorded, never exceed the limit, `max_threads + prefetch`. A call that
-//! records outcomes claims the next jobs in the same call, so the leases it
+//! completed, never exceed the limit, `max_threads + prefetch`. A call that
+//! completes jobs claims the next jobs in the same call, so the leases it
 //! gives up and those it takes are counted apart until it returns; the
 //! backend never holds more than the limit for this processor, and a crash
 //! makes at most that many jobs run again.
@@ -16,13 +16,13 @@ pub(super) struct LeaseBudget {
     /// The most leases held: `max_threads + prefetch`.
     limit: usize,
     /// Leases held (jobs waiting for a worker, running, or with their
-    /// outcome still to be recorded) plus those reserved for claims in
+    /// outcome still to be completed) plus those reserved for claims in
     /// flight.
     held: usize,
     /// Of `held`, the leases of outcomes in calls to the backend now: each
     /// call gives them up when it returns.
-    recording: usize,
-    /// Jobs started whose outcome no call is recording yet.
+    completing: usize,
+    /// Jobs started whose outcome no call is completing yet.
     running: usize,
 }
 
@@ -31,7 +31,7 @@ impl LeaseBudget {
         Self {
             limit,
             held: 0,
-            recording: 0,
+            completing: 0,
             running: 0,
         }
     }
@@ -50,7 +50,7 @@ impl LeaseBudget {
         self.held == 0
     }
 
-    /// Jobs started whose outcome no call is recording yet.
+    /// Jobs started whose outcome no call is completing yet.
     pub(super) fn running(&self) -> usize {
         self.running
     }
@@ -68,21 +68,21 @@ impl LeaseBudget {
         self.running += 1;
     }
 
-    /// Gives up the lease of a started job that no call records: its
-    /// outcome was recorded by its worker, or the job was not run.
+    /// Gives up the lease of a started job that no call completes: its
+    /// outcome was completed by its worker, or the job was not run.
     pub(super) fn give_up(&mut self) {
         self.running -= 1;
         self.held -= 1;
     }
 
-    /// `outcomes` started jobs go to a call that records them; while the
+    /// `outcomes` started jobs go to a call that completes them; while the
     /// processor is `claiming`, the same call claims every lease that is
     /// free once they are given up. Returns the leases reserved for it.
-    pub(super) fn record(&mut self, outcomes: usize, claiming: bool) -> usize {
+    pub(super) fn complete(&mut self, outcomes: usize, claiming: bool) -> usize {
         self.running -= outcomes;
-        self.recording += outcomes;
+        self.completing += outcomes;
         let reserved = if claiming {
-            (self.limit + self.recording).saturating_sub(self.held)
+            (self.limit + self.completing).saturating_sub(self.held)
         } else {
             0
         };
@@ -91,13 +91,13 @@ impl LeaseBudget {
         reserved
     }
 
-    /// A worker records its own job's outcome and, while the processor is
+    /// A worker completes its own job and, while the processor is
     /// `claiming` and its lease is the one over the limit at most, claims
     /// one job for itself in the same turn. Returns the leases reserved: 0
     /// or 1.
-    pub(super) fn record_own(&mut self, claiming: bool) -> usize {
+    pub(super) fn complete_own(&mut self, claiming: bool) -> usize {
         self.running -= 1;
-        self.recording += 1;
+        self.completing += 1;
         // its own lease is still counted until `land` gives it up
         let reserved = usize::from(claiming && self.held <= self.limit);
         self.held += reserved;
@@ -106,18 +106,18 @@ impl LeaseBudget {
     }
 
     /// A call returned with `claimed` jobs, held now: gives up the
-    /// `reserved` leases counted for its claim and the `recorded` ones
-    /// whose outcomes it recorded. Returns whether a lease is free.
-    pub(super) fn land(&mut self, claimed: usize, reserved: usize, recorded: usize) -> bool {
-        self.held = self.held + claimed - reserved - recorded;
-        self.recording -= recorded;
+    /// `reserved` leases counted for its claim and the `completed` ones
+    /// whose outcomes it completed. Returns whether a lease is free.
+    pub(super) fn land(&mut self, claimed: usize, reserved: usize, completed: usize) -> bool {
+        self.held = self.held + claimed - reserved - completed;
+        self.completing -= completed;
         self.check();
         self.held < self.limit
     }
 
     fn check(&self) {
         debug_assert!(
-            self.held <= self.limit + self.recording,
+            self.held <= self.limit + self.completing,
             "{self:?}: more leases held than the limit allows"
         );
     }
@@ -140,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn recorded_outcomes_pay_for_the_next_claim() {
+    fn completed_jobs_pay_for_the_next_claim() {
         let mut budget = LeaseBudget::new(4);
         let reserved = budget.reserve_free();
         budget.land(4, reserved, 0);
@@ -148,8 +148,8 @@ mod tests {
             budget.start();
         }
         // three outcomes go to one call, which may claim three more jobs:
-        // four held once the call gives up the three it records
-        assert_eq!(budget.record(3, true), 3);
+        // four held once the call gives up the three it completes
+        assert_eq!(budget.complete(3, true), 3);
         assert_eq!(budget.running(), 1);
         assert_eq!(budget.free(), 0, "a claim waits for the call");
         assert!(!budget.land(3, 3, 3), "all four leases are held again");
@@ -163,22 +163,22 @@ mod tests {
         budget.land(2, reserved, 0);
         budget.start();
         budget.start();
-        assert_eq!(budget.record(2, false), 0);
+        assert_eq!(budget.complete(2, false), 0);
         budget.land(0, 0, 2);
         assert!(budget.is_empty(), "the workers may end");
     }
 
     #[test]
-    fn a_worker_that_records_its_own_outcome_claims_one_job_at_most() {
+    fn a_worker_that_completes_its_own_job_claims_one_job_at_most() {
         let mut budget = LeaseBudget::new(2);
         let reserved = budget.reserve_free();
         budget.land(2, reserved, 0);
         budget.start();
-        assert_eq!(budget.record_own(true), 1);
+        assert_eq!(budget.complete_own(true), 1);
         budget.land(1, 1, 1);
         assert_eq!(budget.free(), 0, "two held: the claimed job and the other");
         budget.start();
-        assert_eq!(budget.record_own(false), 0, "not while stopping");
+        assert_eq!(budget.complete_own(false), 0, "not while stopping");
         budget.land(0, 0, 1);
         assert_eq!(budget.free(), 1);
     }
@@ -203,7 +203,7 @@ mod tests {
             let limit = rng.usize(1..8);
             let mut budget = LeaseBudget::new(limit);
             // jobs held and not started, and calls in flight: (claim
-            // reserved, outcomes recorded)
+            // reserved, outcomes completed)
             let mut waiting = 0;
             let mut calls: Vec<(usize, usize)> = Vec::new();
             for _ in 0..500 {
@@ -216,17 +216,17 @@ mod tests {
                     }
                     2 if budget.running() > 0 => {
                         let outcomes = rng.usize(1..=budget.running());
-                        calls.push((budget.record(outcomes, claiming), outcomes));
+                        calls.push((budget.complete(outcomes, claiming), outcomes));
                     }
                     3 if budget.running() > 0 => {
-                        calls.push((budget.record_own(claiming), 1));
+                        calls.push((budget.complete_own(claiming), 1));
                     }
                     4 if budget.running() > 0 => budget.give_up(),
                     5 if !calls.is_empty() => {
-                        let (reserved, recorded) = calls.swap_remove(rng.usize(..calls.len()));
+                        let (reserved, completed) = calls.swap_remove(rng.usize(..calls.len()));
                         let claimed = rng.usize(..=reserved);
                         waiting += claimed;
-                        budget.land(claimed, reserved, recorded);
+                        budget.land(claimed, reserved, completed);
                     }
                     _ => {}
                 }
@@ -237,12 +237,12 @@ mod tests {
                     "seed {seed}: every lease is accounted for"
                 );
                 assert!(
-                    budget.held <= limit + budget.recording,
+                    budget.held <= limit + budget.completing,
                     "seed {seed}: {budget:?}"
                 );
             }
-            for (reserved, recorded) in calls.drain(..) {
-                budget.land(0, reserved, recorded);
+            for (reserved, completed) in calls.drain(..) {
+                budget.land(0, reserved, completed);
             }
             while waiting > 0 {
                 waiting -= 1;

@@ -8,7 +8,7 @@
 //! | `config.rs` | [`ProcessorConfig`] and [`RetryPolicy`] |
 //! | `engine.rs` | the state both loops share, and claiming over the queues in turn |
 //! | `execute.rs` | running one claimed job: where a job's fate is decided |
-//! | `record.rs` | recording outcomes (and claiming the next jobs in the same call) |
+//! | `complete.rs` | completing jobs (and claiming the next jobs in the same call) |
 //! | `in_flight.rs` | the lease table: the jobs held, heartbeats, releases |
 //! | `simple.rs` | the simple loop: one job at a time |
 //! | `multi.rs` | the multi loop: claimer, workers and completers |
@@ -20,27 +20,27 @@ use std::sync::{Arc, Mutex};
 
 use crate::{BaseQueue, Claimed, Error, Registry};
 
+mod complete;
 mod config;
 mod engine;
 mod execute;
 mod in_flight;
 mod lease_budget;
 mod multi;
-mod record;
 mod simple;
 mod stop;
 mod threads;
 
+pub use complete::Processed;
 pub use config::{ProcessorConfig, RetryPolicy};
 pub use multi::MultiProcessor;
-pub use record::Processed;
 pub use simple::SimpleProcessor;
 pub use stop::StopReport;
 
 use engine::Engine;
 use threads::Threads;
 
-/// Claims jobs from a [`BaseQueue`], runs their commands and records their
+/// Claims jobs from a [`BaseQueue`], runs their commands and completes them
 /// outcomes: one type for both modes, built by [`Processor::simple`] and
 /// [`Processor::multi`], or from a [`SimpleProcessor`] or [`MultiProcessor`]
 /// (which dereference to it), so that a program that picks the mode at run
@@ -123,23 +123,23 @@ impl std::fmt::Debug for Processor {
 
 impl Processor {
     /// A processor in the simple mode: see [`SimpleProcessor::new`].
-    pub fn simple(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
-        SimpleProcessor::new(queue, config).map(Self::from)
+    pub fn simple(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        SimpleProcessor::new(backend, config).map(Self::from)
     }
 
     /// A processor in the multi mode: see [`MultiProcessor::new`].
-    pub fn multi(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
-        MultiProcessor::new(queue, config).map(Self::from)
+    pub fn multi(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        MultiProcessor::new(backend, config).map(Self::from)
     }
 
     fn with_registry(
-        queue: Arc<dyn BaseQueue>,
+        backend: Arc<dyn BaseQueue>,
         config: ProcessorConfig,
         registry: &'static Registry,
         mode: Mode,
     ) -> Result<Self, Error> {
         Ok(Self {
-            engine: Arc::new(Engine::new(queue, config, registry)?),
+            engine: Arc::new(Engine::new(backend, config, registry)?),
             threads: Mutex::new(None),
             mode,
         })
@@ -155,7 +155,7 @@ impl Processor {
         Ok(self.engine.claim(1)?.pop())
     }
 
-    /// Runs a claimed job here and now and records its outcome.
+    /// Runs a claimed job here and now and completes it.
     pub fn process(&self, job: Claimed) -> Result<Processed, Error> {
         self.engine.process(job)
     }
@@ -186,7 +186,7 @@ impl Processor {
 
     /// The number of jobs whose lease this processor holds: running,
     /// claimed and not yet started by a thread, or finished with their
-    /// outcome not yet recorded. A graceful stop waits until it is zero:
+    /// job not yet completed. A graceful stop waits until it is zero:
     /// [`running`](Self::running) can be zero for a moment while a claim's
     /// jobs are on their way to the threads.
     pub fn held(&self) -> usize {

@@ -1,5 +1,5 @@
 //! The multi mode: a claimer, `max_threads` workers and `completers`
-//! threads that record outcomes and claim the next jobs in the same call,
+//! threads that complete jobs and claim the next jobs in the same call,
 //! sharing a pool of claimed jobs and a [`LeaseBudget`].
 
 use std::collections::VecDeque;
@@ -20,16 +20,16 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// (seed: lovely.remotetask's `MultiProcessor`).
 ///
 /// It holds at most `max_threads + prefetch` leases (default prefetch 0): a
-/// lease is free once its job's outcome is recorded, so by default the
+/// lease is free once its job's outcome is completed, so by default the
 /// processor claims only for a free thread and never holds more leases than
-/// it has threads. The call that records the outcomes of the jobs that
+/// it has threads. The call that completes the jobs that
 /// finished together also claims as many next jobs as it frees leases
 /// ([`BaseQueue::complete_and_claim`]): under load, each batch of jobs costs
 /// one round trip (one transaction on SQL databases).
 ///
 /// **Prefetch.** With [`ProcessorConfig::prefetch`] `n`, it also claims up
 /// to `n` jobs ahead of its threads, as Celery's workers prefetch: a thread
-/// that finishes takes its next job at once, while its outcome is recorded,
+/// that finishes takes its next job at once, while its outcome is completed,
 /// and the calls serve up to `max_threads + n` jobs between them. That is
 /// what short jobs need to go faster than one round trip per `max_threads`
 /// jobs. The price is the crash bound: a consumer killed with its leases
@@ -39,8 +39,8 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// period ends, releases them back to the queue unrun with the running ones.
 ///
 /// **Completers.** Up to [`ProcessorConfig::completers`] such calls are in
-/// flight at once, each recording up to its share of the leases: while the
-/// backend records one batch and claims its next jobs, the workers run the
+/// flight at once, each completing up to its share of the leases: while the
+/// backend completes one batch and claims its next jobs, the workers run the
 /// jobs the other call brought. By default the backend chooses
 /// ([`Capabilities::default_completers`](crate::Capabilities::default_completers)).
 ///
@@ -66,8 +66,8 @@ impl std::fmt::Debug for MultiProcessor {
 impl MultiProcessor {
     /// A processor over `queue` with `config.max_threads` threads (at least 1).
     /// Fails if the command registry is invalid or the configuration is.
-    pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
-        Self::with_registry(queue, config, Registry::global()?)
+    pub fn new(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Self::with_registry(backend, config, Registry::global()?)
     }
 
     /// A processor that runs the commands of `registry` instead of those
@@ -75,7 +75,7 @@ impl MultiProcessor {
     /// Not public API: it may change in any release.
     #[doc(hidden)]
     pub fn with_registry(
-        queue: Arc<dyn BaseQueue>,
+        backend: Arc<dyn BaseQueue>,
         config: ProcessorConfig,
         registry: &'static Registry,
     ) -> Result<Self, Error> {
@@ -85,7 +85,7 @@ impl MultiProcessor {
         if config.completers == Some(0) {
             return Err(Error::Config("completers must be at least 1".into()));
         }
-        Processor::with_registry(queue, config, registry, Mode::Multi).map(Self)
+        Processor::with_registry(backend, config, registry, Mode::Multi).map(Self)
     }
 
     /// The most jobs it runs at once.
@@ -108,8 +108,8 @@ impl From<MultiProcessor> for Processor {
     }
 }
 
-/// The most outcomes recorded in one call to the backend.
-const RECORD_BATCH: usize = 256;
+/// The most outcomes completed in one call to the backend.
+const COMPLETE_BATCH: usize = 256;
 
 /// How long the claimer waits for more leases to come free, and the
 /// completer for more outcomes, before a call that serves fewer than all of
@@ -144,11 +144,11 @@ impl Shared {
     }
 
     /// Hands the jobs a call brought (held already) to the workers, and
-    /// gives up the `reserved` leases counted for it and the `recorded`
-    /// ones whose outcomes it recorded.
-    fn hand_out(&self, claimed: Vec<Claimed>, reserved: usize, recorded: usize) {
+    /// gives up the `reserved` leases counted for it and the `completed`
+    /// ones whose outcomes it completed.
+    fn hand_out(&self, claimed: Vec<Claimed>, reserved: usize, completed: usize) {
         let mut pool = self.lock();
-        let freed = pool.budget.land(claimed.len(), reserved, recorded);
+        let freed = pool.budget.land(claimed.len(), reserved, completed);
         pool.jobs.extend(claimed);
         drop(pool);
         self.work.notify_all();
@@ -158,7 +158,7 @@ impl Shared {
     }
 
     /// Gives up the lease of a job a worker took from the pool and that no
-    /// completer call records: its outcome was recorded by the worker, or
+    /// completer call completes: the worker completed it itself, or
     /// the job was not run.
     fn give_up(&self) {
         self.lock().budget.give_up();
@@ -168,15 +168,15 @@ impl Shared {
 }
 
 /// Starts the multi loop's threads: `max_threads` workers run the jobs,
-/// `completers` threads record their outcomes and claim their next jobs in
+/// `completers` threads complete their jobs and claim their next jobs in
 /// the same call, taking turns, and a claimer claims when leases are free
-/// and no completer has anything to record.
+/// and no completer has anything to complete.
 pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
     let config = &engine.config;
     let limit = config.max_threads.saturating_add(config.prefetch);
     let completers = config
         .completers
-        .unwrap_or_else(|| engine.queue.capabilities().default_completers())
+        .unwrap_or_else(|| engine.backend.capabilities().default_completers())
         .max(1);
     let shared = Arc::new(Shared {
         pool: Mutex::new(Pool {
@@ -186,9 +186,9 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         }),
         work: Condvar::new(),
         free: Condvar::new(),
-        gather: limit.div_ceil(completers).clamp(1, RECORD_BATCH),
+        gather: limit.div_ceil(completers).clamp(1, COMPLETE_BATCH),
     });
-    let (outcomes, recorded) = mpsc::channel();
+    let (outcomes, completed) = mpsc::channel();
     let mut handles = Vec::new();
     for i in 0..config.max_threads {
         let (engine, shared) = (Arc::clone(engine), Arc::clone(&shared));
@@ -204,12 +204,12 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         claim_loop(&claimer_engine, &claimer_shared);
     }));
     // the completers take turns gathering; their calls overlap
-    let recorded = Arc::new(Mutex::new(recorded));
+    let completed = Arc::new(Mutex::new(completed));
     for i in 0..completers {
         let (engine, shared) = (Arc::clone(engine), Arc::clone(&shared));
-        let recorded = Arc::clone(&recorded);
+        let completed = Arc::clone(&completed);
         handles.push(spawn(format!("outband-completer-{i}"), move || {
-            record_loop(&engine, &shared, &recorded);
+            completer_loop(&engine, &shared, &completed);
         }));
     }
     handles
@@ -292,16 +292,16 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             shared.give_up();
             continue;
         }
-        // The completer records the outcomes of several workers in one call,
+        // The completer completes the jobs of several workers in one call,
         // which also claims the jobs they run next; this thread goes on with
         // the next job already claimed, if any. The leases it and the
         // completer count bound the jobs a crash makes run again. Where a
-        // call costs nothing (claims are free), the thread records its own
+        // call costs nothing (claims are free), the thread completes its own
         // outcome and claims for itself, sparing two wake-ups.
         let finished = engine.execute(job);
         if engine.self_claims {
-            engine.record_many(vec![finished]);
-            let reserved = shared.lock().budget.record_own(engine.stop.claiming());
+            engine.complete_many(vec![finished]);
+            let reserved = shared.lock().budget.complete_own(engine.stop.claiming());
             let claimed = if reserved == 0 {
                 Vec::new()
             } else {
@@ -312,7 +312,7 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
             };
             shared.hand_out(claimed, reserved, 1);
         } else if let Err(unsent) = outcomes.send(finished) {
-            engine.record_many(vec![unsent.0]);
+            engine.complete_many(vec![unsent.0]);
             shared.give_up();
         }
     }
@@ -322,49 +322,49 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
 /// [`GATHER`] for the outcomes of the other jobs held (running, or claimed
 /// and waiting for a worker), up to the processor's `gather` size, and
 /// whatever else arrived goes in the same call, which also claims as many
-/// jobs as the recorded outcomes free leases, up to the processor's limit,
+/// jobs as the completed outcomes free leases, up to the processor's limit,
 /// while the processor is claiming.
 ///
 /// The completers (`ProcessorConfig::completers`) take turns: one gathers
 /// while the others' calls are in flight, so the backend works on one batch
 /// while the workers run the jobs another brought. With `gather` the
 /// limit's share per completer, a batch is ready while the other is
-/// recorded; were each to gather up to the whole limit, the first would
+/// completed; were each to gather up to the whole limit, the first would
 /// take every outcome and the calls would not overlap.
-fn record_loop(engine: &Engine, shared: &Shared, recorded: &Mutex<Receiver<Finished>>) {
+fn completer_loop(engine: &Engine, shared: &Shared, completed: &Mutex<Receiver<Finished>>) {
     // the outcomes that may still come soon: those of started and waiting jobs
     let pending = || {
         let pool = shared.lock();
         pool.budget.running() + pool.jobs.len()
     };
     loop {
-        let recorded = recorded.lock().unwrap_or_else(PoisonError::into_inner);
-        let Ok(first) = recorded.recv() else { return };
+        let completed = completed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Ok(first) = completed.recv() else { return };
         let mut batch = vec![first];
         let deadline = Instant::now() + GATHER;
         while batch.len() < pending().min(shared.gather) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match recorded.recv_timeout(left) {
+            match completed.recv_timeout(left) {
                 Ok(finished) => batch.push(finished),
                 Err(_) => break,
             }
         }
         batch.extend(
-            recorded
+            completed
                 .try_iter()
                 .take(shared.gather.saturating_sub(batch.len())),
         );
-        let recorded_count = batch.len();
-        // these outcomes are being recorded, no longer to wait for; the
-        // calls recording them give up their leases
+        let completed_count = batch.len();
+        // these outcomes are being completed, no longer to wait for; the
+        // calls completing them give up their leases
         let reserved = shared
             .lock()
             .budget
-            .record(recorded_count, engine.stop.claiming());
+            .complete(completed_count, engine.stop.claiming());
         // the next completer's turn, once this batch no longer counts as
         // outcomes to wait for
-        drop(recorded);
-        let claimed = engine.record_and_claim(batch, reserved);
-        shared.hand_out(claimed, reserved, recorded_count);
+        drop(completed);
+        let claimed = engine.complete_and_claim(batch, reserved);
+        shared.hand_out(claimed, reserved, completed_count);
     }
 }

@@ -1,4 +1,4 @@
-//! The simple mode: one thread claims a job, runs it, and records its
+//! The simple mode: one thread claims a job, runs it, and completes it
 //! outcome in the call that claims the next.
 
 use std::ops::Deref;
@@ -12,7 +12,7 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 
 /// Runs one job at a time, in enqueue order (seed: lovely.remotetask's
 /// `SimpleProcessor`). While jobs keep coming, one call to the backend
-/// records a job's outcome and claims the next
+/// completes a job and claims the next
 /// ([`BaseQueue::complete_and_claim`]).
 ///
 /// It is a [`Processor`] in the simple mode, and dereferences to one: its
@@ -22,8 +22,8 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// use outband::{MemoryQueue, ProcessorConfig, SimpleProcessor};
 /// use std::sync::Arc;
 ///
-/// let queue = Arc::new(MemoryQueue::new());
-/// let processor = SimpleProcessor::new(queue, ProcessorConfig::default())?;
+/// let backend = Arc::new(MemoryQueue::new());
+/// let processor = SimpleProcessor::new(backend, ProcessorConfig::default())?;
 /// assert!(!processor.process_next()?); // nothing to do yet
 /// # Ok::<(), outband::Error>(())
 /// ```
@@ -38,8 +38,8 @@ impl std::fmt::Debug for SimpleProcessor {
 impl SimpleProcessor {
     /// A processor over `queue`. Fails if the command registry is invalid
     /// (two commands with one name) or the configuration is.
-    pub fn new(queue: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
-        Self::with_registry(queue, config, Registry::global()?)
+    pub fn new(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
+        Self::with_registry(backend, config, Registry::global()?)
     }
 
     /// A processor that runs the commands of `registry` instead of those
@@ -47,11 +47,11 @@ impl SimpleProcessor {
     /// Not public API: it may change in any release.
     #[doc(hidden)]
     pub fn with_registry(
-        queue: Arc<dyn BaseQueue>,
+        backend: Arc<dyn BaseQueue>,
         config: ProcessorConfig,
         registry: &'static Registry,
     ) -> Result<Self, Error> {
-        Processor::with_registry(queue, config, registry, Mode::Simple).map(Self)
+        Processor::with_registry(backend, config, registry, Mode::Simple).map(Self)
     }
 }
 
@@ -78,7 +78,7 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
 fn simple_loop(engine: &Engine) {
     let claiming = || engine.stop.claiming();
     let mut idle = 0;
-    // the job the call that recorded the last outcome claimed, if any
+    // the job the call that completed the last job claimed, if any
     let mut next: Option<Claimed> = None;
     // a job claimed while the processor was claiming runs, as in the multi
     // processor, even when a stop came in the meantime
@@ -106,9 +106,9 @@ fn simple_loop(engine: &Engine) {
             continue;
         }
         let finished = engine.execute(job);
-        // one call records the outcome and claims the next job
+        // one call completes the job and claims the next
         next = engine
-            .record_and_claim(vec![finished], usize::from(claiming()))
+            .complete_and_claim(vec![finished], usize::from(claiming()))
             .pop();
     }
 }

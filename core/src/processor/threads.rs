@@ -1,6 +1,6 @@
 //! The threads of a started processor: its loop's threads, the heartbeat
 //! that extends the leases of the jobs it holds until the last one is
-//! recorded, and the maintenance, unless its configuration turns it off.
+//! completed, and the maintenance, unless its configuration turns it off.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -41,7 +41,7 @@ impl Threads {
         let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
         let config = &engine.config;
         let maintenance = config.maintenance.then(|| {
-            Maintenance::new(Arc::clone(&engine.queue), config.lease)
+            Maintenance::new(Arc::clone(&engine.backend), config.lease)
                 .retention(config.retention)
                 .spawn()
         });

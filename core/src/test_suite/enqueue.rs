@@ -9,7 +9,7 @@ use super::{HOUR, LEASE, claim_ids, claim_one, done, echo, echo_job, fail, uniqu
 use crate::{BaseQueue, JobId, JobState, NewJob, Outcome, codec};
 
 /// A batch with one bad job stores nothing; a good batch stores all, in order.
-pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
+pub fn enqueue_many_all_or_nothing(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("batch");
     let bad_batches = [
         vec![echo_job(&q, 1), echo_job(&q, 2).max_attempts(0)],
@@ -22,16 +22,16 @@ pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
     ];
     for batch in bad_batches {
         assert!(
-            queue.enqueue_many(batch).is_err(),
+            backend.enqueue_many(batch).is_err(),
             "a batch with a bad job must fail"
         );
         assert_eq!(
-            queue.len(&q).expect("len"),
+            backend.len(&q).expect("len"),
             0,
             "a failed batch must store nothing"
         );
     }
-    let ids = queue
+    let ids = backend
         .enqueue_many((0..50).map(|i| echo_job(&q, i)).collect())
         .expect("enqueue");
     assert_eq!(ids.len(), 50);
@@ -40,14 +40,14 @@ pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
         50,
         "ids are unique"
     );
-    assert_eq!(queue.len(&q).expect("len"), 50);
+    assert_eq!(backend.len(&q).expect("len"), 50);
     assert_eq!(
-        claim_ids(&**queue, &q, 50),
+        claim_ids(&**backend, &q, 50),
         ids,
         "batch order is enqueue order"
     );
     assert!(
-        queue
+        backend
             .enqueue_many(Vec::new())
             .expect("empty batch")
             .is_empty()
@@ -58,7 +58,7 @@ pub fn enqueue_many_all_or_nothing(queue: &Arc<dyn BaseQueue>) {
 /// attempt limits; one queue, as a cluster needs) stores each job as an
 /// `enqueue` of it alone would, and they become ready as if enqueued one at a
 /// time in the batch's order.
-pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
+pub fn enqueue_many_unlike_jobs(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("unlike");
     let alone = unique_queue("unlike-alone");
     let fail_job = |queue: &str| {
@@ -80,17 +80,17 @@ pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
             echo_job(queue, 7),
         ]
     };
-    let before = queue.now().expect("now") - Duration::from_secs(1);
-    let ids = queue.enqueue_many(jobs(&q)).expect("enqueue");
+    let before = backend.now().expect("now") - Duration::from_secs(1);
+    let ids = backend.enqueue_many(jobs(&q)).expect("enqueue");
     let alone_ids: Vec<JobId> = jobs(&alone)
         .into_iter()
-        .map(|job| queue.enqueue(job).expect("enqueue"))
+        .map(|job| backend.enqueue(job).expect("enqueue"))
         .collect();
-    let after = queue.now().expect("now") + Duration::from_secs(1);
+    let after = backend.now().expect("now") + Duration::from_secs(1);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
     for ((id, alone_id), given) in ids.iter().zip(&alone_ids).zip(jobs(&q)) {
-        let stored = queue.job(*id).expect("job").expect("stored");
-        let stored_alone = queue.job(*alone_id).expect("job").expect("stored");
+        let stored = backend.job(*id).expect("job").expect("stored");
+        let stored_alone = backend.job(*alone_id).expect("job").expect("stored");
         let fields = |job: &crate::Job| {
             (
                 job.command.clone(),
@@ -128,11 +128,11 @@ pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
             ids[2], ids[0], ids[1], ids[3], ids[6], ids[7], ids[9], ids[8],
         ]
     };
-    assert_eq!(queue.len(&q).expect("len"), 10);
-    assert_eq!(claim_ids(&**queue, &q, 20), expected(&ids));
-    assert_eq!(claim_ids(&**queue, &alone, 20), expected(&alone_ids));
+    assert_eq!(backend.len(&q).expect("len"), 10);
+    assert_eq!(claim_ids(&**backend, &q, 20), expected(&ids));
+    assert_eq!(claim_ids(&**backend, &alone, 20), expected(&alone_ids));
     assert_eq!(
-        queue.len(&q).expect("len"),
+        backend.len(&q).expect("len"),
         2,
         "the second job of key k and the scheduled one stay pending"
     );
@@ -140,38 +140,40 @@ pub fn enqueue_many_unlike_jobs(queue: &Arc<dyn BaseQueue>) {
 
 /// `len` counts pending jobs; `cancel` removes one pending job; `flush`
 /// removes every pending one; `stats` counts every state.
-pub fn cancel_flush_len_stats(queue: &Arc<dyn BaseQueue>) {
+pub fn cancel_flush_len_stats(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("counts");
-    let ids = queue
+    let ids = backend
         .enqueue_many((0..6).map(|i| echo_job(&q, i)).collect())
         .expect("enqueue");
-    assert_eq!(queue.len(&q).expect("len"), 6);
-    assert!(!queue.is_empty(&q).expect("is_empty"));
-    assert!(queue.cancel(ids[5]).expect("cancel"));
-    assert!(!queue.cancel(ids[5]).expect("cancel"), "cancelling twice");
+    assert_eq!(backend.len(&q).expect("len"), 6);
+    assert!(!backend.is_empty(&q).expect("is_empty"));
+    assert!(backend.cancel(ids[5]).expect("cancel"));
+    assert!(!backend.cancel(ids[5]).expect("cancel"), "cancelling twice");
     assert!(
-        queue.job(ids[5]).expect("job").is_none(),
+        backend.job(ids[5]).expect("job").is_none(),
         "a cancelled job is gone"
     );
-    assert_eq!(queue.len(&q).expect("len"), 5);
+    assert_eq!(backend.len(&q).expect("len"), 5);
 
-    let running = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let running = claim_one(&**backend, &q, LEASE).expect("claimed");
     assert!(
-        !queue.cancel(running.job.id).expect("cancel"),
+        !backend.cancel(running.job.id).expect("cancel"),
         "running jobs cannot be cancelled"
     );
-    let finished = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let finished = claim_one(&**backend, &q, LEASE).expect("claimed");
     let outcome = Outcome::Done {
         result: None,
         duration: Duration::from_millis(20),
     };
-    queue.complete(&finished.lease, outcome).expect("complete");
-    let failed = claim_one(&**queue, &q, LEASE).expect("claimed");
-    queue
+    backend
+        .complete(&finished.lease, outcome)
+        .expect("complete");
+    let failed = claim_one(&**backend, &q, LEASE).expect("claimed");
+    backend
         .complete(&failed.lease, Outcome::Dead { error: "x".into() })
         .expect("complete");
 
-    let stats = queue.stats(&q).expect("stats");
+    let stats = backend.stats(&q).expect("stats");
     assert_eq!(
         (stats.pending, stats.running, stats.done, stats.dead),
         (2, 1, 1, 1)
@@ -179,19 +181,19 @@ pub fn cancel_flush_len_stats(queue: &Arc<dyn BaseQueue>) {
     assert_eq!(stats.p50_run_time, Some(Duration::from_millis(20)));
     assert_eq!(stats.mean_run_time, Some(Duration::from_millis(20)));
     assert!(stats.throughput > 0.0, "one job done in the last minute");
-    assert!(queue.queues().expect("queues").contains(&q));
+    assert!(backend.queues().expect("queues").contains(&q));
 
-    assert_eq!(queue.flush(&q).expect("flush"), 2);
-    assert_eq!(queue.len(&q).expect("len"), 0);
-    assert!(queue.is_empty(&q).expect("is_empty"));
-    let stats = queue.stats(&q).expect("stats");
+    assert_eq!(backend.flush(&q).expect("flush"), 2);
+    assert_eq!(backend.len(&q).expect("len"), 0);
+    assert!(backend.is_empty(&q).expect("is_empty"));
+    let stats = backend.stats(&q).expect("stats");
     assert_eq!(
         (stats.pending, stats.running, stats.done, stats.dead),
         (0, 1, 1, 1)
     );
-    done(&**queue, &running);
+    done(&**backend, &running);
     assert_eq!(
-        queue.stats(&unique_queue("none")).expect("stats"),
+        backend.stats(&unique_queue("none")).expect("stats"),
         crate::QueueStats::default()
     );
 }

@@ -1,6 +1,6 @@
 //! Leases: an expired one is recovered, a heartbeat extends a held one, a
 //! release gives the job back uncounted, a lost one changes nothing, and
-//! outcomes recorded against leases keep their times, results and order.
+//! jobs completed against leases keep their times, results and order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,41 +10,41 @@ use crate::{BaseQueue, Completion, Heartbeat, JobId, JobState, Lease, Outcome};
 
 /// An expired lease is recovered to `pending` with its attempt counted, or to
 /// `dead` when attempts are spent; the old lease is then fenced off.
-pub fn lease_expiry_and_recovery(queue: &Arc<dyn BaseQueue>) {
+pub fn lease_expiry_and_recovery(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("recover");
-    let live = queue.enqueue(echo_job(&q, 0)).expect("enqueue");
-    let held = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let live = backend.enqueue(echo_job(&q, 0)).expect("enqueue");
+    let held = claim_one(&**backend, &q, LEASE).expect("claimed");
     assert_eq!(held.job.id, live);
 
-    let retried = queue
+    let retried = backend
         .enqueue(echo_job(&q, 1).max_attempts(2))
         .expect("enqueue");
-    let last = queue
+    let last = backend
         .enqueue(echo_job(&q, 2).max_attempts(1))
         .expect("enqueue");
-    let first = claim_one(&**queue, &q, Duration::ZERO).expect("claimed");
-    let only = claim_one(&**queue, &q, Duration::ZERO).expect("claimed");
+    let first = claim_one(&**backend, &q, Duration::ZERO).expect("claimed");
+    let only = claim_one(&**backend, &q, Duration::ZERO).expect("claimed");
     assert_eq!((first.job.id, only.job.id), (retried, last));
     assert_eq!(first.job.attempt, 1);
 
-    let recovered = queue.recover_expired().expect("recover");
+    let recovered = backend.recover_expired().expect("recover");
     assert!(
         recovered.requeued >= 1 && recovered.dead >= 1,
         "{recovered:?}"
     );
     assert_eq!(
-        state_of(&**queue, live),
+        state_of(&**backend, live),
         JobState::Running,
         "a live lease is not recovered"
     );
-    let job = queue.job(retried).expect("job").expect("exists");
+    let job = backend.job(retried).expect("job").expect("exists");
     assert_eq!((job.state, job.attempt), (JobState::Pending, 1));
     assert!(job.last_error.is_some_and(|e| e.contains("lease")));
-    let dead = queue.job(last).expect("job").expect("exists");
+    let dead = backend.job(last).expect("job").expect("exists");
     assert_eq!(dead.state, JobState::Dead);
     assert!(dead.last_error.is_some_and(|e| e.contains("lease")));
 
-    let again = claim_one(&**queue, &q, LEASE).expect("recovered job is claimable");
+    let again = claim_one(&**backend, &q, LEASE).expect("recovered job is claimable");
     assert_eq!((again.job.id, again.job.attempt), (retried, 2));
     assert_ne!(
         again.lease.token, first.lease.token,
@@ -55,21 +55,21 @@ pub fn lease_expiry_and_recovery(queue: &Arc<dyn BaseQueue>) {
         duration: Duration::ZERO,
     };
     assert_eq!(
-        queue.complete(&first.lease, late).expect("complete"),
+        backend.complete(&first.lease, late).expect("complete"),
         Completion::LeaseLost
     );
     assert_eq!(
-        queue.heartbeat(&first.lease, LEASE).expect("heartbeat"),
+        backend.heartbeat(&first.lease, LEASE).expect("heartbeat"),
         Heartbeat::LeaseLost
     );
     assert_eq!(
-        state_of(&**queue, retried),
+        state_of(&**backend, retried),
         JobState::Running,
         "a lost lease changes nothing"
     );
-    done(&**queue, &again);
+    done(&**backend, &again);
     assert_eq!(
-        queue.recover_expired().expect("recover"),
+        backend.recover_expired().expect("recover"),
         crate::Recovered::default()
     );
 }
@@ -77,15 +77,15 @@ pub fn lease_expiry_and_recovery(queue: &Arc<dyn BaseQueue>) {
 /// An expired lease leaves one reason, the same on every backend, whether
 /// the job is requeued or dead: `lease expired on attempt n of m`
 /// ([`fate::lease_expired`](crate::backend::fate::lease_expired)).
-pub fn expired_lease_reason_text(queue: &Arc<dyn BaseQueue>) {
+pub fn expired_lease_reason_text(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("expiry-reason");
-    let spent = queue
+    let spent = backend
         .enqueue(echo_job(&q, 0).max_attempts(2))
         .expect("enqueue");
-    let first = claim_one(&**queue, &q, Duration::ZERO).expect("claimed");
+    let first = claim_one(&**backend, &q, Duration::ZERO).expect("claimed");
     assert_eq!(first.job.id, spent);
-    queue.recover_expired().expect("recover");
-    let job = queue.job(spent).expect("job").expect("exists");
+    backend.recover_expired().expect("recover");
+    let job = backend.job(spent).expect("job").expect("exists");
     assert_eq!(job.state, JobState::Pending);
     assert_eq!(
         job.last_error.as_deref(),
@@ -93,10 +93,10 @@ pub fn expired_lease_reason_text(queue: &Arc<dyn BaseQueue>) {
         "the reason of a requeued job"
     );
 
-    let last = claim_one(&**queue, &q, Duration::ZERO).expect("claimed again");
+    let last = claim_one(&**backend, &q, Duration::ZERO).expect("claimed again");
     assert_eq!((last.job.id, last.job.attempt), (spent, 2));
-    queue.recover_expired().expect("recover");
-    let job = queue.job(spent).expect("job").expect("exists");
+    backend.recover_expired().expect("recover");
+    let job = backend.job(spent).expect("job").expect("exists");
     assert_eq!(job.state, JobState::Dead, "attempts spent");
     assert_eq!(
         job.last_error.as_deref(),
@@ -111,67 +111,68 @@ pub fn expired_lease_reason_text(queue: &Arc<dyn BaseQueue>) {
 
 /// A heartbeat extends a held lease, even one past its deadline that no one
 /// recovered; a completed lease can neither beat nor complete again.
-pub fn heartbeat_extends_and_fences(queue: &Arc<dyn BaseQueue>) {
+pub fn heartbeat_extends_and_fences(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("heartbeat");
-    let id = queue.enqueue(echo_job(&q, 0)).expect("enqueue");
-    let claimed = claim_one(&**queue, &q, Duration::ZERO).expect("claimed");
-    let Heartbeat::Extended(deadline) = queue.heartbeat(&claimed.lease, LEASE).expect("heartbeat")
+    let id = backend.enqueue(echo_job(&q, 0)).expect("enqueue");
+    let claimed = claim_one(&**backend, &q, Duration::ZERO).expect("claimed");
+    let Heartbeat::Extended(deadline) =
+        backend.heartbeat(&claimed.lease, LEASE).expect("heartbeat")
     else {
         panic!("a held lease must be extended");
     };
     assert!(deadline > claimed.lease.deadline);
-    assert_eq!(queue.recover_expired().expect("recover").requeued, 0);
-    assert_eq!(state_of(&**queue, id), JobState::Running);
-    done(&**queue, &claimed);
+    assert_eq!(backend.recover_expired().expect("recover").requeued, 0);
+    assert_eq!(state_of(&**backend, id), JobState::Running);
+    done(&**backend, &claimed);
     let again = Outcome::Dead {
         error: "late".into(),
     };
     assert_eq!(
-        queue.complete(&claimed.lease, again).expect("complete"),
+        backend.complete(&claimed.lease, again).expect("complete"),
         Completion::LeaseLost
     );
     assert_eq!(
-        queue.heartbeat(&claimed.lease, LEASE).expect("heartbeat"),
+        backend.heartbeat(&claimed.lease, LEASE).expect("heartbeat"),
         Heartbeat::LeaseLost
     );
-    assert_eq!(state_of(&**queue, id), JobState::Done);
+    assert_eq!(state_of(&**backend, id), JobState::Done);
 }
 
 /// A released job is ready again at once and its attempt is not counted.
-pub fn release_does_not_count_attempt(queue: &Arc<dyn BaseQueue>) {
+pub fn release_does_not_count_attempt(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("release");
-    let id = queue
+    let id = backend
         .enqueue(echo_job(&q, 0).max_attempts(1))
         .expect("enqueue");
-    let claimed = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let claimed = claim_one(&**backend, &q, LEASE).expect("claimed");
     assert_eq!(
-        queue
+        backend
             .complete(&claimed.lease, Outcome::Release)
             .expect("release"),
         Completion::Applied
     );
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!((job.state, job.attempt), (JobState::Pending, 0));
-    let again = claim_one(&**queue, &q, LEASE).expect("released job is claimable");
+    let again = claim_one(&**backend, &q, LEASE).expect("released job is claimable");
     assert_eq!((again.job.id, again.job.attempt), (id, 1));
 }
 
 /// Enqueue, start and finish times are recorded in order, with the duration.
-pub fn job_timings(queue: &Arc<dyn BaseQueue>) {
+pub fn job_timings(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("timings");
-    let id = queue.enqueue(echo_job(&q, 1)).expect("enqueue");
-    let job = queue.job(id).expect("job").expect("exists");
+    let id = backend.enqueue(echo_job(&q, 1)).expect("enqueue");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!(
         (job.state, job.attempt, job.started_at, job.finished_at),
         (JobState::Pending, 0, None, None)
     );
-    let claimed = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let claimed = claim_one(&**backend, &q, LEASE).expect("claimed");
     let outcome = Outcome::Done {
         result: None,
         duration: Duration::from_millis(7),
     };
-    queue.complete(&claimed.lease, outcome).expect("complete");
-    let job = queue.job(id).expect("job").expect("exists");
+    backend.complete(&claimed.lease, outcome).expect("complete");
+    let job = backend.job(id).expect("job").expect("exists");
     let (started, finished) = (
         job.started_at.expect("started"),
         job.finished_at.expect("finished"),
@@ -183,27 +184,27 @@ pub fn job_timings(queue: &Arc<dyn BaseQueue>) {
     assert_eq!(job.queue, q);
 }
 
-/// `complete_and_claim` records the outcomes first and then claims, as one
+/// `complete_and_claim` completes the jobs first and then claims, as one
 /// step: a job that an outcome makes ready (the next of its ordering key) is
 /// claimable in the same call, a stale lease changes nothing and does not stop
-/// the claim, and `max = 0` only records.
-pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
+/// the claim, and `max = 0` only completes.
+pub fn complete_and_claim_hands_over(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("handover");
     let done = || Outcome::Done {
         result: None,
         duration: Duration::from_millis(1),
     };
-    let k1 = queue.enqueue(echo_job(&q, 1).key("k")).expect("enqueue");
-    let k2 = queue.enqueue(echo_job(&q, 2).key("k")).expect("enqueue");
-    let free = queue.enqueue(echo_job(&q, 3)).expect("enqueue");
-    let first = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let k1 = backend.enqueue(echo_job(&q, 1).key("k")).expect("enqueue");
+    let k2 = backend.enqueue(echo_job(&q, 2).key("k")).expect("enqueue");
+    let free = backend.enqueue(echo_job(&q, 3)).expect("enqueue");
+    let first = claim_one(&**backend, &q, LEASE).expect("claimed");
     assert_eq!(first.job.id, k1);
 
-    let (completed, claimed) = queue
+    let (completed, claimed) = backend
         .complete_and_claim(vec![(first.lease.clone(), done())], &q, 5, LEASE)
         .expect("complete_and_claim");
     assert_eq!(completed, vec![Completion::Applied]);
-    assert_eq!(state_of(&**queue, k1), JobState::Done);
+    assert_eq!(state_of(&**backend, k1), JobState::Done);
     let mut ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
     ids.sort();
     assert_eq!(
@@ -213,14 +214,14 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     );
     for job in &claimed {
         assert_eq!((job.job.state, job.job.attempt), (JobState::Running, 1));
-        assert_eq!(state_of(&**queue, job.job.id), JobState::Running);
+        assert_eq!(state_of(&**backend, job.job.id), JobState::Running);
     }
 
     let late = [
-        queue.enqueue(echo_job(&q, 4)).expect("enqueue"),
-        queue.enqueue(echo_job(&q, 5)).expect("enqueue"),
+        backend.enqueue(echo_job(&q, 4)).expect("enqueue"),
+        backend.enqueue(echo_job(&q, 5)).expect("enqueue"),
     ];
-    let (completed, claimed) = queue
+    let (completed, claimed) = backend
         .complete_and_claim(vec![(first.lease.clone(), done())], &q, 5, LEASE)
         .expect("complete_and_claim");
     assert_eq!(completed, vec![Completion::LeaseLost], "a stale lease");
@@ -235,7 +236,7 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
         duration: Duration::from_millis(3),
     };
     outcomes.insert(1, (first.lease, done()));
-    let (completed, claimed) = queue
+    let (completed, claimed) = backend
         .complete_and_claim(outcomes, &q, 0, LEASE)
         .expect("complete_and_claim");
     let expected = vec![
@@ -245,11 +246,11 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     ];
     assert_eq!((completed, claimed.len()), (expected, 0));
     for id in late {
-        assert_eq!(state_of(&**queue, id), JobState::Done);
+        assert_eq!(state_of(&**backend, id), JobState::Done);
     }
     let (first_late, second_late) = (
-        queue.job(late[0]).expect("job").expect("job exists"),
-        queue.job(late[1]).expect("job").expect("job exists"),
+        backend.job(late[0]).expect("job").expect("job exists"),
+        backend.job(late[1]).expect("job").expect("job exists"),
     );
     assert_eq!(
         (first_late.result.as_deref(), first_late.duration),
@@ -261,20 +262,20 @@ pub fn complete_and_claim_hands_over(queue: &Arc<dyn BaseQueue>) {
     );
 
     // an outcome's result and run time are kept when the same call claims
-    let with_result = queue.enqueue(echo_job(&q, 6)).expect("enqueue");
-    let after = queue.enqueue(echo_job(&q, 7)).expect("enqueue");
-    let held = claim_one(&**queue, &q, LEASE).expect("claimed");
+    let with_result = backend.enqueue(echo_job(&q, 6)).expect("enqueue");
+    let after = backend.enqueue(echo_job(&q, 7)).expect("enqueue");
+    let held = claim_one(&**backend, &q, LEASE).expect("claimed");
     assert_eq!(held.job.id, with_result);
     let outcome = Outcome::Done {
         result: Some(b"\x00handed over".to_vec()),
         duration: Duration::from_millis(9),
     };
-    let (completed, claimed) = queue
+    let (completed, claimed) = backend
         .complete_and_claim(vec![(held.lease, outcome)], &q, 5, LEASE)
         .expect("complete_and_claim");
     let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
     assert_eq!((completed, ids), (vec![Completion::Applied], vec![after]));
-    let job = queue.job(with_result).expect("job").expect("job exists");
+    let job = backend.job(with_result).expect("job").expect("job exists");
     assert_eq!(
         (job.state, job.result.as_deref(), job.duration),
         (

@@ -22,7 +22,7 @@
 //! The cases live in one file per part of the contract: `enqueue.rs` (batches,
 //! counting, cancelling and flushing pending jobs), `order.rs` (claim order,
 //! no double claim), `leases.rs` (expiry, recovery, heartbeats, release,
-//! fencing, recording outcomes), `keys.rs` (ordering keys), `schedule.rs`
+//! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `processing.rs` (a processor running the commands of `commands.rs`) and
 //! `ticks.rs` (periodic ticks). A new case is a public function in its topic's
@@ -77,12 +77,12 @@ macro_rules! __conformance_cases {
         $(
             #[test]
             fn $case() {
-                let ::std::option::Option::Some((queue, _guard)) =
+                let ::std::option::Option::Some((backend, _guard)) =
                     $crate::test_suite::Fixture::open($factory)
                 else {
                     return;
                 };
-                $crate::test_suite::$case(&queue);
+                $crate::test_suite::$case(&backend);
             }
         )*
     };
@@ -168,8 +168,8 @@ fn echo_job(queue: &str, value: u64) -> NewJob {
     NewJob::new(echo::NAME, codec::encode(&(value,)).expect("encodes")).queue(queue)
 }
 
-fn claim_one(queue: &dyn BaseQueue, name: &str, lease: Duration) -> Option<Claimed> {
-    let mut claimed = queue.claim(name, 1, lease).expect("claim");
+fn claim_one(backend: &dyn BaseQueue, name: &str, lease: Duration) -> Option<Claimed> {
+    let mut claimed = backend.claim(name, 1, lease).expect("claim");
     assert!(
         claimed.len() <= 1,
         "claim(max = 1) returned {} jobs",
@@ -178,8 +178,8 @@ fn claim_one(queue: &dyn BaseQueue, name: &str, lease: Duration) -> Option<Claim
     claimed.pop()
 }
 
-fn claim_ids(queue: &dyn BaseQueue, name: &str, max: usize) -> Vec<JobId> {
-    queue
+fn claim_ids(backend: &dyn BaseQueue, name: &str, max: usize) -> Vec<JobId> {
+    backend
         .claim(name, max, LEASE)
         .expect("claim")
         .into_iter()
@@ -187,25 +187,25 @@ fn claim_ids(queue: &dyn BaseQueue, name: &str, max: usize) -> Vec<JobId> {
         .collect()
 }
 
-fn done(queue: &dyn BaseQueue, claimed: &Claimed) {
+fn done(backend: &dyn BaseQueue, claimed: &Claimed) {
     let outcome = Outcome::Done {
         result: None,
         duration: Duration::from_millis(1),
     };
     assert_eq!(
-        queue.complete(&claimed.lease, outcome).expect("complete"),
+        backend.complete(&claimed.lease, outcome).expect("complete"),
         Completion::Applied
     );
 }
 
-fn state_of(queue: &dyn BaseQueue, id: JobId) -> JobState {
-    queue.job(id).expect("job").expect("job exists").state
+fn state_of(backend: &dyn BaseQueue, id: JobId) -> JobState {
+    backend.job(id).expect("job").expect("job exists").state
 }
 
-fn processor(queue: &Arc<dyn BaseQueue>, name: &str) -> SimpleProcessor {
+fn processor(backend: &Arc<dyn BaseQueue>, name: &str) -> SimpleProcessor {
     let config = ProcessorConfig::default()
         .queues([name])
         .wait_time(Duration::from_millis(10))
         .retry(RetryPolicy::immediate());
-    SimpleProcessor::new(Arc::clone(queue), config).expect("processor")
+    SimpleProcessor::new(Arc::clone(backend), config).expect("processor")
 }

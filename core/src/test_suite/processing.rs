@@ -11,20 +11,20 @@ use crate::{BaseQueue, Completion, JobId, JobState, NewJob, Outcome, Processed, 
 
 /// A retry waits out its delay on the backend's clock; the processor retries
 /// a failing command until its attempts are spent, then it is `dead`.
-pub fn retry_backoff_then_dead(queue: &Arc<dyn BaseQueue>) {
+pub fn retry_backoff_then_dead(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("retry");
-    let id = queue.enqueue(echo_job(&q, 0)).expect("enqueue");
-    let claimed = claim_one(&**queue, &q, LEASE).expect("claimed");
-    let before = queue.now().expect("now");
+    let id = backend.enqueue(echo_job(&q, 0)).expect("enqueue");
+    let claimed = claim_one(&**backend, &q, LEASE).expect("claimed");
+    let before = backend.now().expect("now");
     let retry = Outcome::Retry {
         delay: HOUR,
         error: "boom".into(),
     };
     assert_eq!(
-        queue.complete(&claimed.lease, retry).expect("complete"),
+        backend.complete(&claimed.lease, retry).expect("complete"),
         Completion::Applied
     );
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!(job.state, JobState::Pending);
     assert_eq!(job.last_error.as_deref(), Some("boom"));
     assert!(
@@ -32,10 +32,10 @@ pub fn retry_backoff_then_dead(queue: &Arc<dyn BaseQueue>) {
         "run_at honours the delay"
     );
     assert!(
-        claim_one(&**queue, &q, LEASE).is_none(),
+        claim_one(&**backend, &q, LEASE).is_none(),
         "not ready before its delay"
     );
-    assert!(!queue.has_jobs_waiting(&q).expect("waiting"));
+    assert!(!backend.has_jobs_waiting(&q).expect("waiting"));
 
     let q = unique_queue("retry-dead");
     let job = NewJob::new(
@@ -44,8 +44,8 @@ pub fn retry_backoff_then_dead(queue: &Arc<dyn BaseQueue>) {
     )
     .queue(&q)
     .max_attempts(3);
-    let id = queue.enqueue(job).expect("enqueue");
-    let processor = processor(queue, &q);
+    let id = backend.enqueue(job).expect("enqueue");
+    let processor = processor(backend, &q);
     for attempt in 1..=3 {
         let claimed = processor
             .claim_next_job()
@@ -59,7 +59,7 @@ pub fn retry_backoff_then_dead(queue: &Arc<dyn BaseQueue>) {
             other => panic!("attempt {attempt}: unexpected {other:?}"),
         }
     }
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!((job.state, job.attempt), (JobState::Dead, 3));
     assert_eq!(job.last_error.as_deref(), Some("no luck"));
     assert!(
@@ -70,7 +70,7 @@ pub fn retry_backoff_then_dead(queue: &Arc<dyn BaseQueue>) {
 
 /// Arguments that cannot be decoded send the job to `dead` on its first
 /// attempt, with the reason.
-pub fn undecodable_arguments_dead_at_once(queue: &Arc<dyn BaseQueue>) {
+pub fn undecodable_arguments_dead_at_once(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("garbage");
     let payloads: [(&str, Vec<u8>); 5] = [
         (echo::NAME, vec![0xde, 0xad, 0xbe, 0xef]),
@@ -89,22 +89,22 @@ pub fn undecodable_arguments_dead_at_once(queue: &Arc<dyn BaseQueue>) {
     let ids: Vec<JobId> = payloads
         .into_iter()
         .map(|(command, args)| {
-            queue
+            backend
                 .enqueue(NewJob::new(command, args).queue(&q).max_attempts(5))
                 .expect("enqueue")
         })
         .collect();
-    let good = queue.enqueue(echo_job(&q, 42)).expect("enqueue");
-    let processor = processor(queue, &q);
+    let good = backend.enqueue(echo_job(&q, 42)).expect("enqueue");
+    let processor = processor(backend, &q);
     while processor.process_next().expect("process") {}
     for id in ids {
-        let job = queue.job(id).expect("job").expect("exists");
+        let job = backend.job(id).expect("job").expect("exists");
         assert_eq!((job.state, job.attempt), (JobState::Dead, 1), "job {id}");
         let error = job.last_error.unwrap_or_default();
         assert!(error.contains("undecodable arguments"), "job {id}: {error}");
     }
     assert_eq!(
-        state_of(&**queue, good),
+        state_of(&**backend, good),
         JobState::Done,
         "the consumer goes on"
     );
@@ -112,7 +112,7 @@ pub fn undecodable_arguments_dead_at_once(queue: &Arc<dyn BaseQueue>) {
 
 /// A job naming an unknown command fails each attempt, listing the known
 /// commands, and is `dead` after the last.
-pub fn unknown_command_dead_after_attempts(queue: &Arc<dyn BaseQueue>) {
+pub fn unknown_command_dead_after_attempts(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("unknown");
     let job = NewJob::new(
         "outband::test_suite::no_such_command",
@@ -120,17 +120,17 @@ pub fn unknown_command_dead_after_attempts(queue: &Arc<dyn BaseQueue>) {
     )
     .queue(&q)
     .max_attempts(2);
-    let id = queue.enqueue(job).expect("enqueue");
-    let processor = processor(queue, &q);
+    let id = backend.enqueue(job).expect("enqueue");
+    let processor = processor(backend, &q);
     assert!(processor.process_next().expect("process"));
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!(
         (job.state, job.attempt),
         (JobState::Pending, 1),
         "an unknown command is retried"
     );
     assert!(processor.process_next().expect("process"));
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!((job.state, job.attempt), (JobState::Dead, 2));
     let error = job.last_error.unwrap_or_default();
     assert!(
@@ -144,34 +144,34 @@ pub fn unknown_command_dead_after_attempts(queue: &Arc<dyn BaseQueue>) {
 }
 
 /// A panicking command is caught, retried, then `dead` with the panic message.
-pub fn panicking_command_retried_then_dead(queue: &Arc<dyn BaseQueue>) {
+pub fn panicking_command_retried_then_dead(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("panic");
     let args = codec::encode(&("kaboom".to_owned(),)).expect("encodes");
-    let id = queue
+    let id = backend
         .enqueue(NewJob::new(panics::NAME, args).queue(&q).max_attempts(2))
         .expect("enqueue");
-    let good = queue.enqueue(echo_job(&q, 1)).expect("enqueue");
-    let processor = processor(queue, &q);
+    let good = backend.enqueue(echo_job(&q, 1)).expect("enqueue");
+    let processor = processor(backend, &q);
     let first = processor.claim_next_job().expect("claim").expect("ready");
     assert!(
         matches!(processor.process(first).expect("process"), Processed::Retried { ref error, .. } if error.contains("kaboom"))
     );
     while processor.process_next().expect("process") {}
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!((job.state, job.attempt), (JobState::Dead, 2));
     assert_eq!(job.last_error.as_deref(), Some("panicked: kaboom"));
     assert_eq!(
-        state_of(&**queue, good),
+        state_of(&**backend, good),
         JobState::Done,
         "the processor lives on"
     );
 }
 
 /// A command's return value is stored with its job.
-pub fn results_are_stored(queue: &Arc<dyn BaseQueue>) {
+pub fn results_are_stored(backend: &Arc<dyn BaseQueue>) {
     let q = unique_queue("results");
-    let id = queue.enqueue(echo_job(&q, 4242)).expect("enqueue");
-    let unit = queue
+    let id = backend.enqueue(echo_job(&q, 4242)).expect("enqueue");
+    let unit = backend
         .enqueue(
             NewJob::new(
                 fail::NAME,
@@ -180,9 +180,9 @@ pub fn results_are_stored(queue: &Arc<dyn BaseQueue>) {
             .queue(&q),
         )
         .expect("enqueue");
-    let processor = processor(queue, &q);
+    let processor = processor(backend, &q);
     assert!(processor.process_next().expect("process"));
-    let job = queue.job(id).expect("job").expect("exists");
+    let job = backend.job(id).expect("job").expect("exists");
     assert_eq!(job.state, JobState::Done);
     assert_eq!(
         job.result::<u64>().expect("has a result").expect("decodes"),
@@ -190,7 +190,7 @@ pub fn results_are_stored(queue: &Arc<dyn BaseQueue>) {
     );
     assert!(processor.process_next().expect("process"));
     assert!(
-        queue
+        backend
             .job(unit)
             .expect("job")
             .expect("exists")

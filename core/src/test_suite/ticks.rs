@@ -7,20 +7,20 @@ use super::unique_queue;
 use crate::BaseQueue;
 
 /// One tick of a periodic command is claimed by exactly one caller.
-pub fn claim_tick_once(queue: &Arc<dyn BaseQueue>) {
+pub fn claim_tick_once(backend: &Arc<dyn BaseQueue>) {
     let name = unique_queue("tick");
     let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let winners: usize = std::thread::scope(|scope| {
         let racers: Vec<_> = (0..8)
-            .map(|_| scope.spawn(|| usize::from(queue.claim_tick(&name, tick).expect("tick"))))
+            .map(|_| scope.spawn(|| usize::from(backend.claim_tick(&name, tick).expect("tick"))))
             .collect();
         racers.into_iter().map(|r| r.join().expect("racer")).sum()
     });
     assert_eq!(winners, 1);
     let next = tick + Duration::from_secs(60);
     assert!(
-        queue.claim_tick(&name, next).expect("tick"),
+        backend.claim_tick(&name, next).expect("tick"),
         "the next tick is new"
     );
-    assert!(!queue.claim_tick(&name, next).expect("tick"));
+    assert!(!backend.claim_tick(&name, next).expect("tick"));
 }

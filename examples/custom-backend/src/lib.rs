@@ -14,9 +14,9 @@
 //! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let queue = FileQueue::open(dir.path())?;
-//! let id = queue.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
-//! let claimed = queue.claim("default", 10, Duration::from_secs(30))?;
+//! let backend = FileQueue::open(dir.path())?;
+//! let id = backend.enqueue(NewJob::new("app::ping", outband::codec::encode(&())?))?;
+//! let claimed = backend.claim("default", 10, Duration::from_secs(30))?;
 //! assert_eq!(claimed[0].job.id, id);
 //! // the job is now a file in queues/default/running/
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -207,7 +207,7 @@ impl FileQueue {
 fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec<Record>, Error> {
     let (pending, running) = store.live_ids(queue)?;
     let key_of = |id: &JobId| store.facts(*id).and_then(|facts| facts.key.as_deref());
-    let held: HashSet<&str> = running.iter().filter_map(key_of).collect();
+    let owned: HashSet<&str> = running.iter().filter_map(key_of).collect();
     // The head of each key's line is its pending job with the lowest id,
     // due or not: a scheduled or retried job keeps its place. `pending` is
     // in id order, so the first job seen with a key is its head.
@@ -221,7 +221,7 @@ fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec
         .iter()
         .filter(|id| match key_of(id) {
             None => true,
-            Some(key) => !held.contains(key) && heads.get(key) == Some(*id),
+            Some(key) => !owned.contains(key) && heads.get(key) == Some(*id),
         })
         .filter_map(|id| Some((Reverse(store.facts(*id)?.priority), *id)))
         .collect();

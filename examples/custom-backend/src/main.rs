@@ -39,8 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .strip_prefix("file://")
         .unwrap_or("outband-jobs")
         .to_owned();
-    let queue = outband::open(&url)?;
-    outband::set_default_queue(queue.clone())?;
+    let backend = outband::open(&url)?;
+    outband::set_default_backend(backend.clone())?;
 
     // The producer's side: each call writes one JSON file and returns its id.
     let mut ids = Vec::new();
@@ -56,13 +56,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The consumer's side: claiming renames a file from pending/ to
     // running/; completing renames it on to done/.
-    let consumer =
-        SimpleProcessor::new(queue.clone(), ProcessorConfig::default().queues(["images"]))?;
+    let consumer = SimpleProcessor::new(
+        backend.clone(),
+        ProcessorConfig::default().queues(["images"]),
+    )?;
     while consumer.process_next()? {}
     println!("files: {}", files_per_state(Path::new(&dir)));
 
     for id in ids {
-        let job = queue.job(id)?.ok_or("a job is gone")?;
+        let job = backend.job(id)?.ok_or("a job is gone")?;
         println!(
             "job {} is {} after {} attempt(s), and returned {:?}",
             job.id,

@@ -14,8 +14,8 @@ struct TempFileQueue;
 impl Fixture for TempFileQueue {
     fn open(self) -> Option<(Arc<dyn BaseQueue>, Box<dyn Any>)> {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let queue = FileQueue::open(dir.path()).expect("a file queue");
-        Some((Arc::new(queue), Box::new(dir)))
+        let backend = FileQueue::open(dir.path()).expect("a file queue");
+        Some((Arc::new(backend), Box::new(dir)))
     }
 }
 

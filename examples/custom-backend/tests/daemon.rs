@@ -65,9 +65,9 @@ fn two_daemons_share_a_directory_and_run_each_job_once() {
         pids.push(pid_in(&pidfile).expect("a started daemon wrote its pid"));
     }
 
-    let queue = FileQueue::open(root.join("jobs")).unwrap();
+    let backend = FileQueue::open(root.join("jobs")).unwrap();
     let out_file = root.join("ran.txt").display().to_string();
-    let ids = queue
+    let ids = backend
         .enqueue_many(
             (0..JOBS)
                 .map(|n| {
@@ -101,16 +101,16 @@ fn two_daemons_share_a_directory_and_run_each_job_once() {
     assert_eq!(runs.len(), JOBS, "every job ran");
     assert!(runs.values().all(|&n| n == 1), "no job ran twice: {runs:?}");
     // a line is written before its job's outcome is recorded
-    while queue.stats("files").unwrap().done < JOBS as u64 {
+    while backend.stats("files").unwrap().done < JOBS as u64 {
         assert!(
             Instant::now() < deadline,
             "{:?}",
-            queue.stats("files").unwrap()
+            backend.stats("files").unwrap()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     for id in ids {
-        assert_eq!(queue.job(id).unwrap().unwrap().state, JobState::Done);
+        assert_eq!(backend.job(id).unwrap().unwrap().state, JobState::Done);
     }
 
     for name in ["a", "b"] {

@@ -34,11 +34,11 @@ fn url_of(dir: &std::path::Path) -> String {
 #[test]
 fn open_by_url_and_process_with_the_simple_processor() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = outband::open(&url_of(dir.path())).expect("file:// is registered");
+    let backend = outband::open(&url_of(dir.path())).expect("file:// is registered");
     let ids: Vec<JobId> = (1..=5)
-        .map(|n| double::enqueue_on(&*queue, n).unwrap())
+        .map(|n| double::enqueue_on(&*backend, n).unwrap())
         .collect();
-    assert_eq!(queue.len("open-url").unwrap(), 5);
+    assert_eq!(backend.len("open-url").unwrap(), 5);
     let pending = dir.path().join("queues/open-url/pending");
     assert_eq!(
         std::fs::read_dir(&pending).unwrap().count(),
@@ -49,11 +49,11 @@ fn open_by_url_and_process_with_the_simple_processor() {
     let config = ProcessorConfig::default()
         .queues(["open-url"])
         .wait_time(Duration::from_millis(10));
-    let processor = SimpleProcessor::new(queue.clone(), config).unwrap();
+    let processor = SimpleProcessor::new(backend.clone(), config).unwrap();
     while processor.process_next().unwrap() {}
 
     for (n, id) in (1..=5).zip(ids) {
-        let job = queue.job(id).unwrap().expect("kept after done");
+        let job = backend.job(id).unwrap().expect("kept after done");
         assert_eq!(job.state, JobState::Done);
         assert_eq!(job.result::<u64>().unwrap().unwrap(), n * 2);
     }
@@ -70,20 +70,20 @@ fn open_by_url_and_process_with_the_simple_processor() {
 #[test]
 fn the_multi_processor_drains_the_queue_with_retries_and_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = outband::open(&url_of(dir.path())).unwrap();
+    let backend = outband::open(&url_of(dir.path())).unwrap();
     let ids: Vec<JobId> = (0..20)
-        .map(|n| even_only::enqueue_on(&*queue, n).unwrap())
+        .map(|n| even_only::enqueue_on(&*backend, n).unwrap())
         .collect();
     let config = ProcessorConfig::default()
         .queues(["open-url-multi"])
         .max_threads(4)
         .wait_time(Duration::from_millis(10))
         .retry(outband::RetryPolicy::immediate());
-    let processor = MultiProcessor::new(queue.clone(), config).unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
     processor.start();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let stats = queue.stats("open-url-multi").unwrap();
+        let stats = backend.stats("open-url-multi").unwrap();
         if stats.done + stats.dead == 20 {
             break;
         }
@@ -95,7 +95,7 @@ fn the_multi_processor_drains_the_queue_with_retries_and_dead_letters() {
     }
     processor.stop();
     for (n, id) in (0..20u64).zip(ids) {
-        let job = queue.job(id).unwrap().unwrap();
+        let job = backend.job(id).unwrap().unwrap();
         if n.is_multiple_of(2) {
             assert_eq!((job.state, job.attempt), (JobState::Done, 1), "job {n}");
         } else {
@@ -155,15 +155,15 @@ fn handles_sharing_a_directory_never_claim_one_job_twice() {
 #[test]
 fn a_malformed_file_is_set_aside_and_the_queue_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = FileQueue::open(dir.path()).unwrap();
-    let good = queue
+    let backend = FileQueue::open(dir.path()).unwrap();
+    let good = backend
         .enqueue(NewJob::new("app::job", vec![1]).queue("q"))
         .unwrap();
     let garbage = dir
         .path()
         .join("queues/q/pending/00000000000000000000.json");
     std::fs::write(&garbage, b"{ not json").unwrap();
-    let claimed = queue.claim("q", 10, Duration::from_secs(60)).unwrap();
+    let claimed = backend.claim("q", 10, Duration::from_secs(60)).unwrap();
     assert_eq!(
         claimed.iter().map(|c| c.job.id).collect::<Vec<_>>(),
         vec![good]
@@ -180,8 +180,8 @@ fn a_malformed_file_is_set_aside_and_the_queue_goes_on() {
 #[test]
 fn a_committed_batch_left_by_a_dead_process_is_filed_by_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = FileQueue::open(dir.path()).unwrap();
-    let id = queue
+    let backend = FileQueue::open(dir.path()).unwrap();
+    let id = backend
         .enqueue(NewJob::new("app::job", vec![1]).queue("q"))
         .unwrap();
     // Put the job back where a process that died just after committing its
@@ -193,7 +193,7 @@ fn a_committed_batch_left_by_a_dead_process_is_filed_by_the_next_one() {
     std::fs::create_dir(&batch).unwrap();
     std::fs::rename(&filed, batch.join(filed.file_name().unwrap())).unwrap();
     std::fs::write(dir.path().join("tmp/write-half"), b"{\"id\":").unwrap();
-    drop(queue);
+    drop(backend);
 
     let reopened = FileQueue::open(dir.path()).unwrap();
     assert!(filed.exists(), "the batch was filed");

@@ -3,7 +3,7 @@
 //! lovely.remotetask's processor doctest, in outband: sleeping jobs show the
 //! simple processor keeping enqueue order, and the multi processor never
 //! running more than its threads and finishing short jobs first. With
-//! `OUTBAND_URL` unset the queue is the SQLite file `outband.db` here; set it
+//! `OUTBAND_URL` unset the backend is the SQLite file `outband.db` here; set it
 //! to a `redis://` URL (or, built with `--features postgres`, a
 //! `postgres://` one) to run it there.
 
@@ -37,7 +37,7 @@ fn sleep(millis: u64, id: u32) {
 /// Enqueues the jobs, runs them with `processor` until the queue is empty,
 /// and returns the order in which they finished and the most that ran at once.
 fn run(
-    queue: &std::sync::Arc<dyn BaseQueue>,
+    backend: &std::sync::Arc<dyn BaseQueue>,
     jobs: &[(u64, u32)],
     start: impl FnOnce() -> Box<dyn FnOnce()>,
 ) -> Result<(Vec<u32>, usize), outband::Error> {
@@ -47,7 +47,7 @@ fn run(
         .clear();
     MOST_AT_ONCE.store(0, Ordering::SeqCst);
     for &(millis, id) in jobs {
-        sleep::enqueue_on(queue, millis, id)?;
+        sleep::enqueue_on(backend, millis, id)?;
     }
     let stop = start();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -70,8 +70,8 @@ fn run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("OUTBAND_URL").unwrap_or_else(|_| "sqlite://outband.db".to_owned());
-    let queue = outband::open(&url)?;
-    queue.flush("processors")?;
+    let backend = outband::open(&url)?;
+    backend.flush("processors")?;
     let config = || {
         ProcessorConfig::default()
             .queues(["processors"])
@@ -79,8 +79,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     println!("The simple processor: one job at a time, in enqueue order");
-    let simple = std::sync::Arc::new(SimpleProcessor::new(queue.clone(), config())?);
-    let (order, most) = run(&queue, &[(40, 1), (100, 2), (0, 3), (80, 4)], || {
+    let simple = std::sync::Arc::new(SimpleProcessor::new(backend.clone(), config())?);
+    let (order, most) = run(&backend, &[(40, 1), (100, 2), (0, 3), (80, 4)], || {
         simple.start();
         let simple = simple.clone();
         Box::new(move || simple.stop())
@@ -88,8 +88,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  finished {order:?}, at most {most} at once\n");
 
     println!("The multi processor, 5 threads: short jobs finish first");
-    let multi = std::sync::Arc::new(MultiProcessor::new(queue.clone(), config().max_threads(5))?);
-    let (order, most) = run(&queue, &[(400, 1), (1800, 2), (0, 3), (200, 4)], || {
+    let multi = std::sync::Arc::new(MultiProcessor::new(
+        backend.clone(),
+        config().max_threads(5),
+    )?);
+    let (order, most) = run(&backend, &[(400, 1), (1800, 2), (0, 3), (200, 4)], || {
         multi.start();
         let multi = multi.clone();
         Box::new(move || multi.stop())
@@ -97,8 +100,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  finished {order:?}, at most {most} at once\n");
 
     println!("The multi processor, 2 threads: job 3 waits for a free thread");
-    let two = std::sync::Arc::new(MultiProcessor::new(queue.clone(), config().max_threads(2))?);
-    let (order, most) = run(&queue, &[(300, 1), (500, 2), (300, 3), (800, 4)], || {
+    let two = std::sync::Arc::new(MultiProcessor::new(
+        backend.clone(),
+        config().max_threads(2),
+    )?);
+    let (order, most) = run(&backend, &[(300, 1), (500, 2), (300, 3), (800, 4)], || {
         two.start();
         let two = two.clone();
         Box::new(move || two.stop())

@@ -22,8 +22,8 @@ fn greet(name: String, n: u32) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("OUTBAND_URL").unwrap_or_else(|_| "sqlite://outband.db".to_owned());
-    let queue = outband::open(&url)?;
-    outband::set_default_queue(queue.clone())?;
+    let backend = outband::open(&url)?;
+    outband::set_default_backend(backend.clone())?;
 
     // The producer's side: each call only enqueues, and returns the job id.
     let ids = (1..=10)
@@ -33,12 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The consumer's side, here in the same process: run what is queued.
     let consumer = SimpleProcessor::new(
-        queue.clone(),
+        backend.clone(),
         ProcessorConfig::default().queues(["quickstart"]),
     )?;
     while consumer.process_next()? {}
 
-    let last = queue.job(ids[9])?.ok_or("the last job is gone")?;
+    let last = backend.job(ids[9])?.ok_or("the last job is gone")?;
     println!(
         "job {} is {}, and returned {:?}",
         last.id,

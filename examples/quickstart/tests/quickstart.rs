@@ -22,7 +22,7 @@ fn ten_calls_run_in_order(backend: Backend) {
     assert_eq!(
         run.dir.path().join("outband.db").exists(),
         target.url().is_none(),
-        "the default queue, and only the default, is ./outband.db"
+        "the default backend, and only the default, is ./outband.db"
     );
 }
 

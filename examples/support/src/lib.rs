@@ -15,7 +15,9 @@
 use std::process::Command;
 
 use outband::BaseQueue;
-use outband_testkit::{pg_url, redis_url, skip_or_fail, unique_name, with_param};
+#[cfg(feature = "postgres")]
+use outband_testkit::pg_url;
+use outband_testkit::{redis_url, skip_or_fail, unique_name, with_param};
 
 /// Where an example's test runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,13 +65,13 @@ impl Target {
             Backend::Redis => {
                 let base = redis_url();
                 let url = with_param(&base, "namespace", &name);
-                let queue = outband_redis::RedisQueue::connect(&url).expect("a valid URL");
-                if let Err(error) = queue.now() {
+                let backend = outband_redis::RedisQueue::connect(&url).expect("a valid URL");
+                if let Err(error) = backend.now() {
                     return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 Some(Self {
                     url: Some(url),
-                    cleanup: Cleanup::RedisNamespace(Box::new(queue), name),
+                    cleanup: Cleanup::RedisNamespace(Box::new(backend), name),
                 })
             }
             #[cfg(feature = "postgres")]

@@ -166,7 +166,7 @@ struct Enqueued {
 
 /// `serve`: the HTTP server, until SIGTERM or SIGINT.
 fn serve(url: &str, listen: SocketAddr, keyed: bool) -> Result<(), BoxError> {
-    outband::set_default_queue(outband::open(url)?)?;
+    outband::set_default_backend(outband::open(url)?)?;
     records::init()?;
     let app = Router::new()
         .route("/ci-jobs/{ci_job}/results", post(post_result))

@@ -9,7 +9,7 @@
 //!   test exists to prove that the check can fail, so that the keyed test's
 //!   pass means something.
 //!
-//! Each runs on the default queue (`OUTBAND_URL` unset: `outband.db` in the
+//! Each runs on the default backend (`OUTBAND_URL` unset: `outband.db` in the
 //! directory), on the Redis at `REDIS_URL` in a namespace of its own, and on
 //! the PostgreSQL at `PG_DATABASE_URL` with tables of its own prefix (with
 //! the `postgres` feature, which `--all-features` turns on, as CI does); the two
@@ -57,8 +57,8 @@ struct Service {
     dir: tempfile::TempDir,
     /// `--url` for the processes; `None` leaves `OUTBAND_URL` unset.
     url: Option<String>,
-    /// The test's own handle on the same queue, to watch the jobs.
-    queue: Arc<dyn BaseQueue>,
+    /// The test's own handle on the same backend, to watch the jobs.
+    backend: Arc<dyn BaseQueue>,
     server: Option<Child>,
     pidfiles: Vec<PathBuf>,
     redis_namespace: Option<String>,
@@ -81,11 +81,11 @@ impl Service {
             Backend::Redis => {
                 let base = redis_url();
                 let url = with_param(&base, "namespace", &unique);
-                let queue = outband_redis::RedisQueue::connect(&url).unwrap();
-                if let Err(error) = queue.now() {
+                let backend = outband_redis::RedisQueue::connect(&url).unwrap();
+                if let Err(error) = backend.now() {
                     return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
-                (Some(url), Arc::new(queue), Some(unique))
+                (Some(url), Arc::new(backend), Some(unique))
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
@@ -112,7 +112,7 @@ impl Service {
         Some(Service {
             dir,
             url,
-            queue,
+            backend: queue,
             server: None,
             pidfiles: Vec::new(),
             redis_namespace,
@@ -220,7 +220,7 @@ impl Service {
     fn wait_for_jobs(&self, expected: u64) -> (u64, u64) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let stats = self.queue.stats("test-results").unwrap();
+            let stats = self.backend.stats("test-results").unwrap();
             if stats.done + stats.dead >= expected && stats.pending == 0 && stats.running == 0 {
                 return (stats.done, stats.dead);
             }

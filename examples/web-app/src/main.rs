@@ -80,11 +80,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Serves the web app on `bind`, with `url`'s backend as the default queue,
+/// Serves the web app on `bind`, with `url`'s backend as the default,
 /// until SIGTERM or SIGINT.
 fn serve(url: &str, bind: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let queue = outband::open(url)?;
-    outband::set_default_queue(queue.clone())?;
+    let backend = outband::open(url)?;
+    outband::set_default_backend(backend.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -92,7 +92,7 @@ fn serve(url: &str, bind: SocketAddr) -> Result<(), Box<dyn std::error::Error>> 
         let listener = tokio::net::TcpListener::bind(bind).await?;
         // The one line a supervisor (or the integration test) waits for.
         println!("web-app listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, web::router(queue))
+        axum::serve(listener, web::router(backend))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         println!("web-app stopped");

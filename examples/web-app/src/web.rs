@@ -28,16 +28,16 @@ use crate::commands::churn_data;
 /// The routes, with the queue that `GET /jobs/{id}` reads.
 ///
 /// `POST /churn/…` enqueues through [`churn_data`](fn@churn_data) itself, onto the default
-/// queue (`outband::set_default_queue`), exactly as the seed's view calls
+/// queue (`outband::set_default_backend`), exactly as the seed's view calls
 /// its decorated function.
-pub(crate) fn router(queue: Arc<dyn BaseQueue>) -> Router {
+pub(crate) fn router(backend: Arc<dyn BaseQueue>) -> Router {
     Router::new()
         .route(
             "/churn/{some_val}/{another_val}",
             post(data_processing_view),
         )
         .route("/jobs/{id}", get(job_status))
-        .with_state(queue)
+        .with_state(backend)
 }
 
 /// The body of `POST /churn/…`: the data to churn.
@@ -83,8 +83,8 @@ struct JobStatus {
 }
 
 /// A job's state, as the backend has it now.
-async fn job_status(State(queue): State<Arc<dyn BaseQueue>>, Path(id): Path<u64>) -> Response {
-    let found = tokio::task::spawn_blocking(move || queue.job(JobId(id))).await;
+async fn job_status(State(backend): State<Arc<dyn BaseQueue>>, Path(id): Path<u64>) -> Response {
+    let found = tokio::task::spawn_blocking(move || backend.job(JobId(id))).await;
     match found {
         Ok(Ok(Some(job))) => Json(JobStatus {
             id: job.id.0,

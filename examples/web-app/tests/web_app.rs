@@ -85,8 +85,8 @@ impl World {
                 let base = redis_url();
                 let namespace = unique_name("waredis");
                 let url = with_param(&base, "namespace", &namespace);
-                let queue = outband_redis::RedisQueue::connect(&url).unwrap();
-                if let Err(error) = queue.now() {
+                let backend = outband_redis::RedisQueue::connect(&url).unwrap();
+                if let Err(error) = backend.now() {
                     return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
                 world.url = Some(url);

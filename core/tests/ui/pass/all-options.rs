@@ -16,11 +16,11 @@ fn main() {
     assert_eq!(send_welcome::call(7, "hi".into()), Ok(()));
     assert!(send_welcome::call(7, String::new()).is_err());
 
-    // No default queue is set.
-    assert!(matches!(send_welcome(7, "hi".into()), Err(outband::Error::NoDefaultQueue)));
+    // No default backend is set.
+    assert!(matches!(send_welcome(7, "hi".into()), Err(outband::Error::NoDefaultBackend)));
     assert!(matches!(
         send_welcome::schedule(std::time::Duration::from_secs(300), 7, "hi".into()),
-        Err(outband::Error::NoDefaultQueue)
+        Err(outband::Error::NoDefaultBackend)
     ));
 
     let command = Registry::global().unwrap().get("app::send_welcome").unwrap();
@@ -31,9 +31,9 @@ fn main() {
     assert!(command.file.ends_with("all-options.rs"));
     assert_eq!(command.line, 7);
 
-    let queue = MemoryQueue::new();
-    let id = send_welcome::enqueue_on(&queue, 7, "hi".into()).unwrap();
-    let job = queue.job(id).unwrap().unwrap();
+    let backend = MemoryQueue::new();
+    let id = send_welcome::enqueue_on(&backend, 7, "hi".into()).unwrap();
+    let job = backend.job(id).unwrap().unwrap();
     assert_eq!(job.command, "app::send_welcome");
     assert_eq!(job.queue, "emails");
     assert_eq!(job.key.as_deref(), Some("7"));
@@ -46,6 +46,6 @@ fn main() {
     let empty = outband::codec::encode(&(7u64, String::new())).unwrap();
     assert!((command.run)(&empty).is_err());
 
-    let shared: &dyn BaseQueue = &queue;
+    let shared: &dyn BaseQueue = &backend;
     send_welcome::enqueue_on(shared, 8, "hi".into()).unwrap();
 }

@@ -4,8 +4,8 @@
 use outband::queue_command;
 
 #[queue_command(key = queue)]
-fn route(queue: String, at_or_after: u64, args: Vec<u8>, outband_key: u8, outband_arg0: u8) -> usize {
-    queue.len() + args.len() + usize::from(outband_key + outband_arg0) + at_or_after as usize
+fn route(queue: String, backend: u8, at_or_after: u64, args: Vec<u8>, outband_key: u8, outband_arg0: u8) -> usize {
+    queue.len() + args.len() + usize::from(backend + outband_key + outband_arg0) + at_or_after as usize
 }
 
 #[queue_command]
@@ -29,9 +29,9 @@ fn with_q(q: Q) -> u8 {
 }
 
 fn main() {
-    assert_eq!(route::call("ab".into(), 1, vec![1], 1, 1), 6);
+    assert_eq!(route::call("ab".into(), 1, 1, vec![1], 1, 1), 7);
     assert_eq!(r#type::call(3), 3);
     assert!(r#type::NAME.ends_with("::type"));
     assert_eq!(with_q::call(Q(2)), 2);
-    assert!(matches!(with_q(Q(2)), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(with_q(Q(2)), Err(outband::Error::NoDefaultBackend)));
 }

@@ -5,10 +5,10 @@ fn purge_sessions() {}
 
 fn main() {
     purge_sessions::call();
-    assert!(matches!(purge_sessions(), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(purge_sessions(), Err(outband::Error::NoDefaultBackend)));
     assert!(matches!(
         purge_sessions::schedule(std::time::SystemTime::now()),
-        Err(outband::Error::NoDefaultQueue)
+        Err(outband::Error::NoDefaultBackend)
     ));
     assert_eq!(purge_sessions::NAME, concat!(module_path!(), "::purge_sessions"));
 

@@ -10,7 +10,7 @@ fn sum((a, b): (u32, u32), _: u8, mut label: String, [x, y]: [u8; 2]) -> String 
 
 fn main() {
     assert_eq!(sum::call((1, 2), 0, "total ".into(), [3, 4]), "total 10");
-    assert!(matches!(sum((1, 2), 0, "total ".into(), [3, 4]), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(sum((1, 2), 0, "total ".into(), [3, 4]), Err(outband::Error::NoDefaultBackend)));
 
     let command = Registry::global().unwrap().get(sum::NAME).unwrap();
     let args = codec::encode(&((1u32, 2u32), 0u8, "total ", [3u8, 4u8])).unwrap();

@@ -21,6 +21,6 @@ mod handlers {
 
 fn main() {
     assert_eq!(handlers::run_now(), 3);
-    assert!(matches!(handlers::enqueue(), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(handlers::enqueue(), Err(outband::Error::NoDefaultBackend)));
     assert!(handlers::nested::NAME.ends_with("::reindex"));
 }

@@ -17,6 +17,6 @@ pub(crate) fn local(value: u8) -> u8 {
 fn main() {
     assert_eq!(mail::send::call(7), 7);
     assert_eq!(mail::send::NAME, concat!(module_path!(), "::mail::send"));
-    assert!(matches!(mail::send(7), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(mail::send(7), Err(outband::Error::NoDefaultBackend)));
     assert_eq!(local::call(1), 1);
 }

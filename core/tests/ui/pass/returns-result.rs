@@ -15,7 +15,7 @@ fn main() {
     assert_eq!(parse::call("42".into()), Ok(42));
     assert!(parse::call("x".into()).is_err());
     assert!(touch::call("/tmp".into()).is_ok());
-    assert!(matches!(parse("42".into()), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(parse("42".into()), Err(outband::Error::NoDefaultBackend)));
 
     // `Ok` is stored as the result, `Err` fails the attempt with its text.
     let command = Registry::global().unwrap().get(parse::NAME).unwrap();

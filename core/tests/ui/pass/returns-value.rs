@@ -14,7 +14,7 @@ fn main() {
     assert_eq!(add::call(2, 3), 5);
     assert_eq!(greeting::call("you".into()), "hello, you");
     assert_eq!(add::NAME, concat!(module_path!(), "::add"));
-    assert!(matches!(add(2, 3), Err(outband::Error::NoDefaultQueue)));
+    assert!(matches!(add(2, 3), Err(outband::Error::NoDefaultBackend)));
 
     // The runner stores the return value as the job's result.
     let command = Registry::global().unwrap().get(add::NAME).unwrap();

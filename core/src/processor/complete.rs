@@ -1,4 +1,4 @@
-//! Recording outcomes: one call to the backend records the outcomes of the
+//! Completing jobs: one call to the backend completes the
 //! jobs that finished together and claims the next jobs in the same call,
 //! trying again while the backend is unavailable; then each attempt is
 //! settled and logged as [`Processed`].
@@ -31,11 +31,11 @@ pub enum Processed {
 }
 
 impl Engine {
-    /// Runs one claimed job and records its outcome.
+    /// Runs one claimed job and completes it.
     pub(super) fn process(&self, claimed: Claimed) -> Result<Processed, Error> {
         let finished = self.execute(claimed);
         let completion = self
-            .queue
+            .backend
             .complete(&finished.lease, finished.outcome.clone());
         self.settle(finished, completion)
     }
@@ -43,8 +43,8 @@ impl Engine {
     /// Records the outcomes of several attempts in one call to the backend,
     /// trying again while the backend is unavailable: a lost outcome would
     /// make the job run twice once its lease expires.
-    pub(super) fn record_many(&self, finished: Vec<Finished>) {
-        let _ = self.record_and_claim(finished, 0);
+    pub(super) fn complete_many(&self, finished: Vec<Finished>) {
+        let _ = self.complete_and_claim(finished, 0);
     }
 
     /// Records the outcomes of several attempts and, in the same call, claims
@@ -54,17 +54,17 @@ impl Engine {
     /// make the job run twice once its lease expires. The claim starts at the next queue in turn; where that
     /// queue has fewer than `want` ready, the other queues are asked after.
     /// The jobs claimed are held (see [`hold`](Self::hold)).
-    pub(super) fn record_and_claim(&self, finished: Vec<Finished>, want: usize) -> Vec<Claimed> {
+    pub(super) fn complete_and_claim(&self, finished: Vec<Finished>, want: usize) -> Vec<Claimed> {
         let start = self.next_queue();
         self.stop.claim_sent(want);
-        let claimed = self.record_and_claim_calls(finished, want, start);
+        let claimed = self.complete_and_claim_calls(finished, want, start);
         self.hold(&claimed);
         self.stop.claim_landed(want);
         claimed
     }
 
-    /// The calls of [`record_and_claim`](Self::record_and_claim).
-    fn record_and_claim_calls(
+    /// The calls of [`complete_and_claim`](Self::complete_and_claim).
+    fn complete_and_claim_calls(
         &self,
         finished: Vec<Finished>,
         want: usize,
@@ -80,17 +80,17 @@ impl Engine {
         let mut backoff = Duration::from_millis(50);
         let results = loop {
             let attempt = if want == 0 {
-                self.queue
+                self.backend
                     .complete_many(completions())
                     .map(|done| (done, Vec::new()))
             } else {
-                self.queue
+                self.backend
                     .complete_and_claim(completions(), first, want, self.config.lease)
             };
             match attempt {
                 Err(error) if error.is_retryable() && backoff < self.config.lease / 2 => {
                     log::warn!(
-                        "recording {} outcomes failed, retrying: {error}",
+                        "completing {} jobs failed, retrying: {error}",
                         finished.len()
                     );
                     std::thread::sleep(backoff);
@@ -111,7 +111,7 @@ impl Engine {
                     }
                     let queue = &self.queues[(start + i) % self.queues.len()];
                     match self
-                        .queue
+                        .backend
                         .claim(queue, want - claimed.len(), self.config.lease)
                     {
                         Ok(more) => claimed.extend(more),
@@ -125,7 +125,7 @@ impl Engine {
             }
             Err(error) => {
                 log::error!(
-                    "recording {} outcomes failed; their leases will expire and the jobs run again: {error}",
+                    "completing {} jobs failed; their leases will expire and the jobs run again: {error}",
                     finished.len()
                 );
                 self.in_flight.remove(finished.iter().map(|f| f.job.id));
@@ -134,7 +134,7 @@ impl Engine {
         }
     }
 
-    /// Logs how an attempt ended once its outcome was recorded (or not).
+    /// Logs how an attempt ended once it was completed (or not).
     fn settle(
         &self,
         finished: Finished,

@@ -1,4 +1,4 @@
-//! Enqueuing with no default queue and no `OUTBAND_URL` is a clear error.
+//! Enqueuing with no default backend and no `OUTBAND_URL` is a clear error.
 
 use outband::queue_command;
 
@@ -13,7 +13,7 @@ fn enqueue_without_a_default_queue_is_a_clear_error() {
         "unset OUTBAND_URL to run this test"
     );
     let err = ping().unwrap_err();
-    assert!(matches!(err, outband::Error::NoDefaultQueue));
-    assert!(err.to_string().contains("set_default_queue"), "{err}");
+    assert!(matches!(err, outband::Error::NoDefaultBackend));
+    assert!(err.to_string().contains("set_default_backend"), "{err}");
     assert!(err.to_string().contains("OUTBAND_URL"), "{err}");
 }
