@@ -6,43 +6,11 @@
 
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use outband::{BaseQueue, Error};
+use outband::BaseQueue;
 use outband_diesel::DatabaseQueue;
-
-/// In every password below, so a message that shows any password, raw or
-/// decoded, shows this.
-const MARK: &str = "hunter2XYZZY";
-
-/// `url` with `{pw}` replaced by each password: one plain, one
-/// percent-encoded (the form a password with `/`, `@`, `:` must take).
-fn cases(urls: &[&str]) -> Vec<String> {
-    let plain = format!("{MARK}-pw");
-    let encoded = format!("{MARK}%2F%40%3A%3F%23%25");
-    let mut cases = Vec::new();
-    for password in [plain, encoded] {
-        cases.extend(urls.iter().map(|url| url.replace("{pw}", &password)));
-    }
-    cases
-}
-
-/// The `host:port` of `url`, without any user or password.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn server_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    host.to_owned()
-}
-
-fn record(messages: &mut Vec<String>, what: &str, error: &Error) {
-    messages.push(format!("{what}: {error}"));
-    messages.push(format!("{what}: {error:?}"));
-}
+use outband_testkit::secrets::{self, record};
 
 /// A call that reaches the database, in case a URL opened after all.
 fn exercise(backend: &dyn BaseQueue, messages: &mut Vec<String>) {
@@ -58,14 +26,13 @@ fn exercise(backend: &dyn BaseQueue, messages: &mut Vec<String>) {
 /// and `outband::open`; a panic is a message too, and so is `Debug` (these
 /// start with `debug: `).
 fn messages_of(url: &str) -> Vec<String> {
-    let mut messages = Vec::new();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    secrets::caught(|messages| {
         match DatabaseQueue::open(url) {
             Ok(queue) => {
                 messages.push(format!("debug: {queue:?}"));
-                exercise(&queue, &mut messages);
+                exercise(&queue, messages);
             }
-            Err(error) => record(&mut messages, "open", &error),
+            Err(error) => record(messages, "open", &error),
         }
         let builder = DatabaseQueue::builder(url)
             .connect_timeout(Duration::from_secs(2))
@@ -74,59 +41,25 @@ fn messages_of(url: &str) -> Vec<String> {
         messages.push(format!("debug: {builder:?}"));
         match builder.open() {
             Ok(queue) => messages.push(format!("debug: {queue:?}")),
-            Err(error) => record(&mut messages, "builder", &error),
+            Err(error) => record(messages, "builder", &error),
         }
         match outband::open(url) {
-            Ok(queue) => exercise(&*queue, &mut messages),
-            Err(error) => record(&mut messages, "outband::open", &error),
+            Ok(queue) => exercise(&*queue, messages),
+            Err(error) => record(messages, "outband::open", &error),
         }
-    }));
-    if let Err(payload) = outcome {
-        let text = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        messages.push(format!("panic: {text}"));
-    }
-    messages
+    })
 }
 
-/// Runs every case; fails naming the messages that show a password, and the
-/// cases that failed nowhere (they would prove nothing).
+/// Runs every case through [`secrets::check`].
 fn check(urls: &[String]) {
-    outband_testkit::capture_logs();
-    let mut leaks = Vec::new();
-    let mut silent = Vec::new();
-    for url in urls {
-        let messages = messages_of(url);
-        if !messages.iter().any(|m| !m.starts_with("debug: ")) {
-            silent.push(url.clone());
-        }
-        for message in messages.iter().chain(&outband_testkit::log_lines()) {
-            if message.contains(MARK) {
-                leaks.push(format!("{url}\n    -> {message}"));
-            }
-        }
-    }
-    leaks.dedup();
-    assert!(
-        leaks.is_empty(),
-        "{} messages show a password:\n{}",
-        leaks.len(),
-        leaks.join("\n")
-    );
-    assert!(
-        silent.is_empty(),
-        "these URLs led to no error, so they test nothing: {silent:?}"
-    );
+    secrets::check(urls, "debug: ", messages_of);
 }
 
 /// Settings outband reads from the query are checked before any driver, with
 /// or without the backend's feature.
 #[test]
 fn bad_settings_do_not_show_the_password() {
-    check(&cases(&[
+    check(&secrets::urls(&[
         "postgres://user:{pw}@127.0.0.1:1/db?retention=soon",
         "postgresql://user:{pw}@127.0.0.1:1/db?prefix=p_&retention=-1",
         "mysql://user:{pw}@127.0.0.1:1/db?retention=soon",
@@ -138,7 +71,7 @@ fn bad_settings_do_not_show_the_password() {
 #[cfg(feature = "postgres")]
 #[test]
 fn bad_postgres_urls_do_not_show_the_password() {
-    check(&cases(&[
+    check(&secrets::urls(&[
         "postgres://user:{pw}@127.0.0.1:1/db",
         "postgresql://user:{pw}@127.0.0.1:1/db",
         "postgres://:{pw}@127.0.0.1:1/db",
@@ -157,7 +90,7 @@ fn bad_postgres_urls_do_not_show_the_password() {
 #[cfg(feature = "postgres")]
 #[test]
 fn a_refused_postgres_password_is_not_shown() {
-    let server = server_of(&common::pg_url());
+    let server = secrets::host_of(&common::pg_url());
     let urls: Vec<String> = [
         "postgres://no_such_user:{pw}@SERVER/test",
         "postgres://postgres:{pw}@SERVER/no_such_database",
@@ -166,13 +99,13 @@ fn a_refused_postgres_password_is_not_shown() {
     .map(|url| url.replace("SERVER", &server))
     .collect();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    check(&cases(&urls));
+    check(&secrets::urls(&urls));
 }
 
 #[cfg(feature = "mysql")]
 #[test]
 fn bad_mysql_urls_do_not_show_the_password() {
-    check(&cases(&[
+    check(&secrets::urls(&[
         "mysql://user:{pw}@127.0.0.1:1/db",
         "mariadb://user:{pw}@127.0.0.1:1/db",
         "mysql://:{pw}@127.0.0.1:1/db",
@@ -190,7 +123,7 @@ fn bad_mysql_urls_do_not_show_the_password() {
 #[cfg(feature = "mysql")]
 #[test]
 fn a_refused_mysql_password_is_not_shown() {
-    let server = server_of(&common::mysql_url());
+    let server = secrets::host_of(&common::mysql_url());
     let urls: Vec<String> = [
         "mysql://root:{pw}@SERVER/test",
         "mysql://no_such_user:{pw}@SERVER/test",
@@ -199,14 +132,14 @@ fn a_refused_mysql_password_is_not_shown() {
     .map(|url| url.replace("SERVER", &server))
     .collect();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    check(&cases(&urls));
+    check(&secrets::urls(&urls));
 }
 
 /// Passwords that break the URL's syntax, as a password generator makes them.
 #[cfg(all(feature = "postgres", feature = "mysql"))]
 #[test]
 fn malformed_passwords_are_not_shown() {
-    let pw = format!("{MARK}-pw");
+    let pw = format!("{}-pw", secrets::MARK);
     let urls: Vec<String> = [
         "postgres://user:ab?cd{pw}@127.0.0.1:1/db",
         "postgres://user:ab#cd{pw}@127.0.0.1:1/db",
@@ -226,7 +159,7 @@ fn malformed_passwords_are_not_shown() {
 #[cfg(feature = "postgres")]
 #[test]
 fn driver_messages_that_quote_the_url_do_not_show_the_password() {
-    let pw = format!("{MARK}-pw");
+    let pw = format!("{}-pw", secrets::MARK);
     let urls: Vec<String> = [
         "postgres://user:{pw}@[::1/db",
         "postgres://user:ab%zz{pw}@127.0.0.1:1/db",
@@ -271,14 +204,14 @@ fn outband_open_hides_the_password_for_every_scheme() {
         .map(str::to_owned),
     );
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    check(&cases(&urls));
+    check(&secrets::urls(&urls));
 }
 
 /// The URL shown in an error, and by the builder's `Debug`,
 /// keeps what helps find the mistake.
 #[test]
 fn errors_show_the_url_without_its_password() {
-    let pw = format!("{MARK}-pw");
+    let pw = format!("{}-pw", secrets::MARK);
     let url = format!("postgres://user:{pw}@127.0.0.1:1/db?retention=soon");
     let error = DatabaseQueue::open(&url).expect_err("retention is not a number");
     let message = error.to_string();

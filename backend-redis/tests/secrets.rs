@@ -5,16 +5,12 @@
 
 mod support;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use outband::{BaseQueue, Error, NewJob};
 use outband_redis::RedisQueue;
+use outband_testkit::secrets::{self, MARK, record};
 use support::Server;
-
-/// In every password below, so a message that shows any password, raw or
-/// decoded, shows this.
-const MARK: &str = "hunter2XYZZY";
 
 /// The schemes this crate registers for [`outband::open`].
 const SCHEMES: [&str; 6] = [
@@ -26,66 +22,8 @@ const SCHEMES: [&str; 6] = [
     "rediss+cluster",
 ];
 
-/// A URL to try and the forms of its password that must not be shown.
-struct Case {
-    url: String,
-    secrets: Vec<String>,
-}
-
-impl Case {
-    /// `url` with `{pw}` replaced by `password`, which must not be shown
-    /// as written nor percent-decoded.
-    fn new(url: &str, password: &str) -> Self {
-        assert!(password.contains(MARK), "{password}");
-        let decoded = percent_decode(password);
-        Self {
-            url: url.replace("{pw}", password),
-            secrets: vec![password.to_owned(), decoded, MARK.to_owned()],
-        }
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `host:port` of `REDIS_URL`, without any user or password.
-fn test_server() -> String {
-    let url = support::redis_url();
-    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    host.to_owned()
-}
-
 fn job() -> NewJob {
     NewJob::new("app::secret", outband::codec::encode(&()).expect("encodes")).queue("secrets")
-}
-
-fn record(messages: &mut Vec<String>, what: &str, error: &Error) {
-    messages.push(format!("{what}: {error}"));
-    messages.push(format!("{what}: {error:?}"));
 }
 
 /// One call of [`BaseQueue`], its result dropped.
@@ -125,115 +63,74 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
 /// `outband::open` (which refuses other schemes itself); a panic is a
 /// message too.
 fn messages_of(url: &str) -> Vec<String> {
-    let mut messages = Vec::new();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    secrets::caught(|messages| {
         match RedisQueue::connect(url) {
             Ok(queue) => {
                 messages.push(format!("queue: {queue:?}"));
-                exercise(&queue, 0, &mut messages);
+                exercise(&queue, 0, messages);
             }
-            Err(error) => record(&mut messages, "connect", &error),
+            Err(error) => record(messages, "connect", &error),
         }
         match outband::open(url) {
-            Ok(queue) => exercise(&*queue, 1, &mut messages),
-            Err(error) => record(&mut messages, "open", &error),
+            Ok(queue) => exercise(&*queue, 1, messages),
+            Err(error) => record(messages, "open", &error),
         }
-    }));
-    if let Err(payload) = outcome {
-        let text = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        messages.push(format!("panic: {text}"));
-    }
-    messages
+    })
 }
 
-/// Runs every case; fails naming the messages that show a password, and the
-/// cases that failed nowhere (they would prove nothing).
-fn check(cases: &[Case]) {
-    outband_testkit::capture_logs();
-    let mut leaks = Vec::new();
-    let mut silent = Vec::new();
-    for case in cases {
-        let messages = messages_of(&case.url);
-        if !messages.iter().any(|m| !m.starts_with("queue: ")) {
-            silent.push(case.url.clone());
-        }
-        for message in messages.iter().chain(&outband_testkit::log_lines()) {
-            if case.secrets.iter().any(|s| message.contains(s.as_str())) {
-                leaks.push(format!("{}\n    -> {message}", case.url));
-            }
-        }
-    }
-    leaks.dedup();
-    assert!(
-        leaks.is_empty(),
-        "{} messages show a password:\n{}",
-        leaks.len(),
-        leaks.join("\n")
-    );
-    assert!(
-        silent.is_empty(),
-        "these URLs led to no error, so they test nothing: {silent:?}"
-    );
+/// Runs every case through [`secrets::check`].
+fn check(urls: &[String]) {
+    secrets::check(urls, "queue: ", messages_of);
 }
 
 #[test]
 fn malformed_urls_do_not_show_their_password() {
+    let mut cases = secrets::urls(&[
+        // the port, the host, the database number
+        "redis://user:{pw}@127.0.0.1:99999999/0",
+        "redis://user:{pw}@127.0.0.1:port/0",
+        "redis://:{pw}@127.0.0.1:-1/",
+        "redis://user:{pw}@/0",
+        "redis://user:{pw}@[::1/0",
+        "redis://user:{pw}@bad host:6379/0",
+        "redis://user:{pw}@0.0.0.0:6379/0",
+        "redis://user:{pw}@127.0.0.1:1/notanumber",
+        "redis://user:{pw}@127.0.0.1:1/0/1",
+        // query parameters outband reads, and the driver's
+        "redis://user:{pw}@127.0.0.1:1/0?retention=soon",
+        "redis://user:{pw}@127.0.0.1:1/0?dead_cap=-1",
+        "redis://user:{pw}@127.0.0.1:1/0?namespace=a{b}",
+        "redis://user:{pw}@127.0.0.1:1/0?namespace=",
+        "redis://user:{pw}@127.0.0.1:1/0?protocol=resp9",
+        "redis://user:{pw}@127.0.0.1:1/0?no_such_option=1",
+        // schemes
+        "http://user:{pw}@127.0.0.1:1/",
+        "redis:/user:{pw}@127.0.0.1:1/",
+        "redis:user:{pw}@127.0.0.1:1/",
+        "rediss://user:{pw}@127.0.0.1:1/",
+        "rediss://user:{pw}@127.0.0.1:1/#bogus",
+        "rediss://user:{pw}@127.0.0.1:1/0?retention=x",
+        // clusters
+        "redis+cluster://user:{pw}@/",
+        "redis+cluster://user:{pw}@127.0.0.1:port/",
+        "redis+cluster://user:{pw}@127.0.0.1:1,127.0.0.1:2/",
+        "redis+cluster://user:{pw}@127.0.0.1:1/?retention=x",
+        "redis+cluster://user:{pw}@127.0.0.1:1/?namespace={x}",
+        "redis+cluster://user:{pw}@0.0.0.0:1/",
+        "redis+cluster://user:{pw}@127.0.0.1:1/?protocol=resp9",
+        "redis+cluster:user:{pw}@127.0.0.1:1/",
+        "rediss+cluster://user:{pw}@127.0.0.1:1/",
+        // Unix sockets, whose password is a query parameter
+        "redis+unix:///no/such/dir/redis.sock?pass={pw}",
+        "redis+unix:///no/such/dir/redis.sock?db=x&pass={pw}",
+        "redis+unix:///no/such/dir/redis.sock?pass={pw}&retention=x",
+        "redis+unix:///no/such/dir/redis.sock?user=u&password={pw}&namespace=",
+        "unix:///no/such/dir/redis.sock?pass={pw}&protocol=resp9",
+        "redis+unix://user:{pw}@/no/such/dir/redis.sock",
+        "redis+unix://user:{pw}@host/no/such/dir/redis.sock",
+        "redis+unix:relative.sock?pass={pw}",
+    ]);
     let pw = format!("{MARK}-pw");
-    let encoded = format!("{MARK}%2F%40%3A%3F%23%25");
-    let mut cases = Vec::new();
-    for password in [pw.as_str(), encoded.as_str()] {
-        for url in [
-            // the port, the host, the database number
-            "redis://user:{pw}@127.0.0.1:99999999/0",
-            "redis://user:{pw}@127.0.0.1:port/0",
-            "redis://:{pw}@127.0.0.1:-1/",
-            "redis://user:{pw}@/0",
-            "redis://user:{pw}@[::1/0",
-            "redis://user:{pw}@bad host:6379/0",
-            "redis://user:{pw}@0.0.0.0:6379/0",
-            "redis://user:{pw}@127.0.0.1:1/notanumber",
-            "redis://user:{pw}@127.0.0.1:1/0/1",
-            // query parameters outband reads, and the driver's
-            "redis://user:{pw}@127.0.0.1:1/0?retention=soon",
-            "redis://user:{pw}@127.0.0.1:1/0?dead_cap=-1",
-            "redis://user:{pw}@127.0.0.1:1/0?namespace=a{b}",
-            "redis://user:{pw}@127.0.0.1:1/0?namespace=",
-            "redis://user:{pw}@127.0.0.1:1/0?protocol=resp9",
-            "redis://user:{pw}@127.0.0.1:1/0?no_such_option=1",
-            // schemes
-            "http://user:{pw}@127.0.0.1:1/",
-            "redis:/user:{pw}@127.0.0.1:1/",
-            "redis:user:{pw}@127.0.0.1:1/",
-            "rediss://user:{pw}@127.0.0.1:1/",
-            "rediss://user:{pw}@127.0.0.1:1/#bogus",
-            "rediss://user:{pw}@127.0.0.1:1/0?retention=x",
-            // clusters
-            "redis+cluster://user:{pw}@/",
-            "redis+cluster://user:{pw}@127.0.0.1:port/",
-            "redis+cluster://user:{pw}@127.0.0.1:1,127.0.0.1:2/",
-            "redis+cluster://user:{pw}@127.0.0.1:1/?retention=x",
-            "redis+cluster://user:{pw}@127.0.0.1:1/?namespace={x}",
-            "redis+cluster://user:{pw}@0.0.0.0:1/",
-            "redis+cluster://user:{pw}@127.0.0.1:1/?protocol=resp9",
-            "redis+cluster:user:{pw}@127.0.0.1:1/",
-            "rediss+cluster://user:{pw}@127.0.0.1:1/",
-            // Unix sockets, whose password is a query parameter
-            "redis+unix:///no/such/dir/redis.sock?pass={pw}",
-            "redis+unix:///no/such/dir/redis.sock?db=x&pass={pw}",
-            "redis+unix:///no/such/dir/redis.sock?pass={pw}&retention=x",
-            "redis+unix:///no/such/dir/redis.sock?user=u&password={pw}&namespace=",
-            "unix:///no/such/dir/redis.sock?pass={pw}&protocol=resp9",
-            "redis+unix://user:{pw}@/no/such/dir/redis.sock",
-            "redis+unix://user:{pw}@host/no/such/dir/redis.sock",
-            "redis+unix:relative.sock?pass={pw}",
-        ] {
-            cases.push(Case::new(url, password));
-        }
-    }
     // passwords that break the URL's syntax, as a password generator makes them
     for url in [
         "redis://:ab/cd{pw}@127.0.0.1:1/0",
@@ -248,7 +145,7 @@ fn malformed_urls_do_not_show_their_password() {
         "redis+cluster://:ab/cd{pw}@127.0.0.1:1,127.0.0.1:2/",
         "redis+cluster://:ab?cd{pw}@127.0.0.1:1/",
     ] {
-        cases.push(Case::new(url, &pw));
+        cases.push(url.replace("{pw}", &pw));
     }
     check(&cases);
 }
@@ -279,14 +176,14 @@ fn outband_open_hides_the_password_for_every_scheme() {
         ]
         .map(str::to_owned),
     );
-    let cases: Vec<Case> = urls.iter().map(|url| Case::new(url, &pw)).collect();
+    let cases: Vec<String> = urls.iter().map(|url| url.replace("{pw}", &pw)).collect();
     check(&cases);
 }
 
 #[test]
 fn unreachable_servers_do_not_show_the_password() {
     let pw = format!("{MARK}-pw");
-    let cases: Vec<Case> = [
+    let cases: Vec<String> = [
         "redis://user:{pw}@127.0.0.1:1/0",
         "redis://:{pw}@127.0.0.1:1/",
         "redis://user:{pw}@127.0.0.1:1/0?namespace=secrets&retention=60",
@@ -295,7 +192,7 @@ fn unreachable_servers_do_not_show_the_password() {
         "redis+unix:///no/such/dir/redis.sock?db=2&user=u&pass={pw}",
     ]
     .into_iter()
-    .map(|url| Case::new(url, &pw))
+    .map(|url| url.replace("{pw}", &pw))
     .collect();
     check(&cases);
 }
@@ -303,9 +200,9 @@ fn unreachable_servers_do_not_show_the_password() {
 /// The test server has no password: AUTH with one fails.
 #[test]
 fn a_refused_password_is_not_shown() {
-    let server = test_server();
+    let server = secrets::host_of(&support::redis_url());
     let pw = format!("{MARK}-pw");
-    let cases: Vec<Case> = [
+    let cases: Vec<String> = [
         "redis://:{pw}@SERVER/0",
         "redis://someone:{pw}@SERVER/0",
         "redis://someone:{pw}@SERVER/0?namespace=secrets",
@@ -317,7 +214,7 @@ fn a_refused_password_is_not_shown() {
         "rediss+cluster://someone:{pw}@SERVER/",
     ]
     .into_iter()
-    .map(|url| Case::new(&url.replace("SERVER", &server), &pw))
+    .map(|url| url.replace("SERVER", &server).replace("{pw}", &pw))
     .collect();
     check(&cases);
 }
@@ -333,14 +230,14 @@ fn a_server_with_a_password_does_not_show_it() {
     let server = Server::start(&["--requirepass", &right, "--appendonly", "no"], false);
     let port = server.port;
     let wrong = format!("{MARK}-wrong");
-    let mut cases: Vec<Case> = [
+    let mut cases: Vec<String> = [
         format!("redis://:{{pw}}@127.0.0.1:{port}/0"),
         format!("redis://default:{{pw}}@127.0.0.1:{port}/0"),
         format!("redis://someone:{{pw}}@127.0.0.1:{port}/0"),
         format!("redis+cluster://default:{{pw}}@127.0.0.1:{port}/"),
     ]
     .iter()
-    .map(|url| Case::new(url, &wrong))
+    .map(|url| url.replace("{pw}", &wrong))
     .collect();
     cases.extend(
         [
@@ -349,7 +246,7 @@ fn a_server_with_a_password_does_not_show_it() {
             format!("redis+cluster://default:{{pw}}@127.0.0.1:{port}/"),
         ]
         .iter()
-        .map(|url| Case::new(url, &right)),
+        .map(|url| url.replace("{pw}", &right)),
     );
     check(&cases);
 }

@@ -1,6 +1,7 @@
 //! What outband's tests share: the test servers' URLs, skipping (or failing)
 //! when a server is missing, names no other test uses, waiting for a
-//! condition, free ports and a private `redis-server`.
+//! condition, free ports, a private `redis-server`, captured log lines and the
+//! password search of the backends' secrets tests ([`secrets`]).
 //!
 //! The servers are those of `.env.sample`: [`redis_url`], [`pg_url`] and
 //! [`mysql_url`] read `REDIS_URL`, `PG_DATABASE_URL` and `MYSQL_DATABASE_URL`
@@ -37,6 +38,8 @@
 //!
 //! This crate is not published: only the workspace's tests, examples' tests
 //! and reliability suite depend on it.
+
+pub mod secrets;
 
 use std::fmt::Display;
 use std::io::{BufRead, BufReader, Write};
