@@ -17,9 +17,13 @@
 //!   neither set until the owner is done.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
+
+mod state;
+
+use state::{Record, State, slot};
 
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
@@ -50,57 +54,6 @@ pub struct MemoryQueue {
     wakeup: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    next_id: u64,
-    next_token: u64,
-    jobs: HashMap<JobId, Record>,
-    queues: HashMap<String, Lane>,
-    /// Running jobs by lease deadline, for `recover_expired`.
-    leases: BTreeSet<(SystemTime, JobId)>,
-    /// Done jobs by finish time, for `purge`.
-    finished: BTreeSet<(SystemTime, JobId)>,
-    ticks: HashSet<(String, SystemTime)>,
-    /// Threads blocked in `wait`; with none, nothing needs a wake-up.
-    waiters: usize,
-}
-
-#[derive(Debug)]
-struct Record {
-    job: Job,
-    /// The live lease's token and deadline while `running`.
-    lease: Option<(u64, SystemTime)>,
-}
-
-/// Ready order: highest priority first, then enqueue order (ids grow).
-type ReadyKey = (Reverse<i16>, JobId);
-
-#[derive(Debug, Default)]
-struct Lane {
-    ready: BTreeSet<ReadyKey>,
-    scheduled: BTreeSet<(SystemTime, JobId)>,
-    keys: HashMap<String, KeyLine>,
-    counts: [u64; 4],
-}
-
-/// The line of jobs sharing one ordering key.
-#[derive(Debug, Default)]
-struct KeyLine {
-    /// The job that owns the key: running, or pending at the head.
-    owner: Option<JobId>,
-    /// Later pending jobs, in enqueue order.
-    waiting: VecDeque<JobId>,
-}
-
-fn slot(state: JobState) -> usize {
-    match state {
-        JobState::Pending => 0,
-        JobState::Running => 1,
-        JobState::Done => 2,
-        JobState::Dead => 3,
-    }
-}
-
 impl MemoryQueue {
     /// An empty queue.
     pub fn new() -> Self {
@@ -122,152 +75,6 @@ impl MemoryQueue {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl State {
-    fn lane(&mut self, queue: &str) -> &mut Lane {
-        if !self.queues.contains_key(queue) {
-            self.queues.insert(queue.to_owned(), Lane::default());
-        }
-        self.queues.get_mut(queue).expect("inserted above")
-    }
-
-    /// Puts a pending job where a claim can see it, if it may run: into
-    /// `ready` or `scheduled` when it owns its key (or has none), else behind
-    /// the key's owner.
-    fn place_pending(&mut self, id: JobId, now: SystemTime) {
-        let record = &self.jobs[&id];
-        let (queue, key, priority, run_at) = (
-            record.job.queue.clone(),
-            record.job.key.clone(),
-            record.job.priority,
-            record.job.run_at,
-        );
-        let lane = self.lane(&queue);
-        if let Some(key) = key {
-            let line = lane.keys.entry(key).or_default();
-            match line.owner {
-                None => line.owner = Some(id),
-                Some(owner) if owner == id => {}
-                Some(_) => {
-                    // a retried or recovered job keeps its place: by id
-                    let at = line.waiting.partition_point(|&w| w < id);
-                    line.waiting.insert(at, id);
-                    return;
-                }
-            }
-        }
-        if run_at <= now {
-            lane.ready.insert((Reverse(priority), id));
-        } else {
-            lane.scheduled.insert((run_at, id));
-        }
-    }
-
-    /// Removes a pending job from wherever `place_pending` put it; a job that
-    /// owned its key still does, and the caller hands the key on.
-    fn unplace_pending(&mut self, id: JobId) {
-        let job = &self.jobs[&id].job;
-        let (queue, key, priority, run_at) =
-            (job.queue.clone(), job.key.clone(), job.priority, job.run_at);
-        let lane = self.lane(&queue);
-        lane.ready.remove(&(Reverse(priority), id));
-        lane.scheduled.remove(&(run_at, id));
-        if let Some(key) = key
-            && let Some(line) = lane.keys.get_mut(&key)
-        {
-            line.waiting.retain(|&w| w != id);
-        }
-    }
-
-    /// Hands an ordering key on from `id` to the next job waiting for it.
-    fn release_key(&mut self, queue: &str, key: Option<&str>, id: JobId, now: SystemTime) {
-        let Some(key) = key else { return };
-        let lane = self.lane(queue);
-        let Some(line) = lane.keys.get_mut(key) else {
-            return;
-        };
-        if line.owner != Some(id) {
-            return;
-        }
-        line.owner = None;
-        match line.waiting.pop_front() {
-            Some(next) => self.place_pending(next, now),
-            None => {
-                lane.keys.remove(key);
-            }
-        }
-    }
-
-    fn set_state(&mut self, id: JobId, state: JobState) {
-        let record = self.jobs.get_mut(&id).expect("job exists");
-        let old = record.job.state;
-        record.job.state = state;
-        let queue = record.job.queue.clone();
-        let lane = self.lane(&queue);
-        lane.counts[slot(old)] -= 1;
-        lane.counts[slot(state)] += 1;
-    }
-
-    /// Moves the due scheduled jobs of `queue` to ready.
-    fn promote_due(&mut self, queue: &str, now: SystemTime) {
-        let Some(lane) = self.queues.get_mut(queue) else {
-            return;
-        };
-        while let Some(&(run_at, id)) = lane.scheduled.first() {
-            if run_at > now {
-                break;
-            }
-            lane.scheduled.pop_first();
-            let priority = self.jobs[&id].job.priority;
-            lane.ready.insert((Reverse(priority), id));
-        }
-    }
-
-    /// The record of the job held under `lease`, if the lease is live.
-    fn leased(&mut self, lease: &Lease) -> Option<&mut Record> {
-        self.jobs
-            .get_mut(&lease.job)
-            .filter(|r| r.job.state == JobState::Running)
-            .filter(|r| r.lease.is_some_and(|(token, _)| token == lease.token))
-    }
-
-    /// Ends a running job's lease bookkeeping.
-    fn drop_lease(&mut self, id: JobId) {
-        let record = self.jobs.get_mut(&id).expect("job exists");
-        if let Some((_, deadline)) = record.lease.take() {
-            self.leases.remove(&(deadline, id));
-        }
-    }
-
-    /// Files a job that has just left `running`, its record already changed
-    /// by [`fate`]: its lease and count go, and it is placed as its new state
-    /// wants. A pending job still owns its key, so it goes straight back to
-    /// the head of its line; a finished one hands its key on.
-    fn left_running(&mut self, id: JobId, now: SystemTime) {
-        self.drop_lease(id);
-        let job = &self.jobs[&id].job;
-        let (state, queue, key) = (job.state, job.queue.clone(), job.key.clone());
-        let lane = self.lane(&queue);
-        lane.counts[slot(JobState::Running)] -= 1;
-        lane.counts[slot(state)] += 1;
-        match state {
-            JobState::Pending => self.place_pending(id, now),
-            JobState::Done => {
-                self.finished.insert((now, id));
-                self.release_key(&queue, key.as_deref(), id, now);
-            }
-            JobState::Dead => self.release_key(&queue, key.as_deref(), id, now),
-            JobState::Running => {}
-        }
-    }
-
-    /// Deletes a job that is pending or dead.
-    fn remove(&mut self, id: JobId) {
-        let record = self.jobs.remove(&id).expect("job exists");
-        let lane = self.lane(&record.job.queue);
-        lane.counts[slot(record.job.state)] -= 1;
     }
 }
 
