@@ -365,7 +365,7 @@ fn thousands(value: f64) -> String {
     out
 }
 
-/// Runs every measurement of the [crate documentation](crate) on `queue` and
+/// Runs every measurement of the [crate documentation](crate) on `backend` and
 /// returns the figures.
 ///
 /// Fails on the first backend error; with [`Error::Config`] if `jobs` or

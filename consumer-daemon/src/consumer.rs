@@ -226,7 +226,7 @@ fn log_line(
     )
 }
 
-/// The processor the options ask for, on `queue`.
+/// The processor the options ask for, on `backend`.
 fn processor(
     backend: &Arc<dyn BaseQueue>,
     options: &ConsumerOptions,

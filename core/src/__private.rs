@@ -48,7 +48,7 @@ pub fn submit_default<A: Serialize>(
     crate::default_backend()?.enqueue(new_job(command, when, key, args))
 }
 
-/// Enqueues a call onto `queue`.
+/// Enqueues a call onto `backend`.
 pub fn submit_on<Q: BaseQueue + ?Sized, A: Serialize>(
     backend: &Q,
     command: &'static Command,

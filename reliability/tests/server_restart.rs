@@ -73,7 +73,7 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// The scenario on `queue`, whose server `outage` stops and starts again.
+/// The scenario on `backend`, whose server `outage` stops and starts again.
 fn scenario(name: &str, base: u64, backend: &Arc<dyn BaseQueue>, outage: impl FnOnce()) {
     let config = ProcessorConfig::default()
         .queues(["restart"])

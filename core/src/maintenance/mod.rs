@@ -106,7 +106,7 @@ impl std::fmt::Debug for Maintenance {
 }
 
 impl Maintenance {
-    /// Maintenance of `queue` for consumers that lease jobs for `lease`: a
+    /// Maintenance of `backend` for consumers that lease jobs for `lease`: a
     /// step every half lease (at least every 100 ms), so that a lost lease is
     /// taken back at most half a lease after it expired, and `done` jobs kept
     /// for [`DEFAULT_RETENTION`].

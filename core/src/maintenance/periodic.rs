@@ -95,7 +95,7 @@ impl Scheduler {
     }
 
     /// One pass: enqueues each periodic command whose new tick this
-    /// scheduler wins, on `queue`'s clock.
+    /// scheduler wins, on `backend`'s clock.
     pub fn tick_once(&mut self, backend: &dyn BaseQueue) -> Result<(), Error> {
         let now = backend.now()?;
         for schedule in &mut self.schedules {
@@ -144,7 +144,7 @@ impl Scheduler {
         }
     }
 
-    /// Runs [`run`](Self::run) on `queue` on a thread of its own,
+    /// Runs [`run`](Self::run) on `backend` on a thread of its own,
     /// `outband-periodic`, until [`Running::stop`].
     pub fn spawn(mut self, backend: Arc<dyn BaseQueue>) -> Running {
         let stop = Arc::new(Stop::new());

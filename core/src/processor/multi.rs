@@ -64,7 +64,7 @@ impl std::fmt::Debug for MultiProcessor {
 }
 
 impl MultiProcessor {
-    /// A processor over `queue` with `config.max_threads` threads (at least 1).
+    /// A processor over `backend` with `config.max_threads` threads (at least 1).
     /// Fails if the command registry is invalid or the configuration is.
     pub fn new(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
         Self::with_registry(backend, config, Registry::global()?)

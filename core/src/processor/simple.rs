@@ -36,7 +36,7 @@ impl std::fmt::Debug for SimpleProcessor {
 }
 
 impl SimpleProcessor {
-    /// A processor over `queue`. Fails if the command registry is invalid
+    /// A processor over `backend`. Fails if the command registry is invalid
     /// (two commands with one name) or the configuration is.
     pub fn new(backend: Arc<dyn BaseQueue>, config: ProcessorConfig) -> Result<Self, Error> {
         Self::with_registry(backend, config, Registry::global()?)
