@@ -1,22 +1,26 @@
 //! Run with: cargo run -p web-app -- serve
-//! and, in a second terminal: cargo run -p web-app -- run
+//! and, in a second terminal: CHURN_WEBHOOK=http://… cargo run -p web-app -- run
 //!
-//! djutils' example in Rust form: a web app whose view calls the
+//! djutils' example in Rust form: a web app whose async view enqueues the
 //! `#[queue_command]` function `churn_data` and answers at once, while a
-//! consumer (djutils' `consumer.py`) runs the call out-of-band. One binary
-//! is both, as in the producer/consumer template: `serve` is the web server,
-//! and every command of the consumer daemon is here too, `run`, `start -l
-//! LOG -p PIDFILE`, `stop -p PIDFILE`, `status -p PIDFILE`, `stats`, `dead`,
-//! … (see `outband_daemon`).
+//! consumer (djutils' `consumer.py`) runs the call out-of-band. `churn_data`
+//! is an `async fn` that posts its results to a webhook; `index_words`, a
+//! plain `fn` doing CPU work, stands beside it. One binary is both sides,
+//! as in the producer/consumer template: `serve` is the web server, and
+//! every command of the consumer daemon is here too, `run`, `start -l LOG
+//! -p PIDFILE`, `stop -p PIDFILE`, `status -p PIDFILE`, `stats`, `dead`, …
+//! (see `outband_daemon`).
 //!
 //! ```text
 //! $ web-app serve --bind 127.0.0.1:3000        # terminal 1
-//! $ web-app run                                # terminal 2 (or: start -p consumer.pid -l consumer.log)
+//! $ CHURN_WEBHOOK=http://127.0.0.1:8080/churned web-app run   # terminal 2
 //! $ curl -d payload='some data to churn' http://127.0.0.1:3000/churn/7/42
 //! {"job":1}
 //! $ curl http://127.0.0.1:3000/jobs/1
 //! {"id":1,"command":"web_app::commands::churn_data","state":"done","attempt":1,"last_error":null}
-//! $ cat churned.txt                            # one line per run of churn_data
+//! $ curl -d text='to be or not to be' http://127.0.0.1:3000/index/3
+//! {"job":2}
+//! $ cat indexed.txt                            # one line per run of index_words
 //! ```
 //!
 //! Both sides read the backend from `--url` or `OUTBAND_URL`; unset, it is

@@ -1,15 +1,17 @@
-//! The web side: djutils' `data_processing_view` as an axum handler, and a
-//! job's status.
+//! The web side: djutils' `data_processing_view` as an axum handler, a
+//! second view for the sync command, and a job's status.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}` and `Location: /jobs/ID`: the call of [`churn_data`](fn@churn_data) is queued |
+//! | `POST /churn/{some_val}/{another_val}`, form field `payload` | `202 Accepted`, `{"job": ID}` and `Location: /jobs/ID`: the call of the async [`churn_data`](fn@churn_data) is queued |
+//! | `POST /index/{document}`, form field `text` | the same, for the sync [`index_words`](fn@index_words) |
 //! | `GET /jobs/{id}` | `200`, `{"id", "command", "state", "attempt", "last_error"}`; `404` for an unknown id |
 //!
-//! Enqueuing is a blocking call (a database write or a Redis round trip), so
-//! the handlers make it on tokio's blocking pool (`spawn_blocking`) rather
-//! than on the threads that drive every connection; the request still waits
-//! only for the enqueue, never for the job. A backend that cannot be reached
+//! The handlers await their enqueues (`f::enqueue(…).await`): a Redis round
+//! trip goes out on the backend's async connection, and a SQL write runs
+//! on outband's own bounded blocking pool, so either way the threads that
+//! drive every connection never wait on the queue. The request waits only
+//! for the enqueue, never for the job. A backend that cannot be reached
 //! answers `503 Service Unavailable`, so a client or a load balancer may try
 //! again; any other failure is a `500`.
 
@@ -23,19 +25,20 @@ use axum::{Json, Router};
 use outband::{BaseQueue, JobId};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::churn_data;
+use crate::commands::{churn_data, index_words};
 
-/// The routes, with the queue that `GET /jobs/{id}` reads.
+/// The routes, with the backend that `GET /jobs/{id}` reads.
 ///
-/// `POST /churn/…` enqueues through [`churn_data`](fn@churn_data) itself, onto the default
-/// queue (`outband::set_default_backend`), exactly as the seed's view calls
-/// its decorated function.
+/// `POST /churn/…` and `POST /index/…` enqueue onto the default backend
+/// (`outband::set_default_backend`), exactly as the seed's view calls its
+/// decorated function.
 pub(crate) fn router(backend: Arc<dyn BaseQueue>) -> Router {
     Router::new()
         .route(
             "/churn/{some_val}/{another_val}",
             post(data_processing_view),
         )
+        .route("/index/{document}", post(index_view))
         .route("/jobs/{id}", get(job_status))
         .with_state(backend)
 }
@@ -46,7 +49,13 @@ struct ChurnForm {
     payload: String,
 }
 
-/// The answer to `POST /churn/…`.
+/// The body of `POST /index/…`: the text to index.
+#[derive(Debug, Deserialize)]
+struct IndexForm {
+    text: String,
+}
+
+/// The answer to a `POST` that queued a job.
 #[derive(Debug, Serialize)]
 struct Accepted {
     /// The id of the queued job, for `GET /jobs/{id}`.
@@ -58,17 +67,25 @@ async fn data_processing_view(
     Path((some_val, another_val)): Path<(u64, i64)>,
     Form(form): Form<ChurnForm>,
 ) -> Response {
-    let enqueued =
-        tokio::task::spawn_blocking(move || churn_data(some_val, form.payload, another_val)).await;
+    accepted(churn_data::enqueue(some_val, form.payload, another_val).await)
+}
+
+/// Queues `index_words(document, text)` and answers at once.
+async fn index_view(Path(document): Path<u64>, Form(form): Form<IndexForm>) -> Response {
+    accepted(index_words::enqueue(document, form.text).await)
+}
+
+/// `202 Accepted` with the job's id and where its status is, or the
+/// enqueue's error.
+fn accepted(enqueued: Result<JobId, outband::Error>) -> Response {
     match enqueued {
-        Ok(Ok(id)) => (
+        Ok(id) => (
             StatusCode::ACCEPTED,
             [(header::LOCATION, format!("/jobs/{id}"))],
             Json(Accepted { job: id.0 }),
         )
             .into_response(),
-        Ok(Err(error)) => queue_error(&error),
-        Err(join) => internal(&join),
+        Err(error) => queue_error(&error),
     }
 }
 
@@ -83,6 +100,9 @@ struct JobStatus {
 }
 
 /// A job's state, as the backend has it now.
+///
+/// Reading a job has no awaitable form yet, so this one call is made on
+/// tokio's blocking pool.
 async fn job_status(State(backend): State<Arc<dyn BaseQueue>>, Path(id): Path<u64>) -> Response {
     let found = tokio::task::spawn_blocking(move || backend.job(JobId(id))).await;
     match found {
@@ -96,7 +116,10 @@ async fn job_status(State(backend): State<Arc<dyn BaseQueue>>, Path(id): Path<u6
         .into_response(),
         Ok(Ok(None)) => (StatusCode::NOT_FOUND, format!("no job {id}\n")).into_response(),
         Ok(Err(error)) => queue_error(&error),
-        Err(join) => internal(&join),
+        Err(join) => {
+            eprintln!("web-app: the blocking task failed: {join}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
     }
 }
 
@@ -108,9 +131,4 @@ fn queue_error(error: &outband::Error) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR
     };
     (status, format!("{error}\n")).into_response()
-}
-
-fn internal(error: &tokio::task::JoinError) -> Response {
-    eprintln!("web-app: the blocking task failed: {error}");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
 }

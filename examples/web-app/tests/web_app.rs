@@ -1,8 +1,11 @@
 //! The web app and its consumer as real processes: the `web-app` binary runs
-//! `serve` on a free port and the consumer beside it, each test posts 1,000
-//! requests from a few client threads and checks that every job ran exactly
-//! once: no record missing from `churned.txt`, none there twice, every job
-//! `done` at its first attempt.
+//! `serve` on a free port and the consumer beside it, and the test itself
+//! runs the webhook receiver the async `churn_data` posts to, on loopback.
+//! Each test posts 1,000 `churn` requests and 100 `index` requests from
+//! several client threads at once and checks that every job ran exactly
+//! once: every record delivered to the receiver once with its own results,
+//! every document's line in `indexed.txt` once, every job `done` at its
+//! first attempt.
 //!
 //! Every test runs on three backends: SQLite with `OUTBAND_URL` unset (the
 //! default `outband.db` in the test's directory), the Redis at `REDIS_URL` in
@@ -15,7 +18,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
@@ -26,11 +29,14 @@ use serde::Deserialize;
 
 const BIN: &str = env!("CARGO_BIN_EXE_web-app");
 
-/// Requests each test posts.
+/// `churn` requests each test posts, one per record.
 const REQUESTS: u64 = 1_000;
 
-/// Client threads posting them.
-const CLIENTS: u64 = 4;
+/// Every how many records an `index` request is posted too.
+const INDEX_EVERY: u64 = 10;
+
+/// Client threads posting them, all at once.
+const CLIENTS: u64 = 8;
 
 /// The backends the app is tested on.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +51,77 @@ enum Backend {
 /// How long a wait for the jobs may take before the test fails.
 const WAIT: Duration = Duration::from_secs(120);
 
+/// What `churn_data` posts to the webhook.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Delivery {
+    record: u64,
+    another_value: i64,
+    words: u64,
+    checksum: String,
+}
+
+/// The webhook receiver: an axum server in this process, on loopback, that
+/// keeps every delivery it is posted. Dropping it shuts it down.
+struct Receiver {
+    url: String,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        use axum::extract::{Json, State};
+        use axum::http::StatusCode;
+
+        async fn receive(
+            State(deliveries): State<Arc<Mutex<Vec<Delivery>>>>,
+            Json(delivery): Json<Delivery>,
+        ) -> StatusCode {
+            deliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(delivery);
+            StatusCode::NO_CONTENT
+        }
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/churned", listener.local_addr().unwrap());
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/churned", axum::routing::post(receive))
+            .with_state(Arc::clone(&deliveries));
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver {
+            url,
+            deliveries,
+            _runtime: runtime,
+        }
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count(&self) -> usize {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
 /// The server running `serve`, and the pipe its lines come through.
 struct Server {
     child: Child,
@@ -55,6 +132,9 @@ struct Server {
 /// removes what it left on a shared server.
 struct World {
     dir: tempfile::TempDir,
+    receiver: Receiver,
+    /// Whether the processes get `CHURN_WEBHOOK`, the receiver's URL.
+    webhook: bool,
     /// `None`: the processes run with `OUTBAND_URL` unset.
     url: Option<String>,
     /// Keeps the PostgreSQL tables until the end (they are temporary).
@@ -72,6 +152,8 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let mut world = World {
             dir,
+            receiver: Receiver::start(),
+            webhook: true,
             url: None,
             _queue: None,
             redis_namespace: None,
@@ -119,17 +201,25 @@ impl World {
     }
 
     /// The binary with `args`, in the world's directory, on its backend:
-    /// `OUTBAND_URL` set to the world's URL, or unset for the SQLite default.
+    /// `OUTBAND_URL` set to the world's URL, or unset for the SQLite default;
+    /// `CHURN_WEBHOOK` set to the receiver, and no proxy between the two.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("OUTBAND_URL")
-            .env_remove("CHURN_RESULTS")
+            .env_remove("CHURN_WEBHOOK")
+            .env_remove("INDEX_RESULTS")
             .env_remove("WEB_APP_BIND");
+        for proxy in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            command.env_remove(proxy);
+        }
         if let Some(url) = &self.url {
             command.env("OUTBAND_URL", url);
+        }
+        if self.webhook {
+            command.env("CHURN_WEBHOOK", &self.receiver.url);
         }
         command
     }
@@ -205,23 +295,25 @@ impl World {
         )
     }
 
-    /// The lines `churn_data` appended, parsed: record → every
-    /// `(another_value, words)` recorded for it.
-    fn churned(&self) -> BTreeMap<u64, Vec<(i64, u64)>> {
-        let text = std::fs::read_to_string(self.path("churned.txt")).unwrap_or_default();
-        let mut runs: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
+    /// The lines `index_words` appended, parsed: document → every
+    /// `(words, distinct, most_frequent)` recorded for it.
+    fn indexed(&self) -> BTreeMap<u64, Vec<(u64, u64, String)>> {
+        let text = std::fs::read_to_string(self.path("indexed.txt")).unwrap_or_default();
+        let mut runs: BTreeMap<u64, Vec<(u64, u64, String)>> = BTreeMap::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
             assert_eq!(fields.len(), 4, "a whole line: {line:?}");
-            runs.entry(fields[0].parse().unwrap())
-                .or_default()
-                .push((fields[1].parse().unwrap(), fields[2].parse().unwrap()));
+            runs.entry(fields[0].parse().unwrap()).or_default().push((
+                fields[1].parse().unwrap(),
+                fields[2].parse().unwrap(),
+                fields[3].to_owned(),
+            ));
         }
         runs
     }
 
-    fn churned_lines(&self) -> usize {
-        std::fs::read_to_string(self.path("churned.txt"))
+    fn indexed_lines(&self) -> usize {
+        std::fs::read_to_string(self.path("indexed.txt"))
             .map(|text| text.lines().count())
             .unwrap_or(0)
     }
@@ -290,44 +382,107 @@ fn another_val(record: u64) -> i64 {
     if record % 2 == 1 { -value } else { value }
 }
 
-/// Posts records `0..REQUESTS` from `CLIENTS` threads, each with a payload
-/// of three words; returns the job id of each record.
-fn post_all(addr: SocketAddr) -> BTreeMap<u64, u64> {
+/// What the client posts for `record`: three words.
+fn payload(record: u64) -> String {
+    format!("churn record {record}")
+}
+
+/// The checksum `churn_data` reports for `data`, worked out here.
+fn checksum(data: &str) -> String {
+    let sum = data.bytes().fold(0u64, |sum, byte| {
+        sum.wrapping_mul(31).wrapping_add(u64::from(byte))
+    });
+    format!("{sum:016x}")
+}
+
+/// What the client posts to index `document`: six words, four distinct,
+/// "record" and "the" twice each, so the tie goes to "record".
+fn text(document: u64) -> String {
+    format!("The record {document}, and the record.")
+}
+
+/// The job ids the posts were answered with.
+#[derive(Debug, Default)]
+struct Posted {
+    /// Record → the job of its `churn_data`.
+    churned: BTreeMap<u64, u64>,
+    /// Document → the job of its `index_words`.
+    indexed: BTreeMap<u64, u64>,
+}
+
+/// Posts, from `CLIENTS` threads at once, `churn` for every record in
+/// `0..REQUESTS` and `index` for every `INDEX_EVERY`th; checks each answer
+/// and returns the job ids.
+fn post_all(addr: SocketAddr) -> Posted {
+    // All clients start together, so that the handlers' enqueues overlap.
+    let start = Arc::new(std::sync::Barrier::new(CLIENTS as usize));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|client| {
+            let start = Arc::clone(&start);
             std::thread::spawn(move || {
                 let agent = agent();
-                (client..REQUESTS)
-                    .step_by(CLIENTS as usize)
-                    .map(|record| {
-                        let url = format!("http://{addr}/churn/{record}/{}", another_val(record));
-                        let payload = format!("churn record {record}");
-                        let mut response = agent
-                            .post(&url)
-                            .send_form([("payload", payload.as_str())])
-                            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-                        assert_eq!(response.status(), 202, "POST {url}");
-                        let location = response.headers().get("location").cloned();
-                        let accepted: Accepted = response.body_mut().read_json().unwrap();
-                        assert_eq!(
-                            location.as_ref().and_then(|l| l.to_str().ok()),
-                            Some(format!("/jobs/{}", accepted.job).as_str()),
-                            "the job's status is where Location says"
-                        );
-                        (record, accepted.job)
-                    })
-                    .collect::<Vec<_>>()
+                let mut posted = Posted::default();
+                start.wait();
+                for record in (client..REQUESTS).step_by(CLIENTS as usize) {
+                    let url = format!("http://{addr}/churn/{record}/{}", another_val(record));
+                    let job = post_form(&agent, &url, "payload", &payload(record));
+                    posted.churned.insert(record, job);
+                    if record % INDEX_EVERY == 0 {
+                        let url = format!("http://{addr}/index/{record}");
+                        let job = post_form(&agent, &url, "text", &text(record));
+                        posted.indexed.insert(record, job);
+                    }
+                }
+                posted
             })
         })
         .collect();
-    let ids: BTreeMap<u64, u64> = threads
-        .into_iter()
-        .flat_map(|thread| thread.join().unwrap())
+    let mut posted = Posted::default();
+    for thread in threads {
+        let part = thread.join().unwrap();
+        posted.churned.extend(part.churned);
+        posted.indexed.extend(part.indexed);
+    }
+    assert_eq!(
+        posted.churned.len() as u64,
+        REQUESTS,
+        "one answer per churn"
+    );
+    assert_eq!(
+        posted.indexed.len() as u64,
+        REQUESTS / INDEX_EVERY,
+        "one answer per index"
+    );
+    let distinct: HashSet<u64> = posted
+        .churned
+        .values()
+        .chain(posted.indexed.values())
+        .copied()
         .collect();
-    assert_eq!(ids.len() as u64, REQUESTS, "one answer per request");
-    let distinct: HashSet<u64> = ids.values().copied().collect();
-    assert_eq!(distinct.len() as u64, REQUESTS, "one job id per request");
-    ids
+    assert_eq!(
+        distinct.len(),
+        posted.churned.len() + posted.indexed.len(),
+        "one job id per request"
+    );
+    posted
+}
+
+/// Posts a form of one field; checks the `202` and its `Location`, and
+/// returns the job id.
+fn post_form(agent: &ureq::Agent, url: &str, field: &str, value: &str) -> u64 {
+    let mut response = agent
+        .post(url)
+        .send_form([(field, value)])
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(response.status(), 202, "POST {url}");
+    let location = response.headers().get("location").cloned();
+    let accepted: Accepted = response.body_mut().read_json().unwrap();
+    assert_eq!(
+        location.as_ref().and_then(|l| l.to_str().ok()),
+        Some(format!("/jobs/{}", accepted.job).as_str()),
+        "the job's status is where Location says"
+    );
+    accepted.job
 }
 
 /// An HTTP client for the app on loopback, deaf to any proxy settings of
@@ -347,60 +502,96 @@ fn job_status(agent: &ureq::Agent, addr: SocketAddr, id: u64) -> JobStatus {
         .unwrap()
 }
 
-/// Waits until every job is done, then checks that each record was churned
-/// exactly once, with the arguments it was posted with, at its job's first
-/// attempt.
-fn assert_each_job_ran_exactly_once(world: &World, addr: SocketAddr, ids: &BTreeMap<u64, u64>) {
-    wait_until("every job ran", WAIT, || {
-        world.churned_lines() >= REQUESTS as usize
+/// Waits until every job is done, then checks that each ran exactly once,
+/// with the arguments it was posted with, at its first attempt: every
+/// record's results reached the webhook once, every document's line is in
+/// `indexed.txt` once.
+fn assert_each_job_ran_exactly_once(world: &World, addr: SocketAddr, posted: &Posted) {
+    wait_until("every delivery arrived", WAIT, || {
+        world.receiver.count() >= posted.churned.len()
+    });
+    wait_until("every document was indexed", WAIT, || {
+        world.indexed_lines() >= posted.indexed.len()
     });
     let agent = agent();
-    for (record, &id) in ids {
+    let jobs = posted
+        .churned
+        .iter()
+        .map(|(record, id)| (record, id, "web_app::commands::churn_data"))
+        .chain(
+            posted
+                .indexed
+                .iter()
+                .map(|(document, id)| (document, id, "web_app::commands::index_words")),
+        );
+    for (record, &id, command) in jobs {
         wait_until("the job is recorded done", WAIT, || {
             job_status(&agent, addr, id).state != "running"
         });
         let status = job_status(&agent, addr, id);
         assert_eq!(status.id, id);
-        assert_eq!(status.command, "web_app::commands::churn_data");
+        assert_eq!(status.command, command);
         assert_eq!(
             (status.state.as_str(), status.attempt, status.last_error),
             ("done", 1, None),
-            "record {record}, job {id}"
+            "{command} of {record}, job {id}"
         );
     }
-    let churned = world.churned();
-    let missing: Vec<u64> = ids
-        .keys()
-        .filter(|r| !churned.contains_key(r))
-        .copied()
-        .collect();
-    assert!(missing.is_empty(), "records never churned: {missing:?}");
-    for (record, runs) in &churned {
-        assert!(ids.contains_key(record), "record {record} was never posted");
+
+    let mut delivered: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
+    for delivery in world.receiver.deliveries() {
+        delivered.entry(delivery.record).or_default().push(delivery);
+    }
+    for record in posted.churned.keys() {
+        let expected = Delivery {
+            record: *record,
+            another_value: another_val(*record),
+            words: 3,
+            checksum: checksum(&payload(*record)),
+        };
         assert_eq!(
-            runs,
-            &[(another_val(*record), 3)],
-            "record {record} churned once, with its own arguments"
+            delivered.remove(record),
+            Some(vec![expected]),
+            "record {record} delivered once, with its own results"
         );
     }
-    assert_eq!(world.churned_lines(), REQUESTS as usize, "no run twice");
+    assert!(delivered.is_empty(), "never posted: {delivered:?}");
+
+    let indexed = world.indexed();
+    for document in posted.indexed.keys() {
+        assert_eq!(
+            indexed.get(document),
+            Some(&vec![(6, 4, "record".to_owned())]),
+            "document {document} indexed once"
+        );
+    }
+    assert_eq!(
+        world.indexed_lines(),
+        posted.indexed.len(),
+        "no document indexed twice, none that was not posted"
+    );
 }
 
-/// The handler only enqueues: with no consumer running, all 1,000 posts are
+/// The handlers only enqueue: with no consumer running, all the posts are
 /// answered and nothing has run. Then `start` runs them as a daemon, `status`
 /// sees it, and `stop` ends it and removes its pid file.
 fn a_thousand_posts_then_a_daemon_runs_each_job_exactly_once(mut world: World) {
     let addr = world.serve();
-    let ids = post_all(addr);
+    let posted = post_all(addr);
 
     let agent = agent();
-    for &id in ids.values() {
+    for &id in posted.churned.values().chain(posted.indexed.values()) {
         let status = job_status(&agent, addr, id);
         assert_eq!((status.state.as_str(), status.attempt), ("pending", 0));
     }
+    assert_eq!(
+        world.receiver.count(),
+        0,
+        "nothing delivered before a consumer"
+    );
     assert!(
-        !world.path("churned.txt").exists(),
-        "no job ran before a consumer started"
+        !world.path("indexed.txt").exists(),
+        "nothing indexed before a consumer started"
     );
     let unknown = agent.get(format!("http://{addr}/jobs/{}", u64::MAX)).call();
     assert!(
@@ -414,7 +605,7 @@ fn a_thousand_posts_then_a_daemon_runs_each_job_exactly_once(mut world: World) {
     assert_eq!(code, 0, "running: {said}");
     assert!(said.contains("running, pid"), "{said}");
 
-    assert_each_job_ran_exactly_once(&world, addr, &ids);
+    assert_each_job_ran_exactly_once(&world, addr, &posted);
 
     let pidfile = world.path("consumer.pid").display().to_string();
     let out = world.cli(&["stop", "-p", &pidfile]);
@@ -426,10 +617,12 @@ fn a_thousand_posts_then_a_daemon_runs_each_job_exactly_once(mut world: World) {
     );
     assert_eq!(world.daemon_status("consumer").0, 3, "not running");
     let log = std::fs::read_to_string(world.path("consumer.log")).unwrap();
-    assert!(
-        log.contains("web_app::commands::churn_data attempt 1/4 started"),
-        "the daemon logs each job: {log}"
-    );
+    for command in ["churn_data", "index_words"] {
+        assert!(
+            log.contains(&format!("web_app::commands::{command} attempt 1/4 started")),
+            "the daemon logs each job: {log}"
+        );
+    }
 
     world.stop_server();
     if world.url.is_none() {
@@ -451,14 +644,53 @@ fn a_thousand_posts_while_a_foreground_consumer_runs_them(mut world: World) {
         .unwrap();
     world.consumer = Some(consumer);
     let addr = world.serve();
-    let ids = post_all(addr);
+    let posted = post_all(addr);
 
-    assert_each_job_ran_exactly_once(&world, addr, &ids);
+    assert_each_job_ran_exactly_once(&world, addr, &posted);
 
     let mut consumer = world.consumer.take().unwrap();
     kill("-TERM", consumer.id());
     let status = wait_for_exit(&mut consumer);
     assert!(status.success(), "the consumer ended with {status}");
+    world.stop_server();
+}
+
+/// A delivery that cannot be made fails the attempt and the job is retried,
+/// saying why, until it is dead: here the consumer has no `CHURN_WEBHOOK`.
+/// Nothing reaches the receiver, and the sync command beside it runs.
+#[test]
+fn a_churn_without_a_webhook_fails_every_attempt_and_says_why() {
+    let mut world = World::new(Backend::SqliteDefault).expect("SQLite needs no server");
+    world.webhook = false;
+    let addr = world.serve();
+    let agent = agent();
+    let churn = post_form(
+        &agent,
+        &format!("http://{addr}/churn/1/2"),
+        "payload",
+        "some data",
+    );
+    let index = post_form(&agent, &format!("http://{addr}/index/1"), "text", "a b a");
+    world.start_daemon("consumer");
+
+    // Every attempt fails the same way, so the job ends dead after its last.
+    wait_until("the job is dead", WAIT, || {
+        job_status(&agent, addr, churn).state == "dead"
+    });
+    let status = job_status(&agent, addr, churn);
+    assert_eq!(status.attempt, 4, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("CHURN_WEBHOOK is not set")),
+        "{status:?}"
+    );
+    wait_until("the document was indexed", WAIT, || {
+        job_status(&agent, addr, index).state == "done"
+    });
+    assert_eq!(world.indexed().get(&1), Some(&vec![(3, 2, "a".to_owned())]));
+    assert_eq!(world.receiver.count(), 0);
     world.stop_server();
 }
 
@@ -480,6 +712,12 @@ fn bad_requests_and_an_unreachable_backend_are_answered_plainly() {
         422,
         "no payload field"
     );
+    let index = format!("http://{addr}/index/1");
+    assert_eq!(
+        refused(agent.post(&index).send_form([("payload", "x")])),
+        422,
+        "no text field"
+    );
     let not_a_number = format!("http://{addr}/churn/one/2");
     assert_eq!(
         refused(agent.post(&not_a_number).send_form([("payload", "x")])),
@@ -497,18 +735,24 @@ fn bad_requests_and_an_unreachable_backend_are_answered_plainly() {
     world.url = Some(format!("redis://127.0.0.1:{port}/"));
     let addr = world.serve();
     let url = format!("http://{addr}/churn/1/2");
+    let index = format!("http://{addr}/index/1");
     for _ in 0..2 {
         assert_eq!(
             refused(agent.post(&url).send_form([("payload", "x")])),
             503,
             "the backend is unreachable: try again later"
         );
+        assert_eq!(
+            refused(agent.post(&index).send_form([("text", "x")])),
+            503,
+            "the same for the sync command"
+        );
     }
     world.stop_server();
 }
 
 /// One binary, both sides: `serve` and the consumer's commands, and the
-/// consumer knows `churn_data`.
+/// consumer knows both commands.
 #[test]
 fn the_binary_offers_serve_and_every_consumer_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -551,7 +795,9 @@ fn the_binary_offers_serve_and_every_consumer_command() {
     let listed = String::from_utf8_lossy(&commands.stdout);
     assert!(commands.status.success(), "{listed}");
     assert!(
-        listed.contains("web_app::commands::churn_data") && listed.contains("churn"),
+        listed.contains("web_app::commands::churn_data")
+            && listed.contains("web_app::commands::index_words")
+            && listed.contains("churn"),
         "{listed}"
     );
 
