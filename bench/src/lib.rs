@@ -83,7 +83,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use outband::__private::{RunError, decode_args, output_value};
+use outband::__private::{Run as RunKind, RunError, decode_args, output_value};
 use outband::{
     BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, Processor,
     ProcessorConfig, Registry, SimpleProcessor, codec,
@@ -119,7 +119,7 @@ static NOOP: Command = Command {
     key: None,
     file: file!(),
     line: line!(),
-    run: run_noop,
+    run: RunKind::Sync(run_noop),
 };
 
 static STARTED: Command = Command {
@@ -130,7 +130,7 @@ static STARTED: Command = Command {
     key: None,
     file: file!(),
     line: line!(),
-    run: run_started,
+    run: RunKind::Sync(run_started),
 };
 
 fn run_noop(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {

@@ -92,6 +92,13 @@ pub struct ConsumerOptions {
     /// after a crash.
     #[arg(long, default_value_t = 0)]
     pub prefetch: usize,
+    /// Async jobs (of `async fn` commands) run at once on the consumer's
+    /// async runtime, apart from `--threads`: a job waiting on I/O holds a
+    /// slot, not a thread. The consumer holds at most `threads + prefetch +
+    /// concurrency` leases, the last counted only when a queue it serves
+    /// has an async command.
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
     /// Completing calls (each claiming the next jobs) the multi
     /// processor may have in flight at once, each serving its share of the
     /// leases; default: the backend's choice (2, or 1 on SQLite).

@@ -236,6 +236,7 @@ fn processor(
         .lease(options.lease)
         .max_threads(usize::try_from(options.threads).unwrap_or(usize::MAX))
         .prefetch(options.prefetch)
+        .concurrency(usize::try_from(options.concurrency).unwrap_or(usize::MAX))
         .wait_time(Duration::from_secs_f64(options.delay))
         .wait_backoff(options.backoff, Duration::from_secs_f64(options.max_delay))
         .retention(options.retention);
@@ -278,7 +279,10 @@ fn consume(
     let threads = match options.processor {
         ProcessorKind::Simple => "1 thread".to_owned(),
         ProcessorKind::Multi => {
-            format!("{} threads, prefetch {}", options.threads, options.prefetch)
+            format!(
+                "{} threads, prefetch {}, concurrency {}",
+                options.threads, options.prefetch, options.concurrency
+            )
         }
     };
     log::info!(

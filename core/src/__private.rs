@@ -4,7 +4,7 @@
 pub use inventory;
 pub use serde;
 
-pub use crate::registry::{Command, Periodic, RunError, RunFn};
+pub use crate::registry::{Command, CommandFuture, CommandResult, Periodic, Run, RunError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -46,6 +46,25 @@ pub fn submit_default<A: Serialize>(
         return crate::eager::run(command, &args);
     }
     crate::default_backend()?.enqueue(new_job(command, when, key, args))
+}
+
+/// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).
+pub fn enqueue<A: Serialize>(
+    command: &'static Command,
+    key: Option<String>,
+    args: &A,
+) -> crate::Enqueue {
+    crate::Enqueue::new(command, key, codec::encode(args))
+}
+
+/// Boxes an async command's run. The bound is where a command whose
+/// future is not `Send` is refused: consumers run it on a multi-threaded
+/// runtime.
+pub fn run_async<F>(future: F) -> CommandFuture
+where
+    F: Future<Output = Result<Option<Vec<u8>>, RunError>> + Send + 'static,
+{
+    Box::pin(future)
 }
 
 /// Enqueues a call onto `backend`.

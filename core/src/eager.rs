@@ -1,20 +1,76 @@
 //! Eager mode: annotated calls run inline.
+//!
+//! A plain call (`f(…)`) runs the command on the calling thread; an async
+//! command's future is driven to its end there (see [`block_on`]). An
+//! awaited call (`f::enqueue(…).await`) awaits an async command's future in
+//! the caller's task, and runs a sync command on the blocking pool.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::registry::RunError;
+use crate::registry::{Run, RunError};
 use crate::{Command, Error, JobId};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Runs `command` on its encoded arguments now, as a consumer would.
-pub(crate) fn run(command: &Command, args: &[u8]) -> Result<JobId, Error> {
-    match (command.run)(args) {
+pub(crate) fn run(command: &'static Command, args: &[u8]) -> Result<JobId, Error> {
+    let result = match command.run {
+        Run::Sync(run) => run(args),
+        Run::Async(run) => block_on(run(args)),
+    };
+    settle(command, result)
+}
+
+/// Runs `command` on its encoded arguments now, awaited.
+pub(crate) async fn run_awaited(command: &'static Command, args: Vec<u8>) -> Result<JobId, Error> {
+    let result = match command.run {
+        Run::Sync(run) => crate::blocking::run(move || run(&args)).await,
+        Run::Async(run) => run(&args).await,
+    };
+    settle(command, result)
+}
+
+fn settle(command: &Command, result: Result<Option<Vec<u8>>, RunError>) -> Result<JobId, Error> {
+    match result {
         Ok(_) => Ok(JobId(NEXT_ID.fetch_add(1, Ordering::Relaxed))),
         Err(RunError::Args(error) | RunError::Output(error)) => Err(Error::Codec(error)),
         Err(RunError::Failed(error)) => Err(Error::CommandFailed {
             command: command.name.to_owned(),
             error,
         }),
+    }
+}
+
+/// Drives an async command's future to its end on this thread: on a
+/// tokio runtime of its own with the `runtime` feature (on a thread of its
+/// own when this thread is already inside a runtime, which cannot be
+/// blocked), else with a bare executor that supports no tokio I/O or timer.
+pub(crate) fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    #[cfg(feature = "runtime")]
+    {
+        let run = move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a tokio runtime for an async command")
+                .block_on(future)
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| match scope.spawn(run).join() {
+                Ok(output) => output,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+        } else {
+            run()
+        }
+    }
+    #[cfg(not(feature = "runtime"))]
+    {
+        futures_lite::future::block_on(future)
     }
 }

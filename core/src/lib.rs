@@ -33,11 +33,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Async
+//!
+//! A command may be an `async fn`, and async code enqueues any command with
+//! one `.await` that never blocks its runtime:
+//!
+//! ```
+//! use outband::queue_command;
+//!
+//! #[queue_command(queue = "webhooks", retries = 5)]
+//! async fn notify(url: String, event: String) -> Result<(), String> {
+//!     // an HTTP call, a mail, a query: awaited, holding no thread
+//!     # let _ = (url, event);
+//!     Ok(())
+//! }
+//!
+//! // in an axum handler, or any async fn:
+//! async fn signed_up(user_id: u64) -> Result<(), outband::Error> {
+//!     notify::enqueue("https://hooks.example/signup".into(), user_id.to_string()).await?;
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A consumer runs async jobs on a tokio runtime of its own (the `runtime`
+//! feature), up to [`ProcessorConfig::concurrency`] at once, apart from the
+//! threads that run sync jobs; leases, heartbeats, retries, ordering keys and
+//! the two-stage stop hold for both. `f(…)`, `f::schedule` and
+//! `f::enqueue_on` stay plain calls for sync code; [`Enqueue`] is what
+//! `f::enqueue(…)` returns.
+//!
 //! # Where things are
 //!
 //! | item | what it is |
 //! |---|---|
-//! | [`queue_command`] | the attribute: the function enqueues, `::call` runs inline, `::schedule` and `::enqueue_on` |
+//! | [`queue_command`] | the attribute: the function enqueues, `::call` runs inline, `::enqueue` awaits an enqueue, `::schedule` and `::enqueue_on` |
+//! | [`Enqueue`] | an enqueue to `.await` from async code |
 //! | [`BaseQueue`] | the backend contract: enqueue, claim with a lease, heartbeat, complete, recover, stats, dead letters |
 //! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
 //! | [`SimpleProcessor`], [`MultiProcessor`] | run jobs one at a time, or up to `max_threads` at once |
@@ -51,6 +82,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs |
+//! | `runtime` | no (on in the consumer daemon) | runs `async fn` commands: a tokio runtime in each processor that serves one, started the first time an async job runs; a program with only sync commands does not need it |
 //!
 //! # Environment
 //!
@@ -75,8 +107,10 @@
 extern crate self as outband;
 
 pub mod backend;
+mod blocking;
 pub mod codec;
 mod eager;
+mod enqueue;
 mod error;
 mod job;
 pub mod maintenance;
@@ -92,6 +126,7 @@ pub mod test_suite;
 #[doc(hidden)]
 pub mod __private;
 
+pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};
 pub use job::{
     Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
@@ -101,7 +136,7 @@ pub use memory::MemoryQueue;
 pub use processor::{
     MultiProcessor, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
 };
-pub use queue::{BaseQueue, Capabilities};
+pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, Capabilities};
 pub use registry::{Command, Periodic, Registry};
 pub use settings::{Opener, default_backend, is_eager, open, set_default_backend, set_eager};
 

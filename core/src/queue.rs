@@ -1,5 +1,7 @@
 //! [`BaseQueue`], the contract every backend keeps.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -214,6 +216,30 @@ pub trait BaseQueue: Send + Sync {
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
+
+    /// The backend's native async enqueue, if it has one: awaited enqueues
+    /// ([`Enqueue`](crate::Enqueue)) then use it. `None` (the default)
+    /// sends them to outband's blocking pool, which calls
+    /// [`enqueue_many`](Self::enqueue_many) on a thread of its own, so a
+    /// backend with only this sync contract works from async code as it is.
+    fn as_async(&self) -> Option<&dyn AsyncEnqueue> {
+        None
+    }
+}
+
+/// A future of a backend call, boxed so that [`AsyncEnqueue`] can be used
+/// as `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Native async I/O for enqueues: an optional capability of a backend whose
+/// driver has it (Redis), offered through [`BaseQueue::as_async`]. It keeps
+/// [`BaseQueue::enqueue_many`]'s contract exactly; only the waiting differs.
+///
+/// The future must not block the thread that polls it, and must work on
+/// any tokio runtime the caller awaits it on (tests make a runtime each).
+pub trait AsyncEnqueue: Send + Sync {
+    /// [`BaseQueue::enqueue_many`], awaited.
+    fn enqueue_many_async(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>, Error>>;
 }
 
 macro_rules! forward_base_queue {
@@ -243,6 +269,7 @@ macro_rules! forward_base_queue {
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
             fn capabilities(&self) -> Capabilities { (**self).capabilities() }
+            fn as_async(&self) -> Option<&dyn AsyncEnqueue> { (**self).as_async() }
         }
     )*};
 }

@@ -23,6 +23,8 @@
 //! its own.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 use crate::Error;
@@ -49,18 +51,53 @@ pub struct Command {
     pub line: u32,
     /// Decodes the arguments, runs the command and encodes its return value.
     #[doc(hidden)]
-    pub run: RunFn,
+    pub run: Run,
 }
 
 /// How a registered command is run: encoded arguments in, encoded return
-/// value (if any) out.
+/// value (if any) out; now, on the calling thread, for a plain `fn`, or as
+/// a future for an `async fn`.
 #[doc(hidden)]
-pub type RunFn = fn(&[u8]) -> Result<Option<Vec<u8>>, RunError>;
+#[derive(Clone, Copy, Debug)]
+pub enum Run {
+    /// A plain `fn`: runs on the calling thread.
+    Sync(fn(&[u8]) -> CommandResult),
+    /// An `async fn`: the arguments are decoded at once, and the future
+    /// runs the body.
+    Async(fn(&[u8]) -> CommandFuture),
+}
+
+/// What a command's run gives: its encoded return value, if any, or why
+/// the run failed.
+#[doc(hidden)]
+pub type CommandResult = Result<Option<Vec<u8>>, RunError>;
+
+/// The future of an async command's run: the encoded return value, or why
+/// the run failed.
+#[doc(hidden)]
+pub type CommandFuture = Pin<Box<dyn Future<Output = CommandResult> + Send>>;
 
 impl Command {
     /// Where the command is defined, as `file:line`.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
+    }
+
+    /// Runs the command on encoded arguments now, on this thread: an async
+    /// command's future is driven to its end here, as in eager mode.
+    #[doc(hidden)]
+    pub fn run_now(&self, args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+        match self.run {
+            Run::Sync(run) => run(args),
+            Run::Async(run) => crate::eager::block_on(run(args)),
+        }
+    }
+
+    /// Whether it is an `async fn`: a consumer runs its jobs on its async
+    /// runtime, up to [`ProcessorConfig::concurrency`](crate::ProcessorConfig::concurrency)
+    /// at once, rather than on its threads.
+    pub fn is_async(&self) -> bool {
+        matches!(self.run, Run::Async(_))
     }
 }
 

@@ -30,6 +30,11 @@ pub fn default_backend() -> Result<&'static Arc<dyn BaseQueue>, Error> {
     DEFAULT_BACKEND.get().ok_or(Error::NoDefaultBackend)
 }
 
+/// The default backend if it is set or opened already: never connects.
+pub(crate) fn default_backend_if_set() -> Option<&'static Arc<dyn BaseQueue>> {
+    DEFAULT_BACKEND.get()
+}
+
 /// A backend's entry for [`open`]: the URL scheme it serves and how it opens
 /// a URL. Backend crates register one with [`register_scheme!`](crate::register_scheme).
 #[derive(Debug)]

@@ -15,6 +15,13 @@ fn add_to_total(amount: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Adds after an await, on tokio's timer.
+#[queue_command]
+async fn add_later(amount: u64) -> Result<(), String> {
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    add_to_total::call(amount)
+}
+
 #[test]
 fn eager_mode_runs_calls_inline() {
     outband::set_eager(true);
@@ -37,6 +44,34 @@ fn eager_mode_runs_calls_inline() {
     add_to_total::enqueue_on(&backend, 100).unwrap();
     assert_eq!(backend.len(outband::DEFAULT_QUEUE).unwrap(), 1);
     assert_eq!(TOTAL.load(Ordering::SeqCst), 7);
+
+    // async commands, and awaited calls of either kind, run inline too;
+    // a plain call drives a future using tokio's timer with the `runtime`
+    // feature only
+    let plain = if cfg!(feature = "runtime") { 10 } else { 0 };
+    if plain > 0 {
+        add_later(plain).unwrap();
+    }
+    assert_eq!(
+        TOTAL.load(Ordering::SeqCst),
+        7 + plain,
+        "driven to its end here"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        add_later::enqueue(20).await.unwrap();
+        add_to_total::enqueue(40).await.unwrap();
+        // a plain call from inside a runtime still runs to its end
+        if plain > 0 {
+            add_later(8 * plain).unwrap();
+        }
+        let err = add_later::enqueue(0).await.unwrap_err();
+        assert!(matches!(err, outband::Error::CommandFailed { .. }), "{err}");
+    });
+    assert_eq!(TOTAL.load(Ordering::SeqCst), 67 + 9 * plain);
 
     outband::set_eager(false);
     assert!(matches!(

@@ -26,6 +26,10 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let call_fn = format_ident!("__outband_call_{}", ident);
     let schedule_fn = format_ident!("__outband_schedule_{}", ident);
     let enqueue_on_fn = format_ident!("__outband_enqueue_on_{}", ident);
+    let enqueue_fn = format_ident!("__outband_enqueue_{}", ident);
+    // An `async fn`'s body is awaited where a plain one is called.
+    let is_async = sig.asyncness.is_some();
+    let awaited = is_async.then(|| quote!(.await));
 
     // `#[cfg]` must hold for every generated item alike; docs go to the
     // enqueueing function and to `call`; `#[deprecated]` to every function a
@@ -101,7 +105,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let run_bytes = Ident::new("args", Span::mixed_site());
     let output = match &sig.output {
         ReturnType::Default => {
-            quote!(::outband::__private::output_value(#call_fn(#(#bindings),*)))
+            quote!(::outband::__private::output_value(#call_fn(#(#bindings),*) #awaited))
         }
         ReturnType::Type(_, ty) => {
             let encode = if returns_result(ty) {
@@ -114,8 +118,42 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             let (first, last) = span_range(ty);
             let mut call = call_fn.clone();
             call.set_span(call.span().located_at(first));
-            let call_args = quote_spanned!(last=> (#(#bindings),*));
+            let call_args = quote_spanned!(last=> (#(#bindings),*) #awaited);
             quote_spanned!(first=> ::outband::__private::#encode(#call #call_args))
+        }
+    };
+
+    // A plain `fn` runs on the consumer's thread; an `async fn` decodes its
+    // arguments at once and runs as a future, which must be `Send`: the
+    // bound of `run_async`, reported on `async`.
+    let decoded_args = Ident::new("decoded", Span::mixed_site());
+    let (run_kind, run_signature, run_body) = match &sig.asyncness {
+        None => (
+            quote!(Sync),
+            quote! {
+                ::core::result::Result<
+                    ::core::option::Option<::std::vec::Vec<u8>>,
+                    ::outband::__private::RunError,
+                >
+            },
+            quote! {
+                let (#(#bindings,)*) = ::outband::__private::decode_args::<#decoded>(#run_bytes)?;
+                #output
+            },
+        ),
+        Some(asyncness) => {
+            let run_async = quote_spanned!(asyncness.span()=> ::outband::__private::run_async);
+            (
+                quote!(Async),
+                quote!(::outband::__private::CommandFuture),
+                quote! {
+                    let #decoded_args = ::outband::__private::decode_args::<#decoded>(#run_bytes);
+                    #run_async(async move {
+                        let (#(#bindings,)*) = #decoded_args?;
+                        #output
+                    })
+                },
+            )
         }
     };
 
@@ -130,13 +168,36 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let mod_doc = format!(
         "Companions of the queue command [`{name_text}`](fn@{ident}): \
          [`call`]({ident}::call) runs it inline, \
+         [`enqueue`]({ident}::enqueue) enqueues it from async code, with one `.await`, \
          [`schedule`]({ident}::schedule) enqueues it to run later, \
          [`enqueue_on`]({ident}::enqueue_on) enqueues it on a given backend, \
          and [`NAME`]({ident}::NAME) is its registered name.",
     );
-    let call_doc = format!(
-        "Runs [`{name_text}`](fn@super::{ident})'s body inline, now, on this \
-         thread, and returns what it returns. Nothing is enqueued.",
+    let call_doc = if is_async {
+        format!(
+            "[`{name_text}`](fn@super::{ident})'s body, as a future to await \
+             inline, now, in the caller's task. Nothing is enqueued.",
+        )
+    } else {
+        format!(
+            "Runs [`{name_text}`](fn@super::{ident})'s body inline, now, on this \
+             thread, and returns what it returns. Nothing is enqueued.",
+        )
+    };
+    let enqueue_doc_text = format!(
+        "Enqueues [`{name_text}`](fn@super::{ident}) from async code: `.await` \
+         the [`Enqueue`](::outband::Enqueue) it returns to store the job on the \
+         default backend, ready now, and get its id, without blocking the \
+         runtime. [`at`](::outband::Enqueue::at) schedules it, \
+         [`on`](::outband::Enqueue::on) picks another backend.\n\n\
+         ```ignore\n\
+         async fn handler() -> Result<(), outband::Error> {{\n    \
+         let id = {name_text}::enqueue(…).await?;\n    \
+         Ok(())\n\
+         }}\n\
+         ```\n\n\
+         # Errors\n\n\
+         The awaited result fails as [`{name_text}`](fn@super::{ident}) does.",
     );
     let schedule_doc = format!(
         "Enqueues [`{name_text}`](fn@super::{ident}) on the default backend to run \
@@ -174,7 +235,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             key: #key_field,
             file: #file,
             line: #line,
-            run: #run_fn,
+            run: ::outband::__private::Run::#run_kind(#run_fn),
         };
 
         #(#cfgs)*
@@ -183,14 +244,8 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(deprecated)]
-        fn #run_fn(
-            #run_bytes: &[u8],
-        ) -> ::core::result::Result<
-            ::core::option::Option<::std::vec::Vec<u8>>,
-            ::outband::__private::RunError,
-        > {
-            let (#(#bindings,)*) = ::outband::__private::decode_args::<#decoded>(#run_bytes)?;
-            #output
+        fn #run_fn(#run_bytes: &[u8]) -> #run_signature {
+            #run_body
         }
 
         #(#cfgs)*
@@ -260,12 +315,25 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
 
         #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #enqueue_fn(#params) -> ::outband::Enqueue {
+            let #key = #key_value;
+            ::outband::__private::enqueue(&#command_const, #key, &#args_call)
+        }
+
+        #(#cfgs)*
         #[doc = #mod_doc]
         #vis mod #ident {
             #[doc = #call_doc]
             #[doc(inline)]
             #[allow(unused_imports, deprecated)]
             #inner_vis use super::#call_fn as call;
+            #[doc = #enqueue_doc_text]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#enqueue_fn as enqueue;
             #[doc = #schedule_doc]
             #[doc(inline)]
             #[allow(unused_imports, deprecated)]

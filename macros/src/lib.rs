@@ -69,6 +69,15 @@ use proc_macro::TokenStream;
 /// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
 ///
+/// # Async commands
+///
+/// An `async fn` takes every option a plain `fn` takes and generates the
+/// same items. Its future must be `Send`: a consumer with outband's
+/// `runtime` feature runs it on its async runtime, up to `--concurrency`
+/// jobs at once apart from its threads, and drops it when a stop's grace
+/// period ends. A plain call (`f(…)`) still enqueues; eager mode drives the
+/// future to its end on the calling thread.
+///
 /// # What it generates
 ///
 /// For `fn send_welcome(user_id: u64, template: String) -> R`:
@@ -81,7 +90,11 @@ use proc_macro::TokenStream;
 /// - `mod send_welcome` (a function and a module may share a name), with the
 ///   same visibility:
 ///   - `call(user_id, template) -> R`: the original body, run inline, with
-///     the function's other attributes;
+///     the function's other attributes (for an `async fn`, its future);
+///   - `enqueue(user_id, template) -> outband::Enqueue`: for async code;
+///     `.await` it to enqueue on the default backend without blocking the
+///     runtime (`.at(when)` schedules it, `.on(&backend)` picks another
+///     backend);
 ///   - `schedule(at_or_after, user_id, template)`: enqueues to run at or
 ///     after a `When`, a `SystemTime` or a `Duration` from now;
 ///   - `enqueue_on(&backend, user_id, template)`: enqueues on the given
@@ -121,7 +134,9 @@ use proc_macro::TokenStream;
 ///   type (`String`, `Vec<u8>`);
 /// - generic parameters, a `where` clause or `impl Trait` arguments;
 /// - a `self` receiver: it must be a free function;
-/// - `async fn`, `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
+/// - a non-`Send` future in an `async fn` (consumers run it on a
+///   multi-threaded runtime);
+/// - `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
 ///   `#[cfg]` on an argument;
 /// - unknown, repeated or ill-typed options, and a `key` that names no argument.
 ///

@@ -2,7 +2,7 @@
 //!
 //! A command's arguments are encoded when it is called and decoded later, in
 //! another process, by a consumer that knows only the command's name. So the
-//! function must be a free, non-generic, synchronous function whose argument
+//! function must be a free, non-generic, safe function whose argument
 //! types are concrete and owned. The `Serialize + DeserializeOwned` bound
 //! itself is left to the compiler (see `expand::serde_assertions`).
 
@@ -20,12 +20,6 @@ pub(crate) fn check_function(function: &ItemFn, errors: &mut Errors) {
         errors.push(syn::Error::new_spanned(
             constness,
             "a #[queue_command] function cannot be `const`: calling it enqueues a job, which cannot happen at compile time",
-        ));
-    }
-    if let Some(asyncness) = &sig.asyncness {
-        errors.push(syn::Error::new_spanned(
-            asyncness,
-            "a #[queue_command] function cannot be `async`: consumers run commands on worker threads, not in an async runtime; make it a plain `fn` and block on async work inside it",
         ));
     }
     if let Some(unsafety) = &sig.unsafety {

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use outband::__private::{RunError, decode_args as args_of, output_value};
+use outband::__private::{Run, RunError, decode_args as args_of, output_value};
 use outband::{Command, Registry, codec};
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +127,7 @@ macro_rules! command {
             key: None,
             file: file!(),
             line: line!(),
-            run: $run,
+            run: Run::Sync($run),
         }
     };
 }
@@ -162,7 +162,7 @@ pub fn dispatch(data: &[u8]) {
     };
     match registry().get(&name) {
         Ok(command) => {
-            if let Ok(Some(output)) = (command.run)(args) {
+            if let Ok(Some(output)) = command.run_now(args) {
                 let _ = codec::decode::<u64>(&output);
             }
         }

@@ -222,7 +222,7 @@ mod tests {
             key: None,
             file: file!(),
             line: line!(),
-            run: |_| Ok(None),
+            run: crate::__private::Run::Sync(|_| Ok(None)),
         };
         static PERIODIC: Periodic = Periodic {
             command: &COMMAND,

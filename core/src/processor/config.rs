@@ -75,6 +75,19 @@ pub struct ProcessorConfig {
     /// Prefetched jobs are heartbeated like running ones, and run before a
     /// stop ends, or are released back to the queue with the running ones.
     pub prefetch: usize,
+    /// Async jobs (of `async fn` commands) a started processor runs at once
+    /// on its async runtime, apart from its threads: a job waiting on I/O
+    /// holds a slot, not a thread. Default 100. It counts in the lease bound
+    /// only when the processor serves an async command (with outband's
+    /// `runtime` feature): the most leases a processor holds is
+    /// `max_threads + prefetch + concurrency`, with `concurrency` taken as 0
+    /// when none of its queues has an async command.
+    pub concurrency: usize,
+    /// The worker threads of the async runtime that runs async jobs.
+    /// Default 1: async jobs wait on I/O, and the claims and completions
+    /// run on the processor's own threads. Raise it for async commands
+    /// that compute between their awaits.
+    pub async_threads: usize,
     /// How many calls that complete jobs (each claiming the next jobs as
     /// well) the [`MultiProcessor`](crate::MultiProcessor) may have in
     /// flight at once; each completes up to its share of the leases. With 2, while one call waits for the
@@ -113,6 +126,8 @@ impl Default for ProcessorConfig {
             lease: Duration::from_secs(30),
             max_threads: 5,
             prefetch: 0,
+            concurrency: 100,
+            async_threads: 1,
             completers: None,
             retry: RetryPolicy::default(),
             maintenance: true,
@@ -174,6 +189,22 @@ impl ProcessorConfig {
     #[must_use]
     pub fn prefetch(mut self, prefetch: usize) -> Self {
         self.prefetch = prefetch;
+        self
+    }
+
+    /// Sets how many async jobs a started processor runs at once: see
+    /// [`concurrency`](Self::concurrency).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets the worker threads of the async runtime: see
+    /// [`async_threads`](Self::async_threads).
+    #[must_use]
+    pub fn async_threads(mut self, async_threads: usize) -> Self {
+        self.async_threads = async_threads;
         self
     }
 

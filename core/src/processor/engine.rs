@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::config::ProcessorConfig;
 use super::in_flight::InFlight;
+use super::runtime::AsyncJobs;
 use super::stop::Stop;
-use crate::{BaseQueue, Claimed, Error, Registry};
+use crate::{BaseQueue, Claimed, Error, Job, Registry};
 
 pub(super) struct Engine {
     pub(super) backend: Arc<dyn BaseQueue>,
@@ -20,6 +21,11 @@ pub(super) struct Engine {
     pub(super) stop: Stop,
     /// Whether free workers claim for themselves: see `Capabilities::in_process`.
     pub(super) self_claims: bool,
+    /// Async jobs held at once beyond the threads' (see
+    /// `ProcessorConfig::concurrency`): 0 when no queue served has an
+    /// async command.
+    pub(super) async_slots: usize,
+    pub(super) async_jobs: AsyncJobs,
 }
 
 impl Engine {
@@ -38,7 +44,28 @@ impl Engine {
         if config.lease.is_zero() {
             return Err(Error::Config("the lease must be longer than zero".into()));
         }
+        let async_command = registry
+            .commands()
+            .find(|command| command.is_async() && queues.iter().any(|q| q == command.queue));
+        let async_slots = match async_command {
+            None => 0,
+            Some(command) if !cfg!(feature = "runtime") => {
+                return Err(Error::Config(format!(
+                    "command {} is async: running it needs outband's `runtime` feature",
+                    command.name
+                )));
+            }
+            Some(command) if config.concurrency == 0 => {
+                return Err(Error::Config(format!(
+                    "command {} is async: concurrency must be at least 1 to run it",
+                    command.name
+                )));
+            }
+            Some(_) => config.concurrency,
+        };
         Ok(Self {
+            async_jobs: AsyncJobs::new(async_slots, config.async_threads),
+            async_slots,
             self_claims: backend.capabilities().in_process,
             backend,
             registry,
@@ -48,6 +75,26 @@ impl Engine {
             in_flight: InFlight::default(),
             stop: Stop::default(),
         })
+    }
+
+    /// The most leases the multi loop holds: `max_threads + prefetch +
+    /// concurrency`, the last counted only when a queue served has an
+    /// async command.
+    pub(super) fn lease_limit(&self) -> usize {
+        self.config
+            .max_threads
+            .saturating_add(self.config.prefetch)
+            .saturating_add(self.async_slots)
+    }
+
+    /// Whether `job` runs on the async runtime: its command is async, and
+    /// this processor runs async commands.
+    pub(super) fn runs_async(&self, job: &Job) -> bool {
+        self.async_slots > 0
+            && self
+                .registry
+                .get(&job.command)
+                .is_ok_and(crate::Command::is_async)
     }
 
     /// The queue to try first in the next claim: each claim starts one queue

@@ -10,14 +10,27 @@
 //!   is retried after the [`RetryPolicy`](super::RetryPolicy)'s delay while
 //!   it has attempts left, and goes to `dead` with the error after its last.
 //!
-//! A panic is caught here, so the worker's thread lives on.
+//! A panic is caught here, so the worker's thread lives on; a panic inside
+//! an async command's future is caught where the future is polled, the same
+//! way.
+//!
+//! An async job runs on the processor's async runtime
+//! ([`execute_async`](Engine::execute_async)), or, step by step and in the
+//! simple loop, on the calling thread, which waits for it.
 
+use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use futures_lite::FutureExt;
+
 use super::engine::Engine;
-use crate::registry::RunError;
+use crate::registry::{CommandFuture, Run, RunError};
 use crate::{Claimed, Job, Lease, Outcome};
+
+/// What running a command gave: its encoded result or why it failed, or
+/// the payload of its panic.
+type RunResult = Result<Result<Option<Vec<u8>>, RunError>, Box<dyn Any + Send>>;
 
 /// An attempt that has run, with the job still to be completed.
 pub(super) struct Finished {
@@ -28,13 +41,60 @@ pub(super) struct Finished {
 }
 
 impl Engine {
-    /// Runs one claimed job; the caller completes it.
+    /// Runs one claimed job on this thread; the caller completes it.
     pub(super) fn execute(&self, claimed: Claimed) -> Finished {
+        let (job, lease, started) = self.begin_attempt(claimed);
+        let outcome = match self.registry.get(&job.command) {
+            // a consumer running newer code may know it: a failed attempt
+            Err(error) => self.failed(&job, error.to_string()),
+            Ok(command) => {
+                let result = catch_unwind(AssertUnwindSafe(|| match command.run {
+                    Run::Sync(run) => run(&job.args),
+                    Run::Async(run) => self.run_here(run(&job.args)),
+                }));
+                self.outcome(&job, result, started)
+            }
+        };
+        self.end_attempt(job, lease, outcome, started)
+    }
+
+    /// Runs one claimed async job, on the async runtime; the caller
+    /// completes it.
+    pub(super) async fn execute_async(&self, claimed: Claimed) -> Finished {
+        let (job, lease, started) = self.begin_attempt(claimed);
+        let outcome = match self.registry.get(&job.command) {
+            Err(error) => self.failed(&job, error.to_string()),
+            Ok(command) => {
+                let result = AssertUnwindSafe(async {
+                    match command.run {
+                        Run::Async(run) => run(&job.args).await,
+                        Run::Sync(run) => run(&job.args),
+                    }
+                })
+                .catch_unwind()
+                .await;
+                self.outcome(&job, result, started)
+            }
+        };
+        self.end_attempt(job, lease, outcome, started)
+    }
+
+    /// Fails an attempt that cannot run in this processor, as a panic would.
+    #[cfg(feature = "runtime")]
+    pub(super) fn unrunnable(&self, claimed: Claimed, error: String) -> Finished {
+        let (job, lease, started) = self.begin_attempt(claimed);
+        let outcome = self.failed(&job, error);
+        self.end_attempt(job, lease, outcome, started)
+    }
+
+    fn begin_attempt(&self, claimed: Claimed) -> (Job, Lease, Instant) {
         self.in_flight.run(&claimed);
         let Claimed { job, lease } = claimed;
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
-        let started = Instant::now();
-        let outcome = self.run(&job, started);
+        (job, lease, Instant::now())
+    }
+
+    fn end_attempt(&self, job: Job, lease: Lease, outcome: Outcome, started: Instant) -> Finished {
         let elapsed = started.elapsed();
         self.in_flight.finish(job.id);
         Finished {
@@ -45,13 +105,32 @@ impl Engine {
         }
     }
 
-    fn run(&self, job: &Job, started: Instant) -> Outcome {
-        let command = match self.registry.get(&job.command) {
-            Ok(command) => command,
-            // a consumer running newer code may know it: a failed attempt
-            Err(error) => return self.failed(job, error.to_string()),
-        };
-        match catch_unwind(AssertUnwindSafe(|| (command.run)(&job.args))) {
+    /// Runs an async command's future to its end on the async runtime, this
+    /// thread waiting for it: a job run step by step, or by the simple loop.
+    fn run_here(&self, future: CommandFuture) -> Result<Option<Vec<u8>>, RunError> {
+        #[cfg(feature = "runtime")]
+        {
+            let task = self.async_jobs.spawn(future).map_err(RunError::Failed)?;
+            match futures_lite::future::block_on(task) {
+                Ok(Some(result)) => result,
+                // its lease was released: this outcome is discarded
+                Ok(None) => Err(RunError::Failed("released by a stop".into())),
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(error) => Err(RunError::Failed(format!(
+                    "the async runtime dropped the job: {error}"
+                ))),
+            }
+        }
+        #[cfg(not(feature = "runtime"))]
+        {
+            drop(future);
+            Err(RunError::Failed(super::runtime::NO_RUNTIME.into()))
+        }
+    }
+
+    /// The outcome of an attempt that ran.
+    fn outcome(&self, job: &Job, result: RunResult, started: Instant) -> Outcome {
+        match result {
             Ok(Ok(result)) => Outcome::Done {
                 result,
                 duration: started.elapsed(),
@@ -93,7 +172,7 @@ impl std::fmt::Display for Attempt<'_> {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = panic.downcast_ref::<String>() {

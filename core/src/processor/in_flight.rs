@@ -208,6 +208,7 @@ impl Engine {
         self.stop.start_releasing();
         let leases = self.in_flight.lose_unfinished();
         self.release(leases);
+        self.async_jobs.release();
     }
 
     /// Releases `leases` back to the queue, counted in the stop's report.

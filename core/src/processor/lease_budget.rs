@@ -75,6 +75,12 @@ impl LeaseBudget {
         self.held -= 1;
     }
 
+    /// Gives up the lease of a job that was handed out and never started:
+    /// a stop released it while it waited.
+    pub(super) fn give_up_unstarted(&mut self) {
+        self.held -= 1;
+    }
+
     /// `outcomes` started jobs go to a call that completes them; while the
     /// processor is `claiming`, the same call claims every lease that is
     /// free once they are given up. Returns the leases reserved for it.

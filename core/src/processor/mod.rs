@@ -12,6 +12,7 @@
 //! | `in_flight.rs` | the lease table: the jobs held, heartbeats, releases |
 //! | `simple.rs` | the simple loop: one job at a time |
 //! | `multi.rs` | the multi loop: claimer, workers and completers |
+//! | `runtime.rs` | the async runtime that async jobs run on, and their slots |
 //! | `lease_budget.rs` | the multi loop's lease count and its bound |
 //! | `threads.rs` | the threads of a started processor, the heartbeat's among them |
 //! | `stop.rs` | the stop protocol: stop claiming, wait, release |
@@ -27,6 +28,7 @@ mod execute;
 mod in_flight;
 mod lease_budget;
 mod multi;
+mod runtime;
 mod simple;
 mod stop;
 mod threads;

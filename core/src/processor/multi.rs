@@ -129,6 +129,10 @@ struct Pool {
 
 struct Shared {
     pool: Mutex<Pool>,
+    /// Where async jobs send their outcomes to the completers: each task
+    /// takes a clone. The last worker to end drops it, so that the
+    /// completers end once every task has too.
+    async_outcomes: Mutex<Option<Sender<Finished>>>,
     /// Signals workers that a job was handed over, or a lease given up.
     work: Condvar,
     /// Signals the claimer that a lease was given up.
@@ -143,17 +147,30 @@ impl Shared {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands the jobs a call brought (held already) to the workers, and
-    /// gives up the `reserved` leases counted for it and the `completed`
-    /// ones whose outcomes it completed.
-    fn hand_out(&self, claimed: Vec<Claimed>, reserved: usize, completed: usize) {
+    /// Hands the jobs a call brought (held already) to the workers, or to
+    /// the async runtime for async jobs, and gives up the `reserved` leases
+    /// counted for it and the `completed` ones whose outcomes it completed.
+    fn hand_out(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        claimed: Vec<Claimed>,
+        reserved: usize,
+        completed: usize,
+    ) {
+        let (async_jobs, sync_jobs): (Vec<_>, Vec<_>) =
+            claimed.into_iter().partition(|c| engine.runs_async(&c.job));
         let mut pool = self.lock();
-        let freed = pool.budget.land(claimed.len(), reserved, completed);
-        pool.jobs.extend(claimed);
+        let freed = pool
+            .budget
+            .land(sync_jobs.len() + async_jobs.len(), reserved, completed);
+        pool.jobs.extend(sync_jobs);
         drop(pool);
         self.work.notify_all();
         if freed {
             self.free.notify_one();
+        }
+        for job in async_jobs {
+            spawn_async(engine, self, job);
         }
     }
 
@@ -165,6 +182,102 @@ impl Shared {
         self.work.notify_all();
         self.free.notify_one();
     }
+
+    /// Gives up the lease of an async job that never started: a stop
+    /// released it while it waited for a slot.
+    fn give_up_unstarted(&self) {
+        self.lock().budget.give_up_unstarted();
+        self.work.notify_all();
+        self.free.notify_one();
+    }
+}
+
+/// Runs a claimed async job on the async runtime once one of the
+/// `concurrency` slots is free, and sends its outcome to the completers. A
+/// stop that releases the job drops the task, which gives its lease up in
+/// the budget (the stop gave it back to the backend).
+fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, job: Claimed) {
+    /// Gives up the job's lease in the budget unless its outcome was sent:
+    /// the completer's call gives it up then.
+    struct Slot {
+        shared: Arc<Shared>,
+        started: bool,
+        sent: bool,
+    }
+    impl Slot {
+        fn start(&mut self) {
+            self.shared.lock().budget.start();
+            self.started = true;
+        }
+        fn sent(&mut self) {
+            self.sent = true;
+        }
+    }
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            if self.sent {
+                return;
+            }
+            if self.started {
+                self.shared.give_up();
+            } else {
+                self.shared.give_up_unstarted();
+            }
+        }
+    }
+
+    let outcomes = shared
+        .async_outcomes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    #[cfg(feature = "runtime")]
+    if let Err(error) = engine.async_jobs.runtime() {
+        // no runtime to run it on: the attempt fails, as a panic would
+        shared.lock().budget.start();
+        let finished = engine.unrunnable(job, error);
+        let sent = outcomes.is_some_and(|outcomes| outcomes.send(finished).is_ok());
+        if !sent {
+            shared.give_up();
+        }
+        return;
+    }
+    let mut slot = Slot {
+        shared: Arc::clone(shared),
+        started: false,
+        sent: false,
+    };
+    let (task_engine, slots) = (Arc::clone(engine), Arc::clone(&engine.async_jobs.slots));
+    let task = async move {
+        // the semaphore is never closed
+        let Ok(_permit) = slots.acquire_owned().await else {
+            return;
+        };
+        slot.start();
+        if !task_engine.begin(&job) {
+            return;
+        }
+        let finished = task_engine.execute_async(job).await;
+        match outcomes {
+            Some(outcomes) => match outcomes.send(finished) {
+                Ok(()) => slot.sent(),
+                Err(unsent) => log::error!(
+                    "job {}: no completer took its outcome; its lease will expire",
+                    unsent.0.job.id
+                ),
+            },
+            None => log::error!(
+                "job {}: the processor had ended; its lease will expire",
+                finished.job.id
+            ),
+        }
+    };
+    #[cfg(feature = "runtime")]
+    if let Err(error) = engine.async_jobs.spawn(task) {
+        log::error!("{error}");
+    }
+    #[cfg(not(feature = "runtime"))]
+    drop(task);
 }
 
 /// Starts the multi loop's threads: `max_threads` workers run the jobs,
@@ -173,12 +286,14 @@ impl Shared {
 /// and no completer has anything to complete.
 pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
     let config = &engine.config;
-    let limit = config.max_threads.saturating_add(config.prefetch);
+    let limit = engine.lease_limit();
     let completers = config
         .completers
         .unwrap_or_else(|| engine.backend.capabilities().default_completers())
         .max(1);
+    let (outcomes, completed) = mpsc::channel();
     let shared = Arc::new(Shared {
+        async_outcomes: Mutex::new(Some(outcomes.clone())),
         pool: Mutex::new(Pool {
             jobs: VecDeque::new(),
             budget: LeaseBudget::new(limit),
@@ -188,7 +303,6 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         free: Condvar::new(),
         gather: limit.div_ceil(completers).clamp(1, COMPLETE_BATCH),
     });
-    let (outcomes, completed) = mpsc::channel();
     let mut handles = Vec::new();
     for i in 0..config.max_threads {
         let (engine, shared) = (Arc::clone(engine), Arc::clone(&shared));
@@ -215,7 +329,7 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
     handles
 }
 
-fn claim_loop(engine: &Engine, shared: &Shared) {
+fn claim_loop(engine: &Arc<Engine>, shared: &Arc<Shared>) {
     let claiming = || engine.stop.claiming();
     let mut idle = 0;
     loop {
@@ -253,15 +367,15 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
         };
         match engine.claim_held(reserved) {
             Ok(jobs) if jobs.is_empty() => {
-                shared.hand_out(jobs, reserved, 0);
+                shared.hand_out(engine, jobs, reserved, 0);
                 engine.idle_wait(&mut idle);
             }
             Ok(jobs) => {
                 idle = 0;
-                shared.hand_out(jobs, reserved, 0);
+                shared.hand_out(engine, jobs, reserved, 0);
             }
             Err(error) => {
-                shared.hand_out(Vec::new(), reserved, 0);
+                shared.hand_out(engine, Vec::new(), reserved, 0);
                 log::error!("claiming failed: {error}");
                 engine.idle_wait(&mut idle);
             }
@@ -269,7 +383,7 @@ fn claim_loop(engine: &Engine, shared: &Shared) {
     }
 }
 
-fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
+fn worker_loop(engine: &Arc<Engine>, shared: &Arc<Shared>, outcomes: &Sender<Finished>) {
     loop {
         let job = {
             let mut pool = shared.lock();
@@ -280,6 +394,13 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
                 }
                 // a lease still held may yet bring a job to run
                 if pool.closed && pool.budget.is_empty() {
+                    drop(pool);
+                    // no async job is left to send an outcome
+                    shared
+                        .async_outcomes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
                     return;
                 }
                 pool = shared
@@ -310,7 +431,7 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
                     Vec::new()
                 })
             };
-            shared.hand_out(claimed, reserved, 1);
+            shared.hand_out(engine, claimed, reserved, 1);
         } else if let Err(unsent) = outcomes.send(finished) {
             engine.complete_many(vec![unsent.0]);
             shared.give_up();
@@ -331,7 +452,11 @@ fn worker_loop(engine: &Engine, shared: &Shared, outcomes: &Sender<Finished>) {
 /// limit's share per completer, a batch is ready while the other is
 /// completed; were each to gather up to the whole limit, the first would
 /// take every outcome and the calls would not overlap.
-fn completer_loop(engine: &Engine, shared: &Shared, completed: &Mutex<Receiver<Finished>>) {
+fn completer_loop(
+    engine: &Arc<Engine>,
+    shared: &Arc<Shared>,
+    completed: &Mutex<Receiver<Finished>>,
+) {
     // the outcomes that may still come soon: those of started and waiting jobs
     let pending = || {
         let pool = shared.lock();
@@ -365,6 +490,6 @@ fn completer_loop(engine: &Engine, shared: &Shared, completed: &Mutex<Receiver<F
         // outcomes to wait for
         drop(completed);
         let claimed = engine.complete_and_claim(batch, reserved);
-        shared.hand_out(claimed, reserved, completed_count);
+        shared.hand_out(engine, claimed, reserved, completed_count);
     }
 }

@@ -38,6 +38,7 @@ impl Threads {
             return;
         }
         engine.stop.start();
+        engine.async_jobs.reset();
         let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
         let config = &engine.config;
         let maintenance = config.maintenance.then(|| {

@@ -1,7 +1,7 @@
 use outband::queue_command;
 
 #[queue_command(retries = "many", key = id)]
-async fn send<T>(name: &str, value: T) {
+unsafe fn send<T>(name: &str, value: T) {
     let _ = (name, value);
 }
 

@@ -42,9 +42,9 @@ fn main() {
     assert_eq!(outband::codec::decode::<(u64, String)>(&job.args).unwrap(), (7, "hi".to_owned()));
 
     // The runner decodes the arguments and turns an `Err` into a failed attempt.
-    assert!(matches!((command.run)(&job.args), Ok(None)));
+    assert!(matches!(command.run_now(&job.args), Ok(None)));
     let empty = outband::codec::encode(&(7u64, String::new())).unwrap();
-    assert!((command.run)(&empty).is_err());
+    assert!(command.run_now(&empty).is_err());
 
     let shared: &dyn BaseQueue = &backend;
     send_welcome::enqueue_on(shared, 8, "hi".into()).unwrap();

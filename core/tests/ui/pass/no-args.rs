@@ -14,5 +14,6 @@ fn main() {
 
     let command = Registry::global().unwrap().get(purge_sessions::NAME).unwrap();
     assert_eq!(command.queue, "maintenance");
-    assert!(matches!((command.run)(&codec::encode(&()).unwrap()), Ok(None)));
+    assert!(!command.is_async());
+    assert!(matches!(command.run_now(&codec::encode(&()).unwrap()), Ok(None)));
 }

@@ -14,6 +14,6 @@ fn main() {
 
     let command = Registry::global().unwrap().get(sum::NAME).unwrap();
     let args = codec::encode(&((1u32, 2u32), 0u8, "total ", [3u8, 4u8])).unwrap();
-    let result = (command.run)(&args).unwrap().unwrap();
+    let result = command.run_now(&args).unwrap().unwrap();
     assert_eq!(codec::decode::<String>(&result).unwrap(), "total 10");
 }

@@ -20,7 +20,7 @@ fn main() {
     // `Ok` is stored as the result, `Err` fails the attempt with its text.
     let command = Registry::global().unwrap().get(parse::NAME).unwrap();
     assert_eq!(command.max_attempts, 1);
-    let ok = (command.run)(&codec::encode(&("42",)).unwrap()).unwrap().unwrap();
+    let ok = command.run_now(&codec::encode(&("42",)).unwrap()).unwrap().unwrap();
     assert_eq!(codec::decode::<u32>(&ok).unwrap(), 42);
-    assert!((command.run)(&codec::encode(&("x",)).unwrap()).is_err());
+    assert!(command.run_now(&codec::encode(&("x",)).unwrap()).is_err());
 }

@@ -18,6 +18,6 @@ fn main() {
 
     // The runner stores the return value as the job's result.
     let command = Registry::global().unwrap().get(add::NAME).unwrap();
-    let result = (command.run)(&codec::encode(&(2u32, 3u32)).unwrap()).unwrap().unwrap();
+    let result = command.run_now(&codec::encode(&(2u32, 3u32)).unwrap()).unwrap().unwrap();
     assert_eq!(codec::decode::<u32>(&result).unwrap(), 5);
 }

@@ -1,0 +1,152 @@
+//! Awaited enqueues: [`Enqueue`], what a command's `f::enqueue(…)` returns.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use crate::codec::CodecError;
+use crate::queue::BoxFuture;
+use crate::{BaseQueue, Command, Error, JobId, NewJob, When};
+
+/// An enqueue to `.await`: what `f::enqueue(…)` returns for every
+/// `#[queue_command]` `f`, sync or async.
+///
+/// Awaiting it stores the job, by default on the [default
+/// backend](crate::default_backend) and ready now, and gives its id, as
+/// `f(…)` does; but it never blocks the thread that awaits it. A backend
+/// with native async I/O (Redis) is called through it
+/// ([`BaseQueue::as_async`]); any other, a custom backend with only the sync
+/// contract included, is called on outband's blocking pool, a bounded set
+/// of threads of its own. The future is `Send + 'static`, and works on any
+/// tokio runtime (or none: it needs no runtime of its own).
+///
+/// In [eager mode](crate::set_eager), awaiting an enqueue onto the default
+/// backend runs the command inline instead: an async command's future is
+/// awaited in the caller's task, a sync command runs on the blocking pool.
+///
+/// ```
+/// use outband::queue_command;
+///
+/// #[queue_command]
+/// async fn send_welcome(user_id: u64) -> Result<(), String> {
+///     # let _ = user_id;
+///     Ok(())
+/// }
+///
+/// # async fn handler() -> Result<(), outband::Error> {
+/// // in an async handler:
+/// let id = send_welcome::enqueue(7).await?;
+/// # let _ = id;
+/// // later, on another backend:
+/// # let backend = std::sync::Arc::new(outband::MemoryQueue::new());
+/// send_welcome::enqueue(7)
+///     .at(std::time::Duration::from_secs(300))
+///     .on(&backend)
+///     .await?;
+/// # Ok(()) }
+/// # fn main() {}
+/// ```
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct Enqueue {
+    command: &'static Command,
+    args: Result<Vec<u8>, CodecError>,
+    key: Option<String>,
+    when: When,
+    backend: Option<Arc<dyn BaseQueue>>,
+}
+
+impl std::fmt::Debug for Enqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueue")
+            .field("command", &self.command.name)
+            .field("key", &self.key)
+            .field("when", &self.when)
+            .field("default_backend", &self.backend.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Enqueue {
+    /// An enqueue of `command` with its encoded arguments (or the error of
+    /// encoding them), as the macro builds it.
+    #[doc(hidden)]
+    pub fn new(
+        command: &'static Command,
+        key: Option<String>,
+        args: Result<Vec<u8>, CodecError>,
+    ) -> Self {
+        Self {
+            command,
+            args,
+            key,
+            when: When::Now,
+            backend: None,
+        }
+    }
+
+    /// Runs the job at or after `at_or_after`: a [`When`], a
+    /// [`SystemTime`](std::time::SystemTime), or a
+    /// [`Duration`](std::time::Duration) from when the backend stores it.
+    pub fn at(mut self, at_or_after: impl Into<When>) -> Self {
+        self.when = at_or_after.into();
+        self
+    }
+
+    /// Enqueues on `backend` rather than the default backend. Eager mode
+    /// does not apply: the job is stored, as `f::enqueue_on` stores it.
+    pub fn on<B: BaseQueue + ?Sized + 'static>(mut self, backend: &Arc<B>) -> Self {
+        // An `Arc<B>` is a sized backend of its own, whatever `B` is.
+        self.backend = Some(Arc::new(Arc::clone(backend)));
+        self
+    }
+
+    /// The registered name of the command enqueued.
+    pub fn command(&self) -> &'static str {
+        self.command.name
+    }
+
+    async fn send(self) -> Result<JobId, Error> {
+        let args = self.args?;
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None if crate::is_eager() => {
+                return crate::eager::run_awaited(self.command, args).await;
+            }
+            None => default_backend().await?,
+        };
+        let job = NewJob {
+            command: self.command.name.to_owned(),
+            args,
+            queue: self.command.queue.to_owned(),
+            key: self.key,
+            priority: self.command.priority,
+            max_attempts: self.command.max_attempts,
+            when: self.when,
+        };
+        if let Some(native) = backend.as_async() {
+            let ids = native.enqueue_many_async(vec![job]).await?;
+            return ids
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::backend("enqueue_many_async returned no id for one job"));
+        }
+        crate::blocking::run(move || backend.enqueue(job)).await
+    }
+}
+
+impl IntoFuture for Enqueue {
+    type Output = Result<JobId, Error>;
+    type IntoFuture = BoxFuture<'static, Result<JobId, Error>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// The default backend; opening it from `OUTBAND_URL` the first time
+/// connects to a server, which happens on the blocking pool.
+async fn default_backend() -> Result<Arc<dyn BaseQueue>, Error> {
+    if let Some(backend) = crate::settings::default_backend_if_set() {
+        return Ok(Arc::clone(backend));
+    }
+    crate::blocking::run(|| crate::default_backend().map(Arc::clone)).await
+}

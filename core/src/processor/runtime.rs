@@ -1,0 +1,107 @@
+//! Where async jobs run: a tokio runtime of the processor's own, built the
+//! first time an async job runs (so a program with only sync commands never
+//! starts one), the `concurrency` slots they take turns in, and the signal
+//! that drops the futures of jobs a stop released.
+//!
+//! Without outband's `runtime` feature there is no runtime: a processor
+//! refuses to serve a queue with an async command (see `Engine::new`), and
+//! an async job run step by step fails its attempt, saying so.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, watch};
+
+/// Why an async job cannot run in a program built without the feature.
+#[cfg(not(feature = "runtime"))]
+pub(super) const NO_RUNTIME: &str =
+    "an async command needs outband's `runtime` feature, which this program was built without";
+
+pub(super) struct AsyncJobs {
+    /// The async jobs that may run at once.
+    pub(super) slots: Arc<Semaphore>,
+    /// Set once a stop released the jobs held: their futures are dropped.
+    released: watch::Sender<bool>,
+    #[cfg(feature = "runtime")]
+    runtime: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>>,
+    #[cfg(feature = "runtime")]
+    threads: usize,
+}
+
+impl AsyncJobs {
+    pub(super) fn new(slots: usize, threads: usize) -> Self {
+        #[cfg(not(feature = "runtime"))]
+        let _ = threads;
+        Self {
+            slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
+            released: watch::Sender::new(false),
+            #[cfg(feature = "runtime")]
+            runtime: std::sync::OnceLock::new(),
+            #[cfg(feature = "runtime")]
+            threads: threads.max(1),
+        }
+    }
+
+    /// A loop starts: no job is released.
+    pub(super) fn reset(&self) {
+        self.released.send_replace(false);
+    }
+
+    /// Drops the futures of every async job still running or waiting for a
+    /// slot: a stop released their leases.
+    pub(super) fn release(&self) {
+        self.released.send_replace(true);
+    }
+
+    /// The runtime, started the first time it is asked for.
+    #[cfg(feature = "runtime")]
+    pub(super) fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(self.threads)
+                    .thread_name("outband-async")
+                    .enable_all()
+                    .build()
+                    .map_err(|error| format!("starting the async runtime failed: {error}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Runs `future` on the runtime until it ends, giving `Some` of its
+    /// output, or until a stop releases the jobs held, giving `None` (the
+    /// future is dropped at its next await).
+    #[cfg(feature = "runtime")]
+    pub(super) fn spawn<F>(
+        &self,
+        future: F,
+    ) -> Result<tokio::task::JoinHandle<Option<F::Output>>, String>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = self.runtime()?;
+        let mut released = self.released.subscribe();
+        Ok(runtime.spawn(futures_lite::future::or(
+            async move { Some(future.await) },
+            async move {
+                // a sender dropped with the processor releases nothing
+                if released.wait_for(|released| *released).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                None
+            },
+        )))
+    }
+}
+
+#[cfg(feature = "runtime")]
+impl Drop for AsyncJobs {
+    fn drop(&mut self) {
+        // The last owner may be a task on the runtime itself, where a
+        // runtime cannot wait for its own threads.
+        if let Some(Ok(runtime)) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

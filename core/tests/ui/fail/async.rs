@@ -1,8 +1,0 @@
-use outband::queue_command;
-
-#[queue_command]
-async fn send(user_id: u64) {
-    let _ = user_id;
-}
-
-fn main() {}
