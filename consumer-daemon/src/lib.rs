@@ -32,8 +32,11 @@
 //! command lists them). The consumer's, for `run`, `start` and `restart`:
 //! `--queue` (repeatable; default every queue with a registered command),
 //! `--processor simple|multi` (default `multi`), `-t/--threads` (5),
+//! `-c/--concurrency` (100: async jobs run at once on the consumer's tokio
+//! runtime, apart from the threads; feature `runtime`, on by default),
 //! `--prefetch` (0: jobs the multi processor claims ahead, beyond one per
-//! thread), `--completers` (its completing calls in flight at once; default
+//! thread; the consumer holds at most `threads + prefetch + concurrency`
+//! leases, `concurrency` counted only when it serves an async command), `--completers` (its completing calls in flight at once; default
 //! the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period`
 //! (30s), `--retention` (7d), the djutils poll flags `-d` (initial wait,
 //! 0.1 s, more than 0), `-b` (backoff factor, 1.15, at least 1) and `-m`
@@ -69,8 +72,8 @@
 //!
 //! | signal | effect |
 //! |---|---|
-//! | first SIGTERM or SIGINT | stop claiming; the jobs held (running, or claimed and waiting for a thread) finish within the grace period |
-//! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs or waits back to the queue, its attempt not counted; exit 0 at once, cutting off the released jobs' commands where they are (`_exit`: no C library's exit handler may run under their threads) |
+//! | first SIGTERM or SIGINT | stop claiming; the jobs held (running, or claimed and waiting for a thread or an async slot) finish within the grace period |
+//! | second SIGTERM or SIGINT, or the end of the grace period | release what still runs or waits back to the queue, its attempt not counted, dropping pending futures; exit 0 at once, cutting off the released jobs' commands where they are (`_exit`: no C library's exit handler may run under their threads) |
 //! | SIGHUP | reopen the log file (for logrotate) |
 //! | SIGTSTP | stop claiming and enqueueing periodic commands; running jobs go on (`quiet`) |
 //!

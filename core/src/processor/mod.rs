@@ -51,8 +51,18 @@ use threads::Threads;
 /// - The **simple** mode runs one job at a time, in enqueue order. It suits
 ///   jobs that use a whole machine, and anything that must not overlap.
 /// - The **multi** mode runs up to `max_threads` jobs at once (default 5),
-///   holding at most `max_threads + prefetch` leases: see
+///   and up to `concurrency` async jobs (default 100) besides, holding at
+///   most `max_threads + prefetch + concurrency` leases: see
 ///   [`MultiProcessor`].
+///
+/// **Async commands.** With outband's `runtime` feature, a processor that
+/// serves an `async fn` command runs its jobs on a tokio runtime of its own
+/// (started the first time one runs; [`ProcessorConfig::async_threads`]
+/// worker threads): in the multi mode up to
+/// [`ProcessorConfig::concurrency`] at once, apart from the threads, which
+/// keep running sync jobs; in the simple mode and step by step, one at a
+/// time, the calling thread waiting for it. Without the feature, a
+/// processor that would serve an async command refuses to start, saying so.
 ///
 /// Both offer the same steps, which tests and custom loops can call one by
 /// one — [`has_jobs_waiting`](Self::has_jobs_waiting),
@@ -62,13 +72,13 @@ use threads::Threads;
 /// [`stop_claiming`](Self::stop_claiming) and [`stop`](Self::stop) or
 /// [`stop_within`](Self::stop_within).
 ///
-/// **Outcomes.** A command that returns normally completes the job as `done`,
+/// **Outcomes.** A command (or an async command's future) that returns normally completes the job as `done`,
 /// with its return value stored. One that returns `Err`, panics, or names a
 /// command this program does not have fails the attempt: the job is retried
 /// after a backoff ([`RetryPolicy`]) while attempts are left, then goes to
 /// `dead` with the error recorded. Arguments that cannot be decoded can never
-/// run, so that job goes to `dead` at once. A panic is caught; the thread
-/// lives on.
+/// run, so that job goes to `dead` at once. A panic, in a sync command or
+/// inside a future, is caught; the thread lives on.
 ///
 /// **Leases.** While the loop runs, a heartbeat thread extends the lease of
 /// every job held for a third of its lease. If a lease is lost anyway (the

@@ -19,10 +19,20 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// Runs up to `max_threads` jobs at once, claiming only for free threads
 /// (seed: lovely.remotetask's `MultiProcessor`).
 ///
-/// It holds at most `max_threads + prefetch` leases (default prefetch 0): a
-/// lease is free once its job's outcome is completed, so by default the
-/// processor claims only for a free thread and never holds more leases than
-/// it has threads. The call that completes the jobs that
+/// It holds at most `max_threads + prefetch + concurrency` leases (default
+/// prefetch 0; `concurrency` counted only when a queue it serves has an
+/// async command, else 0): a lease is free once its job's outcome is
+/// completed, so by default a processor of sync commands claims only for a
+/// free thread and never holds more leases than it has threads. This is the
+/// crash bound: a consumer killed with its leases held makes at most that
+/// many jobs run again.
+///
+/// **Async jobs** run on the processor's tokio runtime, not on its threads:
+/// the jobs a claim brings go to a free thread, or, for async commands, to
+/// a task that waits for one of the `concurrency` slots and runs the
+/// future there. Their outcomes are completed by the same calls as the
+/// threads' (which claim the next jobs), so 10,000 jobs waiting on I/O take
+/// 10,000 slots and no thread. The call that completes the jobs that
 /// finished together also claims as many next jobs as it frees leases
 /// ([`BaseQueue::complete_and_claim`]): under load, each batch of jobs costs
 /// one round trip (one transaction on SQL databases).
