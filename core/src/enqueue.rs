@@ -16,7 +16,9 @@ use crate::{BaseQueue, Command, Error, JobId, NewJob, When};
 /// with native async I/O (Redis) is called through it
 /// ([`BaseQueue::as_async`]); any other, a custom backend with only the sync
 /// contract included, is called on outband's blocking pool, a bounded set
-/// of threads of its own. The future is `Send + 'static`, and works on any
+/// of threads of its own, where the jobs awaited together go to the backend
+/// as one [`enqueue_many`](BaseQueue::enqueue_many) (a lone job goes at
+/// once; one caller's invalid job never fails another's). The future is `Send + 'static`, and works on any
 /// tokio runtime (or none: it needs no runtime of its own).
 ///
 /// In [eager mode](crate::set_eager), awaiting an enqueue onto the default
@@ -51,7 +53,9 @@ pub struct Enqueue {
     args: Result<Vec<u8>, CodecError>,
     key: Option<String>,
     when: When,
-    backend: Option<Arc<dyn BaseQueue>>,
+    /// The backend, and its address, by which awaited enqueues onto it are
+    /// coalesced.
+    backend: Option<(Arc<dyn BaseQueue>, usize)>,
 }
 
 impl std::fmt::Debug for Enqueue {
@@ -95,7 +99,8 @@ impl Enqueue {
     /// does not apply: the job is stored, as `f::enqueue_on` stores it.
     pub fn on<B: BaseQueue + ?Sized + 'static>(mut self, backend: &Arc<B>) -> Self {
         // An `Arc<B>` is a sized backend of its own, whatever `B` is.
-        self.backend = Some(Arc::new(Arc::clone(backend)));
+        let address = Arc::as_ptr(backend).cast::<()>() as usize;
+        self.backend = Some((Arc::new(Arc::clone(backend)), address));
         self
     }
 
@@ -106,7 +111,7 @@ impl Enqueue {
 
     async fn send(self) -> Result<JobId, Error> {
         let args = self.args?;
-        let backend = match self.backend {
+        let (backend, address) = match self.backend {
             Some(backend) => backend,
             None if crate::is_eager() => {
                 return crate::eager::run_awaited(self.command, args).await;
@@ -129,7 +134,7 @@ impl Enqueue {
                 .next()
                 .ok_or_else(|| Error::backend("enqueue_many_async returned no id for one job"));
         }
-        crate::blocking::run(move || backend.enqueue(job)).await
+        crate::coalesce::enqueue(address, backend, job).await
     }
 }
 
@@ -142,11 +147,13 @@ impl IntoFuture for Enqueue {
     }
 }
 
-/// The default backend; opening it from `OUTBAND_URL` the first time
-/// connects to a server, which happens on the blocking pool.
-async fn default_backend() -> Result<Arc<dyn BaseQueue>, Error> {
-    if let Some(backend) = crate::settings::default_backend_if_set() {
-        return Ok(Arc::clone(backend));
-    }
-    crate::blocking::run(|| crate::default_backend().map(Arc::clone)).await
+/// The default backend and its address; opening it from `OUTBAND_URL` the
+/// first time connects to a server, which happens on the blocking pool.
+async fn default_backend() -> Result<(Arc<dyn BaseQueue>, usize), Error> {
+    let backend = match crate::settings::default_backend_if_set() {
+        Some(backend) => Arc::clone(backend),
+        None => crate::blocking::run(|| crate::default_backend().map(Arc::clone)).await?,
+    };
+    let address = Arc::as_ptr(&backend).cast::<()>() as usize;
+    Ok((backend, address))
 }

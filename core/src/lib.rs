@@ -109,6 +109,7 @@ extern crate self as outband;
 pub mod backend;
 mod blocking;
 pub mod codec;
+mod coalesce;
 mod eager;
 mod enqueue;
 mod error;
