@@ -108,8 +108,8 @@ extern crate self as outband;
 
 pub mod backend;
 mod blocking;
-pub mod codec;
 mod coalesce;
+pub mod codec;
 mod eager;
 mod enqueue;
 mod error;
