@@ -10,14 +10,14 @@
 //! loop neither hammers a server that is down nor needs restarting when it
 //! comes back.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use outband::Error;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{ConnectionLike, RedisError, RedisResult, RetryMethod};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a reply may take before the connection counts as broken.
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -25,7 +25,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
 
-/// Where to connect.
+/// Where to connect. A handle holds two, the sync pool's and the async
+/// connection's, so the size of the cluster client costs nothing worth a box.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -54,15 +57,62 @@ impl Conn {
 }
 
 #[derive(Default)]
-struct Backoff {
+struct BackoffState {
     failures: u32,
     next_attempt: Option<Instant>,
+}
+
+/// The reconnection backoff of one server or cluster, shared by the sync
+/// pool and the async connection ([`crate::aio`]): both reach the same
+/// server, so a failure of either delays the next attempt of both.
+#[derive(Default)]
+pub(crate) struct Backoff {
+    state: Mutex<BackoffState>,
+}
+
+impl Backoff {
+    /// Fails at once, as unavailable, while the backoff after failed
+    /// connection attempts has not passed.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let state = lock(&self.state);
+        if let Some(at) = state.next_attempt {
+            let now = Instant::now();
+            if now < at {
+                return Err(Error::unavailable(format!(
+                    "Redis is unreachable; reconnecting after {} failed attempts, next in {:?}",
+                    state.failures,
+                    at - now
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records how a connection attempt ended: success resets the backoff,
+    /// failure doubles it and is the caller's [`Error::Unavailable`].
+    pub(crate) fn record<T>(&self, connected: RedisResult<T>) -> Result<T, Error> {
+        let mut state = lock(&self.state);
+        match connected {
+            Ok(con) => {
+                *state = BackoffState::default();
+                Ok(con)
+            }
+            Err(error) => {
+                let delay = FIRST_BACKOFF
+                    .saturating_mul(1 << state.failures.min(6))
+                    .min(MAX_BACKOFF);
+                state.failures += 1;
+                state.next_attempt = Some(Instant::now() + delay);
+                Err(Error::unavailable(error))
+            }
+        }
+    }
 }
 
 pub(crate) struct Pool {
     target: Target,
     idle: Mutex<Vec<Conn>>,
-    backoff: Mutex<Backoff>,
+    backoff: Arc<Backoff>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,7 +120,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Whether an error means the connection can no longer be used.
-fn is_broken(error: &RedisError) -> bool {
+pub(crate) fn is_broken(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
@@ -98,8 +148,18 @@ impl Pool {
         Self {
             target,
             idle: Mutex::new(Vec::new()),
-            backoff: Mutex::new(Backoff::default()),
+            backoff: Arc::new(Backoff::default()),
         }
+    }
+
+    /// Where this pool connects to.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The backoff this pool's connection attempts follow.
+    pub(crate) fn backoff(&self) -> &Arc<Backoff> {
+        &self.backoff
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -107,19 +167,7 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Conn, Error> {
-        {
-            let backoff = lock(&self.backoff);
-            if let Some(at) = backoff.next_attempt {
-                let now = Instant::now();
-                if now < at {
-                    return Err(Error::unavailable(format!(
-                        "Redis is unreachable; reconnecting after {} failed attempts, next in {:?}",
-                        backoff.failures,
-                        at - now
-                    )));
-                }
-            }
-        }
+        self.backoff.check()?;
         let connected = match &self.target {
             Target::Single(client) => client
                 .get_connection_with_timeout(CONNECT_TIMEOUT)
@@ -132,21 +180,7 @@ impl Pool {
                 .get_connection()
                 .map(|con| Conn::Cluster(Box::new(con))),
         };
-        let mut backoff = lock(&self.backoff);
-        match connected {
-            Ok(con) => {
-                *backoff = Backoff::default();
-                Ok(con)
-            }
-            Err(error) => {
-                let delay = FIRST_BACKOFF
-                    .saturating_mul(1 << backoff.failures.min(6))
-                    .min(MAX_BACKOFF);
-                backoff.failures += 1;
-                backoff.next_attempt = Some(Instant::now() + delay);
-                Err(Error::unavailable(error))
-            }
-        }
+        self.backoff.record(connected)
     }
 
     fn checkout(&self) -> Result<Conn, Error> {

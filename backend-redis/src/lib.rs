@@ -40,6 +40,33 @@
 //! Linking this crate also lets [`outband::open`] and `OUTBAND_URL` open the
 //! URLs below (`use outband_redis as _;` is enough).
 //!
+//! # Awaited enqueues
+//!
+//! An awaited enqueue (`f::enqueue(…).await`, [`outband::Enqueue`]) does not
+//! take a thread of outband's blocking pool: [`RedisQueue`] has a native
+//! async enqueue ([`AsyncEnqueue`], through [`BaseQueue::as_async`]) that
+//! sends the same script call as [`enqueue_many`](BaseQueue::enqueue_many)
+//! over one async connection shared by all awaiting tasks (multiplexed on
+//! one server, routed by slot on a cluster). That connection lives on a
+//! runtime of the backend's own, one worker thread named `outband-redis-io`,
+//! started by the first awaited enqueue, so the caller may await on any
+//! runtime, including runtimes that come and go as `#[tokio::test]`'s do;
+//! its thread never blocks. Failures are the sync path's: a server out of
+//! reach is [`Error::Unavailable`], and the next enqueue reconnects.
+//!
+//! ```
+//! use outband::{AsyncEnqueue, NewJob};
+//! use outband_redis::RedisQueue;
+//!
+//! # async fn handler() -> Result<(), outband::Error> {
+//! let backend = RedisQueue::connect("redis://127.0.0.1:6379/0?namespace=outband-doc")?;
+//! let job = NewJob::new("app::ping", outband::codec::encode(&())?).queue("doc");
+//! // what `ping::enqueue().on(&backend).await` does
+//! let ids = backend.enqueue_many_async(vec![job]).await?;
+//! # let _ = ids;
+//! # Ok(()) }
+//! ```
+//!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
@@ -130,20 +157,21 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod aio;
 mod conn;
+mod enqueue;
 mod scripts;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered, When,
+    AsyncEnqueue, BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
+    NewJob, Outcome, QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -233,6 +261,8 @@ impl RedisOptions {
 /// checks the URL but not the server.
 pub struct RedisQueue {
     pool: Pool,
+    /// The awaited enqueues' connection, on a runtime of its own.
+    aio: aio::AsyncLink,
     options: RedisOptions,
     /// Queues this handle has already added to `namespace:queues`.
     registered: Mutex<HashSet<String>>,
@@ -496,8 +526,10 @@ impl RedisQueue {
     }
 
     fn from_target(target: Target, options: RedisOptions) -> Self {
+        let pool = Pool::new(target);
         Self {
-            pool: Pool::new(target),
+            aio: aio::AsyncLink::new(&pool),
+            pool,
             options,
             registered: Mutex::new(HashSet::new()),
         }
@@ -601,53 +633,6 @@ impl RedisQueue {
         }
     }
 
-    /// A job with no ordering key, ready at once, by the one-job script:
-    /// one round trip, and less work in Redis than a batch of one.
-    fn enqueue_one(&self, job: &NewJob) -> Result<JobId, Error> {
-        let bucket = bucket_of(&job.queue);
-        let mut invocation = self.invocation(&SCRIPTS.enqueue_one, bucket);
-        invocation
-            .arg(&job.queue)
-            .arg(&job.command)
-            .arg(&job.args[..])
-            .arg(job.priority)
-            .arg(job.max_attempts);
-        let seq: u64 = self.invoke(&invocation)?;
-        Ok(JobId((bucket << SEQ_BITS) | seq))
-    }
-
-    /// Adds queue names to `namespace:queues`, once per handle.
-    fn register<'q>(&self, queues: impl IntoIterator<Item = &'q str>) -> Result<(), Error> {
-        let new: Vec<String> = {
-            let registered = self
-                .registered
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            queues
-                .into_iter()
-                .filter(|q| !registered.contains(*q))
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        };
-        if new.is_empty() {
-            return Ok(());
-        }
-        let key = self.queues_key();
-        self.pool.with(|con| {
-            redis::cmd("SADD")
-                .arg(&key)
-                .arg(&new)
-                .query::<i64>(con.like())
-        })?;
-        self.registered
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(new);
-        Ok(())
-    }
-
     /// Every queue name ever registered in the namespace.
     fn known_queues(&self) -> Result<Vec<String>, Error> {
         let key = self.queues_key();
@@ -719,92 +704,20 @@ impl RedisQueue {
     }
 }
 
-/// Whether two jobs differ in their arguments alone, so that the enqueue
-/// script takes them as one run.
-fn alike(a: &NewJob, b: &NewJob) -> bool {
-    a.queue == b.queue
-        && a.command == b.command
-        && a.key == b.key
-        && a.priority == b.priority
-        && a.max_attempts == b.max_attempts
-        && a.when == b.when
-}
-
-/// The enqueue script's `when` argument: `n`, `a<ms>` or `d<ms>`.
-fn when_arg(when: When) -> Cow<'static, str> {
-    match when {
-        When::Now => Cow::Borrowed("n"),
-        When::At(at) => Cow::Owned(format!(
-            "a{}",
-            at.duration_since(UNIX_EPOCH).map(ms).unwrap_or_default()
-        )),
-        When::After(delay) => Cow::Owned(format!("d{}", ms(delay))),
-    }
-}
-
 impl BaseQueue for RedisQueue {
     fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
-        for job in &jobs {
-            job.validate()?;
-        }
-        if jobs.is_empty() {
+        let Some(call) = self.enqueue_call(&jobs)? else {
             return Ok(Vec::new());
+        };
+        if let Some(register) = &call.register {
+            self.pool.with(|con| register.query::<i64>(con.like()))?;
+            self.registered(call.new_queues);
         }
-        self.register(jobs.iter().map(|j| j.queue.as_str()))?;
-        if let [job] = jobs.as_slice()
-            && job.key.is_none()
-            && job.when == When::Now
-        {
-            return self.enqueue_one(job).map(|id| vec![id]);
-        }
-        // one group per bucket, each keeping the batch's order
-        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
-        for (index, job) in jobs.iter().enumerate() {
-            let bucket = bucket_of(&job.queue);
-            match groups.iter_mut().find(|(b, _)| *b == bucket) {
-                Some((_, members)) => members.push(index),
-                None => groups.push((bucket, vec![index])),
-            }
-        }
-        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
-        invocation.arg(groups.len());
-        for (bucket, members) in &groups {
-            let runs: Vec<&[usize]> = members
-                .chunk_by(|&a, &b| alike(&jobs[a], &jobs[b]))
-                .collect();
-            invocation
-                .key(self.seq_key(*bucket))
-                .arg(self.tag(*bucket))
-                .arg(members.len())
-                .arg(runs.len());
-            for run in runs {
-                let job = &jobs[run[0]];
-                invocation.arg(&job.queue).arg(&job.command);
-                match &job.key {
-                    Some(key) => invocation.arg(format!("1{key}")),
-                    None => invocation.arg("0"),
-                };
-                invocation
-                    .arg(job.priority)
-                    .arg(job.max_attempts)
-                    .arg(when_arg(job.when).as_ref())
-                    .arg(run.len());
-                for &index in run {
-                    invocation.arg(&jobs[index].args[..]);
-                }
-            }
-        }
-        let firsts: Vec<u64> = self.invoke(&invocation)?;
-        if firsts.len() != groups.len() {
-            return Err(Error::backend("the enqueue script returned a wrong count"));
-        }
-        let mut ids = vec![JobId(0); jobs.len()];
-        for ((bucket, members), first) in groups.iter().zip(firsts) {
-            for (offset, &index) in members.iter().enumerate() {
-                ids[index] = JobId((bucket << SEQ_BITS) | (first + offset as u64));
-            }
-        }
-        Ok(ids)
+        call.ids.of(self.invoke(&call.script)?)
+    }
+
+    fn as_async(&self) -> Option<&dyn AsyncEnqueue> {
+        Some(self)
     }
 
     fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {

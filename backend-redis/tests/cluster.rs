@@ -1,13 +1,13 @@
-//! The conformance suite on a 3-node Redis Cluster that the test creates on
-//! loopback ports (`redis-server --cluster-enabled yes`, then
-//! `redis-cli --cluster create`) and removes at the end.
+//! The conformance suite and awaited enqueues on a 3-node Redis Cluster that
+//! the test creates on loopback ports (`redis-server --cluster-enabled yes`,
+//! then `redis-cli --cluster create`) and removes at the end.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::BaseQueue;
+use outband::{BaseQueue, NewJob};
 use outband_redis::RedisQueue;
 use outband_testkit::PrivateRedis;
 
@@ -73,4 +73,53 @@ fn conformance_suite_on_a_three_node_cluster() {
         }
     }
     assert!(failed.is_empty(), "failed on the cluster: {failed:?}");
+
+    awaited_enqueues_on_the_cluster(&backend);
+}
+
+fn job(queue: &str, value: u64) -> NewJob {
+    NewJob::new(
+        "app::awaited",
+        outband::codec::encode(&(value,)).expect("encodes"),
+    )
+    .queue(queue)
+}
+
+/// Awaited enqueues, one job and a batch, reach their slot's node through
+/// the async cluster connection; a batch across slots is refused, as on the
+/// sync path, since it could not be atomic.
+fn awaited_enqueues_on_the_cluster(backend: &Arc<dyn BaseQueue>) {
+    let native = backend.as_async().expect("a native async enqueue");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut ids = Vec::new();
+    for batch in [
+        vec![job("awaited", 0)],
+        vec![job("awaited", 1), job("awaited", 2).key("k")],
+    ] {
+        let stored = runtime
+            .block_on(native.enqueue_many_async(batch))
+            .expect("awaited enqueue on the cluster");
+        ids.extend(stored);
+    }
+    let claimed = backend
+        .claim("awaited", 10, Duration::from_secs(60))
+        .expect("claim");
+    let found: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(found, ids);
+
+    let across = || {
+        (0..20)
+            .map(|i| job(&format!("across-{i}"), i))
+            .collect::<Vec<_>>()
+    };
+    let sync = backend.enqueue_many(across());
+    let awaited = runtime.block_on(native.enqueue_many_async(across()));
+    let (Err(sync), Err(awaited)) = (sync, awaited) else {
+        panic!("a batch across slots was stored");
+    };
+    assert_eq!(sync.to_string(), awaited.to_string());
+    assert_eq!(backend.len("across-0").expect("len"), 0);
 }

@@ -1,7 +1,7 @@
 //! No error, log line or panic shows a URL's password: bad URLs carrying a
 //! password go through [`RedisQueue::connect`] and [`outband::open`], then
-//! through the calls that reach the server, and every message is searched
-//! for the password, as written in the URL and decoded.
+//! through the calls that reach the server, sync and awaited, and every
+//! message is searched for the password, as written in the URL and decoded.
 
 mod support;
 
@@ -29,13 +29,21 @@ fn job() -> NewJob {
 /// One call of [`BaseQueue`], its result dropped.
 type Call<'a> = dyn Fn() -> Result<(), Error> + 'a;
 
+/// The index of the awaited enqueue among [`exercise`]'s calls.
+const AWAITED: usize = 8;
+
 /// The calls that reach the server, each error recorded, starting with call
 /// `first`: only the first call of a fresh handle meets the driver's own
-/// error, the next ones meet the reconnection backoff.
+/// error, the next ones meet the reconnection backoff (which the awaited
+/// enqueue's connection shares).
 fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
     let lease = Duration::from_secs(30);
     let queues = ["secrets".to_owned()];
-    let calls: [(&str, &Call<'_>); 8] = [
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let calls: [(&str, &Call<'_>); AWAITED + 1] = [
         // no outcomes to record: the claim that follows fails and is logged
         ("complete_and_claim", &|| {
             backend
@@ -51,6 +59,12 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
         ("wait", &|| backend.wait(&queues, Duration::from_millis(10))),
         ("recover_expired", &|| backend.recover_expired().map(drop)),
         ("stats", &|| backend.stats("secrets").map(drop)),
+        ("enqueue_many_async", &|| {
+            let native = backend.as_async().expect("a native async enqueue");
+            runtime
+                .block_on(native.enqueue_many_async(vec![job(), job().key("k")]))
+                .map(drop)
+        }),
     ];
     for (what, call) in calls.iter().cycle().skip(first).take(calls.len()) {
         if let Err(error) = call() {
@@ -60,14 +74,16 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
 }
 
 /// Every message `url` leads to, through `RedisQueue::connect` and
-/// `outband::open` (which refuses other schemes itself); a panic is a
-/// message too.
+/// `outband::open` (which refuses other schemes itself), and through a
+/// fresh handle whose first call is awaited; a panic is a message too.
 fn messages_of(url: &str) -> Vec<String> {
     secrets::caught(|messages| {
         match RedisQueue::connect(url) {
             Ok(queue) => {
                 messages.push(format!("queue: {queue:?}"));
                 exercise(&queue, 0, messages);
+                let fresh = RedisQueue::connect(url).expect("connected once");
+                exercise(&fresh, AWAITED, messages);
             }
             Err(error) => record(messages, "connect", &error),
         }
@@ -263,8 +279,12 @@ fn a_bad_root_certificate_does_not_show_the_password() {
         let url = url.replace("{pw}", &pw);
         let options = outband_redis::RedisOptions::default().tls_root_certificate(b"not a pem");
         let mut messages = Vec::new();
-        match RedisQueue::with_options(&url, options) {
-            Ok(queue) => exercise(&queue, 2, &mut messages),
+        match RedisQueue::with_options(&url, options.clone()) {
+            Ok(queue) => {
+                exercise(&queue, 2, &mut messages);
+                let fresh = RedisQueue::with_options(&url, options).expect("opened once");
+                exercise(&fresh, AWAITED, &mut messages);
+            }
             Err(error) => record(&mut messages, "with_options", &error),
         }
         assert!(!messages.is_empty(), "{url} led to no error");

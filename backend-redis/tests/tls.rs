@@ -1,5 +1,5 @@
-//! `rediss://` (feature `tls`): a private `redis-server` with a TLS port and
-//! a certificate from a CA the test makes with `openssl`.
+//! `rediss://` (feature `tls`), sync and awaited: a private `redis-server`
+//! with a TLS port and a certificate from a CA the test makes with `openssl`.
 
 #![cfg(feature = "tls")]
 
@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use outband::test_suite::echo;
-use outband::{BaseQueue, JobState, NewJob};
+use outband::{AsyncEnqueue, BaseQueue, JobState, NewJob};
 use outband_redis::{RedisOptions, RedisQueue};
 use outband_testkit::{PrivateRedis, free_port, have_program};
 
@@ -115,15 +115,31 @@ fn rediss_urls_connect_over_tls() {
         outband::codec::encode(&(5u64,)).expect("encodes"),
     )
     .queue("tls");
-    let id = backend.enqueue(job).expect("enqueue over TLS");
+    let id = backend.enqueue(job.clone()).expect("enqueue over TLS");
     assert_eq!(
         backend.job(id).expect("job").map(|j| j.state),
+        Some(JobState::Pending)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let awaited = runtime
+        .block_on(backend.enqueue_many_async(vec![job.clone()]))
+        .expect("awaited enqueue over TLS");
+    assert_eq!(
+        backend.job(awaited[0]).expect("job").map(|j| j.state),
         Some(JobState::Pending)
     );
 
     // a server whose certificate no trusted root signed is refused
     let untrusted = RedisQueue::connect(&url).expect("url");
     assert!(untrusted.now().is_err(), "the test CA is not a system root");
+    // a fresh handle, so the refusal is the TLS handshake's, not the backoff's
+    let untrusted = RedisQueue::connect(&url).expect("url");
+    let refused = runtime.block_on(untrusted.enqueue_many_async(vec![job]));
+    let error = refused.expect_err("nor on the awaited path");
+    assert!(!error.to_string().contains("reconnecting after"), "{error}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
