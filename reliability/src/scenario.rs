@@ -12,6 +12,11 @@
 //! | MySQL/MariaDB | `MYSQL_DATABASE_URL` (default `mysql://root@127.0.0.1:3306/test`) | a table prefix |
 //! | Redis | `REDIS_URL` (default `redis://127.0.0.1:6379/`) | a namespace (`?namespace=`) |
 //!
+//! A scene runs jobs of one [`Kind`]: sync commands, on threads, or async
+//! ones, on the consumer's async runtime; each kind has a queue of its own,
+//! and a scene's consumers serve only its queue. How many jobs a crash may
+//! make run again is [`Consumer::leases`].
+//!
 //! A scene whose server is unreachable is skipped with a notice, unless
 //! `OUTBAND_REQUIRE_SERVERS=1` (as in CI), which makes it fail.
 
@@ -32,12 +37,19 @@ use outband_testkit::{
 use crate::Summary;
 use crate::sink::{SINK_ENV, Sink};
 
-/// The queue every scenario command is on.
+/// The queue of the sync scenario commands.
 pub const QUEUE: &str = "reliability";
 /// The command that records one run: arguments `(job: u64,)`.
 pub const RECORD: &str = "reliability::record";
 /// The command that sleeps, then records one run: arguments `(job: u64, millis: u64)`.
 pub const SLOW_RECORD: &str = "reliability::slow_record";
+/// The queue of the async scenario commands: apart from [`QUEUE`], because
+/// a consumer that serves an async command holds `concurrency` leases more.
+pub const ASYNC_QUEUE: &str = "reliability_async";
+/// [`RECORD`] as an async command.
+pub const ASYNC_RECORD: &str = "reliability::async_record";
+/// [`SLOW_RECORD`] as an async command, its sleep a timer of the runtime.
+pub const ASYNC_SLOW_RECORD: &str = "reliability::async_slow_record";
 /// Attempts of a scenario job: enough that transient errors never make it
 /// dead, as the consumer's commands declare.
 pub const MAX_ATTEMPTS: u32 = 11;
@@ -66,6 +78,131 @@ impl Backend {
             Self::Mysql => "mysql",
             Self::Redis => "redis",
         }
+    }
+}
+
+/// Which commands a scene's jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Plain functions, on the consumer's threads.
+    Sync,
+    /// `async fn`s, on the consumer's async runtime, up to `--concurrency`
+    /// at once.
+    Async,
+}
+
+impl Kind {
+    /// The kind's name in summary lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Async => "async",
+        }
+    }
+
+    /// The queue its commands are on.
+    pub fn queue(self) -> &'static str {
+        match self {
+            Self::Sync => QUEUE,
+            Self::Async => ASYNC_QUEUE,
+        }
+    }
+
+    /// The job that records one run for sink key `job`.
+    pub fn record_job(self, job: u64) -> NewJob {
+        let command = match self {
+            Self::Sync => RECORD,
+            Self::Async => ASYNC_RECORD,
+        };
+        NewJob::new(command, codec::encode(&(job,)).expect("a u64 encodes"))
+            .queue(self.queue())
+            .max_attempts(MAX_ATTEMPTS)
+    }
+
+    /// The job that runs `millis`, then records one run for sink key `job`.
+    pub fn slow_record_job(self, job: u64, millis: u64) -> NewJob {
+        let command = match self {
+            Self::Sync => SLOW_RECORD,
+            Self::Async => ASYNC_SLOW_RECORD,
+        };
+        NewJob::new(
+            command,
+            codec::encode(&(job, millis)).expect("two u64 encode"),
+        )
+        .queue(self.queue())
+        .max_attempts(MAX_ATTEMPTS)
+    }
+}
+
+/// A consumer's share of the jobs: its `--threads`, `--prefetch` and
+/// `--concurrency`, which together bound the leases it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    /// Sync jobs run at once.
+    pub threads: u64,
+    /// Jobs claimed ahead.
+    pub prefetch: u64,
+    /// Async jobs run at once.
+    pub concurrency: u64,
+}
+
+impl Consumer {
+    /// `threads` threads, no prefetch, and the `concurrency` the daemon
+    /// would take by default.
+    pub const fn threads(threads: u64) -> Self {
+        Self {
+            threads,
+            prefetch: 0,
+            concurrency: 100,
+        }
+    }
+
+    /// A consumer that runs `jobs` jobs of `kind` at once: on `jobs`
+    /// threads, or for async jobs in `jobs` async slots, beside the one
+    /// thread a consumer has at least.
+    pub const fn running(kind: Kind, jobs: u64) -> Self {
+        match kind {
+            Kind::Sync => Self::threads(jobs),
+            Kind::Async => Self::threads(1).concurrency(jobs),
+        }
+    }
+
+    /// The same, claiming `prefetch` jobs ahead.
+    pub const fn prefetch(self, prefetch: u64) -> Self {
+        Self { prefetch, ..self }
+    }
+
+    /// The same, running up to `concurrency` async jobs at once.
+    pub const fn concurrency(self, concurrency: u64) -> Self {
+        Self {
+            concurrency,
+            ..self
+        }
+    }
+
+    /// The consumer's options: `-t`, `--prefetch` and `-c`.
+    pub fn args(&self) -> Vec<String> {
+        [
+            "-t".to_owned(),
+            self.threads.to_string(),
+            "--prefetch".to_owned(),
+            self.prefetch.to_string(),
+            "-c".to_owned(),
+            self.concurrency.to_string(),
+        ]
+        .into()
+    }
+
+    /// The most leases it holds serving jobs of `kind`, as the daemon
+    /// documents: `threads + prefetch + concurrency`, the last counted only
+    /// when it serves an async command. A kill makes at most that many jobs
+    /// run again.
+    pub fn leases(&self, kind: Kind) -> u64 {
+        let concurrency = match kind {
+            Kind::Sync => 0,
+            Kind::Async => self.concurrency,
+        };
+        self.threads + self.prefetch + concurrency
     }
 }
 
@@ -98,6 +235,7 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// the consumers it started and removes its tables, namespace and files.
 pub struct Scene {
     kind: Backend,
+    commands: Kind,
     dir: tempfile::TempDir,
     bin: PathBuf,
     url: String,
@@ -113,6 +251,7 @@ impl std::fmt::Debug for Scene {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scene")
             .field("kind", &self.kind)
+            .field("commands", &self.commands)
             .field("url", &self.url)
             .field("sink", &self.sink_url)
             .finish_non_exhaustive()
@@ -120,11 +259,12 @@ impl std::fmt::Debug for Scene {
 }
 
 impl Scene {
-    /// A fresh scene on `backend` for the consumer binary at `bin` (an
-    /// integration test's `env!("CARGO_BIN_EXE_outband-reliability-consumer")`),
-    /// with an empty sink; `None` when the backend's server is unreachable
-    /// and not required.
-    pub fn new(backend: Backend, bin: &str) -> Option<Self> {
+    /// A fresh scene on `backend` for jobs of `commands` and the consumer
+    /// binary at `bin` (an integration test's
+    /// `env!("CARGO_BIN_EXE_outband-reliability-consumer")`), with an empty
+    /// sink; `None` when the backend's server is unreachable and not
+    /// required.
+    pub fn new(backend: Backend, commands: Kind, bin: &str) -> Option<Self> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // a table prefix, and with its `_` trimmed a namespace
         let name = format!("{}_", unique_name("rel"));
@@ -170,6 +310,7 @@ impl Scene {
         sink.create().expect("the sink is created");
         Some(Scene {
             kind: backend,
+            commands,
             dir,
             bin: PathBuf::from(bin),
             url,
@@ -185,6 +326,21 @@ impl Scene {
     /// Which backend.
     pub fn kind(&self) -> Backend {
         self.kind
+    }
+
+    /// Which commands its jobs run.
+    pub fn commands(&self) -> Kind {
+        self.commands
+    }
+
+    /// The job that records one run for sink key `job`.
+    pub fn record_job(&self, job: u64) -> NewJob {
+        self.commands.record_job(job)
+    }
+
+    /// The job that runs `millis`, then records one run for sink key `job`.
+    pub fn slow_record_job(&self, job: u64, millis: u64) -> NewJob {
+        self.commands.slow_record_job(job, millis)
     }
 
     /// The backend, as the consumers see it.
@@ -203,8 +359,9 @@ impl Scene {
     }
 
     /// The consumer binary with `args`, the scene's URL and sink, and for a
-    /// consumer a short poll wait (backends that cannot wake a consumer are
-    /// polled every 50 to 200 ms) and no periodic commands.
+    /// consumer the scene's queue, a short poll wait (backends that cannot
+    /// wake a consumer are polled every 50 to 200 ms) and no periodic
+    /// commands.
     pub fn consumer(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.bin);
         command
@@ -214,7 +371,9 @@ impl Scene {
             .env(SINK_ENV, &self.sink_url)
             .current_dir(self.dir.path());
         if matches!(args.first(), Some(&("run" | "start" | "restart"))) {
-            command.args(["-n", "-d", "0.05", "-m", "0.2"]);
+            command
+                .args(["--queue", self.commands.queue()])
+                .args(["-n", "-d", "0.05", "-m", "0.2"]);
         }
         command
     }
@@ -234,10 +393,10 @@ impl Scene {
     /// `start -p NAME.pid -l NAME.log` plus `extra`: a daemon; returns its
     /// pid, and panics unless it started.
     #[track_caller]
-    pub fn start(&mut self, name: &str, extra: &[&str]) -> u32 {
+    pub fn start(&mut self, name: &str, extra: &[impl AsRef<str>]) -> u32 {
         let (pidfile, pid_arg, log_arg) = self.pid_and_log(name);
         let mut args = vec!["start", "-p", &pid_arg, "-l", &log_arg];
-        args.extend_from_slice(extra);
+        args.extend(extra.iter().map(AsRef::as_ref));
         let out = self.cli(&args);
         assert!(
             out.status.success(),
@@ -253,10 +412,10 @@ impl Scene {
     /// `run -p NAME.pid -l NAME.log` plus `extra`, as a child of this
     /// process; returns its pid once it holds its pid file.
     #[track_caller]
-    pub fn spawn_run(&mut self, name: &str, extra: &[&str]) -> u32 {
+    pub fn spawn_run(&mut self, name: &str, extra: &[impl AsRef<str>]) -> u32 {
         let (_, pid_arg, log_arg) = self.pid_and_log(name);
         let mut args = vec!["run", "-p", &pid_arg, "-l", &log_arg];
-        args.extend_from_slice(extra);
+        args.extend(extra.iter().map(AsRef::as_ref));
         let child = self
             .consumer(&args)
             .stdin(Stdio::null())
@@ -326,26 +485,11 @@ impl Scene {
         std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
     }
 
-    /// The `record` job for sink key `job`.
-    pub fn record_job(job: u64) -> NewJob {
-        NewJob::new(RECORD, codec::encode(&(job,)).expect("a u64 encodes"))
-            .queue(QUEUE)
-            .max_attempts(MAX_ATTEMPTS)
-    }
-
-    /// The `slow_record` job for sink key `job`, running `millis`.
-    pub fn slow_record_job(job: u64, millis: u64) -> NewJob {
-        NewJob::new(
-            SLOW_RECORD,
-            codec::encode(&(job, millis)).expect("two u64 encode"),
-        )
-        .queue(QUEUE)
-        .max_attempts(MAX_ATTEMPTS)
-    }
-
-    /// The queue's counts per state.
+    /// The scene's queue's counts per state.
     pub fn stats(&self) -> QueueStats {
-        self.backend.stats(QUEUE).expect("queue stats")
+        self.backend
+            .stats(self.commands.queue())
+            .expect("queue stats")
     }
 
     /// Waits until at least `jobs` distinct jobs recorded a run in the sink,
@@ -398,7 +542,7 @@ impl Scene {
         } else {
             let limit = usize::try_from(stats.dead).unwrap_or(usize::MAX);
             self.backend
-                .dead_jobs(QUEUE, 0, limit)
+                .dead_jobs(self.commands.queue(), 0, limit)
                 .expect("listing dead jobs")
                 .iter()
                 .filter_map(|job| sink_key(&job.command, &job.args))
@@ -431,8 +575,10 @@ impl Scene {
 /// The sink key in the arguments of a scenario command.
 fn sink_key(command: &str, args: &[u8]) -> Option<u64> {
     match command {
-        RECORD => codec::decode::<(u64,)>(args).ok().map(|(job,)| job),
-        SLOW_RECORD => codec::decode::<(u64, u64)>(args).ok().map(|(job, _)| job),
+        RECORD | ASYNC_RECORD => codec::decode::<(u64,)>(args).ok().map(|(job,)| job),
+        SLOW_RECORD | ASYNC_SLOW_RECORD => {
+            codec::decode::<(u64, u64)>(args).ok().map(|(job, _)| job)
+        }
         _ => None,
     }
 }

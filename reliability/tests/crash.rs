@@ -1,9 +1,11 @@
 //! Crash: 20,000 jobs, each recording its run in the sink; the consumer, a
 //! real daemon with 4 threads, is SIGKILLed 5 times at random moments and
 //! restarted each time. At the end every job has run, none is dead, and the
-//! only duplicates are jobs that were in flight at a kill: at most
-//! kills × threads. The same runs once more on Redis with a prefetch of 12:
-//! then at most kills × (threads + prefetch).
+//! only duplicates are jobs that were in flight at a kill: at most kills ×
+//! the leases a consumer holds, `threads + prefetch + concurrency`
+//! (`Consumer::leases`). The same runs once more on Redis with a prefetch
+//! of 12, and on every backend with async commands: 4,000 jobs that each
+//! wait 1–20 ms on a timer, up to 32 at once on the consumer's runtime.
 //!
 //! The moments are random points of progress (a count of jobs that ran,
 //! between 5 % and 90 % of them, plus 0–100 ms), drawn from a seed that is printed;
@@ -21,21 +23,23 @@
 
 use std::time::{Duration, Instant};
 
-use outband_reliability::scenario::{Backend, Scene, seed};
+use outband_reliability::scenario::{Backend, Consumer, Kind, Scene, seed};
 use outband_testkit::{kill, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-reliability-consumer");
 
-const JOBS: u64 = 20_000;
 const KILLS: u64 = 5;
-const THREADS: u64 = 4;
-const CONSUMER: &[&str] = &["-t", "4", "--lease", "3s"];
-const PREFETCH: u64 = 12;
-const PREFETCHING: &[&str] = &["-t", "4", "--prefetch", "12", "--lease", "3s"];
+const LEASE: &[&str] = &["--lease", "3s"];
 
 macro_rules! on_every_backend {
     ($($backend:ident => $variant:ident),* $(,)?) => {
-        $(#[test] fn $backend() { crash(Backend::$variant, "", CONSUMER, THREADS) })*
+        $(#[test] fn $backend() { crash(Backend::$variant, Kind::Sync, consumer(Kind::Sync), "") })*
+        mod async_commands {
+            use super::{Backend, Kind, consumer, crash};
+            $(#[test] fn $backend() {
+                crash(Backend::$variant, Kind::Async, consumer(Kind::Async), "")
+            })*
+        }
     };
 }
 
@@ -44,18 +48,39 @@ on_every_backend!(sqlite => Sqlite, postgres => Postgres, mysql => Mysql, redis 
 /// Jobs claimed ahead are leases too: a kill makes them run again.
 #[test]
 fn redis_with_prefetch() {
-    crash(Backend::Redis, "+prefetch", PREFETCHING, THREADS + PREFETCH);
+    let consumer = consumer(Kind::Sync).prefetch(12);
+    crash(Backend::Redis, Kind::Sync, consumer, "+prefetch");
 }
 
-fn crash(backend: Backend, variant: &str, consumer: &[&str], leases: u64) {
-    let Some(mut scene) = Scene::new(backend, BIN) else {
+/// The consumer: 4 threads for sync jobs, 32 async slots for async ones.
+const fn consumer(kind: Kind) -> Consumer {
+    match kind {
+        Kind::Sync => Consumer::running(kind, 4),
+        Kind::Async => Consumer::running(kind, 32),
+    }
+}
+
+/// The jobs: sync ones record their run at once; async ones wait 1–20 ms
+/// on a timer first, so that the consumer's async jobs overlap.
+fn jobs(scene: &Scene, rng: &mut fastrand::Rng) -> Vec<outband::NewJob> {
+    match scene.commands() {
+        Kind::Sync => (0..20_000).map(|job| scene.record_job(job)).collect(),
+        Kind::Async => (0..4_000)
+            .map(|job| scene.slow_record_job(job, rng.u64(1..=20)))
+            .collect(),
+    }
+}
+
+fn crash(backend: Backend, kind: Kind, consumer: Consumer, variant: &str) {
+    let Some(mut scene) = Scene::new(backend, kind, BIN) else {
         return;
     };
-    let name = format!("crash/{}{variant}", backend.name());
+    let name = format!("crash/{}/{}{variant}", kind.name(), backend.name());
     let mut rng = fastrand::Rng::with_seed(seed(&name));
     let started = Instant::now();
 
-    let jobs: Vec<_> = (0..JOBS).map(Scene::record_job).collect();
+    let jobs = jobs(&scene, &mut rng);
+    let count = jobs.len() as u64;
     for batch in jobs.chunks(1_000) {
         scene
             .backend()
@@ -63,11 +88,13 @@ fn crash(backend: Backend, variant: &str, consumer: &[&str], leases: u64) {
             .expect("enqueueing a batch");
     }
 
+    let mut args = consumer.args();
+    args.extend(LEASE.iter().map(|&arg| arg.to_owned()));
     let mut moments: Vec<u64> = (0..KILLS)
-        .map(|_| rng.u64(JOBS / 20..JOBS * 9 / 10))
+        .map(|_| rng.u64(count / 20..count * 9 / 10))
         .collect();
     moments.sort_unstable();
-    let mut pid = scene.start("c", consumer);
+    let mut pid = scene.start("c", &args);
     for (kill_no, moment) in moments.iter().enumerate() {
         scene.wait_recorded(*moment, Duration::from_secs(300));
         std::thread::sleep(Duration::from_millis(rng.u64(0..100)));
@@ -83,16 +110,16 @@ fn crash(backend: Backend, variant: &str, consumer: &[&str], leases: u64) {
             kill_no + 1,
             started.elapsed()
         );
-        pid = scene.start("c", consumer);
+        pid = scene.start("c", &args);
     }
 
-    scene.wait_drained(JOBS, Duration::from_secs(300));
+    scene.wait_drained(count, Duration::from_secs(300));
     scene.stop("c");
-    let summary = scene.summary(0..JOBS);
+    let summary = scene.summary(0..count);
     println!("{name}: took {:?}", started.elapsed());
-    summary.check(&name, KILLS * leases);
+    summary.check(&name, KILLS * consumer.leases(kind));
     assert_eq!(summary.dead, 0, "{name}: no job may end dead: {summary}");
-    assert_eq!(summary.done, JOBS, "{name}: every job ran: {summary}");
+    assert_eq!(summary.done, count, "{name}: every job ran: {summary}");
     let killed_attempts = scene.log("c").matches("expired leases returned").count();
     assert!(
         killed_attempts > 0,

@@ -30,7 +30,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use outband_reliability::scenario::{Backend, QUEUE, Scene, peak_rss_kib};
+use outband_reliability::scenario::{Backend, Kind, QUEUE, Scene, peak_rss_kib};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-reliability-consumer");
 
@@ -62,7 +62,7 @@ struct Produced {
 }
 
 fn overload(backend: Backend) {
-    let Some(mut scene) = Scene::new(backend, BIN) else {
+    let Some(mut scene) = Scene::new(backend, Kind::Sync, BIN) else {
         return;
     };
     let name = format!("overload/{}", backend.name());
@@ -87,7 +87,7 @@ fn overload(backend: Backend) {
                     let per_producer = jobs / PRODUCERS;
                     let keys: Vec<u64> = (p * per_producer..(p + 1) * per_producer).collect();
                     for batch in keys.chunks(BATCH as usize) {
-                        let jobs = batch.iter().map(|&k| Scene::record_job(k)).collect();
+                        let jobs = batch.iter().map(|&k| Kind::Sync.record_job(k)).collect();
                         match backend.enqueue_many(jobs) {
                             Ok(ids) => {
                                 assert_eq!(ids.len(), batch.len(), "one id per job");

@@ -14,6 +14,11 @@
 //! them, still exits 0, and nothing is lost; a released job whose command
 //! still ran to its end may run again, no other.
 //!
+//! Both run with sync commands, on the consumers' threads, and with async
+//! ones, on each consumer's runtime with `--concurrency` as high as the
+//! threads were (and its one thread idle): there the grace period's end
+//! drops the futures still pending.
+//!
 //! The jobs' durations come from a printed seed; replay one with
 //! `OUTBAND_RELIABILITY_SEED=<seed>`.
 //!
@@ -29,7 +34,7 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use outband_reliability::scenario::{Backend, Scene, seed};
+use outband_reliability::scenario::{Backend, Consumer, Kind, Scene, seed};
 use outband_testkit::{kill, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outband-reliability-consumer");
@@ -38,18 +43,34 @@ const IN_FLIGHT: u64 = 1_000;
 const JOBS: u64 = 2 * IN_FLIGHT;
 const CONSUMERS: [&str; 2] = ["a", "b"];
 const GRACE: Duration = Duration::from_secs(10);
-const CONSUMER: &[&str] = &["-t", "500", "--grace-period", "10s"];
 
 macro_rules! on_every_backend {
     ($($backend:ident => $variant:ident),* $(,)?) => {
-        $(#[test] fn $backend() { shutdown(Backend::$variant) })*
+        $(#[test] fn $backend() { shutdown(Backend::$variant, Kind::Sync) })*
         mod grace_over {
-            $(#[test] fn $backend() { super::grace_over(super::Backend::$variant) })*
+            use super::{Backend, Kind, grace_over};
+            $(#[test] fn $backend() { grace_over(Backend::$variant, Kind::Sync) })*
+        }
+        mod async_commands {
+            use super::{Backend, Kind, shutdown};
+            $(#[test] fn $backend() { shutdown(Backend::$variant, Kind::Async) })*
+            mod grace_over {
+                use super::super::{Backend, Kind, grace_over};
+                $(#[test] fn $backend() { grace_over(Backend::$variant, Kind::Async) })*
+            }
         }
     };
 }
 
 on_every_backend!(sqlite => Sqlite, postgres => Postgres, mysql => Mysql, redis => Redis);
+
+/// The options of a consumer that runs `jobs` jobs of `kind` at once and
+/// stops within `grace`.
+fn consumer_args(kind: Kind, jobs: u64, grace: &str) -> Vec<String> {
+    let mut args = Consumer::running(kind, jobs).args();
+    args.extend(["--grace-period".to_owned(), grace.to_owned()]);
+    args
+}
 
 /// Asserts that `consumer` exited with status 0 (`exited` from
 /// `Scene::wait_child`); returns its log.
@@ -82,14 +103,14 @@ fn tail(log: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn shutdown(backend: Backend) {
-    let Some(mut scene) = Scene::new(backend, BIN) else {
+fn shutdown(backend: Backend, kind: Kind) {
+    let Some(mut scene) = Scene::new(backend, kind, BIN) else {
         return;
     };
-    let name = format!("shutdown/{}", backend.name());
+    let name = format!("shutdown/{}/{}", kind.name(), backend.name());
     let mut rng = fastrand::Rng::with_seed(seed(&name));
     let jobs: Vec<_> = (0..JOBS)
-        .map(|job| Scene::slow_record_job(job, rng.u64(200..=1000)))
+        .map(|job| scene.slow_record_job(job, rng.u64(200..=1000)))
         .collect();
     for batch in jobs.chunks(500) {
         scene
@@ -98,9 +119,10 @@ fn shutdown(backend: Backend) {
             .expect("enqueueing a batch");
     }
 
+    let consumer = consumer_args(kind, IN_FLIGHT / 2, "10s");
     let pids: Vec<u32> = CONSUMERS
         .iter()
-        .map(|c| scene.spawn_run(c, CONSUMER))
+        .map(|c| scene.spawn_run(c, &consumer))
         .collect();
     wait_until(
         &format!("{IN_FLIGHT} jobs are in flight"),
@@ -151,7 +173,8 @@ fn shutdown(backend: Backend) {
 /// A later consumer runs what is still pending; then every one of `jobs`
 /// ran, and at most `max_duplicates` of them more than once.
 fn drain_and_check(scene: &mut Scene, name: &str, jobs: u64, max_duplicates: u64) {
-    scene.start("later", &["-t", "300"]);
+    let later = Consumer::running(scene.commands(), 300);
+    scene.start("later", &later.args());
     scene.wait_drained(jobs, Duration::from_secs(120));
     scene.stop("later");
     let summary = scene.summary(0..jobs);
@@ -161,20 +184,21 @@ fn drain_and_check(scene: &mut Scene, name: &str, jobs: u64, max_duplicates: u64
 
 const GRACE_OVER_JOBS: u64 = 300;
 
-fn grace_over(backend: Backend) {
-    let Some(mut scene) = Scene::new(backend, BIN) else {
+fn grace_over(backend: Backend, kind: Kind) {
+    let Some(mut scene) = Scene::new(backend, kind, BIN) else {
         return;
     };
-    let name = format!("shutdown/grace-over/{}", backend.name());
+    let name = format!("shutdown/grace-over/{}/{}", kind.name(), backend.name());
     let mut rng = fastrand::Rng::with_seed(seed(&name));
     let jobs: Vec<_> = (0..GRACE_OVER_JOBS)
-        .map(|job| Scene::slow_record_job(job, rng.u64(200..=3000)))
+        .map(|job| scene.slow_record_job(job, rng.u64(200..=3000)))
         .collect();
     scene
         .backend()
         .enqueue_many(jobs)
         .expect("enqueueing the jobs");
-    let pid = scene.spawn_run("a", &["-t", "300", "--grace-period", "1s"]);
+    let consumer = Consumer::running(kind, GRACE_OVER_JOBS);
+    let pid = scene.spawn_run("a", &consumer_args(kind, GRACE_OVER_JOBS, "1s"));
     wait_until(
         &format!("{GRACE_OVER_JOBS} jobs are in flight"),
         Duration::from_secs(120),
@@ -197,6 +221,11 @@ fn grace_over(backend: Backend) {
     assert!(
         released > 0,
         "{name}: jobs still ran at the end of the grace period"
+    );
+    assert!(
+        released <= consumer.leases(kind),
+        "{name}: {released} released, more than the {} leases a consumer holds",
+        consumer.leases(kind)
     );
 
     let after = scene.stats();

@@ -22,7 +22,10 @@ fn sink() -> Result<&'static Sink, String> {
 }
 
 // The scenarios enqueue these by the names in `outband_reliability::scenario`
-// (`RECORD`, `SLOW_RECORD`, queue `QUEUE`).
+// (`Kind::Sync` on `QUEUE`, `Kind::Async` on `ASYNC_QUEUE`). The async
+// commands have a queue of their own: a consumer that serves an async
+// command holds `concurrency` leases more, which would change the bound of
+// the scenarios that run only sync commands.
 
 /// Records one run of job `job`.
 #[queue_command(name = "reliability::record", queue = "reliability", retries = 10)]
@@ -35,6 +38,31 @@ fn record(job: u64) -> Result<(), String> {
 fn slow_record(job: u64, millis: u64) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(millis));
     record::call(job)
+}
+
+/// Records one run of job `job`, as an async command: the sink's write
+/// blocks, so it goes to the runtime's blocking pool rather than stall the
+/// task's worker thread.
+#[queue_command(
+    name = "reliability::async_record",
+    queue = "reliability_async",
+    retries = 10
+)]
+async fn async_record(job: u64) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || record::call(job))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Sleeps `millis` without holding a thread, then records one run of job `job`.
+#[queue_command(
+    name = "reliability::async_slow_record",
+    queue = "reliability_async",
+    retries = 10
+)]
+async fn async_slow_record(job: u64, millis: u64) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    async_record::call(job).await
 }
 
 fn main() -> ExitCode {
