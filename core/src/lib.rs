@@ -81,7 +81,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs |
+//! | `test-suite` | no | [`test_suite`]: the conformance suite every backend runs; turns on `runtime`, as its cases run async commands |
 //! | `runtime` | no (on in the consumer daemon) | runs `async fn` commands: a tokio runtime in each processor that serves one, started the first time an async job runs; a program with only sync commands does not need it |
 //!
 //! # Environment

@@ -16,19 +16,29 @@
 //! Every case is also a public function taking `&Arc<dyn BaseQueue>`, listed in
 //! [`CASES`], for harnesses other than `#[test]`.
 //!
-//! The cases that run jobs use three commands this module registers when the
-//! feature is on: `outband::test_suite::echo`, `::fail` and `::panic`.
+//! The cases that run jobs use the commands this module registers when the
+//! feature is on: `outband::test_suite::echo`, `::fail` and `::panic`, and
+//! the async `::echo_async`, `::fail_async`, `::panic_async`,
+//! `::sleep_async` (sleeps on tokio's timer) and `::meet_async` (waits for
+//! another job to start), registered on a queue of their own,
+//! `outband-test-suite-async`, that no job is enqueued to; and
+//! `::enqueued_async`, which the awaited enqueue case only stores, on
+//! `outband-test-suite-async-enqueued`. The feature turns on `runtime`, so
+//! that every backend's suite runs the async ones.
 //!
 //! The cases live in one file per part of the contract: `enqueue.rs` (batches,
 //! counting, cancelling and flushing pending jobs), `order.rs` (claim order,
 //! no double claim), `leases.rs` (expiry, recovery, heartbeats, release,
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
-//! `processing.rs` (a processor running the commands of `commands.rs`) and
+//! `processing.rs` (a processor running the commands of `commands.rs`),
+//! `async_jobs.rs` (awaited enqueues, and a multi processor running async
+//! commands: results, failures, ordering keys, heartbeats, a stop) and
 //! `ticks.rs` (periodic ticks). A new case is a public function in its topic's
 //! file plus one line in the list inside `__conformance_cases!`, from which
 //! both the macro's tests and [`CASES`] are made.
 
+mod async_jobs;
 mod commands;
 mod dead_letters;
 mod enqueue;
@@ -48,7 +58,11 @@ use crate::{
     SimpleProcessor, codec,
 };
 
-pub use commands::{echo, fail, panics};
+pub use async_jobs::*;
+pub use commands::{
+    echo, echo_async, enqueued_async, fail, fail_async, meet_async, panics, panics_async,
+    sleep_async,
+};
 pub use dead_letters::*;
 pub use enqueue::*;
 pub use keys::*;
@@ -118,6 +132,12 @@ macro_rules! __conformance_cases {
             ticks::claim_tick_once
             leases::complete_and_claim_hands_over
             leases::expired_lease_reason_text
+            async_jobs::awaited_enqueue_stores_the_sync_job
+            async_jobs::async_jobs_run_to_done
+            async_jobs::async_failures_retried_then_dead
+            async_jobs::async_ordering_keys
+            async_jobs::heartbeats_keep_async_leases
+            async_jobs::stop_releases_pending_async_job
         }
     };
 }
