@@ -122,7 +122,7 @@ fn bench_database(db: &str, options: &Options) -> Result<(), Box<dyn std::error:
         .open()?;
     let config = BenchConfig {
         jobs: options.jobs,
-        threads: vec![4],
+        threads: vec![1, 4],
         completers: options.completers,
         ..BenchConfig::default()
     };

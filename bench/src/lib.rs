@@ -21,6 +21,7 @@
 //! | [`Run::EnqueueMany`] | the same through [`enqueue_many`](BaseQueue::enqueue_many), `batch` jobs per call |
 //! | [`Run::Simple`] | `jobs` no-op jobs run by a [`SimpleProcessor`] |
 //! | [`Run::Multi`] | the same by a [`MultiProcessor`], once per entry of `threads` |
+//! | [`Run::AsyncMulti`] | `jobs` async no-op jobs ([`noop_async`]) by a [`MultiProcessor`] on its async runtime, once per entry of `async_threads` |
 //! | [`Run::Latency`] | p50 and p99 from enqueue to start, one job at a time, by an idle [`MultiProcessor`] |
 //!
 //! and returns a [`BenchReport`] whose `Display` is a Markdown table. The Redis
@@ -28,7 +29,8 @@
 //! feature `bench`) call the same function with their own backend;
 //! `bench/benches/memory.rs` runs it on [`MemoryQueue`](outband::MemoryQueue).
 //!
-//! This crate has no feature flags. It draws its progress bar with indicatif.
+//! This crate has no feature flags. It draws its progress bar with indicatif,
+//! and turns on outband's `runtime` feature, which the async runs need.
 //!
 //! # Why the figures are honest
 //!
@@ -68,11 +70,11 @@
 //!
 //! # Only when asked for
 //!
-//! The benchmark's two commands, [`noop`] and [`started`], are not
-//! registered: the [global registry](Registry::global) does not list them, a
+//! The benchmark's three commands, [`noop`], [`noop_async`] and [`started`],
+//! are not registered: the [global registry](Registry::global) does not list them, a
 //! processor does not serve their queue `outband-bench` and does not know
 //! their names, even in a program that links this crate. Only [`run`] runs
-//! them, on processors of its own that know these two commands and no other;
+//! them, on processors of its own that know these commands and no other;
 //! nothing needs to be called before it.
 
 use std::fmt;
@@ -83,7 +85,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use outband::__private::{Run as RunKind, RunError, decode_args, output_value};
+use outband::__private::{CommandFuture, Run as RunKind, RunError, decode_args, output_value};
 use outband::{
     BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, Processor,
     ProcessorConfig, Registry, SimpleProcessor, codec,
@@ -94,6 +96,13 @@ use outband::{
 pub mod noop {
     /// The command's name, which the benchmark's jobs refer to it by.
     pub const NAME: &str = "outband::bench::noop";
+}
+
+/// The command of the async throughput runs: [`noop`] as an `async fn`,
+/// which the processor runs on its async runtime rather than on a thread.
+pub mod noop_async {
+    /// The command's name, which the benchmark's jobs refer to it by.
+    pub const NAME: &str = "outband::bench::noop_async";
 }
 
 /// The command of the latency run: records the time since the producer's
@@ -139,6 +148,35 @@ fn run_noop(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
     output_value(())
 }
 
+fn run_noop_async(args: &[u8]) -> CommandFuture {
+    // as the macro's async commands: the arguments are decoded at once
+    let decoded = decode_args::<()>(args);
+    Box::pin(async move {
+        decoded?;
+        TALLY.count();
+        output_value(())
+    })
+}
+
+/// The registry of an async run: [`noop_async`] with `queue` as its queue.
+/// A processor runs a command on its async runtime only when the command's
+/// queue is one it serves, and each run has a queue of its own. Leaked, as a
+/// processor needs a `&'static Registry`: one command and one registry per
+/// async run.
+fn async_registry(queue: &str) -> Result<&'static Registry, Error> {
+    let command: &'static Command = Box::leak(Box::new(Command {
+        name: noop_async::NAME,
+        queue: Box::leak(queue.to_owned().into_boxed_str()),
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        priority: 0,
+        key: None,
+        file: file!(),
+        line: line!(),
+        run: RunKind::Async(run_noop_async),
+    }));
+    Ok(Box::leak(Box::new(Registry::from_commands([command])?)))
+}
+
 fn run_started(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
     let (enqueued_ns,) = decode_args::<(u64,)>(args)?;
     let waited = now_ns().saturating_sub(enqueued_ns);
@@ -174,6 +212,10 @@ pub struct BenchConfig {
     /// that [`prefetch`](ProcessorConfig::prefetch). Default `[28]`: 32
     /// leases for 4 threads.
     pub prefetch: Vec<usize>,
+    /// One [`Run::AsyncMulti`] per entry, with that many threads and the
+    /// default [`concurrency`](ProcessorConfig::concurrency). Default
+    /// `[1, 4]`; empty skips the async runs.
+    pub async_threads: Vec<usize>,
     /// The multi processors' [`completers`](ProcessorConfig::completers).
     /// Default `None`: the backend's choice, as `ProcessorConfig`'s.
     pub completers: Option<usize>,
@@ -196,6 +238,7 @@ impl Default for BenchConfig {
             batch: 1_000,
             threads: vec![1, 2, 4],
             prefetch: vec![28],
+            async_threads: vec![1, 4],
             completers: None,
             queue: format!(
                 "outband-bench-{}-{}",
@@ -228,6 +271,12 @@ pub enum Run {
         /// Its [`prefetch`](ProcessorConfig::prefetch).
         prefetch: usize,
     },
+    /// Async no-op jobs run by a [`MultiProcessor`] on its async runtime,
+    /// with the default [`concurrency`](ProcessorConfig::concurrency).
+    AsyncMulti {
+        /// Its `max_threads`, on which its claims and completions run.
+        threads: usize,
+    },
     /// Time from enqueue to start, jobs enqueued one at a time to an idle
     /// [`MultiProcessor`].
     Latency {
@@ -244,6 +293,7 @@ impl Run {
             Self::EnqueueMany { .. } => "enqueue-many".to_owned(),
             Self::Simple => "simple".to_owned(),
             Self::Multi { threads, prefetch } => format!("multi-{threads}-{prefetch}"),
+            Self::AsyncMulti { threads } => format!("async-multi-{threads}"),
             Self::Latency { .. } => "latency".to_owned(),
         }
     }
@@ -263,6 +313,12 @@ impl fmt::Display for Run {
                 }
                 Ok(())
             }
+            Self::AsyncMulti { threads } => write!(
+                f,
+                "async jobs, multi processor, {threads} thread{}, concurrency {}",
+                plural(threads),
+                ProcessorConfig::default().concurrency
+            ),
             Self::Latency { threads } => {
                 write!(
                     f,
@@ -385,7 +441,7 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
             "the benchmark needs `jobs` and `batch` of at least 1".into(),
         ));
     }
-    if config.threads.contains(&0) {
+    if config.threads.contains(&0) || config.async_threads.contains(&0) {
         return Err(Error::Config(
             "a multi processor needs at least one thread".into(),
         ));
@@ -414,6 +470,12 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
                 prefetch,
             }),
     );
+    runs.extend(
+        config
+            .async_threads
+            .iter()
+            .map(|&threads| Run::AsyncMulti { threads }),
+    );
     runs.push(Run::Latency {
         threads: latency_threads,
     });
@@ -429,7 +491,7 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
         let bar = bench.bar(index, run);
         let row = match run {
             Run::Enqueue | Run::EnqueueMany { .. } => bench.enqueue(run, &bar)?,
-            Run::Simple | Run::Multi { .. } => bench.process(run, &bar)?,
+            Run::Simple | Run::Multi { .. } | Run::AsyncMulti { .. } => bench.process(run, &bar)?,
             Run::Latency { threads } => {
                 let per_job = report
                     .row(Run::Multi {
@@ -530,12 +592,16 @@ impl Bench<'_> {
     fn process(&self, run: Run, bar: &ProgressBar) -> Result<BenchRow, Error> {
         let name = self.fresh_queue(run)?;
         let jobs = self.config.jobs;
+        let command = match run {
+            Run::AsyncMulti { .. } => noop_async::NAME,
+            _ => noop::NAME,
+        };
         let mut sent = 0;
         while sent < jobs {
             let size = self.config.batch.min(jobs - sent);
             self.backend.enqueue_many(
                 (0..size)
-                    .map(|_| noop_job(&name))
+                    .map(|_| job_of(command, &name))
                     .collect::<Result<_, _>>()?,
             )?;
             sent += size;
@@ -643,6 +709,12 @@ impl Bench<'_> {
                 self.registry,
             )?
             .into(),
+            Run::AsyncMulti { threads } => MultiProcessor::with_registry(
+                backend,
+                config.max_threads(threads),
+                async_registry(name)?,
+            )?
+            .into(),
             Run::Latency { threads } => {
                 MultiProcessor::with_registry(backend, config.max_threads(threads), self.registry)?
                     .into()
@@ -654,7 +726,12 @@ impl Bench<'_> {
 
 /// A no-op job on `queue`, built as `#[queue_command]` builds one.
 fn noop_job(queue: &str) -> Result<NewJob, Error> {
-    Ok(NewJob::new(noop::NAME, codec::encode(&())?).queue(queue))
+    job_of(noop::NAME, queue)
+}
+
+/// A job of `command`, which takes no arguments, on `queue`.
+fn job_of(command: &str, queue: &str) -> Result<NewJob, Error> {
+    Ok(NewJob::new(command, codec::encode(&())?).queue(queue))
 }
 
 fn latency_jobs(jobs: usize) -> usize {
@@ -787,6 +864,7 @@ mod tests {
             batch: 50,
             threads: vec![1, 2],
             prefetch: vec![3],
+            async_threads: vec![1, 2],
             progress: false,
             wait_time: Duration::from_millis(5),
             ..BenchConfig::default()
@@ -809,6 +887,8 @@ mod tests {
                 threads: 2,
                 prefetch: 3,
             },
+            Run::AsyncMulti { threads: 1 },
+            Run::AsyncMulti { threads: 2 },
             Run::Latency { threads: 2 },
         ];
         assert_eq!(
