@@ -413,17 +413,23 @@ macro_rules! values_insert_impl {
 }
 
 /// Runs `f` again, up to four more times, when the database gave up on its
-/// transaction for a conflict with another one: InnoDB picks a deadlock's
+/// transaction for a conflict with another one. InnoDB picks a deadlock's
 /// victim and asks it to restart (`SerializationFailure`), which happens when
-/// completions moving rows to `<prefix>done` cross concurrent claims. The
-/// transaction was rolled back, so running it again is safe.
+/// completions moving rows to `<prefix>done` cross concurrent claims.
+/// PostgreSQL ends one of two deadlocked statements (SQLSTATE `40P01`, which
+/// diesel reports as an unknown error with the message `deadlock detected`):
+/// two consumers' complete-and-claim statements can each wait for the other,
+/// one deleting its finished jobs while the other's claim, locking a pending
+/// row that the first one's earlier claim has since taken, waits for the
+/// first one's transaction. Either way the transaction was rolled back, so
+/// running it again is safe.
 pub(crate) fn retry_conflicts<T>(mut f: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
-    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel::result::Error;
     let mut attempt = 0u64;
     loop {
         match f() {
-            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info))
-                if attempt < 4 =>
+            Err(Error::DatabaseError(kind, info))
+                if attempt < 4 && is_conflict(&kind, info.message()) =>
             {
                 attempt += 1;
                 log::debug!("transaction restarted after a conflict: {}", info.message());
@@ -432,6 +438,14 @@ pub(crate) fn retry_conflicts<T>(mut f: impl FnMut() -> QueryResult<T>) -> Query
             other => return other,
         }
     }
+}
+
+/// Whether a database error is a conflict with another transaction that
+/// rolled this one back: see [`retry_conflicts`].
+fn is_conflict(kind: &diesel::result::DatabaseErrorKind, message: &str) -> bool {
+    use diesel::result::DatabaseErrorKind;
+    matches!(kind, DatabaseErrorKind::SerializationFailure)
+        || (matches!(kind, DatabaseErrorKind::Unknown) && message.starts_with("deadlock detected"))
 }
 
 /// MySQL: the rows of `<prefix>keys` (migration `0004_key_locks`) that lock
@@ -867,9 +881,9 @@ macro_rules! store_impl {
                 lease_us: i64,
             ) -> ::diesel::QueryResult<(Vec<::outband::Completion>, Vec<::outband::Claimed>)> {
                 use $crate::store::DoneAndClaim;
-                if let Some((done, rows)) =
-                    self.done_and_claim(st, completions, queue, max, lease_us)?
-                {
+                if let Some((done, rows)) = $crate::store::retry_conflicts(|| {
+                    self.done_and_claim(st, completions, queue, max, lease_us)
+                })? {
                     return Ok((done, self.claimed(st, queue, rows)));
                 }
                 let (done, rows) = $crate::store::retry_conflicts(|| {
@@ -1085,5 +1099,73 @@ mod tests {
         assert!(rows.windows(2).all(|w| w[0] < w[1]), "sorted: {rows:?}");
         assert!(rows.iter().all(|r| (0..65_536).contains(r)));
         assert!(key_lock_rows(&[job("q", None)]).is_empty());
+    }
+
+    /// A real PostgreSQL deadlock: two transactions that lock two rows in
+    /// opposite orders. The server ends one of them; `retry_conflicts` runs
+    /// it again and both commit, in three runs between them.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_postgres_deadlock_victim_is_run_again() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, PgConnection, RunQueryDsl};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::{Arc, Barrier};
+
+        let url = outband_testkit::pg_url();
+        let mut setup = match PgConnection::establish(&url) {
+            Ok(conn) => conn,
+            Err(error) => return outband_testkit::skip_or_fail("PostgreSQL", &error).unwrap_or(()),
+        };
+        let table = outband_testkit::unique_name("deadlock");
+        setup
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, n INT); \
+                 INSERT INTO {table} VALUES (1, 0), (2, 0)"
+            ))
+            .expect("a table of two rows");
+        let runs = Arc::new(AtomicU32::new(0));
+        // both hold their first row before either asks for its second
+        let both_hold = Arc::new(Barrier::new(2));
+        let transaction = |first: i32, second: i32| {
+            let (url, table) = (url.clone(), table.clone());
+            let (runs, both_hold) = (Arc::clone(&runs), Arc::clone(&both_hold));
+            std::thread::spawn(move || {
+                let mut conn = PgConnection::establish(&url).expect("a connection");
+                retry_conflicts(|| {
+                    let run = runs.fetch_add(1, Ordering::SeqCst);
+                    conn.transaction(|conn| {
+                        let bump = |conn: &mut PgConnection, id: i32| {
+                            diesel::sql_query(format!(
+                                "UPDATE {table} SET n = n + 1 WHERE id = {id}"
+                            ))
+                            .execute(conn)
+                        };
+                        bump(conn, first)?;
+                        if run < 2 {
+                            both_hold.wait();
+                        }
+                        bump(conn, second)
+                    })
+                })
+            })
+        };
+        let one = transaction(1, 2);
+        let other = transaction(2, 1);
+        let results = [
+            one.join().expect("a thread"),
+            other.join().expect("a thread"),
+        ];
+        setup
+            .batch_execute(&format!("DROP TABLE {table}"))
+            .expect("dropping the table");
+        for result in results {
+            assert_eq!(result.expect("both commit in the end"), 1);
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            3,
+            "the deadlock's victim ran again, once"
+        );
     }
 }
