@@ -17,6 +17,7 @@ use outband::{
     BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
     NewJob, Outcome, QueueStats, Recovered,
 };
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::JobConnection;
 use crate::prepared::Stmt;
@@ -435,6 +436,7 @@ impl Builder {
             Pool::builder()
                 .max_size(max)
                 .min_idle(Some(0))
+                .thread_pool(maintenance_thread())
                 // a checkout costs no round trip; a broken connection is
                 // dropped when it is returned, and the next call reconnects
                 .test_on_check_out(false)
@@ -1073,6 +1075,20 @@ outband::register_scheme!("postgres", open_url);
 outband::register_scheme!("postgresql", open_url);
 outband::register_scheme!("mysql", open_url);
 outband::register_scheme!("mariadb", open_url);
+
+/// The thread pool a connection pool opens its connections on and closes
+/// its idle and old ones with: one thread, where r2d2 would start three.
+/// Pools open connections on demand (no minimum to keep up), so one thread
+/// serves them, and a consumer that waits on thousands of async jobs keeps
+/// its threads few.
+fn maintenance_thread() -> Arc<ScheduledThreadPool> {
+    Arc::new(
+        ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("outband-db-pool")
+            .build(),
+    )
+}
 
 #[cfg(test)]
 mod tests {
