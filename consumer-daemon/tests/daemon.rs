@@ -298,9 +298,14 @@ fn sigterm_lets_running_jobs_finish(mut world: World) {
 }
 
 /// Jobs claimed ahead (`--prefetch`) are held, not running, when SIGTERM
-/// comes: the daemon runs them before it exits, and releases nothing.
+/// comes: the daemon runs them before it exits, and releases nothing. It
+/// serves only the sync commands' queue, with no periodic commands, so that
+/// it holds at most `threads + prefetch` leases: these three jobs.
 fn sigterm_lets_jobs_claimed_ahead_run(mut world: World) {
-    world.start("c", &["-t", "1", "--prefetch", "2"]);
+    world.start(
+        "c",
+        &["-t", "1", "--prefetch", "2", "--queue", "demo", "-n"],
+    );
     let ids = [
         world.slow_record("out", "a", 1500),
         world.slow_record("out", "b", 100),
