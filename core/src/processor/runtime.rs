@@ -95,13 +95,28 @@ impl AsyncJobs {
     }
 }
 
+/// How long dropping the runtime waits for its threads to end: those of
+/// `spawn_blocking` calls that still run are left behind after it.
+#[cfg(feature = "runtime")]
+const THREADS_END: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[cfg(feature = "runtime")]
 impl Drop for AsyncJobs {
     fn drop(&mut self) {
-        // The last owner may be a task on the runtime itself, where a
-        // runtime cannot wait for its own threads.
-        if let Some(Ok(runtime)) = self.runtime.take() {
+        let Some(Ok(runtime)) = self.runtime.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // The last owner may be a task on a runtime, this one or
+            // another, where a runtime cannot wait for threads.
             runtime.shutdown_background();
+        } else {
+            // Its threads end before the processor is gone, so none of
+            // them is still ending when the program exits: a thread that
+            // ran a command's blocking call may hold a C library's
+            // per-thread state (OpenSSL's, under libpq), whose cleanup at
+            // the thread's end must not cross the library's own at exit.
+            runtime.shutdown_timeout(THREADS_END);
         }
     }
 }
