@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use outband::{BaseQueue, MultiProcessor, NewJob, ProcessorConfig, codec, queue_command};
+use outband_bench::thousands;
 use outband_diesel::DatabaseQueue;
 use outband_redis::{RedisOptions, RedisQueue};
 
@@ -664,17 +665,4 @@ fn http_run(backend: &Arc<dyn BaseQueue>, requests: usize, blocking: bool) -> Re
 fn percentile(sorted: &[Duration], pct: usize) -> Duration {
     let rank = (sorted.len() * pct).div_ceil(100).max(1);
     sorted[rank.min(sorted.len()) - 1]
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

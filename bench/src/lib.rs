@@ -408,8 +408,8 @@ impl fmt::Display for BenchReport {
     }
 }
 
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
+/// `1234567.8` as `1,234,568`: how the benches print rates.
+pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
