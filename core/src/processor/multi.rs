@@ -36,6 +36,8 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// finished together also claims as many next jobs as it frees leases
 /// ([`BaseQueue::complete_and_claim`]): under load, each batch of jobs costs
 /// one round trip (one transaction on SQL databases).
+/// Dropped outside a tokio runtime, the processor waits up to 5 s for its
+/// runtime's threads, those of `spawn_blocking` calls included, to end.
 ///
 /// **Prefetch.** With [`ProcessorConfig::prefetch`] `n`, it also claims up
 /// to `n` jobs ahead of its threads, as Celery's workers prefetch: a thread
