@@ -23,12 +23,18 @@
 //!   blocking pops (the consumer's round trips) per job for each run; the two should match, since no script
 //!   does work in proportion to the backlog;
 //! - **the backend alone**: 4 threads call `claim` and `complete_many`
-//!   directly, with claims of 1 and of 4, to show what batching is worth.
+//!   directly, with claims of 1 and of 4, to show what batching is worth;
+//! - **the defaults beside the round trip**: in `--rounds` rounds, each run
+//!   at `ProcessorConfig::default()` (1 and 4 threads, sync and async
+//!   no-op jobs, and without a prefetch for comparison) right after bare
+//!   `LPUSH`es one at a time, and the ratio of the two, which the machine's
+//!   drift moves less than either.
 //!
 //! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
 //! `--completers N` (default: the backend's choice, 2 on Redis), `--rounds N`,
 //! and
-//! `--backlog-only` to skip all but the backlog runs. Other arguments,
+//! `--backlog-only` or `--ceiling-only` to run only the backlog runs or only
+//! the defaults beside the round trip. Other arguments,
 //! such as the `--bench` that `cargo bench` passes, are ignored.
 
 use std::process::ExitCode;
@@ -50,6 +56,8 @@ fn counted() {
 
 struct Options {
     standard: bool,
+    backlog_runs: bool,
+    ceiling_runs: bool,
     jobs: usize,
     memory_jobs: usize,
     backlog: usize,
@@ -62,6 +70,8 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         standard: true,
+        backlog_runs: true,
+        ceiling_runs: true,
         jobs: 20_000,
         memory_jobs: 100_000,
         backlog: 1_000_000,
@@ -73,6 +83,12 @@ fn parse_options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         if arg == "--backlog-only" {
             options.standard = false;
+            options.ceiling_runs = false;
+            continue;
+        }
+        if arg == "--ceiling-only" {
+            options.standard = false;
+            options.backlog_runs = false;
             continue;
         }
         let slot = match arg.as_str() {
@@ -172,7 +188,91 @@ fn run_all(backend: &Arc<RedisQueue>, options: &Options) -> Result<(), outband::
         }
     }
 
-    backlog_rounds(backend, options)
+    if options.ceiling_runs {
+        defaults_beside_the_round_trip(backend, options)?;
+    }
+    if options.backlog_runs {
+        backlog_rounds(backend, options)?;
+    }
+    Ok(())
+}
+
+/// Each run at the defaults right after bare `LPUSH`es from one client, in
+/// `--rounds` rounds, with the ratio of its rate to theirs; then the median
+/// ratio of each run.
+fn defaults_beside_the_round_trip(
+    backend: &Arc<RedisQueue>,
+    options: &Options,
+) -> Result<(), outband::Error> {
+    let config = BenchConfig {
+        jobs: options.jobs,
+        ..BenchConfig::default()
+    };
+    let runs = [
+        (
+            bench::Run::Multi {
+                threads: 1,
+                prefetch: None,
+            },
+            1.45,
+        ),
+        (
+            bench::Run::Multi {
+                threads: 4,
+                prefetch: None,
+            },
+            2.3,
+        ),
+        (bench::Run::AsyncMulti { threads: 1 }, 2.7),
+        (
+            bench::Run::Multi {
+                threads: 1,
+                prefetch: Some(0),
+            },
+            0.0,
+        ),
+        (
+            bench::Run::Multi {
+                threads: 4,
+                prefetch: Some(0),
+            },
+            0.0,
+        ),
+    ];
+    let mut ratios = vec![Vec::new(); runs.len()];
+    let mut rates = vec![Vec::new(); runs.len()];
+    for round in 1..=options.rounds {
+        for (i, &(run, _)) in runs.iter().enumerate() {
+            let lpush = lpush_rate(backend, options.jobs)?;
+            let row = bench::run_one(backend.clone(), &config, run)?;
+            println!(
+                "round {round}: {run}: {} jobs/s beside {} LPUSH/s: {:.2}×",
+                row.jobs_per_sec.round(),
+                lpush.round(),
+                row.jobs_per_sec / lpush
+            );
+            ratios[i].push(row.jobs_per_sec / lpush);
+            rates[i].push(row.jobs_per_sec);
+        }
+    }
+    println!(
+        "\n| run, `ProcessorConfig::default()` | jobs/s (median) | × one-client `LPUSH` (median) | target |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (i, &(run, target)) in runs.iter().enumerate() {
+        let target = if target > 0.0 {
+            format!("≥ {target}×")
+        } else {
+            "—".to_owned()
+        };
+        println!(
+            "| {run} | {} | {:.2}× | {target} |",
+            bench::thousands(median(&mut rates[i])),
+            median(&mut ratios[i])
+        );
+    }
+    println!();
+    Ok(())
 }
 
 /// The rate with 1,000 and with `--backlog` jobs pending behind, in

@@ -209,8 +209,10 @@ pub struct BenchConfig {
     /// also runs [`Run::Latency`]. Default `[1, 2, 4]`.
     pub threads: Vec<usize>,
     /// One more [`Run::Multi`] per entry, with the largest thread count and
-    /// that [`prefetch`](ProcessorConfig::prefetch). Default `[28]`: 32
-    /// leases for 4 threads.
+    /// that fixed [`prefetch`](ProcessorConfig::prefetch), where the runs of
+    /// `threads` take the default adaptive one. Default `[0, 28]`: none,
+    /// one lease per thread, as Sidekiq's threads fetch; and 32 leases for
+    /// 4 threads.
     pub prefetch: Vec<usize>,
     /// One [`Run::AsyncMulti`] per entry, with that many threads and the
     /// default [`concurrency`](ProcessorConfig::concurrency). Default
@@ -237,7 +239,7 @@ impl Default for BenchConfig {
             jobs: 20_000,
             batch: 1_000,
             threads: vec![1, 2, 4],
-            prefetch: vec![28],
+            prefetch: vec![0, 28],
             async_threads: vec![1, 4],
             completers: None,
             queue: format!(
@@ -268,8 +270,9 @@ pub enum Run {
     Multi {
         /// Its `max_threads`.
         threads: usize,
-        /// Its [`prefetch`](ProcessorConfig::prefetch).
-        prefetch: usize,
+        /// Its fixed [`prefetch`](ProcessorConfig::prefetch), or `None` for
+        /// the default adaptive one.
+        prefetch: Option<usize>,
     },
     /// Async no-op jobs run by a [`MultiProcessor`] on its async runtime,
     /// with the default [`concurrency`](ProcessorConfig::concurrency).
@@ -292,7 +295,14 @@ impl Run {
             Self::Enqueue => "enqueue".to_owned(),
             Self::EnqueueMany { .. } => "enqueue-many".to_owned(),
             Self::Simple => "simple".to_owned(),
-            Self::Multi { threads, prefetch } => format!("multi-{threads}-{prefetch}"),
+            Self::Multi {
+                threads,
+                prefetch: None,
+            } => format!("multi-{threads}"),
+            Self::Multi {
+                threads,
+                prefetch: Some(prefetch),
+            } => format!("multi-{threads}-{prefetch}"),
             Self::AsyncMulti { threads } => format!("async-multi-{threads}"),
             Self::Latency { .. } => "latency".to_owned(),
         }
@@ -308,10 +318,11 @@ impl fmt::Display for Run {
             Self::Simple => f.write_str("simple processor"),
             Self::Multi { threads, prefetch } => {
                 write!(f, "multi processor, {threads} thread{}", plural(threads))?;
-                if prefetch > 0 {
-                    write!(f, ", prefetch {prefetch}")?;
+                match prefetch {
+                    None => Ok(()),
+                    Some(0) => f.write_str(", no prefetch"),
+                    Some(prefetch) => write!(f, ", prefetch {prefetch}"),
                 }
-                Ok(())
             }
             Self::AsyncMulti { threads } => write!(
                 f,
@@ -433,19 +444,8 @@ pub fn thousands(value: f64) -> String {
 /// benchmark's commands, which no other processor knows (see
 /// [Only when asked for](crate#only-when-asked-for)).
 pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchReport, Error> {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = lock(&ONE_AT_A_TIME);
-
-    if config.jobs == 0 || config.batch == 0 {
-        return Err(Error::Config(
-            "the benchmark needs `jobs` and `batch` of at least 1".into(),
-        ));
-    }
-    if config.threads.contains(&0) || config.async_threads.contains(&0) {
-        return Err(Error::Config(
-            "a multi processor needs at least one thread".into(),
-        ));
-    }
+    check(config)?;
     let registry = registry()?;
 
     let mut runs = vec![
@@ -457,19 +457,13 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
     ];
     runs.extend(config.threads.iter().map(|&threads| Run::Multi {
         threads,
-        prefetch: 0,
+        prefetch: None,
     }));
     let latency_threads = config.threads.iter().copied().max().unwrap_or(1);
-    runs.extend(
-        config
-            .prefetch
-            .iter()
-            .filter(|&&prefetch| prefetch > 0)
-            .map(|&prefetch| Run::Multi {
-                threads: latency_threads,
-                prefetch,
-            }),
-    );
+    runs.extend(config.prefetch.iter().map(|&prefetch| Run::Multi {
+        threads: latency_threads,
+        prefetch: Some(prefetch),
+    }));
     runs.extend(
         config
             .async_threads
@@ -496,7 +490,7 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
                 let per_job = report
                     .row(Run::Multi {
                         threads,
-                        prefetch: 0,
+                        prefetch: None,
                     })
                     .and_then(|row| row.per_job);
                 bench.latency(run, per_job, &bar)?
@@ -506,6 +500,58 @@ pub fn run(backend: Arc<dyn BaseQueue>, config: &BenchConfig) -> Result<BenchRep
         report.rows.push(row);
     }
     Ok(report)
+}
+
+/// Runs measure one at a time: two at once would share the machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn check(config: &BenchConfig) -> Result<(), Error> {
+    if config.jobs == 0 || config.batch == 0 {
+        return Err(Error::Config(
+            "the benchmark needs `jobs` and `batch` of at least 1".into(),
+        ));
+    }
+    if config.threads.contains(&0) || config.async_threads.contains(&0) {
+        return Err(Error::Config(
+            "a multi processor needs at least one thread".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `run` alone, measured as [`run`] measures it, for a bench that
+/// alternates it with a raw ceiling of its own so that both meet the same
+/// minute of a machine whose speed drifts. A latency run reports its
+/// percentiles only.
+pub fn run_one(
+    backend: Arc<dyn BaseQueue>,
+    config: &BenchConfig,
+    run: Run,
+) -> Result<BenchRow, Error> {
+    let _one = lock(&ONE_AT_A_TIME);
+    check(config)?;
+    if let Run::Multi { threads: 0, .. }
+    | Run::AsyncMulti { threads: 0 }
+    | Run::Latency { threads: 0 } = run
+    {
+        return Err(Error::Config(
+            "a multi processor needs at least one thread".into(),
+        ));
+    }
+    let bench = Bench {
+        backend,
+        registry: registry()?,
+        config,
+        runs: 1,
+    };
+    let bar = bench.bar(0, run);
+    let row = match run {
+        Run::Enqueue | Run::EnqueueMany { .. } => bench.enqueue(run, &bar),
+        Run::Simple | Run::Multi { .. } | Run::AsyncMulti { .. } => bench.process(run, &bar),
+        Run::Latency { .. } => bench.latency(run, None, &bar),
+    };
+    bar.finish_and_clear();
+    row
 }
 
 /// A run that sees no job finish for this long has stalled.
@@ -703,12 +749,13 @@ impl Bench<'_> {
         config.completers = self.config.completers;
         let backend = self.backend.clone();
         Ok(match run {
-            Run::Multi { threads, prefetch } => MultiProcessor::with_registry(
-                backend,
-                config.max_threads(threads).prefetch(prefetch),
-                self.registry,
-            )?
-            .into(),
+            Run::Multi { threads, prefetch } => {
+                let mut config = config.max_threads(threads);
+                if let Some(prefetch) = prefetch {
+                    config = config.prefetch(prefetch);
+                }
+                MultiProcessor::with_registry(backend, config, self.registry)?.into()
+            }
             Run::AsyncMulti { threads } => MultiProcessor::with_registry(
                 backend,
                 config.max_threads(threads),
@@ -877,15 +924,15 @@ mod tests {
             Run::Simple,
             Run::Multi {
                 threads: 1,
-                prefetch: 0,
+                prefetch: None,
             },
             Run::Multi {
                 threads: 2,
-                prefetch: 0,
+                prefetch: None,
             },
             Run::Multi {
                 threads: 2,
-                prefetch: 3,
+                prefetch: Some(3),
             },
             Run::AsyncMulti { threads: 1 },
             Run::AsyncMulti { threads: 2 },

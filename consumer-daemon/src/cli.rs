@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use outband::Prefetch;
 
 /// The outband consumer: runs the queued commands linked into this program.
 #[derive(Debug, Clone, Parser)]
@@ -89,9 +90,12 @@ pub struct ConsumerOptions {
     pub threads: u64,
     /// Jobs the multi processor claims ahead, beyond one per thread: fewer
     /// round trips for short jobs, and up to that many more jobs run again
-    /// after a crash.
-    #[arg(long, default_value_t = 0)]
-    pub prefetch: usize,
+    /// after a crash. `auto` (the default) claims ahead what the threads
+    /// finish during one call to the backend, up to 32, none for jobs
+    /// longer than a call; a number claims that many ahead whatever the
+    /// jobs, 0 only for a free thread.
+    #[arg(long, default_value = "auto", value_parser = prefetch)]
+    pub prefetch: Prefetch,
     /// Async jobs (of `async fn` commands) run at once on the consumer's
     /// async runtime, apart from `--threads`: a job waiting on I/O holds a
     /// slot, not a thread. The consumer holds at most `threads + prefetch +
@@ -120,8 +124,10 @@ pub struct ConsumerOptions {
     /// Factor by which the wait grows after each empty poll (1 or more).
     #[arg(short = 'b', long = "backoff", default_value_t = 1.15, value_parser = factor, allow_negative_numbers = true)]
     pub backoff: f64,
-    /// Longest wait, in seconds, between polls (at least the initial wait).
-    #[arg(short = 'm', long = "max-delay", default_value_t = 60.0, value_parser = seconds, allow_negative_numbers = true)]
+    /// Longest wait, in seconds, between polls (at least the initial wait):
+    /// an idle consumer on a backend that cannot wake it finds a new job at
+    /// most this long after it was enqueued.
+    #[arg(short = 'm', long = "max-delay", default_value_t = 2.0, value_parser = seconds, allow_negative_numbers = true)]
     pub max_delay: f64,
     /// Do not enqueue periodic commands.
     #[arg(short = 'n', long = "no-periodic")]
@@ -269,6 +275,16 @@ fn factor(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `auto`, the default adaptive prefetch, or a fixed number of jobs.
+fn prefetch(text: &str) -> Result<Prefetch, String> {
+    if text == "auto" {
+        return Ok(Prefetch::default());
+    }
+    text.parse()
+        .map(Prefetch::Fixed)
+        .map_err(|_| "must be `auto` or a number of jobs, such as 28".to_owned())
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(Duration::ZERO) => Err("must be longer than 0".to_owned()),
@@ -358,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn the_prefetch_is_adaptive_unless_a_number_fixes_it() {
+        assert_eq!(consumer(&[]).prefetch, Prefetch::default());
+        assert_eq!(
+            consumer(&["--prefetch", "auto"]).prefetch,
+            Prefetch::default()
+        );
+        assert_eq!(
+            consumer(&["--prefetch", "28"]).prefetch,
+            Prefetch::Fixed(28)
+        );
+        let error = parse(&["run", "--prefetch", "many"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--prefetch") && error.contains("`auto` or a number"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn completers_are_the_backends_unless_given_and_at_least_one() {
         assert_eq!(consumer(&[]).completers, None);
         assert_eq!(consumer(&["--completers", "3"]).completers, Some(3));
@@ -387,6 +423,18 @@ mod tests {
         assert_eq!(
             (options.delay, options.backoff, options.max_delay),
             (0.5, 1.0, 0.5)
+        );
+        options.validate().unwrap();
+    }
+
+    /// A backend that cannot wake an idle consumer leaves it polling: by
+    /// default, never more than a few seconds apart.
+    #[test]
+    fn the_default_poll_waits_stay_within_a_few_seconds() {
+        let options = consumer(&[]);
+        assert_eq!(
+            (options.delay, options.backoff, options.max_delay),
+            (0.1, 1.15, 2.0)
         );
         options.validate().unwrap();
     }

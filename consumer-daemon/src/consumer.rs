@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use flexi_logger::{DeferredNow, ErrorChannel, FileSpec, Logger, LoggerHandle};
 use outband::maintenance::Running;
-use outband::{BaseQueue, Processor, ProcessorConfig};
+use outband::{BaseQueue, Prefetch, Processor, ProcessorConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
 
@@ -235,11 +235,11 @@ fn processor(
         .queues(options.queues.iter().cloned())
         .lease(options.lease)
         .max_threads(usize::try_from(options.threads).unwrap_or(usize::MAX))
-        .prefetch(options.prefetch)
         .concurrency(usize::try_from(options.concurrency).unwrap_or(usize::MAX))
         .wait_time(Duration::from_secs_f64(options.delay))
         .wait_backoff(options.backoff, Duration::from_secs_f64(options.max_delay))
         .retention(options.retention);
+    config.prefetch = options.prefetch;
     if let Some(completers) = options.completers {
         config = config.completers(usize::try_from(completers).unwrap_or(usize::MAX));
     }
@@ -279,9 +279,13 @@ fn consume(
     let threads = match options.processor {
         ProcessorKind::Simple => "1 thread".to_owned(),
         ProcessorKind::Multi => {
+            let prefetch = match options.prefetch {
+                Prefetch::Adaptive { max } => format!("auto (up to {max})"),
+                Prefetch::Fixed(n) => n.to_string(),
+            };
             format!(
-                "{} threads, prefetch {}, concurrency {}",
-                options.threads, options.prefetch, options.concurrency
+                "{} threads, prefetch {prefetch}, concurrency {}",
+                options.threads, options.concurrency
             )
         }
     };

@@ -34,13 +34,16 @@
 //! `--processor simple|multi` (default `multi`), `-t/--threads` (5),
 //! `-c/--concurrency` (100: async jobs run at once on the consumer's tokio
 //! runtime, apart from the threads; feature `runtime`, on by default),
-//! `--prefetch` (0: jobs the multi processor claims ahead, beyond one per
-//! thread; the consumer holds at most `threads + prefetch + concurrency`
-//! leases, `concurrency` counted only when it serves an async command), `--completers` (its completing calls in flight at once; default
+//! `--prefetch` (`auto`: jobs the multi processor claims ahead, beyond one
+//! per thread, as many as its threads finish during one call to the
+//! backend, up to 32; a number fixes it; the consumer holds at most
+//! `threads + prefetch + concurrency` leases, `prefetch` 32 with `auto`,
+//! `concurrency` counted only when it serves an async command),
+//! `--completers` (its completing calls in flight at once; default
 //! the backend's: 2, or 1 on SQLite), `--lease` (30s), `--grace-period`
 //! (30s), `--retention` (7d), the djutils poll flags `-d` (initial wait,
 //! 0.1 s, more than 0), `-b` (backoff factor, 1.15, at least 1) and `-m`
-//! (longest wait, 60 s, at least `-d`), used where a backend cannot wake the
+//! (longest wait, 2 s, at least `-d`), used where a backend cannot wake the
 //! consumer itself, `-n` (no periodic commands), `-l` (log file) and `-p`
 //! (pid file).
 //!

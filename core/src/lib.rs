@@ -135,7 +135,8 @@ pub use job::{
 };
 pub use memory::MemoryQueue;
 pub use processor::{
-    MultiProcessor, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor, StopReport,
+    MultiProcessor, Prefetch, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor,
+    StopReport,
 };
 pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, Capabilities};
 pub use registry::{Command, Periodic, Registry};

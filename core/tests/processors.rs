@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outband::{
-    BaseQueue, JobState, MemoryQueue, MultiProcessor, ProcessorConfig, SimpleProcessor,
+    BaseQueue, JobState, MemoryQueue, MultiProcessor, Prefetch, ProcessorConfig, SimpleProcessor,
     queue_command,
 };
 use outband_testkit::poll_until;
@@ -249,6 +249,8 @@ struct Gated {
     /// Jobs completed by `complete_and_claim`, and jobs it handed out.
     completed_claiming: AtomicU64,
     claimed_with_outcomes: AtomicU64,
+    /// How long each call that claims takes, as a round trip would.
+    call_time: Duration,
 }
 
 impl Gated {
@@ -262,7 +264,13 @@ impl Gated {
             claimed_alone: AtomicU64::new(0),
             completed_claiming: AtomicU64::new(0),
             claimed_with_outcomes: AtomicU64::new(0),
+            call_time: Duration::ZERO,
         }
+    }
+
+    fn with_call_time(mut self, call_time: Duration) -> Self {
+        self.call_time = call_time;
+        self
     }
 
     fn pass(&self) {
@@ -291,6 +299,7 @@ impl BaseQueue for Gated {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<outband::Claimed>, outband::Error> {
+        std::thread::sleep(self.call_time);
         let claimed = self.inner.claim(queue, max, lease)?;
         self.claimed_alone
             .fetch_add(claimed.len() as u64, Ordering::SeqCst);
@@ -332,6 +341,7 @@ impl BaseQueue for Gated {
         lease: Duration,
     ) -> Result<(Vec<outband::Completion>, Vec<outband::Claimed>), outband::Error> {
         self.pass();
+        std::thread::sleep(self.call_time);
         let completed = completions.len() as u64;
         let (done, claimed) = self
             .inner
@@ -445,6 +455,60 @@ fn multi_processor_holds_no_more_leases_than_threads_plus_prefetch() {
         holds_no_more_leases_than_threads_while_outcomes_wait(false, 3, completers);
         holds_no_more_leases_than_threads_while_outcomes_wait(true, 3, completers);
     }
+}
+
+/// The most leases `backend` held while `jobs` jobs ran to the end under
+/// `config`, sampled every millisecond.
+fn most_leases_held(
+    inner: &MemoryQueue,
+    backend: Arc<Gated>,
+    config: ProcessorConfig,
+    jobs: u64,
+) -> u64 {
+    let processor = MultiProcessor::new(backend, config).unwrap();
+    processor.start();
+    let mut most = 0;
+    while !all_done(inner, jobs) {
+        most = most.max(inner.stats("sleepy").unwrap().running);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    processor.stop();
+    most
+}
+
+/// The default adaptive prefetch claims nothing ahead of jobs that take
+/// longer than a call: two threads hold two leases, so that another
+/// consumer may run the jobs they would have held.
+#[test]
+fn adaptive_prefetch_holds_nothing_ahead_of_jobs_longer_than_a_call() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    let tags: Vec<(u32, u64)> = (1..=8).map(|tag| (tag, 100)).collect();
+    enqueue_sleeps(&inner, run, &tags);
+    let backend = Arc::new(Gated::new(inner.clone(), true, false));
+    let config = config(2);
+    assert_eq!(config.prefetch, Prefetch::default());
+    assert_eq!(most_leases_held(&inner, backend, config, 8), 2);
+    assert_eq!(finish_order(run).len(), 8, "every job ran once");
+}
+
+/// Where a call takes longer than the jobs, the adaptive prefetch claims
+/// ahead up to its most, and never beyond.
+#[test]
+fn adaptive_prefetch_claims_ahead_of_short_jobs_up_to_its_most() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    let tags: Vec<(u32, u64)> = (1..=200).map(|tag| (tag, 0)).collect();
+    enqueue_sleeps(&inner, run, &tags);
+    let backend =
+        Arc::new(Gated::new(inner.clone(), true, false).with_call_time(Duration::from_millis(3)));
+    let config = config(2).adaptive_prefetch(6);
+    assert_eq!(
+        most_leases_held(&inner, backend, config, 200),
+        8,
+        "two threads and six ahead"
+    );
+    assert_eq!(finish_order(run).len(), 200, "every job ran once");
 }
 
 /// Each completer completes its share of the leases, and their calls
@@ -584,7 +648,8 @@ fn stop_within_a_grace_period_releases_jobs_claimed_ahead() {
 /// to this processor: the stop releases them as they land, rather than let
 /// them run after it or keep their leases until they expire. On both
 /// processors: the call that completes job 1 and claims the next waits at
-/// the gate while the stop begins.
+/// the gate while the stop begins. Without a prefetch, that call claims one
+/// job for the one thread.
 macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
     ($test:ident, $processor:ident, $config:expr) => {
         #[test]
@@ -628,7 +693,7 @@ macro_rules! stop_within_releases_the_jobs_of_a_claim_in_flight {
 stop_within_releases_the_jobs_of_a_claim_in_flight!(
     multi_stop_within_releases_the_jobs_of_a_claim_in_flight,
     MultiProcessor,
-    config(1).completers(1)
+    config(1).completers(1).prefetch(0)
 );
 stop_within_releases_the_jobs_of_a_claim_in_flight!(
     simple_stop_within_releases_the_jobs_of_a_claim_in_flight,

@@ -140,19 +140,21 @@ impl Kind {
 pub struct Consumer {
     /// Sync jobs run at once.
     pub threads: u64,
-    /// Jobs claimed ahead.
-    pub prefetch: u64,
+    /// Jobs claimed ahead: a fixed number, or `None` for the daemon's
+    /// default adaptive prefetch, which claims up to
+    /// [`Prefetch::DEFAULT_MAX`](outband::Prefetch::DEFAULT_MAX) ahead.
+    pub prefetch: Option<u64>,
     /// Async jobs run at once.
     pub concurrency: u64,
 }
 
 impl Consumer {
-    /// `threads` threads, no prefetch, and the `concurrency` the daemon
+    /// `threads` threads, and the prefetch and `concurrency` the daemon
     /// would take by default.
     pub const fn threads(threads: u64) -> Self {
         Self {
             threads,
-            prefetch: 0,
+            prefetch: None,
             concurrency: 100,
         }
     }
@@ -167,9 +169,12 @@ impl Consumer {
         }
     }
 
-    /// The same, claiming `prefetch` jobs ahead.
+    /// The same, claiming a fixed `prefetch` jobs ahead.
     pub const fn prefetch(self, prefetch: u64) -> Self {
-        Self { prefetch, ..self }
+        Self {
+            prefetch: Some(prefetch),
+            ..self
+        }
     }
 
     /// The same, running up to `concurrency` async jobs at once.
@@ -180,29 +185,33 @@ impl Consumer {
         }
     }
 
-    /// The consumer's options: `-t`, `--prefetch` and `-c`.
+    /// The consumer's options: `-t`, `-c` and a fixed `--prefetch`.
     pub fn args(&self) -> Vec<String> {
-        [
+        let mut args = vec![
             "-t".to_owned(),
             self.threads.to_string(),
-            "--prefetch".to_owned(),
-            self.prefetch.to_string(),
             "-c".to_owned(),
             self.concurrency.to_string(),
-        ]
-        .into()
+        ];
+        if let Some(prefetch) = self.prefetch {
+            args.extend(["--prefetch".to_owned(), prefetch.to_string()]);
+        }
+        args
     }
 
     /// The most leases it holds serving jobs of `kind`, as the daemon
-    /// documents: `threads + prefetch + concurrency`, the last counted only
-    /// when it serves an async command. A kill makes at most that many jobs
-    /// run again.
+    /// documents: `threads + prefetch + concurrency`, the prefetch at its
+    /// most and the concurrency counted only when it serves an async
+    /// command. A kill makes at most that many jobs run again.
     pub fn leases(&self, kind: Kind) -> u64 {
         let concurrency = match kind {
             Kind::Sync => 0,
             Kind::Async => self.concurrency,
         };
-        self.threads + self.prefetch + concurrency
+        let prefetch = self
+            .prefetch
+            .unwrap_or(outband::Prefetch::DEFAULT_MAX as u64);
+        self.threads + prefetch + concurrency
     }
 }
 

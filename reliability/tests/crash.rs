@@ -3,8 +3,9 @@
 //! restarted each time. At the end every job has run, none is dead, and the
 //! only duplicates are jobs that were in flight at a kill: at most kills ×
 //! the leases a consumer holds, `threads + prefetch + concurrency`
-//! (`Consumer::leases`). The same runs once more on Redis with a prefetch
-//! of 12, and on every backend with async commands: 4,000 jobs that each
+//! (`Consumer::leases`), with the daemon's default adaptive prefetch
+//! counted at its most, 32. The same runs once more on Redis with a fixed
+//! prefetch of 12, and on every backend with async commands: 4,000 jobs that each
 //! wait 1–20 ms on a timer, up to 32 at once on the consumer's runtime.
 //!
 //! The moments are random points of progress (a count of jobs that ran,

@@ -47,6 +47,49 @@ impl RetryPolicy {
     }
 }
 
+/// How many jobs a [`MultiProcessor`](crate::MultiProcessor) claims ahead
+/// of its threads, so that a thread that finishes takes its next job at once
+/// while its outcome is completed, and one call to the backend serves many
+/// jobs. Either way, [`max`](Self::max) counts in the crash bound: a
+/// consumer killed with its leases held makes at most `max_threads +
+/// prefetch.max() + concurrency` jobs run again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Claims ahead as many jobs as the threads finish during one call to
+    /// the backend, up to `max`: `max_threads × call time ÷ job time`,
+    /// rounded, from moving averages of both. Short jobs on a backend a
+    /// round trip away get the whole `max`, and one call serves many of
+    /// them; jobs that take longer than a call get none, so a slow job
+    /// never waits behind another on a busy consumer while an idle one could
+    /// run it. It starts at none, until jobs have run.
+    Adaptive {
+        /// The most jobs claimed ahead.
+        max: usize,
+    },
+    /// Always claims up to this many jobs ahead, whatever their length.
+    Fixed(usize),
+}
+
+impl Prefetch {
+    /// The default adaptive prefetch's most jobs claimed ahead.
+    pub const DEFAULT_MAX: usize = 32;
+
+    /// The most jobs claimed ahead: what the crash bound counts.
+    pub const fn max(self) -> usize {
+        match self {
+            Self::Adaptive { max } | Self::Fixed(max) => max,
+        }
+    }
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Self::Adaptive {
+            max: Self::DEFAULT_MAX,
+        }
+    }
+}
+
 /// Settings shared by both processors.
 #[derive(Clone, Debug)]
 pub struct ProcessorConfig {
@@ -68,20 +111,24 @@ pub struct ProcessorConfig {
     pub max_threads: usize,
     /// Jobs the [`MultiProcessor`](crate::MultiProcessor) may hold claimed
     /// beyond one per thread, so that the next jobs are claimed while the
-    /// last ones run (Celery's prefetch). Default 0: the processor never holds more leases than it
-    /// has threads, and claims only for a free thread. With `n`, a busy
-    /// processor completes jobs and claims up to `max_threads + n` jobs per
-    /// call, at the cost of up to `n` more jobs run again after a crash.
-    /// Prefetched jobs are heartbeated like running ones, and run before a
-    /// stop ends, or are released back to the queue with the running ones.
-    pub prefetch: usize,
+    /// last ones run (Celery's prefetch): see [`Prefetch`]. Default
+    /// [`Prefetch::Adaptive`] up to [`Prefetch::DEFAULT_MAX`] (32): the
+    /// processor claims ahead only as many jobs as its threads finish while
+    /// a call to the backend is in flight, none for jobs longer than a
+    /// call. A busy processor completes jobs and claims up to
+    /// `max_threads + prefetch` jobs per call, at the cost of up to
+    /// [`Prefetch::max`] more jobs run again after a crash. Prefetched jobs are heartbeated
+    /// like running ones, and run before a stop ends, or are released back
+    /// to the queue with the running ones.
+    pub prefetch: Prefetch,
     /// Async jobs (of `async fn` commands) a started processor runs at once
     /// on its async runtime, apart from its threads: a job waiting on I/O
     /// holds a slot, not a thread. Default 100. It counts in the lease bound
     /// only when the processor serves an async command (with outband's
     /// `runtime` feature): the most leases a processor holds is
     /// `max_threads + prefetch + concurrency`, with `concurrency` taken as 0
-    /// when none of its queues has an async command.
+    /// when none of its queues has an async command, and `prefetch` its
+    /// [`max`](Prefetch::max).
     pub concurrency: usize,
     /// The worker threads of the async runtime that runs async jobs.
     /// Default 1: async jobs wait on I/O, and the claims and completions
@@ -125,7 +172,7 @@ impl Default for ProcessorConfig {
             max_wait_time: Duration::from_secs(60),
             lease: Duration::from_secs(30),
             max_threads: 5,
-            prefetch: 0,
+            prefetch: Prefetch::default(),
             concurrency: 100,
             async_threads: 1,
             completers: None,
@@ -184,11 +231,20 @@ impl ProcessorConfig {
         self
     }
 
-    /// Sets how many jobs the multi processor may hold claimed beyond one per
-    /// thread: see [`prefetch`](Self::prefetch).
+    /// Sets a fixed prefetch: the multi processor holds up to `prefetch`
+    /// jobs claimed beyond one per thread whatever their length, as Celery
+    /// does. See [`prefetch`](Self::prefetch); [`Prefetch::Adaptive`] is the
+    /// default.
     #[must_use]
     pub fn prefetch(mut self, prefetch: usize) -> Self {
-        self.prefetch = prefetch;
+        self.prefetch = Prefetch::Fixed(prefetch);
+        self
+    }
+
+    /// Sets an adaptive prefetch of at most `max` jobs: see [`Prefetch::Adaptive`].
+    #[must_use]
+    pub fn adaptive_prefetch(mut self, max: usize) -> Self {
+        self.prefetch = Prefetch::Adaptive { max };
         self
     }
 

@@ -78,13 +78,16 @@ impl Engine {
     }
 
     /// The most leases the multi loop holds: `max_threads + prefetch +
-    /// concurrency`, the last counted only when a queue served has an
-    /// async command.
+    /// concurrency`, `prefetch` at its most and `concurrency` counted only
+    /// when a queue served has an async command.
     pub(super) fn lease_limit(&self) -> usize {
-        self.config
-            .max_threads
-            .saturating_add(self.config.prefetch)
-            .saturating_add(self.async_slots)
+        self.lease_base().saturating_add(self.config.prefetch.max())
+    }
+
+    /// The leases the multi loop holds with nothing claimed ahead:
+    /// `max_threads + concurrency`.
+    pub(super) fn lease_base(&self) -> usize {
+        self.config.max_threads.saturating_add(self.async_slots)
     }
 
     /// Whether `job` runs on the async runtime: its command is async, and

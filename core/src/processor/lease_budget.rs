@@ -3,7 +3,10 @@
 //! complete jobs, and how many a claim may ask for.
 //!
 //! The bound it keeps: the leases counted, less those of the outcomes being
-//! completed, never exceed the limit, `max_threads + prefetch`. A call that
+//! completed, never exceed the limit, `max_threads + prefetch` (and the
+//! async slots). Claims ask for leases up to a target within the limit,
+//! which the adaptive prefetch moves; the bound holds whatever the target
+//! was when a claim was reserved. A call that
 //! completes jobs claims the next jobs in the same call, so the leases it
 //! gives up and those it takes are counted apart until it returns; the
 //! backend never holds more than the limit for this processor, and a crash
@@ -15,6 +18,8 @@
 pub(super) struct LeaseBudget {
     /// The most leases held: `max_threads + prefetch`.
     limit: usize,
+    /// The leases claims fill up to now: at most `limit`.
+    target: usize,
     /// Leases held (jobs waiting for a worker, running, or with their
     /// outcome still to be completed) plus those reserved for claims in
     /// flight.
@@ -30,19 +35,27 @@ impl LeaseBudget {
     pub(super) fn new(limit: usize) -> Self {
         Self {
             limit,
+            target: limit,
             held: 0,
             completing: 0,
             running: 0,
         }
     }
 
-    pub(super) fn limit(&self) -> usize {
-        self.limit
+    /// The leases claims fill up to now.
+    pub(super) fn target(&self) -> usize {
+        self.target
+    }
+
+    /// Sets the leases claims fill up to, within the limit. Leases held
+    /// beyond a lowered target stay held; no claim replaces them.
+    pub(super) fn set_target(&mut self, target: usize) {
+        self.target = target.min(self.limit);
     }
 
     /// Leases a claim may still ask for.
     pub(super) fn free(&self) -> usize {
-        self.limit.saturating_sub(self.held)
+        self.target.saturating_sub(self.held)
     }
 
     /// No lease is held, and no claim is in flight.
@@ -88,7 +101,7 @@ impl LeaseBudget {
         self.running -= outcomes;
         self.completing += outcomes;
         let reserved = if claiming {
-            (self.limit + self.completing).saturating_sub(self.held)
+            (self.target + self.completing).saturating_sub(self.held)
         } else {
             0
         };
@@ -105,7 +118,7 @@ impl LeaseBudget {
         self.running -= 1;
         self.completing += 1;
         // its own lease is still counted until `land` gives it up
-        let reserved = usize::from(claiming && self.held <= self.limit);
+        let reserved = usize::from(claiming && self.held <= self.target);
         self.held += reserved;
         self.check();
         reserved
@@ -118,7 +131,7 @@ impl LeaseBudget {
         self.held = self.held + claimed - reserved - completed;
         self.completing -= completed;
         self.check();
-        self.held < self.limit
+        self.held < self.target
     }
 
     fn check(&self) {
@@ -190,6 +203,26 @@ mod tests {
     }
 
     #[test]
+    fn claims_fill_up_to_the_target_and_a_lowered_one_takes_nothing_back() {
+        let mut budget = LeaseBudget::new(6);
+        budget.set_target(2);
+        assert_eq!(budget.reserve_free(), 2, "claims stop at the target");
+        budget.land(2, 2, 0);
+        budget.set_target(9);
+        assert_eq!(budget.target(), 6, "the target stays within the limit");
+        assert_eq!(budget.reserve_free(), 4);
+        budget.land(4, 4, 0);
+        for _ in 0..6 {
+            budget.start();
+        }
+        budget.set_target(2);
+        // six held, two wanted: the call completing three claims nothing
+        assert_eq!(budget.complete(3, true), 0);
+        assert!(!budget.land(0, 0, 3), "three held, still above the target");
+        assert_eq!(budget.complete(2, true), 1, "back to the target of two");
+    }
+
+    #[test]
     fn a_job_not_run_gives_its_lease_up() {
         let mut budget = LeaseBudget::new(1);
         let reserved = budget.reserve_free();
@@ -214,6 +247,9 @@ mod tests {
             let mut calls: Vec<(usize, usize)> = Vec::new();
             for _ in 0..500 {
                 let claiming = rng.u8(..10) != 0;
+                if rng.u8(..8) == 0 {
+                    budget.set_target(rng.usize(..=limit + 2));
+                }
                 match rng.u8(..6) {
                     0 if claiming => calls.push((budget.reserve_free(), 0)),
                     1 if waiting > 0 => {

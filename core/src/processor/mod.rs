@@ -5,7 +5,7 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `config.rs` | [`ProcessorConfig`] and [`RetryPolicy`] |
+//! | `config.rs` | [`ProcessorConfig`], [`Prefetch`] and [`RetryPolicy`] |
 //! | `engine.rs` | the state both loops share, and claiming over the queues in turn |
 //! | `execute.rs` | running one claimed job: where a job's fate is decided |
 //! | `complete.rs` | completing jobs (and claiming the next jobs in the same call) |
@@ -14,6 +14,7 @@
 //! | `multi.rs` | the multi loop: claimer, workers and completers |
 //! | `runtime.rs` | the async runtime that async jobs run on, and their slots |
 //! | `lease_budget.rs` | the multi loop's lease count and its bound |
+//! | `pace.rs` | how long jobs and calls take: the adaptive prefetch |
 //! | `threads.rs` | the threads of a started processor, the heartbeat's among them |
 //! | `stop.rs` | the stop protocol: stop claiming, wait, release |
 
@@ -28,13 +29,14 @@ mod execute;
 mod in_flight;
 mod lease_budget;
 mod multi;
+mod pace;
 mod runtime;
 mod simple;
 mod stop;
 mod threads;
 
 pub use complete::Processed;
-pub use config::{ProcessorConfig, RetryPolicy};
+pub use config::{Prefetch, ProcessorConfig, RetryPolicy};
 pub use multi::MultiProcessor;
 pub use simple::SimpleProcessor;
 pub use stop::StopReport;
@@ -52,7 +54,8 @@ use threads::Threads;
 ///   jobs that use a whole machine, and anything that must not overlap.
 /// - The **multi** mode runs up to `max_threads` jobs at once (default 5),
 ///   and up to `concurrency` async jobs (default 100) besides, holding at
-///   most `max_threads + prefetch + concurrency` leases: see
+///   most `max_threads + prefetch + concurrency` leases (`prefetch` the
+///   [`Prefetch::max`], 32 by default): see
 ///   [`MultiProcessor`].
 ///
 /// **Async commands.** With outband's `runtime` feature, a processor that

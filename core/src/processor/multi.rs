@@ -12,20 +12,20 @@ use std::time::{Duration, Instant};
 use super::engine::Engine;
 use super::execute::Finished;
 use super::lease_budget::LeaseBudget;
+use super::pace::Pace;
 use super::threads::spawn;
-use super::{Mode, Processor, ProcessorConfig};
+use super::{Mode, Prefetch, Processor, ProcessorConfig};
 use crate::{BaseQueue, Claimed, Error, Registry};
 
 /// Runs up to `max_threads` jobs at once, claiming only for free threads
 /// (seed: lovely.remotetask's `MultiProcessor`).
 ///
-/// It holds at most `max_threads + prefetch + concurrency` leases (default
-/// prefetch 0; `concurrency` counted only when a queue it serves has an
-/// async command, else 0): a lease is free once its job's outcome is
-/// completed, so by default a processor of sync commands claims only for a
-/// free thread and never holds more leases than it has threads. This is the
-/// crash bound: a consumer killed with its leases held makes at most that
-/// many jobs run again.
+/// It holds at most `max_threads + prefetch + concurrency` leases
+/// (`prefetch` the most it claims ahead, [`Prefetch::max`], 32 by default;
+/// `concurrency` counted only when a queue it serves has an async command,
+/// else 0): a lease is free once its job's outcome is completed. This is
+/// the crash bound: a consumer killed with its leases held makes at most
+/// that many jobs run again.
 ///
 /// **Async jobs** run on the processor's tokio runtime, not on its threads:
 /// the jobs a claim brings go to a free thread, or, for async commands, to
@@ -39,16 +39,21 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// Dropped outside a tokio runtime, the processor waits up to 5 s for its
 /// runtime's threads, those of `spawn_blocking` calls included, to end.
 ///
-/// **Prefetch.** With [`ProcessorConfig::prefetch`] `n`, it also claims up
-/// to `n` jobs ahead of its threads, as Celery's workers prefetch: a thread
-/// that finishes takes its next job at once, while its outcome is completed,
-/// and the calls serve up to `max_threads + n` jobs between them. That is
-/// what short jobs need to go faster than one round trip per `max_threads`
-/// jobs. The price is the crash bound: a consumer killed with its leases
-/// held makes up to `max_threads + n` jobs run again, not `max_threads`.
-/// Jobs claimed ahead are heartbeated like running ones, so they keep their
-/// leases however long they wait; a stop lets them run, or, once the grace
-/// period ends, releases them back to the queue unrun with the running ones.
+/// **Prefetch.** It also claims jobs ahead of its threads, as Celery's
+/// workers prefetch: a thread that finishes takes its next job at once,
+/// while its outcome is completed, and the calls serve up to `max_threads +
+/// prefetch` jobs between them. That is what short jobs need to go faster
+/// than one round trip per `max_threads` jobs. By default the prefetch is
+/// [`Prefetch::Adaptive`]: it follows how long jobs and calls take, holding
+/// ahead what the threads finish during one call, up to 32 for short jobs
+/// and none for jobs longer than a call, so that a consumer busy with slow
+/// jobs does not hold jobs another could run. [`Prefetch::Fixed`]
+/// (`ProcessorConfig::prefetch(n)`, `--prefetch n` on the daemon) holds `n`
+/// ahead whatever the jobs, and `prefetch(0)` claims only for a free
+/// thread. Jobs claimed ahead are heartbeated like running ones, so they
+/// keep their leases however long they wait; a stop lets them run, or, once
+/// the grace period ends, releases them back to the queue unrun with the
+/// running ones.
 ///
 /// **Completers.** Up to [`ProcessorConfig::completers`] such calls are in
 /// flight at once, each completing up to its share of the leases: while the
@@ -152,11 +157,27 @@ struct Shared {
     /// The most outcomes a completer waits for before it calls the backend:
     /// its share of the lease limit.
     gather: usize,
+    /// How long jobs and calls take, which steer an adaptive prefetch.
+    pace: Pace,
+    /// The leases held with nothing claimed ahead: threads and async slots.
+    base: usize,
+    threads: usize,
+    /// The most jobs an adaptive prefetch claims ahead; `None` with a fixed
+    /// one, whose target is the limit.
+    adaptive: Option<usize>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pool> {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the leases claims fill up to: with an adaptive prefetch, the
+    /// threads and async slots and the jobs the pace calls for ahead.
+    fn retarget(&self, budget: &mut LeaseBudget) {
+        if let Some(max) = self.adaptive {
+            budget.set_target(self.base + self.pace.ahead(self.threads, max));
+        }
     }
 
     /// Hands the jobs a call brought (held already) to the workers, or to
@@ -314,6 +335,13 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         work: Condvar::new(),
         free: Condvar::new(),
         gather: limit.div_ceil(completers).clamp(1, COMPLETE_BATCH),
+        pace: Pace::default(),
+        base: engine.lease_base(),
+        threads: config.max_threads,
+        adaptive: match config.prefetch {
+            Prefetch::Adaptive { max } => Some(max),
+            Prefetch::Fixed(_) => None,
+        },
     });
     let mut handles = Vec::new();
     for i in 0..config.max_threads {
@@ -348,18 +376,20 @@ fn claim_loop(engine: &Arc<Engine>, shared: &Arc<Shared>) {
         // wait for a free lease, then reserve every free one for this claim
         let reserved = {
             let mut pool = shared.lock();
+            shared.retarget(&mut pool.budget);
             while claiming() && pool.budget.free() == 0 {
                 pool = shared
                     .free
                     .wait_timeout(pool, engine.config.wait_time)
                     .map_or_else(|e| e.into_inner().0, |r| r.0);
+                shared.retarget(&mut pool.budget);
             }
             // A lease that just came free is usually the first of several:
             // wait a moment for the others, so that one claim serves them all
             // rather than one claim each (a round trip, and on SQL databases
             // a commit, per job).
             let deadline = Instant::now() + GATHER;
-            while claiming() && pool.budget.free() < pool.budget.limit() {
+            while claiming() && pool.budget.free() < pool.budget.target() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -377,7 +407,10 @@ fn claim_loop(engine: &Arc<Engine>, shared: &Arc<Shared>) {
             }
             pool.budget.reserve_free()
         };
-        match engine.claim_held(reserved) {
+        let started = Instant::now();
+        let claimed = engine.claim_held(reserved);
+        shared.pace.call(started.elapsed());
+        match claimed {
             Ok(jobs) if jobs.is_empty() => {
                 shared.hand_out(engine, jobs, reserved, 0);
                 engine.idle_wait(&mut idle);
@@ -431,10 +464,17 @@ fn worker_loop(engine: &Arc<Engine>, shared: &Arc<Shared>, outcomes: &Sender<Fin
         // completer count bound the jobs a crash makes run again. Where a
         // call costs nothing (claims are free), the thread completes its own
         // outcome and claims for itself, sparing two wake-ups.
+        let started = Instant::now();
         let finished = engine.execute(job);
+        shared.pace.job(started.elapsed());
         if engine.self_claims {
+            let started = Instant::now();
             engine.complete_many(vec![finished]);
-            let reserved = shared.lock().budget.complete_own(engine.stop.claiming());
+            let reserved = {
+                let mut pool = shared.lock();
+                shared.retarget(&mut pool.budget);
+                pool.budget.complete_own(engine.stop.claiming())
+            };
             let claimed = if reserved == 0 {
                 Vec::new()
             } else {
@@ -443,6 +483,7 @@ fn worker_loop(engine: &Arc<Engine>, shared: &Arc<Shared>, outcomes: &Sender<Fin
                     Vec::new()
                 })
             };
+            shared.pace.call(started.elapsed());
             shared.hand_out(engine, claimed, reserved, 1);
         } else if let Err(unsent) = outcomes.send(finished) {
             engine.complete_many(vec![unsent.0]);
@@ -494,14 +535,18 @@ fn completer_loop(
         let completed_count = batch.len();
         // these outcomes are being completed, no longer to wait for; the
         // calls completing them give up their leases
-        let reserved = shared
-            .lock()
-            .budget
-            .complete(completed_count, engine.stop.claiming());
+        let reserved = {
+            let mut pool = shared.lock();
+            shared.retarget(&mut pool.budget);
+            pool.budget
+                .complete(completed_count, engine.stop.claiming())
+        };
         // the next completer's turn, once this batch no longer counts as
         // outcomes to wait for
         drop(completed);
+        let started = Instant::now();
         let claimed = engine.complete_and_claim(batch, reserved);
+        shared.pace.call(started.elapsed());
         shared.hand_out(engine, claimed, reserved, completed_count);
     }
 }
