@@ -75,16 +75,44 @@
 //!   is a single statement over arrays: one round trip, no `BEGIN` or
 //!   `COMMIT`.
 //! - **Durability.** An enqueue returns once it is committed to disk. On
-//!   PostgreSQL, claims and outcomes commit with `synchronous_commit = off`:
+//!   PostgreSQL, the enqueue's insert sets `synchronous_commit` on for its
+//!   own transaction (`set_config('synchronous_commit', 'on', true)` in its
+//!   `WHERE`), and the server reads the setting when that transaction
+//!   commits; claims and outcomes commit with `synchronous_commit = off`:
 //!   a database *crash* (not a clean restart) may forget the last few hundred
 //!   milliseconds of them, which only makes those jobs run again — delivery
 //!   stays at least once.
 //! - **Clock.** `run_at`, lease deadlines and purge ages are read from the
 //!   database's clock, in microseconds.
-//! - **Wake-up.** On PostgreSQL a trigger sends `NOTIFY` when a job may have
-//!   become ready and [`wait`](outband::BaseQueue::wait) listens for it;
-//!   SQLite and MySQL poll with the processor's `wait_time`. A scheduled job
-//!   falling due is found by the next poll on every database.
+//! - **Wake-up.** [`wait`](outband::BaseQueue::wait) returns as soon as a
+//!   job may be ready, so an idle consumer starts a new job at once, however
+//!   long the processor's `wait_time`:
+//!   - *PostgreSQL*: a trigger sends `NOTIFY` when a job may have become
+//!     ready, and the waiter listens for it. A connection listens only while
+//!     it waits: the server wakes every listening session of the database at
+//!     each commit that notifies, so a session left listening would cost
+//!     every enqueue a process wake-up on the server.
+//!   - *In one process* (SQLite, MySQL): every queue opened on one database
+//!     (on MySQL, one database and table prefix) shares one signal; an
+//!     enqueue, a retried dead job, a released job or one requeued by
+//!     recovery signals it once committed, waking the process's waiters.
+//!     An enqueue through [`DatabaseQueue::enqueue_in`] commits with your
+//!     transaction, later: it is found as a commit of another process is.
+//!   - *SQLite, across processes*: the first wait sets up a watch of the
+//!     database file's directory (inotify on Linux; one per file and
+//!     process), and a write to the file or its write-ahead log wakes the
+//!     waiters, who claim. The claim takes the write lock, which a writer
+//!     holds until its commit is visible, so none is missed. If the watch
+//!     cannot be set up, a warning is logged once and a waiter sleeps its
+//!     whole `wait_time`.
+//!   - *MySQL/MariaDB, across processes*: nothing can push, so a waiter
+//!     sleeps at most 50 ms at a time, whatever the processor asked for, and
+//!     then looks for a ready job of its queues (one indexed read each). A
+//!     job enqueued by another process starts about 25 ms later at the
+//!     median, for some 20 reads a second per idle consumer and queue.
+//!
+//!   A scheduled job falling due wakes no one: it is found by the next look,
+//!   at most `wait_time` later (50 ms on MySQL).
 //! - **Connections.** An r2d2 pool ([`Builder::max_connections`], default 10:
 //!   size it to the processor's threads plus two). A broken connection is
 //!   dropped and replaced; a call that found the database unreachable returns
@@ -130,6 +158,8 @@ mod queue;
 mod schema;
 mod sql;
 mod store;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod wake;
 
 pub use queue::{Builder, DEFAULT_RETENTION, DEFAULT_URL, DatabaseQueue};
 

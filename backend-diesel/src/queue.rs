@@ -27,6 +27,8 @@ use crate::store::{
     MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, epoch_micros, micros,
     retry_conflicts, state_of, time_of,
 };
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+use crate::wake::Wake;
 
 /// The URL a new user's queue lives at: a SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://outband.db";
@@ -61,6 +63,9 @@ struct Inner {
     retention: Duration,
     #[cfg(feature = "postgres")]
     listen: Option<Listen>,
+    /// SQLite and MySQL wake-ups; `None` on PostgreSQL, which listens.
+    #[cfg(any(feature = "sqlite", feature = "mysql"))]
+    wake: Option<Arc<Wake>>,
 }
 
 enum Pools {
@@ -419,6 +424,17 @@ impl Builder {
                     }),
                     _ => None,
                 },
+                #[cfg(any(feature = "sqlite", feature = "mysql"))]
+                wake: match &target {
+                    #[cfg(feature = "sqlite")]
+                    Target::SqliteFile(path) => Some(Wake::sqlite_file(path)),
+                    #[cfg(feature = "sqlite")]
+                    Target::SqliteMemory => Some(Wake::memory()),
+                    #[cfg(feature = "mysql")]
+                    Target::Mysql(url) => Some(Wake::mysql(url, &self.prefix)),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                },
             }),
         };
         if self.migrate {
@@ -677,6 +693,30 @@ impl DatabaseQueue {
     }
 }
 
+impl DatabaseQueue {
+    /// Wakes the waiters of this process on the database, once jobs may
+    /// have become ready and their transaction has committed.
+    fn jobs_ready(&self) {
+        #[cfg(any(feature = "sqlite", feature = "mysql"))]
+        if let Some(wake) = &self.inner.wake {
+            wake.notify();
+        }
+    }
+
+    /// [`jobs_ready`](Self::jobs_ready) if an outcome of `completions` made
+    /// its job ready at once: released, or retried without a delay.
+    fn ready_again(&self, completions: &[(Lease, Outcome)]) {
+        let again = |outcome: &Outcome| match outcome {
+            Outcome::Release => true,
+            Outcome::Retry { delay, .. } => delay.is_zero(),
+            _ => false,
+        };
+        if completions.iter().any(|(_, outcome)| again(outcome)) {
+            self.jobs_ready();
+        }
+    }
+}
+
 fn id_of(id: JobId) -> i64 {
     i64::try_from(id.0).unwrap_or(-1)
 }
@@ -689,10 +729,11 @@ impl BaseQueue for DatabaseQueue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        with_conn!(self.inner, conn => {
-            let ids = conn.enqueue(&self.inner.st, &jobs, true).map_err(db_error)?;
-            Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
-        })
+        let ids = with_conn!(self.inner, conn => {
+            conn.enqueue(&self.inner.st, &jobs, true).map_err(db_error)?
+        });
+        self.jobs_ready();
+        Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
     }
 
     fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
@@ -709,6 +750,17 @@ impl BaseQueue for DatabaseQueue {
         #[cfg(feature = "postgres")]
         if let Some(listen) = &self.inner.listen {
             return listen.wait(self, queues, timeout);
+        }
+        #[cfg(any(feature = "sqlite", feature = "mysql"))]
+        if let Some(wake) = &self.inner.wake {
+            return wake.wait(timeout, || {
+                for queue in queues {
+                    if self.has_jobs_waiting(queue)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            });
         }
         let _ = queues;
         std::thread::sleep(timeout);
@@ -753,9 +805,11 @@ impl BaseQueue for DatabaseQueue {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        with_conn!(self.inner, conn => {
-            conn.complete_many(&self.inner.st, &completions).map_err(db_error)
-        })
+        let completed = with_conn!(self.inner, conn => {
+            conn.complete_many(&self.inner.st, &completions).map_err(db_error)?
+        });
+        self.ready_again(&completions);
+        Ok(completed)
     }
 
     /// One transaction: one commit for the outcomes and the claim.
@@ -771,10 +825,12 @@ impl BaseQueue for DatabaseQueue {
             return Ok((completed, self.claim(queue, max, lease)?));
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        with_conn!(self.inner, conn => {
+        let done = with_conn!(self.inner, conn => {
             conn.complete_and_claim(&self.inner.st, &completions, queue, max, micros(lease))
-                .map_err(db_error)
-        })
+                .map_err(db_error)?
+        });
+        self.ready_again(&completions);
+        Ok(done)
     }
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
@@ -798,6 +854,9 @@ impl BaseQueue for DatabaseQueue {
         });
         if unknown > 0 {
             log::error!("{unknown} jobs had a state code outband does not know; moved to dead");
+        }
+        if requeued > 0 {
+            self.jobs_ready();
         }
         Ok(Recovered::new(requeued as u64, (dead + unknown) as u64))
     }
@@ -900,7 +959,11 @@ impl BaseQueue for DatabaseQueue {
     }
 
     fn retry_dead(&self, id: JobId) -> Result<bool, Error> {
-        self.on_job(&self.inner.st.retry_dead, id)
+        let retried = self.on_job(&self.inner.st.retry_dead, id)?;
+        if retried {
+            self.jobs_ready();
+        }
+        Ok(retried)
     }
 
     fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
@@ -985,12 +1048,19 @@ impl Drop for Inner {
     }
 }
 
-/// PostgreSQL wake-ups: connections that `LISTEN` on the queue's channel.
+/// PostgreSQL wake-ups: connections that `LISTEN` on the queue's channel
+/// while a waiter waits on them.
+///
+/// A connection listens only for the length of a wait. The server signals
+/// every listening session of the database at each commit that notifies,
+/// and every enqueue notifies: sessions left listening between waits (a
+/// busy or stopped consumer's) would each cost every enqueue a process
+/// wake-up on the server, for notifications nobody reads.
 #[cfg(feature = "postgres")]
 struct Listen {
     url: String,
     channel: String,
-    /// Listening connections not in use by a waiter.
+    /// Connections not in use by a waiter, not listening.
     idle: Mutex<Vec<PgConnection>>,
 }
 
@@ -1013,14 +1083,10 @@ impl Listen {
             .pop();
         let mut conn = match taken {
             Some(conn) => conn,
-            None => {
-                let mut conn =
-                    PgConnection::establish(&self.url).map_err(|e| conn_error(&self.url, &e))?;
-                conn.batch_execute(&format!("LISTEN \"{}\"", self.channel))
-                    .map_err(db_error)?;
-                conn
-            }
+            None => PgConnection::establish(&self.url).map_err(|e| conn_error(&self.url, &e))?,
         };
+        conn.batch_execute(&format!("LISTEN \"{}\"", self.channel))
+            .map_err(db_error)?;
         // Notifications from before now are stale; a job that became ready
         // meanwhile is found by the check that follows.
         for note in conn.notifications_iter() {
@@ -1058,7 +1124,15 @@ impl Listen {
         Ok(())
     }
 
-    fn give_back(&self, conn: PgConnection) {
+    /// Stops `conn` listening and keeps it for the next waiter; a
+    /// connection that cannot is dropped.
+    fn give_back(&self, mut conn: PgConnection) {
+        if conn
+            .batch_execute(&format!("UNLISTEN \"{}\"", self.channel))
+            .is_err()
+        {
+            return;
+        }
         self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
