@@ -173,7 +173,7 @@ where
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg {
-    //! Statements whose binds may be PostgreSQL arrays, cached like [`Sql`].
+    //! Statements whose binds may be PostgreSQL arrays, cached like [`Sql`](super::Sql).
 
     use diesel::QueryResult;
     use diesel::pg::Pg;

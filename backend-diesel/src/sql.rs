@@ -151,6 +151,41 @@ fn lease_expired(dialect: Dialect) -> String {
     }
 }
 
+/// PostgreSQL: the first argument of the two-argument `pg_advisory_xact_lock`
+/// that ordering keys are locked under ("ob"), apart from one-argument locks.
+pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
+
+/// PostgreSQL: the `WHERE` that makes an insert's transaction commit with
+/// `synchronous_commit` on: the setting is local to the transaction, and
+/// the server reads it when the transaction commits.
+const DURABLE: &str = "WHERE set_config('synchronous_commit', 'on', true) IS NOT NULL";
+
+/// The columns an insert of jobs writes.
+const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
+    attempt, state, token, run_at, enqueued_at";
+
+/// PostgreSQL: the insert of a batch as arrays, with `filter` (a `WHERE`
+/// clause, or nothing) before its `ORDER BY`. Not rendered.
+fn insert_unnest(filter: &str) -> String {
+    format!(
+        "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
+         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}} \
+         FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
+         ?::bigint[], ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, o) \
+         {filter} ORDER BY o RETURNING id AS n"
+    )
+}
+
+/// PostgreSQL: the insert of one job, with `filter` (a `WHERE` clause, or
+/// nothing). Not rendered.
+fn insert_one(filter: &str) -> String {
+    format!(
+        "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
+         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}} \
+         {filter} RETURNING id AS n"
+    )
+}
+
 /// The columns of both `{jobs}` and `{done}`, in table order.
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
@@ -171,9 +206,25 @@ pub(crate) struct Statements {
     /// `insert_row`.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_unnest: Stmt,
-    /// PostgreSQL: makes an enqueue's commit wait for the WAL flush, on pool
-    /// connections that otherwise commit without waiting.
-    pub(crate) durable: Option<String>,
+    /// PostgreSQL: [`insert_unnest`](Self::insert_unnest) whose transaction
+    /// commits with `synchronous_commit` on, whatever the session's setting
+    /// ([`DURABLE`]): run alone, one durable autocommit statement; in a
+    /// transaction, that transaction's commit waits for the WAL flush.
+    /// Binds: as `insert_unnest`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) insert_unnest_durable: Stmt,
+    /// PostgreSQL: one job, its values bound one by one, where arrays would
+    /// cost encoding on both sides. Binds: as `insert_row`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) insert_one: Stmt,
+    /// PostgreSQL: [`insert_one`](Self::insert_one), durable as
+    /// [`insert_unnest_durable`](Self::insert_unnest_durable) is.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) insert_one_durable: Stmt,
+    /// PostgreSQL: locks the ordering keys of a batch until its transaction
+    /// ends. Binds: the keys, each `<queue length>:<queue>:<key>`, as an array.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) lock_keys: Stmt,
     /// MySQL: the start of the upsert that locks ordering keys for an
     /// enqueue's transaction; one `(?)` per key hash follows.
     pub(crate) lock_keys_head: String,
@@ -199,7 +250,7 @@ pub(crate) struct Statements {
     pub(crate) heartbeat: Stmt,
     pub(crate) select_deadline: Stmt,
     /// Records a job done. SQLite and MySQL: an update of its row, which
-    /// [`move_done`](Self::move_done) then moves to `{done}` in the same
+    /// [`move_done_head`](Self::move_done_head) then moves to `{done}` in the same
     /// transaction; binds duration, result, id, token. PostgreSQL: the move
     /// itself, one statement; binds id, token, duration, result.
     pub(crate) done: Stmt,
@@ -315,16 +366,14 @@ impl Statements {
             ),
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
-            insert_unnest: q(
-                "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
-                 max_attempts, attempt, state, token, run_at, enqueued_at) \
-                 SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {now} + d), {now} \
-                 FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
-                 ?::bigint[], ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, o) \
-                 ORDER BY o RETURNING id AS n",
-            ),
-            durable: (dialect == Dialect::Postgres)
-                .then(|| "SET LOCAL synchronous_commit TO ON".to_owned()),
+            insert_unnest: q(&insert_unnest("")),
+            insert_unnest_durable: q(&insert_unnest(DURABLE)),
+            insert_one: q(&insert_one("")),
+            insert_one_durable: q(&insert_one(DURABLE)),
+            lock_keys: Stmt::new(&format!(
+                "SELECT pg_advisory_xact_lock({KEY_LOCK_CLASS}, h) FROM \
+                 (SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k ORDER BY h) AS keys"
+            )),
             claim: Stmt::new(&claim),
             done_and_claim: Stmt::new(&u(&done_and_claim)),
             claim_select: q(&format!(

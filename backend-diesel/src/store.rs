@@ -326,8 +326,36 @@ pub(crate) fn job_binds(job: &NewJob) -> (i32, i32) {
 
 /// How a connection type inserts a batch of jobs.
 pub(crate) trait InsertRows {
-    /// Inserts `jobs` (in the caller's transaction) and returns their ids in order.
-    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>>;
+    /// Inserts `jobs` (in the caller's transaction, or on their own when
+    /// [`one_statement`] says they can be) and returns their ids in order.
+    /// `durable`: on PostgreSQL, the commit waits for the WAL flush whatever
+    /// the session's `synchronous_commit`; SQLite and MySQL commit as their
+    /// settings say either way.
+    fn insert_rows(
+        &mut self,
+        st: &Statements,
+        jobs: &[NewJob],
+        durable: bool,
+    ) -> QueryResult<Vec<i64>>;
+}
+
+/// Whether [`InsertRows::insert_rows`] inserts `jobs` in one statement, which
+/// is atomic on its own and durable on its own, so that outside a
+/// transaction it needs no `BEGIN` and `COMMIT` round trips.
+///
+/// PostgreSQL: any batch without an ordering key (a keyed batch first takes
+/// its key locks, which must be held before the ids are drawn and until the
+/// commit). MySQL: a batch without an ordering key that fits one `INSERT`
+/// ([`INSERT_CHUNK`] rows); its ids are read with `LAST_INSERT_ID()`, which
+/// belongs to the connection. SQLite: never; its transactions cost no round
+/// trip, and the immediate one takes the write lock up front.
+pub(crate) fn one_statement(st: &Statements, jobs: &[NewJob]) -> bool {
+    let keyless = jobs.iter().all(|job| job.key.is_none());
+    match st.dialect {
+        crate::sql::Dialect::Postgres => keyless,
+        crate::sql::Dialect::Mysql => keyless && jobs.len() <= INSERT_CHUNK,
+        crate::sql::Dialect::Sqlite => false,
+    }
 }
 
 /// A row with the database's clock read by the same statement.
@@ -344,7 +372,12 @@ pub(crate) struct RowNow {
 macro_rules! values_insert_impl {
     ($conn:ty) => {
         impl InsertRows for $conn {
-            fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+            fn insert_rows(
+                &mut self,
+                st: &Statements,
+                jobs: &[NewJob],
+                _durable: bool,
+            ) -> QueryResult<Vec<i64>> {
                 let locks = match st.dialect {
                     crate::sql::Dialect::Mysql => key_lock_rows(jobs),
                     _ => Vec::new(),
@@ -559,11 +592,6 @@ impl DoneAndClaim for PgConnection {
     }
 }
 
-/// The first argument of the two-argument `pg_advisory_xact_lock` that
-/// ordering keys are locked under ("ob"), apart from one-argument locks.
-#[cfg(feature = "postgres")]
-const KEY_LOCK_CLASS: i32 = 0x6f62;
-
 /// PostgreSQL: locks the ordering keys of `jobs` until the transaction ends,
 /// so that a second enqueue with one of those keys waits for this one to
 /// commit or roll back.
@@ -577,8 +605,11 @@ const KEY_LOCK_CLASS: i32 = 0x6f62;
 /// Keys are locked by hash in a fixed order (no deadlock between batches);
 /// two keys with one hash merely wait for each other.
 #[cfg(feature = "postgres")]
-fn lock_ordering_keys(conn: &mut PgConnection, jobs: &[NewJob]) -> QueryResult<()> {
-    use diesel::sql_types::{Array, Integer};
+fn lock_ordering_keys(
+    conn: &mut PgConnection,
+    st: &Statements,
+    jobs: &[NewJob],
+) -> QueryResult<()> {
     let keys: Vec<String> = jobs
         .iter()
         .filter_map(|job| {
@@ -589,13 +620,10 @@ fn lock_ordering_keys(conn: &mut PgConnection, jobs: &[NewJob]) -> QueryResult<(
     if keys.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock($1, h) FROM \
-         (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k ORDER BY h) AS keys",
-    )
-    .bind::<Integer, _>(KEY_LOCK_CLASS)
-    .bind::<Array<Text>, _>(keys)
-    .execute(conn)?;
+    st.lock_keys
+        .pg_query()
+        .texts(keys.iter().map(String::as_str).collect())
+        .execute(conn)?;
     Ok(())
 }
 
@@ -603,7 +631,35 @@ fn lock_ordering_keys(conn: &mut PgConnection, jobs: &[NewJob]) -> QueryResult<(
 /// eight binds, one plan, however many jobs.
 #[cfg(feature = "postgres")]
 impl InsertRows for PgConnection {
-    fn insert_rows(&mut self, st: &Statements, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+    fn insert_rows(
+        &mut self,
+        st: &Statements,
+        jobs: &[NewJob],
+        durable: bool,
+    ) -> QueryResult<Vec<i64>> {
+        lock_ordering_keys(self, st, jobs)?;
+        if let [job] = jobs {
+            let (priority, attempts) = job_binds(job);
+            let (at, delay) = when_binds(job.when);
+            let insert = if durable {
+                &st.insert_one_durable
+            } else {
+                &st.insert_one
+            };
+            let id = insert
+                .query()
+                .text(&job.command)
+                .opt_bytes(Some(&job.args))
+                .text(&job.queue)
+                .opt_text(job.key.as_deref())
+                .i32(priority)
+                .i32(attempts)
+                .opt_i64(at)
+                .i64(delay)
+                .get_result::<Number>(self)?
+                .n;
+            return Ok(vec![id]);
+        }
         let mut commands = Vec::with_capacity(jobs.len());
         let mut args = Vec::with_capacity(jobs.len());
         let mut queues = Vec::with_capacity(jobs.len());
@@ -624,9 +680,12 @@ impl InsertRows for PgConnection {
             run_ats.push(at);
             delays.push(delay);
         }
-        lock_ordering_keys(self, jobs)?;
-        let mut ids: Vec<i64> = st
-            .insert_unnest
+        let insert = if durable {
+            &st.insert_unnest_durable
+        } else {
+            &st.insert_unnest
+        };
+        let mut ids: Vec<i64> = insert
             .pg_query()
             .texts(commands)
             .bytes_list(args)
@@ -732,13 +791,22 @@ macro_rules! store_impl {
                 jobs: &[::outband::NewJob],
                 durable: bool,
             ) -> ::diesel::QueryResult<Vec<i64>> {
+                use ::diesel::connection::TransactionManager;
                 use $crate::store::InsertRows;
-                self.write(|conn| {
-                    if durable && let Some(sql) = &st.durable {
-                        ::diesel::connection::SimpleConnection::batch_execute(conn, sql)?;
-                    }
-                    conn.insert_rows(st, jobs)
-                })
+                if $crate::store::one_statement(st, jobs)
+                    && <Self as Connection>::TransactionManager::transaction_manager_status_mut(
+                        self,
+                    )
+                    .transaction_depth()?
+                    .is_none()
+                {
+                    // atomic and durable on its own: no BEGIN or COMMIT round
+                    // trip. Inside the caller's transaction the savepoint
+                    // below stays, so a failed insert leaves that
+                    // transaction usable.
+                    return self.insert_rows(st, jobs, durable);
+                }
+                self.write(|conn| conn.insert_rows(st, jobs, durable))
             }
 
             fn claim(
@@ -1009,7 +1077,9 @@ macro_rules! store_impl {
 
 /// The operations [`crate::DatabaseQueue`] runs on one connection.
 pub(crate) trait Store: Connection + InsertRows + DoneAndClaim + Sized {
-    /// Inserts `jobs` in one transaction and returns their ids in order;
+    /// Inserts `jobs`, all or none, and returns their ids in order: one
+    /// statement where [`one_statement`] allows it and no transaction is
+    /// open, else one transaction (a savepoint inside the caller's).
     /// `durable` makes the commit wait for the disk where the session would
     /// not (PostgreSQL pool connections).
     fn enqueue(&mut self, st: &Statements, jobs: &[NewJob], durable: bool)
@@ -1099,6 +1169,259 @@ mod tests {
         assert!(rows.windows(2).all(|w| w[0] < w[1]), "sorted: {rows:?}");
         assert!(rows.iter().all(|r| (0..65_536).contains(r)));
         assert!(key_lock_rows(&[job("q", None)]).is_empty());
+    }
+
+    #[test]
+    fn only_keyless_batches_that_fit_one_insert_are_one_statement() {
+        let job = || NewJob::new("c", vec![1]).queue("q");
+        let plain = [job(), job()];
+        let keyed = [job(), job().key("k")];
+        let big: Vec<NewJob> = (0..=INSERT_CHUNK).map(|_| job()).collect();
+        let st = |dialect| Statements::new(dialect, "t_");
+        let postgres = st(crate::sql::Dialect::Postgres);
+        assert!(one_statement(&postgres, &plain));
+        assert!(
+            one_statement(&postgres, &big),
+            "one UNNEST, whatever the size"
+        );
+        assert!(!one_statement(&postgres, &keyed), "keys are locked first");
+        let mysql = st(crate::sql::Dialect::Mysql);
+        assert!(one_statement(&mysql, &plain));
+        assert!(!one_statement(&mysql, &big), "more than one INSERT");
+        assert!(!one_statement(&mysql, &keyed));
+        assert!(!one_statement(&st(crate::sql::Dialect::Sqlite), &plain));
+    }
+
+    /// A queue on PostgreSQL with tables of its own, its statements, and a
+    /// connection of the test's own whose session commits without waiting
+    /// for the WAL flush, as the pool's sessions do.
+    #[cfg(feature = "postgres")]
+    fn pg_queue() -> Option<(crate::DatabaseQueue, Statements, PgConnection)> {
+        use diesel::connection::SimpleConnection;
+        let url = outband_testkit::pg_url();
+        let queue = match crate::DatabaseQueue::builder(&url)
+            .prefix(format!("{}_", outband_testkit::unique_name("s")))
+            .temporary(true)
+            .open()
+        {
+            Ok(queue) => queue,
+            Err(error) => return outband_testkit::skip_or_fail("PostgreSQL", &error),
+        };
+        let st = Statements::new(crate::sql::Dialect::Postgres, queue.prefix());
+        let mut conn = PgConnection::establish(&url).expect("a connection");
+        conn.batch_execute("SET synchronous_commit TO OFF")
+            .expect("session setting");
+        Some((queue, st, conn))
+    }
+
+    #[cfg(feature = "postgres")]
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        s: String,
+    }
+
+    #[cfg(feature = "postgres")]
+    fn synchronous_commit(conn: &mut PgConnection) -> String {
+        diesel::sql_query("SELECT current_setting('synchronous_commit') AS s")
+            .get_result::<Setting>(conn)
+            .expect("the setting")
+            .s
+    }
+
+    /// The one-statement enqueue turns `synchronous_commit` on for its own
+    /// transaction only (the server reads it when that transaction commits)
+    /// and keeps each job's priority and schedule.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_keyless_enqueue_commits_durably_in_one_statement() {
+        use outband::BaseQueue;
+        let Some((queue, st, mut conn)) = pg_queue() else {
+            return;
+        };
+        let job = || NewJob::new("c", vec![1]).queue("fast");
+        // one job at a time, then a batch: both forms of the insert
+        let mut ids = Vec::new();
+        for one in [
+            job(),
+            job().priority(5),
+            job().when(Duration::from_secs(3600)),
+        ] {
+            ids.extend(conn.enqueue(&st, &[one], true).expect("enqueue"));
+        }
+        let batch = [job().priority(-1), job().priority(-1)];
+        ids.extend(conn.enqueue(&st, &batch, true).expect("enqueue"));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert_eq!(
+            synchronous_commit(&mut conn),
+            "off",
+            "set for the statement's own transaction, not the session"
+        );
+        for jobs in [vec![job()], vec![job(), job()]] {
+            let mut within = String::new();
+            let rolled_back = conn.transaction(|conn| {
+                conn.insert_rows(&st, &jobs, true)?;
+                within = synchronous_commit(conn);
+                // the queue keeps only the jobs above
+                Err::<(), _>(diesel::result::Error::RollbackTransaction)
+            });
+            assert!(rolled_back.is_err());
+            assert_eq!(
+                within, "on",
+                "the transaction the insert ran in commits durably"
+            );
+        }
+
+        let claimed = queue
+            .claim("fast", 10, Duration::from_secs(60))
+            .expect("claim");
+        let claimed: Vec<i64> = claimed.iter().map(|c| c.job.id.0 as i64).collect();
+        assert_eq!(
+            claimed,
+            [ids[1], ids[0], ids[3], ids[4]],
+            "by priority, then in order; the scheduled job waits"
+        );
+        let scheduled = queue
+            .job(JobId(ids[2] as u64))
+            .expect("job")
+            .expect("stored");
+        assert!(scheduled.run_at > SystemTime::now() + Duration::from_secs(3000));
+    }
+
+    /// The insert trigger's `NOTIFY` goes out with the one-statement enqueue's
+    /// commit.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_keyless_enqueue_notifies_listeners() {
+        use diesel::connection::SimpleConnection;
+        use outband::BaseQueue;
+        let Some((queue, _, mut listener)) = pg_queue() else {
+            return;
+        };
+        listener
+            .batch_execute(&format!("LISTEN \"{}jobs\"", queue.prefix()))
+            .expect("listen");
+        queue
+            .enqueue(NewJob::new("c", vec![1]).queue("heard"))
+            .expect("enqueue");
+        let mut heard = false;
+        outband_testkit::wait_until("the enqueue's notification arrives", None, || {
+            heard = heard || listener.notifications_iter().next().is_some();
+            heard
+        });
+    }
+
+    /// A batch that fails in the database stores none of its jobs.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_failed_keyless_batch_stores_nothing() {
+        use outband::BaseQueue;
+        let Some((queue, _, _)) = pg_queue() else {
+            return;
+        };
+        let good = NewJob::new("c", vec![1]).queue("whole");
+        // PostgreSQL text cannot hold a NUL
+        let bad = NewJob::new("c\0", vec![1]).queue("whole");
+        assert!(queue.enqueue_many(vec![good, bad]).is_err());
+        assert_eq!(queue.len("whole").expect("len"), 0);
+    }
+
+    /// A keyed job still takes its key's lock in a transaction of its own: an
+    /// enqueue of it waits while another transaction holds the key.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_keyed_enqueue_waits_for_its_key() {
+        use outband::BaseQueue;
+        use std::sync::mpsc;
+        let Some((queue, _, mut holder)) = pg_queue() else {
+            return;
+        };
+        let (locked_tx, locked_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                holder
+                    .transaction(|conn| {
+                        // the lock `lock_ordering_keys` takes for key `k` of queue `q`
+                        diesel::sql_query(format!(
+                            "SELECT pg_advisory_xact_lock({}, hashtext('1:q:k'))",
+                            crate::sql::KEY_LOCK_CLASS
+                        ))
+                        .execute(conn)?;
+                        locked_tx.send(()).expect("send");
+                        release_rx.recv().expect("told to release");
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .expect("the holder's transaction");
+            });
+            locked_rx.recv().expect("the key is held");
+            let queue = &queue;
+            scope.spawn(move || {
+                let id = queue.enqueue(NewJob::new("c", vec![1]).queue("q").key("k"));
+                done_tx.send(id.expect("enqueue")).expect("send");
+            });
+            assert!(
+                done_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+                "the keyed enqueue went ahead of the key's holder"
+            );
+            release_tx.send(()).expect("send");
+            done_rx.recv().expect("the keyed enqueue ends");
+        });
+        assert_eq!(queue.len("q").expect("len"), 1);
+    }
+
+    /// A connection given back after a wait no longer listens: the server
+    /// signals listening sessions at every enqueue's commit.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_waiting_connection_listens_only_while_it_waits() {
+        use outband::BaseQueue;
+        let Some((queue, _, mut observer)) = pg_queue() else {
+            return;
+        };
+        queue
+            .wait(&["idle".to_owned()], Duration::ZERO)
+            .expect("wait");
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let unlistened = diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE state = 'idle' AND query = 'UNLISTEN \"{}jobs\"'",
+            queue.prefix()
+        ))
+        .get_result::<Count>(&mut observer)
+        .expect("count")
+        .n;
+        assert_eq!(unlistened, 1, "the waiter's connection stopped listening");
+    }
+
+    /// MySQL: a keyless batch's ids, read with `LAST_INSERT_ID()` outside a
+    /// transaction, are its jobs' own.
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn a_keyless_mysql_batch_gets_its_own_ids() {
+        use outband::BaseQueue;
+        let url = outband_testkit::mysql_url();
+        let queue = match crate::DatabaseQueue::builder(&url)
+            .prefix(format!("{}_", outband_testkit::unique_name("s")))
+            .temporary(true)
+            .open()
+        {
+            Ok(queue) => queue,
+            Err(error) => return outband_testkit::skip_or_fail("MySQL", &error).unwrap_or(()),
+        };
+        let jobs: Vec<NewJob> = (0..3u8)
+            .map(|i| NewJob::new("c", vec![i]).queue("ids"))
+            .collect();
+        let ids = queue.enqueue_many(jobs).expect("enqueue");
+        for (i, id) in ids.into_iter().enumerate() {
+            let job = queue.job(id).expect("job").expect("stored");
+            assert_eq!(job.args, vec![i as u8]);
+        }
     }
 
     /// A real PostgreSQL deadlock: two transactions that lock two rows in
