@@ -36,6 +36,7 @@ static COMMAND: Command = Command {
     max_attempts: DEFAULT_MAX_ATTEMPTS,
     priority: 0,
     key: None,
+    backoff: outband::Backoff::Consumer,
     file: file!(),
     line: line!(),
     run: RunKind::Sync(started),

@@ -24,13 +24,46 @@ pub fn output_value<T: Serialize>(value: T) -> Result<Option<Vec<u8>>, RunError>
 }
 
 /// Encodes the return value of a command that returns a `Result`; an `Err`
-/// fails the attempt with the error's text.
+/// fails the attempt with the error's text, or as a [`Fail`](crate::Fail)
+/// says. `fail` is the expansion's `|e| (&Failure(e)).run_error()`, which
+/// resolves where the error's type is known.
 pub fn output_result<T: Serialize, E: Display>(
     result: Result<T, E>,
+    fail: impl FnOnce(&E) -> Option<RunError>,
 ) -> Result<Option<Vec<u8>>, RunError> {
     match result {
         Ok(value) => output_value(value),
-        Err(error) => Err(RunError::Failed(error.to_string())),
+        Err(error) => Err(fail(&error).unwrap_or_else(|| RunError::Failed(error.to_string()))),
+    }
+}
+
+/// A command's error, to tell a [`Fail`](crate::Fail) from any other type by
+/// method resolution: `(&Failure(e)).run_error()` finds
+/// [`FailError::run_error`] when `e` is a `&Fail` and
+/// [`OtherError::run_error`], one autoref further, otherwise.
+pub struct Failure<'a, E>(pub &'a E);
+
+/// [`Failure`]'s method for a [`Fail`](crate::Fail): what it asks for.
+pub trait FailError {
+    /// The attempt's failure.
+    fn run_error(&self) -> Option<RunError>;
+}
+
+impl FailError for Failure<'_, crate::Fail> {
+    fn run_error(&self) -> Option<RunError> {
+        Some(self.0.to_run_error())
+    }
+}
+
+/// [`Failure`]'s method for any other error type: an ordinary failure.
+pub trait OtherError {
+    /// `None`: the caller fails the attempt with the error's text.
+    fn run_error(&self) -> Option<RunError>;
+}
+
+impl<E> OtherError for &Failure<'_, E> {
+    fn run_error(&self) -> Option<RunError> {
+        None
     }
 }
 

@@ -35,10 +35,12 @@ fn settle(command: &Command, result: Result<Option<Vec<u8>>, RunError>) -> Resul
     match result {
         Ok(_) => Ok(JobId(NEXT_ID.fetch_add(1, Ordering::Relaxed))),
         Err(RunError::Args(error) | RunError::Output(error)) => Err(Error::Codec(error)),
-        Err(RunError::Failed(error)) => Err(Error::CommandFailed {
-            command: command.name.to_owned(),
-            error,
-        }),
+        Err(RunError::Failed(error) | RunError::RetryAfter(error, _) | RunError::Fatal(error)) => {
+            Err(Error::CommandFailed {
+                command: command.name.to_owned(),
+                error,
+            })
+        }
     }
 }
 

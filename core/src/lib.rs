@@ -113,6 +113,7 @@ pub mod codec;
 mod eager;
 mod enqueue;
 mod error;
+mod fail;
 mod job;
 pub mod maintenance;
 mod memory;
@@ -129,14 +130,15 @@ pub mod __private;
 
 pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};
+pub use fail::Fail;
 pub use job::{
     Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
     Lease, NewJob, Outcome, QueueStats, Recovered, When,
 };
 pub use memory::MemoryQueue;
 pub use processor::{
-    MultiProcessor, Prefetch, Processed, Processor, ProcessorConfig, RetryPolicy, SimpleProcessor,
-    StopReport,
+    Backoff, MultiProcessor, Prefetch, Processed, Processor, ProcessorConfig, RetryPolicy,
+    SimpleProcessor, StopReport,
 };
 pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, Capabilities};
 pub use registry::{Command, Periodic, Registry};

@@ -26,9 +26,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use crate::Error;
 use crate::codec::CodecError;
+use crate::{Backoff, Error};
 
 /// A command as `#[queue_command]` registers it: its name, queue, options and
 /// the function that runs it from encoded arguments.
@@ -45,6 +46,9 @@ pub struct Command {
     pub priority: i16,
     /// The argument whose value is the ordering key, if any.
     pub key: Option<&'static str>,
+    /// How its failed attempts are spaced: `backoff = "…"`, or the
+    /// consumer's policy.
+    pub backoff: Backoff,
     /// The source file that defines it.
     pub file: &'static str,
     /// The line that defines it.
@@ -120,8 +124,13 @@ inventory::collect!(Periodic);
 pub enum RunError {
     /// The arguments cannot be decoded: the job can never run.
     Args(CodecError),
-    /// The command ran and returned an error.
+    /// The command ran and returned an error: retried after the backoff.
     Failed(String),
+    /// The command returned [`Fail::retry_after`](crate::Fail::retry_after):
+    /// retried after the given delay.
+    RetryAfter(String, Duration),
+    /// The command returned [`Fail::fatal`](crate::Fail::fatal): dead at once.
+    Fatal(String),
     /// The command succeeded but its return value could not be encoded.
     Output(CodecError),
 }

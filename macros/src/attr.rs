@@ -1,5 +1,7 @@
 //! The options inside `#[queue_command(...)]`.
 
+use std::time::Duration;
+
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -9,7 +11,7 @@ use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitInt, LitStr, Meta, 
 use crate::Errors;
 
 /// The option names, in the order the docs list them.
-const KNOWN: [&str; 5] = ["name", "queue", "retries", "key", "priority"];
+const KNOWN: [&str; 6] = ["name", "queue", "retries", "backoff", "key", "priority"];
 
 /// The options as written; `None` where the default applies.
 #[derive(Default)]
@@ -24,6 +26,19 @@ pub(crate) struct Options {
     pub(crate) key: Option<Ident>,
     /// `priority = N`.
     pub(crate) priority: Option<i16>,
+    /// `backoff = "…"`.
+    pub(crate) backoff: Option<Backoff>,
+}
+
+/// `backoff = "…"`, read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backoff {
+    /// `"exponential(BASE, MAX)"`.
+    Exponential { base: Duration, max: Duration },
+    /// `"fixed(DELAY)"`.
+    Fixed(Duration),
+    /// `"none"`.
+    None,
 }
 
 /// Parses the attribute's arguments. Every problem is pushed to `errors`; the
@@ -89,6 +104,7 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
             "name" => string(&option, value).map(|lit| options.name = Some(lit)),
             "queue" => string(&option, value).map(|lit| options.queue = Some(lit)),
             "retries" => retries(value).map(|attempts| options.max_attempts = Some(attempts)),
+            "backoff" => backoff(value).map(|backoff| options.backoff = Some(backoff)),
             "key" => key(value).map(|ident| options.key = Some(ident)),
             "priority" => priority(value).map(|priority| options.priority = Some(priority)),
             _ => unreachable!("every known option is matched"),
@@ -119,6 +135,7 @@ fn example(option: &str) -> &'static str {
         "name" => "name = \"app::send_welcome\"",
         "queue" => "queue = \"emails\"",
         "retries" => "retries = 5",
+        "backoff" => "backoff = \"exponential(1s, 1h)\"",
         "key" => "key = user_id",
         _ => "priority = 10",
     }
@@ -161,6 +178,58 @@ fn retries(value: &Expr) -> syn::Result<u32> {
     check_suffix(lit, "u32")?;
     let retries: u32 = lit.base10_parse().map_err(|_| error())?;
     retries.checked_add(1).ok_or_else(error)
+}
+
+fn backoff(value: &Expr) -> syn::Result<Backoff> {
+    let lit = string("backoff", value)?;
+    read_backoff(&lit.value()).map_err(|why| {
+        syn::Error::new_spanned(
+            &lit,
+            format!(
+                "{why}; `backoff` takes \"exponential(BASE, MAX)\", \"fixed(DELAY)\" or \"none\", \
+                 with durations like `500ms`, `30s`, `5m`, `1h`"
+            ),
+        )
+    })
+}
+
+/// Reads `exponential(BASE, MAX)`, `fixed(DELAY)` or `none`.
+fn read_backoff(text: &str) -> Result<Backoff, String> {
+    let text = text.trim();
+    if text == "none" {
+        return Ok(Backoff::None);
+    }
+    let Some((kind, rest)) = text.split_once('(') else {
+        return Err(format!("unknown backoff `{text}`"));
+    };
+    let Some(inner) = rest.trim_end().strip_suffix(')') else {
+        return Err(format!("`{text}` lacks its closing `)`"));
+    };
+    let durations = inner
+        .split(',')
+        .map(|part| {
+            humantime::parse_duration(part.trim())
+                .map_err(|error| format!("cannot read `{}` as a duration: {error}", part.trim()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match (kind.trim(), durations.as_slice()) {
+        ("fixed", [delay]) => Ok(Backoff::Fixed(*delay)),
+        ("exponential", [base, max]) if base.is_zero() => Err(format!(
+            "the base of `{text}` is zero, so every delay would be; write \"none\" to retry at once"
+        )),
+        ("exponential", [base, max]) if base > max => {
+            Err(format!("the base of `{text}` is longer than its maximum"))
+        }
+        ("exponential", [base, max]) => Ok(Backoff::Exponential {
+            base: *base,
+            max: *max,
+        }),
+        ("fixed", _) => Err(format!("`{text}` takes one duration")),
+        ("exponential", _) => Err(format!(
+            "`{text}` takes two durations, the base and the maximum"
+        )),
+        (other, _) => Err(format!("unknown backoff `{other}`")),
+    }
 }
 
 fn priority(value: &Expr) -> syn::Result<i16> {
@@ -244,7 +313,37 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{Backoff, Duration, edit_distance, read_backoff};
+
+    #[test]
+    fn backoffs_read_their_durations() {
+        let secs = Duration::from_secs;
+        assert_eq!(read_backoff("none"), Ok(Backoff::None));
+        assert_eq!(read_backoff("fixed(30s)"), Ok(Backoff::Fixed(secs(30))));
+        assert_eq!(
+            read_backoff(" exponential( 500ms , 1h 30m ) "),
+            Ok(Backoff::Exponential {
+                base: Duration::from_millis(500),
+                max: secs(5400)
+            })
+        );
+        for (text, why) in [
+            ("linear(1s)", "unknown backoff `linear`"),
+            ("fixed(1s", "lacks its closing"),
+            ("fixed(1s, 2s)", "takes one duration"),
+            ("exponential(1s)", "takes two durations"),
+            ("exponential(0s, 1m)", "is zero"),
+            ("exponential(1h, 1m)", "longer than its maximum"),
+            (
+                "fixed(ten seconds)",
+                "cannot read `ten seconds` as a duration",
+            ),
+            ("sometimes", "unknown backoff `sometimes`"),
+        ] {
+            let error = read_backoff(text).unwrap_err();
+            assert!(error.contains(why), "{text}: {error}");
+        }
+    }
 
     #[test]
     fn edit_distance_counts_single_edits() {

@@ -11,6 +11,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, ReturnType, Type, Visibility};
 
 use crate::ast::{Arg, Command};
+use crate::attr;
 
 pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let function = command.function;
@@ -72,6 +73,18 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let backoff = match options.backoff {
+        Some(attr::Backoff::Exponential { base, max }) => {
+            let (base, max) = (duration(base), duration(max));
+            quote!(::outband::Backoff::Exponential { base: #base, max: #max })
+        }
+        Some(attr::Backoff::Fixed(delay)) => {
+            let delay = duration(delay);
+            quote!(::outband::Backoff::Fixed(#delay))
+        }
+        Some(attr::Backoff::None) => quote!(::outband::Backoff::None),
+        None => quote!(::outband::Backoff::Consumer),
+    };
     // `file!()`/`line!()` of the function's name, not of the attribute.
     let file = quote_spanned!(ident.span()=> ::core::file!());
     let line = quote_spanned!(ident.span()=> ::core::line!());
@@ -108,18 +121,26 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             quote!(::outband::__private::output_value(#call_fn(#(#bindings),*) #awaited))
         }
         ReturnType::Type(_, ty) => {
-            let encode = if returns_result(ty) {
-                quote!(output_result)
-            } else {
-                quote!(output_value)
-            };
             // Located on the return type, where a missing `Serialize` (or
             // `Display` on the error) is reported.
             let (first, last) = span_range(ty);
             let mut call = call_fn.clone();
             call.set_span(call.span().located_at(first));
             let call_args = quote_spanned!(last=> (#(#bindings),*) #awaited);
-            quote_spanned!(first=> ::outband::__private::#encode(#call #call_args))
+            if returns_result(ty) {
+                // A `Fail` says what its error means; any other error type
+                // is an ordinary failure (see `__private::Failure`).
+                let error = Ident::new("error", Span::mixed_site());
+                quote_spanned! {first=>
+                    ::outband::__private::output_result(#call #call_args, |#error| {
+                        #[allow(unused_imports)]
+                        use ::outband::__private::{FailError as _, OtherError as _};
+                        (&::outband::__private::Failure(#error)).run_error()
+                    })
+                }
+            } else {
+                quote_spanned!(first=> ::outband::__private::output_value(#call #call_args))
+            }
         }
     };
 
@@ -233,6 +254,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             max_attempts: #max_attempts,
             priority: #priority,
             key: #key_field,
+            backoff: #backoff,
             file: #file,
             line: #line,
             run: ::outband::__private::Run::#run_kind(#run_fn),
@@ -387,6 +409,12 @@ fn serde_assertions(args: &[Arg<'_>], cfgs: &[&Attribute]) -> TokenStream {
 /// Whether the command returns a `Result` (`Result<T, E>`, `io::Result<T>`,
 /// an alias named `Result`…): an `Err` then fails the attempt. The test is by
 /// name, as a macro sees only tokens.
+/// A `Duration` constant.
+fn duration(duration: std::time::Duration) -> TokenStream {
+    let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+    quote!(::core::time::Duration::new(#secs, #nanos))
+}
+
 fn returns_result(ty: &Type) -> bool {
     match ty {
         Type::Path(path) => {

@@ -66,6 +66,7 @@ use proc_macro::TokenStream;
 /// | `name = "…"` | `module_path::fn_name` | The name the command is registered under and jobs refer to it by. Set it to keep old jobs running after moving or renaming the function. |
 /// | `queue = "…"` | `"default"` | The queue its jobs go to. |
 /// | `retries = N` | `3` | Failed attempts that are retried: a job gets `N + 1` attempts before it goes to `dead`. |
+/// | `backoff = "…"` | the consumer's `RetryPolicy` | The delay between attempts: `"exponential(BASE, MAX)"` (doubling from `BASE` up to `MAX`, with the consumer's jitter), `"fixed(DELAY)"` or `"none"`; durations like `500ms`, `30s`, `5m`, `1h`. See `outband::Backoff`. |
 /// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
 ///
@@ -111,7 +112,9 @@ use proc_macro::TokenStream;
 ///   `Result` (`Result<T, E>`, `io::Result<T>`, any alias named `Result`), an
 ///   `Err` fails the attempt with the error's `Display` text and `Ok(value)`
 ///   is stored as the job's result; any other return type is stored as the
-///   result itself (nothing for `()`).
+///   result itself (nothing for `()`). An error of type `outband::Fail` says
+///   what the failure means: `Fail::fatal` sends the job to `dead` at once,
+///   `Fail::retry_after` retries it after the delay it gives.
 /// - Hidden items named `__outband_*` / `__OUTBAND_*` that the above point to.
 ///
 /// Arguments may use patterns (`(a, b): (u8, u8)`, `_: u8`, `mut x: u32`);

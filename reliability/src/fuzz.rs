@@ -125,6 +125,7 @@ macro_rules! command {
             max_attempts: 1,
             priority: 0,
             key: None,
+            backoff: outband::Backoff::Consumer,
             file: file!(),
             line: line!(),
             run: Run::Sync($run),

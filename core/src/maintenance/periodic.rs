@@ -220,6 +220,7 @@ mod tests {
             max_attempts: 1,
             priority: 0,
             key: None,
+            backoff: crate::Backoff::Consumer,
             file: file!(),
             line: line!(),
             run: crate::__private::Run::Sync(|_| Ok(None)),

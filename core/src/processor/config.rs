@@ -47,6 +47,56 @@ impl RetryPolicy {
     }
 }
 
+/// A command's own spacing of retries, from `#[queue_command(backoff = "…")]`;
+/// without one, the consumer's [`RetryPolicy`] applies.
+///
+/// | option | variant | delay after attempt `n` |
+/// |---|---|---|
+/// | none given | [`Consumer`](Self::Consumer) | the consumer's [`RetryPolicy`] ([`ProcessorConfig::retry`]) |
+/// | `backoff = "exponential(10s, 1h)"` | [`Exponential`](Self::Exponential) | `base × 2ⁿ⁻¹`, capped at `max`, with the consumer's jitter |
+/// | `backoff = "fixed(30s)"` | [`Fixed`](Self::Fixed) | the same delay every time, no jitter |
+/// | `backoff = "none"` | [`None`](Self::None) | none: retried at once |
+///
+/// Durations take humantime's units (`500ms`, `30s`, `5m`, `2h`, `1d`,
+/// `1m 30s`). A [`Fail::retry_after`](crate::Fail::retry_after) delay
+/// overrides the backoff for its attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backoff {
+    /// The consumer's [`RetryPolicy`].
+    #[default]
+    Consumer,
+    /// Doubles per attempt from `base`, up to `max`, with the consumer's
+    /// jitter.
+    Exponential {
+        /// The delay after the first failed attempt.
+        base: Duration,
+        /// The longest delay.
+        max: Duration,
+    },
+    /// The same delay after every failed attempt.
+    Fixed(Duration),
+    /// Retries at once.
+    None,
+}
+
+impl Backoff {
+    /// The delay before the attempt after attempt `attempt` (1-based), with
+    /// `consumer` as the consumer's policy.
+    pub fn delay(&self, attempt: u32, consumer: &RetryPolicy) -> Duration {
+        match *self {
+            Self::Consumer => consumer.delay(attempt),
+            Self::Exponential { base, max } => RetryPolicy {
+                base,
+                max,
+                jitter: consumer.jitter,
+            }
+            .delay(attempt),
+            Self::Fixed(delay) => delay,
+            Self::None => Duration::ZERO,
+        }
+    }
+}
+
 /// How many jobs a [`MultiProcessor`](crate::MultiProcessor) claims ahead
 /// of its threads, so that a thread that finishes takes its next job at once
 /// while its outcome is completed, and one call to the backend serves many
@@ -314,6 +364,34 @@ mod tests {
             "no overflow"
         );
         assert_eq!(RetryPolicy::immediate().delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_commands_backoff_overrides_the_consumers_policy() {
+        let consumer = RetryPolicy {
+            base: Duration::from_secs(3),
+            max: Duration::from_secs(100),
+            jitter: 0.0,
+        };
+        assert_eq!(
+            Backoff::Consumer.delay(2, &consumer),
+            Duration::from_secs(6)
+        );
+        let exponential = Backoff::Exponential {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(3),
+        };
+        let delays: Vec<u128> = (1..=5)
+            .map(|a| exponential.delay(a, &consumer).as_millis())
+            .collect();
+        assert_eq!(delays, vec![500, 1000, 2000, 3000, 3000]);
+        let fixed = Backoff::Fixed(Duration::from_secs(30));
+        assert_eq!(fixed.delay(1, &consumer), Duration::from_secs(30));
+        assert_eq!(
+            fixed.delay(9, &RetryPolicy::default()),
+            Duration::from_secs(30)
+        );
+        assert_eq!(Backoff::None.delay(4, &consumer), Duration::ZERO);
     }
 
     #[test]

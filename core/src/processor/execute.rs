@@ -7,8 +7,13 @@
 //!   ever run them.
 //! - The command returns `Err`, panics, or is not known to this program (a
 //!   consumer running newer code may know it): the attempt failed. The job
-//!   is retried after the [`RetryPolicy`](super::RetryPolicy)'s delay while
-//!   it has attempts left, and goes to `dead` with the error after its last.
+//!   is retried after the command's [`Backoff`](super::Backoff) (by default
+//!   the consumer's [`RetryPolicy`](super::RetryPolicy)) while it has
+//!   attempts left, and goes to `dead` with the error after its last.
+//! - The command returns [`Fail::retry_after`](crate::Fail::retry_after):
+//!   the same, after the delay it gives.
+//! - The command returns [`Fail::fatal`](crate::Fail::fatal): `dead` at
+//!   once.
 //!
 //! A panic is caught here, so the worker's thread lives on; a panic inside
 //! an async command's future is caught where the future is polled, the same
@@ -26,7 +31,7 @@ use futures_lite::FutureExt;
 
 use super::engine::Engine;
 use crate::registry::{CommandFuture, Run, RunError};
-use crate::{Claimed, Job, Lease, Outcome};
+use crate::{Backoff, Claimed, Command, Job, Lease, Outcome};
 
 /// What running a command gave: its encoded result or why it failed, or
 /// the payload of its panic.
@@ -46,13 +51,13 @@ impl Engine {
         let (job, lease, started) = self.begin_attempt(claimed);
         let outcome = match self.registry.get(&job.command) {
             // a consumer running newer code may know it: a failed attempt
-            Err(error) => self.failed(&job, error.to_string()),
+            Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
                 let result = catch_unwind(AssertUnwindSafe(|| match command.run {
                     Run::Sync(run) => run(&job.args),
                     Run::Async(run) => self.run_here(run(&job.args)),
                 }));
-                self.outcome(&job, result, started)
+                self.outcome(&job, command, result, started)
             }
         };
         self.end_attempt(job, lease, outcome, started)
@@ -63,7 +68,7 @@ impl Engine {
     pub(super) async fn execute_async(&self, claimed: Claimed) -> Finished {
         let (job, lease, started) = self.begin_attempt(claimed);
         let outcome = match self.registry.get(&job.command) {
-            Err(error) => self.failed(&job, error.to_string()),
+            Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
                 let result = AssertUnwindSafe(async {
                     match command.run {
@@ -73,7 +78,7 @@ impl Engine {
                 })
                 .catch_unwind()
                 .await;
-                self.outcome(&job, result, started)
+                self.outcome(&job, command, result, started)
             }
         };
         self.end_attempt(job, lease, outcome, started)
@@ -83,7 +88,7 @@ impl Engine {
     #[cfg(feature = "runtime")]
     pub(super) fn unrunnable(&self, claimed: Claimed, error: String) -> Finished {
         let (job, lease, started) = self.begin_attempt(claimed);
-        let outcome = self.failed(&job, error);
+        let outcome = self.failed(&job, Backoff::Consumer, error);
         self.end_attempt(job, lease, outcome, started)
     }
 
@@ -129,7 +134,13 @@ impl Engine {
     }
 
     /// The outcome of an attempt that ran.
-    fn outcome(&self, job: &Job, result: RunResult, started: Instant) -> Outcome {
+    fn outcome(
+        &self,
+        job: &Job,
+        command: &Command,
+        result: RunResult,
+        started: Instant,
+    ) -> Outcome {
         match result {
             Ok(Ok(result)) => Outcome::Done {
                 result,
@@ -138,7 +149,11 @@ impl Engine {
             Ok(Err(RunError::Args(error))) => Outcome::Dead {
                 error: format!("undecodable arguments: {error}"),
             },
-            Ok(Err(RunError::Failed(error))) => self.failed(job, error),
+            Ok(Err(RunError::Failed(error))) => self.failed(job, command.backoff, error),
+            Ok(Err(RunError::RetryAfter(error, delay))) => {
+                self.failed(job, Backoff::Fixed(delay), error)
+            }
+            Ok(Err(RunError::Fatal(error))) => Outcome::Dead { error },
             Ok(Err(RunError::Output(error))) => {
                 log::warn!("job {} {}: result not stored: {error}", job.id, job.command);
                 Outcome::Done {
@@ -146,15 +161,20 @@ impl Engine {
                     duration: started.elapsed(),
                 }
             }
-            Err(panic) => self.failed(job, format!("panicked: {}", panic_message(&*panic))),
+            Err(panic) => self.failed(
+                job,
+                command.backoff,
+                format!("panicked: {}", panic_message(&*panic)),
+            ),
         }
     }
 
-    /// The retry-or-dead rule for a failed attempt.
-    fn failed(&self, job: &Job, error: String) -> Outcome {
+    /// The retry-or-dead rule for a failed attempt, retried after
+    /// `backoff`'s delay.
+    fn failed(&self, job: &Job, backoff: Backoff, error: String) -> Outcome {
         if job.has_attempts_left() {
             Outcome::Retry {
-                delay: self.config.retry.delay(job.attempt),
+                delay: backoff.delay(job.attempt, &self.config.retry),
                 error,
             }
         } else {

@@ -36,7 +36,7 @@ mod stop;
 mod threads;
 
 pub use complete::Processed;
-pub use config::{Prefetch, ProcessorConfig, RetryPolicy};
+pub use config::{Backoff, Prefetch, ProcessorConfig, RetryPolicy};
 pub use multi::MultiProcessor;
 pub use simple::SimpleProcessor;
 pub use stop::StopReport;

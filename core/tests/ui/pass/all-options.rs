@@ -3,7 +3,7 @@
 use outband::{BaseQueue, MemoryQueue, Registry, queue_command};
 
 /// Sends the welcome mail.
-#[queue_command(name = "app::send_welcome", queue = "emails", retries = 5, key = user_id, priority = -3)]
+#[queue_command(name = "app::send_welcome", queue = "emails", retries = 5, backoff = "exponential(2s, 10m)", key = user_id, priority = -3)]
 pub fn send_welcome(user_id: u64, template: String) -> Result<(), String> {
     if template.is_empty() {
         return Err(format!("no template for user {user_id}"));
@@ -28,6 +28,13 @@ fn main() {
     assert_eq!(command.max_attempts, 6);
     assert_eq!(command.priority, -3);
     assert_eq!(command.key, Some("user_id"));
+    assert_eq!(
+        command.backoff,
+        outband::Backoff::Exponential {
+            base: std::time::Duration::from_secs(2),
+            max: std::time::Duration::from_secs(600),
+        }
+    );
     assert!(command.file.ends_with("all-options.rs"));
     assert_eq!(command.line, 7);
 
