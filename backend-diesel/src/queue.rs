@@ -629,10 +629,19 @@ impl DatabaseQueue {
     /// it, so that the jobs of one key run one at a time, in the order they
     /// were committed. SQLite has one writer at a time and needs no lock.
     ///
+    /// A command's [`job`](outband::queue_command) companion builds its job
+    /// with the command's options:
+    ///
     /// ```
     /// use diesel::Connection;
-    /// use outband::{BaseQueue, NewJob};
+    /// use outband::{BaseQueue, queue_command};
     /// use outband_diesel::DatabaseQueue;
+    ///
+    /// /// Sends the welcome mail.
+    /// #[queue_command(queue = "mail")]
+    /// fn welcome(user_id: u64) {
+    ///     let _ = user_id;
+    /// }
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let dir = std::env::temp_dir().join(format!("outband-doc-tx-{}", std::process::id()));
@@ -640,13 +649,13 @@ impl DatabaseQueue {
     /// # let path = dir.join("app.db");
     /// let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display()))?;
     /// let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap())?;
-    /// let job = NewJob::new("app::welcome", outband::codec::encode(&(7u64,))?);
+    /// let job = welcome::job(7)?;
     /// let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
     ///     // … your own writes …
     ///     backend.enqueue_in(conn, &[job]).expect("enqueued");
     ///     Err(diesel::result::Error::RollbackTransaction)
     /// });
-    /// assert_eq!(backend.len("default")?, 0);
+    /// assert_eq!(backend.len("mail")?, 0);
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok(()) }
     /// ```

@@ -10,6 +10,12 @@ use diesel::prelude::*;
 use outband::{BaseQueue, Completion, Error, JobState, NewJob, Outcome};
 use outband_diesel::{DatabaseQueue, JobConnection};
 
+/// Credits an account: a typed command for `enqueue_in`.
+#[outband::queue_command(queue = "tx-typed", priority = 3, retries = 1, key = account)]
+fn credit(account: u64, cents: i64) {
+    let _ = (account, cents);
+}
+
 fn job(queue: &str) -> NewJob {
     NewJob::new(
         "app::job",
@@ -54,6 +60,38 @@ fn transactional_enqueue<C: JobConnection>(backend: &DatabaseQueue, conn: &mut C
         backend.job(more[0]).expect("job").expect("stored").state,
         JobState::Pending
     );
+
+    // a command's own jobs, with its options, in the caller's transaction
+    let typed = |account, cents| credit::job(account, cents).expect("encodes");
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        backend
+            .enqueue_in(conn, &[typed(6, 1)])
+            .expect("enqueue_in");
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(backend.len("tx-typed").expect("len"), 0);
+    let ids = conn
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(backend
+                .enqueue_in(conn, &[typed(7, 250), typed(8, -5)])
+                .expect("enqueue_in"))
+        })
+        .expect("commit");
+    let stored = backend.job(ids[0]).expect("job").expect("stored");
+    assert_eq!(
+        (
+            stored.command.as_str(),
+            stored.queue.as_str(),
+            stored.key.as_deref(),
+            stored.priority,
+            stored.max_attempts
+        ),
+        (credit::NAME, "tx-typed", Some("7"), 3, 2)
+    );
+    let args: (u64, i64) = outband::codec::decode(&stored.args).expect("decodes");
+    assert_eq!(args, (7, 250));
+    assert_eq!(backend.len("tx-typed").expect("len"), 2);
 }
 
 /// Two jobs with one ordering key, the first enqueued in a transaction held

@@ -1,11 +1,11 @@
 //! The commands that inspect or steer a consumer or a backend: `stop`,
-//! `status`, `quiet`, `commands`, `stats`, `dead`, `flush`, `bench`.
+//! `status`, `quiet`, `commands`, `stats`, `job`, `dead`, `flush`, `bench`.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use outband::{BaseQueue, JobId, Registry};
+use outband::{BaseQueue, Job, JobId, Registry};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::cli::{CliResult, DeadCommand};
@@ -212,9 +212,129 @@ pub(crate) fn dead(url: &str, command: &DeadCommand) -> CliResult {
             }
             Ok(0)
         }
-        DeadCommand::Retry { ids } => each_dead(ids, "retried", |id| backend.retry_dead(id)),
+        DeadCommand::Retry {
+            all: true,
+            queues: given,
+            ..
+        } => {
+            for name in queues(&given.queues, &*backend)? {
+                let retried = retry_all(&*backend, &name)?;
+                println!("retried {retried} dead jobs of queue `{name}`");
+            }
+            Ok(0)
+        }
+        DeadCommand::Retry { ids, .. } => each_dead(ids, "retried", |id| backend.retry_dead(id)),
         DeadCommand::Delete { ids } => each_dead(ids, "deleted", |id| backend.delete_dead(id)),
     }
+}
+
+/// Retries every dead job of `queue`, a page at a time, and returns how
+/// many went back to pending. A job that stays dead (retried by hand
+/// meanwhile and dead again, say) is stepped over, so the loop ends.
+fn retry_all(backend: &dyn BaseQueue, queue: &str) -> Result<u64, outband::Error> {
+    const PAGE: usize = 500;
+    let (mut retried, mut skipped) = (0, 0);
+    loop {
+        let page = backend.dead_jobs(queue, skipped, PAGE)?;
+        if page.is_empty() {
+            return Ok(retried);
+        }
+        for job in &page {
+            if backend.retry_dead(job.id)? {
+                retried += 1;
+            } else {
+                skipped += 1;
+            }
+        }
+    }
+}
+
+/// `job ID…`: each job as stored, its arguments and result shown through
+/// the command's types when this program knows the command. Exits 1 when a
+/// job is not found.
+pub(crate) fn jobs(url: &str, ids: &[u64]) -> CliResult {
+    let backend = outband::open(url)?;
+    let registry = Registry::global()?;
+    let mut missing = 0;
+    for &id in ids {
+        match backend.job(JobId(id))? {
+            Some(job) => print!("{}", describe(&job, registry)),
+            None => {
+                println!(
+                    "job {id}: not found (never enqueued, cancelled, or purged after its retention)"
+                );
+                missing += 1;
+            }
+        }
+    }
+    Ok(u8::from(missing > 0))
+}
+
+/// A job as `job ID` prints it, one field a line.
+fn describe(job: &Job, registry: &Registry) -> String {
+    let command = registry.get(&job.command).ok();
+    let time = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let mut out = format!("job {}\n", job.id);
+    let mut line = |name: &str, value: String| out.push_str(&format!("  {name:<10}{value}\n"));
+    let key = job
+        .key
+        .as_ref()
+        .map_or_else(String::new, |key| format!(", key {key}"));
+    line(
+        "command",
+        format!(
+            "{} (queue {}{key}, priority {})",
+            job.command, job.queue, job.priority
+        ),
+    );
+    line(
+        "state",
+        format!(
+            "{}, attempt {}/{}",
+            job.state, job.attempt, job.max_attempts
+        ),
+    );
+    line("enqueued", time(job.enqueued_at));
+    line("run at", time(job.run_at));
+    if let Some(started) = job.started_at {
+        line("started", time(started));
+    }
+    if let Some(finished) = job.finished_at {
+        line("finished", time(finished));
+    }
+    if job.duration.is_some() {
+        line("duration", millis(job.duration));
+    }
+    if let Some(error) = &job.last_error {
+        line("error", error.clone());
+    }
+    let unknown = |bytes: &[u8]| {
+        format!(
+            "({} bytes; the command is not known to this program)",
+            bytes.len()
+        )
+    };
+    line(
+        "arguments",
+        match command {
+            Some(command) => command
+                .args_json(&job.args)
+                .unwrap_or_else(|error| format!("({error})")),
+            None => unknown(&job.args),
+        },
+    );
+    if let Some(result) = &job.result {
+        line(
+            "result",
+            match command.map(|command| command.result_json(result)) {
+                Some(Some(Ok(json))) => json,
+                Some(Some(Err(error))) => format!("({error})"),
+                Some(None) => format!("({} bytes; its type cannot be read back)", result.len()),
+                None => unknown(result),
+            },
+        );
+    }
+    out
 }
 
 fn each_dead(

@@ -212,6 +212,13 @@ pub enum Command {
     Commands,
     /// Per queue: counts per state, jobs/s, run-time p50 and p99.
     Stats(Queues),
+    /// Show jobs: state, attempts, timings, last error, and the arguments
+    /// and result as JSON through the command's own types.
+    Job {
+        /// Job ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
     /// Inspect the dead-letter state.
     #[command(subcommand)]
     Dead(DeadCommand),
@@ -248,8 +255,14 @@ pub enum DeadCommand {
     /// Send dead jobs back to pending, their attempts reset.
     Retry {
         /// Job ids.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<u64>,
+        /// Every dead job of the queues given with --queue, or of every queue.
+        #[arg(long)]
+        all: bool,
+        /// With --all: the queues to retry.
+        #[command(flatten)]
+        queues: Queues,
     },
     /// Delete dead jobs.
     Delete {
@@ -341,6 +354,7 @@ impl Command {
             Self::Quiet(options) => crate::admin::quiet(&options.pidfile),
             Self::Commands => crate::admin::commands(),
             Self::Stats(queues) => crate::admin::stats(url, &queues.queues),
+            Self::Job { ids } => crate::admin::jobs(url, &ids),
             Self::Dead(dead) => crate::admin::dead(url, &dead),
             Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),
             Self::Bench { jobs } => crate::admin::bench(url, jobs),

@@ -505,6 +505,35 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         "two dead jobs: {stats}"
     );
 
+    // `job ID` shows a job as stored, its arguments through the command's
+    // types where they decode
+    let shown = stdout_of(&world.cli(&["job", &first.to_string()]));
+    assert!(shown.contains(&format!("job {first}\n")), "{shown}");
+    assert!(
+        shown.contains("demo::record (queue demo, priority 0)"),
+        "{shown}"
+    );
+    assert!(shown.contains("state     dead, attempt 1/4"), "{shown}");
+    assert!(shown.contains("error     undecodable arguments"), "{shown}");
+    assert!(
+        shown.contains("arguments (the arguments cannot be decoded"),
+        "{shown}"
+    );
+    let readable = world.record("out", "shown");
+    let shown = stdout_of(&world.cli(&["job", &readable.to_string()]));
+    assert!(shown.contains("state     pending, attempt 0/4"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "arguments {{\"path\": {:?}, \"tag\": \"shown\"}}",
+            world.path_str("out")
+        )),
+        "{shown}"
+    );
+    let unknown = world.cli(&["job", "987654321"]);
+    assert_eq!(unknown.status.code(), Some(1), "an unknown id fails");
+    assert!(String::from_utf8_lossy(&unknown.stdout).contains("job 987654321: not found"));
+    assert!(world.backend.cancel(readable).unwrap());
+
     assert!(stdout_of(&world.cli(&["dead", "retry", &first.to_string()])).contains("retried"));
     assert_eq!(world.state(first), (JobState::Pending, 0));
     assert!(stdout_of(&world.cli(&["dead", "delete", &second.to_string()])).contains("deleted"));
@@ -516,15 +545,46 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         "deleting what is not dead fails"
     );
 
+    // `dead retry --all`: every dead job of the queue back to pending
+    let more = [
+        world.enqueue("demo::record", vec![2]),
+        world.enqueue("demo::record", vec![3]),
+    ];
+    let claimed = world
+        .backend
+        .claim("demo", 10, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(claimed.len(), 3, "the retried job and the two new ones");
+    for job in &claimed {
+        let error = "dead by hand".to_owned();
+        world
+            .backend
+            .complete(&job.lease, outband::Outcome::Dead { error })
+            .unwrap();
+    }
+    let retried = stdout_of(&world.cli(&["dead", "retry", "--all", "--queue", "demo"]));
+    assert!(
+        retried.contains("retried 3 dead jobs of queue `demo`"),
+        "{retried}"
+    );
+    for id in [first, more[0], more[1]] {
+        assert_eq!(world.state(id), (JobState::Pending, 0));
+    }
+    let nothing_left = stdout_of(&world.cli(&["dead", "retry", "--all", "--queue", "demo"]));
+    assert!(
+        nothing_left.contains("retried 0 dead jobs"),
+        "{nothing_left}"
+    );
+
     for i in 0..3 {
         world.record("out", &format!("{i}"));
     }
     // no answer on standard input: nothing is deleted
     let kept = stdout_of(&world.cli(&["flush", "--queue", "demo"]));
     assert!(kept.contains("left as it is"), "{kept}");
-    assert_eq!(world.backend.len("demo").unwrap(), 4);
+    assert_eq!(world.backend.len("demo").unwrap(), 6);
     let flushed = stdout_of(&world.cli(&["flush", "--queue", "demo", "--yes"]));
-    assert!(flushed.contains("deleted 4 pending jobs"), "{flushed}");
+    assert!(flushed.contains("deleted 6 pending jobs"), "{flushed}");
     assert_eq!(world.backend.len("demo").unwrap(), 0);
 }
 

@@ -67,6 +67,119 @@ impl<E> OtherError for &Failure<'_, E> {
     }
 }
 
+/// A command's argument tuple, to pick by method resolution how to show
+/// it: [`ShowArgs::show`] when it can be read back (always, for a command
+/// that compiles), [`HideArgs::show`], one autoref further, otherwise, so
+/// that an argument type without serde reports its errors once, where the
+/// enqueue and the run need it.
+pub struct ArgsProbe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> ArgsProbe<T> {
+    /// The probe.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// [`ArgsProbe`]'s method for arguments that can be read back.
+pub trait ShowArgs {
+    /// The arguments as a JSON object of `names`, in order.
+    fn show(&self, bytes: &[u8], names: &[&str]) -> Result<String, String>;
+}
+
+impl<T: Serialize + DeserializeOwned> ShowArgs for ArgsProbe<T> {
+    fn show(&self, bytes: &[u8], names: &[&str]) -> Result<String, String> {
+        let decoded: T = codec::decode(bytes)
+            .map_err(|error| format!("the arguments cannot be decoded: {error}"))?;
+        let shown =
+            |error: serde_json::Error| format!("the arguments cannot be shown as JSON: {error}");
+        // a tuple of arguments is a JSON array, `()` is `null`
+        let values = match serde_json::to_value(&decoded).map_err(shown)? {
+            serde_json::Value::Array(values) => values,
+            _ => Vec::new(),
+        };
+        let fields = names
+            .iter()
+            .zip(&values)
+            .map(|(name, value)| {
+                Ok(format!(
+                    "{}: {value}",
+                    serde_json::to_string(name).map_err(shown)?
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(format!("{{{}}}", fields.join(", ")))
+    }
+}
+
+/// [`ArgsProbe`]'s method for any other tuple: never used by a command that
+/// compiles.
+pub trait HideArgs {
+    /// Says the arguments cannot be shown.
+    fn show(&self, bytes: &[u8], names: &[&str]) -> Result<String, String>;
+}
+
+impl<T> HideArgs for &ArgsProbe<T> {
+    fn show(&self, _bytes: &[u8], _names: &[&str]) -> Result<String, String> {
+        Err("the arguments cannot be shown".to_owned())
+    }
+}
+
+/// The type a command's stored result decodes as, to pick by method
+/// resolution how to show it: [`ShowResult::show`] when it is
+/// `DeserializeOwned`, [`HideResult::show`], one autoref further, otherwise.
+pub struct ResultProbe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> ResultProbe<T> {
+    /// The probe.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// [`ResultProbe`]'s method for a result that can be read back.
+pub trait ShowResult {
+    /// The result as JSON.
+    fn show(&self, bytes: &[u8]) -> Option<Result<String, String>>;
+}
+
+impl<T: Serialize + DeserializeOwned> ShowResult for ResultProbe<T> {
+    fn show(&self, bytes: &[u8]) -> Option<Result<String, String>> {
+        Some(
+            codec::decode::<T>(bytes)
+                .map_err(|error| format!("the result cannot be decoded: {error}"))
+                .and_then(|value| {
+                    serde_json::to_string(&value)
+                        .map_err(|error| format!("the result cannot be shown as JSON: {error}"))
+                }),
+        )
+    }
+}
+
+/// [`ResultProbe`]'s method for any other result type.
+pub trait HideResult {
+    /// `None`: not shown.
+    fn show(&self, bytes: &[u8]) -> Option<Result<String, String>>;
+}
+
+impl<T> HideResult for &ResultProbe<T> {
+    fn show(&self, _bytes: &[u8]) -> Option<Result<String, String>> {
+        None
+    }
+}
+
+/// For a command written out by hand: its arguments have no typed view.
+pub fn show_no_args(_args: &[u8]) -> Result<String, String> {
+    Err("this command has no typed view of its arguments".to_owned())
+}
+
+/// For a command written out by hand: its result has no typed view.
+pub fn show_no_result(_result: &[u8]) -> Option<Result<String, String>> {
+    None
+}
+
 /// Enqueues a call onto the default backend, or runs it inline in eager mode.
 pub fn submit_default<A: Serialize>(
     command: &'static Command,
@@ -79,6 +192,30 @@ pub fn submit_default<A: Serialize>(
         return crate::eager::run(command, &args);
     }
     crate::default_backend()?.enqueue(new_job(command, when, key, args))
+}
+
+/// The job a call would enqueue, ready now.
+pub fn job<A: Serialize>(
+    command: &'static Command,
+    key: Option<String>,
+    args: &A,
+) -> Result<NewJob, Error> {
+    Ok(new_job(command, When::Now, key, codec::encode(args)?))
+}
+
+/// Enqueues a batch of one command's jobs onto the default backend, or
+/// runs each inline, in order, in eager mode.
+pub fn submit_many_default(
+    command: &'static Command,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<JobId>, Error> {
+    if crate::is_eager() {
+        return jobs
+            .iter()
+            .map(|job| crate::eager::run(command, &job.args))
+            .collect();
+    }
+    crate::default_backend()?.enqueue_many(jobs)
 }
 
 /// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).

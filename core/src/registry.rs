@@ -49,6 +49,12 @@ pub struct Command {
     /// How its failed attempts are spaced: `backoff = "…"`, or the
     /// consumer's policy.
     pub backoff: Backoff,
+    /// Shows encoded arguments as JSON: see [`args_json`](Self::args_json).
+    #[doc(hidden)]
+    pub show_args: fn(&[u8]) -> Result<String, String>,
+    /// Shows an encoded result as JSON: see [`result_json`](Self::result_json).
+    #[doc(hidden)]
+    pub show_result: fn(&[u8]) -> Option<Result<String, String>>,
     /// The source file that defines it.
     pub file: &'static str,
     /// The line that defines it.
@@ -95,6 +101,21 @@ impl Command {
             Run::Sync(run) => run(args),
             Run::Async(run) => crate::eager::block_on(run(args)),
         }
+    }
+
+    /// A job's encoded arguments as a JSON object, decoded through the
+    /// command's own argument types and named as the function names them
+    /// (`arg1`, `arg2`… for a pattern): what `job ID` shows. An error says
+    /// why they cannot be decoded (arguments of an older signature, say).
+    pub fn args_json(&self, args: &[u8]) -> Result<String, String> {
+        (self.show_args)(args)
+    }
+
+    /// A stored result as JSON, decoded through the command's return type
+    /// (`T` of a `Result<T, E>`), or `None` when that type cannot be read
+    /// back: not `DeserializeOwned`, or not named in the signature.
+    pub fn result_json(&self, result: &[u8]) -> Option<Result<String, String>> {
+        (self.show_result)(result)
     }
 
     /// Whether it is an `async fn`: a consumer runs its jobs on its async

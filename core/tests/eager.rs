@@ -73,6 +73,17 @@ fn eager_mode_runs_calls_inline() {
     });
     assert_eq!(TOTAL.load(Ordering::SeqCst), 67 + 9 * plain);
 
+    // a batch runs each item inline, in order; the first failure ends it
+    assert_eq!(add_to_total::enqueue_many([100, 200]).unwrap().len(), 2);
+    assert_eq!(TOTAL.load(Ordering::SeqCst), 367 + 9 * plain);
+    let err = add_to_total::enqueue_many([1, 0, 1000]).unwrap_err();
+    assert!(matches!(err, outband::Error::CommandFailed { .. }), "{err}");
+    assert_eq!(
+        TOTAL.load(Ordering::SeqCst),
+        368 + 9 * plain,
+        "stopped at 0"
+    );
+
     outband::set_eager(false);
     assert!(matches!(
         add_to_total(1),

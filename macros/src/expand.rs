@@ -28,6 +28,11 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let schedule_fn = format_ident!("__outband_schedule_{}", ident);
     let enqueue_on_fn = format_ident!("__outband_enqueue_on_{}", ident);
     let enqueue_fn = format_ident!("__outband_enqueue_{}", ident);
+    let job_fn = format_ident!("__outband_job_{}", ident);
+    let show_args_fn = format_ident!("__outband_show_args_{}", ident);
+    let show_result_fn = format_ident!("__outband_show_result_{}", ident);
+    let enqueue_many_fn = format_ident!("__outband_enqueue_many_{}", ident);
+    let enqueue_many_on_fn = format_ident!("__outband_enqueue_many_on_{}", ident);
     // An `async fn`'s body is awaited where a plain one is called.
     let is_async = sig.asyncness.is_some();
     let awaited = is_async.then(|| quote!(.await));
@@ -104,6 +109,39 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let params_span = sig.paren_token.span.join();
     let encoded = quote_spanned!(params_span=> impl ::outband::__private::serde::Serialize);
     let decoded = quote_spanned!(params_span=> (#(#types,)*));
+
+    // A batch takes one item per job: `()` without arguments, the argument
+    // itself with one, a tuple of them with more.
+    let (item_type, item_pattern) = match (types.as_slice(), bindings.as_slice()) {
+        ([], _) => (quote!(()), quote!(())),
+        ([ty], [binding]) => (quote!(#ty), quote!(#binding)),
+        _ => (quote!((#(#types),*)), quote!((#(#bindings),*))),
+    };
+    let items = Ident::new("items", Span::mixed_site());
+    // How `job ID` shows a stored job: its arguments by name, and its result
+    // through the return type when that can be named and read back.
+    let arg_names: Vec<String> = command
+        .args
+        .iter()
+        .enumerate()
+        .map(|(index, arg)| match arg.declared {
+            Some(declared) => declared.unraw().to_string(),
+            None => format!("arg{}", index + 1),
+        })
+        .collect();
+    let show_bytes = Ident::new("bytes", Span::mixed_site());
+    let show_result_body = match shown_result_type(&sig.output) {
+        Some(ty) => quote! {
+            #[allow(unused_imports)]
+            use ::outband::__private::{HideResult as _, ShowResult as _};
+            (&::outband::__private::ResultProbe::<#ty>::new()).show(#show_bytes)
+        },
+        None => quote! {
+            let _ = #show_bytes;
+            ::core::option::Option::None
+        },
+    };
+    let jobs = Ident::new("jobs", Span::mixed_site());
 
     let key = Ident::new("outband_key", Span::mixed_site());
     let key_value = match &options.key {
@@ -192,6 +230,8 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
          [`enqueue`]({ident}::enqueue) enqueues it from async code, with one `.await`, \
          [`schedule`]({ident}::schedule) enqueues it to run later, \
          [`enqueue_on`]({ident}::enqueue_on) enqueues it on a given backend, \
+         [`enqueue_many`]({ident}::enqueue_many) enqueues a batch in one call, \
+         [`job`]({ident}::job) builds its job without storing it, \
          and [`NAME`]({ident}::NAME) is its registered name.",
     );
     let call_doc = if is_async {
@@ -236,6 +276,34 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
          encoded, or the backend's error when it refuses the job.",
     );
 
+    let job_doc = format!(
+        "The job that [`{name_text}`](fn@super::{ident}) would enqueue, with the \
+         command's options (queue, priority, attempts, ordering key), ready now, \
+         without storing it: for a backend's own calls, such as `outband-diesel`'s \
+         `enqueue_in`, which enqueues inside the caller's transaction. \
+         [`NewJob::when`](::outband::NewJob::when) schedules it.\n\n\
+         # Errors\n\n\
+         [`Error::Codec`](::outband::Error::Codec) when the arguments cannot be encoded.",
+    );
+    let batch_item = match command.args.len() {
+        0 => "`()`".to_owned(),
+        1 => "the argument".to_owned(),
+        _ => "a tuple of the arguments, in order".to_owned(),
+    };
+    let enqueue_many_doc = format!(
+        "Enqueues one job of [`{name_text}`](fn@super::{ident}) per item ({batch_item}) \
+         on the default backend, ready now, in one call: all of them or, on an \
+         error, none. Returns their ids in the items' order. In eager mode each \
+         runs inline, in order, and the first failure ends the batch.\n\n\
+         # Errors\n\n\
+         [`Error::Codec`](::outband::Error::Codec) when an item cannot be encoded \
+         (nothing is enqueued), or the backend's error.",
+    );
+    let enqueue_many_on_doc = "[`enqueue_many`](self::enqueue_many) on `backend` instead of \
+         the default one.\n\n\
+         # Errors\n\n\
+         As [`enqueue_many`](self::enqueue_many).";
+
     let call_sig = syn::Signature {
         ident: call_fn.clone(),
         ..sig.clone()
@@ -255,6 +323,8 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             priority: #priority,
             key: #key_field,
             backoff: #backoff,
+            show_args: #show_args_fn,
+            show_result: #show_result_fn,
             file: #file,
             line: #line,
             run: ::outband::__private::Run::#run_kind(#run_fn),
@@ -268,6 +338,20 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #[allow(deprecated)]
         fn #run_fn(#run_bytes: &[u8]) -> #run_signature {
             #run_body
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        fn #show_args_fn(#show_bytes: &[u8]) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+            #[allow(unused_imports)]
+            use ::outband::__private::{HideArgs as _, ShowArgs as _};
+            (&::outband::__private::ArgsProbe::<(#(#types,)*)>::new()).show(#show_bytes, &[#(#arg_names),*])
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        fn #show_result_fn(#show_bytes: &[u8]) -> ::core::option::Option<::core::result::Result<::std::string::String, ::std::string::String>> {
+            #show_result_body
         }
 
         #(#cfgs)*
@@ -340,6 +424,50 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #[doc(hidden)]
         #(#deprecated)*
         #[allow(clippy::too_many_arguments)]
+        #vis fn #job_fn(#params) -> ::core::result::Result<::outband::NewJob, ::outband::Error> {
+            let #key = #key_value;
+            ::outband::__private::job(&#command_const, #key, &#args_call)
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        // it calls `job`, which carries the command's `#[deprecated]` too
+        #[allow(deprecated)]
+        #vis fn #enqueue_many_fn(
+            #items: impl ::core::iter::IntoIterator<Item = #item_type>,
+        ) -> ::core::result::Result<::std::vec::Vec<::outband::JobId>, ::outband::Error> {
+            let #jobs = ::core::iter::Iterator::collect::<
+                ::core::result::Result<::std::vec::Vec<::outband::NewJob>, ::outband::Error>,
+            >(::core::iter::Iterator::map(
+                ::core::iter::IntoIterator::into_iter(#items),
+                |#item_pattern| #job_fn(#(#bindings),*),
+            ))?;
+            ::outband::__private::submit_many_default(&#command_const, #jobs)
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        // it calls `job`, which carries the command's `#[deprecated]` too
+        #[allow(deprecated)]
+        #vis fn #enqueue_many_on_fn(
+            #backend_param: &(impl ::outband::BaseQueue + ?::core::marker::Sized),
+            #items: impl ::core::iter::IntoIterator<Item = #item_type>,
+        ) -> ::core::result::Result<::std::vec::Vec<::outband::JobId>, ::outband::Error> {
+            let #jobs = ::core::iter::Iterator::collect::<
+                ::core::result::Result<::std::vec::Vec<::outband::NewJob>, ::outband::Error>,
+            >(::core::iter::Iterator::map(
+                ::core::iter::IntoIterator::into_iter(#items),
+                |#item_pattern| #job_fn(#(#bindings),*),
+            ))?;
+            #backend_param.enqueue_many(#jobs)
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #(#deprecated)*
+        #[allow(clippy::too_many_arguments)]
         #vis fn #enqueue_fn(#params) -> ::outband::Enqueue {
             let #key = #key_value;
             ::outband::__private::enqueue(&#command_const, #key, &#args_call)
@@ -364,6 +492,18 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             #[doc(inline)]
             #[allow(unused_imports, deprecated)]
             #inner_vis use super::#enqueue_on_fn as enqueue_on;
+            #[doc = #job_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#job_fn as job;
+            #[doc = #enqueue_many_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#enqueue_many_fn as enqueue_many;
+            #[doc = #enqueue_many_on_doc]
+            #[doc(inline)]
+            #[allow(unused_imports, deprecated)]
+            #inner_vis use super::#enqueue_many_on_fn as enqueue_many_on;
             /// The command's registered name, which its jobs refer to it by.
             #[allow(dead_code)]
             #inner_vis const NAME: &str = super::#command_const.name;
@@ -413,6 +553,45 @@ fn serde_assertions(args: &[Arg<'_>], cfgs: &[&Attribute]) -> TokenStream {
 fn duration(duration: std::time::Duration) -> TokenStream {
     let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
     quote!(::core::time::Duration::new(#secs, #nanos))
+}
+
+/// The type a stored result decodes as: the return type, or `T` of a
+/// `Result<T, …>`, or `()` for none; `None` when it cannot be named from the
+/// signature (an `impl Trait`, or a `Result` alias without arguments).
+fn shown_result_type(output: &ReturnType) -> Option<TokenStream> {
+    let ty = match output {
+        ReturnType::Default => return Some(quote!(())),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    if contains_impl(ty) {
+        return None;
+    }
+    if !returns_result(ty) {
+        return Some(quote!(#ty));
+    }
+    let mut ty = ty;
+    while let Type::Group(syn::TypeGroup { elem, .. }) | Type::Paren(syn::TypeParen { elem, .. }) =
+        ty
+    {
+        ty = elem;
+    }
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(arguments) = &segment.arguments else {
+        return None;
+    };
+    arguments.args.iter().find_map(|argument| match argument {
+        syn::GenericArgument::Type(ok) => Some(quote!(#ok)),
+        _ => None,
+    })
+}
+
+/// Whether `ty` names an `impl Trait` anywhere, which cannot be named again.
+fn contains_impl(ty: &Type) -> bool {
+    ty.to_token_stream()
+        .to_string()
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .any(|word| word == "impl")
 }
 
 fn returns_result(ty: &Type) -> bool {

@@ -101,6 +101,14 @@ use proc_macro::TokenStream;
 ///   - `enqueue_on(&backend, user_id, template)`: enqueues on the given
 ///     backend (`&(impl BaseQueue + ?Sized)`, so `&dyn BaseQueue` too) instead
 ///     of the default one;
+///   - `job(user_id, template) -> Result<NewJob, outband::Error>`: the job a
+///     call would enqueue, with the command's options, not stored: for a
+///     backend's own calls, such as `outband-diesel`'s `enqueue_in`, which
+///     enqueues inside the caller's database transaction;
+///   - `enqueue_many(items)` and `enqueue_many_on(&backend, items)`: one job
+///     per item (`()` for a command without arguments, the argument itself
+///     for one, a tuple of them for more) in one backend call, all or
+///     nothing, returning the ids in order;
 ///   - `const NAME: &str`: the registered name.
 ///
 ///   Each reaches as far as the function does: a private command's

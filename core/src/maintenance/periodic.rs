@@ -221,6 +221,8 @@ mod tests {
             priority: 0,
             key: None,
             backoff: crate::Backoff::Consumer,
+            show_args: crate::__private::show_no_args,
+            show_result: crate::__private::show_no_result,
             file: file!(),
             line: line!(),
             run: crate::__private::Run::Sync(|_| Ok(None)),
