@@ -48,7 +48,7 @@ static COMMAND: Command = Command {
 /// nanoseconds; waiters are told when one is added.
 static WAITED: (Mutex<Vec<u64>>, Condvar) = (Mutex::new(Vec::new()), Condvar::new());
 
-fn started(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn started(args: &[u8], _: &outband::JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (stamp,) = decode_args::<(u64,)>(args)?;
     let waited = now_ns().saturating_sub(stamp);
     WAITED

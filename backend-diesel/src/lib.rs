@@ -64,6 +64,12 @@
 //!   period: the claim costs the same beside a million finished jobs as
 //!   beside none. [`job`](outband::BaseQueue::job) and
 //!   [`stats`](outband::BaseQueue::stats) read both tables.
+//! - **Progress.** [`progress`](outband::BaseQueue::progress) is one
+//!   `UPDATE` of the job's row, fenced as a completion is (id, token,
+//!   `running`), into two nullable columns, `progress` (the fraction) and
+//!   `progress_note`, of both tables (migration `0006_progress`). A claim
+//!   sets them to NULL; the move to `<prefix>done` carries them, and a dead
+//!   job keeps them.
 //! - **Round trips.** A batch enqueue is one multi-row `INSERT` (PostgreSQL:
 //!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size,
 //!   and for one job an `INSERT … SELECT` of its values).

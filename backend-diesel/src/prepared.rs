@@ -11,7 +11,7 @@ use diesel::QueryResult;
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Binary, HasSqlType, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Double, HasSqlType, Integer, Nullable, Text};
 
 /// A statement's text, split at its `?` placeholders.
 #[derive(Debug, Clone)]
@@ -63,6 +63,7 @@ enum Value<'a> {
     I64(i64),
     OptI64(Option<i64>),
     I32(i32),
+    F64(f64),
     Text(&'a str),
     OptText(Option<&'a str>),
     OptBytes(Option<&'a [u8]>),
@@ -97,6 +98,11 @@ impl<'a> Sql<'a> {
 
     pub(crate) fn i32(mut self, v: i32) -> Self {
         self.binds.push(Value::I32(v));
+        self
+    }
+
+    pub(crate) fn f64(mut self, v: f64) -> Self {
+        self.binds.push(Value::F64(v));
         self
     }
 
@@ -138,9 +144,15 @@ runs_as_query!(Sql);
 
 impl<DB> QueryFragment<DB> for Sql<'_>
 where
-    DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text> + HasSqlType<Binary>,
+    DB: Backend
+        + HasSqlType<BigInt>
+        + HasSqlType<Integer>
+        + HasSqlType<Double>
+        + HasSqlType<Text>
+        + HasSqlType<Binary>,
     i64: ToSql<BigInt, DB>,
     i32: ToSql<Integer, DB>,
+    f64: ToSql<Double, DB>,
     str: ToSql<Text, DB>,
     Option<i64>: ToSql<Nullable<BigInt>, DB>,
     for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
@@ -160,6 +172,7 @@ where
                 Value::I64(v) => out.push_bind_param::<BigInt, i64>(v)?,
                 Value::OptI64(v) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(v)?,
                 Value::I32(v) => out.push_bind_param::<Integer, i32>(v)?,
+                Value::F64(v) => out.push_bind_param::<Double, f64>(v)?,
                 Value::Text(v) => out.push_bind_param::<Text, str>(v)?,
                 Value::OptText(v) => out.push_bind_param::<Nullable<Text>, Option<&str>>(v)?,
                 Value::OptBytes(v) => {

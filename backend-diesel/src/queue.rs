@@ -15,7 +15,7 @@ use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, QueueStats, Recovered,
+    NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -24,7 +24,7 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, epoch_micros, micros,
+    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, completion, epoch_micros, micros,
     retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
@@ -801,6 +801,23 @@ impl BaseQueue for DatabaseQueue {
                 Ok(Heartbeat::Extended(time_of(deadline)))
             })
             .map_err(db_error)
+        })
+    }
+
+    /// One update of the job's row, fenced by the lease's token as
+    /// [`heartbeat`](BaseQueue::heartbeat) is; atomic on its own, so no
+    /// `BEGIN` or `COMMIT` round trips.
+    fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
+        let (id, token) = (id_of(lease.job), i64::try_from(lease.token).unwrap_or(-1));
+        with_conn!(self.inner, conn => {
+            let n = self.inner.st.progress.query()
+                .f64(f64::from(progress.fraction))
+                .text(&progress.note)
+                .i64(id)
+                .i64(token)
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(completion(n))
         })
     }
 

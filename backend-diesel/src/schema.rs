@@ -11,7 +11,9 @@
 //! The jobs table keeps times as microseconds since the Unix epoch (`BIGINT`)
 //! read from the database's clock, and states as small integers:
 //! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`; a row of any other code is
-//! malformed, and the recovery step moves it to `dead`.
+//! malformed, and the recovery step moves it to `dead`. Its last two columns,
+//! `progress` and `progress_note` (`0006_progress`), hold the latest
+//! attempt's progress report, NULL while it has made none.
 
 use std::fmt;
 
@@ -95,6 +97,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0005_unknown_state.up.sql"),
                 include_str!("../migrations/sqlite/0005_unknown_state.down.sql"),
             ),
+            (
+                "0006_progress",
+                include_str!("../migrations/sqlite/0006_progress.up.sql"),
+                include_str!("../migrations/sqlite/0006_progress.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -122,6 +129,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0005_unknown_state.up.sql"),
                 include_str!("../migrations/postgres/0005_unknown_state.down.sql"),
             ),
+            (
+                "0006_progress",
+                include_str!("../migrations/postgres/0006_progress.up.sql"),
+                include_str!("../migrations/postgres/0006_progress.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -138,6 +150,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0004_key_locks",
                 include_str!("../migrations/mysql/0004_key_locks.up.sql"),
                 include_str!("../migrations/mysql/0004_key_locks.down.sql"),
+            ),
+            (
+                "0006_progress",
+                include_str!("../migrations/mysql/0006_progress.up.sql"),
+                include_str!("../migrations/mysql/0006_progress.down.sql"),
             ),
         ],
     }

@@ -91,9 +91,10 @@ const READY_AFTER_DONE: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now
     AND (o.state = 1 OR (o.state = 0 AND o.id < j.id)) \
     AND o.id NOT IN (SELECT id FROM d)))";
 
-/// What a claim sets on the rows it takes. Binds: lease in µs.
+/// What a claim sets on the rows it takes: a new attempt starts with no
+/// progress. Binds: lease in µs.
 const CLAIM_SET: &str = "state = 1, attempt = attempt + 1, token = token + 1, \
-    started_at = {now}, deadline = {now} + ?";
+    started_at = {now}, deadline = {now} + ?, progress = NULL, progress_note = NULL";
 
 /// Where a completion finds its job: still running under the lease's token.
 /// Binds: id, token.
@@ -189,7 +190,7 @@ fn insert_one(filter: &str) -> String {
 /// The columns of both `{jobs}` and `{done}`, in table order.
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
-    duration_us, last_error, result";
+    duration_us, last_error, result, progress, progress_note";
 
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
@@ -249,6 +250,8 @@ pub(crate) struct Statements {
     pub(crate) mark_malformed: Stmt,
     pub(crate) heartbeat: Stmt,
     pub(crate) select_deadline: Stmt,
+    /// Stores a running job's progress. Binds: fraction, note, id, token.
+    pub(crate) progress: Stmt,
     /// Records a job done. SQLite and MySQL: an update of its row, which
     /// [`move_done_head`](Self::move_done_head) then moves to `{done}` in the same
     /// transaction; binds duration, result, id, token. PostgreSQL: the move
@@ -334,12 +337,12 @@ impl Statements {
                  c.results[array_position(c.ids, j.id)] AS c_result), \
              m AS (INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
                  ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
-                 enqueued_at, started_at, {{now}}, NULL, c_duration, last_error, c_result \
-                 FROM d RETURNING id), \
+                 enqueued_at, started_at, {{now}}, NULL, c_duration, last_error, c_result, \
+                 progress, progress_note FROM d RETURNING id), \
              k AS ({claim_after_done}) \
              SELECT k.*, FALSE AS done FROM k UNION ALL \
              SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
-                 NULL, NULL, NULL, TRUE FROM m",
+                 NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
             claim_after_done = pg_claim(READY_AFTER_DONE),
         );
         let insert_tail = match dialect {
@@ -381,7 +384,8 @@ impl Statements {
                  FOR UPDATE SKIP LOCKED"
             )),
             claim_update_head: u("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
-                 token = token + 1, started_at = ?, deadline = ? WHERE id IN "),
+                 token = token + 1, started_at = ?, deadline = ?, progress = NULL, \
+                 progress_note = NULL WHERE id IN "),
             has_ready: q(&format!(
                 "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} LIMIT 1) r"
             )),
@@ -391,13 +395,16 @@ impl Statements {
                 "UPDATE {{jobs}} SET deadline = {{now}} + ? {LEASED}"
             )),
             select_deadline: q("SELECT deadline AS n FROM {jobs} WHERE id = ?"),
+            progress: q(&format!(
+                "UPDATE {{jobs}} SET progress = ?, progress_note = ? {LEASED}"
+            )),
             done: match dialect {
                 Dialect::Postgres => q(&format!(
                     "WITH d AS (DELETE FROM {{jobs}} {LEASED} RETURNING *) \
                      INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
                      ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
                      enqueued_at, started_at, {{now}}, NULL, CAST(? AS BIGINT), last_error, \
-                     CAST(? AS BYTEA) FROM d"
+                     CAST(? AS BYTEA), progress, progress_note FROM d"
                 )),
                 _ => q(&format!(
                     "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \

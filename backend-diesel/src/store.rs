@@ -8,9 +8,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Double, Integer, Nullable, Text};
 use outband::backend::hash::fnv1a;
-use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, When};
+use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, Progress, When};
 
 use crate::prepared::Stmt;
 use crate::sql::Statements;
@@ -58,6 +58,11 @@ pub(crate) struct Row {
     pub(crate) last_error: Option<String>,
     #[diesel(sql_type = Nullable<Binary>)]
     pub(crate) result: Option<Vec<u8>>,
+    /// The fraction of the latest progress report; NULL when there is none.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub(crate) progress: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) progress_note: Option<String>,
 }
 
 /// A single number.
@@ -225,6 +230,12 @@ impl Row {
         job.finished_at = self.finished_at.map(time_of);
         job.last_error = self.last_error.clone();
         job.result = self.result.clone();
+        job.progress = self.progress.map(|fraction| {
+            Progress::new(
+                fraction as f32,
+                self.progress_note.clone().unwrap_or_default(),
+            )
+        });
         job
     }
 
@@ -873,6 +884,8 @@ macro_rules! store_impl {
                             r.stored.token += 1;
                             r.stored.started_at = Some(now);
                             r.stored.deadline = Some(deadline);
+                            r.stored.progress = None;
+                            r.stored.progress_note = None;
                         }
                         Ok(rows.into_iter().map(|r| r.stored).collect())
                     }

@@ -1,13 +1,14 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
-//! wake-up, and the prefix check — on every database that is enabled.
+//! wake-up, the prefix check, and progress through batches of outcomes — on every database that
+//! is enabled.
 
 mod common;
 
 use std::time::Duration;
 
 use diesel::prelude::*;
-use outband::{BaseQueue, Completion, Error, JobState, NewJob, Outcome};
+use outband::{BaseQueue, Completion, Error, JobState, NewJob, Outcome, Progress};
 use outband_diesel::{DatabaseQueue, JobConnection};
 
 /// Credits an account: a typed command for `enqueue_in`.
@@ -354,9 +355,96 @@ fn finished_jobs_leave_the_jobs_table<C: Connection>(backend: &DatabaseQueue, co
     );
 }
 
+/// Progress survives a batch of done outcomes (PostgreSQL: moved to the
+/// done table by the statement that also claims; SQLite and MySQL: marked by
+/// one update, then moved) and a dead outcome, where `dead_jobs` lists it;
+/// the claim that shares a statement or transaction with the outcomes hands
+/// its job over with none.
+fn progress_is_kept_by_every_way_out(backend: &DatabaseQueue) {
+    let q = "progress-out";
+    let lease = Duration::from_secs(60);
+    backend
+        .enqueue_many((0..4).map(|_| job(q)).collect())
+        .expect("enqueue");
+    let claimed = backend.claim(q, 4, lease).expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let reports: Vec<Progress> = (0..4u8)
+        .map(|i| Progress::new(f32::from(i + 1) / 8.0, format!("step {i} «é»")))
+        .collect();
+    for (c, report) in claimed.iter().zip(&reports) {
+        assert_eq!(
+            backend.progress(&c.lease, report).expect("progress"),
+            Completion::Applied
+        );
+    }
+    let (a, b, dead, again) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    assert_eq!(
+        backend
+            .complete(&again.lease, Outcome::Release)
+            .expect("release"),
+        Completion::Applied
+    );
+    let done = || Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    let (completed, next) = backend
+        .complete_and_claim(
+            vec![(a.lease.clone(), done()), (b.lease.clone(), done())],
+            q,
+            1,
+            lease,
+        )
+        .expect("complete and claim");
+    assert_eq!(completed, vec![Completion::Applied, Completion::Applied]);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.id, again.job.id);
+    assert_eq!(
+        next[0].job.progress, None,
+        "the claim hands it over cleared"
+    );
+    assert_eq!(
+        backend
+            .job(again.job.id)
+            .expect("job")
+            .expect("stored")
+            .progress,
+        None
+    );
+    for (c, report) in [(a, &reports[0]), (b, &reports[1])] {
+        let stored = backend.job(c.job.id).expect("job").expect("stored");
+        assert_eq!(stored.state, JobState::Done);
+        assert_eq!(stored.progress.as_ref(), Some(report));
+    }
+
+    assert_eq!(
+        backend
+            .complete(&dead.lease, Outcome::Dead { error: "no".into() })
+            .expect("dead"),
+        Completion::Applied
+    );
+    let listed = backend.dead_jobs(q, 0, 10).expect("dead jobs");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].progress.as_ref(), Some(&reports[2]));
+    assert_eq!(
+        backend
+            .job(dead.job.id)
+            .expect("job")
+            .expect("stored")
+            .progress,
+        Some(reports[2].clone())
+    );
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
+
+    #[test]
+    fn progress_is_kept_by_every_way_out_on_sqlite() {
+        let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
+        progress_is_kept_by_every_way_out(&backend);
+    }
 
     #[test]
     fn transactional_enqueue_on_sqlite() {
@@ -518,6 +606,14 @@ mod postgres {
     }
 
     #[test]
+    fn progress_is_kept_by_every_way_out_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        progress_is_kept_by_every_way_out(&queue);
+    }
+
+    #[test]
     fn unknown_state_rows_end_dead_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -583,6 +679,14 @@ mod mysql {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+    }
+
+    #[test]
+    fn progress_is_kept_by_every_way_out_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        progress_is_kept_by_every_way_out(&queue);
     }
 
     #[test]

@@ -103,7 +103,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token (the job's claim count) and deadline |
+//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token (the job's claim count) and deadline, progress (fraction and note, removed by a claim) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -171,7 +171,7 @@ use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     AsyncEnqueue, BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, QueueStats, Recovered,
+    NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -417,6 +417,8 @@ fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
         job.state = JobState::Running;
         job.attempt = u32::try_from(int(&attempt)).unwrap_or(0);
         job.started_at = Some(started);
+        // the claim removed the last attempt's progress from the record
+        job.progress = None;
         claimed.push(Claimed {
             job,
             lease: Lease {
@@ -443,6 +445,7 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
     job.max_attempts = 0;
     job.state = JobState::Dead;
     let mut run_at = None;
+    let (mut fraction, mut note) = (None, None);
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         let owned = |value: Value| match value {
@@ -468,8 +471,17 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             }
             b"x" => job.last_error = Some(text(&value)),
             b"o" => job.result = Some(owned(value)),
+            b"g" => fraction = Some(text(&value).parse::<f32>().unwrap_or(0.0)),
+            b"t" => note = Some(text(&value)),
             _ => {}
         }
+    }
+    // one of the two alone (a damaged record) reads with the other empty or zero
+    if fraction.is_some() || note.is_some() {
+        job.progress = Some(Progress::new(
+            fraction.unwrap_or(0.0),
+            note.unwrap_or_default(),
+        ));
     }
     // left out of the record when it is the enqueue time
     job.run_at = run_at.unwrap_or(job.enqueued_at);
@@ -782,6 +794,26 @@ impl BaseQueue for RedisQueue {
             Heartbeat::LeaseLost
         } else {
             Heartbeat::Extended(time_of(deadline))
+        })
+    }
+
+    /// The fraction is sent as Rust prints an `f32`, the shortest text that
+    /// reads back as the same value, so [`Job::progress`] returns it exactly.
+    fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
+        let Some((bucket, seq)) = split_id(lease.job) else {
+            return Ok(Completion::LeaseLost);
+        };
+        let mut invocation = self.invocation(&SCRIPTS.progress, bucket);
+        invocation
+            .arg(seq)
+            .arg(lease.token)
+            .arg(progress.fraction.to_string())
+            .arg(progress.note.as_bytes());
+        let applied: i64 = self.invoke(&invocation)?;
+        Ok(if applied == 1 {
+            Completion::Applied
+        } else {
+            Completion::LeaseLost
         })
     }
 

@@ -230,8 +230,9 @@ return s
 /// was claimed; else the claim's time and lease deadline (ms), then per
 /// claimed job its number, its record as it was before the claim (`HGETALL`),
 /// its attempt number and its fencing token, flattened. The claim's own
-/// changes to the record (state `running`, `n`, `b`, `l`, `d`) are what the
-/// caller sets from those.
+/// changes to the record (state `running`, `n`, `b`, `l`, `d`, and the last
+/// attempt's progress `g` and `t` removed) are what the caller sets from
+/// those.
 const CLAIM: &str = r"
 T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -280,6 +281,8 @@ while #out < 2 + 4 * max and budget > 0 do
         local tok = (tonumber(f.l) or 0) + 1
         local n = tonumber(f.n or 0) + 1
         redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'l', tok, 'd', deadline)
+        -- a new attempt starts with no progress; most records have none
+        if f.g or f.t then redis.call('HDEL', jk, 'g', 't') end
         running[#running + 1] = deadline
         running[#running + 1] = s
         out[#out + 1] = s
@@ -386,6 +389,20 @@ local d = now_ms() + tonumber(ARGV[4])
 redis.call('HSET', jk, 'd', d)
 redis.call('ZADD', base(f[3]) .. ':run', d, s)
 return d
+";
+
+/// ARGV: tag, number, token, fraction, note. Stores the progress of a
+/// running job as `g` (the fraction, as the caller wrote it) and `t` (the
+/// note, bytes as given); done and dead keep them, the next claim removes
+/// them. Returns 1, or 0 when the lease is lost.
+const PROGRESS: &str = r"
+T = ARGV[1]
+local s, tok = ARGV[2], ARGV[3]
+local jk = jkey(s)
+local f = redis.call('HMGET', jk, 's', 'l')
+if f[1] ~= 'running' or f[2] ~= tok then return 0 end
+redis.call('HSET', jk, 'g', ARGV[4], 't', ARGV[5])
+return 1
 ";
 
 /// ARGV: tag, queue, dead cap, limit. Returns requeued, dead, and how many
@@ -606,6 +623,7 @@ pub(crate) struct Scripts {
     pub(crate) complete: Script,
     pub(crate) complete_claim: Script,
     pub(crate) heartbeat: Script,
+    pub(crate) progress: Script,
     pub(crate) recover: Script,
     pub(crate) probe: Script,
     pub(crate) stats: Script,
@@ -643,6 +661,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     complete: script(COMPLETE),
     complete_claim: complete_claim(),
     heartbeat: script(HEARTBEAT),
+    progress: script(PROGRESS),
     recover: script(RECOVER),
     probe: script(PROBE),
     stats: script(STATS),

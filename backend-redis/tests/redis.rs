@@ -1,6 +1,7 @@
 //! What the conformance suite does not cover and the Redis backend promises:
-//! malformed records, wake-ups, the dead-letter cap, retention, refused
-//! enqueues and opening by URL.
+//! malformed records, wake-ups, the dead-letter cap, retention, progress
+//! through dead jobs and the combined complete-and-claim, refused enqueues
+//! and opening by URL.
 
 mod support;
 
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use outband::test_suite::echo;
 use outband::{
-    BaseQueue, Error, JobState, NewJob, Outcome, ProcessorConfig, RetryPolicy, SimpleProcessor,
+    BaseQueue, Completion, Error, JobState, NewJob, Outcome, ProcessorConfig, Progress,
+    RetryPolicy, SimpleProcessor,
 };
 use outband_redis::{RedisOptions, RedisQueue};
 
@@ -228,6 +230,75 @@ fn without_a_cap_dead_jobs_stay_and_done_jobs_expire_after_the_retention() {
         outband_redis::with_connection(backend, |con| redis::cmd("PTTL").arg(&record).query(con))
             .unwrap();
     assert_eq!(ttl, -1, "a dead record does not expire");
+}
+
+#[test]
+fn progress_stays_with_a_dead_job_and_leaves_the_record_at_the_next_claim() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    let ids = backend
+        .enqueue_many((0..2).map(|i| echo_job("g", i)).collect())
+        .unwrap();
+    let claimed = backend.claim("g", 2, LEASE).unwrap();
+    let [first, second] = claimed.as_slice() else {
+        panic!("two claimed: {claimed:?}");
+    };
+    assert_eq!((first.job.id, second.job.id), (ids[0], ids[1]));
+    let failing = Progress::new(0.3, "étape 3/10 — 🧮");
+    let finishing = Progress::new(0.9, "nearly");
+    for (claimed, progress) in [(first, &failing), (second, &finishing)] {
+        assert_eq!(
+            backend.progress(&claimed.lease, progress).unwrap(),
+            Completion::Applied
+        );
+    }
+    let dead = Outcome::Dead { error: "x".into() };
+    backend.complete(&first.lease, dead).unwrap();
+    let job = backend.job(ids[0]).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.progress.as_ref(), Some(&failing), "a dead job keeps it");
+    assert_eq!(
+        backend.dead_jobs("g", 0, 10).unwrap()[0].progress.as_ref(),
+        Some(&failing)
+    );
+
+    assert!(backend.retry_dead(ids[0]).unwrap());
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    let (completed, next) = backend
+        .complete_and_claim(vec![(second.lease.clone(), done)], "g", 1, LEASE)
+        .unwrap();
+    assert_eq!(completed, vec![Completion::Applied]);
+    assert_eq!(
+        backend.job(ids[1]).unwrap().unwrap().progress,
+        Some(finishing),
+        "a done job keeps it"
+    );
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.id, ids[0]);
+    assert_eq!(
+        next[0].job.progress, None,
+        "the claimed job starts with none"
+    );
+    assert_eq!(backend.job(ids[0]).unwrap().unwrap().progress, None);
+    let (_, record) = outband_redis::keys_of(backend, "g", ids[0]);
+    let left: Vec<Option<String>> = outband_redis::with_connection(backend, |con| {
+        redis::cmd("HMGET")
+            .arg(&record)
+            .arg("g")
+            .arg("t")
+            .query(con)
+    })
+    .unwrap();
+    assert_eq!(
+        left,
+        [None, None],
+        "the claim removes both fields from the record"
+    );
 }
 
 #[test]

@@ -87,7 +87,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use outband::__private::{CommandFuture, Run as RunKind, RunError, decode_args, output_value};
 use outband::{
-    BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, MultiProcessor, NewJob, Processor,
+    BaseQueue, Command, DEFAULT_MAX_ATTEMPTS, Error, JobContext, MultiProcessor, NewJob, Processor,
     ProcessorConfig, Registry, SimpleProcessor, codec,
 };
 
@@ -148,13 +148,13 @@ static STARTED: Command = Command {
     run: RunKind::Sync(run_started),
 };
 
-fn run_noop(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_noop(args: &[u8], _: &JobContext) -> Result<Option<Vec<u8>>, RunError> {
     decode_args::<()>(args)?;
     TALLY.count();
     output_value(())
 }
 
-fn run_noop_async(args: &[u8]) -> CommandFuture {
+fn run_noop_async(args: &[u8], _: &JobContext) -> CommandFuture {
     // as the macro's async commands: the arguments are decoded at once
     let decoded = decode_args::<()>(args);
     Box::pin(async move {
@@ -186,7 +186,7 @@ fn async_registry(queue: &str) -> Result<&'static Registry, Error> {
     Ok(Box::leak(Box::new(Registry::from_commands([command])?)))
 }
 
-fn run_started(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_started(args: &[u8], _: &JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (enqueued_ns,) = decode_args::<(u64,)>(args)?;
     let waited = now_ns().saturating_sub(enqueued_ns);
     lock(&LATENCIES).push(waited);

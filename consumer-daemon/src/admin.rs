@@ -305,6 +305,17 @@ fn describe(job: &Job, registry: &Registry) -> String {
     if job.duration.is_some() {
         line("duration", millis(job.duration));
     }
+    if let Some(progress) = &job.progress {
+        let percent = format!("{:.0} %", progress.fraction * 100.0);
+        line(
+            "progress",
+            if progress.note.is_empty() {
+                percent
+            } else {
+                format!("{percent}: {}", progress.note)
+            },
+        );
+    }
     if let Some(error) = &job.last_error {
         line("error", error.clone());
     }

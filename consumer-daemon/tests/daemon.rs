@@ -555,6 +555,17 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         .claim("demo", 10, Duration::from_secs(60))
         .unwrap();
     assert_eq!(claimed.len(), 3, "the retried job and the two new ones");
+    // a job's progress, as a command reports it through its context
+    let progress = outband::Progress::new(0.4, "reading rows");
+    assert_eq!(
+        world
+            .backend
+            .progress(&claimed[0].lease, &progress)
+            .unwrap(),
+        outband::Completion::Applied
+    );
+    let shown = stdout_of(&world.cli(&["job", &claimed[0].job.id.to_string()]));
+    assert!(shown.contains("progress  40 %: reading rows"), "{shown}");
     for job in &claimed {
         let error = "dead by hand".to_owned();
         world

@@ -189,7 +189,7 @@ pub fn submit_default<A: Serialize>(
 ) -> Result<JobId, Error> {
     let args = codec::encode(args)?;
     if crate::is_eager() {
-        return crate::eager::run(command, &args);
+        return crate::eager::run(command, key, &args);
     }
     crate::default_backend()?.enqueue(new_job(command, when, key, args))
 }
@@ -212,7 +212,7 @@ pub fn submit_many_default(
     if crate::is_eager() {
         return jobs
             .iter()
-            .map(|job| crate::eager::run(command, &job.args))
+            .map(|job| crate::eager::run(command, job.key.clone(), &job.args))
             .collect();
     }
     crate::default_backend()?.enqueue_many(jobs)

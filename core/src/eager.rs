@@ -9,31 +9,61 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::registry::{Run, RunError};
-use crate::{Command, Error, JobId};
+use std::time::SystemTime;
+
+use crate::{Command, Error, Job, JobContext, JobId};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Runs `command` on its encoded arguments now, as a consumer would.
-pub(crate) fn run(command: &'static Command, args: &[u8]) -> Result<JobId, Error> {
+pub(crate) fn run(
+    command: &'static Command,
+    key: Option<String>,
+    args: &[u8],
+) -> Result<JobId, Error> {
+    let (id, context) = context(command, key);
     let result = match command.run {
-        Run::Sync(run) => run(args),
-        Run::Async(run) => block_on(run(args)),
+        Run::Sync(run) => run(args, &context),
+        Run::Async(run) => block_on(run(args, &context)),
     };
-    settle(command, result)
+    settle(command, id, result)
 }
 
 /// Runs `command` on its encoded arguments now, awaited.
-pub(crate) async fn run_awaited(command: &'static Command, args: Vec<u8>) -> Result<JobId, Error> {
+pub(crate) async fn run_awaited(
+    command: &'static Command,
+    key: Option<String>,
+    args: Vec<u8>,
+) -> Result<JobId, Error> {
+    let (id, context) = context(command, key);
     let result = match command.run {
-        Run::Sync(run) => crate::blocking::run(move || run(&args)).await,
-        Run::Async(run) => run(&args).await,
+        Run::Sync(run) => crate::blocking::run(move || run(&args, &context)).await,
+        Run::Async(run) => run(&args, &context).await,
     };
-    settle(command, result)
+    settle(command, id, result)
 }
 
-fn settle(command: &Command, result: Result<Option<Vec<u8>>, RunError>) -> Result<JobId, Error> {
+/// The id an inline run gets, and its context: the first attempt, in the
+/// command's queue, never cancelled; its progress and heartbeats go
+/// nowhere.
+fn context(command: &Command, key: Option<String>) -> (JobId, JobContext) {
+    let id = JobId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let mut job = Job::new(id, command.name, Vec::new());
+    job.queue = command.queue.to_owned();
+    job.key = key;
+    job.attempt = 1;
+    job.max_attempts = command.max_attempts;
+    job.enqueued_at = SystemTime::now();
+    (id, JobContext::new(&job, None))
+}
+
+fn settle(
+    command: &Command,
+    id: JobId,
+    result: Result<Option<Vec<u8>>, RunError>,
+) -> Result<JobId, Error> {
     match result {
-        Ok(_) => Ok(JobId(NEXT_ID.fetch_add(1, Ordering::Relaxed))),
+        Ok(_) => Ok(id),
         Err(RunError::Args(error) | RunError::Output(error)) => Err(Error::Codec(error)),
         Err(RunError::Failed(error) | RunError::RetryAfter(error, _) | RunError::Fatal(error)) => {
             Err(Error::CommandFailed {

@@ -114,7 +114,7 @@ impl Enqueue {
         let (backend, address) = match self.backend {
             Some(backend) => backend,
             None if crate::is_eager() => {
-                return crate::eager::run_awaited(self.command, args).await;
+                return crate::eager::run_awaited(self.command, self.key, args).await;
             }
             None => default_backend().await?,
         };

@@ -259,6 +259,10 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The command's encoded return value, once done, if it returns one.
     pub result: Option<Vec<u8>>,
+    /// How far the latest attempt said it got, through
+    /// [`JobContext::progress`](crate::JobContext::progress): cleared when
+    /// an attempt starts, kept once the job is done or dead.
+    pub progress: Option<Progress>,
 }
 
 impl Job {
@@ -285,6 +289,7 @@ impl Job {
             duration: None,
             last_error: None,
             result: None,
+            progress: None,
         }
     }
 
@@ -298,6 +303,45 @@ impl Job {
     /// Whether another failed attempt would still be retried.
     pub fn has_attempts_left(&self) -> bool {
         self.attempt < self.max_attempts
+    }
+}
+
+/// How far a running job got, as its command reports it: a fraction done
+/// and a note. Built with [`Progress::new`], which keeps both in bounds.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// From 0.0 (nothing done) to 1.0 (all of it).
+    pub fraction: f32,
+    /// What the command says it is doing; at most
+    /// [`Progress::MAX_NOTE`] bytes.
+    pub note: String,
+}
+
+impl Eq for Progress {}
+
+impl Progress {
+    /// The longest note kept, in bytes; a longer one is cut at a character
+    /// boundary.
+    pub const MAX_NOTE: usize = 1024;
+
+    /// A progress report: `fraction` is clamped to `0.0..=1.0` (a NaN is
+    /// 0.0), and `note` is cut to [`MAX_NOTE`](Self::MAX_NOTE) bytes.
+    pub fn new(fraction: f32, note: impl Into<String>) -> Self {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        let mut note = note.into();
+        if note.len() > Self::MAX_NOTE {
+            let mut end = Self::MAX_NOTE;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        Self { fraction, note }
     }
 }
 

@@ -69,6 +69,7 @@
 //! |---|---|
 //! | [`queue_command`] | the attribute: the function enqueues, `::call` runs inline, `::enqueue` awaits an enqueue, `::schedule` and `::enqueue_on` |
 //! | [`Enqueue`] | an enqueue to `.await` from async code |
+//! | [`JobContext`] | what a running command may know of its job: id, attempt, cancellation, progress, heartbeat |
 //! | [`BaseQueue`] | the backend contract: enqueue, claim with a lease, heartbeat, complete, recover, stats, dead letters |
 //! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
 //! | [`SimpleProcessor`], [`MultiProcessor`] | run jobs one at a time, or up to `max_threads` at once |
@@ -110,6 +111,7 @@ pub mod backend;
 mod blocking;
 mod coalesce;
 pub mod codec;
+mod context;
 mod eager;
 mod enqueue;
 mod error;
@@ -128,12 +130,13 @@ pub mod test_suite;
 #[doc(hidden)]
 pub mod __private;
 
+pub use context::JobContext;
 pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};
 pub use fail::Fail;
 pub use job::{
     Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
-    Lease, NewJob, Outcome, QueueStats, Recovered, When,
+    Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
 };
 pub use memory::MemoryQueue;
 pub use processor::{

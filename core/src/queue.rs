@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome, QueueStats,
-    Recovered,
+    Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 
 /// A store of jobs that producers write to and consumers claim from: Redis,
@@ -96,6 +96,19 @@ pub trait BaseQueue: Send + Sync {
     /// Returns [`Heartbeat::LeaseLost`], changing nothing, when the job is no
     /// longer `running` under this lease's token.
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error>;
+
+    /// Stores how far a running job got, replacing what it said before, if
+    /// the lease is still held; [`Job::progress`] reads it back. A claim
+    /// clears it; `done` and `dead` keep it.
+    ///
+    /// Returns [`Completion::LeaseLost`], changing nothing, when the job is
+    /// no longer `running` under this lease's token. The default refuses
+    /// with [`Error::Backend`]: a backend that does not store progress
+    /// still runs jobs, and a consumer logs once that it cannot report it.
+    fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
+        let _ = (lease, progress);
+        Err(Error::backend("this backend does not store job progress"))
+    }
 
     /// Completes an attempt: records how it ended, if the lease is still held:
     ///
@@ -251,6 +264,7 @@ macro_rules! forward_base_queue {
             fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> { (**self).wait(queues, timeout) }
             fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> { (**self).has_jobs_waiting(queue) }
             fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> { (**self).heartbeat(lease, lease_for) }
+            fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> { (**self).progress(lease, progress) }
             fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> { (**self).complete(lease, outcome) }
             fn complete_many(&self, completions: Vec<(Lease, Outcome)>) -> Result<Vec<Completion>, Error> { (**self).complete_many(completions) }
             fn complete_and_claim(&self, completions: Vec<(Lease, Outcome)>, queue: &str, max: usize, lease: Duration) -> Result<(Vec<Completion>, Vec<Claimed>), Error> { (**self).complete_and_claim(completions, queue, max, lease) }

@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::codec::CodecError;
-use crate::{Backoff, Error};
+use crate::{Backoff, Error, JobContext};
 
 /// A command as `#[queue_command]` registers it: its name, queue, options and
 /// the function that runs it from encoded arguments.
@@ -64,17 +64,17 @@ pub struct Command {
     pub run: Run,
 }
 
-/// How a registered command is run: encoded arguments in, encoded return
-/// value (if any) out; now, on the calling thread, for a plain `fn`, or as
+/// How a registered command is run: encoded arguments and the job's
+/// context in, encoded return value (if any) out; now, on the calling thread, for a plain `fn`, or as
 /// a future for an `async fn`.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Run {
     /// A plain `fn`: runs on the calling thread.
-    Sync(fn(&[u8]) -> CommandResult),
+    Sync(fn(&[u8], &JobContext) -> CommandResult),
     /// An `async fn`: the arguments are decoded at once, and the future
     /// runs the body.
-    Async(fn(&[u8]) -> CommandFuture),
+    Async(fn(&[u8], &JobContext) -> CommandFuture),
 }
 
 /// What a command's run gives: its encoded return value, if any, or why
@@ -96,10 +96,12 @@ impl Command {
     /// Runs the command on encoded arguments now, on this thread: an async
     /// command's future is driven to its end here, as in eager mode.
     #[doc(hidden)]
+    /// The command gets a [`JobContext::detached`].
     pub fn run_now(&self, args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+        let context = &JobContext::detached();
         match self.run {
-            Run::Sync(run) => run(args),
-            Run::Async(run) => crate::eager::block_on(run(args)),
+            Run::Sync(run) => run(args, context),
+            Run::Async(run) => crate::eager::block_on(run(args, context)),
         }
     }
 

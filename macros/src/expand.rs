@@ -154,9 +154,28 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     };
 
     let run_bytes = Ident::new("args", Span::mixed_site());
+    // The body is called with the decoded arguments and, where the function
+    // takes it, the job's context: the run's `&JobContext`, or for an async
+    // command an owned clone that its future keeps.
+    let run_context = Ident::new("context", Span::mixed_site());
+    let owned_context = Ident::new("owned_context", Span::mixed_site());
+    let mut call_args: Vec<TokenStream> = bindings.iter().map(|b| quote!(#b)).collect();
+    if let Some(context) = &command.context {
+        let argument = match (is_async, context.by_ref) {
+            (false, true) => quote!(#run_context),
+            (false, false) => quote!(::core::clone::Clone::clone(#run_context)),
+            (true, true) => quote!(&#owned_context),
+            (true, false) => quote!(#owned_context),
+        };
+        call_args.insert(context.position.min(call_args.len()), argument);
+    }
+    let keep_context = match (&command.context, is_async) {
+        (Some(_), true) => quote!(let #owned_context = ::core::clone::Clone::clone(#run_context);),
+        _ => quote!(let _ = #run_context;),
+    };
     let output = match &sig.output {
         ReturnType::Default => {
-            quote!(::outband::__private::output_value(#call_fn(#(#bindings),*) #awaited))
+            quote!(::outband::__private::output_value(#call_fn(#(#call_args),*) #awaited))
         }
         ReturnType::Type(_, ty) => {
             // Located on the return type, where a missing `Serialize` (or
@@ -164,7 +183,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             let (first, last) = span_range(ty);
             let mut call = call_fn.clone();
             call.set_span(call.span().located_at(first));
-            let call_args = quote_spanned!(last=> (#(#bindings),*) #awaited);
+            let call_args = quote_spanned!(last=> (#(#call_args),*) #awaited);
             if returns_result(ty) {
                 // A `Fail` says what its error means; any other error type
                 // is an ordinary failure (see `__private::Failure`).
@@ -196,6 +215,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
                 >
             },
             quote! {
+                #keep_context
                 let (#(#bindings,)*) = ::outband::__private::decode_args::<#decoded>(#run_bytes)?;
                 #output
             },
@@ -206,6 +226,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
                 quote!(Async),
                 quote!(::outband::__private::CommandFuture),
                 quote! {
+                    #keep_context
                     let #decoded_args = ::outband::__private::decode_args::<#decoded>(#run_bytes);
                     #run_async(async move {
                         let (#(#bindings,)*) = #decoded_args?;
@@ -336,7 +357,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(deprecated)]
-        fn #run_fn(#run_bytes: &[u8]) -> #run_signature {
+        fn #run_fn(#run_bytes: &[u8], #run_context: &::outband::JobContext) -> #run_signature {
             #run_body
         }
 

@@ -79,6 +79,32 @@ use proc_macro::TokenStream;
 /// period ends. A plain call (`f(…)`) still enqueues; eager mode drives the
 /// future to its end on the calling thread.
 ///
+/// # The job's context
+///
+/// One parameter may be an `outband::JobContext`, taken as `&JobContext` or
+/// `JobContext` (named by its last path segment), anywhere in the list, in
+/// a plain or an async command. It is not an argument of the job: the
+/// enqueueing functions leave it out and nothing of it is stored; the
+/// consumer fills it in when the job runs, with the job's id, queue,
+/// ordering key and attempt, its cancellation, progress reports and an
+/// explicit heartbeat. `call` takes it like the other parameters
+/// (`JobContext::detached()` makes one for a test). A periodic command may
+/// take it too.
+///
+/// ```ignore
+/// #[queue_command(queue = "imports")]
+/// fn import(ctx: &JobContext, file: String) -> Result<(), ImportError> {
+///     for (i, chunk) in chunks(&file).enumerate() {
+///         if ctx.is_cancelled() { return Ok(()); }
+///         load(chunk)?;
+///         ctx.progress(i as f32 / total as f32, format!("chunk {i}"));
+///     }
+///     Ok(())
+/// }
+///
+/// import("rows.csv".into())?; // the context is not an argument
+/// ```
+///
 /// # What it generates
 ///
 /// For `fn send_welcome(user_id: u64, template: String) -> R`:
@@ -149,7 +175,8 @@ use proc_macro::TokenStream;
 ///   multi-threaded runtime);
 /// - `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
 ///   `#[cfg]` on an argument;
-/// - unknown, repeated or ill-typed options, and a `key` that names no argument.
+/// - unknown, repeated or ill-typed options, and a `key` that names no argument;
+/// - two `JobContext` parameters, or a `&mut JobContext`.
 ///
 /// The function must be an item of a module, not of a function body or an
 /// `impl` block: its companion module refers to it through `super::`.
@@ -208,6 +235,7 @@ fn queue_command_expand(
                 function: &function,
                 options,
                 args,
+                context: ast::Context::find(&function),
             });
             Ok((expanded, function))
         }
@@ -281,11 +309,14 @@ fn periodic_command_impl(
         ));
     }
     if let Ok(syn::Item::Fn(function)) = syn::parse2::<syn::Item>(input.clone())
-        && !function.sig.inputs.is_empty()
+        && function.sig.inputs.iter().any(|input| match input {
+            syn::FnArg::Typed(typed) => ast::context_type(&typed.ty).is_none(),
+            syn::FnArg::Receiver(_) => true,
+        })
     {
         errors.push(syn::Error::new_spanned(
             &function.sig.inputs,
-            "a periodic command takes no arguments: the consumer's scheduler enqueues its runs",
+            "a periodic command takes no arguments (a `JobContext` apart): the consumer's scheduler enqueues its runs",
         ));
     }
     let (expanded, function) = match queue_command_expand(quote::quote!(#rest), input, &mut errors)

@@ -10,7 +10,7 @@ use quote::ToTokens;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type, TypeReference};
 
 use crate::Errors;
-use crate::ast::Arg;
+use crate::ast::{Arg, ContextType, context_type};
 use crate::attr::Options;
 
 /// Checks the function's signature, in source order.
@@ -53,6 +53,7 @@ pub(crate) fn check_function(function: &ItemFn, errors: &mut Errors) {
     } else if let Some(where_clause) = &sig.generics.where_clause {
         errors.push(syn::Error::new_spanned(where_clause, GENERIC));
     }
+    let mut contexts = 0;
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
@@ -68,7 +69,22 @@ pub(crate) fn check_function(function: &ItemFn, errors: &mut Errors) {
                         ));
                     }
                 }
-                check_type(&typed.ty, errors);
+                match context_type(&typed.ty) {
+                    None => check_type(&typed.ty, errors),
+                    Some(ContextType::RefMut) => errors.push(syn::Error::new_spanned(
+                        &typed.ty,
+                        "take the job context as `&JobContext` or `JobContext`: it is shared with the consumer running the job, so it cannot be borrowed mutably",
+                    )),
+                    Some(ContextType::Value | ContextType::Ref) => {
+                        contexts += 1;
+                        if contexts > 1 {
+                            errors.push(syn::Error::new_spanned(
+                                &typed.ty,
+                                "a #[queue_command] function takes at most one job context",
+                            ));
+                        }
+                    }
+                }
             }
         }
     }

@@ -97,22 +97,22 @@ pub fn decode_args(data: &[u8]) {
     let _ = codec::decode::<()>(data);
 }
 
-fn run_add(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_add(args: &[u8], _: &outband::JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (a, b): (u64, u64) = args_of(args)?;
     output_value(a.wrapping_add(b))
 }
 
-fn run_greet(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_greet(args: &[u8], _: &outband::JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (name, times): (String, u8) = args_of(args)?;
     output_value(name.chars().take(usize::from(times)).count())
 }
 
-fn run_store(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_store(args: &[u8], _: &outband::JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (sample,): (Sample,) = args_of(args)?;
     output_value(sample.tags.len())
 }
 
-fn run_nothing(args: &[u8]) -> Result<Option<Vec<u8>>, RunError> {
+fn run_nothing(args: &[u8], _: &outband::JobContext) -> Result<Option<Vec<u8>>, RunError> {
     let (): () = args_of(args)?;
     output_value(())
 }

@@ -160,6 +160,7 @@ pub fn new_job(new: NewJob, id: JobId, now: SystemTime) -> Job {
         duration: None,
         last_error: None,
         result: None,
+        progress: None,
     }
 }
 

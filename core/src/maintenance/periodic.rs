@@ -225,7 +225,7 @@ mod tests {
             show_result: crate::__private::show_no_result,
             file: file!(),
             line: line!(),
-            run: crate::__private::Run::Sync(|_| Ok(None)),
+            run: crate::__private::Run::Sync(|_, _| Ok(None)),
         };
         static PERIODIC: Periodic = Periodic {
             command: &COMMAND,

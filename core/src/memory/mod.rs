@@ -29,7 +29,7 @@ use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
     BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, QueueStats, Recovered,
+    NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -119,6 +119,7 @@ impl BaseQueue for MemoryQueue {
             record.lease = Some((token, deadline));
             record.job.attempt += 1;
             record.job.started_at = Some(now);
+            record.job.progress = None;
             claimed.push(Claimed {
                 job: record.job.clone(),
                 lease: Lease {
@@ -177,6 +178,15 @@ impl BaseQueue for MemoryQueue {
         }
         state.leases.insert((deadline, lease.job));
         Ok(Heartbeat::Extended(deadline))
+    }
+
+    fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
+        let mut state = self.lock();
+        let Some(record) = state.leased(lease) else {
+            return Ok(Completion::LeaseLost);
+        };
+        record.job.progress = Some(progress.clone());
+        Ok(Completion::Applied)
     }
 
     fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {

@@ -34,6 +34,7 @@ impl Engine {
     /// Runs one claimed job and completes it.
     pub(super) fn process(&self, claimed: Claimed) -> Result<Processed, Error> {
         let finished = self.execute(claimed);
+        self.send_last_progress(std::slice::from_ref(&finished));
         let completion = self
             .backend
             .complete(&finished.lease, finished.outcome.clone());
@@ -63,6 +64,16 @@ impl Engine {
         claimed
     }
 
+    /// Stores the progress the commands reported last, before their jobs
+    /// are completed.
+    fn send_last_progress(&self, finished: &[Finished]) {
+        for finished in finished {
+            if let Some(progress) = &finished.progress {
+                self.send_progress(&finished.lease, progress);
+            }
+        }
+    }
+
     /// The calls of [`complete_and_claim`](Self::complete_and_claim).
     fn complete_and_claim_calls(
         &self,
@@ -70,6 +81,7 @@ impl Engine {
         want: usize,
         start: usize,
     ) -> Vec<Claimed> {
+        self.send_last_progress(&finished);
         let first = &self.queues[start % self.queues.len()];
         let completions = || {
             finished

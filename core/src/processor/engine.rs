@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::config::ProcessorConfig;
 use super::in_flight::InFlight;
+use super::reports::Requests;
 use super::runtime::AsyncJobs;
 use super::stop::Stop;
 use crate::{BaseQueue, Claimed, Error, Job, Registry};
@@ -26,6 +27,8 @@ pub(super) struct Engine {
     /// async command.
     pub(super) async_slots: usize,
     pub(super) async_jobs: AsyncJobs,
+    /// What running commands ask of the heartbeat.
+    pub(super) requests: Arc<Requests>,
 }
 
 impl Engine {
@@ -74,6 +77,7 @@ impl Engine {
             next_queue: AtomicUsize::new(0),
             in_flight: InFlight::default(),
             stop: Stop::default(),
+            requests: Arc::default(),
         })
     }
 

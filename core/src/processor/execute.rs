@@ -31,7 +31,7 @@ use futures_lite::FutureExt;
 
 use super::engine::Engine;
 use crate::registry::{CommandFuture, Run, RunError};
-use crate::{Backoff, Claimed, Command, Job, Lease, Outcome};
+use crate::{Backoff, Claimed, Command, Job, JobContext, Lease, Outcome, Progress};
 
 /// What running a command gave: its encoded result or why it failed, or
 /// the payload of its panic.
@@ -43,19 +43,22 @@ pub(super) struct Finished {
     pub(super) lease: Lease,
     pub(super) outcome: Outcome,
     pub(super) elapsed: Duration,
+    /// The command's last progress report, not sent yet: it is stored
+    /// before the completion.
+    pub(super) progress: Option<Progress>,
 }
 
 impl Engine {
     /// Runs one claimed job on this thread; the caller completes it.
     pub(super) fn execute(&self, claimed: Claimed) -> Finished {
-        let (job, lease, started) = self.begin_attempt(claimed);
+        let (job, lease, context, started) = self.begin_attempt(claimed);
         let outcome = match self.registry.get(&job.command) {
             // a consumer running newer code may know it: a failed attempt
             Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
                 let result = catch_unwind(AssertUnwindSafe(|| match command.run {
-                    Run::Sync(run) => run(&job.args),
-                    Run::Async(run) => self.run_here(run(&job.args)),
+                    Run::Sync(run) => run(&job.args, &context),
+                    Run::Async(run) => self.run_here(run(&job.args, &context)),
                 }));
                 self.outcome(&job, command, result, started)
             }
@@ -66,14 +69,14 @@ impl Engine {
     /// Runs one claimed async job, on the async runtime; the caller
     /// completes it.
     pub(super) async fn execute_async(&self, claimed: Claimed) -> Finished {
-        let (job, lease, started) = self.begin_attempt(claimed);
+        let (job, lease, context, started) = self.begin_attempt(claimed);
         let outcome = match self.registry.get(&job.command) {
             Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
                 let result = AssertUnwindSafe(async {
                     match command.run {
-                        Run::Async(run) => run(&job.args).await,
-                        Run::Sync(run) => run(&job.args),
+                        Run::Async(run) => run(&job.args, &context).await,
+                        Run::Sync(run) => run(&job.args, &context),
                     }
                 })
                 .catch_unwind()
@@ -87,26 +90,31 @@ impl Engine {
     /// Fails an attempt that cannot run in this processor, as a panic would.
     #[cfg(feature = "runtime")]
     pub(super) fn unrunnable(&self, claimed: Claimed, error: String) -> Finished {
-        let (job, lease, started) = self.begin_attempt(claimed);
+        let (job, lease, _, started) = self.begin_attempt(claimed);
         let outcome = self.failed(&job, Backoff::Consumer, error);
         self.end_attempt(job, lease, outcome, started)
     }
 
-    fn begin_attempt(&self, claimed: Claimed) -> (Job, Lease, Instant) {
-        self.in_flight.run(&claimed);
+    /// Starts an attempt: the job is running, under a new context that
+    /// reports to this processor's heartbeat.
+    fn begin_attempt(&self, claimed: Claimed) -> (Job, Lease, JobContext, Instant) {
+        let context = JobContext::new(&claimed.job, Some(self.requests.clone()));
+        self.in_flight.run(&claimed, &context);
         let Claimed { job, lease } = claimed;
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
-        (job, lease, Instant::now())
+        (job, lease, context, Instant::now())
     }
 
     fn end_attempt(&self, job: Job, lease: Lease, outcome: Outcome, started: Instant) -> Finished {
         let elapsed = started.elapsed();
         self.in_flight.finish(job.id);
+        let progress = self.requests.take(job.id);
         Finished {
             job,
             lease,
             outcome,
             elapsed,
+            progress,
         }
     }
 

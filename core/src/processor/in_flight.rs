@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::engine::Engine;
-use crate::{Claimed, Completion, Heartbeat, JobId, Lease, Outcome};
+use crate::{Claimed, Completion, Heartbeat, JobContext, JobId, Lease, Outcome};
 
 /// How far a held job got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ struct Entry {
     /// back, or a stop released it. Whatever stage the job is in, its
     /// lease is not extended, and a waiting job is not started.
     lost: bool,
+    /// The running command's context, cancelled when the lease is lost.
+    context: Option<JobContext>,
 }
 
 impl Entry {
@@ -40,6 +42,7 @@ impl Entry {
             claimed,
             stage,
             lost: false,
+            context: None,
         }
     }
 }
@@ -85,10 +88,12 @@ impl InFlight {
         true
     }
 
-    /// Marks a job as running, holding it if it was not (a job run step by
-    /// step, without a loop).
-    pub(super) fn run(&self, claimed: &Claimed) {
-        self.lock()
+    /// Marks a job as running with `context`, holding it if it was not (a
+    /// job run step by step, without a loop). A lease lost before it comes
+    /// here cancels the context at once.
+    pub(super) fn run(&self, claimed: &Claimed, context: &JobContext) {
+        let mut table = self.lock();
+        let entry = table
             .entry(claimed.job.id)
             .and_modify(|entry| {
                 if entry.stage == Stage::Waiting {
@@ -96,12 +101,25 @@ impl InFlight {
                 }
             })
             .or_insert_with(|| Entry::new(claimed.lease.clone(), Instant::now(), Stage::Running));
+        if entry.lost {
+            context.cancel();
+        }
+        entry.context = Some(context.clone());
+    }
+
+    /// The lease of a held job, unless it was lost.
+    pub(super) fn lease(&self, job: JobId) -> Option<Lease> {
+        self.lock()
+            .get(&job)
+            .filter(|entry| !entry.lost)
+            .map(|entry| entry.lease.clone())
     }
 
     /// Marks a job's command as returned.
     pub(super) fn finish(&self, job: JobId) {
         if let Some(entry) = self.lock().get_mut(&job) {
             entry.stage = Stage::Finished;
+            entry.context = None;
         }
     }
 
@@ -125,6 +143,9 @@ impl InFlight {
     fn lose(&self, job: JobId) {
         if let Some(entry) = self.lock().get_mut(&job) {
             entry.lost = true;
+            if let Some(context) = &entry.context {
+                context.cancel();
+            }
         }
     }
 
@@ -137,6 +158,9 @@ impl InFlight {
             .filter(|entry| entry.stage != Stage::Finished && !entry.lost)
             .map(|entry| {
                 entry.lost = true;
+                if let Some(context) = &entry.context {
+                    context.cancel();
+                }
                 entry.lease.clone()
             })
             .collect()
@@ -188,16 +212,17 @@ impl Engine {
         for lease in self.in_flight.due(self.config.lease / 3) {
             match self.backend.heartbeat(&lease, self.config.lease) {
                 Ok(Heartbeat::Extended(_)) => {}
-                Ok(Heartbeat::LeaseLost) => {
-                    log::warn!(
-                        "job {} lost its lease while running; its outcome will be discarded",
-                        lease.job
-                    );
-                    self.in_flight.lose(lease.job);
-                }
+                Ok(Heartbeat::LeaseLost) => self.lease_lost(lease.job),
                 Err(error) => log::warn!("heartbeat of job {} failed: {error}", lease.job),
             }
         }
+    }
+
+    /// A job held here lost its lease: it is not extended any more, its
+    /// context is cancelled, and its outcome will be discarded.
+    pub(super) fn lease_lost(&self, job: JobId) {
+        log::warn!("job {job} lost its lease while running; its outcome will be discarded");
+        self.in_flight.lose(job);
     }
 
     /// Gives every job still running back to the queue, unrun.

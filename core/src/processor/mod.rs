@@ -10,6 +10,7 @@
 //! | `execute.rs` | running one claimed job: where a job's fate is decided |
 //! | `complete.rs` | completing jobs (and claiming the next jobs in the same call) |
 //! | `in_flight.rs` | the lease table: the jobs held, heartbeats, releases |
+//! | `reports.rs` | what running commands ask of the heartbeat: progress, leases to extend now |
 //! | `simple.rs` | the simple loop: one job at a time |
 //! | `multi.rs` | the multi loop: claimer, workers and completers |
 //! | `runtime.rs` | the async runtime that async jobs run on, and their slots |
@@ -30,6 +31,7 @@ mod in_flight;
 mod lease_budget;
 mod multi;
 mod pace;
+mod reports;
 mod runtime;
 mod simple;
 mod stop;

@@ -2,9 +2,9 @@
 //! that extends the leases of the jobs it holds until the last one is
 //! completed, and the maintenance, unless its configuration turns it off.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use crate::maintenance::{Maintenance, Running};
@@ -13,7 +13,7 @@ use crate::maintenance::{Maintenance, Running};
 pub(super) struct Threads {
     handles: Vec<JoinHandle<()>>,
     heartbeat: JoinHandle<()>,
-    heartbeat_stop: Arc<(Mutex<bool>, Condvar)>,
+    engine: Arc<Engine>,
     maintenance: Option<Running>,
 }
 
@@ -39,7 +39,7 @@ impl Threads {
         }
         engine.stop.start();
         engine.async_jobs.reset();
-        let (heartbeat, heartbeat_stop) = Self::start_heartbeat(engine);
+        let heartbeat = Self::start_heartbeat(engine);
         let config = &engine.config;
         let maintenance = config.maintenance.then(|| {
             Maintenance::new(Arc::clone(&engine.backend), config.lease)
@@ -49,28 +49,33 @@ impl Threads {
         *threads = Some(Threads {
             handles: spawn_loop(),
             heartbeat,
-            heartbeat_stop,
+            engine: Arc::clone(engine),
             maintenance,
         });
     }
 
-    fn start_heartbeat(engine: &Arc<Engine>) -> (JoinHandle<()>, Arc<(Mutex<bool>, Condvar)>) {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let (engine, signal) = (Arc::clone(engine), Arc::clone(&stop));
-        let handle = spawn("outband-heartbeat".into(), move || {
+    /// The heartbeat thread: it extends the leases due every sixth of a
+    /// lease, and sends what running commands reported (see `reports.rs`)
+    /// every second, or at once for a lease to extend now.
+    fn start_heartbeat(engine: &Arc<Engine>) -> JoinHandle<()> {
+        engine.requests.reset();
+        let engine = Arc::clone(engine);
+        spawn("outband-heartbeat".into(), move || {
             let period = (engine.config.lease / 6).max(Duration::from_millis(10));
-            let (lock, condvar) = &*signal;
-            let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            while !*stopped {
-                stopped = condvar
-                    .wait_timeout(stopped, period)
-                    .map_or_else(|e| e.into_inner().0, |r| r.0);
-                if !*stopped {
+            let tick = period.min(Duration::from_secs(1));
+            let mut last_beat = Instant::now();
+            loop {
+                let drained = engine.requests.wait(tick);
+                if drained.stopped {
+                    break;
+                }
+                engine.send_reports(drained.progress, drained.beats);
+                if last_beat.elapsed() >= period {
                     engine.heartbeat_once();
+                    last_beat = Instant::now();
                 }
             }
-        });
-        (handle, stop)
+        })
     }
 
     /// Stops the maintenance, if it runs: at the end of a stop, which may
@@ -89,9 +94,7 @@ impl Threads {
                 log::error!("a processor thread panicked outside a job");
             }
         }
-        let (lock, condvar) = &*self.heartbeat_stop;
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        condvar.notify_all();
+        self.engine.requests.stop();
         if self.heartbeat.join().is_err() {
             log::error!("the heartbeat thread panicked");
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{LEASE, claim_one, done, echo, echo_job, state_of, unique_queue};
-use crate::{BaseQueue, Completion, Heartbeat, JobId, JobState, Lease, Outcome};
+use crate::{BaseQueue, Completion, Heartbeat, JobId, JobState, Lease, Outcome, Progress};
 
 /// An expired lease is recovered to `pending` with its attempt counted, or to
 /// `dead` when attempts are spent; the old lease is then fenced off.
@@ -283,5 +283,92 @@ pub fn complete_and_claim_hands_over(backend: &Arc<dyn BaseQueue>) {
             Some(&b"\x00handed over"[..]),
             Some(Duration::from_millis(9))
         )
+    );
+}
+
+/// Progress is stored under a live lease only, replaced by the next report,
+/// cleared when an attempt starts, and kept once the job is done or dead;
+/// a note in any script survives as written.
+pub fn progress_is_stored_and_fenced(backend: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("progress");
+    let id = backend.enqueue(echo_job(&q, 0)).expect("enqueue");
+    assert_eq!(
+        backend.job(id).expect("job").expect("exists").progress,
+        None
+    );
+    let first = claim_one(&**backend, &q, LEASE).expect("claimed");
+    let half = Progress::new(0.5, "half way: «données» 🚚");
+    assert_eq!(
+        backend.progress(&first.lease, &half).expect("progress"),
+        Completion::Applied
+    );
+    let job = backend.job(id).expect("job").expect("exists");
+    assert_eq!(job.progress, Some(half));
+    let most = Progress::new(0.75, "");
+    assert_eq!(
+        backend.progress(&first.lease, &most).expect("progress"),
+        Completion::Applied
+    );
+    assert_eq!(
+        backend.job(id).expect("job").expect("exists").progress,
+        Some(most.clone()),
+        "a report replaces the one before"
+    );
+
+    let stale = Lease {
+        token: first.lease.token.wrapping_add(1),
+        ..first.lease.clone()
+    };
+    assert_eq!(
+        backend
+            .progress(&stale, &Progress::new(0.1, "stale"))
+            .expect("progress"),
+        Completion::LeaseLost,
+        "another token's report changes nothing"
+    );
+    assert_eq!(
+        backend.job(id).expect("job").expect("exists").progress,
+        Some(most.clone())
+    );
+
+    assert_eq!(
+        backend
+            .complete(&first.lease, Outcome::Release)
+            .expect("release"),
+        Completion::Applied
+    );
+    assert_eq!(
+        backend
+            .progress(&first.lease, &Progress::new(0.2, "late"))
+            .expect("progress"),
+        Completion::LeaseLost,
+        "a released lease reports nothing"
+    );
+    let second = claim_one(&**backend, &q, LEASE).expect("claimed again");
+    assert_eq!(
+        backend.job(id).expect("job").expect("exists").progress,
+        None,
+        "a new attempt starts with no progress"
+    );
+    let all = Progress::new(1.0, "done");
+    assert_eq!(
+        backend.progress(&second.lease, &all).expect("progress"),
+        Completion::Applied
+    );
+    done(&**backend, &second);
+    let job = backend.job(id).expect("job").expect("exists");
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.progress, Some(all), "a done job keeps its progress");
+
+    let unknown = Lease {
+        job: JobId(u64::MAX - 7),
+        token: 1,
+        deadline: first.lease.deadline,
+    };
+    assert_eq!(
+        backend
+            .progress(&unknown, &Progress::new(0.5, ""))
+            .expect("progress of an unknown job"),
+        Completion::LeaseLost
     );
 }

@@ -132,6 +132,7 @@ macro_rules! __conformance_cases {
             ticks::claim_tick_once
             leases::complete_and_claim_hands_over
             leases::expired_lease_reason_text
+            leases::progress_is_stored_and_fenced
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead

@@ -118,7 +118,7 @@ use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
     BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    QueueStats, Recovered,
+    Progress, QueueStats, Recovered,
 };
 
 use crate::record::{LeaseRecord, Record, from_time};
@@ -309,6 +309,7 @@ impl BaseQueue for FileQueue {
         for (token, mut record) in (first_token..).zip(ready) {
             record.attempt += 1;
             record.started_at = Some(from_time(now));
+            record.progress = None;
             record.lease = Some(LeaseRecord {
                 token,
                 deadline: from_time(deadline),
@@ -356,6 +357,16 @@ impl BaseQueue for FileQueue {
         });
         transition(store, &record, JobState::Running, JobState::Running)?;
         Ok(Heartbeat::Extended(deadline))
+    }
+
+    fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
+        let store = &self.lock()?;
+        let Some(mut record) = leased(store, lease)? else {
+            return Ok(Completion::LeaseLost);
+        };
+        record.progress = Some((progress.fraction, progress.note.clone()));
+        transition(store, &record, JobState::Running, JobState::Running)?;
+        Ok(Completion::Applied)
     }
 
     fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completion, Error> {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use outband::{Job, JobId, JobState};
+use outband::{Job, JobId, JobState, Progress};
 use serde::{Deserialize, Serialize};
 
 /// One job as stored in its file.
@@ -32,6 +32,10 @@ pub(crate) struct Record {
     pub(crate) last_error: Option<String>,
     /// The encoded result, in hex.
     pub(crate) result: Option<String>,
+    /// How far the latest attempt got: the fraction done and the note.
+    /// (`default`: files written before it was kept still read.)
+    #[serde(default)]
+    pub(crate) progress: Option<(f32, String)>,
     /// The live lease, while the file is in `running/`.
     pub(crate) lease: Option<LeaseRecord>,
 }
@@ -61,6 +65,10 @@ impl Record {
         job.duration = self.duration.map(Duration::from_nanos);
         job.last_error = self.last_error.clone();
         job.result = self.result.as_deref().map(from_hex).transpose()?;
+        job.progress = self
+            .progress
+            .as_ref()
+            .map(|(fraction, note)| Progress::new(*fraction, note.clone()));
         Ok(job)
     }
 
@@ -83,6 +91,10 @@ impl Record {
             duration: job.duration.map(from_duration),
             last_error: job.last_error.clone(),
             result: job.result.as_deref().map(to_hex),
+            progress: job
+                .progress
+                .as_ref()
+                .map(|progress| (progress.fraction, progress.note.clone())),
             lease,
         }
     }

@@ -1,0 +1,2 @@
+ALTER TABLE {p}done DROP COLUMN progress_note, DROP COLUMN progress;
+ALTER TABLE {p}jobs DROP COLUMN progress_note, DROP COLUMN progress;

@@ -1,0 +1,4 @@
+ALTER TABLE {p}done DROP COLUMN progress_note;
+ALTER TABLE {p}done DROP COLUMN progress;
+ALTER TABLE {p}jobs DROP COLUMN progress_note;
+ALTER TABLE {p}jobs DROP COLUMN progress;
