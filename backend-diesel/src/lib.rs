@@ -70,6 +70,11 @@
 //!   `progress_note`, of both tables (migration `0006_progress`). A claim
 //!   sets them to NULL; the move to `<prefix>done` carries them, and a dead
 //!   job keeps them.
+//! - **A job's own timeout.** [`NewJob::timeout`](outband::NewJob::timeout)
+//!   is stored by the insert, in whole milliseconds, in a nullable column
+//!   `timeout_ms` of both tables (migration `0007_timeout`), NULL when the
+//!   job has none; no statement after the insert changes it, and the move to
+//!   `<prefix>done` carries it.
 //! - **Round trips.** A batch enqueue is one multi-row `INSERT` (PostgreSQL:
 //!   one `INSERT … SELECT FROM UNNEST` of arrays, whatever the batch size,
 //!   and for one job an `INSERT … SELECT` of its values).

@@ -11,9 +11,11 @@
 //! The jobs table keeps times as microseconds since the Unix epoch (`BIGINT`)
 //! read from the database's clock, and states as small integers:
 //! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`; a row of any other code is
-//! malformed, and the recovery step moves it to `dead`. Its last two columns,
+//! malformed, and the recovery step moves it to `dead`. Two columns,
 //! `progress` and `progress_note` (`0006_progress`), hold the latest
-//! attempt's progress report, NULL while it has made none.
+//! attempt's progress report, NULL while it has made none; the last one,
+//! `timeout_ms` (`0007_timeout`), the job's own timeout in whole
+//! milliseconds, NULL when it has none.
 
 use std::fmt;
 
@@ -102,6 +104,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0006_progress.up.sql"),
                 include_str!("../migrations/sqlite/0006_progress.down.sql"),
             ),
+            (
+                "0007_timeout",
+                include_str!("../migrations/sqlite/0007_timeout.up.sql"),
+                include_str!("../migrations/sqlite/0007_timeout.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -134,6 +141,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0006_progress.up.sql"),
                 include_str!("../migrations/postgres/0006_progress.down.sql"),
             ),
+            (
+                "0007_timeout",
+                include_str!("../migrations/postgres/0007_timeout.up.sql"),
+                include_str!("../migrations/postgres/0007_timeout.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -155,6 +167,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0006_progress",
                 include_str!("../migrations/mysql/0006_progress.up.sql"),
                 include_str!("../migrations/mysql/0006_progress.down.sql"),
+            ),
+            (
+                "0007_timeout",
+                include_str!("../migrations/mysql/0007_timeout.up.sql"),
+                include_str!("../migrations/mysql/0007_timeout.down.sql"),
             ),
         ],
     }

@@ -163,16 +163,17 @@ const DURABLE: &str = "WHERE set_config('synchronous_commit', 'on', true) IS NOT
 
 /// The columns an insert of jobs writes.
 const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
-    attempt, state, token, run_at, enqueued_at";
+    attempt, state, token, run_at, enqueued_at, timeout_ms";
 
 /// PostgreSQL: the insert of a batch as arrays, with `filter` (a `WHERE`
 /// clause, or nothing) before its `ORDER BY`. Not rendered.
 fn insert_unnest(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}} \
+         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}}, t \
          FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
-         ?::bigint[], ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, o) \
+         ?::bigint[], ?::bigint[], ?::bigint[]) \
+         WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, o) \
          {filter} ORDER BY o RETURNING id AS n"
     )
 }
@@ -182,7 +183,7 @@ fn insert_unnest(filter: &str) -> String {
 fn insert_one(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}} \
+         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ? \
          {filter} RETURNING id AS n"
     )
 }
@@ -190,7 +191,7 @@ fn insert_one(filter: &str) -> String {
 /// The columns of both `{jobs}` and `{done}`, in table order.
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
-    duration_us, last_error, result, progress, progress_note";
+    duration_us, last_error, result, progress, progress_note, timeout_ms";
 
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
@@ -200,7 +201,7 @@ pub(crate) struct Statements {
     /// `insert_row` per row follows.
     pub(crate) insert_head: String,
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
-    /// max_attempts, run_at (absolute, nullable), delay (µs).
+    /// max_attempts, run_at (absolute, nullable), delay (µs), timeout (ms, nullable).
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement, prepared
     /// once whatever the batch size. Binds: one array per column of
@@ -338,11 +339,11 @@ impl Statements {
              m AS (INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
                  ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
                  enqueued_at, started_at, {{now}}, NULL, c_duration, last_error, c_result, \
-                 progress, progress_note FROM d RETURNING id), \
+                 progress, progress_note, timeout_ms FROM d RETURNING id), \
              k AS ({claim_after_done}) \
              SELECT k.*, FALSE AS done FROM k UNION ALL \
              SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
-                 NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
+                 NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
             claim_after_done = pg_claim(READY_AFTER_DONE),
         );
         let insert_tail = match dialect {
@@ -358,14 +359,10 @@ impl Statements {
         };
         Self {
             dialect,
-            insert_head: dialect.render(
-                prefix,
-                "INSERT INTO {jobs} (command, args, queue, ordering_key, priority, \
-                 max_attempts, attempt, state, token, run_at, enqueued_at) VALUES ",
-            ),
+            insert_head: u(&format!("INSERT INTO {{jobs}} ({INSERT_COLUMNS}) VALUES ")),
             insert_row: dialect.render(
                 prefix,
-                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now})",
+                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now}, ?)",
             ),
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
@@ -404,7 +401,7 @@ impl Statements {
                      INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
                      ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
                      enqueued_at, started_at, {{now}}, NULL, CAST(? AS BIGINT), last_error, \
-                     CAST(? AS BYTEA), progress, progress_note FROM d"
+                     CAST(? AS BYTEA), progress, progress_note, timeout_ms FROM d"
                 )),
                 _ => q(&format!(
                     "UPDATE {{jobs}} SET state = 2, finished_at = {{now}}, deadline = NULL, \

@@ -15,8 +15,9 @@ use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome,
 use crate::prepared::Stmt;
 use crate::sql::Statements;
 
-/// Rows per `INSERT` statement: 8 binds each stays under every database's
-/// limit on bind parameters (SQLite's is 32,766).
+/// Rows per `INSERT` statement: 9 binds each (4,500 a statement) stays under
+/// every database's limit on bind parameters (SQLite's is 32,766, MySQL's
+/// 65,535).
 pub(crate) const INSERT_CHUNK: usize = 500;
 
 /// A stored job as the database returns it.
@@ -63,6 +64,9 @@ pub(crate) struct Row {
     pub(crate) progress: Option<f64>,
     #[diesel(sql_type = Nullable<Text>)]
     pub(crate) progress_note: Option<String>,
+    /// The job's own timeout in whole milliseconds; NULL when it has none.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) timeout_ms: Option<i64>,
 }
 
 /// A single number.
@@ -186,8 +190,15 @@ impl Row {
             )),
             None => None,
         };
+        let timeout = match self.timeout_ms {
+            Some(ms) => Some(Duration::from_millis(
+                u64::try_from(ms).map_err(|_| format!("timeout {ms} ms is negative"))?,
+            )),
+            None => None,
+        };
         let id = JobId(u64::try_from(self.id).map_err(|_| format!("id {} is negative", self.id))?);
         let mut job = self.job_with(id);
+        job.timeout = timeout;
         job.priority = priority;
         job.attempt = attempt;
         job.max_attempts = max_attempts;
@@ -214,6 +225,10 @@ impl Row {
                 .duration_us
                 .and_then(|us| u64::try_from(us).ok())
                 .map(Duration::from_micros);
+            job.timeout = self
+                .timeout_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(Duration::from_millis);
             job
         })
     }
@@ -335,6 +350,15 @@ pub(crate) fn job_binds(job: &NewJob) -> (i32, i32) {
     )
 }
 
+/// The bind of a job's own timeout for an insert: whole milliseconds
+/// ([`whole_millis`](outband::backend::fate::whole_millis)), saturating;
+/// `None` when it has none.
+pub(crate) fn timeout_bind(job: &NewJob) -> Option<i64> {
+    job.timeout.map(|timeout| {
+        i64::try_from(outband::backend::fate::whole_millis(timeout).as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
 /// How a connection type inserts a batch of jobs.
 pub(crate) trait InsertRows {
     /// Inserts `jobs` (in the caller's transaction, or on their own when
@@ -428,7 +452,8 @@ macro_rules! values_insert_impl {
                             .i32(priority)
                             .i32(max_attempts)
                             .opt_i64(at)
-                            .i64(delay);
+                            .i64(delay)
+                            .opt_i64(timeout_bind(job));
                     }
                     if st.dialect == crate::sql::Dialect::Mysql {
                         query.execute(self)?;
@@ -639,7 +664,7 @@ fn lock_ordering_keys(
 }
 
 /// PostgreSQL inserts any batch with one statement over arrays (`UNNEST`):
-/// eight binds, one plan, however many jobs.
+/// nine binds, one plan, however many jobs.
 #[cfg(feature = "postgres")]
 impl InsertRows for PgConnection {
     fn insert_rows(
@@ -667,6 +692,7 @@ impl InsertRows for PgConnection {
                 .i32(attempts)
                 .opt_i64(at)
                 .i64(delay)
+                .opt_i64(timeout_bind(job))
                 .get_result::<Number>(self)?
                 .n;
             return Ok(vec![id]);
@@ -679,6 +705,7 @@ impl InsertRows for PgConnection {
         let mut max_attempts = Vec::with_capacity(jobs.len());
         let mut run_ats = Vec::with_capacity(jobs.len());
         let mut delays = Vec::with_capacity(jobs.len());
+        let mut timeouts = Vec::with_capacity(jobs.len());
         for job in jobs {
             let (priority, attempts) = job_binds(job);
             let (at, delay) = when_binds(job.when);
@@ -690,6 +717,7 @@ impl InsertRows for PgConnection {
             max_attempts.push(attempts);
             run_ats.push(at);
             delays.push(delay);
+            timeouts.push(timeout_bind(job));
         }
         let insert = if durable {
             &st.insert_unnest_durable
@@ -706,6 +734,7 @@ impl InsertRows for PgConnection {
             .i32s(max_attempts)
             .opt_i64s(run_ats)
             .i64s(delays)
+            .opt_i64s(timeouts)
             .load::<Number>(self)?
             .into_iter()
             .map(|r| r.n)

@@ -1,7 +1,7 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
-//! wake-up, the prefix check, and progress through batches of outcomes — on every database that
-//! is enabled.
+//! wake-up, the prefix check, and progress and a job's own timeout through batches of outcomes —
+//! on every database that is enabled.
 
 mod common;
 
@@ -436,9 +436,147 @@ fn progress_is_kept_by_every_way_out(backend: &DatabaseQueue) {
     );
 }
 
+/// A job's own timeout is stored by every way in (your transaction, the
+/// one-statement enqueue, a keyed enqueue, a batch of more rows than one
+/// `INSERT` takes) and kept by every way out: a release, a batch of done
+/// outcomes with the next claim (PostgreSQL: one statement; SQLite and
+/// MySQL: one update, then the move), dead and `dead_jobs`, a dead job's
+/// retry, and an expired lease's requeue.
+fn timeouts_are_kept_by_every_way_out<C: JobConnection>(backend: &DatabaseQueue, conn: &mut C) {
+    let q = "timeout-out";
+    let lease = Duration::from_secs(60);
+    let ms = Duration::from_millis;
+    let within = conn
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(backend
+                .enqueue_in(
+                    conn,
+                    &[
+                        job(q).timeout(ms(1001)),
+                        job(q).key("k").timeout(ms(1002)),
+                        job(q),
+                    ],
+                )
+                .expect("enqueue_in"))
+        })
+        .expect("commit");
+    let alone = backend.enqueue(job(q).timeout(ms(1003))).expect("enqueue");
+    let keyed = backend
+        .enqueue(
+            job(q)
+                .key("other")
+                .timeout(Duration::from_micros(1_004_999)),
+        )
+        .expect("enqueue");
+    let expected = [
+        (within[0], Some(ms(1001))),
+        (within[1], Some(ms(1002))),
+        (within[2], None),
+        (alone, Some(ms(1003))),
+        (keyed, Some(ms(1004))),
+    ];
+    for (id, timeout) in expected {
+        let stored = backend.job(id).expect("job").expect("stored");
+        assert_eq!(stored.timeout, timeout, "job {id} as stored");
+    }
+
+    let many = "timeout-many";
+    let timeout_of = |i: u64| (!i.is_multiple_of(3)).then(|| ms(i));
+    backend
+        .enqueue_many(
+            (1..=501)
+                .map(|i| match timeout_of(i) {
+                    Some(timeout) => job(many).timeout(timeout),
+                    None => job(many),
+                })
+                .collect(),
+        )
+        .expect("enqueue_many");
+    let claimed = backend.claim(many, 501, lease).expect("claim");
+    let timeouts: Vec<_> = claimed.iter().map(|c| c.job.timeout).collect();
+    assert_eq!(timeouts, (1..=501).map(timeout_of).collect::<Vec<_>>());
+
+    let claimed = backend.claim(q, 5, lease).expect("claim");
+    let timeouts: Vec<_> = claimed.iter().map(|c| (c.job.id, c.job.timeout)).collect();
+    assert_eq!(timeouts, expected, "as claimed");
+    assert_eq!(
+        backend
+            .complete(&claimed[0].lease, Outcome::Release)
+            .expect("release"),
+        Completion::Applied
+    );
+    let done = || Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    let (completed, next) = backend
+        .complete_and_claim(
+            vec![
+                (claimed[1].lease.clone(), done()),
+                (claimed[3].lease.clone(), done()),
+            ],
+            q,
+            1,
+            lease,
+        )
+        .expect("complete and claim");
+    assert_eq!(completed, vec![Completion::Applied, Completion::Applied]);
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        (next[0].job.id, next[0].job.timeout),
+        expected[0],
+        "released, claimed again"
+    );
+    for (id, timeout) in [expected[1], expected[3]] {
+        let stored = backend.job(id).expect("job").expect("stored");
+        assert_eq!((stored.state, stored.timeout), (JobState::Done, timeout));
+    }
+
+    for c in [&claimed[2], &claimed[4]] {
+        assert_eq!(
+            backend
+                .complete(&c.lease, Outcome::Dead { error: "no".into() })
+                .expect("dead"),
+            Completion::Applied
+        );
+    }
+    let mut listed: Vec<_> = backend
+        .dead_jobs(q, 0, 10)
+        .expect("dead jobs")
+        .iter()
+        .map(|job| (job.id, job.timeout))
+        .collect();
+    listed.sort_unstable_by_key(|&(id, _)| id);
+    assert_eq!(listed, [expected[2], expected[4]]);
+
+    assert!(backend.retry_dead(keyed).expect("retry dead"));
+    let short = backend.claim(q, 1, ms(1)).expect("claim");
+    assert_eq!(short.len(), 1);
+    assert_eq!((short[0].job.id, short[0].job.timeout), expected[4]);
+    std::thread::sleep(ms(20));
+    assert_eq!(backend.recover_expired().expect("recover").requeued, 1);
+    let stored = backend.job(keyed).expect("job").expect("stored");
+    assert_eq!(
+        (stored.state, stored.timeout),
+        (JobState::Pending, Some(ms(1004)))
+    );
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
+
+    #[test]
+    fn timeouts_are_kept_by_every_way_out_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-timeout-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        timeouts_are_kept_by_every_way_out(&backend, &mut conn);
+        drop(backend);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn progress_is_kept_by_every_way_out_on_sqlite() {
@@ -606,6 +744,15 @@ mod postgres {
     }
 
     #[test]
+    fn timeouts_are_kept_by_every_way_out_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        timeouts_are_kept_by_every_way_out(&queue, &mut conn);
+    }
+
+    #[test]
     fn progress_is_kept_by_every_way_out_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -679,6 +826,15 @@ mod mysql {
         transactional_enqueue(&queue, &mut conn);
         malformed_record_goes_dead(&queue, &mut conn, "X'01'");
         finished_jobs_leave_the_jobs_table(&queue, &mut conn);
+    }
+
+    #[test]
+    fn timeouts_are_kept_by_every_way_out_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        timeouts_are_kept_by_every_way_out(&queue, &mut conn);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::PoisonError;
 use std::time::UNIX_EPOCH;
 
+use outband::backend::fate::whole_millis;
 use outband::{Error, JobId, NewJob, When};
 use redis::{ScriptInvocation, Value};
 
@@ -77,7 +78,8 @@ impl RedisQueue {
             .arg(&job.command)
             .arg(&job.args[..])
             .arg(job.priority)
-            .arg(job.max_attempts);
+            .arg(job.max_attempts)
+            .arg(timeout_arg(job));
         (invocation, IdsOf::One { bucket })
     }
 
@@ -165,6 +167,7 @@ impl RedisQueue {
                     .arg(job.priority)
                     .arg(job.max_attempts)
                     .arg(when_arg(job.when).as_ref())
+                    .arg(timeout_arg(job))
                     .arg(run.len());
                 for &index in run {
                     invocation.arg(&jobs[index].args[..]);
@@ -188,6 +191,14 @@ fn alike(a: &NewJob, b: &NewJob) -> bool {
         && a.priority == b.priority
         && a.max_attempts == b.max_attempts
         && a.when == b.when
+        && a.timeout == b.timeout
+}
+
+/// The enqueue scripts' timeout argument: whole milliseconds, `0` for none
+/// (`NewJob::validate` refuses a timeout under a millisecond, so `0` is never
+/// a timeout).
+fn timeout_arg(job: &NewJob) -> u64 {
+    job.timeout.map_or(0, |timeout| ms(whole_millis(timeout)))
 }
 
 /// The enqueue script's `when` argument: `n`, `a<ms>` or `d<ms>`.

@@ -103,7 +103,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record: command, args, queue, key, priority, attempts, state, times, error, result, lease token (the job's claim count) and deadline, progress (fraction and note, removed by a claim) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -473,6 +473,8 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             b"o" => job.result = Some(owned(value)),
             b"g" => fraction = Some(text(&value).parse::<f32>().unwrap_or(0.0)),
             b"t" => note = Some(text(&value)),
+            // a garbled timeout reads as none, not as one that ends at once
+            b"w" => job.timeout = text(&value).parse().ok().map(Duration::from_millis),
             _ => {}
         }
     }

@@ -111,14 +111,15 @@ end
 
 /// KEYS: the `seq` key of each group. ARGV: group count, then per group its
 /// tag, its job count and its run count, then per run (consecutive jobs that
-/// differ only in their arguments) 6 fields: queue, command, key (`1<key>` or
-/// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`); then the run's
-/// job count and each job's args. Returns the first number of each group.
+/// differ only in their arguments) 7 fields: queue, command, key (`1<key>` or
+/// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`), timeout (ms,
+/// `0` for none); then the run's job count and each job's args. Returns the
+/// first number of each group.
 ///
 /// A batch is mostly of one command and queue, so it is mostly one run: the
 /// shared fields cross the network and enter Lua once, not once per job.
 /// Records leave out what equals its default (attempt 0, priority 0, `run_at`
-/// equal to the enqueue time), to keep a pending job small.
+/// equal to the enqueue time, no timeout), to keep a pending job small.
 const ENQUEUE: &str = r"
 local out = {}
 local now = now_ms()
@@ -138,9 +139,9 @@ for g = 1, tonumber(ARGV[1]) do
   -- priority: their key names are built once
   local last_q, last_p, b, list
   for _ = 1, runs do
-    local q, c, k, p, m, w, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
-    i = i + 7
+    local q, c, k, p, m, w, to, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
+    i = i + 8
     if q ~= last_q or p ~= last_p then
       if q ~= last_q then b = base(q) end
       list = ready_list(b, p)
@@ -156,7 +157,7 @@ for g = 1, tonumber(ARGV[1]) do
     if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
     local items = ready[list].items
     counts[b] = (counts[b] or 0) + count
-    if p == '0' and run_at == now and not key then
+    if p == '0' and run_at == now and not key and to == '0' then
       -- the usual job: no table to build and unpack, ready at once
       for j = i, i + count - 1 do
         local s = tostring(seq)
@@ -169,6 +170,7 @@ for g = 1, tonumber(ARGV[1]) do
       if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
       if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
       if key then fields[#fields + 1] = 'k'; fields[#fields + 1] = key end
+      if to ~= '0' then fields[#fields + 1] = 'w'; fields[#fields + 1] = to end
       for j = i, i + count - 1 do
         local s = tostring(seq)
         seq = seq + 1
@@ -200,9 +202,9 @@ return out
 /// against 22–25 for this one).
 ///
 /// KEYS: the `seq` key. ARGV: tag, queue, command, args, priority, max
-/// attempts. Returns the job's number.
+/// attempts, timeout (ms, `0` for none). Returns the job's number.
 const ENQUEUE_ONE: &str = r"
-local T, q, p = ARGV[1], ARGV[2], ARGV[5]
+local T, q, p, to = ARGV[1], ARGV[2], ARGV[5], ARGV[7]
 local t = redis.call('TIME')
 -- every value handed to redis.call is a string: a Lua number is printed
 -- with '%.17g' on the way, which took a tenth of this script's work
@@ -210,7 +212,13 @@ local us = t[2]
 local now = t[1] .. string.sub(string.rep('0', 6 - #us) .. us, 1, 3)
 local s = tostring(redis.call('INCR', KEYS[1]))
 local jk = T .. ':j:' .. s
-if p == '0' then
+-- the record leaves out priority 0 and no timeout; only a job with a
+-- timeout of its own builds a table
+if to ~= '0' then
+  local fields = {'s', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now, 'w', to}
+  if p ~= '0' then fields[#fields + 1] = 'p'; fields[#fields + 1] = p end
+  redis.call('HSET', jk, unpack(fields))
+elseif p == '0' then
   redis.call('HSET', jk, 's', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now)
 else
   redis.call('HSET', jk, 's', 'pending', 'c', ARGV[3], 'a', ARGV[4], 'q', q, 'm', ARGV[6], 'e', now, 'p', p)

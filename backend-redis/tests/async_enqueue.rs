@@ -130,6 +130,46 @@ async fn awaited_enqueues_store_what_a_sync_claim_finds() {
     );
 }
 
+/// A job's own timeout goes through the awaited path as through the sync
+/// one, by the one-job script and by the batch script alike: to the whole
+/// millisecond, and none where none was given.
+#[tokio::test]
+async fn awaited_enqueues_store_a_jobs_own_timeout() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    let batches = [
+        vec![job("timed", 1).timeout(Duration::from_micros(1_500_900))],
+        vec![
+            job("timed", 2),
+            job("timed", 3).timeout(Duration::from_secs(30)),
+            job("timed", 4)
+                .key("account-7")
+                .timeout(Duration::from_millis(7)),
+        ],
+    ];
+    let mut expected = Vec::new();
+    for batch in batches {
+        let ids = backend
+            .enqueue_many_async(batch.clone())
+            .await
+            .expect("awaited enqueue");
+        for (job, id) in batch.iter().zip(ids) {
+            let whole = job
+                .timeout
+                .map(|t| Duration::from_millis(u64::try_from(t.as_millis()).unwrap()));
+            assert_eq!(record(backend, id).timeout, whole, "job {id} as stored");
+            expected.push((id, whole));
+        }
+    }
+    let claimed = backend.claim("timed", 10, LEASE).expect("claim");
+    assert_eq!(claimed.len(), expected.len());
+    for (claimed, (id, timeout)) in claimed.iter().zip(expected) {
+        assert_eq!((claimed.job.id, claimed.job.timeout), (id, timeout));
+    }
+}
+
 /// Enqueues one job, awaited on `runtime`.
 fn enqueue_on(runtime: &tokio::runtime::Runtime, backend: &Arc<RedisQueue>, value: u64) -> JobId {
     let backend = Arc::clone(backend);
@@ -244,6 +284,7 @@ async fn an_invalid_job_is_refused_as_the_sync_path_refuses_it() {
         NewJob::new("", Vec::new()).queue("refused"),
         job("", 1),
         job("refused", 1).max_attempts(0),
+        job("refused", 1).timeout(Duration::from_micros(500)),
     ];
     for bad in invalid {
         let batch = vec![job("refused", 0), bad];

@@ -1,7 +1,7 @@
 //! What the conformance suite does not cover and the Redis backend promises:
 //! malformed records, wake-ups, the dead-letter cap, retention, progress
-//! through dead jobs and the combined complete-and-claim, refused enqueues
-//! and opening by URL.
+//! through dead jobs and the combined complete-and-claim, refused enqueues,
+//! a job's own timeout in the record, and opening by URL.
 
 mod support;
 
@@ -381,4 +381,65 @@ fn a_waiting_consumer_wakes_when_a_scheduled_job_falls_due() {
         }
     }
     assert_eq!(claimed.len(), 1);
+}
+
+/// A job's own timeout is the record's `w`, in milliseconds, only when the
+/// job has one; a release, a dead end, the dead list and a retry of the
+/// dead job keep it.
+#[test]
+fn a_jobs_own_timeout_is_a_field_only_when_set() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    let timeout = Duration::from_millis(2500);
+    let alone = backend.enqueue(echo_job("to", 1).timeout(timeout)).unwrap();
+    let plain = backend.enqueue(echo_job("to", 2)).unwrap();
+    let batch = backend
+        .enqueue_many(vec![
+            echo_job("to", 3).priority(2),
+            echo_job("to", 4).priority(2).timeout(timeout),
+        ])
+        .unwrap();
+    let field = |id| {
+        let (_, record) = outband_redis::keys_of(backend, "to", id);
+        outband_redis::with_connection(backend, |con| {
+            redis::cmd("HGET")
+                .arg(&record)
+                .arg("w")
+                .query::<Option<String>>(con)
+        })
+        .unwrap()
+    };
+    assert_eq!(field(alone).as_deref(), Some("2500"));
+    assert_eq!(field(plain), None, "no timeout, no field");
+    assert_eq!(field(batch[0]), None, "no timeout, no field");
+    assert_eq!(field(batch[1]).as_deref(), Some("2500"));
+
+    let claimed = backend.claim("to", 10, LEASE).unwrap();
+    let lease_of = |id| {
+        claimed
+            .iter()
+            .find(|c| c.job.id == id)
+            .map(|c| c.lease.clone())
+            .unwrap()
+    };
+    backend
+        .complete(&lease_of(alone), Outcome::Release)
+        .unwrap();
+    let error = "gave up".to_owned();
+    backend
+        .complete(&lease_of(batch[1]), Outcome::Dead { error })
+        .unwrap();
+    assert_eq!(backend.job(alone).unwrap().unwrap().timeout, Some(timeout));
+    let dead = backend.dead_jobs("to", 0, 10).unwrap();
+    assert_eq!(
+        dead.iter().map(|j| (j.id, j.timeout)).collect::<Vec<_>>(),
+        [(batch[1], Some(timeout))]
+    );
+    assert!(backend.retry_dead(batch[1]).unwrap());
+    let again = backend.claim("to", 10, LEASE).unwrap();
+    let mut seen: Vec<_> = again.iter().map(|c| (c.job.id, c.job.timeout)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, [(alone, Some(timeout)), (batch[1], Some(timeout))]);
 }

@@ -305,6 +305,10 @@ fn describe(job: &Job, registry: &Registry) -> String {
     if job.duration.is_some() {
         line("duration", millis(job.duration));
     }
+    let timeout = job.timeout.or(command.and_then(|command| command.timeout));
+    if let Some(timeout) = timeout {
+        line("timeout", humantime::format_duration(timeout).to_string());
+    }
     if let Some(progress) = &job.progress {
         let percent = format!("{:.0} %", progress.fraction * 100.0);
         line(

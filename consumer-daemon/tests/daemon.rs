@@ -566,6 +566,21 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     );
     let shown = stdout_of(&world.cli(&["job", &claimed[0].job.id.to_string()]));
     assert!(shown.contains("progress  40 %: reading rows"), "{shown}");
+    assert!(
+        !shown.contains("timeout"),
+        "no timeout, none shown: {shown}"
+    );
+    let limited = world
+        .backend
+        .enqueue(
+            NewJob::new("demo::record", vec![9])
+                .queue("demo")
+                .timeout(Duration::from_secs(90)),
+        )
+        .unwrap();
+    let shown = stdout_of(&world.cli(&["job", &limited.to_string()]));
+    assert!(shown.contains("timeout   1m 30s"), "{shown}");
+    assert!(world.backend.cancel(limited).unwrap());
     for job in &claimed {
         let error = "dead by hand".to_owned();
         world

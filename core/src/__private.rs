@@ -258,5 +258,6 @@ fn new_job(command: &Command, when: When, key: Option<String>, args: Vec<u8>) ->
         priority: command.priority,
         max_attempts: command.max_attempts,
         when,
+        timeout: None,
     }
 }

@@ -167,6 +167,7 @@ mod tests {
             priority: 0,
             max_attempts: 1,
             when: When::Now,
+            timeout: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -52,6 +52,13 @@ use crate::{Job, JobId, Progress};
 /// those same moments, so `cancelled()` matters to a future that holds
 /// something it must clean up first.
 ///
+/// **Timeouts.** With a timeout (`#[queue_command(timeout = "30s")]`, or
+/// the enqueue's own), the context also turns cancelled at the attempt's
+/// [`deadline`](Self::deadline), and `cancelled()` completes within a
+/// second of it: an async command's future is dropped then, and a sync
+/// command has the consumer's grace to return before its attempt is
+/// recorded as timed out (see [`Job::timeout`]).
+///
 /// **Progress and heartbeats** go through the consumer's heartbeat thread,
 /// so calling them never blocks on the backend, from sync or async code:
 /// [`progress`](Self::progress) is stored within a second (the latest
@@ -69,6 +76,8 @@ struct Inner {
     attempt: u32,
     max_attempts: u32,
     enqueued_at: SystemTime,
+    /// When the attempt times out, and its timeout.
+    deadline: Option<(Instant, SystemTime, Duration)>,
     cancelled: watch::Sender<bool>,
     reports: Option<Arc<dyn Reports>>,
 }
@@ -91,11 +100,25 @@ impl JobContext {
         job.attempt = 1;
         job.max_attempts = 1;
         job.enqueued_at = SystemTime::now();
-        Self::new(&job, None)
+        Self::new(&job, None, None)
     }
 
-    /// The context of `job`'s running attempt.
-    pub(crate) fn new(job: &Job, reports: Option<Arc<dyn Reports>>) -> Self {
+    /// The context of `job`'s running attempt, which times out `timeout`
+    /// from now.
+    pub(crate) fn new(
+        job: &Job,
+        timeout: Option<Duration>,
+        reports: Option<Arc<dyn Reports>>,
+    ) -> Self {
+        // a timeout too long for the clocks never comes
+        let deadline = timeout.and_then(|timeout| {
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            Some((
+                now.checked_add(timeout)?,
+                wall.checked_add(timeout)?,
+                timeout,
+            ))
+        });
         Self {
             inner: Arc::new(Inner {
                 id: job.id,
@@ -104,6 +127,7 @@ impl JobContext {
                 attempt: job.attempt,
                 max_attempts: job.max_attempts,
                 enqueued_at: job.enqueued_at,
+                deadline,
                 cancelled: watch::Sender::new(false),
                 reports,
             }),
@@ -145,14 +169,39 @@ impl JobContext {
         self.inner.enqueued_at
     }
 
-    /// Whether the job should stop now: see the type's docs for when.
+    /// When this attempt times out, on this consumer's clock: its start
+    /// plus the job's timeout (`timeout = "…"`, or the enqueue's own);
+    /// `None` without one. See [`Job::timeout`] for what happens then.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.inner.deadline.map(|(_, wall, _)| wall)
+    }
+
+    /// This attempt's timeout, if it has one.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.inner.deadline.map(|(_, _, timeout)| timeout)
+    }
+
+    /// Whether the job should stop now: see the type's docs for when; also
+    /// from its [`deadline`](Self::deadline) on.
     pub fn is_cancelled(&self) -> bool {
         *self.inner.cancelled.borrow()
+            || self
+                .inner
+                .deadline
+                .is_some_and(|(deadline, _, _)| Instant::now() >= deadline)
+    }
+
+    /// The deadline, as an instant, for the processor.
+    pub(crate) fn deadline_instant(&self) -> Option<Instant> {
+        self.inner.deadline.map(|(deadline, _, _)| deadline)
     }
 
     /// Completes once the job should stop; at once if it already should.
     /// Works on any async runtime.
     pub async fn cancelled(&self) {
+        if self.is_cancelled() {
+            return;
+        }
         let mut cancelled = self.inner.cancelled.subscribe();
         // the sender lives as long as `self`, so this ends only when set
         let _ = cancelled.wait_for(|cancelled| *cancelled).await;

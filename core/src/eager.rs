@@ -54,7 +54,7 @@ fn context(command: &Command, key: Option<String>) -> (JobId, JobContext) {
     job.attempt = 1;
     job.max_attempts = command.max_attempts;
     job.enqueued_at = SystemTime::now();
-    (id, JobContext::new(&job, None))
+    (id, JobContext::new(&job, None, None))
 }
 
 fn settle(

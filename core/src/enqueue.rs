@@ -53,6 +53,7 @@ pub struct Enqueue {
     args: Result<Vec<u8>, CodecError>,
     key: Option<String>,
     when: When,
+    timeout: Option<std::time::Duration>,
     /// The backend, and its address, by which awaited enqueues onto it are
     /// coalesced.
     backend: Option<(Arc<dyn BaseQueue>, usize)>,
@@ -83,6 +84,7 @@ impl Enqueue {
             args,
             key,
             when: When::Now,
+            timeout: None,
             backend: None,
         }
     }
@@ -92,6 +94,13 @@ impl Enqueue {
     /// [`Duration`](std::time::Duration) from when the backend stores it.
     pub fn at(mut self, at_or_after: impl Into<When>) -> Self {
         self.when = at_or_after.into();
+        self
+    }
+
+    /// Lets one attempt of this job run for `timeout`, in place of the
+    /// command's own `timeout` (see [`Job::timeout`](crate::Job::timeout)).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -126,6 +135,7 @@ impl Enqueue {
             priority: self.command.priority,
             max_attempts: self.command.max_attempts,
             when: self.when,
+            timeout: self.timeout,
         };
         if let Some(native) = backend.as_async() {
             let ids = native.enqueue_many_async(vec![job]).await?;

@@ -149,6 +149,9 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// When the job becomes ready.
     pub when: When,
+    /// How long one attempt may run, replacing the command's `timeout`;
+    /// `None` keeps the command's. Kept to the millisecond.
+    pub timeout: Option<Duration>,
 }
 
 impl NewJob {
@@ -163,6 +166,7 @@ impl NewJob {
             priority: 0,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             when: When::Now,
+            timeout: None,
         }
     }
 
@@ -201,8 +205,17 @@ impl NewJob {
         self
     }
 
+    /// Sets how long one attempt may run, in place of the command's
+    /// `timeout`: see [`Job::timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// Checks what every backend refuses to store: an empty command or queue
-    /// name, `max_attempts` of 0, or arguments over the payload limit.
+    /// name, `max_attempts` of 0, a timeout under a millisecond, or
+    /// arguments over the payload limit.
     ///
     /// Backends call this from `enqueue` so that a bad job is an error for the
     /// producer, not a surprise for the consumer.
@@ -216,6 +229,14 @@ impl NewJob {
         if self.max_attempts == 0 {
             return Err(crate::Error::InvalidJob(
                 "max_attempts is 0: a job needs at least one attempt".into(),
+            ));
+        }
+        if self
+            .timeout
+            .is_some_and(|timeout| timeout < Duration::from_millis(1))
+        {
+            return Err(crate::Error::InvalidJob(
+                "the timeout is under a millisecond: an attempt would time out at once".into(),
             ));
         }
         crate::codec::check_size(self.args.len())?;
@@ -263,6 +284,31 @@ pub struct Job {
     /// [`JobContext::progress`](crate::JobContext::progress): cleared when
     /// an attempt starts, kept once the job is done or dead.
     pub progress: Option<Progress>,
+    /// How long one attempt may run, as the job was enqueued with it
+    /// ([`NewJob::timeout`]); `None` leaves it to the command's `timeout`
+    /// (`#[queue_command(timeout = "30s")]`), and without either an
+    /// attempt runs as long as it takes.
+    ///
+    /// A timeout counts from the attempt's start, on the consumer's clock,
+    /// and guarantees this much:
+    ///
+    /// - An **async** command's future is dropped at the deadline; the
+    ///   attempt fails with `timed out after …`, and the job is retried or
+    ///   dead by the usual rules.
+    /// - A **sync** command cannot be stopped from outside its thread. At
+    ///   the deadline its [`JobContext`](crate::JobContext) turns
+    ///   cancelled; if it returns within the processor's
+    ///   [`timeout_grace`](crate::ProcessorConfig::timeout_grace) after
+    ///   that, its outcome stands. If it does not, the attempt is recorded
+    ///   as failed (`timed out after …`, retried or dead by the usual
+    ///   rules) within a second after the grace, and its thread stays busy,
+    ///   running nothing else, until the command returns, whose outcome is
+    ///   then discarded; so the thread cap holds, and a retry may start
+    ///   elsewhere while the overrunning call still runs.
+    /// - A job run step by step ([`Processor::process`](crate::Processor::process)
+    ///   without [`start`](crate::Processor::start)) gets the deadline and
+    ///   the async drop, not the sync grace; eager mode enforces no timeout.
+    pub timeout: Option<Duration>,
 }
 
 impl Job {
@@ -290,6 +336,7 @@ impl Job {
             last_error: None,
             result: None,
             progress: None,
+            timeout: None,
         }
     }
 

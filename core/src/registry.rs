@@ -49,6 +49,9 @@ pub struct Command {
     /// How its failed attempts are spaced: `backoff = "…"`, or the
     /// consumer's policy.
     pub backoff: Backoff,
+    /// How long one attempt may run: `timeout = "…"`; a job's own
+    /// [`Job::timeout`](crate::Job::timeout) replaces it.
+    pub timeout: Option<Duration>,
     /// Shows encoded arguments as JSON: see [`args_json`](Self::args_json).
     #[doc(hidden)]
     pub show_args: fn(&[u8]) -> Result<String, String>,

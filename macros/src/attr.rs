@@ -11,7 +11,9 @@ use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitInt, LitStr, Meta, 
 use crate::Errors;
 
 /// The option names, in the order the docs list them.
-const KNOWN: [&str; 6] = ["name", "queue", "retries", "backoff", "key", "priority"];
+const KNOWN: [&str; 7] = [
+    "name", "queue", "retries", "backoff", "timeout", "key", "priority",
+];
 
 /// The options as written; `None` where the default applies.
 #[derive(Default)]
@@ -28,6 +30,8 @@ pub(crate) struct Options {
     pub(crate) priority: Option<i16>,
     /// `backoff = "…"`.
     pub(crate) backoff: Option<Backoff>,
+    /// `timeout = "…"`.
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// `backoff = "…"`, read.
@@ -105,6 +109,7 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
             "queue" => string(&option, value).map(|lit| options.queue = Some(lit)),
             "retries" => retries(value).map(|attempts| options.max_attempts = Some(attempts)),
             "backoff" => backoff(value).map(|backoff| options.backoff = Some(backoff)),
+            "timeout" => timeout(value).map(|timeout| options.timeout = Some(timeout)),
             "key" => key(value).map(|ident| options.key = Some(ident)),
             "priority" => priority(value).map(|priority| options.priority = Some(priority)),
             _ => unreachable!("every known option is matched"),
@@ -136,6 +141,7 @@ fn example(option: &str) -> &'static str {
         "queue" => "queue = \"emails\"",
         "retries" => "retries = 5",
         "backoff" => "backoff = \"exponential(1s, 1h)\"",
+        "timeout" => "timeout = \"30s\"",
         "key" => "key = user_id",
         _ => "priority = 10",
     }
@@ -191,6 +197,30 @@ fn backoff(value: &Expr) -> syn::Result<Backoff> {
             ),
         )
     })
+}
+
+fn timeout(value: &Expr) -> syn::Result<Duration> {
+    let lit = string("timeout", value)?;
+    read_timeout(&lit.value()).map_err(|why| {
+        syn::Error::new_spanned(
+            &lit,
+            format!("{why}; `timeout` takes a duration like `500ms`, `30s`, `5m`, `1h`"),
+        )
+    })
+}
+
+/// Reads a timeout: a duration of at least a millisecond, the unit
+/// backends keep it in.
+fn read_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("cannot read `{}` as a duration: {error}", text.trim()))?;
+    if timeout < Duration::from_millis(1) {
+        return Err(format!(
+            "`{}` is under a millisecond: every attempt would time out at once",
+            text.trim()
+        ));
+    }
+    Ok(timeout)
 }
 
 /// Reads `exponential(BASE, MAX)`, `fixed(DELAY)` or `none`.
@@ -313,7 +343,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Backoff, Duration, edit_distance, read_backoff};
+    use super::{Backoff, Duration, edit_distance, read_backoff, read_timeout};
+
+    #[test]
+    fn timeouts_read_a_duration_of_a_millisecond_or_more() {
+        assert_eq!(read_timeout(" 30s "), Ok(Duration::from_secs(30)));
+        assert_eq!(read_timeout("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(read_timeout("1ms"), Ok(Duration::from_millis(1)));
+        for (text, why) in [
+            ("0s", "under a millisecond"),
+            ("500us", "under a millisecond"),
+            ("soon", "cannot read `soon`"),
+            ("", "cannot read"),
+        ] {
+            let error = read_timeout(text).unwrap_err();
+            assert!(error.contains(why), "{text}: {error}");
+        }
+    }
 
     #[test]
     fn backoffs_read_their_durations() {

@@ -90,6 +90,13 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         Some(attr::Backoff::None) => quote!(::outband::Backoff::None),
         None => quote!(::outband::Backoff::Consumer),
     };
+    let timeout = match options.timeout {
+        Some(timeout) => {
+            let timeout = duration(timeout);
+            quote!(::core::option::Option::Some(#timeout))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     // `file!()`/`line!()` of the function's name, not of the attribute.
     let file = quote_spanned!(ident.span()=> ::core::file!());
     let line = quote_spanned!(ident.span()=> ::core::line!());
@@ -344,6 +351,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             priority: #priority,
             key: #key_field,
             backoff: #backoff,
+            timeout: #timeout,
             show_args: #show_args_fn,
             show_result: #show_result_fn,
             file: #file,

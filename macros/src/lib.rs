@@ -67,6 +67,7 @@ use proc_macro::TokenStream;
 /// | `queue = "…"` | `"default"` | The queue its jobs go to. |
 /// | `retries = N` | `3` | Failed attempts that are retried: a job gets `N + 1` attempts before it goes to `dead`. |
 /// | `backoff = "…"` | the consumer's `RetryPolicy` | The delay between attempts: `"exponential(BASE, MAX)"` (doubling from `BASE` up to `MAX`, with the consumer's jitter), `"fixed(DELAY)"` or `"none"`; durations like `500ms`, `30s`, `5m`, `1h`. See `outband::Backoff`. |
+/// | `timeout = "…"` | none | How long one attempt may run, like `30s` or `5m`: an async command's future is dropped then, a sync command's `JobContext` turns cancelled and, past the consumer's grace, its attempt is recorded as timed out. An enqueue may set its own (`NewJob::timeout`, `Enqueue::timeout`). See `outband::Job::timeout` for exactly what each form guarantees. |
 /// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
 ///
@@ -175,7 +176,9 @@ use proc_macro::TokenStream;
 ///   multi-threaded runtime);
 /// - `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
 ///   `#[cfg]` on an argument;
-/// - unknown, repeated or ill-typed options, and a `key` that names no argument;
+/// - unknown, repeated or ill-typed options (a `timeout` that does not
+///   read as a duration, or is under a millisecond), and a `key` that
+///   names no argument;
 /// - two `JobContext` parameters, or a `&mut JobContext`.
 ///
 /// The function must be an item of a module, not of a function body or an

@@ -23,7 +23,7 @@
 //! );
 //! ```
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::{Error, Job, JobId, JobState, NewJob, Outcome};
 
@@ -161,7 +161,13 @@ pub fn new_job(new: NewJob, id: JobId, now: SystemTime) -> Job {
         last_error: None,
         result: None,
         progress: None,
+        timeout: new.timeout.map(whole_millis),
     }
+}
+
+/// A timeout as backends keep it: whole milliseconds.
+pub fn whole_millis(timeout: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What [`enqueue_many`](crate::BaseQueue::enqueue_many) checks before it

@@ -221,6 +221,7 @@ mod tests {
             priority: 0,
             key: None,
             backoff: crate::Backoff::Consumer,
+            timeout: None,
             show_args: crate::__private::show_no_args,
             show_result: crate::__private::show_no_result,
             file: file!(),

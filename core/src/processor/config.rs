@@ -200,6 +200,11 @@ pub struct ProcessorConfig {
     pub completers: Option<usize>,
     /// Backoff between attempts.
     pub retry: RetryPolicy,
+    /// How long a sync job may run past its timeout, its context
+    /// cancelled, before its attempt is recorded as failed (`timed out
+    /// after …`) while its thread is left to return. Default 5 s. Async jobs
+    /// get none: their future is dropped at the timeout.
+    pub timeout_grace: Duration,
     /// Whether [`start`](crate::Processor::start) also runs
     /// [`Maintenance`](crate::maintenance::Maintenance) on the processor's
     /// backend until the processor stops: every half lease, expired leases
@@ -227,6 +232,7 @@ impl Default for ProcessorConfig {
             async_threads: 1,
             completers: None,
             retry: RetryPolicy::default(),
+            timeout_grace: Duration::from_secs(5),
             maintenance: true,
             retention: crate::maintenance::DEFAULT_RETENTION,
         }
@@ -326,6 +332,14 @@ impl ProcessorConfig {
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets how long a sync job may overrun its timeout: see
+    /// [`timeout_grace`](Self::timeout_grace).
+    #[must_use]
+    pub fn timeout_grace(mut self, grace: Duration) -> Self {
+        self.timeout_grace = grace;
         self
     }
 

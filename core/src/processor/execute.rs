@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use futures_lite::FutureExt;
 
 use super::engine::Engine;
+use super::in_flight::Limit;
 use crate::registry::{CommandFuture, Run, RunError};
 use crate::{Backoff, Claimed, Command, Job, JobContext, Lease, Outcome, Progress};
 
@@ -58,7 +59,10 @@ impl Engine {
             Ok(command) => {
                 let result = catch_unwind(AssertUnwindSafe(|| match command.run {
                     Run::Sync(run) => run(&job.args, &context),
-                    Run::Async(run) => self.run_here(run(&job.args, &context)),
+                    Run::Async(run) => self.run_here(Box::pin(within_deadline(
+                        run(&job.args, &context),
+                        &context,
+                    ))),
                 }));
                 self.outcome(&job, command, result, started)
             }
@@ -75,7 +79,9 @@ impl Engine {
             Ok(command) => {
                 let result = AssertUnwindSafe(async {
                     match command.run {
-                        Run::Async(run) => run(&job.args, &context).await,
+                        Run::Async(run) => {
+                            within_deadline(run(&job.args, &context), &context).await
+                        }
                         Run::Sync(run) => run(&job.args, &context),
                     }
                 })
@@ -96,10 +102,26 @@ impl Engine {
     }
 
     /// Starts an attempt: the job is running, under a new context that
-    /// reports to this processor's heartbeat.
+    /// reports to this processor's heartbeat and times out as the job's
+    /// timeout, or its command's, says.
     fn begin_attempt(&self, claimed: Claimed) -> (Job, Lease, JobContext, Instant) {
-        let context = JobContext::new(&claimed.job, Some(self.requests.clone()));
-        self.in_flight.run(&claimed, &context);
+        let command = self.registry.get(&claimed.job.command).ok();
+        let timeout = claimed
+            .job
+            .timeout
+            .or_else(|| command.and_then(|command| command.timeout));
+        let context = JobContext::new(&claimed.job, timeout, Some(self.requests.clone()));
+        let limit = context
+            .deadline_instant()
+            .zip(timeout)
+            .map(|(deadline, timeout)| Limit {
+                deadline,
+                timeout,
+                attempt: claimed.job.attempt,
+                max_attempts: claimed.job.max_attempts,
+                backoff: command.map_or(Backoff::Consumer, |command| command.backoff),
+            });
+        self.in_flight.run(&claimed, &context, limit);
         let Claimed { job, lease } = claimed;
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
         (job, lease, context, Instant::now())
@@ -180,14 +202,46 @@ impl Engine {
     /// The retry-or-dead rule for a failed attempt, retried after
     /// `backoff`'s delay.
     fn failed(&self, job: &Job, backoff: Backoff, error: String) -> Outcome {
-        if job.has_attempts_left() {
+        self.failed_attempt(job.attempt, job.max_attempts, backoff, error)
+    }
+
+    /// [`failed`](Self::failed) for attempt `attempt` of `max_attempts`.
+    pub(super) fn failed_attempt(
+        &self,
+        attempt: u32,
+        max_attempts: u32,
+        backoff: Backoff,
+        error: String,
+    ) -> Outcome {
+        if attempt < max_attempts {
             Outcome::Retry {
-                delay: backoff.delay(job.attempt, &self.config.retry),
+                delay: backoff.delay(attempt, &self.config.retry),
                 error,
             }
         } else {
             Outcome::Dead { error }
         }
+    }
+}
+
+/// An async command's run, ended at its context's deadline, if it has
+/// one: the future is dropped there and the attempt fails as timed out.
+fn within_deadline(
+    run: CommandFuture,
+    context: &JobContext,
+) -> impl Future<Output = Result<Option<Vec<u8>>, RunError>> + Send + 'static {
+    let limit = context.deadline_instant().zip(context.timeout());
+    async move {
+        #[cfg(feature = "runtime")]
+        if let Some((deadline, timeout)) = limit {
+            return match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(result) => result,
+                Err(_) => Err(RunError::Failed(super::in_flight::timed_out(timeout))),
+            };
+        }
+        #[cfg(not(feature = "runtime"))]
+        let _ = limit;
+        run.await
     }
 }
 

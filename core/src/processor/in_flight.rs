@@ -33,6 +33,18 @@ struct Entry {
     lost: bool,
     /// The running command's context, cancelled when the lease is lost.
     context: Option<JobContext>,
+    /// The attempt's time limit, if it has one.
+    limit: Option<Limit>,
+}
+
+/// What the heartbeat needs to fail an attempt that overran its timeout.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limit {
+    pub(super) deadline: Instant,
+    pub(super) timeout: Duration,
+    pub(super) attempt: u32,
+    pub(super) max_attempts: u32,
+    pub(super) backoff: crate::Backoff,
 }
 
 impl Entry {
@@ -43,6 +55,7 @@ impl Entry {
             stage,
             lost: false,
             context: None,
+            limit: None,
         }
     }
 }
@@ -91,7 +104,7 @@ impl InFlight {
     /// Marks a job as running with `context`, holding it if it was not (a
     /// job run step by step, without a loop). A lease lost before it comes
     /// here cancels the context at once.
-    pub(super) fn run(&self, claimed: &Claimed, context: &JobContext) {
+    pub(super) fn run(&self, claimed: &Claimed, context: &JobContext, limit: Option<Limit>) {
         let mut table = self.lock();
         let entry = table
             .entry(claimed.job.id)
@@ -105,6 +118,30 @@ impl InFlight {
             context.cancel();
         }
         entry.context = Some(context.clone());
+        entry.limit = limit;
+    }
+
+    /// Cancels the context of every running job past its deadline, and
+    /// gives up those past their deadline plus `grace`: marked lost (no
+    /// heartbeat, no release), and returned with their leases, to be
+    /// recorded as failed while their command goes on running.
+    fn overdue(&self, grace: Duration) -> Vec<(Lease, Limit)> {
+        let now = Instant::now();
+        let mut given_up = Vec::new();
+        for entry in self.lock().values_mut() {
+            let Some(limit) = entry.limit else { continue };
+            if entry.stage != Stage::Running || entry.lost || now < limit.deadline {
+                continue;
+            }
+            if let Some(context) = &entry.context {
+                context.cancel();
+            }
+            if now >= limit.deadline + grace {
+                entry.lost = true;
+                given_up.push((entry.lease.clone(), limit));
+            }
+        }
+        given_up
     }
 
     /// The lease of a held job, unless it was lost.
@@ -218,6 +255,35 @@ impl Engine {
         }
     }
 
+    /// Enforces the timeouts of the running jobs: see [`InFlight::overdue`].
+    /// A sync command that has not returned within the grace after its
+    /// deadline keeps its thread, which the processor cannot stop, so the
+    /// thread cap holds; its attempt is recorded as failed now, retried or
+    /// dead by the usual rules, and its outcome, when it comes, discarded.
+    pub(super) fn enforce_timeouts(&self) {
+        for (lease, limit) in self.in_flight.overdue(self.config.timeout_grace) {
+            let error = timed_out(limit.timeout);
+            let outcome = self.failed_attempt(
+                limit.attempt,
+                limit.max_attempts,
+                limit.backoff,
+                error.clone(),
+            );
+            match self.backend.complete(&lease, outcome) {
+                Ok(Completion::Applied) => log::warn!(
+                    "job {} {error} and did not return within the grace of {:?}: \
+                     its attempt is recorded as failed, and its thread stays busy until it returns",
+                    lease.job,
+                    self.config.timeout_grace
+                ),
+                Ok(Completion::LeaseLost) => {}
+                Err(error) => {
+                    log::error!("recording the timeout of job {} failed: {error}", lease.job);
+                }
+            }
+        }
+    }
+
     /// A job held here lost its lease: it is not extended any more, its
     /// context is cancelled, and its outcome will be discarded.
     pub(super) fn lease_lost(&self, job: JobId) {
@@ -260,4 +326,9 @@ impl Engine {
     pub(super) fn held(&self) -> usize {
         self.in_flight.len() + self.stop.claims_in_flight()
     }
+}
+
+/// The error of an attempt that ran out of time.
+pub(super) fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {timeout:?}")
 }

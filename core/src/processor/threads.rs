@@ -70,6 +70,7 @@ impl Threads {
                     break;
                 }
                 engine.send_reports(drained.progress, drained.beats);
+                engine.enforce_timeouts();
                 if last_beat.elapsed() >= period {
                     engine.heartbeat_once();
                     last_beat = Instant::now();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{HOUR, LEASE, claim_ids, claim_one, done, echo, echo_job, fail, unique_queue};
-use crate::{BaseQueue, JobId, JobState, NewJob, Outcome, codec};
+use crate::{BaseQueue, Completion, JobId, JobState, NewJob, Outcome, codec};
 
 /// A batch with one bad job stores nothing; a good batch stores all, in order.
 pub fn enqueue_many_all_or_nothing(backend: &Arc<dyn BaseQueue>) {
@@ -195,5 +195,72 @@ pub fn cancel_flush_len_stats(backend: &Arc<dyn BaseQueue>) {
     assert_eq!(
         backend.stats(&unique_queue("none")).expect("stats"),
         crate::QueueStats::default()
+    );
+}
+
+/// A job's own timeout is stored to the millisecond, through `enqueue`
+/// and `enqueue_many` alike, handed over by every claim and kept by a
+/// retry and by `done`; one under a millisecond is refused.
+pub fn timeouts_are_stored(backend: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("timeout");
+    let refused = backend.enqueue(echo_job(&q, 0).timeout(Duration::from_micros(500)));
+    assert!(
+        matches!(refused, Err(crate::Error::InvalidJob(_))),
+        "{refused:?}"
+    );
+    assert_eq!(backend.len(&q).expect("len"), 0, "nothing stored");
+
+    let alone = backend
+        .enqueue(echo_job(&q, 1).timeout(Duration::from_millis(1500)))
+        .expect("enqueue");
+    let batch = backend
+        .enqueue_many(vec![
+            echo_job(&q, 2),
+            echo_job(&q, 3).timeout(Duration::from_micros(2_000_700)),
+            echo_job(&q, 4).timeout(Duration::from_secs(86_400 * 365)),
+        ])
+        .expect("enqueue_many");
+    let expected = [
+        (alone, Some(Duration::from_millis(1500))),
+        (batch[0], None),
+        (batch[1], Some(Duration::from_millis(2000))),
+        (batch[2], Some(Duration::from_secs(86_400 * 365))),
+    ];
+    for (id, timeout) in expected {
+        let job = backend.job(id).expect("job").expect("exists");
+        assert_eq!(job.timeout, timeout, "job {id} as stored");
+    }
+    let claimed = backend.claim(&q, 10, LEASE).expect("claim");
+    assert_eq!(claimed.len(), 4);
+    for (claimed, (id, timeout)) in claimed.iter().zip(expected) {
+        assert_eq!(claimed.job.id, id);
+        assert_eq!(claimed.job.timeout, timeout, "job {id} as claimed");
+    }
+    let retry = Outcome::Retry {
+        delay: Duration::ZERO,
+        error: "again".into(),
+    };
+    assert_eq!(
+        backend
+            .complete(&claimed[0].lease, retry)
+            .expect("complete"),
+        Completion::Applied
+    );
+    let again = backend.claim(&q, 1, LEASE).expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.id, alone);
+    assert_eq!(again[0].job.timeout, Some(Duration::from_millis(1500)));
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    assert_eq!(
+        backend.complete(&again[0].lease, done).expect("complete"),
+        Completion::Applied
+    );
+    let job = backend.job(alone).expect("job").expect("exists");
+    assert_eq!(
+        (job.state, job.timeout),
+        (JobState::Done, Some(Duration::from_millis(1500)))
     );
 }

@@ -133,6 +133,7 @@ macro_rules! __conformance_cases {
             leases::complete_and_claim_hands_over
             leases::expired_lease_reason_text
             leases::progress_is_stored_and_fenced
+            enqueue::timeouts_are_stored
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead

@@ -36,6 +36,9 @@ pub(crate) struct Record {
     /// (`default`: files written before it was kept still read.)
     #[serde(default)]
     pub(crate) progress: Option<(f32, String)>,
+    /// The job's own timeout, in milliseconds.
+    #[serde(default)]
+    pub(crate) timeout_ms: Option<u64>,
     /// The live lease, while the file is in `running/`.
     pub(crate) lease: Option<LeaseRecord>,
 }
@@ -69,6 +72,7 @@ impl Record {
             .progress
             .as_ref()
             .map(|(fraction, note)| Progress::new(*fraction, note.clone()));
+        job.timeout = self.timeout_ms.map(Duration::from_millis);
         Ok(job)
     }
 
@@ -95,6 +99,9 @@ impl Record {
                 .progress
                 .as_ref()
                 .map(|progress| (progress.fraction, progress.note.clone())),
+            timeout_ms: job
+                .timeout
+                .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             lease,
         }
     }

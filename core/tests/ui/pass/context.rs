@@ -27,7 +27,7 @@ async fn in_async(ctx: &JobContext, user: u64) -> u64 {
     user
 }
 
-#[queue_command]
+#[queue_command(timeout = "1m 30s")]
 async fn in_async_by_value(user: u64, ctx: JobContext) -> u64 {
     ctx.heartbeat();
     user
@@ -53,6 +53,10 @@ fn main() {
     assert_eq!(by_value::call(3, ctx.clone()), 3);
     assert_eq!(pattern::call(&ctx, (1, 2)), 3);
     tick::call(&ctx);
+
+    let registry = outband::Registry::global().unwrap();
+    let timeout = registry.get(in_async_by_value::NAME).unwrap().timeout;
+    assert_eq!(timeout, Some(std::time::Duration::from_secs(90)));
 
     // the registered runner gets the arguments alone
     let command = outband::Registry::global().unwrap().get(pattern::NAME).unwrap();
