@@ -58,18 +58,38 @@
 //!   records a job done moves its row from `<prefix>jobs` to `<prefix>done`
 //!   (PostgreSQL: one `DELETE … RETURNING` feeding an `INSERT`; SQLite and
 //!   MySQL: the update, then one `INSERT … SELECT` and one `DELETE` per batch
-//!   of outcomes). The jobs table holds only pending, running and dead jobs,
-//!   so neither its size, its indexes, its garbage between vacuums nor the
-//!   planner's statistics grow with the history kept for the retention
-//!   period: the claim costs the same beside a million finished jobs as
-//!   beside none. [`job`](outband::BaseQueue::job) and
-//!   [`stats`](outband::BaseQueue::stats) read both tables.
+//!   of outcomes). The jobs table holds only pending, running, dead and
+//!   cancelled jobs, so neither its size, its indexes, its garbage between
+//!   vacuums nor the planner's statistics grow with the history of done
+//!   jobs kept for the retention period: the claim costs the same beside a
+//!   million finished jobs as beside none. [`job`](outband::BaseQueue::job)
+//!   and [`stats`](outband::BaseQueue::stats) read both tables.
 //! - **Progress.** [`progress`](outband::BaseQueue::progress) is one
 //!   `UPDATE` of the job's row, fenced as a completion is (id, token,
 //!   `running`), into two nullable columns, `progress` (the fraction) and
 //!   `progress_note`, of both tables (migration `0006_progress`). A claim
 //!   sets them to NULL; the move to `<prefix>done` carries them, and a dead
 //!   job keeps them.
+//! - **Cancelling.** [`cancel`](outband::BaseQueue::cancel) is one
+//!   transaction that locks the job's row (`SELECT … FOR UPDATE`; SQLite
+//!   holds the write lock) and acts on its state. A pending job's row turns
+//!   `cancelled` (state 4) where it is, with `finished_at` and the reason as
+//!   `last_error`: a cancelled job stays in `<prefix>jobs`, as a dead one
+//!   does, and holds no ordering key, since the claim waits only behind
+//!   pending and running jobs of a key. A running job's row gets the reason
+//!   in a nullable column `cancel_reason` (migration `0008_cancel`; a second
+//!   request keeps the first reason). A heartbeat reads it back with the
+//!   deadline and answers
+//!   [`CancelRequested`](outband::Heartbeat::CancelRequested). The
+//!   statements that retry or release a job, alone, in a batch or with the
+//!   next claim, send such a job to `cancelled` instead, with the request's
+//!   reason, by a `CASE` on the column in the same `UPDATE`; a recovery
+//!   step first cancels the expired leases of such jobs, and requeues or
+//!   kills only the others. A done or dead outcome forgets the request. [`stats`](outband::BaseQueue::stats) counts cancelled jobs,
+//!   and [`purge`](outband::BaseQueue::purge) deletes them by their finish
+//!   time, as it does done jobs, through a partial index of them on
+//!   PostgreSQL and SQLite (on MySQL, `jobs_lease`, which leads with
+//!   `state`).
 //! - **A job's own timeout.** [`NewJob::timeout`](outband::NewJob::timeout)
 //!   is stored by the insert, in whole milliseconds, in a nullable column
 //!   `timeout_ms` of both tables (migration `0007_timeout`), NULL when the
@@ -111,8 +131,9 @@
 //!     every enqueue a process wake-up on the server.
 //!   - *In one process* (SQLite, MySQL): every queue opened on one database
 //!     (on MySQL, one database and table prefix) shares one signal; an
-//!     enqueue, a retried dead job, a released job or one requeued by
-//!     recovery signals it once committed, waking the process's waiters.
+//!     enqueue, a retried dead job, a released job, one requeued by
+//!     recovery or a cancelled pending one (whose ordering key the next job
+//!     may take) signals it once committed, waking the process's waiters.
 //!     An enqueue through [`DatabaseQueue::enqueue_in`] commits with your
 //!     transaction, later: it is found as a commit of another process is.
 //!   - *SQLite, across processes*: the first wait sets up a watch of the
@@ -144,14 +165,15 @@
 //!   enqueued.
 //! - **Retention.** Finished jobs keep their timings for the retention period
 //!   ([`Builder::retention`], [`DEFAULT_RETENTION`] = 7 days), then
-//!   [`DatabaseQueue::purge_finished`] removes them from `<prefix>done`.
-//!   Dead jobs stay until deleted or retried. Stats are computed in SQL.
+//!   [`DatabaseQueue::purge_finished`] removes them: done jobs from
+//!   `<prefix>done`, cancelled ones from `<prefix>jobs`. Dead jobs stay
+//!   until deleted or retried. Stats are computed in SQL.
 //! - **Bad records.** A pending row that cannot be a job (an empty command
 //!   name, a payload over the limit, …) is moved to `dead` with the reason
 //!   when a claim meets it, and the claim goes on.
 //! - **Unknown states.** A row whose `state` code is none of 0 `pending`,
-//!   1 `running`, 2 `done`, 3 `dead` (written past outband: a broken
-//!   migration, a manual fix) is never claimed; meanwhile
+//!   1 `running`, 2 `done`, 3 `dead`, 4 `cancelled` (written past outband:
+//!   a broken migration, a manual fix) is never claimed; meanwhile
 //!   [`stats`](outband::BaseQueue::stats) counts it and
 //!   [`job`](outband::BaseQueue::job) reads it as `dead`. The next
 //!   [`recover_expired`](outband::BaseQueue::recover_expired) step (the
@@ -159,7 +181,8 @@
 //!   reason `malformed record: state code 9 is not one outband knows (…); set
 //!   to dead`, counted in the step's `dead`; then it is listed, retried and
 //!   deleted like any dead letter. The step finds such rows through a partial
-//!   index of them (migration `0005_unknown_state`; on MySQL the
+//!   index of them (migration `0005_unknown_state`, redefined by
+//!   `0008_cancel` when 4 became `cancelled`; on MySQL the
 //!   `(state, deadline)` index), never by reading the whole table.
 //!
 //! On SQLite, a commit is durable against a crash of the program, not of the

@@ -14,8 +14,8 @@ use diesel_migrations::MigrationHarness;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -24,8 +24,8 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    MaybeNumber, Name, Number, Row, RunTimes, StateCount, Store, completion, epoch_micros, micros,
-    retry_conflicts, state_of, time_of,
+    LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount, Store, completion, epoch_micros,
+    micros, retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -553,9 +553,9 @@ impl DatabaseQueue {
         self.inner.retention
     }
 
-    /// Deletes the `done` jobs that finished longer ago than the retention
-    /// period, and returns how many: [`purge`](BaseQueue::purge) with
-    /// [`retention`](Self::retention). The consumer's manager calls it
+    /// Deletes the `done` and `cancelled` jobs that finished longer ago than
+    /// the retention period, and returns how many: [`purge`](BaseQueue::purge)
+    /// with [`retention`](Self::retention). The consumer's manager calls it
     /// periodically; `dead` jobs stay for an operator.
     pub fn purge_finished(&self) -> Result<u64, Error> {
         self.purge(self.inner.retention)
@@ -793,12 +793,15 @@ impl BaseQueue for DatabaseQueue {
                 if n == 0 {
                     return Ok(Heartbeat::LeaseLost);
                 }
-                let deadline = st.select_deadline.query()
+                let lease = st.select_lease.query()
                     .i64(id)
-                    .get_result::<MaybeNumber>(conn)?
-                    .n
-                    .unwrap_or_default();
-                Ok(Heartbeat::Extended(time_of(deadline)))
+                    .get_result::<LeaseRow>(conn)?;
+                let deadline = time_of(lease.n.unwrap_or_default());
+                Ok(if lease.cancel_reason.is_some() {
+                    Heartbeat::CancelRequested(deadline)
+                } else {
+                    Heartbeat::Extended(deadline)
+                })
             })
             .map_err(db_error)
         })
@@ -865,6 +868,8 @@ impl BaseQueue for DatabaseQueue {
             // MySQL: the range updates may deadlock with a claim or an
             // outcome; the step is rolled back and run again
             retry_conflicts(|| conn.write(|conn| {
+                // neither requeued nor dead: a cancel was asked for
+                st.recover_cancelled.query().execute(conn)?;
                 let dead = st.recover_dead.query().execute(conn)?;
                 let requeued = st.recover_requeue.query().execute(conn)?;
                 // never claimed, so no claim ever meets them: here is where
@@ -917,6 +922,7 @@ impl BaseQueue for DatabaseQueue {
                         Some(JobState::Pending) => stats.pending += n,
                         Some(JobState::Running) => stats.running += n,
                         Some(JobState::Done) => stats.done += n,
+                        Some(JobState::Cancelled) => stats.cancelled += n,
                         // a code outband does not know: `dead` is where the
                         // next recovery step puts the row
                         _ => stats.dead += n,
@@ -996,16 +1002,65 @@ impl BaseQueue for DatabaseQueue {
         self.on_job(&self.inner.st.delete_dead, id)
     }
 
-    fn cancel(&self, id: JobId) -> Result<bool, Error> {
-        self.on_job(&self.inner.st.cancel, id)
+    /// One transaction that locks the job's row, reads its state and acts
+    /// on it: a pending job's row turns `cancelled` where it is, a running
+    /// one's gets the request's reason, which its heartbeats, its attempt's
+    /// end and the recovery of its lease read.
+    fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(Cancellation::NotFound);
+        };
+        let st = &self.inner.st;
+        let cancellation = with_conn!(self.inner, conn => {
+            retry_conflicts(|| conn.write(|conn| {
+                let code = st.cancel_lock.query()
+                    .i64(id)
+                    .get_result::<StateCode>(conn)
+                    .optional()?;
+                let Some(StateCode { s: code }) = code else {
+                    let done = st.cancel_done.query().i64(id).get_result::<Number>(conn)?.n;
+                    return Ok(if done > 0 {
+                        Cancellation::Finished(JobState::Done)
+                    } else {
+                        Cancellation::NotFound
+                    });
+                };
+                Ok(match state_of(code) {
+                    Some(JobState::Pending) => {
+                        st.cancel_pending.query().text(reason).i64(id).execute(conn)?;
+                        Cancellation::Cancelled
+                    }
+                    Some(JobState::Running) => {
+                        st.cancel_running.query().text(reason).i64(id).execute(conn)?;
+                        Cancellation::Requested
+                    }
+                    Some(state) => Cancellation::Finished(state),
+                    // a code outband does not know reads as `dead`, where
+                    // the next recovery step puts the row
+                    None => Cancellation::Finished(JobState::Dead),
+                })
+            }))
+            .map_err(db_error)?
+        });
+        if cancellation == Cancellation::Cancelled {
+            // the next job of its ordering key may be ready now
+            self.jobs_ready();
+        }
+        Ok(cancellation)
     }
 
+    /// Done jobs are deleted from `<prefix>done`, cancelled ones from
+    /// `<prefix>jobs`, by their finish time.
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
+        let st = &self.inner.st;
         with_conn!(self.inner, conn => {
-            let n = self.inner.st.purge.query()
-                .i64(micros(older_than))
-                .execute(conn)
-                .map_err(db_error)?;
+            let mut n = 0;
+            for purge in [&st.purge, &st.purge_cancelled] {
+                n += purge.query()
+                    .i64(micros(older_than))
+                    .execute(conn)
+                    .map_err(db_error)?;
+            }
             Ok(n as u64)
         })
     }
@@ -1313,22 +1368,9 @@ mod tests {
     /// holds only them, never by reading the whole jobs table.
     #[test]
     fn rows_of_an_unknown_state_are_found_through_their_index() {
-        #[derive(QueryableByName)]
-        struct Plan {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            detail: String,
-        }
         let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
         let sql = Dialect::Sqlite.render(backend.prefix(), &crate::sql::unknown_states());
-        let plan = (|| -> Result<Vec<Plan>, Error> {
-            with_conn!(backend.inner, conn => {
-                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                    .load::<Plan>(conn)
-                    .map_err(db_error)
-            })
-        })()
-        .unwrap();
-        let plan: Vec<String> = plan.into_iter().map(|p| p.detail).collect();
+        let plan = sqlite_plan(&backend, &sql);
         assert!(
             plan.iter().any(|step| step.contains("jobs_unknown")),
             "{plan:?}"
@@ -1337,6 +1379,40 @@ mod tests {
             !plan.iter().any(|step| step.starts_with("SCAN")),
             "{plan:?}"
         );
+    }
+
+    /// The purge finds cancelled jobs through migration `0008_cancel`'s
+    /// partial index, which holds only them.
+    #[test]
+    fn cancelled_jobs_are_purged_through_their_index() {
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let sql = Dialect::Sqlite.render(
+            backend.prefix(),
+            "DELETE FROM {jobs} WHERE state = 4 AND finished_at <= {now} - 1",
+        );
+        let plan = sqlite_plan(&backend, &sql);
+        assert!(
+            plan.iter().any(|step| step.contains("jobs_cancelled")),
+            "{plan:?}"
+        );
+    }
+
+    /// SQLite's plan for `sql`, a step a line.
+    fn sqlite_plan(backend: &DatabaseQueue, sql: &str) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let plan = (|| -> Result<Vec<Plan>, Error> {
+            with_conn!(backend.inner, conn => {
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                    .load::<Plan>(conn)
+                    .map_err(db_error)
+            })
+        })()
+        .unwrap();
+        plan.into_iter().map(|p| p.detail).collect()
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //!
 //! The jobs table keeps times as microseconds since the Unix epoch (`BIGINT`)
 //! read from the database's clock, and states as small integers:
-//! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`; a row of any other code is
-//! malformed, and the recovery step moves it to `dead`. Two columns,
-//! `progress` and `progress_note` (`0006_progress`), hold the latest
-//! attempt's progress report, NULL while it has made none; the last one,
-//! `timeout_ms` (`0007_timeout`), the job's own timeout in whole
-//! milliseconds, NULL when it has none.
+//! 0 `pending`, 1 `running`, 2 `done`, 3 `dead`, 4 `cancelled`
+//! (`0008_cancel`); a row of any other code is malformed, and the recovery
+//! step moves it to `dead`. Two columns, `progress` and `progress_note`
+//! (`0006_progress`), hold the latest attempt's progress report, NULL while
+//! it has made none; `timeout_ms` (`0007_timeout`), the job's own timeout in
+//! whole milliseconds, NULL when it has none. The jobs table alone has the
+//! last one, `cancel_reason` (`0008_cancel`): why a running job was asked
+//! to cancel, NULL while it was not.
 
 use std::fmt;
 
@@ -109,6 +111,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0007_timeout.up.sql"),
                 include_str!("../migrations/sqlite/0007_timeout.down.sql"),
             ),
+            (
+                "0008_cancel",
+                include_str!("../migrations/sqlite/0008_cancel.up.sql"),
+                include_str!("../migrations/sqlite/0008_cancel.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -146,6 +153,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0007_timeout.up.sql"),
                 include_str!("../migrations/postgres/0007_timeout.down.sql"),
             ),
+            (
+                "0008_cancel",
+                include_str!("../migrations/postgres/0008_cancel.up.sql"),
+                include_str!("../migrations/postgres/0008_cancel.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -172,6 +184,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0007_timeout",
                 include_str!("../migrations/mysql/0007_timeout.up.sql"),
                 include_str!("../migrations/mysql/0007_timeout.down.sql"),
+            ),
+            (
+                "0008_cancel",
+                include_str!("../migrations/mysql/0008_cancel.up.sql"),
+                include_str!("../migrations/mysql/0008_cancel.down.sql"),
             ),
         ],
     }

@@ -76,11 +76,21 @@ pub(crate) struct Number {
     pub(crate) n: i64,
 }
 
-/// A single number that may be NULL.
+/// A running job's lease after a heartbeat: its deadline, and why it was
+/// asked to cancel, if it was.
 #[derive(QueryableByName, Debug)]
-pub(crate) struct MaybeNumber {
+pub(crate) struct LeaseRow {
     #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) n: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) cancel_reason: Option<String>,
+}
+
+/// A job's state code.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct StateCode {
+    #[diesel(sql_type = Integer)]
+    pub(crate) s: i32,
 }
 
 /// A count per state.
@@ -134,11 +144,12 @@ pub(crate) fn time_of(us: i64) -> SystemTime {
 }
 
 /// Each state and the code the `state` column stores it as.
-pub(crate) const STATE_CODES: [(JobState, i32); 4] = [
+pub(crate) const STATE_CODES: [(JobState, i32); 5] = [
     (JobState::Pending, 0),
     (JobState::Running, 1),
     (JobState::Done, 2),
     (JobState::Dead, 3),
+    (JobState::Cancelled, 4),
 ];
 
 /// The state stored as `code`.

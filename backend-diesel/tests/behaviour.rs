@@ -1,14 +1,16 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
-//! wake-up, the prefix check, and progress and a job's own timeout through batches of outcomes —
-//! on every database that is enabled.
+//! wake-up, the prefix check, and progress, a job's own timeout and cancel requests through
+//! batches of outcomes — on every database that is enabled.
 
 mod common;
 
 use std::time::Duration;
 
 use diesel::prelude::*;
-use outband::{BaseQueue, Completion, Error, JobState, NewJob, Outcome, Progress};
+use outband::{
+    BaseQueue, Cancellation, Completion, Error, Heartbeat, JobState, NewJob, Outcome, Progress,
+};
 use outband_diesel::{DatabaseQueue, JobConnection};
 
 /// Credits an account: a typed command for `enqueue_in`.
@@ -263,7 +265,7 @@ fn unknown_state_rows_end_dead<C: Connection>(backend: &DatabaseQueue, conn: &mu
             Some(
                 format!(
                     "malformed record: state code {code} is not one outband knows \
-                     (pending 0, running 1, done 2, dead 3); set to dead"
+                     (pending 0, running 1, done 2, dead 3, cancelled 4); set to dead"
                 )
                 .as_str()
             )
@@ -353,6 +355,167 @@ fn finished_jobs_leave_the_jobs_table<C: Connection>(backend: &DatabaseQueue, co
         backend.job(id).expect("job").is_none(),
         "it was in the done table"
     );
+}
+
+/// A running job's cancel request ends it `cancelled` through every way an
+/// outcome is recorded (a batch with the next claim, a batch of mixed
+/// outcomes, one outcome), where the job would run again: a release keeps
+/// its attempt, a retry's delay is not waited out, and its ordering key is
+/// handed on at once. Done and dead outcomes stand and forget the request:
+/// a retried dead job runs again untold. A purge deletes cancelled and done
+/// jobs alike.
+fn cancel_requests_end_by_every_way_out(backend: &DatabaseQueue) {
+    let q = "cancel-out";
+    let lease = Duration::from_secs(60);
+    let ids = backend
+        .enqueue_many(vec![
+            job(q).key("k"),
+            job(q).key("k"),
+            job(q),
+            job(q),
+            job(q),
+            job(q),
+        ])
+        .expect("enqueue");
+    let claimed = backend.claim(q, 10, lease).expect("claim");
+    let claimed_ids: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(
+        claimed_ids,
+        vec![ids[0], ids[2], ids[3], ids[4], ids[5]],
+        "the second job of the key waits"
+    );
+    let (released, retried, done, dead, last) = (
+        &claimed[0],
+        &claimed[1],
+        &claimed[2],
+        &claimed[3],
+        &claimed[4],
+    );
+    for c in &claimed {
+        assert_eq!(
+            backend.cancel(c.job.id, "stop").expect("cancel"),
+            Cancellation::Requested
+        );
+    }
+    assert_eq!(
+        backend
+            .cancel(released.job.id, "stop again")
+            .expect("cancel"),
+        Cancellation::Requested
+    );
+    let (completed, next) = backend
+        .complete_and_claim(
+            vec![
+                (released.lease.clone(), Outcome::Release),
+                (
+                    retried.lease.clone(),
+                    Outcome::Retry {
+                        delay: Duration::from_secs(3600),
+                        error: "failed".into(),
+                    },
+                ),
+            ],
+            q,
+            10,
+            lease,
+        )
+        .expect("complete and claim");
+    assert_eq!(completed, vec![Completion::Applied, Completion::Applied]);
+    assert_eq!(
+        next.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![ids[1]],
+        "the cancelled job handed its key on"
+    );
+    let keyed = &next[0];
+    for c in [released, retried] {
+        let stored = backend.job(c.job.id).expect("job").expect("kept");
+        assert_eq!(stored.state, JobState::Cancelled);
+        assert_eq!(
+            stored.last_error.as_deref(),
+            Some("stop"),
+            "the first reason"
+        );
+        assert_eq!(stored.attempt, 1, "a cancelled release keeps its attempt");
+        assert!(stored.finished_at.is_some());
+    }
+
+    let done_outcome = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    assert_eq!(
+        backend
+            .complete_many(vec![
+                (done.lease.clone(), done_outcome.clone()),
+                (dead.lease.clone(), Outcome::Dead { error: "no".into() }),
+            ])
+            .expect("complete"),
+        vec![Completion::Applied, Completion::Applied]
+    );
+    let state = |id| backend.job(id).expect("job").expect("kept").state;
+    assert_eq!(state(done.job.id), JobState::Done);
+    assert_eq!(state(dead.job.id), JobState::Dead);
+    assert!(backend.retry_dead(dead.job.id).expect("retry dead"));
+    let (completed, again) = backend
+        .complete_and_claim(vec![(last.lease.clone(), done_outcome)], q, 10, lease)
+        .expect("complete and claim");
+    assert_eq!(completed, vec![Completion::Applied]);
+    assert_eq!(state(last.job.id), JobState::Done);
+    assert_eq!(
+        again.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![dead.job.id]
+    );
+    assert!(
+        matches!(
+            backend
+                .heartbeat(&again[0].lease, lease)
+                .expect("heartbeat"),
+            Heartbeat::Extended(_)
+        ),
+        "a dead outcome forgot the request"
+    );
+
+    assert_eq!(
+        backend.cancel(keyed.job.id, "later").expect("cancel"),
+        Cancellation::Requested
+    );
+    assert!(matches!(
+        backend.heartbeat(&keyed.lease, lease).expect("heartbeat"),
+        Heartbeat::CancelRequested(_)
+    ));
+    assert_eq!(
+        backend
+            .complete(
+                &keyed.lease,
+                Outcome::Retry {
+                    delay: Duration::ZERO,
+                    error: "failed".into(),
+                },
+            )
+            .expect("complete"),
+        Completion::Applied
+    );
+    assert_eq!(state(keyed.job.id), JobState::Cancelled);
+    let stats = backend.stats(q).expect("stats");
+    assert_eq!(
+        (
+            stats.pending,
+            stats.running,
+            stats.done,
+            stats.dead,
+            stats.cancelled
+        ),
+        (0, 1, 2, 0, 3)
+    );
+
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        backend.purge(Duration::from_millis(1)).expect("purge"),
+        5,
+        "three cancelled and two done jobs"
+    );
+    let stats = backend.stats(q).expect("stats");
+    assert_eq!((stats.running, stats.done, stats.cancelled), (1, 0, 0));
 }
 
 /// Progress survives a batch of done outcomes (PostgreSQL: moved to the
@@ -585,6 +748,12 @@ mod sqlite {
     }
 
     #[test]
+    fn cancel_requests_end_by_every_way_out_on_sqlite() {
+        let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
+        cancel_requests_end_by_every_way_out(&backend);
+    }
+
+    #[test]
     fn transactional_enqueue_on_sqlite() {
         let dir = std::env::temp_dir().join(format!("outband-tx-{}", common::unique_prefix()));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -761,6 +930,14 @@ mod postgres {
     }
 
     #[test]
+    fn cancel_requests_end_by_every_way_out_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        cancel_requests_end_by_every_way_out(&queue);
+    }
+
+    #[test]
     fn unknown_state_rows_end_dead_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -843,6 +1020,14 @@ mod mysql {
             return;
         };
         progress_is_kept_by_every_way_out(&queue);
+    }
+
+    #[test]
+    fn cancel_requests_end_by_every_way_out_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        cancel_requests_end_by_every_way_out(&queue);
     }
 
     #[test]

@@ -88,7 +88,8 @@
 //!
 //! These query parameters set [`RedisOptions`] and are not passed on to the
 //! driver: `namespace=NAME` (default `outband`), `retention=SECONDS` (how long
-//! `done` jobs are kept; `0` keeps them until [`purge`](BaseQueue::purge);
+//! `done` and `cancelled` jobs are kept; `0` keeps them until
+//! [`purge`](BaseQueue::purge);
 //! default 86400), `dead_cap=N` (the most `dead` jobs kept per queue; the
 //! oldest are dropped; default: no cap).
 //!
@@ -103,12 +104,12 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
 //! | `B:run` | sorted set | running jobs, by lease deadline |
-//! | `B:done`, `B:dead` | sorted sets | finished jobs, by finish time |
+//! | `B:done`, `B:dead`, `B:cancelled` | sorted sets | finished jobs, by finish time |
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
@@ -125,8 +126,10 @@
 //!   became ready: new jobs and due scheduled ones join the back of the list,
 //!   a retried, released or recovered job goes back to the front. So a job
 //!   enqueued earlier but ready later (scheduled, or waiting for its ordering
-//!   key) runs after the jobs already ready. A cancelled job leaves its entry
-//!   in the list, which claims skip.
+//!   key) runs after the jobs already ready; but when a ready job that owns
+//!   its key is cancelled, the next job of the key goes to the front, as no
+//!   job of the key ran. A cancelled job leaves its entry in the list, which
+//!   claims skip.
 //! - **Durability** is Redis's: with `appendonly yes`, an acknowledged enqueue
 //!   survives a restart of the server (and with `appendfsync always`, a crash
 //!   of the machine).
@@ -143,12 +146,19 @@
 //!   in their arguments as one run, so their shared fields cross the network
 //!   once.
 //! - **Bounded work.** No script does work in proportion to the backlog: due
-//!   scheduled jobs are promoted, expired leases recovered, done jobs purged
+//!   scheduled jobs are promoted, expired leases recovered, done and
+//!   cancelled jobs purged
 //!   and queues flushed in bounded steps.
-//! - **Memory.** `done` records expire after the retention (a day by default,
-//!   as in River; each kept job costs a few hundred bytes, so at high rates
-//!   choose a shorter one); `dead` jobs stay until retried or deleted unless
-//!   `dead_cap` is set.
+//! - **Memory.** `done` and `cancelled` records expire after the retention
+//!   (a day by default, as in River; each kept job costs a few hundred
+//!   bytes, so at high rates choose a shorter one); `dead` jobs stay until
+//!   retried or deleted unless `dead_cap` is set.
+//! - **Cancelling.** A pending job is `cancelled` by one script, which
+//!   takes it off the schedule or its key's waiting line and hands its key
+//!   on as a finished job does. A running job gets the field `z`: its
+//!   heartbeats answer [`Heartbeat::CancelRequested`], and the script that
+//!   ends its attempt with a retry or a release, or recovers its expired
+//!   lease, makes it `cancelled` instead.
 //! - **Cluster.** An [`enqueue_many`](BaseQueue::enqueue_many) batch whose
 //!   queues fall in different slots is refused (it could not be atomic); a
 //!   consumer whose queues are in different slots blocks on each slot's
@@ -170,8 +180,8 @@ use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    AsyncEnqueue, BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, Progress, QueueStats, Recovered,
+    AsyncEnqueue, BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -192,8 +202,9 @@ const STEP: usize = 1000;
 pub struct RedisOptions {
     /// The prefix of every key. Default `outband`. Must not contain `{` or `}`.
     pub namespace: String,
-    /// How long `done` jobs are kept before their records expire; `None` keeps
-    /// them until [`purge`](BaseQueue::purge). Default 24 hours.
+    /// How long `done` and `cancelled` jobs are kept before their records
+    /// expire; `None` keeps them until [`purge`](BaseQueue::purge). Default
+    /// 24 hours.
     pub retention: Option<Duration>,
     /// The most `dead` jobs kept per queue: past it, the oldest are dropped.
     /// `None` (the default) keeps every dead job until an operator acts.
@@ -229,7 +240,8 @@ impl RedisOptions {
         self
     }
 
-    /// Sets the retention of `done` jobs (`None`: until purged).
+    /// Sets the retention of `done` and `cancelled` jobs (`None`: until
+    /// purged).
     #[must_use]
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
@@ -791,9 +803,11 @@ impl BaseQueue for RedisQueue {
         };
         let mut invocation = self.invocation(&SCRIPTS.heartbeat, bucket);
         invocation.arg(seq).arg(lease.token).arg(ms(lease_for));
-        let deadline: i64 = self.invoke(&invocation)?;
+        let (deadline, cancel_requested): (i64, i64) = self.invoke(&invocation)?;
         Ok(if deadline < 0 {
             Heartbeat::LeaseLost
+        } else if cancel_requested == 1 {
+            Heartbeat::CancelRequested(time_of(deadline))
         } else {
             Heartbeat::Extended(time_of(deadline))
         })
@@ -894,7 +908,8 @@ impl BaseQueue for RedisQueue {
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
         let mut recovered = Recovered::default();
-        self.step_per_queue(&SCRIPTS.recover, &[self.dead_cap(), STEP as u64], |reply| {
+        let extra = [self.dead_cap(), self.retention_ms(), STEP as u64];
+        self.step_per_queue(&SCRIPTS.recover, &extra, |reply| {
             if let [requeued, dead, _] = reply {
                 recovered.requeued += u64::try_from(*requeued).unwrap_or(0);
                 recovered.dead += u64::try_from(*dead).unwrap_or(0);
@@ -929,7 +944,7 @@ impl BaseQueue for RedisQueue {
         let mut invocation = self.invocation(&SCRIPTS.stats, bucket_of(queue));
         invocation.arg(queue).arg(self.retention_ms());
         let reply = array(self.invoke::<Value>(&invocation)?);
-        let [pending, running, done, dead, in_window, sample] = reply.as_slice() else {
+        let [pending, running, done, dead, cancelled, in_window, sample] = reply.as_slice() else {
             return Err(Error::backend("the stats script returned a wrong reply"));
         };
         let count = |v: &Value| u64::try_from(int(v)).unwrap_or(0);
@@ -938,6 +953,7 @@ impl BaseQueue for RedisQueue {
         stats.running = count(running);
         stats.done = count(done);
         stats.dead = count(dead);
+        stats.cancelled = count(cancelled);
         let run_times = array(sample.clone())
             .iter()
             .map(|v| Duration::from_micros(count(v)))
@@ -950,7 +966,7 @@ impl BaseQueue for RedisQueue {
         let mut names = Vec::new();
         for queue in self.known_queues()? {
             let stats = self.stats(&queue)?;
-            if stats.pending + stats.running + stats.done + stats.dead > 0 {
+            if stats.pending + stats.running + stats.done + stats.dead + stats.cancelled > 0 {
                 names.push(queue);
             }
         }
@@ -990,8 +1006,25 @@ impl BaseQueue for RedisQueue {
         self.by_id(&SCRIPTS.delete_dead, id)
     }
 
-    fn cancel(&self, id: JobId) -> Result<bool, Error> {
-        self.by_id(&SCRIPTS.cancel, id)
+    fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> {
+        let Some((bucket, seq)) = split_id(id) else {
+            return Ok(Cancellation::NotFound);
+        };
+        let mut invocation = self.invocation(&SCRIPTS.cancel, bucket);
+        invocation.arg(seq).arg(reason).arg(self.retention_ms());
+        let (code, state): (i64, String) = self.invoke(&invocation)?;
+        match code {
+            0 => Ok(Cancellation::NotFound),
+            1 => Ok(Cancellation::Cancelled),
+            2 => Ok(Cancellation::Requested),
+            // a state this crate cannot read is `dead`, as `job` reads it
+            3 => Ok(Cancellation::Finished(
+                JobState::parse(&state).unwrap_or(JobState::Dead),
+            )),
+            _ => Err(Error::backend(format!(
+                "job {id} is pending, but its record names no queue"
+            ))),
+        }
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {

@@ -79,8 +79,9 @@ local function enter(b, s, key, run_at, now)
   redis.call('ZADD', b .. ':sched', run_at, s)
   return false
 end
--- hands an ordering key on from s to the next job in its line
-local function release_key(b, key, s, now)
+-- hands an ordering key on from s to the next job in its line, which
+-- joins the back of its ready list, or the front when `front` is set
+local function release_key(b, key, s, now, front)
   if not key then return false end
   if redis.call('HGET', b .. ':kh', key) ~= s then return false end
   local nxt = redis.call('ZPOPMIN', b .. ':kw:' .. key)
@@ -91,7 +92,7 @@ local function release_key(b, key, s, now)
   local n = nxt[1]
   redis.call('HSET', b .. ':kh', key, n)
   local f = redis.call('HMGET', jkey(n), 'p', 'r')
-  return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, false)
+  return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, front or false)
 end
 -- moves a job to dead with its reason, drops the oldest dead jobs over the
 -- cap (only when one is set), and hands the key on
@@ -106,6 +107,21 @@ local function bury(b, s, key, reason, now, cap)
     end
   end
   return release_key(b, key, s, now)
+end
+-- moves a job to cancelled with its reason: kept like a done job, its
+-- record expiring after the retention (0: kept until purged) and the
+-- cancelled set trimmed of what expired; hands the key on as a finished
+-- job does (`front` as for release_key). The caller has taken the job out
+-- of where it was.
+local function end_cancelled(b, s, key, reason, now, retention, front)
+  local jk = jkey(s)
+  redis.call('HSET', jk, 's', 'cancelled', 'f', now, 'x', reason)
+  if retention > 0 then
+    redis.call('PEXPIRE', jk, retention)
+    redis.call('ZREMRANGEBYSCORE', b .. ':cancelled', '-inf', now - retention)
+  end
+  redis.call('ZADD', b .. ':cancelled', now, s)
+  return release_key(b, key, s, now, front)
 end
 ";
 
@@ -269,9 +285,10 @@ while #out < 2 + 4 * max and budget > 0 do
     local rec = redis.call('HGETALL', jk)
     local f = {}
     for r = 1, #rec, 2 do f[rec[r]] = rec[r + 1] end
-    -- no record: a cancelled job's leftover entry; a record in another
-    -- state: the record says where the job is
-    if #rec > 0 and f.s ~= 'running' and f.s ~= 'done' and f.s ~= 'dead' then
+    -- a cancelled (or since purged) job's leftover entry, or a record in
+    -- another state: the record says where the job is
+    if #rec > 0 and f.s ~= 'running' and f.s ~= 'done' and f.s ~= 'dead'
+      and f.s ~= 'cancelled' then
       taken = taken + 1
       local problem
       if f.s ~= 'pending' then
@@ -312,6 +329,10 @@ return out
 /// done with result, `r` retry, `x` dead, `l` release), number (duration µs or
 /// delay ms), text (result or error). Returns 1 (applied) or 0 (lease lost)
 /// per lease.
+///
+/// A job whose cancel was requested while it ran (field `z`, the reason)
+/// ends `cancelled` with that reason on a retry or a release; done and dead
+/// apply as usual, and the request goes with the attempt.
 const COMPLETE: &str = r"
 T = ARGV[1]
 local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -326,7 +347,7 @@ for j = 1, tonumber(ARGV[5]) do
   local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n')
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z')
   if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
     out[j] = 0
   else
@@ -338,9 +359,13 @@ for j = 1, tonumber(ARGV[5]) do
     end
     local b = batch.b
     batch.run[#batch.run + 1] = s
-    local key = f[4]
+    local key, cancel = f[4], f[7]
+    if cancel then redis.call('HDEL', jk, 'z') end
     local woke
-    if kind == 'd' or kind == 'D' then
+    if cancel and kind ~= 'd' and kind ~= 'D' and kind ~= 'x' then
+      -- a retry or a release would run it again
+      woke = end_cancelled(b, s, key, cancel, now, retention)
+    elseif kind == 'd' or kind == 'D' then
       if kind == 'D' then
         redis.call('HSET', jk, 's', 'done', 'f', now_s, 'u', num, 'o', text)
       else
@@ -385,18 +410,20 @@ end
 return out
 ";
 
-/// ARGV: tag, number, token, lease ms. Returns the new deadline, or -1 when
-/// the lease is lost.
+/// ARGV: tag, number, token, lease ms. Returns the new deadline and 1 when
+/// the job's cancel was requested (else 0), or -1 and 0 when the lease is
+/// lost.
 const HEARTBEAT: &str = r"
 T = ARGV[1]
 local s, tok = ARGV[2], ARGV[3]
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'l', 'q')
-if f[1] ~= 'running' or f[2] ~= tok or not f[3] then return -1 end
+local f = redis.call('HMGET', jk, 's', 'l', 'q', 'z')
+if f[1] ~= 'running' or f[2] ~= tok or not f[3] then return {-1, 0} end
 local d = now_ms() + tonumber(ARGV[4])
 redis.call('HSET', jk, 'd', d)
 redis.call('ZADD', base(f[3]) .. ':run', d, s)
-return d
+if f[4] then return {d, 1} end
+return {d, 0}
 ";
 
 /// ARGV: tag, number, token, fraction, note. Stores the progress of a
@@ -413,11 +440,13 @@ redis.call('HSET', jk, 'g', ARGV[4], 't', ARGV[5])
 return 1
 ";
 
-/// ARGV: tag, queue, dead cap, limit. Returns requeued, dead, and how many
-/// expired leases it looked at (the caller repeats while that is the limit).
+/// ARGV: tag, queue, dead cap, retention ms (0: keep), limit. Returns
+/// requeued, dead, and how many expired leases it looked at (the caller
+/// repeats while that is the limit). A job whose cancel was requested ends
+/// `cancelled`, counted as neither.
 const RECOVER: &str = r"
 T = ARGV[1]
-local q, cap, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local q, cap, retention, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local b = base(q)
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', b .. ':run', '-inf', now, 'LIMIT', 0, limit)
@@ -425,8 +454,11 @@ local requeued, dead, woke = 0, 0, false
 for _, s in ipairs(expired) do
   local jk = jkey(s)
   redis.call('ZREM', b .. ':run', s)
-  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p')
-  if f[1] == 'running' then
+  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z')
+  if f[1] == 'running' and f[6] then
+    redis.call('HDEL', jk, 'z')
+    if end_cancelled(b, s, f[4], f[6], now, retention) then woke = true end
+  elseif f[1] == 'running' then
     local n, m = tonumber(f[2]) or 0, tonumber(f[3]) or 0
     -- outband::backend::fate::lease_expired, word for word
     local reason = 'lease expired on attempt ' .. n .. ' of ' .. m
@@ -464,40 +496,58 @@ end
 return best
 ";
 
-/// ARGV: tag, queue, retention ms. Returns pending, running, done, dead, done
-/// in the last minute, and the run-time sample (µs).
+/// ARGV: tag, queue, retention ms. Returns pending, running, done, dead,
+/// cancelled, done in the last minute, and the run-time sample (µs).
 const STATS: &str = r"
 T = ARGV[1]
 local b = base(ARGV[2])
 local retention = tonumber(ARGV[3])
 local now = now_ms()
-if retention > 0 then redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention) end
+if retention > 0 then
+  redis.call('ZREMRANGEBYSCORE', b .. ':done', '-inf', now - retention)
+  redis.call('ZREMRANGEBYSCORE', b .. ':cancelled', '-inf', now - retention)
+end
 return {
   tonumber(redis.call('HGET', b .. ':n', 'p')) or 0,
   redis.call('ZCARD', b .. ':run'),
   redis.call('ZCARD', b .. ':done'),
   redis.call('ZCARD', b .. ':dead'),
+  redis.call('ZCARD', b .. ':cancelled'),
   redis.call('ZCOUNT', b .. ':done', now - 60000, '+inf'),
   redis.call('LRANGE', b .. ':rt', 0, -1),
 }
 ";
 
-/// ARGV: tag, number. Returns 1 when the pending job was cancelled.
+/// ARGV: tag, number, reason, retention ms (0: keep). Returns a code and
+/// the state the job was found in: 0 no such job; 1 it was pending and is
+/// `cancelled` now; 2 it is running and its cancel is requested (field `z`,
+/// the reason; a request already there is kept); 3 it had finished, nothing
+/// changed; 4 it is pending but its record names no queue.
 const CANCEL: &str = r"
 T = ARGV[1]
-local s = ARGV[2]
+local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'q', 'k')
-if f[1] ~= 'pending' or not f[2] then return 0 end
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z')
+local state = f[1]
+if not state then
+  if redis.call('EXISTS', jk) == 0 then return {0, ''} end
+  return {3, ''}
+end
+if state == 'running' then
+  if not f[4] then redis.call('HSET', jk, 'z', reason) end
+  return {2, state}
+end
+if state ~= 'pending' then return {3, state} end
+if not f[2] then return {4, state} end
 local b = base(f[2])
--- an entry in a ready list stays behind; claims skip it (no record)
-redis.call('ZREM', b .. ':sched', s)
+-- an entry in a ready list stays behind; claims skip it (not pending)
+local scheduled = redis.call('ZREM', b .. ':sched', s) == 1
 if f[3] then redis.call('ZREM', b .. ':kw:' .. f[3], s) end
-local woke = release_key(b, f[3], s, now_ms())
-redis.call('DEL', jk)
 redis.call('HINCRBY', b .. ':n', 'p', -1)
-if woke then wake(b) end
-return 1
+-- a ready owner of its key held the line's place among the ready jobs, and
+-- no job of the key ran: the next one goes to the front, not the back
+if end_cancelled(b, s, f[3], reason, now_ms(), retention, not scheduled) then wake(b) end
+return {1, 'cancelled'}
 ";
 
 /// ARGV: tag, queue, limit, cursor. One bounded step of a flush: pending jobs
@@ -562,18 +612,26 @@ if removed > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - removed) end
 return {removed, cursor, complete}
 ";
 
-/// ARGV: tag, queue, older than ms, limit. Deletes up to `limit` done jobs
-/// finished before the cutoff; returns how many.
+/// ARGV: tag, queue, older than ms, limit. Deletes up to `limit` done and
+/// cancelled jobs finished before the cutoff, done ones first; returns how
+/// many.
 const PURGE: &str = r"
 T = ARGV[1]
 local b = base(ARGV[2])
 local cutoff = now_ms() - tonumber(ARGV[3])
-local old = redis.call('ZRANGEBYSCORE', b .. ':done', '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[4]))
-for _, s in ipairs(old) do
-  redis.call('DEL', jkey(s))
-  redis.call('ZREM', b .. ':done', s)
+local limit = tonumber(ARGV[4])
+local purged = 0
+for _, set in ipairs({b .. ':done', b .. ':cancelled'}) do
+  if purged < limit then
+    local old = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, limit - purged)
+    for _, s in ipairs(old) do
+      redis.call('DEL', jkey(s))
+      redis.call('ZREM', set, s)
+    end
+    purged = purged + #old
+  end
 end
-return #old
+return purged
 ";
 
 /// ARGV: tag, queue, offset, limit. Returns number and record of each dead

@@ -1,7 +1,8 @@
 //! What the conformance suite does not cover and the Redis backend promises:
 //! malformed records, wake-ups, the dead-letter cap, retention, progress
-//! through dead jobs and the combined complete-and-claim, refused enqueues,
-//! a job's own timeout in the record, and opening by URL.
+//! through dead jobs and the combined complete-and-claim, a cancel request
+//! in the record, refused enqueues, a job's own timeout in the record, and
+//! opening by URL.
 
 mod support;
 
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use outband::test_suite::echo;
 use outband::{
-    BaseQueue, Completion, Error, JobState, NewJob, Outcome, ProcessorConfig, Progress,
-    RetryPolicy, SimpleProcessor,
+    BaseQueue, Cancellation, Completion, Error, JobState, NewJob, Outcome, ProcessorConfig,
+    Progress, RetryPolicy, SimpleProcessor,
 };
 use outband_redis::{RedisOptions, RedisQueue};
 
@@ -298,6 +299,89 @@ fn progress_stays_with_a_dead_job_and_leaves_the_record_at_the_next_claim() {
         left,
         [None, None],
         "the claim removes both fields from the record"
+    );
+}
+
+/// The reason of a cancel requested while a job runs is its record's field
+/// `z`, kept from the first request: a retry through the combined
+/// complete-and-claim ends the job `cancelled` and the claim goes on without
+/// it; a done attempt drops the request; a cancelled record expires after
+/// the retention as a done one does.
+#[test]
+fn a_cancel_request_is_a_field_of_the_record_until_the_attempt_ends() {
+    let options = RedisOptions::default().retention(Some(Duration::from_secs(600)));
+    let Some(scoped) = support::test_queue(options) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    let ids = backend
+        .enqueue_many((0..3).map(|i| echo_job("cx", i)).collect())
+        .unwrap();
+    let claimed = backend.claim("cx", 2, LEASE).unwrap();
+    assert_eq!(claimed.len(), 2);
+    let field = |id, name: &str| -> Option<String> {
+        let (_, record) = outband_redis::keys_of(backend, "cx", id);
+        outband_redis::with_connection(backend, |con| {
+            redis::cmd("HGET").arg(&record).arg(name).query(con)
+        })
+        .unwrap()
+    };
+    for c in &claimed {
+        assert_eq!(
+            backend.cancel(c.job.id, "stop").unwrap(),
+            Cancellation::Requested
+        );
+    }
+    assert_eq!(
+        backend.cancel(ids[0], "stop again").unwrap(),
+        Cancellation::Requested
+    );
+    assert_eq!(
+        field(ids[0], "z").as_deref(),
+        Some("stop"),
+        "the first reason"
+    );
+
+    let retry = Outcome::Retry {
+        delay: Duration::ZERO,
+        error: "failed".into(),
+    };
+    let (completed, next) = backend
+        .complete_and_claim(vec![(claimed[0].lease.clone(), retry)], "cx", 5, LEASE)
+        .unwrap();
+    assert_eq!(completed, vec![Completion::Applied]);
+    let next: Vec<_> = next.iter().map(|c| c.job.id).collect();
+    assert_eq!(next, vec![ids[2]], "the cancelled job does not run again");
+    let job = backend.job(ids[0]).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.last_error.as_deref(), Some("stop"));
+    assert_eq!(
+        field(ids[0], "z"),
+        None,
+        "the request ends with the attempt"
+    );
+    let (_, record) = outband_redis::keys_of(backend, "cx", ids[0]);
+    let ttl: i64 =
+        outband_redis::with_connection(backend, |con| redis::cmd("PTTL").arg(&record).query(con))
+            .unwrap();
+    assert!(
+        ttl > 0 && ttl <= 600_000,
+        "a cancelled record expires: {ttl}"
+    );
+
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    backend.complete(&claimed[1].lease, done).unwrap();
+    let job = backend.job(ids[1]).unwrap().unwrap();
+    assert_eq!((job.state, job.last_error), (JobState::Done, None));
+    assert_eq!(field(ids[1], "z"), None, "a done job keeps no request");
+    let stats = backend.stats("cx").unwrap();
+    assert_eq!(
+        (stats.running, stats.done, stats.cancelled),
+        (1, 1, 1),
+        "{stats:?}"
     );
 }
 

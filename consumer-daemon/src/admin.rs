@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use outband::{BaseQueue, Job, JobId, Registry};
+use outband::{BaseQueue, Cancellation, Job, JobId, Registry};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::cli::{CliResult, DeadCommand};
@@ -165,18 +165,19 @@ fn millis(duration: Option<Duration>) -> String {
 pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
     let backend = outband::open(url)?;
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "queue", "pending", "running", "done", "dead", "jobs/s", "p50", "p99"
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "queue", "pending", "running", "done", "dead", "cancelled", "jobs/s", "p50", "p99"
     );
     let names = queues(given, &*backend)?;
     for name in &names {
         let s = backend.stats(name)?;
         println!(
-            "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}",
+            "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}",
             s.pending,
             s.running,
             s.done,
             s.dead,
+            s.cancelled,
             s.throughput,
             millis(s.p50_run_time),
             millis(s.p99_run_time)
@@ -260,14 +261,40 @@ pub(crate) fn jobs(url: &str, ids: &[u64]) -> CliResult {
         match backend.job(JobId(id))? {
             Some(job) => print!("{}", describe(&job, registry)),
             None => {
-                println!(
-                    "job {id}: not found (never enqueued, cancelled, or purged after its retention)"
-                );
+                println!("job {id}: not found (never enqueued, or purged after its retention)");
                 missing += 1;
             }
         }
     }
     Ok(u8::from(missing > 0))
+}
+
+/// `cancel ID…`: what became of each job. Exits 1 when one was not found
+/// or had finished already, which the line says.
+pub(crate) fn cancel(url: &str, ids: &[u64], reason: &str) -> CliResult {
+    let backend = outband::open(url)?;
+    let mut unchanged = 0;
+    for &id in ids {
+        match backend.cancel(JobId(id), reason)? {
+            Cancellation::Cancelled => println!("job {id}: cancelled"),
+            Cancellation::Requested => println!(
+                "job {id}: running; its consumer stops it at its next heartbeat, and it ends cancelled"
+            ),
+            Cancellation::Finished(state) => {
+                println!("job {id}: {state} already; nothing changed");
+                unchanged += 1;
+            }
+            Cancellation::NotFound => {
+                println!("job {id}: not found (never enqueued, or purged)");
+                unchanged += 1;
+            }
+            other => {
+                println!("job {id}: {other:?}");
+                unchanged += 1;
+            }
+        }
+    }
+    Ok(u8::from(unchanged > 0))
 }
 
 /// A job as `job ID` prints it, one field a line.

@@ -219,6 +219,16 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<u64>,
     },
+    /// Cancel jobs: a pending one at once, a running one at its next
+    /// heartbeat (its consumer stops it); a finished one is left as it is.
+    Cancel {
+        /// Job ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+        /// Why, recorded as the job's last error.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+    },
     /// Inspect the dead-letter state.
     #[command(subcommand)]
     Dead(DeadCommand),
@@ -355,6 +365,7 @@ impl Command {
             Self::Commands => crate::admin::commands(),
             Self::Stats(queues) => crate::admin::stats(url, &queues.queues),
             Self::Job { ids } => crate::admin::jobs(url, &ids),
+            Self::Cancel { ids, reason } => crate::admin::cancel(url, &ids, &reason),
             Self::Dead(dead) => crate::admin::dead(url, &dead),
             Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),
             Self::Bench { jobs } => crate::admin::bench(url, jobs),

@@ -23,7 +23,8 @@
 //! | `quiet -p PIDFILE` | the daemon stops claiming and enqueueing periodic commands; running jobs go on |
 //! | `commands` | the registered commands, with their queue and options |
 //! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99; warns of jobs no command serves |
-//! | `job ID…` | each job as stored: state, attempts, timings, last error, and its arguments and result as JSON through the command's own types (exit 1 when one is not found) |
+//! | `job ID…` | each job as stored: state, attempts, timings, timeout, progress, last error, and its arguments and result as JSON through the command's own types (exit 1 when one is not found) |
+//! | `cancel ID… [--reason R]` | cancels jobs: a pending one at once, a running one at its next heartbeat (its consumer stops it and it ends `cancelled`); exit 1 when one had finished already or was not found, which it says |
 //! | `dead list \| retry ID… \| retry --all [--queue Q] \| delete ID…` | the dead-letter state |
 //! | `flush --queue Q [--yes]` | deletes a queue's pending jobs, after asking |
 //! | `bench` | the core benchmark, with a built-in no-op command (feature `bench`) |

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::{BaseQueue, JobId, JobState, NewJob, codec};
+use outband::{BaseQueue, Cancellation, JobId, JobState, NewJob, codec};
 use outband_testkit::{
     kill, kill_daemons, pid_in, redis_url, skip_or_fail, unique_name, wait_until, with_param,
 };
@@ -504,6 +504,19 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         Some("2"),
         "two dead jobs: {stats}"
     );
+    assert_eq!(
+        stats
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(5)),
+        Some("cancelled"),
+        "the cancelled column follows dead: {stats}"
+    );
+    assert_eq!(
+        row.split_whitespace().nth(5),
+        Some("0"),
+        "none cancelled: {stats}"
+    );
 
     // `job ID` shows a job as stored, its arguments through the command's
     // types where they decode
@@ -532,7 +545,28 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     let unknown = world.cli(&["job", "987654321"]);
     assert_eq!(unknown.status.code(), Some(1), "an unknown id fails");
     assert!(String::from_utf8_lossy(&unknown.stdout).contains("job 987654321: not found"));
-    assert!(world.backend.cancel(readable).unwrap());
+    // `cancel ID…`: a pending job at once; a finished or unknown one is
+    // left as it is, and the exit code says so
+    let cancelled = world.cli(&["cancel", &readable.to_string(), "--reason", "not wanted"]);
+    assert_eq!(cancelled.status.code(), Some(0));
+    assert!(stdout_of(&cancelled).contains(&format!("job {readable}: cancelled")));
+    let job = world.backend.job(readable).unwrap().expect("kept");
+    assert_eq!(
+        (job.state, job.last_error.as_deref()),
+        (JobState::Cancelled, Some("not wanted"))
+    );
+    let again = world.cli(&["cancel", &readable.to_string(), "987654321"]);
+    assert_eq!(again.status.code(), Some(1), "nothing changed");
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        said.contains(&format!(
+            "job {readable}: cancelled already; nothing changed"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("job 987654321: not found"), "{said}");
+    let shown = stdout_of(&world.cli(&["job", &readable.to_string()]));
+    assert!(shown.contains("state     cancelled"), "{shown}");
 
     assert!(stdout_of(&world.cli(&["dead", "retry", &first.to_string()])).contains("retried"));
     assert_eq!(world.state(first), (JobState::Pending, 0));
@@ -580,7 +614,10 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
         .unwrap();
     let shown = stdout_of(&world.cli(&["job", &limited.to_string()]));
     assert!(shown.contains("timeout   1m 30s"), "{shown}");
-    assert!(world.backend.cancel(limited).unwrap());
+    assert_eq!(
+        world.backend.cancel(limited, "not wanted").unwrap(),
+        Cancellation::Cancelled
+    );
     for job in &claimed {
         let error = "dead by hand".to_owned();
         world

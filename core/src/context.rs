@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -43,11 +44,13 @@ use crate::{Job, JobId, Progress};
 /// ```
 ///
 /// **Cancellation.** [`is_cancelled`](Self::is_cancelled) turns true, and
-/// [`cancelled`](Self::cancelled) completes, when the job should stop: the
-/// consumer is stopping and its grace period has ended (the job will be
-/// released and run again elsewhere, its attempt not counted), or its lease
-/// was lost (another consumer may run it now, and this attempt's outcome
-/// will be discarded). A sync command is never interrupted: it checks
+/// [`cancelled`](Self::cancelled) completes, when the job should stop: it
+/// was cancelled ([`cancel`](crate::cancel); the consumer learns of it at
+/// its next heartbeat, and the job ends `cancelled` unless it finishes
+/// `done` or `dead` first), the consumer is stopping and its grace period
+/// has ended (the job will be released and run again elsewhere, its
+/// attempt not counted), or its lease was lost (another consumer may run
+/// it now, and this attempt's outcome will be discarded). A sync command is never interrupted: it checks
 /// the flag where it can stop. An async command's future is dropped at
 /// those same moments, so `cancelled()` matters to a future that holds
 /// something it must clean up first.
@@ -79,6 +82,9 @@ struct Inner {
     /// When the attempt times out, and its timeout.
     deadline: Option<(Instant, SystemTime, Duration)>,
     cancelled: watch::Sender<bool>,
+    /// Whether the job itself was cancelled (`outband::cancel`), rather
+    /// than its attempt stopped.
+    cancel_requested: AtomicBool,
     reports: Option<Arc<dyn Reports>>,
 }
 
@@ -129,6 +135,7 @@ impl JobContext {
                 enqueued_at: job.enqueued_at,
                 deadline,
                 cancelled: watch::Sender::new(false),
+                cancel_requested: AtomicBool::new(false),
                 reports,
             }),
         }
@@ -212,6 +219,18 @@ impl JobContext {
     /// this context. The consumer calls it; a test may too.
     pub fn cancel(&self) {
         self.inner.cancelled.send_replace(true);
+    }
+
+    /// The job was cancelled while it ran: the context is cancelled, and
+    /// an async command's future is dropped.
+    pub(crate) fn request_cancel(&self) {
+        self.inner.cancel_requested.store(true, Ordering::SeqCst);
+        self.cancel();
+    }
+
+    /// Whether the job itself was cancelled while it ran.
+    pub(crate) fn is_cancel_requested(&self) -> bool {
+        self.inner.cancel_requested.load(Ordering::SeqCst)
     }
 
     /// Reports how far the job got: `fraction` from 0.0 to 1.0 (clamped),

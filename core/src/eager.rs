@@ -65,6 +65,10 @@ fn settle(
     match result {
         Ok(_) => Ok(id),
         Err(RunError::Args(error) | RunError::Output(error)) => Err(Error::Codec(error)),
+        Err(RunError::Cancelled) => Err(Error::CommandFailed {
+            command: command.name.to_owned(),
+            error: "cancelled".to_owned(),
+        }),
         Err(RunError::Failed(error) | RunError::RetryAfter(error, _) | RunError::Fatal(error)) => {
             Err(Error::CommandFailed {
                 command: command.name.to_owned(),

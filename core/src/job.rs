@@ -41,20 +41,38 @@ pub enum JobState {
     /// The dead-letter state: attempts spent, or the job can never run (its
     /// arguments cannot be decoded). Kept until an operator retries or deletes it.
     Dead,
+    /// Cancelled by [`cancel`](crate::BaseQueue::cancel): it will not run
+    /// (again). `finished_at` says when and `last_error` why; kept, like a
+    /// done job, until purged.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 4] = [Self::Pending, Self::Running, Self::Done, Self::Dead];
+    pub const ALL: [JobState; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Done,
+        Self::Dead,
+        Self::Cancelled,
+    ];
 
-    /// The state's name as stored and printed: `pending`, `running`, `done`, `dead`.
+    /// The state's name as stored and printed: `pending`, `running`, `done`,
+    /// `dead`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
             Self::Done => "done",
             Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether a job in this state has finished: `done`, `dead` or
+    /// `cancelled`.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Dead | Self::Cancelled)
     }
 
     /// Parses a name written by [`JobState::as_str`].
@@ -462,11 +480,33 @@ pub enum Completion {
 
 /// What [`heartbeat`](crate::BaseQueue::heartbeat) did with a lease.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Heartbeat {
     /// The lease now runs until this deadline.
     Extended(SystemTime),
+    /// The lease now runs until this deadline, and the job was cancelled
+    /// while it ran: the worker should stop it. Whatever the attempt then
+    /// ends with, short of `done` or `dead`, makes the job `cancelled`.
+    CancelRequested(SystemTime),
     /// The lease had been lost: the worker no longer owns the job.
     LeaseLost,
+}
+
+/// What [`cancel`](crate::BaseQueue::cancel) did with a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cancellation {
+    /// The job was `pending` (ready, scheduled, or waiting behind its
+    /// ordering key): it is `cancelled` now, and will never run.
+    Cancelled,
+    /// The job is `running`: its worker learns of it at its next heartbeat
+    /// and stops it; the attempt then ends the job `cancelled`, unless it
+    /// finished `done` or `dead` first. It is not retried.
+    Requested,
+    /// The job had finished already, in this state: nothing changed.
+    Finished(JobState),
+    /// No job has this id: it never existed, or was purged or deleted.
+    NotFound,
 }
 
 /// What one [`recover_expired`](crate::BaseQueue::recover_expired) step did.
@@ -501,6 +541,8 @@ pub struct QueueStats {
     pub done: u64,
     /// Jobs in `dead`.
     pub dead: u64,
+    /// Jobs in `cancelled`, not yet purged.
+    pub cancelled: u64,
     /// Jobs that reached `done` in the last minute, per second.
     pub throughput: f64,
     /// Mean run time of the done jobs.
@@ -519,6 +561,7 @@ impl QueueStats {
             JobState::Running => self.running,
             JobState::Done => self.done,
             JobState::Dead => self.dead,
+            JobState::Cancelled => self.cancelled,
         }
     }
 }

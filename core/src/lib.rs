@@ -135,8 +135,8 @@ pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};
 pub use fail::Fail;
 pub use job::{
-    Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId, JobState,
-    Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
+    Cancellation, Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
 };
 pub use memory::MemoryQueue;
 pub use processor::{
@@ -145,7 +145,9 @@ pub use processor::{
 };
 pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, Capabilities};
 pub use registry::{Command, Periodic, Registry};
-pub use settings::{Opener, default_backend, is_eager, open, set_default_backend, set_eager};
+pub use settings::{
+    Opener, cancel, default_backend, is_eager, open, set_default_backend, set_eager,
+};
 
 /// Makes a function a queued command. See the [crate documentation](crate)
 /// for an example and [`outband_macros::queue_command`] for every option.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome, Progress,
-    QueueStats, Recovered,
+    Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome,
+    Progress, QueueStats, Recovered,
 };
 
 /// A store of jobs that producers write to and consumers claim from: Redis,
@@ -94,7 +94,9 @@ pub trait BaseQueue: Send + Sync {
     /// Extends a live lease to end `lease` from now on the backend's clock.
     ///
     /// Returns [`Heartbeat::LeaseLost`], changing nothing, when the job is no
-    /// longer `running` under this lease's token.
+    /// longer `running` under this lease's token, and
+    /// [`Heartbeat::CancelRequested`] once the job was cancelled while it
+    /// runs (see [`cancel`](Self::cancel)).
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error>;
 
     /// Stores how far a running job got, replacing what it said before, if
@@ -208,12 +210,27 @@ pub trait BaseQueue: Send + Sync {
     /// not dead.
     fn delete_dead(&self, id: JobId) -> Result<bool, Error>;
 
-    /// Deletes a `pending` job so it never runs. Returns `false`, changing
-    /// nothing, when the job is not pending (running jobs cannot be cancelled).
-    fn cancel(&self, id: JobId) -> Result<bool, Error>;
+    /// Cancels a job, with `reason` recorded as its `last_error`:
+    ///
+    /// - `pending` (ready, scheduled or behind its ordering key): it goes to
+    ///   `cancelled` now, with `finished_at`, and hands its ordering key on
+    ///   as a finished job does; [`Cancellation::Cancelled`].
+    /// - `running`: it is marked, and stays `running`
+    ///   ([`Cancellation::Requested`]). Every later heartbeat of its lease
+    ///   says [`Heartbeat::CancelRequested`]; a [`complete`](Self::complete)
+    ///   with [`Outcome::Retry`] or [`Outcome::Release`], or a
+    ///   [`recover_expired`](Self::recover_expired) of its lease, sends it
+    ///   to `cancelled` (with the reason) instead of `pending` or `dead`;
+    ///   `Done` and `Dead` apply as they are.
+    /// - finished (`done`, `dead`, `cancelled`): nothing changes;
+    ///   [`Cancellation::Finished`] with its state. A second cancel of a
+    ///   running job changes nothing either, and says `Requested`.
+    /// - unknown: [`Cancellation::NotFound`].
+    fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error>;
 
-    /// Deletes `done` jobs that finished more than `older_than` ago and returns
-    /// how many. `dead` jobs are kept for an operator.
+    /// Deletes `done` and `cancelled` jobs that finished more than
+    /// `older_than` ago and returns how many. `dead` jobs are kept for an
+    /// operator.
     fn purge(&self, older_than: Duration) -> Result<u64, Error>;
 
     /// Claims the tick `tick` of the periodic command `name`: returns `true` to
@@ -278,7 +295,7 @@ macro_rules! forward_base_queue {
             fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> { (**self).dead_jobs(queue, offset, limit) }
             fn retry_dead(&self, id: JobId) -> Result<bool, Error> { (**self).retry_dead(id) }
             fn delete_dead(&self, id: JobId) -> Result<bool, Error> { (**self).delete_dead(id) }
-            fn cancel(&self, id: JobId) -> Result<bool, Error> { (**self).cancel(id) }
+            fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> { (**self).cancel(id, reason) }
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }

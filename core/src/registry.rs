@@ -159,6 +159,8 @@ pub enum RunError {
     Fatal(String),
     /// The command succeeded but its return value could not be encoded.
     Output(CodecError),
+    /// The job was cancelled while it ran, and its future dropped.
+    Cancelled,
 }
 
 /// The commands of this program, by name.

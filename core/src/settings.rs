@@ -150,6 +150,20 @@ pub fn is_eager() -> bool {
     }
 }
 
+/// Cancels job `id` on the [default backend](default_backend), recording
+/// `reason`: a pending job ends `cancelled` at once, a running one when its
+/// consumer stops it, within a heartbeat; a finished one is left as it is.
+/// See [`BaseQueue::cancel`] for the rules, and [`Cancellation`] for the
+/// answer.
+///
+/// # Errors
+///
+/// [`Error::NoDefaultBackend`] when no default backend is set, or the
+/// backend's error.
+pub fn cancel(id: crate::JobId, reason: &str) -> Result<crate::Cancellation, Error> {
+    default_backend()?.cancel(id, reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,7 +268,7 @@ impl BaseQueue for Gated {
         dead_jobs(queue: &str, offset: usize, limit: usize) -> Result<Vec<outband::Job>, outband::Error>;
         retry_dead(id: outband::JobId) -> Result<bool, outband::Error>;
         delete_dead(id: outband::JobId) -> Result<bool, outband::Error>;
-        cancel(id: outband::JobId) -> Result<bool, outband::Error>;
+        cancel(id: outband::JobId, reason: &str) -> Result<outband::Cancellation, outband::Error>;
         purge(older_than: Duration) -> Result<u64, outband::Error>;
         claim_tick(name: &str, tick: std::time::SystemTime) -> Result<bool, outband::Error>;
         now() -> Result<std::time::SystemTime, outband::Error>;

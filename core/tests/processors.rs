@@ -384,8 +384,12 @@ impl BaseQueue for Gated {
     fn delete_dead(&self, id: outband::JobId) -> Result<bool, outband::Error> {
         self.inner.delete_dead(id)
     }
-    fn cancel(&self, id: outband::JobId) -> Result<bool, outband::Error> {
-        self.inner.cancel(id)
+    fn cancel(
+        &self,
+        id: outband::JobId,
+        reason: &str,
+    ) -> Result<outband::Cancellation, outband::Error> {
+        self.inner.cancel(id, reason)
     }
     fn purge(&self, older_than: Duration) -> Result<u64, outband::Error> {
         self.inner.purge(older_than)

@@ -139,6 +139,24 @@ pub fn apply(job: &mut Job, outcome: Outcome, now: SystemTime) -> JobState {
     job.state
 }
 
+/// Cancels `job` at `now` on the backend's clock: `cancelled`, with
+/// `finished_at` and `reason` as its `last_error`. For a pending job, and
+/// for a running one whose cancel was requested once its attempt ends
+/// short of `done` or `dead` (see [`ends_cancelled`]).
+pub fn cancel(job: &mut Job, reason: &str, now: SystemTime) {
+    job.state = JobState::Cancelled;
+    job.finished_at = Some(now);
+    job.last_error = Some(reason.to_owned());
+}
+
+/// Whether an attempt of a job whose cancel was requested while it ran
+/// ends the job `cancelled` when it ends with `outcome`: a retry or a
+/// release would run it again, so they do; `done` and `dead` stand.
+/// An expired lease does too (see [`cancel`](crate::BaseQueue::cancel)).
+pub fn ends_cancelled(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::Done { .. } | Outcome::Dead { .. })
+}
+
 /// The stored record of a new job given the id `id` at `now` on the
 /// backend's clock: `pending`, no attempt yet, ready when its
 /// [`When`](crate::When) resolves, no times, error or result.

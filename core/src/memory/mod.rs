@@ -28,8 +28,8 @@ use state::{Record, State, slot};
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
-    BaseQueue, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -90,7 +90,14 @@ impl BaseQueue for MemoryQueue {
             let id = JobId(state.next_id);
             let job = fate::new_job(new, id, now);
             state.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
-            state.jobs.insert(id, Record { job, lease: None });
+            state.jobs.insert(
+                id,
+                Record {
+                    job,
+                    lease: None,
+                    cancel: None,
+                },
+            );
             state.place_pending(id, now);
             ids.push(id);
         }
@@ -173,11 +180,16 @@ impl BaseQueue for MemoryQueue {
             return Ok(Heartbeat::LeaseLost);
         };
         let old = record.lease.replace((lease.token, deadline));
+        let cancelled = record.cancel.is_some();
         if let Some((_, old_deadline)) = old {
             state.leases.remove(&(old_deadline, lease.job));
         }
         state.leases.insert((deadline, lease.job));
-        Ok(Heartbeat::Extended(deadline))
+        Ok(if cancelled {
+            Heartbeat::CancelRequested(deadline)
+        } else {
+            Heartbeat::Extended(deadline)
+        })
     }
 
     fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
@@ -195,7 +207,14 @@ impl BaseQueue for MemoryQueue {
         let Some(record) = state.leased(lease) else {
             return Ok(Completion::LeaseLost);
         };
-        fate::apply(&mut record.job, outcome, now);
+        match record.cancel.take() {
+            Some(reason) if fate::ends_cancelled(&outcome) => {
+                fate::cancel(&mut record.job, &reason, now);
+            }
+            _ => {
+                fate::apply(&mut record.job, outcome, now);
+            }
+        }
         state.left_running(lease.job, now);
         self.wake(state);
         Ok(Completion::Applied)
@@ -210,9 +229,13 @@ impl BaseQueue for MemoryQueue {
                 break;
             }
             let record = state.jobs.get_mut(&id).expect("leased jobs exist");
-            match fate::expire(&mut record.job, now) {
-                fate::Expired::Requeue { .. } => recovered.requeued += 1,
-                fate::Expired::Dead { .. } => recovered.dead += 1,
+            if let Some(reason) = record.cancel.take() {
+                fate::cancel(&mut record.job, &reason, now);
+            } else {
+                match fate::expire(&mut record.job, now) {
+                    fate::Expired::Requeue { .. } => recovered.requeued += 1,
+                    fate::Expired::Dead { .. } => recovered.dead += 1,
+                }
             }
             state.left_running(id, now);
         }
@@ -259,12 +282,13 @@ impl BaseQueue for MemoryQueue {
         let Some(lane) = state.queues.get(queue) else {
             return Ok(QueueStats::default());
         };
-        let [pending, running, done, dead] = lane.counts;
+        let [pending, running, done, dead, cancelled] = lane.counts;
         let mut stats = QueueStats {
             pending,
             running,
             done,
             dead,
+            cancelled,
             ..QueueStats::default()
         };
         let since = now - THROUGHPUT_WINDOW;
@@ -341,23 +365,30 @@ impl BaseQueue for MemoryQueue {
         Ok(true)
     }
 
-    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+    fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> {
         let now = SystemTime::now();
         let mut state = self.lock();
-        let Some(job) = state
-            .jobs
-            .get(&id)
-            .map(|r| &r.job)
-            .filter(|j| j.state == JobState::Pending)
-        else {
-            return Ok(false);
+        let Some(record) = state.jobs.get_mut(&id) else {
+            return Ok(Cancellation::NotFound);
         };
-        let (queue, key) = (job.queue.clone(), job.key.clone());
-        state.unplace_pending(id);
-        state.release_key(&queue, key.as_deref(), id, now);
-        state.remove(id);
-        self.wake(state);
-        Ok(true)
+        match record.job.state {
+            JobState::Running => {
+                record.cancel.get_or_insert_with(|| reason.to_owned());
+                Ok(Cancellation::Requested)
+            }
+            JobState::Pending => {
+                let (queue, key) = (record.job.queue.clone(), record.job.key.clone());
+                state.unplace_pending(id);
+                state.set_state(id, JobState::Cancelled);
+                let record = state.jobs.get_mut(&id).expect("found above");
+                fate::cancel(&mut record.job, reason, now);
+                state.finished.insert((now, id));
+                state.release_key(&queue, key.as_deref(), id, now);
+                self.wake(state);
+                Ok(Cancellation::Cancelled)
+            }
+            finished => Ok(Cancellation::Finished(finished)),
+        }
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
@@ -368,7 +399,7 @@ impl BaseQueue for MemoryQueue {
             if finished_at > cutoff {
                 break;
             }
-            // `done` is final and only purge deletes done jobs
+            // `done` and `cancelled` are final, and only purge deletes them
             state.finished.pop_first();
             state.remove(id);
             purged += 1;

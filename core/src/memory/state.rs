@@ -16,7 +16,7 @@ pub(super) struct State {
     pub(super) queues: HashMap<String, Lane>,
     /// Running jobs by lease deadline, for `recover_expired`.
     pub(super) leases: BTreeSet<(SystemTime, JobId)>,
-    /// Done jobs by finish time, for `purge`.
+    /// Done and cancelled jobs by finish time, for `purge`.
     pub(super) finished: BTreeSet<(SystemTime, JobId)>,
     pub(super) ticks: HashSet<(String, SystemTime)>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
@@ -28,6 +28,8 @@ pub(super) struct Record {
     pub(super) job: Job,
     /// The live lease's token and deadline while `running`.
     pub(super) lease: Option<(u64, SystemTime)>,
+    /// Why the job was cancelled while it ran, if it was.
+    pub(super) cancel: Option<String>,
 }
 
 /// Ready order: highest priority first, then enqueue order (ids grow).
@@ -38,7 +40,7 @@ pub(super) struct Lane {
     pub(super) ready: BTreeSet<ReadyKey>,
     pub(super) scheduled: BTreeSet<(SystemTime, JobId)>,
     pub(super) keys: HashMap<String, KeyLine>,
-    pub(super) counts: [u64; 4],
+    pub(super) counts: [u64; 5],
 }
 
 /// The line of jobs sharing one ordering key.
@@ -56,6 +58,7 @@ pub(super) fn slot(state: JobState) -> usize {
         JobState::Running => 1,
         JobState::Done => 2,
         JobState::Dead => 3,
+        JobState::Cancelled => 4,
     }
 }
 
@@ -194,7 +197,7 @@ impl State {
         lane.counts[slot(state)] += 1;
         match state {
             JobState::Pending => self.place_pending(id, now),
-            JobState::Done => {
+            JobState::Done | JobState::Cancelled => {
                 self.finished.insert((now, id));
                 self.release_key(&queue, key.as_deref(), id, now);
             }
@@ -203,7 +206,7 @@ impl State {
         }
     }
 
-    /// Deletes a job that is pending or dead.
+    /// Deletes a job that is pending, dead, or purged.
     pub(super) fn remove(&mut self, id: JobId) {
         let record = self.jobs.remove(&id).expect("job exists");
         let lane = self.lane(&record.job.queue);

@@ -184,6 +184,8 @@ impl Engine {
                 self.failed(job, Backoff::Fixed(delay), error)
             }
             Ok(Err(RunError::Fatal(error))) => Outcome::Dead { error },
+            // the backend ends a job cancelled while it ran `cancelled`
+            Ok(Err(RunError::Cancelled)) => Outcome::Release,
             Ok(Err(RunError::Output(error))) => {
                 log::warn!("job {} {}: result not stored: {error}", job.id, job.command);
                 Outcome::Done {
@@ -225,12 +227,24 @@ impl Engine {
 }
 
 /// An async command's run, ended at its context's deadline, if it has
-/// one: the future is dropped there and the attempt fails as timed out.
+/// one (the future is dropped there and the attempt fails as timed out),
+/// or once the job is cancelled while it runs (dropped too).
 fn within_deadline(
     run: CommandFuture,
     context: &JobContext,
 ) -> impl Future<Output = Result<Option<Vec<u8>>, RunError>> + Send + 'static {
     let limit = context.deadline_instant().zip(context.timeout());
+    let context = context.clone();
+    let cancelled = async move {
+        context.cancelled().await;
+        if context.is_cancel_requested() {
+            return Err(RunError::Cancelled);
+        }
+        // a stop, a lost lease or the deadline: each ends the future its
+        // own way
+        std::future::pending().await
+    };
+    let run = futures_lite::future::or(run, cancelled);
     async move {
         #[cfg(feature = "runtime")]
         if let Some((deadline, timeout)) = limit {

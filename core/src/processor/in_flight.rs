@@ -35,6 +35,8 @@ struct Entry {
     context: Option<JobContext>,
     /// The attempt's time limit, if it has one.
     limit: Option<Limit>,
+    /// The job was cancelled while held: its context says so once it runs.
+    cancel_requested: bool,
 }
 
 /// What the heartbeat needs to fail an attempt that overran its timeout.
@@ -56,6 +58,7 @@ impl Entry {
             lost: false,
             context: None,
             limit: None,
+            cancel_requested: false,
         }
     }
 }
@@ -117,6 +120,9 @@ impl InFlight {
         if entry.lost {
             context.cancel();
         }
+        if entry.cancel_requested {
+            context.request_cancel();
+        }
         entry.context = Some(context.clone());
         entry.limit = limit;
     }
@@ -168,13 +174,27 @@ impl InFlight {
         }
     }
 
-    /// The leases, not lost, of the jobs claimed at least `due` ago.
+    /// The leases, not lost, of the jobs running and of those claimed at
+    /// least `due` ago: a running job's heartbeat also tells it whether it
+    /// was cancelled.
     fn due(&self, due: Duration) -> Vec<Lease> {
         self.lock()
             .values()
-            .filter(|entry| !entry.lost && entry.claimed.elapsed() >= due)
+            .filter(|entry| {
+                !entry.lost && (entry.stage == Stage::Running || entry.claimed.elapsed() >= due)
+            })
             .map(|entry| entry.lease.clone())
             .collect()
+    }
+
+    /// Marks a held job as cancelled, and tells its command if it runs.
+    fn request_cancel(&self, job: JobId) {
+        if let Some(entry) = self.lock().get_mut(&job) {
+            entry.cancel_requested = true;
+            if let Some(context) = &entry.context {
+                context.request_cancel();
+            }
+        }
     }
 
     fn lose(&self, job: JobId) {
@@ -247,11 +267,7 @@ impl Engine {
     /// Extends the lease of every job that has run for a third of its lease.
     pub(super) fn heartbeat_once(&self) {
         for lease in self.in_flight.due(self.config.lease / 3) {
-            match self.backend.heartbeat(&lease, self.config.lease) {
-                Ok(Heartbeat::Extended(_)) => {}
-                Ok(Heartbeat::LeaseLost) => self.lease_lost(lease.job),
-                Err(error) => log::warn!("heartbeat of job {} failed: {error}", lease.job),
-            }
+            self.heartbeat_of(&lease);
         }
     }
 
@@ -281,6 +297,19 @@ impl Engine {
                     log::error!("recording the timeout of job {} failed: {error}", lease.job);
                 }
             }
+        }
+    }
+
+    /// Extends one lease, and acts on what the backend says of its job.
+    pub(super) fn heartbeat_of(&self, lease: &Lease) {
+        match self.backend.heartbeat(lease, self.config.lease) {
+            Ok(Heartbeat::LeaseLost) => self.lease_lost(lease.job),
+            Ok(Heartbeat::CancelRequested(_)) => {
+                log::info!("job {} was cancelled while it runs; stopping it", lease.job);
+                self.in_flight.request_cancel(lease.job);
+            }
+            Ok(_) => {}
+            Err(error) => log::warn!("heartbeat of job {} failed: {error}", lease.job),
         }
     }
 

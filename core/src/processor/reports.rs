@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::engine::Engine;
 use crate::context::Reports;
-use crate::{Completion, Heartbeat, JobId, Lease, Progress};
+use crate::{Completion, JobId, Lease, Progress};
 
 /// The reports waiting for the heartbeat thread, and its stop signal.
 #[derive(Default)]
@@ -105,11 +105,7 @@ impl Engine {
             let Some(lease) = self.in_flight.lease(id) else {
                 continue;
             };
-            match self.backend.heartbeat(&lease, self.config.lease) {
-                Ok(Heartbeat::Extended(_)) => {}
-                Ok(Heartbeat::LeaseLost) => self.lease_lost(id),
-                Err(error) => log::warn!("heartbeat of job {id} failed: {error}"),
-            }
+            self.heartbeat_of(&lease);
         }
     }
 

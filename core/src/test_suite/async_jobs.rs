@@ -91,14 +91,23 @@ pub fn awaited_enqueue_stores_the_sync_job(backend: &Arc<dyn BaseQueue>) {
         "run_at is an hour away"
     );
     // only the scheduled job is left: nothing of this case is claimable
-    assert!(backend.cancel(awaited).expect("cancel"));
-    assert!(backend.cancel(synced).expect("cancel"));
+    assert_eq!(
+        backend.cancel(awaited, "done with").expect("cancel"),
+        crate::Cancellation::Cancelled
+    );
+    assert_eq!(
+        backend.cancel(synced, "done with").expect("cancel"),
+        crate::Cancellation::Cancelled
+    );
     let claimed = backend.claim(&job.queue, 10, LEASE).expect("claim");
     assert!(
         claimed.iter().all(|c| c.job.id != scheduled),
         "a job scheduled an hour away is not claimable now"
     );
-    assert!(backend.cancel(scheduled).expect("cancel"));
+    assert_eq!(
+        backend.cancel(scheduled, "done with").expect("cancel"),
+        crate::Cancellation::Cancelled
+    );
 }
 
 /// A multi processor runs async jobs on its runtime to `done`, their

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{HOUR, LEASE, claim_ids, claim_one, done, echo, echo_job, fail, unique_queue};
-use crate::{BaseQueue, Completion, JobId, JobState, NewJob, Outcome, codec};
+use crate::{BaseQueue, Cancellation, Completion, JobId, JobState, NewJob, Outcome, codec};
 
 /// A batch with one bad job stores nothing; a good batch stores all, in order.
 pub fn enqueue_many_all_or_nothing(backend: &Arc<dyn BaseQueue>) {
@@ -147,19 +147,18 @@ pub fn cancel_flush_len_stats(backend: &Arc<dyn BaseQueue>) {
         .expect("enqueue");
     assert_eq!(backend.len(&q).expect("len"), 6);
     assert!(!backend.is_empty(&q).expect("is_empty"));
-    assert!(backend.cancel(ids[5]).expect("cancel"));
-    assert!(!backend.cancel(ids[5]).expect("cancel"), "cancelling twice");
-    assert!(
-        backend.job(ids[5]).expect("job").is_none(),
-        "a cancelled job is gone"
+    assert_eq!(
+        backend.cancel(ids[5], "not wanted").expect("cancel"),
+        Cancellation::Cancelled
+    );
+    assert_eq!(
+        backend.job(ids[5]).expect("job").map(|job| job.state),
+        Some(JobState::Cancelled),
+        "a cancelled job is kept"
     );
     assert_eq!(backend.len(&q).expect("len"), 5);
 
     let running = claim_one(&**backend, &q, LEASE).expect("claimed");
-    assert!(
-        !backend.cancel(running.job.id).expect("cancel"),
-        "running jobs cannot be cancelled"
-    );
     let finished = claim_one(&**backend, &q, LEASE).expect("claimed");
     let outcome = Outcome::Done {
         result: None,
@@ -175,8 +174,14 @@ pub fn cancel_flush_len_stats(backend: &Arc<dyn BaseQueue>) {
 
     let stats = backend.stats(&q).expect("stats");
     assert_eq!(
-        (stats.pending, stats.running, stats.done, stats.dead),
-        (2, 1, 1, 1)
+        (
+            stats.pending,
+            stats.running,
+            stats.done,
+            stats.dead,
+            stats.cancelled
+        ),
+        (2, 1, 1, 1, 1)
     );
     assert_eq!(stats.p50_run_time, Some(Duration::from_millis(20)));
     assert_eq!(stats.mean_run_time, Some(Duration::from_millis(20)));
@@ -188,8 +193,14 @@ pub fn cancel_flush_len_stats(backend: &Arc<dyn BaseQueue>) {
     assert!(backend.is_empty(&q).expect("is_empty"));
     let stats = backend.stats(&q).expect("stats");
     assert_eq!(
-        (stats.pending, stats.running, stats.done, stats.dead),
-        (0, 1, 1, 1)
+        (
+            stats.pending,
+            stats.running,
+            stats.done,
+            stats.dead,
+            stats.cancelled
+        ),
+        (0, 1, 1, 1, 1)
     );
     done(&**backend, &running);
     assert_eq!(

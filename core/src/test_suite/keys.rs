@@ -52,7 +52,10 @@ pub fn ordering_key_exclusion_and_order(backend: &Arc<dyn BaseQueue>) {
         claim_ids(&**backend, &q, 10).is_empty(),
         "k2 waits behind scheduled k1"
     );
-    assert!(backend.cancel(k1).expect("cancel"));
+    assert_eq!(
+        backend.cancel(k1, "not wanted").expect("cancel"),
+        crate::Cancellation::Cancelled
+    );
     assert_eq!(claim_ids(&**backend, &q, 10), vec![k2]);
 
     // a dead job releases its key

@@ -39,6 +39,7 @@
 //! both the macro's tests and [`CASES`] are made.
 
 mod async_jobs;
+mod cancel;
 mod commands;
 mod dead_letters;
 mod enqueue;
@@ -59,6 +60,7 @@ use crate::{
 };
 
 pub use async_jobs::*;
+pub use cancel::*;
 pub use commands::{
     echo, echo_async, enqueued_async, fail, fail_async, meet_async, panics, panics_async,
     sleep_async,
@@ -134,6 +136,9 @@ macro_rules! __conformance_cases {
             leases::expired_lease_reason_text
             leases::progress_is_stored_and_fenced
             enqueue::timeouts_are_stored
+            cancel::cancel_pending_jobs
+            cancel::cancel_running_jobs
+            cancel::cancel_finished_jobs_changes_nothing
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead

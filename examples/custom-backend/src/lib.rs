@@ -32,6 +32,7 @@
 //!   queues/<queue>/running/<id>.json
 //!   queues/<queue>/done/<id>.json
 //!   queues/<queue>/dead/<id>.json
+//!   queues/<queue>/cancelled/<id>.json
 //!   tmp/                          files being written, renamed into place when whole
 //!   incoming/batch-<id>/          enqueued batches, committed, being filed
 //!   ticks/<command>/<tick>        one empty file per claimed periodic tick
@@ -54,6 +55,12 @@
 //!   Linux) for its duration, and a mutex for the threads of this process.
 //!   The kernel drops the lock of a process that dies, so there is no stale
 //!   lock to clean up.
+//! - **Cancelling** a pending job rewrites its record (when, and why) and
+//!   renames it into `cancelled/`. A running job is only marked: the request
+//!   is a field of its record (`cancel`), which its heartbeats report and
+//!   which `complete` and `recover_expired` turn into `cancelled` when the
+//!   attempt would otherwise run again. Both happen under the lock, so a
+//!   request never slips between a worker's outcome and the move it makes.
 //! - **Crash safety**: no file is written in place (temporary file, then
 //!   rename); a batch is committed by one directory rename; the next lock
 //!   holder finishes or discards what a dead one left. A crash between
@@ -83,11 +90,11 @@
 //!   (priorities and ordering keys come from an in-memory cache, so only the
 //!   files of the jobs taken, and of scheduled jobs sorting ahead of them,
 //!   are read); `stats` and `dead_jobs` read every done or dead file of the
-//!   queue, and `purge` every done file of every queue; `len` and `flush`
-//!   list one directory; `job`, `cancel`, `heartbeat`, `complete` and the
-//!   dead-letter calls look for the id in its queue's four directories when
-//!   this process has seen the job, else in every queue's, `O(queues)`. Fine
-//!   for thousands of jobs, not millions.
+//!   queue, and `purge` every done and cancelled file of every queue; `len`
+//!   and `flush` list one directory; `job`, `cancel`, `heartbeat`,
+//!   `complete` and the dead-letter calls look for the id in its queue's
+//!   state directories when this process has seen the job, else in every
+//!   queue's, `O(queues)`. Fine for thousands of jobs, not millions.
 //! - **No push wake-up**: [`wait`](BaseQueue::wait) returns at once when a
 //!   job is ready and otherwise sleeps the timeout, so a consumer notices a
 //!   new job within its `wait_time`.
@@ -117,8 +124,8 @@ use std::time::{Duration, SystemTime};
 use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
-    BaseQueue, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease, NewJob, Outcome,
-    Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
+    NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 use crate::record::{LeaseRecord, Record, from_time};
@@ -355,8 +362,14 @@ impl BaseQueue for FileQueue {
             token: lease.token,
             deadline: from_time(deadline),
         });
+        // The cancel request stays in the record: every heartbeat until the
+        // attempt ends tells the worker again.
         transition(store, &record, JobState::Running, JobState::Running)?;
-        Ok(Heartbeat::Extended(deadline))
+        Ok(if record.cancel.is_some() {
+            Heartbeat::CancelRequested(deadline)
+        } else {
+            Heartbeat::Extended(deadline)
+        })
     }
 
     fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> {
@@ -376,13 +389,22 @@ impl BaseQueue for FileQueue {
         let Some(record) = leased(&store, lease)? else {
             return Ok(Completion::LeaseLost);
         };
-        // What the outcome makes of the job is outband's rule; the lease goes.
+        // What the outcome makes of the job is outband's rule, and so is
+        // what a cancel requested while it ran makes of it: an attempt that
+        // would run again ends it `cancelled` instead. The lease and the
+        // request go.
         let mut job = record.to_job(JobState::Running).map_err(Error::backend)?;
-        let to = fate::apply(&mut job, outcome, now);
+        let to = match record.cancel {
+            Some(reason) if fate::ends_cancelled(&outcome) => {
+                fate::cancel(&mut job, &reason, now);
+                JobState::Cancelled
+            }
+            _ => fate::apply(&mut job, outcome, now),
+        };
         // A job leaving `running` frees its ordering key by itself: `ready`
         // looks at running and pending files only.
         transition(&store, &Record::of(&job, None), JobState::Running, to)?;
-        if matches!(to, JobState::Done | JobState::Dead) {
+        if to.is_finished() {
             store.forget(lease.job);
         }
         Ok(Completion::Applied)
@@ -398,8 +420,16 @@ impl BaseQueue for FileQueue {
                 if record.deadline() > from_time(now) {
                     continue;
                 }
-                // Requeue or dead, and the reason, are outband's rule.
                 let mut job = record.to_job(JobState::Running).map_err(Error::backend)?;
+                // A job cancelled while it ran is not run again: it ends
+                // `cancelled`, and is neither requeued nor dead.
+                if let Some(reason) = &record.cancel {
+                    fate::cancel(&mut job, reason, now);
+                    let cancelled = Record::of(&job, None);
+                    transition(&store, &cancelled, JobState::Running, JobState::Cancelled)?;
+                    continue;
+                }
+                // Requeue or dead, and the reason, are outband's rule.
                 let decision = fate::expire(&mut job, now);
                 let record = Record::of(&job, None);
                 transition(&store, &record, JobState::Running, decision.state())?;
@@ -440,6 +470,7 @@ impl BaseQueue for FileQueue {
         stats.pending = count(JobState::Pending)?;
         stats.running = count(JobState::Running)?;
         stats.dead = count(JobState::Dead)?;
+        stats.cancelled = count(JobState::Cancelled)?;
         let since = from_time(now - THROUGHPUT_WINDOW);
         let done = store.records(queue, JobState::Done)?;
         stats.done = done.len() as u64;
@@ -512,15 +543,35 @@ impl BaseQueue for FileQueue {
         Ok(true)
     }
 
-    fn cancel(&self, id: JobId) -> Result<bool, Error> {
+    fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> {
+        let now = SystemTime::now();
         let mut store = self.lock()?;
-        let Some((record, JobState::Pending)) = store.find(id)? else {
-            return Ok(false);
+        let Some((mut record, state)) = store.find(id)? else {
+            return Ok(Cancellation::NotFound);
         };
-        // The key's next job becomes the head of the line by itself.
-        store.remove(&record.queue, JobState::Pending, id)?;
-        store.forget(id);
-        Ok(true)
+        match state {
+            JobState::Pending => {
+                // Cancelled now, by outband's rule: when and why are kept.
+                let mut job = record.to_job(JobState::Pending).map_err(Error::backend)?;
+                fate::cancel(&mut job, reason, now);
+                let cancelled = Record::of(&job, None);
+                transition(&store, &cancelled, JobState::Pending, JobState::Cancelled)?;
+                // The key's next job becomes the head of the line by itself.
+                store.forget(id);
+                Ok(Cancellation::Cancelled)
+            }
+            JobState::Running => {
+                // Its worker may be half way through: only mark it, in its
+                // record, for the heartbeats to tell and the end of the
+                // attempt to act on. The first request's reason stands.
+                if record.cancel.is_none() {
+                    record.cancel = Some(reason.to_owned());
+                    transition(&store, &record, JobState::Running, JobState::Running)?;
+                }
+                Ok(Cancellation::Requested)
+            }
+            finished => Ok(Cancellation::Finished(finished)),
+        }
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
@@ -531,11 +582,15 @@ impl BaseQueue for FileQueue {
         );
         let store = &self.lock()?;
         let mut purged = 0;
+        // `done` and `cancelled` are final and only a purge deletes them;
+        // `dead` jobs wait for an operator.
         for queue in store.queue_names()? {
-            for record in store.records(&queue, JobState::Done)? {
-                if record.finished_at.is_some_and(|at| at <= cutoff) {
-                    store.remove(&queue, JobState::Done, JobId(record.id))?;
-                    purged += 1;
+            for state in [JobState::Done, JobState::Cancelled] {
+                for record in store.records(&queue, state)? {
+                    if record.finished_at.is_some_and(|at| at <= cutoff) {
+                        store.remove(&queue, state, JobId(record.id))?;
+                        purged += 1;
+                    }
                 }
             }
         }

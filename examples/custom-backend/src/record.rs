@@ -1,10 +1,10 @@
 //! The job file: one JSON document per job, readable with `cat`.
 //!
 //! A record holds everything about a job except its state: the state is the
-//! directory the file sits in (`pending/`, `running/`, `done/`, `dead/`), so
-//! that changing state is one `rename` and can never leave a job in two
-//! states. Times are nanoseconds since the Unix epoch (times before it are
-//! stored as the epoch); bytes are lowercase hex.
+//! directory the file sits in (`pending/`, `running/`, `done/`, `dead/`,
+//! `cancelled/`), so that changing state is one `rename` and can never leave
+//! a job in two states. Times are nanoseconds since the Unix epoch (times
+//! before it are stored as the epoch); bytes are lowercase hex.
 
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +41,12 @@ pub(crate) struct Record {
     pub(crate) timeout_ms: Option<u64>,
     /// The live lease, while the file is in `running/`.
     pub(crate) lease: Option<LeaseRecord>,
+    /// Why the job was cancelled while it ran, if it was: the request its
+    /// worker hears of at its heartbeats, and the reason the job ends
+    /// `cancelled` with. Only ever set while the file is in `running/`.
+    /// (`default`: files written before it was kept still read.)
+    #[serde(default)]
+    pub(crate) cancel: Option<String>,
 }
 
 /// The lease of a running job: the fencing token and the deadline.
@@ -77,7 +83,9 @@ impl Record {
     }
 
     /// The record of `job`, held under `lease` while it is `running`; the
-    /// state is not part of it (see the module docs).
+    /// state is not part of it (see the module docs), and neither is a
+    /// cancel request, which a `Job` does not hold: whoever rebuilds a
+    /// running job's record from its `Job` has settled the request first.
     pub(crate) fn of(job: &Job, lease: Option<LeaseRecord>) -> Self {
         Self {
             id: job.id.0,
@@ -103,6 +111,7 @@ impl Record {
                 .timeout
                 .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             lease,
+            cancel: None,
         }
     }
 

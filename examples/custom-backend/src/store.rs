@@ -250,8 +250,9 @@ impl Store<'_> {
         self.inner.facts.get(&id)
     }
 
-    /// Forgets the facts of a job that is done, dead or deleted: only a
-    /// claim needs them, so the cache holds no more than the live jobs.
+    /// Forgets the facts of a job that is done, dead, cancelled or deleted:
+    /// only a claim needs them, so the cache holds no more than the live
+    /// jobs.
     pub(crate) fn forget(&mut self, id: JobId) {
         self.inner.facts.remove(&id);
     }
@@ -517,7 +518,7 @@ impl Store<'_> {
     }
 
     /// Finds a job by id alone: its record and state. A job whose facts are
-    /// known is looked for in its queue's four directories; any other in
+    /// known is looked for in its queue's state directories; any other in
     /// every queue's, `O(queues)`, as an id does not say its queue.
     pub(crate) fn find(&self, id: JobId) -> Result<Option<(Record, JobState)>, Error> {
         if let Some(facts) = self.inner.facts.get(&id) {

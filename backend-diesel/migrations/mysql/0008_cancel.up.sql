@@ -1,0 +1,11 @@
+-- Cancelling. A cancelled job is state 4: it stays in this table, like a
+-- dead one, with when it was cancelled (finished_at) and why (last_error),
+-- until a purge deletes it by its finish time, as it deletes done jobs; the
+-- purge reads them through jobs_lease (state, deadline). It holds no
+-- ordering key: the claim waits only behind pending and running jobs of a
+-- key. A running job asked to cancel keeps running with the request's
+-- reason in cancel_reason, NULL otherwise, until its attempt ends. The
+-- recovery step finds unknown state codes (now below 0 or above 4) through
+-- jobs_lease too. A nullable column added last: InnoDB adds it in place
+-- (instantly on MariaDB 10.3 and MySQL 8.0.12 and later).
+ALTER TABLE {p}jobs ADD COLUMN cancel_reason TEXT NULL;

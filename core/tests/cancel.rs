@@ -1,0 +1,152 @@
+//! Cancelling through a running processor: a pending job never runs; a
+//! running sync command sees its context cancelled within a heartbeat and
+//! its job ends `cancelled`, not retried; a running async command's future
+//! is dropped; a finished job is left as it is.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use outband::{
+    BaseQueue, Cancellation, JobContext, JobId, JobState, MemoryQueue, MultiProcessor,
+    ProcessorConfig, queue_command,
+};
+use outband_testkit::wait_until;
+
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Runs until its context is cancelled, then fails, as a command that
+/// gives up would: a retry the cancel turns into `cancelled`.
+#[queue_command(queue = "cancel", retries = 5)]
+fn until_cancelled(ctx: &JobContext) -> Result<(), String> {
+    while !ctx.is_cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    STOPPED.store(true, Ordering::SeqCst);
+    Err("stopped before the end".into())
+}
+
+/// Takes no time.
+#[queue_command(queue = "cancel")]
+fn quick() {}
+
+fn backend() -> Arc<MemoryQueue> {
+    static BACKEND: OnceLock<Arc<MemoryQueue>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let backend = Arc::new(MemoryQueue::new());
+            outband::set_default_backend(backend.clone()).unwrap();
+            backend
+        })
+        .clone()
+}
+
+/// A short lease, so that heartbeats come every tenth of a second.
+fn config() -> ProcessorConfig {
+    ProcessorConfig::default()
+        .queues(["cancel", "cancel-async"])
+        .wait_time(Duration::from_millis(10))
+        .lease(Duration::from_millis(600))
+}
+
+fn state(id: JobId) -> (JobState, Option<String>) {
+    let job = backend().job(id).unwrap().expect("the job exists");
+    (job.state, job.last_error)
+}
+
+#[test]
+fn a_running_sync_job_is_stopped_and_ends_cancelled() {
+    let backend = backend();
+    let id = until_cancelled().unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config()).unwrap();
+    processor.start();
+    wait_until("the job runs", None, || state(id).0 == JobState::Running);
+    assert_eq!(
+        outband::cancel(id, "the order was withdrawn").unwrap(),
+        Cancellation::Requested
+    );
+    wait_until("the job is cancelled", None, || {
+        state(id).0 == JobState::Cancelled
+    });
+    assert!(STOPPED.load(Ordering::SeqCst), "the command saw it");
+    let job = backend.job(id).unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some("the order was withdrawn"));
+    assert_eq!(job.attempt, 1, "not retried");
+    assert_eq!(
+        outband::cancel(id, "again").unwrap(),
+        Cancellation::Finished(JobState::Cancelled)
+    );
+    processor.stop();
+}
+
+#[test]
+fn a_pending_job_never_runs_and_a_finished_one_is_left_alone() {
+    let backend = backend();
+    let later = quick::schedule(Duration::from_secs(3600)).unwrap();
+    assert_eq!(
+        outband::cancel(later, "not needed").unwrap(),
+        Cancellation::Cancelled
+    );
+    let ran = quick().unwrap();
+    let processor = MultiProcessor::new(backend.clone(), config()).unwrap();
+    processor.start();
+    wait_until("the other job is done", None, || {
+        state(ran).0 == JobState::Done
+    });
+    processor.stop();
+    assert_eq!(
+        state(later),
+        (JobState::Cancelled, Some("not needed".into()))
+    );
+    assert_eq!(
+        outband::cancel(ran, "too late").unwrap(),
+        Cancellation::Finished(JobState::Done)
+    );
+    assert_eq!(state(ran).0, JobState::Done);
+    assert_eq!(
+        outband::cancel(JobId(u64::MAX), "who?").unwrap(),
+        Cancellation::NotFound
+    );
+}
+
+#[cfg(feature = "runtime")]
+mod async_commands {
+    use super::*;
+
+    static DROPPED: AtomicBool = AtomicBool::new(false);
+
+    struct OnDrop;
+
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            DROPPED.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits far longer than the test, holding something that says when it
+    /// is dropped.
+    #[queue_command(queue = "cancel-async")]
+    async fn waits_long() {
+        let _guard = OnDrop;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+
+    #[test]
+    fn a_running_async_job_is_dropped_and_ends_cancelled() {
+        let backend = backend();
+        let id = waits_long().unwrap();
+        let processor = MultiProcessor::new(backend.clone(), config().concurrency(4)).unwrap();
+        processor.start();
+        wait_until("the job runs", None, || state(id).0 == JobState::Running);
+        assert_eq!(
+            outband::cancel(id, "no longer wanted").unwrap(),
+            Cancellation::Requested
+        );
+        wait_until("the job is cancelled", None, || {
+            state(id).0 == JobState::Cancelled
+        });
+        assert!(DROPPED.load(Ordering::SeqCst), "its future was dropped");
+        assert_eq!(state(id).1.as_deref(), Some("no longer wanted"));
+        processor.stop();
+    }
+}
