@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::registry::{Run, RunError};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crate::{Command, Error, Job, JobContext, JobId};
@@ -57,13 +59,39 @@ fn context(command: &Command, key: Option<String>) -> (JobId, JobContext) {
     (id, JobContext::new(&job, None, None))
 }
 
+/// The values of the latest inline runs, for `JobHandle`: by id, with
+/// their command's name.
+static RESULTS: Mutex<BTreeMap<JobId, Kept>> = Mutex::new(BTreeMap::new());
+
+/// An inline run's command and encoded value.
+type Kept = (&'static str, Option<Vec<u8>>);
+
+/// How many inline runs' values are kept.
+const KEPT: usize = 10_000;
+
+/// The command and value of an inline run, while it is kept.
+pub(crate) fn result_of(id: JobId) -> Option<Kept> {
+    RESULTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .cloned()
+}
+
 fn settle(
-    command: &Command,
+    command: &'static Command,
     id: JobId,
     result: Result<Option<Vec<u8>>, RunError>,
 ) -> Result<JobId, Error> {
     match result {
-        Ok(_) => Ok(id),
+        Ok(value) => {
+            let mut results = RESULTS.lock().unwrap_or_else(PoisonError::into_inner);
+            results.insert(id, (command.name, value));
+            if results.len() > KEPT {
+                results.pop_first();
+            }
+            Ok(id)
+        }
         Err(RunError::Args(error) | RunError::Output(error)) => Err(Error::Codec(error)),
         Err(RunError::Cancelled) => Err(Error::CommandFailed {
             command: command.name.to_owned(),

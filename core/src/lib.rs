@@ -69,6 +69,7 @@
 //! |---|---|
 //! | [`queue_command`] | the attribute: the function enqueues, `::call` runs inline, `::enqueue` awaits an enqueue, `::schedule` and `::enqueue_on` |
 //! | [`Enqueue`] | an enqueue to `.await` from async code |
+//! | [`JobHandle`] | a job typed by its command's value: wait for that value, or why there is none |
 //! | [`JobContext`] | what a running command may know of its job: id, attempt, cancellation, progress, heartbeat |
 //! | [`BaseQueue`] | the backend contract: enqueue, claim with a lease, heartbeat, complete, recover, stats, dead letters |
 //! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
@@ -116,6 +117,7 @@ mod eager;
 mod enqueue;
 mod error;
 mod fail;
+mod handle;
 mod job;
 pub mod maintenance;
 mod memory;
@@ -134,6 +136,7 @@ pub use context::JobContext;
 pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};
 pub use fail::Fail;
+pub use handle::{JobError, JobHandle};
 pub use job::{
     Cancellation, Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId,
     JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,

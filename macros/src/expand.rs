@@ -247,6 +247,34 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let at_or_after = Ident::new("at_or_after", Span::mixed_site());
     let backend_param = Ident::new("backend", Span::mixed_site());
     let inner_vis = visibility_from_child(vis);
+    // `f::handle(id)`, where the value's type can be named
+    let handle_fn = format_ident!("__outband_handle_{}", ident);
+    let handle_id = Ident::new("id", Span::mixed_site());
+    let handle_items = shown_result_type(&sig.output).map(|returns| {
+        let handle_doc = format!(
+            "The [`JobHandle`](::outband::JobHandle) of job `id` of \
+             [`{name_text}`](fn@super::{ident}), to wait for the value it returns: \
+             for an id that `{name_text}(…)`, `{name_text}::enqueue(…).await` or \
+             another enqueue of it gave. It reads the default backend; \
+             [`on`](::outband::JobHandle::on) reads another.",
+        );
+        (
+            quote! {
+                #(#cfgs)*
+                #[doc(hidden)]
+                #vis fn #handle_fn(#handle_id: ::outband::JobId) -> ::outband::JobHandle<#returns> {
+                    ::outband::JobHandle::new(#handle_id, &#command_const)
+                }
+            },
+            quote! {
+                #[doc = #handle_doc]
+                #[doc(inline)]
+                #[allow(unused_imports)]
+                #inner_vis use super::#handle_fn as handle;
+            },
+        )
+    });
+    let (handle_fn_item, handle_use) = handle_items.unzip();
     let serde_assertions = serde_assertions(&command.args, &cfgs);
 
     // Only under the user's own docs: a command without docs should still
@@ -502,9 +530,12 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             ::outband::__private::enqueue(&#command_const, #key, &#args_call)
         }
 
+        #handle_fn_item
+
         #(#cfgs)*
         #[doc = #mod_doc]
         #vis mod #ident {
+            #handle_use
             #[doc = #call_doc]
             #[doc(inline)]
             #[allow(unused_imports, deprecated)]

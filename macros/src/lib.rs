@@ -136,6 +136,12 @@ use proc_macro::TokenStream;
 ///     per item (`()` for a command without arguments, the argument itself
 ///     for one, a tuple of them for more) in one backend call, all or
 ///     nothing, returning the ids in order;
+///   - `handle(id) -> outband::JobHandle<T>`: the typed handle of a job of
+///     this command, for an id any of the above gave; its `wait(timeout)`
+///     (or `result(timeout).await`) gives the value the command returned
+///     (`T` of `-> T` or `-> Result<T, E>`) or an `outband::JobError`
+///     (dead, cancelled, not finished in time, gone…); not generated when
+///     the return type cannot be named again (an `impl Trait`);
 ///   - `const NAME: &str`: the registered name.
 ///
 ///   Each reaches as far as the function does: a private command's

@@ -1,0 +1,295 @@
+//! [`JobHandle`]: a job with the type of the value its command returns,
+//! to wait for that value.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::{BaseQueue, Command, Error, Job, JobId, JobState, codec};
+
+/// A job, typed by what its command returns: `R` is `T` for a command
+/// returning `T` or `Result<T, E>`.
+///
+/// `f::handle(id)` makes one for an id that `f(…)`, `f::enqueue(…).await`
+/// or any other enqueue of `f` gave. [`wait`](Self::wait) blocks until the
+/// job has finished, up to a timeout; [`result`](Self::result) awaits it
+/// (with outband's `runtime` feature). Both poll the backend, at first
+/// every few milliseconds and then, while the job runs on, less often, up
+/// to a quarter of a second. In eager mode, where the call ran inline, the
+/// value is there at once (the last 10,000 of them are kept).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[outband::queue_command]
+/// fn add(a: u32, b: u32) -> u32 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # outband::set_eager(true);
+/// let id = add(2, 3)?;
+/// // later, perhaps in another request
+/// let sum = add::handle(id).wait(Duration::from_secs(30))?;
+/// # let _ = sum;
+/// # Ok(()) }
+/// ```
+pub struct JobHandle<R> {
+    id: JobId,
+    command: &'static Command,
+    backend: Option<Arc<dyn BaseQueue>>,
+    _returns: PhantomData<fn() -> R>,
+}
+
+/// Why [`JobHandle`] gave no value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The job is `dead`: its attempts are spent, or it could never run.
+    #[error("job {id} is dead: {reason}")]
+    Dead {
+        /// The job.
+        id: JobId,
+        /// Its last error.
+        reason: String,
+    },
+    /// The job was cancelled.
+    #[error("job {id} was cancelled: {reason}")]
+    Cancelled {
+        /// The job.
+        id: JobId,
+        /// Why.
+        reason: String,
+    },
+    /// The job had not finished when the wait ended.
+    #[error("job {id} had not finished after {waited:?}")]
+    TimedOut {
+        /// The job.
+        id: JobId,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+    /// The backend has no such job: it was never enqueued there, or it
+    /// finished and retention purged it, with its result.
+    #[error("job {id} is not in the backend: never enqueued there, or purged after it finished")]
+    Gone {
+        /// The job.
+        id: JobId,
+    },
+    /// The job is of another command than the handle's, so its value is
+    /// not of the handle's type.
+    #[error(
+        "job {id} is a job of {found}, not of {expected}: its value is not a `{expected_type}`"
+    )]
+    OtherCommand {
+        /// The job.
+        id: JobId,
+        /// The handle's command.
+        expected: &'static str,
+        /// The type the handle reads.
+        expected_type: &'static str,
+        /// The job's command.
+        found: String,
+    },
+    /// The stored value does not decode as the handle's type: the command
+    /// changed its return type since the job ran.
+    #[error("the result of job {id} does not decode as a `{expected_type}`: {error}")]
+    Decode {
+        /// The job.
+        id: JobId,
+        /// The type the handle reads.
+        expected_type: &'static str,
+        /// What the decoder said.
+        error: String,
+    },
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] Error),
+}
+
+/// Where a wait stands after one look at the job.
+enum Look<R> {
+    Finished(Result<R, JobError>),
+    Running,
+}
+
+impl<R> JobHandle<R> {
+    /// The handle of job `id` of `command`, on the default backend. What
+    /// `f::handle` calls.
+    #[doc(hidden)]
+    pub fn new(id: JobId, command: &'static Command) -> Self {
+        Self {
+            id,
+            command,
+            backend: None,
+            _returns: PhantomData,
+        }
+    }
+
+    /// Reads the job on `backend` rather than the default backend.
+    #[must_use]
+    pub fn on<B: BaseQueue + ?Sized + 'static>(mut self, backend: &Arc<B>) -> Self {
+        self.backend = Some(Arc::new(Arc::clone(backend)));
+        self
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+}
+
+impl<R: DeserializeOwned> JobHandle<R> {
+    /// Blocks until the job has finished, up to `timeout`, and gives its
+    /// command's value, or why there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError`]: dead, cancelled, not finished in time, gone, of
+    /// another command, a value that does not decode, or the backend's
+    /// error.
+    pub fn wait(&self, timeout: Duration) -> Result<R, JobError> {
+        if let Some(result) = self.eager() {
+            return result;
+        }
+        let backend = self.backend()?;
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if let Look::Finished(result) = self.look(backend.job(self.id)?) {
+                return result;
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(JobError::TimedOut {
+                    id: self.id,
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    }
+
+    /// Awaits the job's end, up to `timeout`, without blocking the
+    /// runtime: each look at a backend with only the sync contract runs on
+    /// outband's blocking pool. Needs a tokio runtime with its timer.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Self::wait).
+    #[cfg(feature = "runtime")]
+    pub async fn result(&self, timeout: Duration) -> Result<R, JobError> {
+        if let Some(result) = self.eager() {
+            return result;
+        }
+        let backend = Arc::clone(self.backend()?);
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let (id, looked) = (self.id, Arc::clone(&backend));
+            let job = crate::blocking::run(move || looked.job(id)).await?;
+            if let Look::Finished(result) = self.look(job) {
+                return result;
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(JobError::TimedOut {
+                    id: self.id,
+                    waited,
+                });
+            }
+            tokio::time::sleep(pause.min(timeout - waited)).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    }
+
+    /// In eager mode, on the default backend: the value the inline run
+    /// kept, or `Gone`.
+    fn eager(&self) -> Option<Result<R, JobError>> {
+        if self.backend.is_some() || !crate::is_eager() {
+            return None;
+        }
+        Some(match crate::eager::result_of(self.id) {
+            Some((command, bytes)) if command == self.command.name => {
+                decode(self.id, bytes.as_deref())
+            }
+            Some((command, _)) => Err(JobError::OtherCommand {
+                id: self.id,
+                expected: self.command.name,
+                expected_type: std::any::type_name::<R>(),
+                found: command.to_owned(),
+            }),
+            None => Err(JobError::Gone { id: self.id }),
+        })
+    }
+
+    fn backend(&self) -> Result<&Arc<dyn BaseQueue>, Error> {
+        match &self.backend {
+            Some(backend) => Ok(backend),
+            None => crate::default_backend(),
+        }
+    }
+
+    fn look(&self, job: Option<Job>) -> Look<R> {
+        let id = self.id;
+        let Some(job) = job else {
+            return Look::Finished(Err(JobError::Gone { id }));
+        };
+        if job.command != self.command.name {
+            return Look::Finished(Err(JobError::OtherCommand {
+                id,
+                expected: self.command.name,
+                expected_type: std::any::type_name::<R>(),
+                found: job.command,
+            }));
+        }
+        let reason = || job.last_error.clone().unwrap_or_default();
+        Look::Finished(match job.state {
+            JobState::Done => decode(id, job.result.as_deref()),
+            JobState::Dead => Err(JobError::Dead {
+                id,
+                reason: reason(),
+            }),
+            JobState::Cancelled => Err(JobError::Cancelled {
+                id,
+                reason: reason(),
+            }),
+            _ => return Look::Running,
+        })
+    }
+}
+
+/// The first pause between two looks at a running job, doubled after each
+/// up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const LONGEST_PAUSE: Duration = Duration::from_millis(250);
+
+/// A stored value as `R`; a command that returns nothing stores nothing,
+/// which reads as `()`.
+fn decode<R: DeserializeOwned>(id: JobId, bytes: Option<&[u8]>) -> Result<R, JobError> {
+    let error = |error: codec::CodecError| JobError::Decode {
+        id,
+        expected_type: std::any::type_name::<R>(),
+        error: error.to_string(),
+    };
+    match bytes {
+        Some(bytes) => codec::decode(bytes).map_err(error),
+        None => codec::encode(&())
+            .and_then(|unit| codec::decode(&unit))
+            .map_err(error),
+    }
+}
+
+impl<R> fmt::Debug for JobHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("id", &self.id)
+            .field("command", &self.command.name)
+            .field("returns", &std::any::type_name::<R>())
+            .finish_non_exhaustive()
+    }
+}
