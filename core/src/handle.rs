@@ -156,21 +156,12 @@ impl<R: DeserializeOwned> JobHandle<R> {
             return result;
         }
         let backend = self.backend()?;
-        let started = Instant::now();
-        let mut pause = FIRST_PAUSE;
+        let mut pauses = Pauses::new(self.id, timeout);
         loop {
             if let Look::Finished(result) = self.look(backend.job(self.id)?) {
                 return result;
             }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(JobError::TimedOut {
-                    id: self.id,
-                    waited,
-                });
-            }
-            std::thread::sleep(pause.min(timeout - waited));
-            pause = (pause * 2).min(LONGEST_PAUSE);
+            std::thread::sleep(pauses.next()?);
         }
     }
 
@@ -187,23 +178,14 @@ impl<R: DeserializeOwned> JobHandle<R> {
             return result;
         }
         let backend = Arc::clone(self.backend()?);
-        let started = Instant::now();
-        let mut pause = FIRST_PAUSE;
+        let mut pauses = Pauses::new(self.id, timeout);
         loop {
             let (id, looked) = (self.id, Arc::clone(&backend));
             let job = crate::blocking::run(move || looked.job(id)).await?;
             if let Look::Finished(result) = self.look(job) {
                 return result;
             }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(JobError::TimedOut {
-                    id: self.id,
-                    waited,
-                });
-            }
-            tokio::time::sleep(pause.min(timeout - waited)).await;
-            pause = (pause * 2).min(LONGEST_PAUSE);
+            tokio::time::sleep(pauses.next()?).await;
         }
     }
 
@@ -267,6 +249,39 @@ impl<R: DeserializeOwned> JobHandle<R> {
 /// up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const LONGEST_PAUSE: Duration = Duration::from_millis(250);
+
+/// The pauses of one wait: growing, and none past its timeout.
+struct Pauses {
+    id: JobId,
+    started: Instant,
+    timeout: Duration,
+    next: Duration,
+}
+
+impl Pauses {
+    fn new(id: JobId, timeout: Duration) -> Self {
+        Self {
+            id,
+            started: Instant::now(),
+            timeout,
+            next: FIRST_PAUSE,
+        }
+    }
+
+    /// The pause before the next look, or `TimedOut` once the wait is over.
+    fn next(&mut self) -> Result<Duration, JobError> {
+        let waited = self.started.elapsed();
+        if waited >= self.timeout {
+            return Err(JobError::TimedOut {
+                id: self.id,
+                waited,
+            });
+        }
+        let pause = self.next.min(self.timeout - waited);
+        self.next = (self.next * 2).min(LONGEST_PAUSE);
+        Ok(pause)
+    }
+}
 
 /// A stored value as `R`; a command that returns nothing stores nothing,
 /// which reads as `()`.

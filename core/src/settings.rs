@@ -153,7 +153,7 @@ pub fn is_eager() -> bool {
 /// Cancels job `id` on the [default backend](default_backend), recording
 /// `reason`: a pending job ends `cancelled` at once, a running one when its
 /// consumer stops it, within a heartbeat; a finished one is left as it is.
-/// See [`BaseQueue::cancel`] for the rules, and [`Cancellation`] for the
+/// See [`BaseQueue::cancel`] for the rules, and [`Cancellation`](crate::Cancellation) for the
 /// answer.
 ///
 /// # Errors

@@ -149,6 +149,15 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         },
     };
     let jobs = Ident::new("jobs", Span::mixed_site());
+    // A batch's jobs, built by `job` from its items: all, or the first error.
+    let collect_jobs = quote! {
+        let #jobs = ::core::iter::Iterator::collect::<
+            ::core::result::Result<::std::vec::Vec<::outband::NewJob>, ::outband::Error>,
+        >(::core::iter::Iterator::map(
+            ::core::iter::IntoIterator::into_iter(#items),
+            |#item_pattern| #job_fn(#(#bindings),*),
+        ))?;
+    };
 
     let key = Ident::new("outband_key", Span::mixed_site());
     let key_value = match &options.key {
@@ -494,12 +503,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #vis fn #enqueue_many_fn(
             #items: impl ::core::iter::IntoIterator<Item = #item_type>,
         ) -> ::core::result::Result<::std::vec::Vec<::outband::JobId>, ::outband::Error> {
-            let #jobs = ::core::iter::Iterator::collect::<
-                ::core::result::Result<::std::vec::Vec<::outband::NewJob>, ::outband::Error>,
-            >(::core::iter::Iterator::map(
-                ::core::iter::IntoIterator::into_iter(#items),
-                |#item_pattern| #job_fn(#(#bindings),*),
-            ))?;
+            #collect_jobs
             ::outband::__private::submit_many_default(&#command_const, #jobs)
         }
 
@@ -512,12 +516,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             #backend_param: &(impl ::outband::BaseQueue + ?::core::marker::Sized),
             #items: impl ::core::iter::IntoIterator<Item = #item_type>,
         ) -> ::core::result::Result<::std::vec::Vec<::outband::JobId>, ::outband::Error> {
-            let #jobs = ::core::iter::Iterator::collect::<
-                ::core::result::Result<::std::vec::Vec<::outband::NewJob>, ::outband::Error>,
-            >(::core::iter::Iterator::map(
-                ::core::iter::IntoIterator::into_iter(#items),
-                |#item_pattern| #job_fn(#(#bindings),*),
-            ))?;
+            #collect_jobs
             #backend_param.enqueue_many(#jobs)
         }
 

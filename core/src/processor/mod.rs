@@ -85,8 +85,10 @@ use threads::Threads;
 /// run, so that job goes to `dead` at once. A panic, in a sync command or
 /// inside a future, is caught; the thread lives on.
 ///
-/// **Leases.** While the loop runs, a heartbeat thread extends the lease of
-/// every job held for a third of its lease. If a lease is lost anyway (the
+/// **Leases.** While the loop runs, a heartbeat thread extends, every sixth
+/// of a lease, the lease of every job that runs and of every job claimed
+/// ahead held for a third of its lease, and learns whether a running job
+/// was cancelled. If a lease is lost anyway (the
 /// backend took the job back), that is logged, and the late completion
 /// changes nothing.
 ///

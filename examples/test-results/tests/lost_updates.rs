@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outband::BaseQueue;
-use outband_testkit::{
-    kill, kill_daemons, pg_url, redis_url, skip_or_fail, unique_name, with_param,
-};
+#[cfg(feature = "postgres")]
+use outband_testkit::pg_url;
+use outband_testkit::{kill, kill_daemons, redis_url, skip_or_fail, unique_name, with_param};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-results");
 const CI_JOBS: usize = 50;
