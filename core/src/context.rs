@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::{Job, JobId, Progress};
 
@@ -81,7 +81,9 @@ struct Inner {
     enqueued_at: SystemTime,
     /// When the attempt times out, and its timeout.
     deadline: Option<(Instant, SystemTime, Duration)>,
-    cancelled: watch::Sender<bool>,
+    /// Set once the job should stop; `stop` wakes those waiting for it.
+    cancelled: AtomicBool,
+    stop: Notify,
     /// Whether the job itself was cancelled (`outband::cancel`), rather
     /// than its attempt stopped.
     cancel_requested: AtomicBool,
@@ -134,7 +136,8 @@ impl JobContext {
                 max_attempts: job.max_attempts,
                 enqueued_at: job.enqueued_at,
                 deadline,
-                cancelled: watch::Sender::new(false),
+                cancelled: AtomicBool::new(false),
+                stop: Notify::new(),
                 cancel_requested: AtomicBool::new(false),
                 reports,
             }),
@@ -191,7 +194,7 @@ impl JobContext {
     /// Whether the job should stop now: see the type's docs for when; also
     /// from its [`deadline`](Self::deadline) on.
     pub fn is_cancelled(&self) -> bool {
-        *self.inner.cancelled.borrow()
+        self.inner.cancelled.load(Ordering::SeqCst)
             || self
                 .inner
                 .deadline
@@ -206,19 +209,25 @@ impl JobContext {
     /// Completes once the job should stop; at once if it already should.
     /// Works on any async runtime.
     pub async fn cancelled(&self) {
-        if self.is_cancelled() {
-            return;
+        loop {
+            let woken = self.inner.stop.notified();
+            let mut woken = std::pin::pin!(woken);
+            // registered before the look, so a `cancel` between the two
+            // still wakes it
+            woken.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            woken.await;
         }
-        let mut cancelled = self.inner.cancelled.subscribe();
-        // the sender lives as long as `self`, so this ends only when set
-        let _ = cancelled.wait_for(|cancelled| *cancelled).await;
     }
 
     /// Asks the job to stop: [`is_cancelled`](Self::is_cancelled) turns
     /// true and [`cancelled`](Self::cancelled) completes, in every clone of
     /// this context. The consumer calls it; a test may too.
     pub fn cancel(&self) {
-        self.inner.cancelled.send_replace(true);
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        self.inner.stop.notify_waiters();
     }
 
     /// The job was cancelled while it ran: the context is cancelled, and

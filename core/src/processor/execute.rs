@@ -38,6 +38,16 @@ use crate::{Backoff, Claimed, Command, Job, JobContext, Lease, Outcome, Progress
 /// the payload of its panic.
 type RunResult = Result<Result<Option<Vec<u8>>, RunError>, Box<dyn Any + Send>>;
 
+/// An attempt begun: the job, its lease, its command (or why it is not
+/// known here), its context, and when it started.
+type Begun = (
+    Job,
+    Lease,
+    Result<&'static Command, crate::Error>,
+    JobContext,
+    Instant,
+);
+
 /// An attempt that has run, with the job still to be completed.
 pub(super) struct Finished {
     pub(super) job: Job,
@@ -52,8 +62,8 @@ pub(super) struct Finished {
 impl Engine {
     /// Runs one claimed job on this thread; the caller completes it.
     pub(super) fn execute(&self, claimed: Claimed) -> Finished {
-        let (job, lease, context, started) = self.begin_attempt(claimed);
-        let outcome = match self.registry.get(&job.command) {
+        let (job, lease, command, context, started) = self.begin_attempt(claimed);
+        let outcome = match command {
             // a consumer running newer code may know it: a failed attempt
             Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
@@ -73,8 +83,8 @@ impl Engine {
     /// Runs one claimed async job, on the async runtime; the caller
     /// completes it.
     pub(super) async fn execute_async(&self, claimed: Claimed) -> Finished {
-        let (job, lease, context, started) = self.begin_attempt(claimed);
-        let outcome = match self.registry.get(&job.command) {
+        let (job, lease, command, context, started) = self.begin_attempt(claimed);
+        let outcome = match command {
             Err(error) => self.failed(&job, Backoff::Consumer, error.to_string()),
             Ok(command) => {
                 let result = AssertUnwindSafe(async {
@@ -96,7 +106,7 @@ impl Engine {
     /// Fails an attempt that cannot run in this processor, as a panic would.
     #[cfg(feature = "runtime")]
     pub(super) fn unrunnable(&self, claimed: Claimed, error: String) -> Finished {
-        let (job, lease, _, started) = self.begin_attempt(claimed);
+        let (job, lease, _, _, started) = self.begin_attempt(claimed);
         let outcome = self.failed(&job, Backoff::Consumer, error);
         self.end_attempt(job, lease, outcome, started)
     }
@@ -104,8 +114,10 @@ impl Engine {
     /// Starts an attempt: the job is running, under a new context that
     /// reports to this processor's heartbeat and times out as the job's
     /// timeout, or its command's, says.
-    fn begin_attempt(&self, claimed: Claimed) -> (Job, Lease, JobContext, Instant) {
-        let command = self.registry.get(&claimed.job.command).ok();
+    /// The job's command is looked up here, once.
+    fn begin_attempt(&self, claimed: Claimed) -> Begun {
+        let found = self.registry.get(&claimed.job.command);
+        let command = found.as_ref().ok().copied();
         let timeout = claimed
             .job
             .timeout
@@ -124,7 +136,7 @@ impl Engine {
         self.in_flight.run(&claimed, &context, limit);
         let Claimed { job, lease } = claimed;
         log::info!("job {} {} {} started", job.id, job.command, Attempt(&job));
-        (job, lease, context, Instant::now())
+        (job, lease, found, context, Instant::now())
     }
 
     fn end_attempt(&self, job: Job, lease: Lease, outcome: Outcome, started: Instant) -> Finished {

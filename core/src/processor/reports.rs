@@ -23,6 +23,10 @@ pub(super) struct Requests {
     /// Whether a refused report was logged: the backend may keep no
     /// progress at all, and one line says so.
     refusal_logged: AtomicBool,
+    /// Whether anything waits: set and cleared under the lock, read
+    /// without it, so that a job that reported nothing takes no lock when
+    /// it ends.
+    any: AtomicBool,
 }
 
 #[derive(Default)]
@@ -65,6 +69,7 @@ impl Requests {
                 .wait_timeout(waiting, tick)
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
+        self.any.store(false, Ordering::SeqCst);
         Drained {
             progress: waiting.progress.drain().collect(),
             beats: waiting.beats.drain().collect(),
@@ -75,6 +80,11 @@ impl Requests {
     /// Takes job `id`'s report not sent yet, and forgets its requests: its
     /// command has returned.
     pub(super) fn take(&self, id: JobId) -> Option<Progress> {
+        // what this job reported was stored under the lock, before it
+        // returned: with nothing waiting now, nothing of it does
+        if !self.any.load(Ordering::SeqCst) {
+            return None;
+        }
         let mut waiting = self.lock();
         waiting.beats.remove(&id);
         waiting.progress.remove(&id)
@@ -83,11 +93,15 @@ impl Requests {
 
 impl Reports for Requests {
     fn progress(&self, id: JobId, progress: Progress) {
-        self.lock().progress.insert(id, progress);
+        let mut waiting = self.lock();
+        waiting.progress.insert(id, progress);
+        self.any.store(true, Ordering::SeqCst);
     }
 
     fn heartbeat(&self, id: JobId) {
-        self.lock().beats.insert(id);
+        let mut waiting = self.lock();
+        waiting.beats.insert(id);
+        self.any.store(true, Ordering::SeqCst);
         self.wake.notify_all();
     }
 }
