@@ -119,6 +119,7 @@ mod error;
 mod fail;
 mod handle;
 mod job;
+mod listing;
 pub mod maintenance;
 mod memory;
 mod processor;
@@ -141,6 +142,7 @@ pub use job::{
     Cancellation, Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId,
     JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
 };
+pub use listing::{JobPage, JobQuery};
 pub use memory::MemoryQueue;
 pub use processor::{
     Backoff, MultiProcessor, Prefetch, Processed, Processor, ProcessorConfig, RetryPolicy,

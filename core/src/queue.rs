@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, Lease, NewJob, Outcome,
-    Progress, QueueStats, Recovered,
+    Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobPage, JobQuery, Lease,
+    NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A store of jobs that producers write to and consumers claim from: Redis,
@@ -198,6 +198,28 @@ pub trait BaseQueue: Send + Sync {
     /// deleted.
     fn job(&self, id: JobId) -> Result<Option<Job>, Error>;
 
+    /// A page of the jobs of `query.queue` in `query.state` (and of
+    /// `query.command`, if set), by id descending, starting below
+    /// `query.before`: at most [`JobQuery::page_size`] jobs, each as
+    /// [`job`](Self::job) would give it.
+    ///
+    /// A call examines at most [`JobQuery::SCAN`] jobs beyond those it
+    /// returns, whatever the backend holds, so a page costs the same at a
+    /// thousand jobs as at millions. When the jobs it examined ran out
+    /// before the page filled, [`JobPage::next`] is `Some` if older jobs
+    /// remain to examine: a page may be short, even empty, and the listing
+    /// is over only when `next` is `None`. `next` is always below every id
+    /// returned. Walking the pages of a listing while no job changes state
+    /// gives each matching job exactly once; a job that changes state
+    /// between pages may be missed or shown in its new state.
+    ///
+    /// The default refuses with [`Error::Backend`], so that a backend
+    /// written before listings existed still compiles.
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> {
+        let _ = query;
+        Err(Error::backend("this backend does not list jobs"))
+    }
+
     /// Up to `limit` `dead` jobs of `queue`, most recently dead first,
     /// skipping the first `offset`.
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error>;
@@ -292,6 +314,7 @@ macro_rules! forward_base_queue {
             fn stats(&self, queue: &str) -> Result<QueueStats, Error> { (**self).stats(queue) }
             fn queues(&self) -> Result<Vec<String>, Error> { (**self).queues() }
             fn job(&self, id: JobId) -> Result<Option<Job>, Error> { (**self).job(id) }
+            fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> { (**self).jobs(query) }
             fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> { (**self).dead_jobs(queue, offset, limit) }
             fn retry_dead(&self, id: JobId) -> Result<bool, Error> { (**self).retry_dead(id) }
             fn delete_dead(&self, id: JobId) -> Result<bool, Error> { (**self).delete_dead(id) }

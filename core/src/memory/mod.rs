@@ -29,7 +29,7 @@ use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
     BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -319,6 +319,24 @@ impl BaseQueue for MemoryQueue {
 
     fn job(&self, id: JobId) -> Result<Option<Job>, Error> {
         Ok(self.lock().jobs.get(&id).map(|r| r.job.clone()))
+    }
+
+    /// Memory lives in this process: it examines every job it holds and
+    /// always fills a page while jobs remain.
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> {
+        let state = self.lock();
+        let mut found: Vec<&Job> = state
+            .jobs
+            .values()
+            .map(|r| &r.job)
+            .filter(|job| query.before.is_none_or(|before| job.id < before))
+            .filter(|job| query.matches(job))
+            .collect();
+        found.sort_unstable_by_key(|job| Reverse(job.id));
+        let size = query.page_size();
+        let next = (found.len() > size).then(|| found[size - 1].id);
+        let jobs = found.into_iter().take(size).cloned().collect();
+        Ok(JobPage::new(jobs, next))
     }
 
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {

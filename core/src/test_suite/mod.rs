@@ -31,6 +31,7 @@
 //! no double claim), `leases.rs` (expiry, recovery, heartbeats, release,
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
+//! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -45,6 +46,7 @@ mod dead_letters;
 mod enqueue;
 mod keys;
 mod leases;
+mod listing;
 mod order;
 mod processing;
 mod schedule;
@@ -69,6 +71,7 @@ pub use dead_letters::*;
 pub use enqueue::*;
 pub use keys::*;
 pub use leases::*;
+pub use listing::*;
 pub use order::*;
 pub use processing::*;
 pub use schedule::*;
@@ -139,6 +142,9 @@ macro_rules! __conformance_cases {
             cancel::cancel_pending_jobs
             cancel::cancel_running_jobs
             cancel::cancel_finished_jobs_changes_nothing
+            listing::jobs_are_listed_by_state
+            listing::job_pages_walk_every_job_once
+            listing::sparse_listing_goes_on_below_short_pages
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead
