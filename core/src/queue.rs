@@ -208,7 +208,7 @@ pub trait BaseQueue: Send + Sync {
     /// thousand jobs as at millions. When the jobs it examined ran out
     /// before the page filled, [`JobPage::next`] is `Some` if older jobs
     /// remain to examine: a page may be short, even empty, and the listing
-    /// is over only when `next` is `None`. `next` is always below every id
+    /// is over only when `next` is `None`. `next` is never above an id
     /// returned. Walking the pages of a listing while no job changes state
     /// gives each matching job exactly once; a job that changes state
     /// between pages may be missed or shown in its new state.

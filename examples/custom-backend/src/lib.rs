@@ -124,8 +124,8 @@ use std::time::{Duration, SystemTime};
 use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
-    BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobState, Lease,
-    NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobPage, JobQuery,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 use crate::record::{LeaseRecord, Record, from_time};
@@ -507,6 +507,35 @@ impl BaseQueue for FileQueue {
             Some((record, state)) => record.to_job(state).map(Some).map_err(Error::backend),
             None => Ok(None),
         }
+    }
+
+    /// Lists the state's directory (every name, as `dead_jobs` does) and
+    /// reads the files of the page, newest first, and no more than
+    /// [`JobQuery::SCAN`] others when a command filter skips them.
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> {
+        let store = self.lock()?;
+        let ids = store.ids(&query.queue, query.state)?;
+        let size = query.page_size();
+        let mut jobs = Vec::new();
+        let mut examined = 0;
+        for &id in ids.iter().rev() {
+            if query.before.is_some_and(|before| id >= before) {
+                continue;
+            }
+            if jobs.len() == size || examined == size + JobQuery::SCAN {
+                return Ok(JobPage::new(jobs, Some(JobId(id.0 + 1))));
+            }
+            examined += 1;
+            // a file renamed away since the directory was listed is skipped
+            let Some(record) = store.read(&query.queue, query.state, id)? else {
+                continue;
+            };
+            let job = record.to_job(query.state).map_err(Error::backend)?;
+            if query.matches(&job) {
+                jobs.push(job);
+            }
+        }
+        Ok(JobPage::new(jobs, None))
     }
 
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
