@@ -1,14 +1,15 @@
 //! The commands that inspect or steer a consumer or a backend: `stop`,
-//! `status`, `quiet`, `commands`, `stats`, `job`, `dead`, `flush`, `bench`.
+//! `status`, `quiet`, `commands`, `stats`, `job`, `jobs`, `cancel`, `dead`,
+//! `flush`, `bench`.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use outband::{BaseQueue, Cancellation, Job, JobId, Registry};
+use outband::{BaseQueue, Cancellation, Job, JobId, JobQuery, Registry};
 use rustix::process::{Pid, Signal, kill_process};
 
-use crate::cli::{CliResult, DeadCommand};
+use crate::cli::{CliResult, DeadCommand, JobsOptions};
 use crate::pidfile::{PidFile, PidStatus};
 
 fn signal(pid: u32, signal: Signal) -> Result<(), Box<dyn std::error::Error>> {
@@ -253,7 +254,7 @@ fn retry_all(backend: &dyn BaseQueue, queue: &str) -> Result<u64, outband::Error
 /// `job ID…`: each job as stored, its arguments and result shown through
 /// the command's types when this program knows the command. Exits 1 when a
 /// job is not found.
-pub(crate) fn jobs(url: &str, ids: &[u64]) -> CliResult {
+pub(crate) fn job(url: &str, ids: &[u64]) -> CliResult {
     let backend = outband::open(url)?;
     let registry = Registry::global()?;
     let mut missing = 0;
@@ -267,6 +268,69 @@ pub(crate) fn jobs(url: &str, ids: &[u64]) -> CliResult {
         }
     }
     Ok(u8::from(missing > 0))
+}
+
+/// `jobs --state S`: per queue, a line per job, newest first, and how to go
+/// on when more may follow. A page of the backend examines a bounded number
+/// of jobs, so a rare `--command` may take several pages to fill; after
+/// [`MAX_PAGES`] the listing stops and says where to go on.
+pub(crate) fn list(url: &str, options: &JobsOptions) -> CliResult {
+    /// The most backend pages one queue's listing reads.
+    const MAX_PAGES: usize = 50;
+    let backend = outband::open(url)?;
+    let limit = usize::try_from(options.limit).unwrap_or(JobQuery::MAX_LIMIT);
+    for name in queues(&options.queues.queues, &*backend)? {
+        let mut query = JobQuery::new(&name, options.state);
+        if let Some(command) = &options.command {
+            query = query.command(command);
+        }
+        if let Some(before) = options.before {
+            query = query.before(JobId(before));
+        }
+        let mut shown = 0;
+        let mut next = None;
+        for _ in 0..MAX_PAGES {
+            let page = backend.jobs(&query.clone().limit(limit - shown))?;
+            for job in &page.jobs {
+                println!("{}", summary(job));
+            }
+            shown += page.jobs.len();
+            next = page.next;
+            match next {
+                Some(id) if shown < limit => query = query.before(id),
+                _ => break,
+            }
+        }
+        if let Some(next) = next {
+            println!(
+                "more {} jobs of queue `{name}` may follow: add --queue {name} --before {next}",
+                options.state
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// A job as `jobs` prints it: one tab-separated line.
+fn summary(job: &Job) -> String {
+    let detail = match (&job.progress, &job.last_error) {
+        (Some(progress), _) if !job.state.is_finished() => {
+            format!("{:.0} % {}", progress.fraction * 100.0, progress.note)
+        }
+        (_, Some(error)) => error.clone(),
+        _ => String::new(),
+    };
+    format!(
+        "{}\t{}\t{}\t{}\tattempt {}/{}\tenqueued {}\t{}",
+        job.id,
+        job.queue,
+        job.command,
+        job.state,
+        job.attempt,
+        job.max_attempts,
+        humantime::format_rfc3339_seconds(job.enqueued_at),
+        detail.trim_end()
+    )
 }
 
 /// `cancel ID…`: what became of each job. Exits 1 when one was not found

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use outband::Prefetch;
+use outband::{JobState, Prefetch};
 
 /// The outband consumer: runs the queued commands linked into this program.
 #[derive(Debug, Clone, Parser)]
@@ -219,6 +219,9 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<u64>,
     },
+    /// List jobs in one state, newest first: id, queue, command, attempts,
+    /// when enqueued, and progress or last error.
+    Jobs(JobsOptions),
     /// Cancel jobs: a pending one at once, a running one at its next
     /// heartbeat (its consumer stops it); a finished one is left as it is.
     Cancel {
@@ -248,6 +251,27 @@ pub enum Command {
         #[arg(long, default_value_t = 20_000)]
         jobs: usize,
     },
+}
+
+/// What `jobs` lists.
+#[derive(Debug, Clone, Args)]
+pub struct JobsOptions {
+    /// pending, running, done, dead or cancelled.
+    #[arg(long, default_value = "pending", value_parser = state)]
+    pub state: JobState,
+    /// The queues to list.
+    #[command(flatten)]
+    pub queues: Queues,
+    /// Only jobs of this command (its registered name).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// At most this many per queue.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub limit: u64,
+    /// Only jobs below this id: the `--before` a previous listing printed
+    /// to go on with.
+    #[arg(long)]
+    pub before: Option<u64>,
 }
 
 /// The dead-letter commands.
@@ -280,6 +304,13 @@ pub enum DeadCommand {
         #[arg(required = true)]
         ids: Vec<u64>,
     },
+}
+
+fn state(text: &str) -> Result<JobState, String> {
+    JobState::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("must be one of {}", names.join(", "))
+    })
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -364,7 +395,8 @@ impl Command {
             Self::Quiet(options) => crate::admin::quiet(&options.pidfile),
             Self::Commands => crate::admin::commands(),
             Self::Stats(queues) => crate::admin::stats(url, &queues.queues),
-            Self::Job { ids } => crate::admin::jobs(url, &ids),
+            Self::Job { ids } => crate::admin::job(url, &ids),
+            Self::Jobs(options) => crate::admin::list(url, &options),
             Self::Cancel { ids, reason } => crate::admin::cancel(url, &ids, &reason),
             Self::Dead(dead) => crate::admin::dead(url, &dead),
             Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),

@@ -545,6 +545,47 @@ fn commands_stats_dead_letters_and_flush(mut world: World) {
     let unknown = world.cli(&["job", "987654321"]);
     assert_eq!(unknown.status.code(), Some(1), "an unknown id fails");
     assert!(String::from_utf8_lossy(&unknown.stdout).contains("job 987654321: not found"));
+    // `jobs --state S`: a line per job, newest first, and how to go on
+    let job_ids = |listed: &str| -> Vec<String> {
+        listed
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .filter_map(|l| l.split('\t').next().map(str::to_owned))
+            .collect()
+    };
+    let dead = ["jobs", "--state", "dead", "--queue", "demo"];
+    let listed = stdout_of(&world.cli(&dead));
+    assert_eq!(
+        job_ids(&listed),
+        [second.to_string(), first.to_string()],
+        "{listed}"
+    );
+    assert!(listed.contains("undecodable arguments"), "{listed}");
+    let pending = stdout_of(&world.cli(&["jobs", "--queue", "demo"]));
+    assert!(
+        pending.starts_with(&format!(
+            "{readable}\tdemo\tdemo::record\tpending\tattempt 0/4\tenqueued "
+        )),
+        "pending is the default state: {pending}"
+    );
+    let one = stdout_of(&world.cli(&[&dead[..], &["--limit", "1"]].concat()));
+    assert_eq!(job_ids(&one), [second.to_string()], "{one}");
+    let before = one
+        .split("--before ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("a page of one says how to go on: {one}"));
+    let rest = stdout_of(&world.cli(&[&dead[..], &["--before", before]].concat()));
+    assert_eq!(job_ids(&rest), [first.to_string()], "{rest}");
+    let other =
+        stdout_of(&world.cli(&[&dead[..], &["--command", "demo::sleep_then_record"]].concat()));
+    assert!(job_ids(&other).is_empty(), "{other}");
+    let bad = world.cli(&["jobs", "--state", "lost"]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown state is refused");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("must be one of pending, running"),
+        "{bad:?}"
+    );
     // `cancel ID…`: a pending job at once; a finished or unknown one is
     // left as it is, and the exit code says so
     let cancelled = world.cli(&["cancel", &readable.to_string(), "--reason", "not wanted"]);
