@@ -93,7 +93,8 @@ async fn awaited_enqueues_store_what_a_sync_claim_finds() {
     let id = note::enqueue("account-9".to_owned(), 10)
         .on(&scoped.backend)
         .await
-        .expect("an awaited command");
+        .expect("an awaited command")
+        .id();
     let command = record(backend, id);
     assert_eq!(
         (

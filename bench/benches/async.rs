@@ -600,7 +600,7 @@ fn http_run(backend: &Arc<dyn BaseQueue>, requests: usize, blocking: bool) -> Re
                             .await
                             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
                     } else {
-                        noop::enqueue().on(&backend).await
+                        noop::enqueue().on(&backend).await.map(|job| job.id())
                     };
                     sent.map(|_| StatusCode::OK)
                         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)

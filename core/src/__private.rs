@@ -181,17 +181,19 @@ pub fn show_no_result(_result: &[u8]) -> Option<Result<String, String>> {
 }
 
 /// Enqueues a call onto the default backend, or runs it inline in eager mode.
-pub fn submit_default<A: Serialize>(
+pub fn submit_default<A: Serialize, R>(
     command: &'static Command,
     when: When,
     key: Option<String>,
     args: &A,
-) -> Result<JobId, Error> {
+) -> Result<crate::JobHandle<R>, Error> {
     let args = codec::encode(args)?;
-    if crate::is_eager() {
-        return crate::eager::run(command, key, &args);
-    }
-    crate::default_backend()?.enqueue(new_job(command, when, key, args))
+    let id = if crate::is_eager() {
+        crate::eager::run(command, key, &args)?
+    } else {
+        crate::default_backend()?.enqueue(new_job(command, when, key, args))?
+    };
+    Ok(crate::JobHandle::new(id, command))
 }
 
 /// The job a call would enqueue, ready now.
@@ -219,11 +221,11 @@ pub fn submit_many_default(
 }
 
 /// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).
-pub fn enqueue<A: Serialize>(
+pub fn enqueue<A: Serialize, R>(
     command: &'static Command,
     key: Option<String>,
     args: &A,
-) -> crate::Enqueue {
+) -> crate::Enqueue<R> {
     crate::Enqueue::new(command, key, codec::encode(args))
 }
 

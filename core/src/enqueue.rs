@@ -1,18 +1,21 @@
 //! Awaited enqueues: [`Enqueue`], what a command's `f::enqueue(…)` returns.
 
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::codec::CodecError;
 use crate::queue::BoxFuture;
-use crate::{BaseQueue, Command, Error, JobId, NewJob, When};
+use crate::{BaseQueue, Command, Error, JobHandle, JobId, NewJob, When};
 
 /// An enqueue to `.await`: what `f::enqueue(…)` returns for every
 /// `#[queue_command]` `f`, sync or async.
 ///
 /// Awaiting it stores the job, by default on the [default
-/// backend](crate::default_backend) and ready now, and gives its id, as
-/// `f(…)` does; but it never blocks the thread that awaits it. A backend
+/// backend](crate::default_backend) and ready now, and gives its
+/// [`JobHandle`] (typed `R` by what `f` returns; [`JobHandle::id`] is the
+/// job's id), as `f(…)` does; but it never blocks the thread that awaits
+/// it. The handle reads the backend the job went to. A backend
 /// with native async I/O (Redis) is called through it
 /// ([`BaseQueue::as_async`]); any other, a custom backend with only the sync
 /// contract included, is called on outband's blocking pool, a bounded set
@@ -48,7 +51,7 @@ use crate::{BaseQueue, Command, Error, JobId, NewJob, When};
 /// # fn main() {}
 /// ```
 #[must_use = "an enqueue does nothing until it is awaited"]
-pub struct Enqueue {
+pub struct Enqueue<R = ()> {
     command: &'static Command,
     args: Result<Vec<u8>, CodecError>,
     key: Option<String>,
@@ -57,9 +60,10 @@ pub struct Enqueue {
     /// The backend, and its address, by which awaited enqueues onto it are
     /// coalesced.
     backend: Option<(Arc<dyn BaseQueue>, usize)>,
+    _returns: PhantomData<fn() -> R>,
 }
 
-impl std::fmt::Debug for Enqueue {
+impl<R> std::fmt::Debug for Enqueue<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Enqueue")
             .field("command", &self.command.name)
@@ -70,7 +74,7 @@ impl std::fmt::Debug for Enqueue {
     }
 }
 
-impl Enqueue {
+impl<R> Enqueue<R> {
     /// An enqueue of `command` with its encoded arguments (or the error of
     /// encoding them), as the macro builds it.
     #[doc(hidden)]
@@ -86,6 +90,7 @@ impl Enqueue {
             when: When::Now,
             timeout: None,
             backend: None,
+            _returns: PhantomData,
         }
     }
 
@@ -118,7 +123,17 @@ impl Enqueue {
         self.command.name
     }
 
-    async fn send(self) -> Result<JobId, Error> {
+    async fn send(self) -> Result<JobHandle<R>, Error> {
+        let command = self.command;
+        let bound = self
+            .backend
+            .as_ref()
+            .map(|(backend, _)| Arc::clone(backend));
+        let id = self.store().await?;
+        Ok(JobHandle::with_backend(id, command, bound))
+    }
+
+    async fn store(self) -> Result<JobId, Error> {
         let args = self.args?;
         let (backend, address) = match self.backend {
             Some(backend) => backend,
@@ -148,9 +163,9 @@ impl Enqueue {
     }
 }
 
-impl IntoFuture for Enqueue {
-    type Output = Result<JobId, Error>;
-    type IntoFuture = BoxFuture<'static, Result<JobId, Error>>;
+impl<R: 'static> IntoFuture for Enqueue<R> {
+    type Output = Result<JobHandle<R>, Error>;
+    type IntoFuture = BoxFuture<'static, Result<JobHandle<R>, Error>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())

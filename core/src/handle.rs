@@ -13,8 +13,13 @@ use crate::{BaseQueue, Command, Error, Job, JobId, JobState, codec};
 /// A job, typed by what its command returns: `R` is `T` for a command
 /// returning `T` or `Result<T, E>`.
 ///
-/// `f::handle(id)` makes one for an id that `f(…)`, `f::enqueue(…).await`
-/// or any other enqueue of `f` gave. [`wait`](Self::wait) blocks until the
+/// `f(…)` and `f::enqueue(…).await` return one: it holds the job's
+/// [`id`](Self::id) and reads the backend the job went to (the default
+/// backend, or the one given to [`Enqueue::on`](crate::Enqueue::on)).
+/// `f::handle(id)` makes one for an id that `f::enqueue_on`,
+/// `f::enqueue_many` or any other enqueue of `f` gave, and
+/// [`on`](Self::on) points it at another backend. It converts into its
+/// [`JobId`] and compares equal to it. [`wait`](Self::wait) blocks until the
 /// job has finished, up to a timeout; [`result`](Self::result) awaits it
 /// (with outband's `runtime` feature). Both poll the backend, at first
 /// every few milliseconds and then, while the job runs on, less often, up
@@ -31,9 +36,10 @@ use crate::{BaseQueue, Command, Error, Job, JobId, JobState, codec};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # outband::set_eager(true);
-/// let id = add(2, 3)?;
-/// // later, perhaps in another request
-/// let sum = add::handle(id).wait(Duration::from_secs(30))?;
+/// let job = add(2, 3)?;
+/// assert_eq!(job.wait(Duration::from_secs(30))?, 5);
+/// // later, perhaps in another request, from the id alone
+/// let sum = add::handle(job.id()).wait(Duration::from_secs(30))?;
 /// # let _ = sum;
 /// # Ok(()) }
 /// ```
@@ -129,6 +135,21 @@ impl<R> JobHandle<R> {
         }
     }
 
+    /// The handle of job `id` of `command` on `backend`, or on the default
+    /// backend.
+    pub(crate) fn with_backend(
+        id: JobId,
+        command: &'static Command,
+        backend: Option<Arc<dyn BaseQueue>>,
+    ) -> Self {
+        Self {
+            id,
+            command,
+            backend,
+            _returns: PhantomData,
+        }
+    }
+
     /// Reads the job on `backend` rather than the default backend.
     #[must_use]
     pub fn on<B: BaseQueue + ?Sized + 'static>(mut self, backend: &Arc<B>) -> Self {
@@ -139,6 +160,21 @@ impl<R> JobHandle<R> {
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.id
+    }
+
+    /// Cancels the job on the backend the handle reads, recording
+    /// `reason`, as [`BaseQueue::cancel`] does: a pending job at once, a
+    /// running one when its consumer stops it; a finished one is left as
+    /// it is, and the answer says so.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error, or [`Error::NoDefaultBackend`].
+    pub fn cancel(&self, reason: &str) -> Result<crate::Cancellation, Error> {
+        match &self.backend {
+            Some(backend) => backend.cancel(self.id, reason),
+            None => crate::default_backend()?.cancel(self.id, reason),
+        }
     }
 }
 
@@ -296,6 +332,31 @@ fn decode<R: DeserializeOwned>(id: JobId, bytes: Option<&[u8]>) -> Result<R, Job
         None => codec::encode(&())
             .and_then(|unit| codec::decode(&unit))
             .map_err(error),
+    }
+}
+
+impl<R> Clone for JobHandle<R> {
+    fn clone(&self) -> Self {
+        Self::with_backend(self.id, self.command, self.backend.clone())
+    }
+}
+
+impl<R> From<JobHandle<R>> for JobId {
+    fn from(handle: JobHandle<R>) -> Self {
+        handle.id
+    }
+}
+
+impl<R> PartialEq<JobId> for JobHandle<R> {
+    fn eq(&self, id: &JobId) -> bool {
+        self.id == *id
+    }
+}
+
+impl<R> fmt::Display for JobHandle<R> {
+    /// Shows the job's id, as [`JobId`] does.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.id.fmt(f)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Calling an annotated function serializes the call into a queue held by a
 //! backend — Redis, an SQL database, or [`MemoryQueue`] in tests — and returns
-//! the job's id at once. A processor ([`SimpleProcessor`] or
+//! at once a [`JobHandle`] on the job: its id, and its value once it ran. A processor ([`SimpleProcessor`] or
 //! [`MultiProcessor`]), usually inside the consumer daemon, claims the job
 //! under a lease, runs it, and completes it with the outcome. Nothing is lost when a
 //! consumer crashes or a payload is garbage: every job ends `done`, is
@@ -23,13 +23,14 @@
 //! let backend = Arc::new(MemoryQueue::new());
 //! outband::set_default_backend(backend.clone())?;
 //!
-//! let id = send_welcome(7, "hi".into())?;          // enqueues, returns the job id
+//! let job = send_welcome(7, "hi".into())?;         // enqueues, returns a JobHandle
 //! send_welcome::call(8, "now".into()).unwrap();     // runs inline, now
 //!
 //! let processor = SimpleProcessor::new(backend.clone(), ProcessorConfig::default())?;
 //! assert!(processor.process_next()?);              // the consumer's side
 //! # use outband::BaseQueue;
-//! assert_eq!(backend.job(id)?.unwrap().state, outband::JobState::Done);
+//! assert_eq!(backend.job(job.id())?.unwrap().state, outband::JobState::Done);
+//! job.wait(std::time::Duration::from_secs(1)).unwrap(); // what it returned: ()
 //! # Ok(()) }
 //! ```
 //!

@@ -154,14 +154,16 @@ pub fn is_eager() -> bool {
 /// `reason`: a pending job ends `cancelled` at once, a running one when its
 /// consumer stops it, within a heartbeat; a finished one is left as it is.
 /// See [`BaseQueue::cancel`] for the rules, and [`Cancellation`](crate::Cancellation) for the
-/// answer.
+/// answer. `id` may be a [`JobHandle`](crate::JobHandle), which
+/// [`JobHandle::cancel`](crate::JobHandle::cancel) also cancels on the
+/// backend its job went to.
 ///
 /// # Errors
 ///
 /// [`Error::NoDefaultBackend`] when no default backend is set, or the
 /// backend's error.
-pub fn cancel(id: crate::JobId, reason: &str) -> Result<crate::Cancellation, Error> {
-    default_backend()?.cancel(id, reason)
+pub fn cancel(id: impl Into<crate::JobId>, reason: &str) -> Result<crate::Cancellation, Error> {
+    default_backend()?.cancel(id.into(), reason)
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ fn awaited_enqueues_store_jobs_on_the_backend_given() {
     let ids: Vec<_> = block_on(async {
         let mut ids = Vec::new();
         for tag in 0..3 {
-            ids.push(nap::enqueue(run, tag, 1).on(&backend).await.unwrap());
+            ids.push(nap::enqueue(run, tag, 1).on(&backend).await.unwrap().id());
         }
         ids
     });

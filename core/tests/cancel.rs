@@ -57,7 +57,7 @@ fn state(id: JobId) -> (JobState, Option<String>) {
 #[test]
 fn a_running_sync_job_is_stopped_and_ends_cancelled() {
     let backend = backend();
-    let id = until_cancelled().unwrap();
+    let id = until_cancelled().unwrap().id();
     let processor = MultiProcessor::new(backend.clone(), config()).unwrap();
     processor.start();
     wait_until("the job runs", None, || state(id).0 == JobState::Running);
@@ -83,11 +83,9 @@ fn a_running_sync_job_is_stopped_and_ends_cancelled() {
 fn a_pending_job_never_runs_and_a_finished_one_is_left_alone() {
     let backend = backend();
     let later = quick::schedule(Duration::from_secs(3600)).unwrap();
-    assert_eq!(
-        outband::cancel(later, "not needed").unwrap(),
-        Cancellation::Cancelled
-    );
-    let ran = quick().unwrap();
+    assert_eq!(later.cancel("not needed").unwrap(), Cancellation::Cancelled);
+    let later = later.id();
+    let ran = quick().unwrap().id();
     let processor = MultiProcessor::new(backend.clone(), config()).unwrap();
     processor.start();
     wait_until("the other job is done", None, || {
@@ -134,7 +132,7 @@ mod async_commands {
     #[test]
     fn a_running_async_job_is_dropped_and_ends_cancelled() {
         let backend = backend();
-        let id = waits_long().unwrap();
+        let id = waits_long().unwrap().id();
         let processor = MultiProcessor::new(backend.clone(), config().concurrency(4)).unwrap();
         processor.start();
         wait_until("the job runs", None, || state(id).0 == JobState::Running);

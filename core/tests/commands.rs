@@ -46,7 +46,7 @@ fn calling_a_decorated_function_enqueues_and_a_processor_runs_it() {
         Err(outband::Error::DefaultBackendAlreadySet)
     ));
 
-    let id = record(7, "welcome".into(), vec![1, -2, 3]).unwrap();
+    let id = record(7, "welcome".into(), vec![1, -2, 3]).unwrap().id();
     assert!(
         SEEN.lock().unwrap().is_empty(),
         "the call must only enqueue"
@@ -59,7 +59,9 @@ fn calling_a_decorated_function_enqueues_and_a_processor_runs_it() {
     assert_eq!(job.key.as_deref(), Some("7"));
     assert_eq!((job.priority, job.max_attempts), (3, 3));
 
-    let scheduled = record::schedule(Duration::from_secs(3600), 8, "later".into(), vec![]).unwrap();
+    let scheduled = record::schedule(Duration::from_secs(3600), 8, "later".into(), vec![])
+        .unwrap()
+        .id();
     assert_eq!(
         backend.job(scheduled).unwrap().unwrap().state,
         JobState::Pending

@@ -136,9 +136,14 @@ fn a_value_stored_under_another_type_is_a_decode_error_naming_the_type() {
 #[test]
 fn eager_mode_hands_the_value_back_at_once() {
     outband::set_eager(true);
-    let id = add(20, 22).unwrap();
-    assert_eq!(add::handle(id).wait(Duration::ZERO).unwrap(), 42);
-    let other = greet::handle(id).wait(Duration::ZERO);
+    let sum = add(20, 22).unwrap();
+    assert_eq!(
+        sum.wait(Duration::ZERO).unwrap(),
+        42,
+        "the call's own handle"
+    );
+    assert_eq!(add::handle(sum.id()).wait(Duration::ZERO).unwrap(), 42);
+    let other = greet::handle(sum.id()).wait(Duration::ZERO);
     assert!(
         matches!(other, Err(JobError::OtherCommand { .. })),
         "{other:?}"
@@ -149,7 +154,34 @@ fn eager_mode_hands_the_value_back_at_once() {
 #[tokio::test]
 async fn a_handle_is_awaited_without_blocking_the_runtime() {
     let (backend, processor) = running();
-    let id = add::enqueue(40, 2).on(&backend).await.unwrap();
-    assert_eq!(add::handle(id).on(&backend).result(WAIT).await.unwrap(), 42);
+    let sum = add::enqueue(40, 2).on(&backend).await.unwrap();
+    // the awaited enqueue's handle reads the backend the job went to
+    assert_eq!(sum.result(WAIT).await.unwrap(), 42);
+    let again = add::handle(sum.id()).on(&backend);
+    assert_eq!(again.result(WAIT).await.unwrap(), 42);
     processor.stop();
+}
+
+#[cfg(feature = "runtime")]
+#[tokio::test]
+async fn an_enqueue_returns_its_jobs_handle_which_can_cancel_it() {
+    let backend = Arc::new(MemoryQueue::new());
+    let job = add::enqueue(1, 2).on(&backend).await.unwrap();
+    let id: JobId = job.clone().into();
+    assert!(job == id, "a handle compares with its id");
+    assert_eq!(job.to_string(), id.to_string());
+    assert_eq!(backend.job(id).unwrap().expect("stored").command, add::NAME);
+    assert_eq!(
+        job.cancel("not wanted").unwrap(),
+        outband::Cancellation::Cancelled,
+        "on the backend the job went to"
+    );
+    match job.result(WAIT).await {
+        Err(JobError::Cancelled { reason, .. }) => assert_eq!(reason, "not wanted"),
+        other => panic!("expected a cancelled job, got {other:?}"),
+    }
+    assert_eq!(
+        job.cancel("again").unwrap(),
+        outband::Cancellation::Finished(outband::JobState::Cancelled)
+    );
 }

@@ -278,7 +278,7 @@ fn a_stop_cancels_the_context_of_a_job_still_running_at_its_grace_end() {
 #[test]
 fn eager_mode_gives_the_context_the_id_it_returns() {
     outband::set_eager(true);
-    let id = by_ref("acct-eager".into(), 40).unwrap();
+    let id = by_ref("acct-eager".into(), 40).unwrap().id();
     let seen = seen(40).expect("ran inline");
     assert_eq!(seen.id, id);
     assert_eq!(seen.key.as_deref(), Some("acct-eager"));

@@ -210,7 +210,8 @@ mod async_commands {
             .timeout(Duration::from_secs(2))
             .on(&backend)
             .await
-            .unwrap();
+            .unwrap()
+            .id();
         assert_eq!(job(&*backend, id).timeout, Some(Duration::from_secs(2)));
     }
 }

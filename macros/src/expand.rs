@@ -256,34 +256,34 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let at_or_after = Ident::new("at_or_after", Span::mixed_site());
     let backend_param = Ident::new("backend", Span::mixed_site());
     let inner_vis = visibility_from_child(vis);
-    // `f::handle(id)`, where the value's type can be named
+    // What a handle of this command's jobs reads: validation refuses a
+    // return type that cannot be named, so `()` is only a stand-in there.
+    let returns = shown_result_type(&sig.output).unwrap_or_else(|| quote!(()));
+    let handle_type = quote!(::outband::JobHandle<#returns>);
+    // `f::handle(id)`
     let handle_fn = format_ident!("__outband_handle_{}", ident);
     let handle_id = Ident::new("id", Span::mixed_site());
-    let handle_items = shown_result_type(&sig.output).map(|returns| {
-        let handle_doc = format!(
-            "The [`JobHandle`](::outband::JobHandle) of job `id` of \
-             [`{name_text}`](fn@super::{ident}), to wait for the value it returns: \
-             for an id that `{name_text}(…)`, `{name_text}::enqueue(…).await` or \
-             another enqueue of it gave. It reads the default backend; \
-             [`on`](::outband::JobHandle::on) reads another.",
-        );
-        (
-            quote! {
-                #(#cfgs)*
-                #[doc(hidden)]
-                #vis fn #handle_fn(#handle_id: ::outband::JobId) -> ::outband::JobHandle<#returns> {
-                    ::outband::JobHandle::new(#handle_id, &#command_const)
-                }
-            },
-            quote! {
-                #[doc = #handle_doc]
-                #[doc(inline)]
-                #[allow(unused_imports)]
-                #inner_vis use super::#handle_fn as handle;
-            },
-        )
-    });
-    let (handle_fn_item, handle_use) = handle_items.unzip();
+    let handle_doc = format!(
+        "The [`JobHandle`](::outband::JobHandle) of job `id` of \
+         [`{name_text}`](fn@super::{ident}), to wait for the value it returns: \
+         for an id that `enqueue_on`, `enqueue_many` or another enqueue of it \
+         gave (`{name_text}(…)` and `{name_text}::enqueue(…).await` return the \
+         handle itself). It reads the default backend; \
+         [`on`](::outband::JobHandle::on) reads another.",
+    );
+    let handle_fn_item = quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #vis fn #handle_fn(#handle_id: ::outband::JobId) -> #handle_type {
+            ::outband::JobHandle::new(#handle_id, &#command_const)
+        }
+    };
+    let handle_use = quote! {
+        #[doc = #handle_doc]
+        #[doc(inline)]
+        #[allow(unused_imports)]
+        #inner_vis use super::#handle_fn as handle;
+    };
     let serde_assertions = serde_assertions(&command.args, &cfgs);
 
     // Only under the user's own docs: a command without docs should still
@@ -313,12 +313,13 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let enqueue_doc_text = format!(
         "Enqueues [`{name_text}`](fn@super::{ident}) from async code: `.await` \
          the [`Enqueue`](::outband::Enqueue) it returns to store the job on the \
-         default backend, ready now, and get its id, without blocking the \
+         default backend, ready now, and get its \
+         [`JobHandle`](::outband::JobHandle), without blocking the \
          runtime. [`at`](::outband::Enqueue::at) schedules it, \
          [`on`](::outband::Enqueue::on) picks another backend.\n\n\
          ```ignore\n\
          async fn handler() -> Result<(), outband::Error> {{\n    \
-         let id = {name_text}::enqueue(…).await?;\n    \
+         let job = {name_text}::enqueue(…).await?;\n    \
          Ok(())\n\
          }}\n\
          ```\n\n\
@@ -432,7 +433,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #(#cfgs)*
         #(#deprecated)*
         #[allow(clippy::too_many_arguments)]
-        #vis fn #ident(#params) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
+        #vis fn #ident(#params) -> ::core::result::Result<#handle_type, ::outband::Error> {
             let #key = #key_value;
             ::outband::__private::submit_default(
                 &#command_const,
@@ -458,7 +459,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #vis fn #schedule_fn(
             #at_or_after: impl ::core::convert::Into<::outband::When>,
             #params
-        ) -> ::core::result::Result<::outband::JobId, ::outband::Error> {
+        ) -> ::core::result::Result<#handle_type, ::outband::Error> {
             let #key = #key_value;
             ::outband::__private::submit_default(
                 &#command_const,
@@ -524,7 +525,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         #[doc(hidden)]
         #(#deprecated)*
         #[allow(clippy::too_many_arguments)]
-        #vis fn #enqueue_fn(#params) -> ::outband::Enqueue {
+        #vis fn #enqueue_fn(#params) -> ::outband::Enqueue<#returns> {
             let #key = #key_value;
             ::outband::__private::enqueue(&#command_const, #key, &#args_call)
         }
@@ -724,7 +725,8 @@ fn enqueue_doc(ident: &Ident, docs: &[&Attribute]) -> TokenStream {
     let text = format!(
         "\n# Queue command\n\n\
          Calling this function does not run it: it enqueues a job on the default \
-         backend and returns the job's id, and a consumer runs it later. \
+         backend and returns its [`JobHandle`](::outband::JobHandle) (the job's \
+         id, and its value once it ran), and a consumer runs it later. \
          [`{name}::call`]({ident}::call) runs it inline instead, \
          [`{name}::schedule`]({ident}::schedule) enqueues it to run later, and \
          [`{name}::enqueue_on`]({ident}::enqueue_on) enqueues it on a given backend. \

@@ -50,7 +50,7 @@ use proc_macro::TokenStream;
 ///     /* … */
 /// }
 ///
-/// let job = send_welcome(7, "hi".into())?;          // enqueues; returns the JobId
+/// let job = send_welcome(7, "hi".into())?;          // enqueues; returns a JobHandle<()>
 /// send_welcome::call(7, "hi".into())?;              // runs the body inline, now
 /// send_welcome::schedule(Duration::from_secs(300), 7, "hi".into())?;
 /// send_welcome::enqueue_on(&backend, 7, "hi".into())?; // onto a given backend
@@ -110,24 +110,29 @@ use proc_macro::TokenStream;
 ///
 /// For `fn send_welcome(user_id: u64, template: String) -> R`:
 ///
-/// - `fn send_welcome(user_id: u64, template: String) -> Result<JobId, outband::Error>`
+/// - `fn send_welcome(user_id: u64, template: String) -> Result<JobHandle<T>, outband::Error>`
 ///   with the function's own visibility and docs: encodes the arguments as
 ///   the tuple `(user_id, template)` and enqueues a job on the default backend
 ///   (`outband::set_default_backend` or `OUTBAND_URL`), or runs the command
-///   inline in eager mode.
+///   inline in eager mode. The `outband::JobHandle<T>` holds the job's id
+///   (`id()`) and waits for the value it returns: `T` of `-> T` or
+///   `-> Result<T, E>` (see `handle` below). The return type must be
+///   nameable: an `impl Trait` there is a compile error.
 /// - `mod send_welcome` (a function and a module may share a name), with the
 ///   same visibility:
 ///   - `call(user_id, template) -> R`: the original body, run inline, with
 ///     the function's other attributes (for an `async fn`, its future);
-///   - `enqueue(user_id, template) -> outband::Enqueue`: for async code;
+///   - `enqueue(user_id, template) -> outband::Enqueue<T>`: for async code;
 ///     `.await` it to enqueue on the default backend without blocking the
 ///     runtime (`.at(when)` schedules it, `.on(&backend)` picks another
-///     backend);
+///     backend) and get the `JobHandle<T>`, which reads that backend;
 ///   - `schedule(at_or_after, user_id, template)`: enqueues to run at or
-///     after a `When`, a `SystemTime` or a `Duration` from now;
+///     after a `When`, a `SystemTime` or a `Duration` from now, returning
+///     the `JobHandle<T>`;
 ///   - `enqueue_on(&backend, user_id, template)`: enqueues on the given
 ///     backend (`&(impl BaseQueue + ?Sized)`, so `&dyn BaseQueue` too) instead
-///     of the default one;
+///     of the default one, returning the `JobId` (a borrowed backend cannot
+///     be kept by a handle: `handle(id).on(&arc)` makes one);
 ///   - `job(user_id, template) -> Result<NewJob, outband::Error>`: the job a
 ///     call would enqueue, with the command's options, not stored: for a
 ///     backend's own calls, such as `outband-diesel`'s `enqueue_in`, which
@@ -140,8 +145,7 @@ use proc_macro::TokenStream;
 ///     this command, for an id any of the above gave; its `wait(timeout)`
 ///     (or `result(timeout).await`) gives the value the command returned
 ///     (`T` of `-> T` or `-> Result<T, E>`) or an `outband::JobError`
-///     (dead, cancelled, not finished in time, gone…); not generated when
-///     the return type cannot be named again (an `impl Trait`);
+///     (dead, cancelled, not finished in time, gone…);
 ///   - `const NAME: &str`: the registered name.
 ///
 ///   Each reaches as far as the function does: a private command's

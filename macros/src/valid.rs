@@ -7,7 +7,7 @@
 //! itself is left to the compiler (see `expand::serde_assertions`).
 
 use quote::ToTokens;
-use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type, TypeReference};
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeReference};
 
 use crate::Errors;
 use crate::ast::{Arg, ContextType, context_type};
@@ -93,6 +93,36 @@ pub(crate) fn check_function(function: &ItemFn, errors: &mut Errors) {
             variadic,
             "a #[queue_command] function cannot be variadic",
         ));
+    }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Some(impl_trait) = find_impl(ty)
+    {
+        errors.push(syn::Error::new_spanned(
+            impl_trait,
+            "name the type a #[queue_command] function returns: enqueueing it returns a `JobHandle<T>` typed by the value, which an `impl Trait` cannot name",
+        ));
+    }
+}
+
+/// The first `impl Trait` inside `ty`, if any.
+fn find_impl(ty: &Type) -> Option<&syn::TypeImplTrait> {
+    match ty {
+        Type::ImplTrait(impl_trait) => Some(impl_trait),
+        Type::Array(array) => find_impl(&array.elem),
+        Type::Group(group) => find_impl(&group.elem),
+        Type::Paren(paren) => find_impl(&paren.elem),
+        Type::Slice(slice) => find_impl(&slice.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(find_impl),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            let PathArguments::AngleBracketed(bracketed) = &segment.arguments else {
+                return None;
+            };
+            bracketed.args.iter().find_map(|arg| match arg {
+                GenericArgument::Type(ty) => find_impl(ty),
+                _ => None,
+            })
+        }),
+        _ => None,
     }
 }
 

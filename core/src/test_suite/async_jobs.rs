@@ -46,7 +46,7 @@ pub fn awaited_enqueue_stores_the_sync_job(backend: &Arc<dyn BaseQueue>) {
             .on(backend)
             .await
             .expect("awaited enqueue, scheduled");
-        (awaited, scheduled)
+        (awaited.id(), scheduled.id())
     });
     let synced = enqueued_async::enqueue_on(&**backend, account.clone(), 7).expect("enqueue");
 

@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("holiday", "hills.jpg"),
         ("cats", "tom.jpg"),
     ] {
-        ids.push(resize(album.to_owned(), picture.to_owned(), 800)?);
+        ids.push(resize(album.to_owned(), picture.to_owned(), 800)?.id());
     }
     println!("enqueued {} jobs on {url}", ids.len());
     println!("files: {}", files_per_state(Path::new(&dir)));

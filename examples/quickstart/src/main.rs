@@ -7,6 +7,7 @@
 //! one) to run it there.
 
 use outband::{BaseQueue, ProcessorConfig, SimpleProcessor, queue_command};
+use std::time::Duration;
 // Linking the backends lets `outband::open` read their URLs: `sqlite://`
 // (and `postgres://` with `--features postgres`), `redis://`.
 use outband_diesel as _;
@@ -25,11 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = outband::open(&url)?;
     outband::set_default_backend(backend.clone())?;
 
-    // The producer's side: each call only enqueues, and returns the job id.
-    let ids = (1..=10)
+    // The producer's side: each call only enqueues, and returns a handle
+    // on the job, typed by what `greet` returns.
+    let jobs = (1..=10)
         .map(|n| greet("world".to_owned(), n))
         .collect::<Result<Vec<_>, _>>()?;
-    println!("enqueued {} jobs on {url}", ids.len());
+    println!("enqueued {} jobs on {url}", jobs.len());
 
     // The consumer's side, here in the same process: run what is queued.
     let consumer = SimpleProcessor::new(
@@ -38,12 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     while consumer.process_next()? {}
 
-    let last = backend.job(ids[9])?.ok_or("the last job is gone")?;
+    let greeting = jobs[9].wait(Duration::from_secs(5))?;
+    let last = backend.job(jobs[9].id())?.ok_or("the last job is gone")?;
     println!(
-        "job {} is {}, and returned {:?}",
-        last.id,
-        last.state,
-        last.result::<String>().transpose()?
+        "job {} is {}, and returned {greeting:?}",
+        last.id, last.state
     );
     Ok(())
 }

@@ -210,7 +210,7 @@ async fn post_result(
     })
     .await;
     match enqueued {
-        Ok(Ok(job)) => Ok((StatusCode::ACCEPTED, Json(Enqueued { job: job.0 }))),
+        Ok(Ok(job)) => Ok((StatusCode::ACCEPTED, Json(Enqueued { job: job.id().0 }))),
         Ok(Err(error)) => Err((
             StatusCode::SERVICE_UNAVAILABLE,
             format!("could not enqueue: {error}"),

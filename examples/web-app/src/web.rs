@@ -77,8 +77,8 @@ async fn index_view(Path(document): Path<u64>, Form(form): Form<IndexForm>) -> R
 
 /// `202 Accepted` with the job's id and where its status is, or the
 /// enqueue's error.
-fn accepted(enqueued: Result<JobId, outband::Error>) -> Response {
-    match enqueued {
+fn accepted(enqueued: Result<impl Into<JobId>, outband::Error>) -> Response {
+    match enqueued.map(Into::into) {
         Ok(id) => (
             StatusCode::ACCEPTED,
             [(header::LOCATION, format!("/jobs/{id}"))],

@@ -45,7 +45,7 @@ fn main() {
                 .into_future(),
         )
         .unwrap();
-    let job = backend.job(id).unwrap().unwrap();
+    let job = backend.job(id.id()).unwrap().unwrap();
     assert_eq!(job.key.as_deref(), Some("2"));
     assert_eq!(backend.len("mail").unwrap(), 2);
     assert!(matches!(

@@ -10,7 +10,7 @@ mod handlers {
         super::reindex::call(3)
     }
 
-    pub(crate) fn enqueue() -> Result<outband::JobId, outband::Error> {
+    pub(crate) fn enqueue() -> Result<outband::JobHandle<u16>, outband::Error> {
         super::reindex(3)
     }
 
