@@ -72,7 +72,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tls` | no | `rediss://` and `rediss+cluster://`: TLS through rustls, with the system's and webpki's root certificates |
-//! | `bench` | no | the `redis` benchmark binary (`cargo bench -p outband-redis --features bench --bench redis`) |
+//! | `bench` | no | the `redis` and `listing` benchmark binaries (`cargo bench -p outband-redis --features bench --bench redis`, `--bench listing`) |
 //!
 //! # URLs
 //!
