@@ -72,7 +72,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tls` | no | `rediss://` and `rediss+cluster://`: TLS through rustls, with the system's and webpki's root certificates |
-//! | `bench` | no | the `redis` benchmark binary (`cargo bench -p outband-redis --features bench --bench redis`) |
+//! | `bench` | no | the `redis` and `listing` benchmark binaries (`cargo bench -p outband-redis --features bench --bench redis`, `--bench listing`) |
 //!
 //! # URLs
 //!
@@ -117,6 +117,16 @@
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
 //!
+//! Listing ([`jobs`](BaseQueue::jobs)) keeps no index of its own: within a
+//! bucket, job numbers follow enqueue order, so id order is enqueue order,
+//! and one script walks the numbers `n` down from the page's start (the
+//! number below `before`, or `T:seq`), reads `q`, `s` and `c` of each
+//! `T:j:n`, and returns the whole records of those that match. It passes
+//! over the jobs of other queues of the bucket and the numbers whose records
+//! are gone (purged, expired or deleted), and stops when the page is full or
+//! after [`JobQuery::SCAN`] numbers that did not match; the last number it
+//! examined becomes [`JobPage::next`].
+//!
 //! # Guarantees and their limits
 //!
 //! - **One state at a time.** Each transition is one script; nothing is popped
@@ -149,6 +159,12 @@
 //!   scheduled jobs are promoted, expired leases recovered, done and
 //!   cancelled jobs purged
 //!   and queues flushed in bounded steps.
+//! - **Listing** reads at most a page's size plus [`JobQuery::SCAN`]
+//!   records in one script call, however many jobs the namespace holds. A
+//!   filter that few of the walked jobs match (a rare command, `running`
+//!   among many `done` jobs, a queue sharing its bucket with a busier one)
+//!   gives short or empty pages that each walk the whole bound, so a
+//!   complete listing then costs in proportion to the jobs walked past.
 //! - **Memory.** `done` and `cancelled` records expire after the retention
 //!   (a day by default, as in River; each kept job costs a few hundred
 //!   bytes, so at high rates choose a shorter one); `dead` jobs stay until
@@ -172,6 +188,7 @@ mod conn;
 mod enqueue;
 mod scripts;
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -181,7 +198,7 @@ use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     AsyncEnqueue, BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -441,6 +458,17 @@ fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
         });
     }
     claimed
+}
+
+/// The jobs of `bucket` in a script's reply of number and record pairs,
+/// flattened; a pair whose record is gone is left out.
+fn records_of(bucket: u64, mut items: impl Iterator<Item = Value>) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    while let (Some(seq), Some(record)) = (items.next(), items.next()) {
+        let id = JobId((bucket << SEQ_BITS) | u64::try_from(int(&seq)).unwrap_or(0));
+        jobs.extend(parse_job(id, array(record)));
+    }
+    jobs
 }
 
 /// A job from its stored record (`HGETALL`), in one pass over the fields;
@@ -984,18 +1012,52 @@ impl BaseQueue for RedisQueue {
         Ok(parse_job(id, array(record)))
     }
 
+    /// One script call: see the crate docs' key layout for the walk, and
+    /// the bound that keeps a page's cost independent of the backlog.
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> {
+        let bucket = bucket_of(&query.queue);
+        let last = (1 << SEQ_BITS) - 1;
+        // the highest job number of the bucket below `before`: ids order by
+        // bucket first, then by number
+        let start = match query.before {
+            None => last,
+            Some(before) => match (before.0 >> SEQ_BITS).cmp(&bucket) {
+                Ordering::Greater => last,
+                Ordering::Equal => (before.0 & last).saturating_sub(1),
+                Ordering::Less => 0,
+            },
+        };
+        if start == 0 {
+            return Ok(JobPage::new(Vec::new(), None));
+        }
+        let command = query
+            .command
+            .as_ref()
+            .map_or_else(|| "0".to_owned(), |c| format!("1{c}"));
+        let mut invocation = self.invocation(&SCRIPTS.list, bucket);
+        invocation
+            .arg(&query.queue)
+            .arg(query.state.as_str())
+            .arg(command)
+            .arg(start)
+            .arg(query.page_size())
+            .arg(JobQuery::SCAN);
+        let reply: Vec<Value> = self.invoke(&invocation)?;
+        let mut items = reply.into_iter();
+        let next = items
+            .next()
+            .and_then(|n| u64::try_from(int(&n)).ok())
+            .filter(|&n| n > 0)
+            .map(|n| JobId((bucket << SEQ_BITS) | n));
+        Ok(JobPage::new(records_of(bucket, items), next))
+    }
+
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
         let bucket = bucket_of(queue);
         let mut invocation = self.invocation(&SCRIPTS.dead_list, bucket);
         invocation.arg(queue).arg(offset).arg(limit);
         let reply: Vec<Value> = self.invoke(&invocation)?;
-        let mut jobs = Vec::with_capacity(reply.len() / 2);
-        let mut items = reply.into_iter();
-        while let (Some(seq), Some(record)) = (items.next(), items.next()) {
-            let id = JobId((bucket << SEQ_BITS) | u64::try_from(int(&seq)).unwrap_or(0));
-            jobs.extend(parse_job(id, array(record)));
-        }
-        Ok(jobs)
+        Ok(records_of(bucket, reply.into_iter()))
     }
 
     fn retry_dead(&self, id: JobId) -> Result<bool, Error> {

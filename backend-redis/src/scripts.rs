@@ -649,6 +649,50 @@ end
 return out
 ";
 
+/// ARGV: tag, queue, state, command (`1<command>`, or `0` for any), the
+/// number to start at, page size, scan bound. Walks the bucket's job numbers
+/// down from the start (or from `seq`, when that is lower), reading each
+/// record's queue, state and command, until the page holds its size or
+/// `scan` numbers did not match (another queue's, another state's, or no
+/// record: purged, expired or deleted). Returns the last number examined,
+/// below which the listing goes on (0 when no number below it is left), then
+/// number and record of each job that matches, highest first, flattened.
+///
+/// A record that names no state, or one this crate does not know, is listed
+/// as `dead`, as `job` reads it.
+const LIST: &str = r"
+T = ARGV[1]
+local q, state, cmd = ARGV[2], ARGV[3], nil
+if ARGV[4] ~= '0' then cmd = string.sub(ARGV[4], 2) end
+local limit, scan = tonumber(ARGV[6]), tonumber(ARGV[7])
+local n = math.min(tonumber(ARGV[5]), tonumber(redis.call('GET', KEYS[1])) or 0)
+local known = {pending = true, running = true, done = true, dead = true, cancelled = true}
+local out = {0}
+local found, misses = 0, 0
+while n > 0 and found < limit and misses < scan do
+  local s = tostring(n)
+  local jk = jkey(s)
+  local f = redis.call('HMGET', jk, 'q', 's', 'c')
+  local rec
+  if (f[1] or '') == q and (f[2] == state or (state == 'dead' and not known[f[2]]))
+    and (not cmd or (f[3] or '') == cmd) then
+    -- empty when there is no record, whose fields all read as missing
+    rec = redis.call('HGETALL', jk)
+  end
+  if rec and #rec > 0 then
+    found = found + 1
+    out[#out + 1] = s
+    out[#out + 1] = rec
+  else
+    misses = misses + 1
+  end
+  n = n - 1
+end
+-- the last number examined: the listing goes on below it
+if n > 0 then out[1] = n + 1 end
+return out
+";
+
 /// ARGV: tag, number. Returns 1 when the dead job is pending again.
 const RETRY_DEAD: &str = r"
 T = ARGV[1]
@@ -697,6 +741,7 @@ pub(crate) struct Scripts {
     pub(crate) flush: Script,
     pub(crate) purge: Script,
     pub(crate) dead_list: Script,
+    pub(crate) list: Script,
     pub(crate) retry_dead: Script,
     pub(crate) delete_dead: Script,
 }
@@ -735,6 +780,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     flush: script(FLUSH),
     purge: script(PURGE),
     dead_list: script(DEAD_LIST),
+    list: script(LIST),
     retry_dead: script(RETRY_DEAD),
     delete_dead: script(DELETE_DEAD),
 });

@@ -1,8 +1,8 @@
 //! What the conformance suite does not cover and the Redis backend promises:
 //! malformed records, wake-ups, the dead-letter cap, retention, progress
 //! through dead jobs and the combined complete-and-claim, a cancel request
-//! in the record, refused enqueues, a job's own timeout in the record, and
-//! opening by URL.
+//! in the record, refused enqueues, a job's own timeout in the record,
+//! listing through a shared bucket and damaged records, and opening by URL.
 
 mod support;
 
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use outband::test_suite::echo;
 use outband::{
-    BaseQueue, Cancellation, Completion, Error, JobState, NewJob, Outcome, ProcessorConfig,
-    Progress, RetryPolicy, SimpleProcessor,
+    BaseQueue, Cancellation, Completion, Error, JobId, JobQuery, JobState, NewJob, Outcome,
+    ProcessorConfig, Progress, RetryPolicy, SimpleProcessor,
 };
 use outband_redis::{RedisOptions, RedisQueue};
 
@@ -91,7 +91,7 @@ fn waited_for(backend: &Arc<RedisQueue>, make_ready: impl FnOnce()) -> Duration 
 }
 
 /// The wake-up tokens waiting in the list of `name`, the queue of job `id`.
-fn wake_up_tokens(backend: &RedisQueue, name: &str, id: outband::JobId) -> i64 {
+fn wake_up_tokens(backend: &RedisQueue, name: &str, id: JobId) -> i64 {
     let (base, _) = outband_redis::keys_of(backend, name, id);
     outband_redis::with_connection(backend, |con| {
         redis::cmd("LLEN").arg(format!("{base}:wake")).query(con)
@@ -526,4 +526,79 @@ fn a_jobs_own_timeout_is_a_field_only_when_set() {
     let mut seen: Vec<_> = again.iter().map(|c| (c.job.id, c.job.timeout)).collect();
     seen.sort_unstable();
     assert_eq!(seen, [(alone, Some(timeout)), (batch[1], Some(timeout))]);
+}
+
+/// Every job a listing of `query` gives, page after page.
+fn listed(backend: &RedisQueue, mut query: JobQuery) -> Vec<JobId> {
+    let mut seen = Vec::new();
+    loop {
+        let page = backend.jobs(&query).unwrap();
+        seen.extend(page.jobs.iter().map(|job| job.id));
+        match page.next {
+            Some(next) => query = query.before(next),
+            None => return seen,
+        }
+    }
+}
+
+#[test]
+fn listing_passes_over_a_shared_bucket_and_reads_damaged_records_as_job_does() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    // two queue names whose keys share a hash tag: one bucket, one numbering
+    let tag = |name: &str| {
+        let (base, _) = outband_redis::keys_of(backend, name, JobId(0));
+        base[..base.find('}').unwrap()].to_owned()
+    };
+    let names: Vec<String> = (0..5000).map(|i| format!("shared-{i}")).collect();
+    let (mine, theirs) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            let b = names[..i].iter().find(|b| tag(b) == tag(a))?;
+            Some((a.as_str(), b.as_str()))
+        })
+        .expect("two names in one bucket");
+
+    let mut own = Vec::new();
+    for n in 0..6 {
+        own.push(backend.enqueue(echo_job(mine, n)).unwrap());
+        backend
+            .enqueue_many((0..3).map(|i| echo_job(theirs, i)).collect())
+            .unwrap();
+    }
+    let newest_first: Vec<JobId> = own.iter().rev().copied().collect();
+    for limit in [1, 2, 50] {
+        let query = JobQuery::new(mine, JobState::Pending).limit(limit);
+        assert_eq!(listed(backend, query), newest_first, "limit {limit}");
+    }
+    let above_every_bucket = JobQuery::new(mine, JobState::Pending).before(JobId(u64::MAX));
+    assert_eq!(listed(backend, above_every_bucket), newest_first);
+
+    let record = |id| outband_redis::keys_of(backend, mine, id).1;
+    hset(backend, &record(own[1]), "s", "exploded");
+    outband_redis::with_connection(backend, |con| {
+        redis::cmd("HDEL")
+            .arg(record(own[2]))
+            .arg("s")
+            .query::<i64>(con)?;
+        redis::cmd("DEL").arg(record(own[3])).query::<i64>(con)
+    })
+    .unwrap();
+    assert_eq!(
+        listed(backend, JobQuery::new(mine, JobState::Pending)),
+        [own[5], own[4], own[0]],
+        "a deleted record is passed over"
+    );
+    let page = backend.jobs(&JobQuery::new(mine, JobState::Dead)).unwrap();
+    assert_eq!(
+        page.jobs.iter().map(|job| job.id).collect::<Vec<_>>(),
+        [own[2], own[1]],
+        "a record in a state this crate does not know, or in none, is dead"
+    );
+    for job in page.jobs {
+        assert_eq!(Some(job.clone()), backend.job(job.id).unwrap());
+    }
 }
