@@ -21,9 +21,13 @@ use crate::{BaseQueue, Command, Error, Job, JobId, JobState, codec};
 /// [`on`](Self::on) points it at another backend. It converts into its
 /// [`JobId`] and compares equal to it. [`wait`](Self::wait) blocks until the
 /// job has finished, up to a timeout; [`result`](Self::result) awaits it
-/// (with outband's `runtime` feature). Both poll the backend, at first
-/// every few milliseconds and then, while the job runs on, less often, up
-/// to a quarter of a second. In eager mode, where the call ran inline, the
+/// (with outband's `runtime` feature). Between two looks at the job they
+/// wait on the backend's wake-up where it has one
+/// ([`Capabilities::finish_wakeups`](crate::Capabilities::finish_wakeups):
+/// memory, Redis's blocking pop, PostgreSQL's `LISTEN`), so the value is
+/// there as soon as the job ends; elsewhere they poll, at first every few
+/// milliseconds and then, while the job runs on, less often, up to a
+/// quarter of a second. In eager mode, where the call ran inline, the
 /// value is there at once (the last 10,000 of them are kept).
 ///
 /// ```
@@ -192,18 +196,28 @@ impl<R: DeserializeOwned> JobHandle<R> {
             return result;
         }
         let backend = self.backend()?;
+        let wakes = backend.capabilities().finish_wakeups;
         let mut pauses = Pauses::new(self.id, timeout);
         loop {
             if let Look::Finished(result) = self.look(backend.job(self.id)?) {
                 return result;
             }
-            std::thread::sleep(pauses.next()?);
+            let pause = if wakes {
+                pauses.next_wake()?
+            } else {
+                pauses.next_poll()?
+            };
+            backend.wait_finished(self.id, pause)?;
         }
     }
 
     /// Awaits the job's end, up to `timeout`, without blocking the
     /// runtime: each look at a backend with only the sync contract runs on
-    /// outband's blocking pool. Needs a tokio runtime with its timer.
+    /// outband's blocking pool. Between two looks it awaits the backend's
+    /// async wake-up where there is one
+    /// ([`AsyncEnqueue::wait_finished_async`](crate::AsyncEnqueue::wait_finished_async):
+    /// Redis), and otherwise a timer, polling, so that no thread is held
+    /// while it waits. Needs a tokio runtime with its timer.
     ///
     /// # Errors
     ///
@@ -214,6 +228,7 @@ impl<R: DeserializeOwned> JobHandle<R> {
             return result;
         }
         let backend = Arc::clone(self.backend()?);
+        let wakes = backend.capabilities().finish_wakeups;
         let mut pauses = Pauses::new(self.id, timeout);
         loop {
             let (id, looked) = (self.id, Arc::clone(&backend));
@@ -221,7 +236,14 @@ impl<R: DeserializeOwned> JobHandle<R> {
             if let Look::Finished(result) = self.look(job) {
                 return result;
             }
-            tokio::time::sleep(pauses.next()?).await;
+            let woken = match backend.as_async() {
+                Some(native) if wakes => native.wait_finished_async(id, pauses.next_wake()?),
+                _ => None,
+            };
+            match woken {
+                Some(waited) => waited.await?,
+                None => tokio::time::sleep(pauses.next_poll()?).await,
+            }
         }
     }
 
@@ -282,9 +304,12 @@ impl<R: DeserializeOwned> JobHandle<R> {
 }
 
 /// The first pause between two looks at a running job, doubled after each
-/// up to [`LONGEST_PAUSE`].
+/// up to [`LONGEST_PAUSE`], when the handle polls.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const LONGEST_PAUSE: Duration = Duration::from_millis(250);
+/// The longest wait on a backend's wake-up before the handle looks again,
+/// so that a wake-up lost (a server's failover, say) costs at most this.
+const LONGEST_WAKE_WAIT: Duration = Duration::from_secs(5);
 
 /// The pauses of one wait: growing, and none past its timeout.
 struct Pauses {
@@ -304,8 +329,21 @@ impl Pauses {
         }
     }
 
-    /// The pause before the next look, or `TimedOut` once the wait is over.
-    fn next(&mut self) -> Result<Duration, JobError> {
+    /// The pause before the next look when polling, or `TimedOut` once the
+    /// wait is over.
+    fn next_poll(&mut self) -> Result<Duration, JobError> {
+        let pause = self.next.min(self.left()?);
+        self.next = (self.next * 2).min(LONGEST_PAUSE);
+        Ok(pause)
+    }
+
+    /// How long to wait on a backend's wake-up before the next look, or
+    /// `TimedOut` once the wait is over.
+    fn next_wake(&self) -> Result<Duration, JobError> {
+        Ok(self.left()?.min(LONGEST_WAKE_WAIT))
+    }
+
+    fn left(&self) -> Result<Duration, JobError> {
         let waited = self.started.elapsed();
         if waited >= self.timeout {
             return Err(JobError::TimedOut {
@@ -313,9 +351,7 @@ impl Pauses {
                 waited,
             });
         }
-        let pause = self.next.min(self.timeout - waited);
-        self.next = (self.next * 2).min(LONGEST_PAUSE);
-        Ok(pause)
+        Ok(self.timeout - waited)
     }
 }
 

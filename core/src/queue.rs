@@ -88,6 +88,22 @@ pub trait BaseQueue: Send + Sync {
         Ok(())
     }
 
+    /// Blocks until job `id` may have finished (`done`, `dead` or
+    /// `cancelled`), or `timeout` passes: what a [`JobHandle`](crate::JobHandle)
+    /// waits on between two looks at the job.
+    ///
+    /// A backend that says [`Capabilities::finish_wakeups`] returns at once
+    /// when the job has finished already or is unknown, and otherwise as
+    /// soon as it finishes, however it finishes and whichever process
+    /// finishes it; it may also return early for no reason. The default
+    /// sleeps the whole `timeout`, and a handle then calls it with short
+    /// timeouts, polling. Either way the caller looks at the job again.
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> {
+        let _ = id;
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
     /// Whether [`claim`](Self::claim) on `queue` would find a ready job now.
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error>;
 
@@ -292,6 +308,20 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait AsyncEnqueue: Send + Sync {
     /// [`BaseQueue::enqueue_many`], awaited.
     fn enqueue_many_async(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>, Error>>;
+
+    /// [`BaseQueue::wait_finished`], awaited without holding a thread, if
+    /// the backend can: [`JobHandle::result`](crate::JobHandle::result)
+    /// then awaits it. `None` (the default) makes the handle poll with
+    /// timers, so that an awaited result never holds a thread of the
+    /// blocking pool that enqueues need.
+    fn wait_finished_async(
+        &self,
+        id: JobId,
+        timeout: Duration,
+    ) -> Option<BoxFuture<'_, Result<(), Error>>> {
+        let _ = (id, timeout);
+        None
+    }
 }
 
 macro_rules! forward_base_queue {
@@ -301,6 +331,7 @@ macro_rules! forward_base_queue {
             fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> { (**self).enqueue_many(jobs) }
             fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> { (**self).claim(queue, max, lease) }
             fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> { (**self).wait(queues, timeout) }
+            fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> { (**self).wait_finished(id, timeout) }
             fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> { (**self).has_jobs_waiting(queue) }
             fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> { (**self).heartbeat(lease, lease_for) }
             fn progress(&self, lease: &Lease, progress: &Progress) -> Result<Completion, Error> { (**self).progress(lease, progress) }
@@ -348,6 +379,10 @@ pub struct Capabilities {
     /// [`ProcessorConfig::completers`](crate::ProcessorConfig::completers)
     /// says otherwise).
     pub serial_writes: bool,
+    /// [`BaseQueue::wait_finished`] returns as soon as the job finishes
+    /// (a blocking pop, `LISTEN`, a condition variable), so a
+    /// [`JobHandle`](crate::JobHandle) waits on it rather than polling.
+    pub finish_wakeups: bool,
 }
 
 impl Capabilities {
@@ -360,6 +395,13 @@ impl Capabilities {
     /// Says whether the backend serves one write at a time.
     pub const fn serial_writes(mut self, yes: bool) -> Self {
         self.serial_writes = yes;
+        self
+    }
+
+    /// Says whether [`BaseQueue::wait_finished`] wakes when the job
+    /// finishes.
+    pub const fn finish_wakeups(mut self, yes: bool) -> Self {
+        self.finish_wakeups = yes;
         self
     }
 

@@ -19,7 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 mod state;
 
@@ -60,9 +60,10 @@ impl MemoryQueue {
         Self::default()
     }
 
-    /// Wakes the threads blocked in `wait`, if there are any.
+    /// Wakes the threads blocked in `wait` or `wait_finished`, if there are
+    /// any: a job may have become ready, or finished.
     fn wake(&self, state: MutexGuard<'_, State>) {
-        let waiting = state.waiters > 0;
+        let waiting = state.waiters > 0 || state.finish_waiters > 0;
         drop(state);
         if waiting {
             self.wakeup.notify_all();
@@ -165,6 +166,27 @@ impl BaseQueue for MemoryQueue {
         Ok(())
     }
 
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            let running = state
+                .jobs
+                .get(&id)
+                .is_some_and(|r| !r.job.state.is_finished());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !running || left.is_zero() {
+                return Ok(());
+            }
+            state.finish_waiters += 1;
+            state = self
+                .wakeup
+                .wait_timeout(state, left)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+            state.finish_waiters -= 1;
+        }
+    }
+
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
         let now = SystemTime::now();
         let state = self.lock();
@@ -239,9 +261,7 @@ impl BaseQueue for MemoryQueue {
             }
             state.left_running(id, now);
         }
-        if recovered.requeued > 0 {
-            self.wake(state);
-        }
+        self.wake(state);
         Ok(recovered)
     }
 
@@ -434,7 +454,11 @@ impl BaseQueue for MemoryQueue {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default().in_process(true)
+        // `wait_finished` waits on the condition variable that every
+        // completion, cancel and recovery signals
+        Capabilities::default()
+            .in_process(true)
+            .finish_wakeups(true)
     }
 }
 

@@ -21,6 +21,8 @@ pub(super) struct State {
     pub(super) ticks: HashSet<(String, SystemTime)>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
+    /// Threads blocked in `wait_finished`.
+    pub(super) finish_waiters: usize,
 }
 
 #[derive(Debug)]

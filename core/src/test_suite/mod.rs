@@ -32,6 +32,7 @@
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
+//! `finish.rs` (waiting for a job's end),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -44,6 +45,7 @@ mod cancel;
 mod commands;
 mod dead_letters;
 mod enqueue;
+mod finish;
 mod keys;
 mod leases;
 mod listing;
@@ -69,6 +71,7 @@ pub use commands::{
 };
 pub use dead_letters::*;
 pub use enqueue::*;
+pub use finish::*;
 pub use keys::*;
 pub use leases::*;
 pub use listing::*;
@@ -145,6 +148,7 @@ macro_rules! __conformance_cases {
             listing::jobs_are_listed_by_state
             listing::job_pages_walk_every_job_once
             listing::sparse_listing_goes_on_below_short_pages
+            finish::wait_finished_wakes_when_the_job_ends
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead
