@@ -149,7 +149,7 @@ pub use processor::{
     Backoff, MultiProcessor, Prefetch, Processed, Processor, ProcessorConfig, RetryPolicy,
     SimpleProcessor, StopReport,
 };
-pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, Capabilities};
+pub use queue::{AsyncEnqueue, BaseQueue, BoxFuture, CancelFeed, Capabilities};
 pub use registry::{Command, Periodic, Registry};
 pub use settings::{
     Opener, cancel, default_backend, is_eager, open, set_default_backend, set_eager,

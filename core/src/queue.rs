@@ -266,6 +266,21 @@ pub trait BaseQueue: Send + Sync {
     /// - unknown: [`Cancellation::NotFound`].
     fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error>;
 
+    /// A feed of cancel requests for running jobs, pushed by the backend as
+    /// [`cancel`](Self::cancel) marks them, if the backend can push (Redis
+    /// publishes them, PostgreSQL notifies them, memory signals them).
+    ///
+    /// A processor opens one when it starts and, for each id it receives
+    /// of a job it runs, heartbeats that job at once: the heartbeat's
+    /// [`Heartbeat::CancelRequested`] is what stops the job, so a feed is
+    /// only a hint, and one that misses a request (its connection dropped)
+    /// costs no more than the wait for the job's next regular heartbeat.
+    /// `None` (the default): the processor learns of cancels through its
+    /// heartbeats alone.
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        Ok(None)
+    }
+
     /// Deletes `done` and `cancelled` jobs that finished more than
     /// `older_than` ago and returns how many. `dead` jobs are kept for an
     /// operator.
@@ -293,6 +308,20 @@ pub trait BaseQueue: Send + Sync {
     fn as_async(&self) -> Option<&dyn AsyncEnqueue> {
         None
     }
+}
+
+/// Cancel requests for running jobs as a backend pushes them: see
+/// [`BaseQueue::cancel_feed`].
+///
+/// A feed holds what it was sent between two calls of
+/// [`next`](Self::next) (a subscription, a listening connection, a
+/// queue in memory), from when it was opened.
+pub trait CancelFeed: Send {
+    /// Blocks until cancels were requested for running jobs, or `timeout`
+    /// passes, and returns the ids of those jobs, in any order, each
+    /// perhaps more than once; an empty list when none came. An error
+    /// means the feed failed: the caller may open a new one.
+    fn next(&mut self, timeout: Duration) -> Result<Vec<JobId>, Error>;
 }
 
 /// A future of a backend call, boxed so that [`AsyncEnqueue`] can be used
@@ -350,6 +379,7 @@ macro_rules! forward_base_queue {
             fn retry_dead(&self, id: JobId) -> Result<bool, Error> { (**self).retry_dead(id) }
             fn delete_dead(&self, id: JobId) -> Result<bool, Error> { (**self).delete_dead(id) }
             fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> { (**self).cancel(id, reason) }
+            fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> { (**self).cancel_feed() }
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }

@@ -30,6 +30,15 @@ fn until_cancelled(ctx: &JobContext) -> Result<(), String> {
 #[queue_command(queue = "cancel")]
 fn quick() {}
 
+/// Runs until its context is cancelled, on a queue of its own.
+#[queue_command(queue = "cancel-pushed", retries = 5)]
+fn until_pushed(ctx: &JobContext) -> Result<(), String> {
+    while !ctx.is_cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err("stopped before the end".into())
+}
+
 fn backend() -> Arc<MemoryQueue> {
     static BACKEND: OnceLock<Arc<MemoryQueue>> = OnceLock::new();
     BACKEND
@@ -52,6 +61,31 @@ fn config() -> ProcessorConfig {
 fn state(id: JobId) -> (JobState, Option<String>) {
     let job = backend().job(id).unwrap().expect("the job exists");
     (job.state, job.last_error)
+}
+
+/// A backend that pushes cancels (memory does) stops a running job at
+/// once, long before its next heartbeat: with a ten-minute lease the
+/// heartbeats come every hundred seconds, and the test waits thirty.
+#[test]
+fn a_pushed_cancel_stops_a_running_job_before_its_heartbeat() {
+    let backend = backend();
+    let id = until_pushed().unwrap().id();
+    let config = ProcessorConfig::default()
+        .queues(["cancel-pushed"])
+        .wait_time(Duration::from_millis(10))
+        .lease(Duration::from_secs(600));
+    let processor = MultiProcessor::new(backend.clone(), config).unwrap();
+    processor.start();
+    wait_until("the job runs", None, || state(id).0 == JobState::Running);
+    assert_eq!(
+        outband::cancel(id, "pushed").unwrap(),
+        Cancellation::Requested
+    );
+    wait_until("the job is cancelled", Duration::from_secs(30), || {
+        state(id).0 == JobState::Cancelled
+    });
+    assert_eq!(state(id).1.as_deref(), Some("pushed"));
+    processor.stop();
 }
 
 #[test]

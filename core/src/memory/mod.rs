@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+mod feed;
 mod state;
 
 use state::{Record, State, slot};
@@ -28,8 +29,8 @@ use state::{Record, State, slot};
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
-    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job,
+    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -411,7 +412,10 @@ impl BaseQueue for MemoryQueue {
         };
         match record.job.state {
             JobState::Running => {
-                record.cancel.get_or_insert_with(|| reason.to_owned());
+                if record.cancel.is_none() {
+                    record.cancel = Some(reason.to_owned());
+                    state.feeds.send(id);
+                }
                 Ok(Cancellation::Requested)
             }
             JobState::Pending => {
@@ -427,6 +431,10 @@ impl BaseQueue for MemoryQueue {
             }
             finished => Ok(Cancellation::Finished(finished)),
         }
+    }
+
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        Ok(Some(Box::new(self.lock().feeds.open())))
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {

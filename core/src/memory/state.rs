@@ -23,6 +23,8 @@ pub(super) struct State {
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.
     pub(super) finish_waiters: usize,
+    /// The open cancel feeds.
+    pub(super) feeds: super::feed::Feeds,
 }
 
 #[derive(Debug)]

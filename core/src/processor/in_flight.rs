@@ -313,6 +313,14 @@ impl Engine {
         }
     }
 
+    /// The backend pushed a cancel request for `job`: if it runs here, a
+    /// heartbeat now confirms it, and its answer stops the job.
+    pub(super) fn cancel_pushed(&self, job: JobId) {
+        if let Some(lease) = self.in_flight.lease(job) {
+            self.heartbeat_of(&lease);
+        }
+    }
+
     /// A job held here lost its lease: it is not extended any more, its
     /// context is cancelled, and its outcome will be discarded.
     pub(super) fn lease_lost(&self, job: JobId) {

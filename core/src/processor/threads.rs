@@ -1,7 +1,9 @@
 //! The threads of a started processor: its loop's threads, the heartbeat
 //! that extends the leases of the jobs it holds until the last one is
-//! completed, and the maintenance, unless its configuration turns it off.
+//! completed, the cancel feed where the backend pushes cancels, and the
+//! maintenance, unless its configuration turns it off.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,9 +15,15 @@ use crate::maintenance::{Maintenance, Running};
 pub(super) struct Threads {
     handles: Vec<JoinHandle<()>>,
     heartbeat: JoinHandle<()>,
+    /// Cleared at the end of a stop, which ends the cancel feed's thread.
+    feed_open: Arc<AtomicBool>,
     engine: Arc<Engine>,
     maintenance: Option<Running>,
 }
+
+/// The longest a cancel feed's thread waits for a push before it looks
+/// whether its processor stopped.
+const FEED_WAIT: Duration = Duration::from_millis(500);
 
 /// Spawns a named thread of a processor.
 pub(super) fn spawn(name: String, run: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
@@ -40,6 +48,8 @@ impl Threads {
         engine.stop.start();
         engine.async_jobs.reset();
         let heartbeat = Self::start_heartbeat(engine);
+        let feed_open = Arc::new(AtomicBool::new(true));
+        Self::start_cancel_feed(engine, &feed_open);
         let config = &engine.config;
         let maintenance = config.maintenance.then(|| {
             Maintenance::new(Arc::clone(&engine.backend), config.lease)
@@ -49,6 +59,7 @@ impl Threads {
         *threads = Some(Threads {
             handles: spawn_loop(),
             heartbeat,
+            feed_open,
             engine: Arc::clone(engine),
             maintenance,
         });
@@ -79,6 +90,43 @@ impl Threads {
         })
     }
 
+    /// The cancel feed's thread, where the backend has one
+    /// ([`BaseQueue::cancel_feed`](crate::BaseQueue::cancel_feed)): each
+    /// id it receives of a job running here is heartbeaten at once, and
+    /// the heartbeat's answer stops the job. A feed that fails is opened
+    /// again; meanwhile the regular heartbeats carry the cancels. The
+    /// thread ends at its next look once `open` is cleared, and is not
+    /// joined, so a stop does not wait for it.
+    fn start_cancel_feed(engine: &Arc<Engine>, open: &Arc<AtomicBool>) {
+        let mut feed = match engine.backend.cancel_feed() {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(error) => {
+                log::warn!(
+                    "opening the backend's cancel feed failed ({error}); running jobs learn of cancels at their heartbeats"
+                );
+                return;
+            }
+        };
+        let (engine, open) = (Arc::clone(engine), Arc::clone(open));
+        spawn("outband-cancels".into(), move || {
+            while open.load(Ordering::Acquire) {
+                match feed.next(FEED_WAIT) {
+                    Ok(ids) => ids.into_iter().for_each(|id| engine.cancel_pushed(id)),
+                    Err(error) => {
+                        log::warn!("the backend's cancel feed failed ({error}); opening it again");
+                        std::thread::sleep(FEED_WAIT);
+                        match engine.backend.cancel_feed() {
+                            Ok(Some(again)) => feed = again,
+                            Ok(None) => return,
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Stops the maintenance, if it runs: at the end of a stop, which may
     /// leave the loop's threads running released jobs.
     pub(super) fn stop_maintenance(&mut self) {
@@ -96,6 +144,7 @@ impl Threads {
             }
         }
         self.engine.requests.stop();
+        self.feed_open.store(false, Ordering::Release);
         if self.heartbeat.join().is_err() {
             log::error!("the heartbeat thread panicked");
         }

@@ -190,3 +190,35 @@ pub fn cancel_finished_jobs_changes_nothing(backend: &Arc<dyn BaseQueue>) {
         (JobState::Dead, Some("x".to_owned()))
     );
 }
+
+/// Where the backend pushes cancels ([`BaseQueue::cancel_feed`] gives a
+/// feed), a feed opened before a running job is cancelled receives the
+/// job's id; a backend without one is not asked.
+pub fn cancel_requests_are_pushed(backend: &Arc<dyn BaseQueue>) {
+    let Some(mut feed) = backend.cancel_feed().expect("cancel_feed") else {
+        return;
+    };
+    let q = unique_queue("cancel-feed");
+    let id = backend.enqueue(echo_job(&q, 0)).expect("enqueue");
+    let claimed = claim_one(&**backend, &q, LEASE).expect("a job");
+    assert_eq!(
+        backend.cancel(id, "pushed").expect("cancel"),
+        Cancellation::Requested
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut received = Vec::new();
+    while !received.contains(&id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never received job {id}: {received:?}"
+        );
+        received.extend(feed.next(Duration::from_secs(5)).expect("next"));
+    }
+    assert_eq!(
+        backend
+            .complete(&claimed.lease, Outcome::Release)
+            .expect("complete"),
+        Completion::Applied
+    );
+    assert_eq!(state_and_reason(&**backend, id).0, JobState::Cancelled);
+}

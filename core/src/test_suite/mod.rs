@@ -145,6 +145,7 @@ macro_rules! __conformance_cases {
             cancel::cancel_pending_jobs
             cancel::cancel_running_jobs
             cancel::cancel_finished_jobs_changes_nothing
+            cancel::cancel_requests_are_pushed
             listing::jobs_are_listed_by_state
             listing::job_pages_walk_every_job_once
             listing::sparse_listing_goes_on_below_short_pages
