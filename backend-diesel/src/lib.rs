@@ -163,6 +163,20 @@
 //! - **Transactional enqueue.** [`DatabaseQueue::enqueue_in`] inserts through
 //!   your own connection, inside your transaction: roll back and nothing was
 //!   enqueued.
+//! - **Listing.** [`jobs`](outband::BaseQueue::jobs) walks down the primary
+//!   key of the table the state lives in (`<prefix>done` for `done`,
+//!   `<prefix>jobs` for the others) and needs no index of its own, which
+//!   every enqueue and claim would pay for. A first statement finds the
+//!   page's floor, the id [`JobQuery::SCAN`](outband::JobQuery::SCAN) rows
+//!   below where the page starts; a second reads the jobs of the queue, state
+//!   and command asked for between the two, newest first, and stops when the
+//!   page is full. So a page costs two range scans of the primary key, of at
+//!   most `SCAN` rows each, however many jobs the tables hold; a page whose
+//!   filter matches few of the rows comes back short, its `next` at the
+//!   floor. Each dialect is held to the primary key (MySQL: `FORCE INDEX
+//!   (PRIMARY)`; SQLite: `NOT INDEXED`; PostgreSQL: the walk in a subquery
+//!   with `OFFSET 0`, which the filter cannot reach into), since an index of
+//!   `queue` would read the whole queue and sort it.
 //! - **Retention.** Finished jobs keep their timings for the retention period
 //!   ([`Builder::retention`], [`DEFAULT_RETENTION`] = 7 days), then
 //!   [`DatabaseQueue::purge_finished`] removes them: done jobs from
@@ -174,8 +188,9 @@
 //! - **Unknown states.** A row whose `state` code is none of 0 `pending`,
 //!   1 `running`, 2 `done`, 3 `dead`, 4 `cancelled` (written past outband:
 //!   a broken migration, a manual fix) is never claimed; meanwhile
-//!   [`stats`](outband::BaseQueue::stats) counts it and
-//!   [`job`](outband::BaseQueue::job) reads it as `dead`. The next
+//!   [`stats`](outband::BaseQueue::stats) counts it,
+//!   [`job`](outband::BaseQueue::job) reads it and
+//!   [`jobs`](outband::BaseQueue::jobs) lists it as `dead`. The next
 //!   [`recover_expired`](outband::BaseQueue::recover_expired) step (the
 //!   daemon's manager runs it every half lease) moves it to `dead` with the
 //!   reason `malformed record: state code 9 is not one outband knows (…); set

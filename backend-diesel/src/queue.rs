@@ -15,7 +15,7 @@ use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -24,8 +24,8 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount, Store, completion, epoch_micros,
-    micros, retry_conflicts, state_of, time_of,
+    LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount, Store, code_of, completion,
+    epoch_micros, micros, retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -977,6 +977,63 @@ impl BaseQueue for DatabaseQueue {
         Ok(row.map(|row| row.to_job_lenient()))
     }
 
+    /// Two statements, each walking down the primary key of the table the
+    /// state lives in (`<prefix>done` for `done`, `<prefix>jobs` for the
+    /// others): the first finds the page's floor, the id
+    /// [`JobQuery::SCAN`] rows below its start, the second reads the jobs
+    /// between the two that the query lists. A page is an id range, so a
+    /// job that moves between the statements changes no other job's page.
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> {
+        let st = &self.inner.st;
+        let Some(code) = code_of(query.state) else {
+            // no row holds a state this crate does not know
+            return Ok(JobPage::default());
+        };
+        let (floor, page) = if query.state == JobState::Done {
+            (&st.list_done_floor, &st.list_done)
+        } else {
+            (&st.list_floor, &st.list)
+        };
+        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let start = query
+            .before
+            .map_or(i64::MAX, |id| i64::try_from(id.0).unwrap_or(i64::MAX));
+        let size = query.page_size();
+        let command = query.command.as_deref();
+        let (floor, rows) = with_conn!(self.inner, conn => {
+            let floor = floor.query()
+                .i64(start)
+                .i64(clamp(JobQuery::SCAN - 1))
+                .get_result::<Number>(conn)
+                .optional()
+                .map_err(db_error)?
+                .map(|row| row.n);
+            // one more than the page holds: whether more follow it
+            let rows = page.query()
+                .i64(start)
+                .i64(floor.unwrap_or(i64::MIN))
+                .text(&query.queue)
+                .i32(code)
+                .i32(code)
+                .opt_text(command)
+                .opt_text(command)
+                .i64(clamp(size + 1))
+                .load::<Row>(conn)
+                .map_err(db_error)?;
+            (floor, rows)
+        });
+        let mut jobs: Vec<Job> = rows.iter().map(Row::to_job_lenient).collect();
+        let next = if jobs.len() > size {
+            jobs.truncate(size);
+            jobs.last().map(|job| job.id)
+        } else {
+            // the rows between the start and the floor are all examined;
+            // with no floor, none are left below them
+            floor.map(|id| JobId(id.unsigned_abs()))
+        };
+        Ok(JobPage::new(jobs, next))
+    }
+
     fn dead_jobs(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<Job>, Error> {
         let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let rows = with_conn!(self.inner, conn => {
@@ -1395,6 +1452,28 @@ mod tests {
             plan.iter().any(|step| step.contains("jobs_cancelled")),
             "{plan:?}"
         );
+    }
+
+    /// A page of a listing walks the primary key between its start and its
+    /// floor, in either table, and never an index of `queue` (which the
+    /// planner prefers, with no statistics) that would read and sort the
+    /// whole queue.
+    #[test]
+    fn a_listing_walks_the_primary_key() {
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        for table in ["{jobs}", "{done}"] {
+            for sql in [
+                crate::sql::list_floor(table),
+                crate::sql::list_page(Dialect::Sqlite, table),
+            ] {
+                let plan = sqlite_plan(&backend, &Dialect::Sqlite.render(backend.prefix(), &sql));
+                assert!(
+                    plan.iter()
+                        .all(|step| step.contains("USING INTEGER PRIMARY KEY")),
+                    "{plan:?}"
+                );
+            }
+        }
     }
 
     /// SQLite's plan for `sql`, a step a line.

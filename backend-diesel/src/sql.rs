@@ -204,6 +204,52 @@ pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priori
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
     duration_us, last_error, result, progress, progress_note, timeout_ms";
 
+/// Which of the rows a listing examines its page holds: those of a queue
+/// (binds: queue), in a state (binds: the state's code, twice: a code outband
+/// does not know lists as `dead`, as [`job`](outband::BaseQueue::job) reads
+/// it), of a command unless it is NULL (binds: command, twice). Not rendered.
+fn listed() -> String {
+    format!(
+        "queue = ? AND (state = ? OR (? = 3 AND ({UNKNOWN_STATE}))) \
+         AND (? IS NULL OR command = ?)"
+    )
+}
+
+/// The floor of a page of a listing of `table`: the id of the
+/// [`JobQuery::SCAN`](outband::JobQuery::SCAN)-th row below the page's
+/// start, walking the primary key down; no row when fewer remain. Binds:
+/// start, `SCAN - 1`. Not rendered.
+pub(crate) fn list_floor(table: &str) -> String {
+    format!("SELECT id AS n FROM {table} WHERE id < ? ORDER BY id DESC LIMIT 1 OFFSET ?")
+}
+
+/// A page of a listing of `table`: the rows [`listed`] that lie between the
+/// page's start (excluded) and its floor, newest first, found by walking the
+/// primary key down between the two. That walk is what bounds the rows a
+/// page examines, so each dialect is kept from the indexes that lead with
+/// `queue` (`done_queue`, `jobs_state`, …), which a
+/// planner may prefer and which would read the whole queue and sort it.
+/// PostgreSQL, which takes no hints, filters the walk outside a subquery
+/// that it plans on its own (`OFFSET 0`). Binds: start, floor, then those of
+/// [`listed`], then the limit. Not rendered.
+pub(crate) fn list_page(dialect: Dialect, table: &str) -> String {
+    let between = "id < ? AND id >= ?";
+    let (listed, order) = (listed(), "ORDER BY id DESC LIMIT ?");
+    match dialect {
+        Dialect::Postgres => format!(
+            "SELECT {COLUMNS} FROM (SELECT * FROM {table} WHERE {between} \
+             ORDER BY id DESC OFFSET 0) w WHERE {listed} {order}"
+        ),
+        Dialect::Sqlite => format!(
+            "SELECT {COLUMNS} FROM {table} NOT INDEXED WHERE {between} AND {listed} {order}"
+        ),
+        Dialect::Mysql => format!(
+            "SELECT {COLUMNS} FROM {table} FORCE INDEX (PRIMARY) \
+             WHERE {between} AND {listed} {order}"
+        ),
+    }
+}
+
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -305,6 +351,16 @@ pub(crate) struct Statements {
     pub(crate) run_time_at: Stmt,
     pub(crate) queues: Stmt,
     pub(crate) job: Stmt,
+    /// Where a page of a listing of `{jobs}` stops ([`list_floor`]).
+    /// Binds: start, `SCAN - 1`.
+    pub(crate) list_floor: Stmt,
+    /// A page of a listing of `{jobs}` ([`list_page`]). Binds: start,
+    /// floor, queue, state code (twice), command (nullable, twice), limit.
+    pub(crate) list: Stmt,
+    /// [`list_floor`](Self::list_floor) in `{done}`.
+    pub(crate) list_done_floor: Stmt,
+    /// [`list`](Self::list) in `{done}`.
+    pub(crate) list_done: Stmt,
     pub(crate) dead_jobs: Stmt,
     pub(crate) retry_dead: Stmt,
     pub(crate) delete_dead: Stmt,
@@ -527,6 +583,10 @@ impl Statements {
                 "SELECT {COLUMNS} FROM {{jobs}} WHERE id = ? \
                  UNION ALL SELECT {COLUMNS} FROM {{done}} WHERE id = ?"
             )),
+            list_floor: q(&list_floor("{jobs}")),
+            list: q(&list_page(dialect, "{jobs}")),
+            list_done_floor: q(&list_floor("{done}")),
+            list_done: q(&list_page(dialect, "{done}")),
             dead_jobs: q("SELECT * FROM {jobs} WHERE queue = ? AND state = 3 \
                  ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?"),
             retry_dead: q("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \

@@ -160,6 +160,15 @@ pub(crate) fn state_of(code: i32) -> Option<JobState> {
         .map(|&(state, _)| state)
 }
 
+/// The code the `state` column stores `state` as; `None` for a state this
+/// crate does not know, which no row holds.
+pub(crate) fn code_of(state: JobState) -> Option<i32> {
+    STATE_CODES
+        .iter()
+        .find(|&&(known, _)| known == state)
+        .map(|&(_, code)| code)
+}
+
 /// What the reason of a row found malformed starts with.
 pub(crate) const MALFORMED: &str = "malformed record: ";
 

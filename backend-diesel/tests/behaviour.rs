@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use outband::{
-    BaseQueue, Cancellation, Completion, Error, Heartbeat, JobState, NewJob, Outcome, Progress,
+    BaseQueue, Cancellation, Completion, Error, Heartbeat, JobQuery, JobState, NewJob, Outcome,
+    Progress,
 };
 use outband_diesel::{DatabaseQueue, JobConnection};
 
@@ -196,6 +197,10 @@ fn malformed_record_goes_dead<C: Connection>(backend: &DatabaseQueue, conn: &mut
     assert_eq!(dead.len(), 1);
     let reason = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(reason.starts_with("malformed record: "), "{reason}");
+    let listed = backend
+        .jobs(&JobQuery::new(q, JobState::Dead))
+        .expect("a malformed dead record is listed by state");
+    assert_eq!(listed.jobs, dead);
     let job = backend.job(dead[0].id).expect("read").expect("kept");
     assert_eq!(job.state, JobState::Dead);
     assert!(
@@ -248,6 +253,14 @@ fn unknown_state_rows_end_dead<C: Connection>(backend: &DatabaseQueue, conn: &mu
         (stats.pending, stats.running, stats.done, stats.dead)
     };
     assert_eq!(counts(backend), (0, 0, 1, 3), "counted as dead meanwhile");
+    let listed = backend
+        .jobs(&JobQuery::new(q, JobState::Dead))
+        .expect("jobs");
+    assert_eq!(
+        listed.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![failed, negative, nine],
+        "listed as dead meanwhile, as job() reads them"
+    );
 
     let recovered = backend.recover_expired().expect("recover");
     assert_eq!((recovered.requeued, recovered.dead), (0, 2));
