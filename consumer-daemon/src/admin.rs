@@ -341,9 +341,9 @@ pub(crate) fn cancel(url: &str, ids: &[u64], reason: &str) -> CliResult {
     for &id in ids {
         match backend.cancel(JobId(id), reason)? {
             Cancellation::Cancelled => println!("job {id}: cancelled"),
-            Cancellation::Requested => println!(
-                "job {id}: running; its consumer stops it at its next heartbeat, and it ends cancelled"
-            ),
+            Cancellation::Requested => {
+                println!("job {id}: running; its consumer stops it, and it ends cancelled")
+            }
             Cancellation::Finished(state) => {
                 println!("job {id}: {state} already; nothing changed");
                 unchanged += 1;

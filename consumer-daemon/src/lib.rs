@@ -25,7 +25,7 @@
 //! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99; warns of jobs no command serves |
 //! | `job ID…` | each job as stored: state, attempts, timings, timeout, progress, last error, and its arguments and result as JSON through the command's own types (exit 1 when one is not found) |
 //! | `jobs [--state S] [--queue Q]… [--command C] [--limit N] [--before ID]` | per queue, a line per job in state `S` (default `pending`), newest first: id, queue, command, state, attempts, enqueue time, and progress or last error; at most `N` (default 50, at most 1,000) per queue; when more may follow, the line to go on with (`--before ID`). It reads the backend a bounded page at a time ([`JobQuery`](outband::JobQuery)) and stops after 50 pages of a sparse `--command` filter, saying where to go on |
-//! | `cancel ID… [--reason R]` | cancels jobs: a pending one at once, a running one at its next heartbeat (its consumer stops it and it ends `cancelled`); exit 1 when one had finished already or was not found, which it says |
+//! | `cancel ID… [--reason R]` | cancels jobs: a pending one at once, a running one at once where the backend pushes cancels, else at its next heartbeat (its consumer stops it and it ends `cancelled`); exit 1 when one had finished already or was not found, which it says |
 //! | `dead list \| retry ID… \| retry --all [--queue Q] \| delete ID…` | the dead-letter state |
 //! | `flush --queue Q [--yes]` | deletes a queue's pending jobs, after asking |
 //! | `bench` | the core benchmark, with a built-in no-op command (feature `bench`) |

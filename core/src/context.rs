@@ -46,7 +46,8 @@ use crate::{Job, JobId, Progress};
 /// **Cancellation.** [`is_cancelled`](Self::is_cancelled) turns true, and
 /// [`cancelled`](Self::cancelled) completes, when the job should stop: it
 /// was cancelled ([`cancel`](crate::cancel); the consumer learns of it at
-/// its next heartbeat, and the job ends `cancelled` unless it finishes
+/// once where the backend pushes cancels, else at its next heartbeat, and
+/// the job ends `cancelled` unless it finishes
 /// `done` or `dead` first), the consumer is stopping and its grace period
 /// has ended (the job will be released and run again elsewhere, its
 /// attempt not counted), or its lease was lost (another consumer may run

@@ -499,8 +499,9 @@ pub enum Cancellation {
     /// The job was `pending` (ready, scheduled, or waiting behind its
     /// ordering key): it is `cancelled` now, and will never run.
     Cancelled,
-    /// The job is `running`: its worker learns of it at its next heartbeat
-    /// and stops it; the attempt then ends the job `cancelled`, unless it
+    /// The job is `running`: its worker learns of it at once where the
+    /// backend pushes cancels ([`BaseQueue::cancel_feed`](crate::BaseQueue::cancel_feed)),
+    /// else at its next heartbeat, and stops it; the attempt then ends the job `cancelled`, unless it
     /// finished `done` or `dead` first. It is not retried.
     Requested,
     /// The job had finished already, in this state: nothing changed.
