@@ -222,8 +222,9 @@ pub enum Command {
     /// List jobs in one state, newest first: id, queue, command, attempts,
     /// when enqueued, and progress or last error.
     Jobs(JobsOptions),
-    /// Cancel jobs: a pending one at once, a running one at its next
-    /// heartbeat (its consumer stops it); a finished one is left as it is.
+    /// Cancel jobs: a pending one at once; a running one is stopped by its
+    /// consumer, at once where the backend pushes cancels, else at its next
+    /// heartbeat; a finished one is left as it is.
     Cancel {
         /// Job ids.
         #[arg(required = true)]
