@@ -96,7 +96,8 @@ impl Threads {
     /// the heartbeat's answer stops the job. A feed that fails is opened
     /// again; meanwhile the regular heartbeats carry the cancels. The
     /// thread ends at its next look once `open` is cleared, and is not
-    /// joined, so a stop does not wait for it.
+    /// joined, so a stop does not wait for it; it holds the engine weakly,
+    /// so that a processor dropped meanwhile drops its runtime at once.
     fn start_cancel_feed(engine: &Arc<Engine>, open: &Arc<AtomicBool>) {
         let mut feed = match engine.backend.cancel_feed() {
             Ok(Some(feed)) => feed,
@@ -108,10 +109,14 @@ impl Threads {
                 return;
             }
         };
-        let (engine, open) = (Arc::clone(engine), Arc::clone(open));
+        let (engine, open) = (Arc::downgrade(engine), Arc::clone(open));
         spawn("outband-cancels".into(), move || {
             while open.load(Ordering::Acquire) {
-                match feed.next(FEED_WAIT) {
+                let next = feed.next(FEED_WAIT);
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                match next {
                     Ok(ids) => ids.into_iter().for_each(|id| engine.cancel_pushed(id)),
                     Err(error) => {
                         log::warn!("the backend's cancel feed failed ({error}); opening it again");
