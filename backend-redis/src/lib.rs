@@ -122,6 +122,7 @@
 //! | `T:wf:n` | list | the token that the waiters for job `n`'s end block on, pushed when a job marked `h` ends; expires 10 s later |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
+//! | `namespace:cancels` | pub/sub channel | the id of each running job whose cancel is requested, for the cancel feeds |
 //!
 //! Listing ([`jobs`](BaseQueue::jobs)) keeps no index of its own: within a
 //! bucket, job numbers follow enqueue order, so id order is enqueue order,
@@ -180,7 +181,15 @@
 //!   on as a finished job does. A running job gets the field `z`: its
 //!   heartbeats answer [`Heartbeat::CancelRequested`], and the script that
 //!   ends its attempt with a retry or a release, or recovers its expired
-//!   lease, makes it `cancelled` instead.
+//!   lease, makes it `cancelled` instead. The same script publishes the
+//!   job's id on `namespace:cancels` (only for the first request), and
+//!   [`cancel_feed`](BaseQueue::cancel_feed) is a connection subscribed to
+//!   it, read by a thread of the feed's own that holds what comes until the
+//!   processor asks: the processor that runs the job heartbeats it at once,
+//!   and stops it. Pub/sub keeps nothing, so a request published while no
+//!   feed was subscribed (a feed reconnecting) reaches the job at its next
+//!   regular heartbeat instead. A feed whose connection fails is an
+//!   [`Error::Unavailable`], and the processor opens a new one.
 //! - **Waiting for a job's end** ([`wait_finished`](BaseQueue::wait_finished),
 //!   which [`JobHandle::wait`](outband::JobHandle::wait) and, awaited,
 //!   `JobHandle::result` use) wakes as soon as the job ends, however it ends
@@ -202,7 +211,12 @@
 //! - **Cluster.** An [`enqueue_many`](BaseQueue::enqueue_many) batch whose
 //!   queues fall in different slots is refused (it could not be atomic); a
 //!   consumer whose queues are in different slots blocks on each slot's
-//!   wake-up list in turn.
+//!   wake-up list in turn. The cancel script's `PUBLISH` (classic, not
+//!   sharded) reaches every node over the cluster bus, so a cancel feed
+//!   subscribes on one node, the nodes of the URL taken in turn from one
+//!   feed to the next, and a feed's node that fails is replaced by the next
+//!   one that answers when the processor opens a new feed; those `PUBLISH`es
+//!   cost every node a little, but only cancels of running jobs send one.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -210,6 +224,7 @@
 mod aio;
 mod conn;
 mod enqueue;
+mod feed;
 mod scripts;
 
 use std::cmp::Ordering;
@@ -221,9 +236,9 @@ use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    AsyncEnqueue, BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat,
-    Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats,
-    Recovered,
+    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error,
+    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -321,6 +336,8 @@ pub struct RedisQueue {
     pool: Pool,
     /// The awaited enqueues' connection, on a runtime of its own.
     aio: aio::AsyncLink,
+    /// Where cancel feeds subscribe.
+    subscribers: feed::Subscribers,
     options: RedisOptions,
     /// Queues this handle has already added to `namespace:queues`.
     registered: Mutex<HashSet<String>>,
@@ -377,6 +394,22 @@ fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
         return Err(bad("names no cluster node"));
     }
     Ok(nodes)
+}
+
+/// A client of the one server at `address`, with the root certificate of
+/// `options` if it has one.
+fn server_client(address: &str, options: &RedisOptions) -> RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(pem) = &options.tls_root_certificate {
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        };
+        return redis::Client::build_with_tls(address, certificates);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
+    redis::Client::open(address)
 }
 
 /// The driver's refusal of `url`, with the URL and anything the driver
@@ -579,9 +612,10 @@ impl RedisQueue {
                 options.namespace
             )));
         }
-        let target = if address.contains("+cluster://") {
+        let (target, subscribers) = if address.contains("+cluster://") {
+            let nodes = cluster_nodes(&address)?;
             #[allow(unused_mut)]
-            let mut builder = ClusterClient::builder(cluster_nodes(&address)?)
+            let mut builder = ClusterClient::builder(nodes.clone())
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(conn::RESPONSE_TIMEOUT);
             #[cfg(feature = "tls")]
@@ -591,31 +625,24 @@ impl RedisQueue {
                     root_cert: Some(pem.clone()),
                 });
             }
-            Target::Cluster(builder.build().map_err(|e| config_error(url, &e))?)
+            let cluster = builder.build().map_err(|e| config_error(url, &e))?;
+            let subscribers = nodes
+                .iter()
+                .map(|node| server_client(node, &options).map_err(|e| config_error(url, &e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Target::Cluster(cluster), subscribers)
         } else {
-            #[cfg(feature = "tls")]
-            if let Some(pem) = &options.tls_root_certificate {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                };
-                let client = redis::Client::build_with_tls(address.as_str(), certificates)
-                    .map_err(|e| config_error(url, &e))?;
-                return Ok(Self::from_target(Target::Single(client), options));
-            }
-            Target::Single(redis::Client::open(address).map_err(|e| config_error(url, &e))?)
+            let client = server_client(&address, &options).map_err(|e| config_error(url, &e))?;
+            (Target::Single(client.clone()), vec![client])
         };
-        Ok(Self::from_target(target, options))
-    }
-
-    fn from_target(target: Target, options: RedisOptions) -> Self {
         let pool = Pool::new(target);
-        Self {
+        Ok(Self {
             aio: aio::AsyncLink::new(&pool),
+            subscribers: feed::Subscribers::new(subscribers),
             pool,
             options,
             registered: Mutex::new(HashSet::new()),
-        }
+        })
     }
 
     /// The options in force.
@@ -671,6 +698,12 @@ impl RedisQueue {
 
     fn queues_key(&self) -> String {
         format!("{}:queues", self.options.namespace)
+    }
+
+    /// The channel the cancel script publishes the ids of the running jobs
+    /// it marks on.
+    fn cancels_channel(&self) -> String {
+        format!("{}:cancels", self.options.namespace)
     }
 
     fn dead_cap(&self) -> u64 {
@@ -1150,7 +1183,12 @@ impl BaseQueue for RedisQueue {
             return Ok(Cancellation::NotFound);
         };
         let mut invocation = self.invocation(&SCRIPTS.cancel, bucket);
-        invocation.arg(seq).arg(reason).arg(self.retention_ms());
+        invocation
+            .arg(seq)
+            .arg(reason)
+            .arg(self.retention_ms())
+            .arg(self.cancels_channel())
+            .arg(id.0);
         let (code, state): (i64, String) = self.invoke(&invocation)?;
         match code {
             0 => Ok(Cancellation::NotFound),
@@ -1164,6 +1202,18 @@ impl BaseQueue for RedisQueue {
                 "job {id} is pending, but its record names no queue"
             ))),
         }
+    }
+
+    /// A connection subscribed to the channel the cancel script publishes
+    /// on, read by a thread of the feed's own; see the crate docs'
+    /// guarantees.
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        let feed = feed::open(
+            &self.subscribers,
+            self.pool.backoff(),
+            self.cancels_channel(),
+        )?;
+        Ok(Some(Box::new(feed)))
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {

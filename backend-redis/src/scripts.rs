@@ -536,12 +536,14 @@ return {
 }
 ";
 
-/// ARGV: tag, number, reason, retention ms (0: keep). Returns a code and
-/// the state the job was found in: 0 no such job; 1 it was pending and is
-/// `cancelled` now; 2 it is running and its cancel is requested (field `z`,
-/// the reason; a request already there is kept); 3 it had finished, nothing
-/// changed; 4 it is pending but its record names no queue. A pending job
-/// cancelled wakes its waiters.
+/// ARGV: tag, number, reason, retention ms (0: keep), the cancel feeds'
+/// channel, the job's id. Returns a code and the state the job was found
+/// in: 0 no such job; 1 it was pending and is `cancelled` now; 2 it is
+/// running and its cancel is requested (field `z`, the reason, and the id
+/// published on the channel; a request already there is kept, and not
+/// published again); 3 it had finished, nothing changed; 4 it is pending
+/// but its record names no queue. A pending job cancelled wakes its
+/// waiters.
 const CANCEL: &str = r"
 T = ARGV[1]
 local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -553,7 +555,11 @@ if not state then
   return {3, ''}
 end
 if state == 'running' then
-  if not f[4] then redis.call('HSET', jk, 'z', reason) end
+  if not f[4] then
+    redis.call('HSET', jk, 'z', reason)
+    -- for the processors' cancel feeds: the one that runs the job stops it
+    redis.call('PUBLISH', ARGV[5], ARGV[6])
+  end
   return {2, state}
 end
 if state ~= 'pending' then return {3, state} end

@@ -1,14 +1,14 @@
-//! The conformance suite, awaited enqueues and awaited waits for a job's end
-//! on a 3-node Redis Cluster that the test creates on loopback ports
-//! (`redis-server --cluster-enabled yes`, then `redis-cli --cluster create`)
-//! and removes at the end.
+//! The conformance suite, awaited enqueues, awaited waits for a job's end and
+//! the cancel feed on a 3-node Redis Cluster that the test creates on
+//! loopback ports (`redis-server --cluster-enabled yes`, then `redis-cli
+//! --cluster create`) and removes at the end.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::{BaseQueue, NewJob, Outcome};
+use outband::{BaseQueue, Cancellation, NewJob, Outcome};
 use outband_redis::RedisQueue;
 use outband_testkit::PrivateRedis;
 
@@ -77,6 +77,7 @@ fn conformance_suite_on_a_three_node_cluster() {
 
     awaited_enqueues_on_the_cluster(&backend);
     awaited_waits_on_the_cluster(&backend);
+    cancels_reach_a_feed_from_every_node(&backend);
 }
 
 fn job(queue: &str, value: u64) -> NewJob {
@@ -162,4 +163,37 @@ fn awaited_waits_on_the_cluster(backend: &Arc<dyn BaseQueue>) {
             "the awaited wait returned after {took:?}, not when the job ended"
         );
     }
+}
+
+/// A feed subscribes on one node; the cancel script runs on the node of
+/// the job's slot, whose `PUBLISH` the cluster passes on to every node. A
+/// dozen queues have their slots on all three nodes.
+fn cancels_reach_a_feed_from_every_node(backend: &Arc<dyn BaseQueue>) {
+    let mut feed = backend
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("a feed on the cluster");
+    let mut cancelled = Vec::new();
+    for i in 0..12 {
+        let queue = format!("pushed-{i}");
+        let id = backend.enqueue(job(&queue, i)).expect("enqueue");
+        assert_eq!(
+            backend
+                .claim(&queue, 1, Duration::from_secs(60))
+                .expect("claim")
+                .len(),
+            1
+        );
+        let asked = backend.cancel(id, "stop").expect("cancel");
+        assert_eq!(asked, Cancellation::Requested);
+        cancelled.push(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut received = Vec::new();
+    while received.len() < cancelled.len() && Instant::now() < deadline {
+        received.extend(feed.next(Duration::from_secs(5)).expect("next"));
+    }
+    received.sort_unstable();
+    cancelled.sort_unstable();
+    assert_eq!(received, cancelled);
 }

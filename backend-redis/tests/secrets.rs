@@ -34,9 +34,11 @@ const AWAITED: usize = 8;
 /// The index of the awaited wait for a job's end, which has connections of
 /// its own.
 const AWAITED_WAIT: usize = AWAITED + 2;
+/// The index of the opening of a cancel feed, whose connection is its own.
+const CANCEL_FEED: usize = AWAITED_WAIT + 1;
 /// The calls a fresh handle starts with, to meet the driver's errors on
 /// each kind of connection the sync pool does not open.
-const FRESH_FIRST: [usize; 2] = [AWAITED, AWAITED_WAIT];
+const FRESH_FIRST: [usize; 3] = [AWAITED, AWAITED_WAIT, CANCEL_FEED];
 
 /// The calls that reach the server, each error recorded, starting with call
 /// `first`: only the first call of a fresh handle meets the driver's own
@@ -49,7 +51,7 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let calls: [(&str, &Call<'_>); AWAITED_WAIT + 1] = [
+    let calls: [(&str, &Call<'_>); CANCEL_FEED + 1] = [
         // no outcomes to record: the claim that follows fails and is logged
         ("complete_and_claim", &|| {
             backend
@@ -81,6 +83,7 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
                 .expect("an awaited wait");
             runtime.block_on(wait)
         }),
+        ("cancel_feed", &|| backend.cancel_feed().map(drop)),
     ];
     for (what, call) in calls.iter().cycle().skip(first).take(calls.len()) {
         if let Err(error) = call() {
