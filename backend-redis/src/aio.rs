@@ -1,5 +1,6 @@
 //! Awaited enqueues over a native async connection: [`AsyncEnqueue`] for
-//! [`RedisQueue`], which [`outband::Enqueue`] uses.
+//! [`RedisQueue`], which [`outband::Enqueue`] uses; and awaited waits for a
+//! job's end, on connections of their own.
 //!
 //! An awaited enqueue sends exactly what
 //! [`BaseQueue::enqueue_many`](outband::BaseQueue::enqueue_many) sends
@@ -24,6 +25,20 @@
 //! request's task to finish, which any executor can do, and never blocks
 //! its thread: it makes no sync call and holds no lock across an `.await`.
 //!
+//! # Awaited waits for a job's end
+//!
+//! [`AsyncEnqueue::wait_finished_async`], which an awaited
+//! `JobHandle::result` uses, sends what
+//! [`BaseQueue::wait_finished`](outband::BaseQueue::wait_finished) sends (the
+//! script that registers the waiter, then the blocking pop), as a task on the
+//! same runtime, but not over the shared connection: a blocking pop there
+//! would hold up every request queued behind it for as long as it blocks.
+//! Each wait takes a connection of its own, reused by later waits (up to
+//! [`MAX_IDLE_WAITERS`] are kept), so a program has as many of them open as
+//! it has results awaited at once. The task, not the caller's future, holds
+//! the connection: a caller that stops awaiting leaves the task to end with
+//! its pop.
+//!
 //! # Failures
 //!
 //! As on the sync path: a server that cannot be reached is
@@ -33,9 +48,11 @@
 //! both reach the same server. Nothing is retried behind the caller's back.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use outband::{AsyncEnqueue, BoxFuture, Error, JobId, NewJob};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterConfig;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, RedisResult, ScriptInvocation, Value};
 use tokio::runtime::{Handle, Runtime};
@@ -46,6 +63,8 @@ use crate::enqueue::EnqueueCall;
 
 /// The name of the backend's I/O runtime's worker thread.
 const THREAD_NAME: &str = "outband-redis-io";
+/// The idle connections of awaited waits kept for the next waits.
+const MAX_IDLE_WAITERS: usize = 16;
 
 impl AsyncEnqueue for RedisQueue {
     fn enqueue_many_async(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>, Error>> {
@@ -65,6 +84,19 @@ impl AsyncEnqueue for RedisQueue {
             }
             ids.of(sent.reply?)
         })
+    }
+
+    fn wait_finished_async(
+        &self,
+        id: JobId,
+        timeout: Duration,
+    ) -> Option<BoxFuture<'_, Result<(), Error>>> {
+        Some(Box::pin(async move {
+            match self.finish_wait(id, timeout) {
+                Some((register, pop, block)) => self.aio.wait(register, pop, block).await,
+                None => Ok(()),
+            }
+        }))
     }
 }
 
@@ -86,6 +118,8 @@ struct Shared {
     /// Held while connecting, so concurrent requests open one connection,
     /// not one each; it counts the connections opened.
     connecting: tokio::sync::Mutex<u64>,
+    /// Idle connections of awaited waits, each used by one wait at a time.
+    waiters: Mutex<Vec<AsyncConn>>,
 }
 
 /// An async connection; cloning one shares it.
@@ -129,6 +163,7 @@ impl AsyncLink {
                 backoff: Arc::clone(pool.backoff()),
                 current: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(0),
+                waiters: Mutex::new(Vec::new()),
             }),
             runtime: Mutex::new(None),
         }
@@ -172,7 +207,101 @@ impl AsyncLink {
     }
 }
 
+impl AsyncLink {
+    /// Sends `register`, then `pop` if the job has not ended, as a task on
+    /// the backend's runtime over a connection of the task's own, and waits
+    /// for it.
+    pub(crate) async fn wait(
+        &self,
+        register: ScriptInvocation<'static>,
+        pop: Cmd,
+        block: Duration,
+    ) -> Result<(), Error> {
+        let shared = Arc::clone(&self.shared);
+        let task = self
+            .runtime()?
+            .spawn(async move { shared.wait(&register, &pop, block).await });
+        task.await.map_err(|error| {
+            Error::backend(format!(
+                "a wait for a job's end on the {THREAD_NAME} runtime failed: {error}"
+            ))
+        })?
+    }
+}
+
 impl Shared {
+    /// Runs on the backend's runtime. The connection has no response
+    /// timeout of its own, since its pop blocks: the whole wait is bounded
+    /// here instead, and a connection that overran it is dropped.
+    async fn wait(
+        &self,
+        register: &ScriptInvocation<'static>,
+        pop: &Cmd,
+        block: Duration,
+    ) -> Result<(), Error> {
+        let idle = lock(&self.waiters).pop();
+        let mut con = match idle {
+            Some(con) => con,
+            None => {
+                self.backoff.check()?;
+                self.backoff.record(self.open_waiter().await)?
+            }
+        };
+        let bound = block + RESPONSE_TIMEOUT;
+        let waited = tokio::time::timeout(bound, async {
+            match &mut con {
+                AsyncConn::Single(con) => wait_on(con, register, pop).await,
+                AsyncConn::Cluster(con) => wait_on(con, register, pop).await,
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {
+                self.keep_waiter(con);
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                if is_broken(&error) {
+                    lock(&self.waiters).clear();
+                } else {
+                    self.keep_waiter(con);
+                }
+                Err(map_error(error))
+            }
+            Err(_) => Err(Error::unavailable(format!(
+                "Redis did not answer a wait for a job's end within {bound:?}"
+            ))),
+        }
+    }
+
+    /// A new connection for awaited waits, without a response timeout.
+    async fn open_waiter(&self) -> RedisResult<AsyncConn> {
+        match &self.target {
+            Target::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(AsyncConn::Single)
+            }
+            // the builder's connection timeout stays; the response timeout
+            // goes, as the config sets none
+            Target::Cluster(client) => client
+                .get_async_connection_with_config(ClusterConfig::new())
+                .await
+                .map(AsyncConn::Cluster),
+        }
+    }
+
+    fn keep_waiter(&self, con: AsyncConn) {
+        let mut idle = lock(&self.waiters);
+        if idle.len() < MAX_IDLE_WAITERS {
+            idle.push(con);
+        }
+    }
+
     /// Runs on the backend's runtime.
     async fn send(&self, register: Option<&Cmd>, script: &ScriptInvocation<'static>) -> Sent {
         let (generation, mut con) = match self.connection().await {
@@ -251,4 +380,16 @@ async fn call(
         return (false, Err(error));
     }
     (register.is_some(), script.invoke_async(con).await)
+}
+
+/// `register`, then `pop` if its reply says the job has not ended.
+async fn wait_on(
+    con: &mut impl ConnectionLike,
+    register: &ScriptInvocation<'static>,
+    pop: &Cmd,
+) -> RedisResult<()> {
+    if register.invoke_async::<i64>(con).await? == 1 {
+        pop.query_async::<Value>(con).await?;
+    }
+    Ok(())
 }

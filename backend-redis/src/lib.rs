@@ -54,6 +54,11 @@
 //! its thread never blocks. Failures are the sync path's: a server out of
 //! reach is [`Error::Unavailable`], and the next enqueue reconnects.
 //!
+//! An awaited `JobHandle::result` waits for the job's end there too
+//! ([`AsyncEnqueue::wait_finished_async`]), each wait on a connection of its
+//! own (kept for the next wait), since its blocking pop would hold up the
+//! shared connection's other requests.
+//!
 //! ```
 //! use outband::{AsyncEnqueue, NewJob};
 //! use outband_redis::RedisQueue;
@@ -104,7 +109,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -114,8 +119,10 @@
 //! | `B:n` | hash | the pending count |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry or key hand-over; cut back to 16 once past 32 |
+//! | `T:wf:n` | list | the token that the waiters for job `n`'s end block on, pushed when a job marked `h` ends; expires 10 s later |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
+//! | `namespace:cancels` | pub/sub channel | the id of each running job whose cancel is requested, for the cancel feeds |
 //!
 //! Listing ([`jobs`](BaseQueue::jobs)) keeps no index of its own: within a
 //! bucket, job numbers follow enqueue order, so id order is enqueue order,
@@ -174,11 +181,42 @@
 //!   on as a finished job does. A running job gets the field `z`: its
 //!   heartbeats answer [`Heartbeat::CancelRequested`], and the script that
 //!   ends its attempt with a retry or a release, or recovers its expired
-//!   lease, makes it `cancelled` instead.
+//!   lease, makes it `cancelled` instead. The same script publishes the
+//!   job's id on `namespace:cancels` (only for the first request), and
+//!   [`cancel_feed`](BaseQueue::cancel_feed) is a connection subscribed to
+//!   it, read by a thread of the feed's own that holds what comes until the
+//!   processor asks: the processor that runs the job heartbeats it at once,
+//!   and stops it. Pub/sub keeps nothing, so a request published while no
+//!   feed was subscribed (a feed reconnecting) reaches the job at its next
+//!   regular heartbeat instead. A feed whose connection fails is an
+//!   [`Error::Unavailable`], and the processor opens a new one.
+//! - **Waiting for a job's end** ([`wait_finished`](BaseQueue::wait_finished),
+//!   which [`JobHandle::wait`](outband::JobHandle::wait) and, awaited,
+//!   `JobHandle::result` use) wakes as soon as the job ends, however it ends
+//!   (done, dead, cancelled, by any process) or is flushed
+//!   ([`Capabilities::finish_wakeups`]). A waiter runs a script that returns
+//!   at once when the job has ended or is unknown, and otherwise marks the
+//!   record `h`; then it blocks in `BLMOVE T:wf:n T:wf:n LEFT LEFT`, which
+//!   takes the list's token and puts it back. Every script that ends a job
+//!   reads `h` with the fields it reads anyway, and for a marked job pushes
+//!   the token, sets it to expire and takes the mark off: a job nobody waits
+//!   for costs one more field read. Redis serves the blocked waiters one
+//!   after another in the same turn, each putting the token back, so one
+//!   token wakes them all, and it stays for a waiter that has registered but
+//!   not blocked yet. A dead job retried is pending again: its next waiter's
+//!   script deletes the token its end left. Each waiter blocks a connection
+//!   of its own, a minute at most at a time: a pooled one for a thread, one
+//!   of the async side's for an awaited wait (see [`AsyncEnqueue`]), so a
+//!   program holds as many connections as it has waits at once.
 //! - **Cluster.** An [`enqueue_many`](BaseQueue::enqueue_many) batch whose
 //!   queues fall in different slots is refused (it could not be atomic); a
 //!   consumer whose queues are in different slots blocks on each slot's
-//!   wake-up list in turn.
+//!   wake-up list in turn. The cancel script's `PUBLISH` (classic, not
+//!   sharded) reaches every node over the cluster bus, so a cancel feed
+//!   subscribes on one node, the nodes of the URL taken in turn from one
+//!   feed to the next, and a feed's node that fails is replaced by the next
+//!   one that answers when the processor opens a new feed; those `PUBLISH`es
+//!   cost every node a little, but only cancels of running jobs send one.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -186,6 +224,7 @@
 mod aio;
 mod conn;
 mod enqueue;
+mod feed;
 mod scripts;
 
 use std::cmp::Ordering;
@@ -197,8 +236,9 @@ use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    AsyncEnqueue, BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error,
+    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -212,6 +252,10 @@ const BUCKET_BITS: u32 = 12;
 const SEQ_BITS: u32 = 40;
 /// Jobs a recovery, purge or flush step handles per script call.
 const STEP: usize = 1000;
+/// The longest one blocking pop of a wait for a job's end lasts: a longer
+/// wait returns early, as [`BaseQueue::wait_finished`] allows, and its
+/// caller looks at the job again.
+const LONGEST_FINISH_WAIT: Duration = Duration::from_secs(60);
 
 /// Settings of a [`RedisQueue`] beyond the server's address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +336,8 @@ pub struct RedisQueue {
     pool: Pool,
     /// The awaited enqueues' connection, on a runtime of its own.
     aio: aio::AsyncLink,
+    /// Where cancel feeds subscribe.
+    subscribers: feed::Subscribers,
     options: RedisOptions,
     /// Queues this handle has already added to `namespace:queues`.
     registered: Mutex<HashSet<String>>,
@@ -348,6 +394,22 @@ fn cluster_nodes(url: &str) -> Result<Vec<String>, Error> {
         return Err(bad("names no cluster node"));
     }
     Ok(nodes)
+}
+
+/// A client of the one server at `address`, with the root certificate of
+/// `options` if it has one.
+fn server_client(address: &str, options: &RedisOptions) -> RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(pem) = &options.tls_root_certificate {
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        };
+        return redis::Client::build_with_tls(address, certificates);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
+    redis::Client::open(address)
 }
 
 /// The driver's refusal of `url`, with the URL and anything the driver
@@ -550,9 +612,10 @@ impl RedisQueue {
                 options.namespace
             )));
         }
-        let target = if address.contains("+cluster://") {
+        let (target, subscribers) = if address.contains("+cluster://") {
+            let nodes = cluster_nodes(&address)?;
             #[allow(unused_mut)]
-            let mut builder = ClusterClient::builder(cluster_nodes(&address)?)
+            let mut builder = ClusterClient::builder(nodes.clone())
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(conn::RESPONSE_TIMEOUT);
             #[cfg(feature = "tls")]
@@ -562,31 +625,24 @@ impl RedisQueue {
                     root_cert: Some(pem.clone()),
                 });
             }
-            Target::Cluster(builder.build().map_err(|e| config_error(url, &e))?)
+            let cluster = builder.build().map_err(|e| config_error(url, &e))?;
+            let subscribers = nodes
+                .iter()
+                .map(|node| server_client(node, &options).map_err(|e| config_error(url, &e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Target::Cluster(cluster), subscribers)
         } else {
-            #[cfg(feature = "tls")]
-            if let Some(pem) = &options.tls_root_certificate {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                };
-                let client = redis::Client::build_with_tls(address.as_str(), certificates)
-                    .map_err(|e| config_error(url, &e))?;
-                return Ok(Self::from_target(Target::Single(client), options));
-            }
-            Target::Single(redis::Client::open(address).map_err(|e| config_error(url, &e))?)
+            let client = server_client(&address, &options).map_err(|e| config_error(url, &e))?;
+            (Target::Single(client.clone()), vec![client])
         };
-        Ok(Self::from_target(target, options))
-    }
-
-    fn from_target(target: Target, options: RedisOptions) -> Self {
         let pool = Pool::new(target);
-        Self {
+        Ok(Self {
             aio: aio::AsyncLink::new(&pool),
+            subscribers: feed::Subscribers::new(subscribers),
             pool,
             options,
             registered: Mutex::new(HashSet::new()),
-        }
+        })
     }
 
     /// The options in force.
@@ -607,8 +663,47 @@ impl RedisQueue {
         format!("{}:{}:{queue}", self.tag(bucket_of(queue)), queue.len())
     }
 
+    /// The wake-up list of the waiters for job `seq` of `bucket`.
+    fn finish_key(&self, bucket: u64, seq: u64) -> String {
+        format!("{}:wf:{seq}", self.tag(bucket))
+    }
+
+    /// What a wait for job `id`'s end sends, when there is something to wait
+    /// for: the script that registers the waiter (its reply is 1 while the
+    /// job has not ended), then the blocking pop, which rotates the token of
+    /// the job's wake-up list into the same list so that every waiter takes
+    /// it, for `block`, at most [`LONGEST_FINISH_WAIT`].
+    fn finish_wait(
+        &self,
+        id: JobId,
+        timeout: Duration,
+    ) -> Option<(ScriptInvocation<'static>, redis::Cmd, Duration)> {
+        let (bucket, seq) = split_id(id)?;
+        let block = timeout.min(LONGEST_FINISH_WAIT);
+        // BLMOVE reads a timeout of 0 as no timeout at all
+        if block < Duration::from_millis(1) {
+            return None;
+        }
+        let mut register = self.invocation(&SCRIPTS.wait_finished, bucket);
+        register.arg(seq);
+        let key = self.finish_key(bucket, seq);
+        let mut pop = redis::cmd("BLMOVE");
+        pop.arg(&key)
+            .arg(&key)
+            .arg("LEFT")
+            .arg("LEFT")
+            .arg(format!("{:.3}", block.as_secs_f64()));
+        Some((register, pop, block))
+    }
+
     fn queues_key(&self) -> String {
         format!("{}:queues", self.options.namespace)
+    }
+
+    /// The channel the cancel script publishes the ids of the running jobs
+    /// it marks on.
+    fn cancels_channel(&self) -> String {
+        format!("{}:cancels", self.options.namespace)
     }
 
     fn dead_cap(&self) -> u64 {
@@ -817,6 +912,21 @@ impl BaseQueue for RedisQueue {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// Two round trips: the script that registers the waiter, then a
+    /// blocking pop on the job's wake-up list, which the script that ends
+    /// the job pushes to; see the crate docs' guarantees.
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> {
+        let Some((register, pop, block)) = self.finish_wait(id, timeout) else {
+            return Ok(());
+        };
+        if self.invoke::<i64>(&register)? == 0 {
+            return Ok(());
+        }
+        self.pool
+            .with_blocking(block, |con| pop.query::<Value>(con.like()))?;
         Ok(())
     }
 
@@ -1073,7 +1183,12 @@ impl BaseQueue for RedisQueue {
             return Ok(Cancellation::NotFound);
         };
         let mut invocation = self.invocation(&SCRIPTS.cancel, bucket);
-        invocation.arg(seq).arg(reason).arg(self.retention_ms());
+        invocation
+            .arg(seq)
+            .arg(reason)
+            .arg(self.retention_ms())
+            .arg(self.cancels_channel())
+            .arg(id.0);
         let (code, state): (i64, String) = self.invoke(&invocation)?;
         match code {
             0 => Ok(Cancellation::NotFound),
@@ -1087,6 +1202,18 @@ impl BaseQueue for RedisQueue {
                 "job {id} is pending, but its record names no queue"
             ))),
         }
+    }
+
+    /// A connection subscribed to the channel the cancel script publishes
+    /// on, read by a thread of the feed's own; see the crate docs'
+    /// guarantees.
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        let feed = feed::open(
+            &self.subscribers,
+            self.pool.backoff(),
+            self.cancels_channel(),
+        )?;
+        Ok(Some(Box::new(feed)))
     }
 
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
@@ -1121,6 +1248,12 @@ impl BaseQueue for RedisQueue {
         let (secs, micros): (u64, u64) =
             self.pool.with(|con| redis::cmd("TIME").query(con.like()))?;
         Ok(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // `wait_finished` blocks on a list that every script ending a
+        // waited-for job pushes to
+        Capabilities::default().finish_wakeups(true)
     }
 }
 

@@ -94,6 +94,18 @@ local function release_key(b, key, s, now, front)
   local f = redis.call('HMGET', jkey(n), 'p', 'r')
   return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, front or false)
 end
+-- a job that someone waits for (its record has `h`) has ended, or is
+-- gone: its waiters block in a BLMOVE from `T:wf:s` to the same list, which
+-- takes the token and puts it back, so one token wakes every waiter blocked
+-- on it and stays for a waiter that registered but has not blocked yet. It
+-- expires 10 s later: a waiter that comes after the end finds the record
+-- ended and does not block
+local function finished(s)
+  local wk = T .. ':wf:' .. s
+  redis.call('RPUSH', wk, 1)
+  redis.call('PEXPIRE', wk, 10000)
+  redis.call('HDEL', jkey(s), 'h')
+end
 -- moves a job to dead with its reason, drops the oldest dead jobs over the
 -- cap (only when one is set), and hands the key on
 local function bury(b, s, key, reason, now, cap)
@@ -256,7 +268,7 @@ return s
 /// its attempt number and its fencing token, flattened. The claim's own
 /// changes to the record (state `running`, `n`, `b`, `l`, `d`, and the last
 /// attempt's progress `g` and `t` removed) are what the caller sets from
-/// those.
+/// those. A malformed record goes to dead, waking its waiters.
 const CLAIM: &str = r"
 T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -301,6 +313,7 @@ while #out < 2 + 4 * max and budget > 0 do
       if problem then
         redis.call('HSET', jk, 'q', q)
         if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
+        if f.h then finished(s) end
       else
         -- the fencing token counts this job's claims: new on every claim
         local tok = (tonumber(f.l) or 0) + 1
@@ -332,7 +345,8 @@ return out
 ///
 /// A job whose cancel was requested while it ran (field `z`, the reason)
 /// ends `cancelled` with that reason on a retry or a release; done and dead
-/// apply as usual, and the request goes with the attempt.
+/// apply as usual, and the request goes with the attempt. A job that ends
+/// wakes its waiters, if it has any (field `h`, read with the others).
 const COMPLETE: &str = r"
 T = ARGV[1]
 local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -347,7 +361,7 @@ for j = 1, tonumber(ARGV[5]) do
   local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z')
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z', 'h')
   if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
     out[j] = 0
   else
@@ -390,6 +404,8 @@ for j = 1, tonumber(ARGV[5]) do
       woke = place(b, s, tonumber(f[5]) or 0, run_at, now, true)
     end
     if woke then batch.woke = true end
+    -- every outcome but a plain retry or release ends the job
+    if f[8] and (cancel or kind == 'd' or kind == 'D' or kind == 'x') then finished(s) end
   end
 end
 for _, batch in pairs(queues) do
@@ -443,7 +459,7 @@ return 1
 /// ARGV: tag, queue, dead cap, retention ms (0: keep), limit. Returns
 /// requeued, dead, and how many expired leases it looked at (the caller
 /// repeats while that is the limit). A job whose cancel was requested ends
-/// `cancelled`, counted as neither.
+/// `cancelled`, counted as neither. A job that ends wakes its waiters.
 const RECOVER: &str = r"
 T = ARGV[1]
 local q, cap, retention, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -454,10 +470,11 @@ local requeued, dead, woke = 0, 0, false
 for _, s in ipairs(expired) do
   local jk = jkey(s)
   redis.call('ZREM', b .. ':run', s)
-  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z')
+  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z', 'h')
   if f[1] == 'running' and f[6] then
     redis.call('HDEL', jk, 'z')
     if end_cancelled(b, s, f[4], f[6], now, retention) then woke = true end
+    if f[7] then finished(s) end
   elseif f[1] == 'running' then
     local n, m = tonumber(f[2]) or 0, tonumber(f[3]) or 0
     -- outband::backend::fate::lease_expired, word for word
@@ -469,6 +486,7 @@ for _, s in ipairs(expired) do
       requeued = requeued + 1
     else
       if bury(b, s, f[4], reason, now, cap) then woke = true end
+      if f[7] then finished(s) end
       dead = dead + 1
     end
   end
@@ -518,23 +536,30 @@ return {
 }
 ";
 
-/// ARGV: tag, number, reason, retention ms (0: keep). Returns a code and
-/// the state the job was found in: 0 no such job; 1 it was pending and is
-/// `cancelled` now; 2 it is running and its cancel is requested (field `z`,
-/// the reason; a request already there is kept); 3 it had finished, nothing
-/// changed; 4 it is pending but its record names no queue.
+/// ARGV: tag, number, reason, retention ms (0: keep), the cancel feeds'
+/// channel, the job's id. Returns a code and the state the job was found
+/// in: 0 no such job; 1 it was pending and is `cancelled` now; 2 it is
+/// running and its cancel is requested (field `z`, the reason, and the id
+/// published on the channel; a request already there is kept, and not
+/// published again); 3 it had finished, nothing changed; 4 it is pending
+/// but its record names no queue. A pending job cancelled wakes its
+/// waiters.
 const CANCEL: &str = r"
 T = ARGV[1]
 local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z')
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h')
 local state = f[1]
 if not state then
   if redis.call('EXISTS', jk) == 0 then return {0, ''} end
   return {3, ''}
 end
 if state == 'running' then
-  if not f[4] then redis.call('HSET', jk, 'z', reason) end
+  if not f[4] then
+    redis.call('HSET', jk, 'z', reason)
+    -- for the processors' cancel feeds: the one that runs the job stops it
+    redis.call('PUBLISH', ARGV[5], ARGV[6])
+  end
   return {2, state}
 end
 if state ~= 'pending' then return {3, state} end
@@ -547,14 +572,15 @@ redis.call('HINCRBY', b .. ':n', 'p', -1)
 -- a ready owner of its key held the line's place among the ready jobs, and
 -- no job of the key ran: the next one goes to the front, not the back
 if end_cancelled(b, s, f[3], reason, now_ms(), retention, not scheduled) then wake(b) end
+if f[5] then finished(s) end
 return {1, 'cancelled'}
 ";
 
 /// ARGV: tag, queue, limit, cursor. One bounded step of a flush: pending jobs
 /// in the ready lists and the schedule first (a key owner hands its key on,
 /// so its line follows), then the lines behind running owners, by `HSCAN`.
-/// Returns how many it deleted, the next cursor, and 1 when the flush is
-/// complete.
+/// A deleted job's waiters are woken, to find it gone. Returns how many it
+/// deleted, the next cursor, and 1 when the flush is complete.
 const FLUSH: &str = r"
 T = ARGV[1]
 local b = base(ARGV[2])
@@ -563,9 +589,11 @@ local now = now_ms()
 local removed, popped = 0, 0
 local function drop(s)
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'k')
+  local f = redis.call('HMGET', jk, 's', 'k', 'h')
   if f[1] == 'pending' then
     release_key(b, f[2], s, now)
+    -- a waiter for a deleted job looks again and finds it gone
+    if f[3] then finished(s) end
     redis.call('DEL', jk)
     removed = removed + 1
   end
@@ -596,6 +624,7 @@ if popped < limit then
     local line = b .. ':kw:' .. lines[k]
     local waiting = redis.call('ZPOPMIN', line, math.max(limit - popped, 1))
     for w = 1, #waiting, 2 do
+      if redis.call('HEXISTS', jkey(waiting[w]), 'h') == 1 then finished(waiting[w]) end
       redis.call('DEL', jkey(waiting[w]))
       removed = removed + 1
       popped = popped + 1
@@ -693,6 +722,24 @@ if n > 0 then out[1] = n + 1 end
 return out
 ";
 
+/// KEYS: the `seq` key. ARGV: tag, number. Registers a waiter for job
+/// `number`'s end, for `wait_finished`: returns 0 when the job has ended or
+/// has no record (unknown, purged, expired), else marks the record with `h`,
+/// so that the script that ends the job pushes the token the waiter then
+/// blocks on (`finished` in [`PRELUDE`]), and returns 1. Run alone, without
+/// the prelude, which it does not need.
+const WAIT_FINISHED: &str = r"
+local T, s = ARGV[1], ARGV[2]
+local jk = T .. ':j:' .. s
+local state = redis.call('HGET', jk, 's')
+if state ~= 'pending' and state ~= 'running' then return 0 end
+-- a token left by an end the job came back from (a dead job retried) is
+-- stale: the job has not ended now
+redis.call('DEL', T .. ':wf:' .. s)
+redis.call('HSET', jk, 'h', '1')
+return 1
+";
+
 /// ARGV: tag, number. Returns 1 when the dead job is pending again.
 const RETRY_DEAD: &str = r"
 T = ARGV[1]
@@ -744,6 +791,7 @@ pub(crate) struct Scripts {
     pub(crate) list: Script,
     pub(crate) retry_dead: Script,
     pub(crate) delete_dead: Script,
+    pub(crate) wait_finished: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -783,4 +831,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     list: script(LIST),
     retry_dead: script(RETRY_DEAD),
     delete_dead: script(DELETE_DEAD),
+    wait_finished: Script::new(WAIT_FINISHED),
 });

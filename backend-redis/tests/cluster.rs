@@ -1,13 +1,14 @@
-//! The conformance suite and awaited enqueues on a 3-node Redis Cluster that
-//! the test creates on loopback ports (`redis-server --cluster-enabled yes`,
-//! then `redis-cli --cluster create`) and removes at the end.
+//! The conformance suite, awaited enqueues, awaited waits for a job's end and
+//! the cancel feed on a 3-node Redis Cluster that the test creates on
+//! loopback ports (`redis-server --cluster-enabled yes`, then `redis-cli
+//! --cluster create`) and removes at the end.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::{BaseQueue, NewJob};
+use outband::{BaseQueue, Cancellation, NewJob, Outcome};
 use outband_redis::RedisQueue;
 use outband_testkit::PrivateRedis;
 
@@ -75,6 +76,8 @@ fn conformance_suite_on_a_three_node_cluster() {
     assert!(failed.is_empty(), "failed on the cluster: {failed:?}");
 
     awaited_enqueues_on_the_cluster(&backend);
+    awaited_waits_on_the_cluster(&backend);
+    cancels_reach_a_feed_from_every_node(&backend);
 }
 
 fn job(queue: &str, value: u64) -> NewJob {
@@ -122,4 +125,75 @@ fn awaited_enqueues_on_the_cluster(backend: &Arc<dyn BaseQueue>) {
     };
     assert_eq!(sync.to_string(), awaited.to_string());
     assert_eq!(backend.len("across-0").expect("len"), 0);
+}
+
+/// An awaited wait for a job's end blocks on a cluster connection of its
+/// own, routed to the job's slot, and wakes when the job is done.
+fn awaited_waits_on_the_cluster(backend: &Arc<dyn BaseQueue>) {
+    let native = backend.as_async().expect("a native async enqueue");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for queue in ["waited-a", "waited-b"] {
+        let id = backend.enqueue(job(queue, 0)).expect("enqueue");
+        let claimed = backend
+            .claim(queue, 1, Duration::from_secs(60))
+            .expect("claim")
+            .remove(0);
+        let took = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                let wait = native
+                    .wait_finished_async(id, Duration::from_secs(60))
+                    .expect("an awaited wait");
+                runtime.block_on(wait).expect("awaited wait on the cluster");
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            let done = Outcome::Done {
+                result: None,
+                duration: Duration::ZERO,
+            };
+            backend.complete(&claimed.lease, done).expect("complete");
+            waiter.join().expect("the waiter")
+        });
+        assert!(
+            took < Duration::from_secs(30),
+            "the awaited wait returned after {took:?}, not when the job ended"
+        );
+    }
+}
+
+/// A feed subscribes on one node; the cancel script runs on the node of
+/// the job's slot, whose `PUBLISH` the cluster passes on to every node. A
+/// dozen queues have their slots on all three nodes.
+fn cancels_reach_a_feed_from_every_node(backend: &Arc<dyn BaseQueue>) {
+    let mut feed = backend
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("a feed on the cluster");
+    let mut cancelled = Vec::new();
+    for i in 0..12 {
+        let queue = format!("pushed-{i}");
+        let id = backend.enqueue(job(&queue, i)).expect("enqueue");
+        assert_eq!(
+            backend
+                .claim(&queue, 1, Duration::from_secs(60))
+                .expect("claim")
+                .len(),
+            1
+        );
+        let asked = backend.cancel(id, "stop").expect("cancel");
+        assert_eq!(asked, Cancellation::Requested);
+        cancelled.push(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut received = Vec::new();
+    while received.len() < cancelled.len() && Instant::now() < deadline {
+        received.extend(feed.next(Duration::from_secs(5)).expect("next"));
+    }
+    received.sort_unstable();
+    cancelled.sort_unstable();
+    assert_eq!(received, cancelled);
 }

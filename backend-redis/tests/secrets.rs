@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use outband::{BaseQueue, Error, NewJob};
+use outband::{BaseQueue, Error, JobId, NewJob};
 use outband_redis::RedisQueue;
 use outband_testkit::secrets::{self, MARK, record};
 use support::Server;
@@ -31,6 +31,14 @@ type Call<'a> = dyn Fn() -> Result<(), Error> + 'a;
 
 /// The index of the awaited enqueue among [`exercise`]'s calls.
 const AWAITED: usize = 8;
+/// The index of the awaited wait for a job's end, which has connections of
+/// its own.
+const AWAITED_WAIT: usize = AWAITED + 2;
+/// The index of the opening of a cancel feed, whose connection is its own.
+const CANCEL_FEED: usize = AWAITED_WAIT + 1;
+/// The calls a fresh handle starts with, to meet the driver's errors on
+/// each kind of connection the sync pool does not open.
+const FRESH_FIRST: [usize; 3] = [AWAITED, AWAITED_WAIT, CANCEL_FEED];
 
 /// The calls that reach the server, each error recorded, starting with call
 /// `first`: only the first call of a fresh handle meets the driver's own
@@ -43,7 +51,7 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let calls: [(&str, &Call<'_>); AWAITED + 1] = [
+    let calls: [(&str, &Call<'_>); CANCEL_FEED + 1] = [
         // no outcomes to record: the claim that follows fails and is logged
         ("complete_and_claim", &|| {
             backend
@@ -65,6 +73,17 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
                 .block_on(native.enqueue_many_async(vec![job(), job().key("k")]))
                 .map(drop)
         }),
+        ("wait_finished", &|| {
+            backend.wait_finished(JobId(1), Duration::from_millis(10))
+        }),
+        ("wait_finished_async", &|| {
+            let native = backend.as_async().expect("a native async enqueue");
+            let wait = native
+                .wait_finished_async(JobId(1), Duration::from_millis(10))
+                .expect("an awaited wait");
+            runtime.block_on(wait)
+        }),
+        ("cancel_feed", &|| backend.cancel_feed().map(drop)),
     ];
     for (what, call) in calls.iter().cycle().skip(first).take(calls.len()) {
         if let Err(error) = call() {
@@ -74,16 +93,18 @@ fn exercise(backend: &dyn BaseQueue, first: usize, messages: &mut Vec<String>) {
 }
 
 /// Every message `url` leads to, through `RedisQueue::connect` and
-/// `outband::open` (which refuses other schemes itself), and through a
-/// fresh handle whose first call is awaited; a panic is a message too.
+/// `outband::open` (which refuses other schemes itself), and through fresh
+/// handles whose first call is awaited; a panic is a message too.
 fn messages_of(url: &str) -> Vec<String> {
     secrets::caught(|messages| {
         match RedisQueue::connect(url) {
             Ok(queue) => {
                 messages.push(format!("queue: {queue:?}"));
                 exercise(&queue, 0, messages);
-                let fresh = RedisQueue::connect(url).expect("connected once");
-                exercise(&fresh, AWAITED, messages);
+                for first in FRESH_FIRST {
+                    let fresh = RedisQueue::connect(url).expect("connected once");
+                    exercise(&fresh, first, messages);
+                }
             }
             Err(error) => record(messages, "connect", &error),
         }
@@ -282,8 +303,11 @@ fn a_bad_root_certificate_does_not_show_the_password() {
         match RedisQueue::with_options(&url, options.clone()) {
             Ok(queue) => {
                 exercise(&queue, 2, &mut messages);
-                let fresh = RedisQueue::with_options(&url, options).expect("opened once");
-                exercise(&fresh, AWAITED, &mut messages);
+                for first in FRESH_FIRST {
+                    let fresh =
+                        RedisQueue::with_options(&url, options.clone()).expect("opened once");
+                    exercise(&fresh, first, &mut messages);
+                }
             }
             Err(error) => record(&mut messages, "with_options", &error),
         }

@@ -1,13 +1,16 @@
-//! `rediss://` (feature `tls`), sync and awaited: a private `redis-server`
-//! with a TLS port and a certificate from a CA the test makes with `openssl`.
+//! `rediss://` (feature `tls`), sync and awaited, with a cancel feed and an
+//! awaited wait for a job's end on connections of their own: a private
+//! `redis-server` with a TLS port and a certificate from a CA the test makes
+//! with `openssl`.
 
 #![cfg(feature = "tls")]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use outband::test_suite::echo;
-use outband::{AsyncEnqueue, BaseQueue, JobState, NewJob};
+use outband::{AsyncEnqueue, BaseQueue, Cancellation, JobState, NewJob};
 use outband_redis::{RedisOptions, RedisQueue};
 use outband_testkit::{PrivateRedis, free_port, have_program};
 
@@ -131,6 +134,33 @@ fn rediss_urls_connect_over_tls() {
         backend.job(awaited[0]).expect("job").map(|j| j.state),
         Some(JobState::Pending)
     );
+
+    let mut feed = backend
+        .cancel_feed()
+        .expect("a cancel feed over TLS")
+        .expect("Redis pushes cancels");
+    let claimed = backend
+        .claim("tls", 1, Duration::from_secs(60))
+        .expect("claim");
+    assert_eq!(claimed[0].job.id, id);
+    assert_eq!(
+        backend.cancel(id, "stop").expect("cancel"),
+        Cancellation::Requested
+    );
+    assert_eq!(feed.next(Duration::from_secs(10)).expect("next"), vec![id]);
+    let took = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            backend.cancel(awaited[0], "not wanted").expect("cancel");
+        });
+        let start = Instant::now();
+        let wait = backend
+            .wait_finished_async(awaited[0], Duration::from_secs(60))
+            .expect("an awaited wait");
+        runtime.block_on(wait).expect("an awaited wait over TLS");
+        start.elapsed()
+    });
+    assert!(took < Duration::from_secs(30), "woken after {took:?}");
 
     // a server whose certificate no trusted root signed is refused
     let untrusted = RedisQueue::connect(&url).expect("url");
