@@ -261,8 +261,14 @@ fn add_finished(
         ));
         have += more;
     }
+    // the jobs table has columns of its own (`cancel_reason`), so the ones
+    // the two tables share are named
+    let shared = "id, command, args, queue, ordering_key, priority, attempt, max_attempts, \
+                  state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
+                  duration_us, last_error, result, progress, progress_note, timeout_ms";
     sql.push(format!(
-        "INSERT INTO {prefix}done SELECT * FROM {prefix}jobs WHERE queue = '{name}' AND state = 2"
+        "INSERT INTO {prefix}done ({shared}) SELECT {shared} FROM {prefix}jobs \
+         WHERE queue = '{name}' AND state = 2"
     ));
     sql.push(format!(
         "DELETE FROM {prefix}jobs WHERE queue = '{name}' AND state = 2"
