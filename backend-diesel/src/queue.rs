@@ -135,6 +135,12 @@ fn is_unavailable(error: &DieselError) -> bool {
             let message = info.message().to_ascii_lowercase();
             [
                 "server closed the connection",
+                // libpq's words for a lost connection over SSL, and for a
+                // socket that failed
+                "ssl connection has been closed",
+                "ssl syscall error",
+                "could not receive data from server",
+                "could not send data to server",
                 "terminating connection",
                 "connection to server",
                 "no connection to the server",
@@ -1324,6 +1330,26 @@ mod tests {
             commit_error: Box::new(DieselError::NotFound),
         };
         assert!(matches!(db_error(error), Error::Backend(_)));
+    }
+
+    /// What libpq says when the server ends a connection that uses SSL
+    /// (by default, also on loopback), or its socket fails.
+    #[test]
+    fn a_connection_lost_over_ssl_is_unavailable() {
+        for message in [
+            "SSL connection has been closed unexpectedly",
+            "SSL SYSCALL error: EOF detected",
+            "could not receive data from server: Connection reset by peer",
+        ] {
+            let error = DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            );
+            assert!(
+                matches!(db_error(error), Error::Unavailable(_)),
+                "{message}"
+            );
+        }
     }
 
     #[test]
