@@ -86,6 +86,8 @@
 //!   reason, by a `CASE` on the column in the same `UPDATE`; a recovery
 //!   step first cancels the expired leases of such jobs, and requeues or
 //!   kills only the others. A done or dead outcome forgets the request.
+//!   On PostgreSQL the transaction that marks a running job also notifies
+//!   the processors' cancel feeds (see *Pushes*).
 //!   [`stats`](outband::BaseQueue::stats) counts cancelled jobs,
 //!   and [`purge`](outband::BaseQueue::purge) deletes them by their finish
 //!   time, as it does done jobs, through a partial index of them on
@@ -152,8 +154,8 @@
 //!
 //!   A scheduled job falling due wakes no one: it is found by the next look,
 //!   at most `wait_time` later (50 ms on MySQL).
-//! - **Pushes.** PostgreSQL pushes more, to connections of their own
-//!   outside the pool:
+//! - **Pushes.** PostgreSQL pushes two more things, each to connections of
+//!   their own outside the pool:
 //!   - *A job's end*, to [`wait_finished`](outband::BaseQueue::wait_finished)
 //!     (what a [`JobHandle`](outband::JobHandle) waits on between two looks
 //!     at the job): a waiter marks the job's row `awaited` and reads its
@@ -176,6 +178,15 @@
 //!     someone waits. So
 //!     [`Capabilities::finish_wakeups`](outband::Capabilities::finish_wakeups)
 //!     is true on PostgreSQL only; on SQLite and MySQL a handle polls.
+//!   - *Cancel requests*, to processors: the transaction of a
+//!     [`cancel`](outband::BaseQueue::cancel) that marks a running job
+//!     notifies `<prefix>cancels` with its id, and
+//!     [`cancel_feed`](outband::BaseQueue::cancel_feed) opens a connection
+//!     that listens on it for as long as the feed is open (a processor
+//!     opens one when it starts), read every 10 ms while the processor
+//!     waits on it; a lost connection is an error, and the processor opens
+//!     the feed again. SQLite and MySQL have no feed: a running job learns
+//!     of its cancel at its next heartbeat.
 //! - **Connections.** An r2d2 pool ([`Builder::max_connections`], default 10:
 //!   size it to the processor's threads plus two). A broken connection is
 //!   dropped and replaced; a call that found the database unreachable returns
@@ -247,7 +258,9 @@
 //! - *Listening sessions*: each one costs every notifying commit a wake-up
 //!   of its server process, whatever channel it listens on, which is why
 //!   waiting consumers and job waiters listen only while they wait (see
-//!   *Wake-up* and *Pushes*).
+//!   *Wake-up* and *Pushes*). A processor's cancel feed listens for as long
+//!   as the processor runs, so each running processor adds one such
+//!   wake-up to every enqueue.
 //! - *The pool and the cache*: a checkout costs no round trip
 //!   (`test_on_check_out` is off on PostgreSQL) and the insert is prepared
 //!   once per connection.

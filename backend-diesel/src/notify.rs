@@ -1,6 +1,8 @@
 //! PostgreSQL pushes besides the idle consumers' wake-up: the end of an
-//! awaited job to the threads waiting for it ([`Ends`]), on a connection
-//! of its own, outside the pool, as the consumers' wake-up does.
+//! awaited job to the threads waiting for it ([`Ends`]), and cancel
+//! requests for running jobs to the processors ([`PgCancelFeed`]). Each
+//! listens on a connection of its own, outside the pool, as the
+//! consumers' wake-up does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use outband::Error;
+use outband::{CancelFeed, Error, JobId};
 
 use crate::queue::{conn_error, db_error};
 
@@ -266,5 +268,47 @@ impl Ends {
         waits.failure = Some(Failure::of(error));
         drop(waits);
         self.changed.notify_all();
+    }
+}
+
+/// A processor's feed of cancel requests on PostgreSQL: a connection of
+/// its own that listens on [`cancels_channel`](crate::sql::cancels_channel)
+/// for as long as the feed is open. The server keeps what it notifies
+/// while no one reads, and the feed reads it every few milliseconds while
+/// [`next`](CancelFeed::next) waits, a look that costs no round trip.
+pub(crate) struct PgCancelFeed {
+    conn: PgConnection,
+}
+
+impl PgCancelFeed {
+    /// How often a waiting feed looks at its connection.
+    const POLL: Duration = Duration::from_millis(10);
+
+    /// A feed listening from now on.
+    pub(crate) fn open(url: &str, channel: &str) -> Result<Self, Error> {
+        let mut conn = PgConnection::establish(url).map_err(|e| conn_error(url, &e))?;
+        conn.batch_execute(&format!("LISTEN \"{channel}\""))
+            .map_err(db_error)?;
+        Ok(Self { conn })
+    }
+}
+
+impl CancelFeed for PgCancelFeed {
+    /// A lost connection is an error, [`Error::Unavailable`]; a payload
+    /// that is no id is skipped.
+    fn next(&mut self, timeout: Duration) -> Result<Vec<JobId>, Error> {
+        let deadline = Instant::now() + timeout.min(LONGEST_WAIT);
+        let mut ids = Vec::new();
+        loop {
+            for note in self.conn.notifications_iter() {
+                let note = note.map_err(db_error)?;
+                ids.extend(note.payload.parse::<u64>().ok().map(JobId));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !ids.is_empty() || left.is_zero() {
+                return Ok(ids);
+            }
+            std::thread::sleep(left.min(Self::POLL));
+        }
     }
 }

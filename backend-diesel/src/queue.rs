@@ -14,14 +14,14 @@ use diesel_migrations::MigrationHarness;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job,
+    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::JobConnection;
 #[cfg(feature = "postgres")]
-use crate::notify::Ends;
+use crate::notify::{Ends, PgCancelFeed};
 use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
@@ -1146,6 +1146,10 @@ impl BaseQueue for DatabaseQueue {
                     }
                     Some(JobState::Running) => {
                         st.cancel_running.query().text(reason).i64(id).execute(conn)?;
+                        if st.dialect == Dialect::Postgres {
+                            // the processors' cancel feeds hear it with the commit
+                            st.cancel_pushed.query().text(&id.to_string()).execute(conn)?;
+                        }
                         Cancellation::Requested
                     }
                     Some(state) => Cancellation::Finished(state),
@@ -1161,6 +1165,18 @@ impl BaseQueue for DatabaseQueue {
             self.jobs_ready();
         }
         Ok(cancellation)
+    }
+
+    /// PostgreSQL: a connection of the feed's own that listens for the
+    /// requests [`cancel`](BaseQueue::cancel) notifies. SQLite and MySQL:
+    /// none; heartbeats carry the requests.
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(listen) = &self.inner.listen {
+            let channel = crate::sql::cancels_channel(self.prefix());
+            return Ok(Some(Box::new(PgCancelFeed::open(&listen.url, &channel)?)));
+        }
+        Ok(None)
     }
 
     /// Done jobs are deleted from `<prefix>done`, cancelled ones from

@@ -177,6 +177,12 @@ pub(crate) fn finished_channel(prefix: &str) -> String {
     format!("{prefix}finished")
 }
 
+/// PostgreSQL: the channel a cancel request for a running job notifies,
+/// with the job's id, which processors' cancel feeds listen on.
+pub(crate) fn cancels_channel(prefix: &str) -> String {
+    format!("{prefix}cancels")
+}
+
 /// PostgreSQL: the first argument of the two-argument `pg_advisory_xact_lock`
 /// that ordering keys are locked under ("ob"), apart from one-argument locks.
 pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
@@ -389,6 +395,10 @@ pub(crate) struct Statements {
     pub(crate) cancel_running: Stmt,
     /// Whether a job is in `{done}`. Binds: id.
     pub(crate) cancel_done: Stmt,
+    /// PostgreSQL: tells the processors' cancel feeds, with the commit,
+    /// that a running job was asked to cancel. Binds: id, as text.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) cancel_pushed: Stmt,
     /// PostgreSQL: marks a pending or running job awaited, so that its end
     /// notifies [`finished_channel`], and reads its state; no row when the
     /// job is no longer in `{jobs}` (done, or unknown). A job marked
@@ -626,6 +636,10 @@ impl Statements {
                  WHERE id = ? AND state = 1",
             ),
             cancel_done: q("SELECT COUNT(*) AS n FROM {done} WHERE id = ?"),
+            cancel_pushed: Stmt::new(&format!(
+                "SELECT pg_notify('{}', ?)",
+                cancels_channel(prefix)
+            )),
             // The read sees the row as it was before the update, so one of
             // the two gives the state: the update's, of a pending or running
             // job it marks; the read's, of a job marked already or ended.

@@ -1,16 +1,21 @@
 //! What PostgreSQL pushes besides the idle consumers' wake-up: the end of
 //! an awaited job to its waiters, however it ends and whichever queue
-//! handle ends it. Each waiter waits with a long timeout, and returning
-//! well before it means the notification woke it.
+//! handle ends it, and cancel requests to the processors' cancel feeds.
+//! Each waiter waits with a long timeout, and returning well before it
+//! means the notification woke it.
 #![cfg(feature = "postgres")]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
-use outband::{BaseQueue, Cancellation, Completion, JobId, JobState, NewJob, Outcome};
+use diesel::sql_types::{BigInt, Integer};
+use outband::{
+    BaseQueue, Cancellation, Completion, Error, JobContext, JobError, JobId, JobState,
+    MultiProcessor, NewJob, Outcome, ProcessorConfig, queue_command,
+};
 use outband_diesel::DatabaseQueue;
 use outband_testkit::wait_until;
 
@@ -21,6 +26,16 @@ const LONG: Duration = Duration::from_secs(60);
 const WOKEN: Duration = Duration::from_secs(30);
 
 const LEASE: Duration = Duration::from_secs(60);
+
+/// Runs until its context is cancelled, then fails, as a command that
+/// gives up would: a retry that the cancel turns into `cancelled`.
+#[queue_command(queue = "pg-pushed-cancel", retries = 5)]
+fn until_cancelled(ctx: &JobContext) -> Result<(), String> {
+    while !ctx.is_cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err("stopped before the end".into())
+}
 
 fn job(queue: &str) -> NewJob {
     NewJob::new(
@@ -226,4 +241,152 @@ fn a_malformed_job_a_claim_sends_to_dead_wakes_its_waiter() {
     assert_woken("a claim sent to dead", &waited);
     let job = backend.job(id).expect("job").expect("kept");
     assert_eq!(job.state, JobState::Dead);
+}
+
+/// A feed gives nothing across empty timeouts, then the id of each running
+/// job `cancel` marks, including those marked between two calls of `next`,
+/// to every feed open; a pending job's cancel is no cancel of a running
+/// job, and reaches no feed.
+#[test]
+fn a_cancel_feed_yields_ids_across_empty_timeouts() {
+    let Some(backend) = common::server_queue(&common::pg_url()) else {
+        return;
+    };
+    let mut feed = backend
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("PostgreSQL pushes cancels");
+    let mut other = same_tables(&backend)
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("a second feed");
+    let empty = |feed: &mut Box<dyn outband::CancelFeed>| {
+        for _ in 0..3 {
+            let start = Instant::now();
+            let ids = feed.next(Duration::from_millis(100)).expect("next");
+            assert!(ids.is_empty(), "{ids:?}");
+            assert!(start.elapsed() >= Duration::from_millis(100));
+        }
+    };
+    empty(&mut feed);
+
+    let ids = backend
+        .enqueue_many(vec![job("feed"), job("feed"), job("feed")])
+        .expect("enqueue");
+    let claimed = backend.claim("feed", 2, LEASE).expect("claim");
+    assert_eq!(claimed.len(), 2);
+    for &id in &ids {
+        let answer = backend.cancel(id, "stop").expect("cancel");
+        let expected = if id == ids[2] {
+            Cancellation::Cancelled
+        } else {
+            Cancellation::Requested
+        };
+        assert_eq!(answer, expected);
+    }
+    for feed in [&mut feed, &mut other] {
+        let mut received = Vec::new();
+        let deadline = Instant::now() + WOKEN;
+        while !(received.contains(&ids[0]) && received.contains(&ids[1])) {
+            assert!(Instant::now() < deadline, "received only {received:?}");
+            received.extend(feed.next(Duration::from_secs(1)).expect("next"));
+        }
+        assert!(!received.contains(&ids[2]), "{received:?}");
+    }
+    empty(&mut feed);
+}
+
+/// A feed whose connection the server ends fails its next call, as
+/// unavailable; a feed opened again hears the next request.
+#[test]
+fn a_cancel_feed_whose_connection_is_lost_fails() {
+    let Some(backend) = common::server_queue(&common::pg_url()) else {
+        return;
+    };
+    let mut feed = backend
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("PostgreSQL pushes cancels");
+    let mut admin = PgConnection::establish(&common::pg_url()).expect("a connection");
+    let channel = format!("{}cancels", backend.prefix());
+    #[derive(QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = Integer)]
+        n: i32,
+    }
+    let ended = diesel::sql_query(format!(
+        "SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity \
+         WHERE query = 'LISTEN \"{channel}\"'"
+    ))
+    .get_result::<Ended>(&mut admin)
+    .expect("terminate")
+    .n;
+    assert_eq!(ended, 1, "the feed's connection");
+    let deadline = Instant::now() + WOKEN;
+    let error = loop {
+        match feed.next(Duration::from_millis(100)) {
+            Err(error) => break error,
+            Ok(ids) => assert!(ids.is_empty(), "{ids:?}"),
+        }
+        assert!(Instant::now() < deadline, "the feed never failed");
+    };
+    assert!(matches!(error, Error::Unavailable(_)), "{error}");
+
+    let mut feed = backend
+        .cancel_feed()
+        .expect("cancel_feed")
+        .expect("opened again");
+    let id = backend.enqueue(job("lost")).expect("enqueue");
+    backend.claim("lost", 1, LEASE).expect("claim");
+    backend.cancel(id, "stop").expect("cancel");
+    let mut received = Vec::new();
+    while !received.contains(&id) {
+        assert!(Instant::now() < deadline, "received only {received:?}");
+        received.extend(feed.next(Duration::from_secs(1)).expect("next"));
+    }
+}
+
+/// With a ten-minute lease a processor heartbeats every hundred seconds:
+/// a running job that stops within thirty seconds of its cancel was
+/// stopped by the push, through the processor's cancel feed. Its handle,
+/// waiting on the job's end, wakes with the cancel.
+#[test]
+fn a_processor_stops_a_cancelled_job_long_before_its_heartbeat() {
+    let Some(backend) = common::server_queue(&common::pg_url()) else {
+        return;
+    };
+    let backend = Arc::new(backend);
+    let id = backend
+        .enqueue(until_cancelled::job().expect("a job"))
+        .expect("enqueue");
+    let config = ProcessorConfig::default()
+        .queues(["pg-pushed-cancel"])
+        .wait_time(Duration::from_millis(10))
+        .lease(Duration::from_secs(600));
+    let processor = MultiProcessor::new(backend.clone(), config).expect("a processor");
+    processor.start();
+    let state = |id| backend.job(id).expect("job").expect("kept").state;
+    wait_until("the job runs", None, || state(id) == JobState::Running);
+    let handle = until_cancelled::handle(id).on(&backend);
+    let waited = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let start = Instant::now();
+            let ended = handle.wait(LONG);
+            (ended, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            backend.cancel(id, "pushed").expect("cancel"),
+            Cancellation::Requested
+        );
+        waiter.join().expect("the waiter")
+    });
+    let (ended, took) = waited;
+    assert!(
+        matches!(&ended, Err(JobError::Cancelled { reason, .. }) if reason == "pushed"),
+        "{ended:?}"
+    );
+    assert!(took < WOKEN, "stopped after {took:?}");
+    assert_eq!(state(id), JobState::Cancelled);
+    processor.stop();
 }
