@@ -7,9 +7,11 @@
 //! - **Enqueue.** A raw single-row `INSERT`, its own transaction, one at a
 //!   time from one connection and durable as an enqueue is (PostgreSQL:
 //!   `synchronous_commit` on; SQLite: WAL, `synchronous = NORMAL`; MySQL: its
-//!   defaults); the same in `BEGIN … COMMIT`; and a one-job `enqueue`. The
-//!   three take turns, in rounds, so that a disk whose flushes slow down
-//!   for a while slows all three alike.
+//!   defaults); the same in `BEGIN … COMMIT`; a one-job `enqueue`; and on
+//!   PostgreSQL that enqueue again while four cancel feeds listen, as four
+//!   running processors' do (each a session the server wakes at every
+//!   notifying commit). They take turns, in rounds, so that a disk whose
+//!   flushes slow down for a while slows them all alike.
 //! - **Claim.** `--jobs` rows in a plain table, each claimed and deleted by a
 //!   transaction of `SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`
 //!   then `DELETE`, from 1 and from 4 connections at once (PostgreSQL with
@@ -261,8 +263,14 @@ fn add_finished(
         ));
         have += more;
     }
+    // the jobs table has columns of its own (`cancel_reason`), so the ones
+    // the two tables share are named
+    let shared = "id, command, args, queue, ordering_key, priority, attempt, max_attempts, \
+                  state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
+                  duration_us, last_error, result, progress, progress_note, timeout_ms";
     sql.push(format!(
-        "INSERT INTO {prefix}done SELECT * FROM {prefix}jobs WHERE queue = '{name}' AND state = 2"
+        "INSERT INTO {prefix}done ({shared}) SELECT {shared} FROM {prefix}jobs \
+         WHERE queue = '{name}' AND state = 2"
     ));
     sql.push(format!(
         "DELETE FROM {prefix}jobs WHERE queue = '{name}' AND state = 2"
@@ -519,6 +527,7 @@ fn enqueue_beside_insert(
     count: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     const ROUNDS: usize = 10;
+    const FEEDS: usize = 4;
     let table = format!("{prefix}raw_insert");
     let durable = match db {
         // outband's pool sessions commit with it off, and an enqueue turns
@@ -539,9 +548,21 @@ fn enqueue_beside_insert(
     };
     let insert = format!("INSERT INTO {table} (args) VALUES ({blob})");
     let queue = format!("raw-enqueue-{}", std::process::id());
-    let (mut alone, mut in_transaction, mut enqueued) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut alone, mut in_transaction, mut enqueued, mut beside_feeds) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     let per_round = count.div_ceil(ROUNDS);
+    // where the backend pushes cancels: opened for their turn only
+    let pushes = backend.cancel_feed()?.is_some();
+    let enqueue_round = || -> Result<(), Box<dyn std::error::Error>> {
+        for _ in 0..per_round {
+            backend.enqueue(NewJob::new(noop::NAME, outband::codec::encode(&())?).queue(&queue))?;
+        }
+        Ok(())
+    };
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..ROUNDS {
             timed(&mut alone, || {
@@ -558,14 +579,14 @@ fn enqueue_beside_insert(
                 }
                 Ok(())
             })?;
-            timed(&mut enqueued, || {
-                for _ in 0..per_round {
-                    backend.enqueue(
-                        NewJob::new(noop::NAME, outband::codec::encode(&())?).queue(&queue),
-                    )?;
-                }
-                Ok(())
-            })?;
+            timed(&mut enqueued, enqueue_round)?;
+            if pushes {
+                let feeds = (0..FEEDS)
+                    .map(|_| backend.cancel_feed())
+                    .collect::<Result<Vec<_>, _>>()?;
+                timed(&mut beside_feeds, enqueue_round)?;
+                drop(feeds);
+            }
         }
         Ok(())
     })();
@@ -587,11 +608,16 @@ fn enqueue_beside_insert(
     );
     println!("| call | per second | µs each | of the raw INSERT |");
     println!("|---|---:|---:|---:|");
-    for (name, took) in [
+    let feeds = format!("`enqueue` of one job, {FEEDS} cancel feeds listening");
+    let mut rows = vec![
         ("raw `INSERT` of one row, its own transaction", alone),
         ("raw `BEGIN`; `INSERT` of one row; `COMMIT`", in_transaction),
         ("`enqueue` of one job", enqueued),
-    ] {
+    ];
+    if pushes {
+        rows.push((feeds.as_str(), beside_feeds));
+    }
+    for (name, took) in rows {
         println!(
             "| {name} | {} | {:.0} | {:.0} % |",
             bench::thousands(rate(took)),

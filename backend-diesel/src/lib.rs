@@ -85,7 +85,10 @@
 //!   next claim, send such a job to `cancelled` instead, with the request's
 //!   reason, by a `CASE` on the column in the same `UPDATE`; a recovery
 //!   step first cancels the expired leases of such jobs, and requeues or
-//!   kills only the others. A done or dead outcome forgets the request. [`stats`](outband::BaseQueue::stats) counts cancelled jobs,
+//!   kills only the others. A done or dead outcome forgets the request.
+//!   On PostgreSQL the transaction that marks a running job also notifies
+//!   the processors' cancel feeds (see *Pushes*).
+//!   [`stats`](outband::BaseQueue::stats) counts cancelled jobs,
 //!   and [`purge`](outband::BaseQueue::purge) deletes them by their finish
 //!   time, as it does done jobs, through a partial index of them on
 //!   PostgreSQL and SQLite (on MySQL, `jobs_lease`, which leads with
@@ -151,6 +154,39 @@
 //!
 //!   A scheduled job falling due wakes no one: it is found by the next look,
 //!   at most `wait_time` later (50 ms on MySQL).
+//! - **Pushes.** PostgreSQL pushes two more things, each to connections of
+//!   their own outside the pool:
+//!   - *A job's end*, to [`wait_finished`](outband::BaseQueue::wait_finished)
+//!     (what a [`JobHandle`](outband::JobHandle) waits on between two looks
+//!     at the job): a waiter marks the job's row `awaited` and reads its
+//!     state in one statement, having first made sure that the queue's
+//!     listening connection listens on `<prefix>finished`; it returns at
+//!     once if the job has ended or is not in `<prefix>jobs` (done, or
+//!     unknown). The statement triggers that wake idle consumers (migration
+//!     `0009_awaited` redefines them) notify that channel with the id of an
+//!     awaited job when its state leaves pending and running (dead,
+//!     cancelled: an outcome, a cancel, recovery, a claim that finds its
+//!     row malformed) or its pending or running row is deleted (moved to
+//!     `<prefix>done`, flushed), whichever process did it. They look for
+//!     such rows in the one pass over the statement's rows they made
+//!     before, and read them again only when there is something to tell,
+//!     so the completing and claiming statements of jobs nobody waits on
+//!     run no query more than before; row triggers with a `WHEN` would
+//!     prepare their condition at every statement, which costs more.
+//!     However many threads wait, a queue has one such connection, read
+//!     every millisecond by a thread that runs, and listens, only while
+//!     someone waits. So
+//!     [`Capabilities::finish_wakeups`](outband::Capabilities::finish_wakeups)
+//!     is true on PostgreSQL only; on SQLite and MySQL a handle polls.
+//!   - *Cancel requests*, to processors: the transaction of a
+//!     [`cancel`](outband::BaseQueue::cancel) that marks a running job
+//!     notifies `<prefix>cancels` with its id, and
+//!     [`cancel_feed`](outband::BaseQueue::cancel_feed) opens a connection
+//!     that listens on it for as long as the feed is open (a processor
+//!     opens one when it starts), read every 10 ms while the processor
+//!     waits on it; a lost connection is an error, and the processor opens
+//!     the feed again. SQLite and MySQL have no feed: a running job learns
+//!     of its cancel at its next heartbeat.
 //! - **Connections.** An r2d2 pool ([`Builder::max_connections`], default 10:
 //!   size it to the processor's threads plus two). A broken connection is
 //!   dropped and replaced; a call that found the database unreachable returns
@@ -220,8 +256,12 @@
 //!   about three quarters of the raw insert's rate, and faster than the raw
 //!   insert in `BEGIN … COMMIT`.
 //! - *Listening sessions*: each one costs every notifying commit a wake-up
-//!   of its server process, which is why connections listen only while they
-//!   wait (see *Wake-up*).
+//!   of its server process, whatever channel it listens on, which is why
+//!   waiting consumers and job waiters listen only while they wait (see
+//!   *Wake-up* and *Pushes*). A processor's cancel feed listens for as long
+//!   as the processor runs, so each running processor adds one such
+//!   wake-up to every enqueue; the bench measures an enqueue while four
+//!   feeds listen.
 //! - *The pool and the cache*: a checkout costs no round trip
 //!   (`test_on_check_out` is off on PostgreSQL) and the insert is prepared
 //!   once per connection.
@@ -231,6 +271,8 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("outband-diesel needs at least one of the features `sqlite`, `postgres`, `mysql`");
 
+#[cfg(feature = "postgres")]
+mod notify;
 mod prepared;
 mod queue;
 mod schema;

@@ -14,12 +14,14 @@ use diesel_migrations::MigrationHarness;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job, JobId,
-    JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job,
+    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::JobConnection;
+#[cfg(feature = "postgres")]
+use crate::notify::{Ends, PgCancelFeed};
 use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
@@ -63,6 +65,9 @@ struct Inner {
     retention: Duration,
     #[cfg(feature = "postgres")]
     listen: Option<Listen>,
+    /// PostgreSQL: the waits for awaited jobs' ends.
+    #[cfg(feature = "postgres")]
+    ends: Option<Arc<Ends>>,
     /// SQLite and MySQL wake-ups; `None` on PostgreSQL, which listens.
     #[cfg(any(feature = "sqlite", feature = "mysql"))]
     wake: Option<Arc<Wake>>,
@@ -135,6 +140,12 @@ fn is_unavailable(error: &DieselError) -> bool {
             let message = info.message().to_ascii_lowercase();
             [
                 "server closed the connection",
+                // libpq's words for a lost connection over SSL, and for a
+                // socket that failed
+                "ssl connection has been closed",
+                "ssl syscall error",
+                "could not receive data from server",
+                "could not send data to server",
                 "terminating connection",
                 "connection to server",
                 "no connection to the server",
@@ -160,7 +171,7 @@ fn is_unavailable(error: &DieselError) -> bool {
 /// [`Error::Config`], anything else [`Error::Unavailable`]. The driver's
 /// message may quote the URL, or a piece of it, password included (libpq
 /// does), so the password is scrubbed from it first.
-fn conn_error(url: &str, error: &ConnectionError) -> Error {
+pub(crate) fn conn_error(url: &str, error: &ConnectionError) -> Error {
     let message = scrub_password(&error.to_string(), url);
     match error {
         ConnectionError::InvalidConnectionUrl(_) => Error::Config(message),
@@ -419,9 +430,17 @@ impl Builder {
                 listen: match &target {
                     Target::Postgres(url) => Some(Listen {
                         url: url.clone(),
-                        channel: format!("{}jobs", self.prefix),
+                        channel: crate::sql::ready_channel(&self.prefix),
                         idle: Mutex::new(Vec::new()),
                     }),
+                    _ => None,
+                },
+                #[cfg(feature = "postgres")]
+                ends: match &target {
+                    Target::Postgres(url) => Some(Arc::new(Ends::new(
+                        url.clone(),
+                        crate::sql::finished_channel(&self.prefix),
+                    ))),
                     _ => None,
                 },
                 #[cfg(any(feature = "sqlite", feature = "mysql"))]
@@ -703,6 +722,27 @@ impl DatabaseQueue {
 }
 
 impl DatabaseQueue {
+    /// PostgreSQL: marks job `id` awaited and tells whether it has yet to
+    /// end: `false` when it has ended, or is not in `<prefix>jobs` (done,
+    /// or unknown). A state code outband does not know has ended too: the
+    /// job reads as dead.
+    #[cfg(feature = "postgres")]
+    fn await_end(&self, id: i64) -> Result<bool, Error> {
+        let codes = with_conn!(self.inner, conn => {
+            self.inner.st.await_end.query()
+                .i64(id)
+                .i64(id)
+                .load::<StateCode>(conn)
+                .map_err(db_error)?
+        });
+        Ok(codes.iter().any(|code| {
+            matches!(
+                state_of(code.s),
+                Some(JobState::Pending | JobState::Running)
+            )
+        }))
+    }
+
     /// Wakes the waiters of this process on the database, once jobs may
     /// have become ready and their transaction has committed.
     fn jobs_ready(&self) {
@@ -772,6 +812,23 @@ impl BaseQueue for DatabaseQueue {
             });
         }
         let _ = queues;
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    /// PostgreSQL: marks the job awaited, on a listening connection's
+    /// watch, and waits for its end to be notified (see [`Ends`]). SQLite
+    /// and MySQL sleep the whole `timeout`, and a handle polls.
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(ends) = &self.inner.ends {
+            let Ok(id) = i64::try_from(id.0) else {
+                // no row has such an id
+                return Ok(());
+            };
+            return ends.wait(id, timeout, || self.await_end(id));
+        }
+        let _ = id;
         std::thread::sleep(timeout);
         Ok(())
     }
@@ -1089,6 +1146,10 @@ impl BaseQueue for DatabaseQueue {
                     }
                     Some(JobState::Running) => {
                         st.cancel_running.query().text(reason).i64(id).execute(conn)?;
+                        if st.dialect == Dialect::Postgres {
+                            // the processors' cancel feeds hear it with the commit
+                            st.cancel_pushed.query().text(&id.to_string()).execute(conn)?;
+                        }
                         Cancellation::Requested
                     }
                     Some(state) => Cancellation::Finished(state),
@@ -1104,6 +1165,18 @@ impl BaseQueue for DatabaseQueue {
             self.jobs_ready();
         }
         Ok(cancellation)
+    }
+
+    /// PostgreSQL: a connection of the feed's own that listens for the
+    /// requests [`cancel`](BaseQueue::cancel) notifies. SQLite and MySQL:
+    /// none; heartbeats carry the requests.
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(listen) = &self.inner.listen {
+            let channel = crate::sql::cancels_channel(self.prefix());
+            return Ok(Some(Box::new(PgCancelFeed::open(&listen.url, &channel)?)));
+        }
+        Ok(None)
     }
 
     /// Done jobs are deleted from `<prefix>done`, cancelled ones from
@@ -1145,14 +1218,19 @@ impl BaseQueue for DatabaseQueue {
 
     /// SQLite has one writer at a time: two completing calls in flight wait
     /// for each other's transaction. The servers serve them side by side.
+    /// PostgreSQL notifies the end of an awaited job.
     fn capabilities(&self) -> Capabilities {
-        let serial = match &self.inner.pool {
+        let (serial, wakes) = match &self.inner.pool {
             #[cfg(feature = "sqlite")]
-            Pools::Sqlite(_) => true,
+            Pools::Sqlite(_) => (true, false),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => (false, true),
             #[allow(unreachable_patterns)]
-            _ => false,
+            _ => (false, false),
         };
-        Capabilities::default().serial_writes(serial)
+        Capabilities::default()
+            .serial_writes(serial)
+            .finish_wakeups(wakes)
     }
 }
 
@@ -1324,6 +1402,26 @@ mod tests {
             commit_error: Box::new(DieselError::NotFound),
         };
         assert!(matches!(db_error(error), Error::Backend(_)));
+    }
+
+    /// What libpq says when the server ends a connection that uses SSL
+    /// (by default, also on loopback), or its socket fails.
+    #[test]
+    fn a_connection_lost_over_ssl_is_unavailable() {
+        for message in [
+            "SSL connection has been closed unexpectedly",
+            "SSL SYSCALL error: EOF detected",
+            "could not receive data from server: Connection reset by peer",
+        ] {
+            let error = DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            );
+            assert!(
+                matches!(db_error(error), Error::Unavailable(_)),
+                "{message}"
+            );
+        }
     }
 
     #[test]

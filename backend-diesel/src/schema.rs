@@ -15,9 +15,10 @@
 //! step moves it to `dead`. Two columns, `progress` and `progress_note`
 //! (`0006_progress`), hold the latest attempt's progress report, NULL while
 //! it has made none; `timeout_ms` (`0007_timeout`), the job's own timeout in
-//! whole milliseconds, NULL when it has none. The jobs table alone has the
-//! last one, `cancel_reason` (`0008_cancel`): why a running job was asked
-//! to cancel, NULL while it was not.
+//! whole milliseconds, NULL when it has none. The jobs table alone has
+//! `cancel_reason` (`0008_cancel`): why a running job was asked to cancel,
+//! NULL while it was not; and on PostgreSQL `awaited` (`0009_awaited`):
+//! whether someone waits for the job's end, which its end then notifies.
 
 use std::fmt;
 
@@ -157,6 +158,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0008_cancel",
                 include_str!("../migrations/postgres/0008_cancel.up.sql"),
                 include_str!("../migrations/postgres/0008_cancel.down.sql"),
+            ),
+            (
+                "0009_awaited",
+                include_str!("../migrations/postgres/0009_awaited.up.sql"),
+                include_str!("../migrations/postgres/0009_awaited.down.sql"),
             ),
         ],
         Dialect::Mysql => &[

@@ -163,6 +163,26 @@ fn lease_expired(dialect: Dialect) -> String {
     }
 }
 
+/// PostgreSQL: the channel an enqueue, and any change that may make a job
+/// ready, notifies (migration `0001_jobs`), which idle consumers listen on.
+#[cfg(feature = "postgres")]
+pub(crate) fn ready_channel(prefix: &str) -> String {
+    format!("{prefix}jobs")
+}
+
+/// PostgreSQL: the channel the end of an awaited job notifies, with the
+/// job's id (migration `0009_awaited`).
+#[cfg(feature = "postgres")]
+pub(crate) fn finished_channel(prefix: &str) -> String {
+    format!("{prefix}finished")
+}
+
+/// PostgreSQL: the channel a cancel request for a running job notifies,
+/// with the job's id, which processors' cancel feeds listen on.
+pub(crate) fn cancels_channel(prefix: &str) -> String {
+    format!("{prefix}cancels")
+}
+
 /// PostgreSQL: the first argument of the two-argument `pg_advisory_xact_lock`
 /// that ordering keys are locked under ("ob"), apart from one-argument locks.
 pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
@@ -375,6 +395,17 @@ pub(crate) struct Statements {
     pub(crate) cancel_running: Stmt,
     /// Whether a job is in `{done}`. Binds: id.
     pub(crate) cancel_done: Stmt,
+    /// PostgreSQL: tells the processors' cancel feeds, with the commit,
+    /// that a running job was asked to cancel. Binds: id, as text.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) cancel_pushed: Stmt,
+    /// PostgreSQL: marks a pending or running job awaited, so that its end
+    /// notifies [`finished_channel`], and reads its state; no row when the
+    /// job is no longer in `{jobs}` (done, or unknown). A job marked
+    /// already, or ended, is only read, so that waiting again writes
+    /// nothing. Binds: id, id.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) await_end: Stmt,
     /// Done jobs that finished long enough ago. Binds: age in µs.
     pub(crate) purge: Stmt,
     /// Cancelled jobs that finished long enough ago. Binds: age in µs.
@@ -605,6 +636,21 @@ impl Statements {
                  WHERE id = ? AND state = 1",
             ),
             cancel_done: q("SELECT COUNT(*) AS n FROM {done} WHERE id = ?"),
+            cancel_pushed: Stmt::new(&format!(
+                "SELECT pg_notify('{}', ?)",
+                cancels_channel(prefix)
+            )),
+            // The read sees the row as it was before the update, so one of
+            // the two gives the state: the update's, of a pending or running
+            // job it marks; the read's, of a job marked already or ended.
+            // A job that ends while the update waits for its row is neither:
+            // it reads as gone, and the waiter returns at once. Marking a
+            // pending row wakes idle consumers once, as every update of one
+            // does (`0001_jobs`).
+            await_end: q("WITH m AS (UPDATE {jobs} SET awaited = TRUE \
+                 WHERE id = ? AND state IN (0, 1) AND awaited IS NOT TRUE RETURNING state) \
+                 SELECT state AS s FROM m UNION ALL SELECT state AS s FROM {jobs} \
+                 WHERE id = ? AND (awaited OR state NOT IN (0, 1))"),
             purge: q("DELETE FROM {done} WHERE finished_at <= {now} - ?"),
             // through the partial index `jobs_cancelled` (MySQL: `jobs_lease`)
             purge_cancelled: q("DELETE FROM {jobs} WHERE state = 4 AND finished_at <= {now} - ?"),
@@ -647,6 +693,16 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    /// The triggers of an awaited job's end notify the channel its
+    /// waiters listen on.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_end_of_an_awaited_job_notifies_the_channel_waiters_listen_on() {
+        let migration = include_str!("../migrations/postgres/0009_awaited.up.sql");
+        let notify = format!("pg_notify('{}', CAST(id AS TEXT))", finished_channel("{p}"));
+        assert_eq!(migration.matches(&notify).count(), 2, "{migration}");
     }
 
     #[test]

@@ -20,6 +20,12 @@ fn exercise(backend: &dyn BaseQueue, messages: &mut Vec<String>) {
     if let Err(error) = backend.wait(&["secrets".to_owned()], Duration::from_millis(10)) {
         record(messages, "wait", &error);
     }
+    if let Err(error) = backend.wait_finished(outband::JobId(1), Duration::from_millis(10)) {
+        record(messages, "wait_finished", &error);
+    }
+    if let Err(error) = backend.cancel_feed() {
+        record(messages, "cancel_feed", &error);
+    }
 }
 
 /// Every message `url` leads to, through `DatabaseQueue::open`, the builder
