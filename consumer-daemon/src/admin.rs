@@ -342,7 +342,7 @@ pub(crate) fn cancel(url: &str, ids: &[u64], reason: &str) -> CliResult {
         match backend.cancel(JobId(id), reason)? {
             Cancellation::Cancelled => println!("job {id}: cancelled"),
             Cancellation::Requested => {
-                println!("job {id}: running; its consumer stops it, and it ends cancelled")
+                println!("job {id}: running; its consumer stops it, and it ends cancelled");
             }
             Cancellation::Finished(state) => {
                 println!("job {id}: {state} already; nothing changed");
