@@ -18,9 +18,9 @@
 //!
 //! # fn main() -> Result<(), outband::Error> {
 //! let backend = Arc::new(MemoryQueue::new());
-//! // calling it enqueues on the default backend and returns the job id
+//! // calling it enqueues on the default backend and returns a JobHandle
 //! outband::set_default_backend(backend.clone())?;
-//! let id = resize("cat.png".into(), 640)?;
+//! let id = resize("cat.png".into(), 640)?.id();
 //! // `resize::call` runs the body now; `resize::NAME` is the registered name
 //! assert_eq!(resize::call("dog.png".into(), 320), Ok(()));
 //! let job = outband::BaseQueue::job(&*backend, id)?.expect("stored");
