@@ -817,7 +817,7 @@ impl BaseQueue for DatabaseQueue {
     }
 
     /// PostgreSQL: marks the job awaited, on a listening connection's
-    /// watch, and waits for its end to be notified (see [`Ends`]). SQLite
+    /// watch, and waits for its end to be notified. SQLite
     /// and MySQL sleep the whole `timeout`, and a handle polls.
     fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> {
         #[cfg(feature = "postgres")]
