@@ -552,6 +552,8 @@ pub struct QueueStats {
     pub p50_run_time: Option<Duration>,
     /// 99th-percentile run time of the done jobs.
     pub p99_run_time: Option<Duration>,
+    /// Whether the queue is paused: see [`pause`](crate::BaseQueue::pause).
+    pub paused: bool,
 }
 
 impl QueueStats {

@@ -104,7 +104,8 @@ pub trait BaseQueue: Send + Sync {
         Ok(())
     }
 
-    /// Whether [`claim`](Self::claim) on `queue` would find a ready job now.
+    /// Whether [`claim`](Self::claim) on `queue` would find a ready job now:
+    /// never while `queue` is [paused](Self::pause).
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error>;
 
     /// Extends a live lease to end `lease` from now on the backend's clock.
@@ -204,7 +205,8 @@ pub trait BaseQueue: Send + Sync {
     /// jobs keep their leases; `done` and `dead` jobs stay.
     fn flush(&self, queue: &str) -> Result<u64, Error>;
 
-    /// Counts per state, throughput and run times of `queue`.
+    /// Counts per state, throughput and run times of `queue`, and whether it
+    /// is [paused](Self::pause).
     fn stats(&self, queue: &str) -> Result<QueueStats, Error>;
 
     /// The names of the queues that hold at least one job, in any state.
@@ -279,6 +281,41 @@ pub trait BaseQueue: Send + Sync {
     /// heartbeats alone.
     fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> {
         Ok(None)
+    }
+
+    /// Pauses `queue` for every consumer: from the next call on, and until
+    /// [`resume`](Self::resume), [`claim`](Self::claim) on it (and the claim
+    /// half of [`complete_and_claim`](Self::complete_and_claim)) returns
+    /// nothing. Jobs already running go on and finish as usual; enqueues are
+    /// accepted and wait, pending. The pause is stored in the backend, so it
+    /// holds across consumer restarts and for consumers on other hosts.
+    ///
+    /// A queue that holds no job yet may be paused (it may be used later).
+    /// Returns `true` when the queue was running and is now paused, `false`
+    /// when it was paused already.
+    ///
+    /// The default refuses with [`Error::Backend`], so that a backend
+    /// written before pauses existed still compiles.
+    fn pause(&self, queue: &str) -> Result<bool, Error> {
+        let _ = queue;
+        Err(Error::backend("this backend does not pause queues"))
+    }
+
+    /// Resumes a [paused](Self::pause) queue: its ready jobs may be claimed
+    /// again, and a backend that can be woken wakes consumers
+    /// [waiting](Self::wait) on it. Returns `true` when the queue was paused,
+    /// `false` (changing nothing) when it was not.
+    ///
+    /// The default refuses with [`Error::Backend`].
+    fn resume(&self, queue: &str) -> Result<bool, Error> {
+        let _ = queue;
+        Err(Error::backend("this backend does not pause queues"))
+    }
+
+    /// The names of the paused queues, sorted. The default, for a backend
+    /// that cannot pause, is none.
+    fn paused(&self) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
     }
 
     /// Deletes `done` and `cancelled` jobs that finished more than
@@ -380,6 +417,9 @@ macro_rules! forward_base_queue {
             fn delete_dead(&self, id: JobId) -> Result<bool, Error> { (**self).delete_dead(id) }
             fn cancel(&self, id: JobId, reason: &str) -> Result<Cancellation, Error> { (**self).cancel(id, reason) }
             fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, Error> { (**self).cancel_feed() }
+            fn pause(&self, queue: &str) -> Result<bool, Error> { (**self).pause(queue) }
+            fn resume(&self, queue: &str) -> Result<bool, Error> { (**self).resume(queue) }
+            fn paused(&self) -> Result<Vec<String>, Error> { (**self).paused() }
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }

@@ -111,6 +111,9 @@ impl BaseQueue for MemoryQueue {
         let now = SystemTime::now();
         let deadline = now + lease;
         let mut state = self.lock();
+        if state.paused.contains(queue) {
+            return Ok(Vec::new());
+        }
         state.promote_due(queue, now);
         let mut claimed = Vec::new();
         while claimed.len() < max {
@@ -149,6 +152,10 @@ impl BaseQueue for MemoryQueue {
             let Some(lane) = state.queues.get(queue) else {
                 continue;
             };
+            if state.paused.contains(queue) {
+                // a resume wakes the waiters
+                continue;
+            }
             if !lane.ready.is_empty() {
                 return Ok(());
             }
@@ -191,6 +198,9 @@ impl BaseQueue for MemoryQueue {
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
         let now = SystemTime::now();
         let state = self.lock();
+        if state.paused.contains(queue) {
+            return Ok(false);
+        }
         Ok(state.queues.get(queue).is_some_and(|lane| {
             !lane.ready.is_empty() || lane.scheduled.first().is_some_and(|&(at, _)| at <= now)
         }))
@@ -300,8 +310,12 @@ impl BaseQueue for MemoryQueue {
     fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
         let now = SystemTime::now();
         let state = self.lock();
+        let paused = state.paused.contains(queue);
         let Some(lane) = state.queues.get(queue) else {
-            return Ok(QueueStats::default());
+            return Ok(QueueStats {
+                paused,
+                ..QueueStats::default()
+            });
         };
         let [pending, running, done, dead, cancelled] = lane.counts;
         let mut stats = QueueStats {
@@ -310,6 +324,7 @@ impl BaseQueue for MemoryQueue {
             done,
             dead,
             cancelled,
+            paused,
             ..QueueStats::default()
         };
         let since = now - THROUGHPUT_WINDOW;
@@ -453,6 +468,21 @@ impl BaseQueue for MemoryQueue {
         Ok(purged)
     }
 
+    fn pause(&self, queue: &str) -> Result<bool, Error> {
+        Ok(self.lock().paused.insert(queue.to_owned()))
+    }
+
+    fn resume(&self, queue: &str) -> Result<bool, Error> {
+        let mut state = self.lock();
+        let resumed = state.paused.remove(queue);
+        self.wake(state);
+        Ok(resumed)
+    }
+
+    fn paused(&self) -> Result<Vec<String>, Error> {
+        Ok(self.lock().paused.iter().cloned().collect())
+    }
+
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
         Ok(self.lock().ticks.insert((name.to_owned(), tick)))
     }
@@ -508,6 +538,22 @@ mod tests {
         assert!(
             waited < Duration::from_secs(60),
             "woken by the enqueue, not the timeout"
+        );
+    }
+
+    #[test]
+    fn a_resume_wakes_a_waiting_consumer() {
+        let backend = MemoryQueue::new();
+        backend.pause("q").unwrap();
+        backend
+            .enqueue(NewJob::new("c", vec![1]).queue("q"))
+            .unwrap();
+        let waited = waited_for(&backend, |q| {
+            q.resume("q").unwrap();
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken by the resume, not the timeout"
         );
     }
 

@@ -19,6 +19,8 @@ pub(super) struct State {
     /// Done and cancelled jobs by finish time, for `purge`.
     pub(super) finished: BTreeSet<(SystemTime, JobId)>,
     pub(super) ticks: HashSet<(String, SystemTime)>,
+    /// The paused queues: claims on them take nothing.
+    pub(super) paused: BTreeSet<String>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.

@@ -316,7 +316,7 @@ fn enqueue(
 /// A started multi processor of one thread and four async slots, serving
 /// `queue` and the async commands' queue, with the maintenance off unless
 /// `configure` turns it on.
-fn start(
+pub(super) fn start(
     backend: &Arc<dyn BaseQueue>,
     queue: &str,
     configure: impl FnOnce(ProcessorConfig) -> ProcessorConfig,
@@ -335,7 +335,7 @@ fn start(
 
 /// A started processor that a failing case does not leave running: it is
 /// stopped when dropped, its jobs released at once.
-struct Started(MultiProcessor);
+pub(super) struct Started(MultiProcessor);
 
 impl Deref for Started {
     type Target = MultiProcessor;
@@ -352,7 +352,7 @@ impl Drop for Started {
 }
 
 /// Waits up to [`WAIT`] for `done`, polling.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {
         assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}");

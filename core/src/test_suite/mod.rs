@@ -32,7 +32,7 @@
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
-//! `finish.rs` (waiting for a job's end),
+//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -50,6 +50,7 @@ mod keys;
 mod leases;
 mod listing;
 mod order;
+mod pause;
 mod processing;
 mod schedule;
 mod ticks;
@@ -76,6 +77,7 @@ pub use keys::*;
 pub use leases::*;
 pub use listing::*;
 pub use order::*;
+pub use pause::*;
 pub use processing::*;
 pub use schedule::*;
 pub use ticks::*;
@@ -150,6 +152,8 @@ macro_rules! __conformance_cases {
             listing::job_pages_walk_every_job_once
             listing::sparse_listing_goes_on_below_short_pages
             finish::wait_finished_wakes_when_the_job_ends
+            pause::paused_queues_are_not_claimed
+            pause::processors_skip_paused_queues
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead
