@@ -146,10 +146,15 @@ pub(crate) fn commands() -> CliResult {
     Ok(0)
 }
 
-/// The queues to report on: those given, else every queue the backend holds.
+/// The queues to report on: those given, else every queue the backend
+/// holds jobs of or has paused.
 fn queues(given: &[String], backend: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
     if given.is_empty() {
-        backend.queues()
+        let mut names = backend.queues()?;
+        names.extend(backend.paused()?);
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
     } else {
         Ok(given.to_vec())
     }
@@ -166,14 +171,14 @@ fn millis(duration: Option<Duration>) -> String {
 pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
     let backend = outband::open(url)?;
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "queue", "pending", "running", "done", "dead", "cancelled", "jobs/s", "p50", "p99"
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}  {}",
+        "queue", "pending", "running", "done", "dead", "cancelled", "jobs/s", "p50", "p99", "claims"
     );
     let names = queues(given, &*backend)?;
     for name in &names {
         let s = backend.stats(name)?;
         println!(
-            "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}",
+            "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>10} {:>10}  {}",
             s.pending,
             s.running,
             s.done,
@@ -181,12 +186,45 @@ pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
             s.cancelled,
             s.throughput,
             millis(s.p50_run_time),
-            millis(s.p99_run_time)
+            millis(s.p99_run_time),
+            if s.paused { "paused" } else { "on" }
         );
     }
     let unserved = crate::unserved::find(&*backend, &[])?;
     for line in crate::unserved::describe(&unserved) {
         println!("warning: {line}");
+    }
+    Ok(0)
+}
+
+/// `pause QUEUE…`: stored in the backend, so every consumer sees it.
+pub(crate) fn pause(url: &str, names: &[String]) -> CliResult {
+    let backend = outband::open(url)?;
+    let known = backend.queues()?;
+    for name in names {
+        let unknown = if known.contains(name) {
+            ""
+        } else {
+            "; it holds no job yet, and consumers will leave its jobs pending"
+        };
+        if backend.pause(name)? {
+            println!("queue `{name}`: paused{unknown}");
+        } else {
+            println!("queue `{name}`: paused already; nothing changed");
+        }
+    }
+    Ok(0)
+}
+
+/// `resume QUEUE…`.
+pub(crate) fn resume(url: &str, names: &[String]) -> CliResult {
+    let backend = outband::open(url)?;
+    for name in names {
+        if backend.resume(name)? {
+            println!("queue `{name}`: resumed");
+        } else {
+            println!("queue `{name}`: not paused; nothing changed");
+        }
     }
     Ok(0)
 }

@@ -210,7 +210,8 @@ pub enum Command {
     Quiet(PidOptions),
     /// List the registered commands.
     Commands,
-    /// Per queue: counts per state, jobs/s, run-time p50 and p99.
+    /// Per queue: counts per state, jobs/s, run-time p50 and p99, and
+    /// whether it is paused.
     Stats(Queues),
     /// Show jobs: state, attempts, timings, last error, and the arguments
     /// and result as JSON through the command's own types.
@@ -232,6 +233,20 @@ pub enum Command {
         /// Why, recorded as the job's last error.
         #[arg(long, default_value = "cancelled by an operator")]
         reason: String,
+    },
+    /// Pause queues: every consumer stops claiming from them at its next
+    /// claim, running jobs finish, enqueues are accepted. The pause is kept
+    /// in the backend, across consumer restarts, until `resume`.
+    Pause {
+        /// Queue names; one that holds no job yet may be paused.
+        #[arg(required = true)]
+        queues: Vec<String>,
+    },
+    /// Resume paused queues: consumers claim from them again.
+    Resume {
+        /// Queue names.
+        #[arg(required = true)]
+        queues: Vec<String>,
     },
     /// Inspect the dead-letter state.
     #[command(subcommand)]
@@ -399,6 +414,8 @@ impl Command {
             Self::Job { ids } => crate::admin::job(url, &ids),
             Self::Jobs(options) => crate::admin::list(url, &options),
             Self::Cancel { ids, reason } => crate::admin::cancel(url, &ids, &reason),
+            Self::Pause { queues } => crate::admin::pause(url, &queues),
+            Self::Resume { queues } => crate::admin::resume(url, &queues),
             Self::Dead(dead) => crate::admin::dead(url, &dead),
             Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),
             Self::Bench { jobs } => crate::admin::bench(url, jobs),

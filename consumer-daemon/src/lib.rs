@@ -22,7 +22,8 @@
 //! | `restart` | `stop`, then `start` |
 //! | `quiet -p PIDFILE` | the daemon stops claiming and enqueueing periodic commands; running jobs go on |
 //! | `commands` | the registered commands, with their queue and options |
-//! | `stats` | per queue: counts per state, jobs/s, run-time p50 and p99; warns of jobs no command serves |
+//! | `stats` | per queue (those holding jobs, and paused ones): counts per state, jobs/s, run-time p50 and p99, and `paused` or `on`; warns of jobs no command serves |
+//! | `pause Q…` / `resume Q…` | pauses queues for every consumer of the backend: each stops claiming from them at its next claim, running jobs finish, enqueues are kept; the pause is stored in the backend, so it outlives consumers, until `resume`. A queue that holds no job yet may be paused, and `pause` says so |
 //! | `job ID…` | each job as stored: state, attempts, timings, timeout, progress, last error, and its arguments and result as JSON through the command's own types (exit 1 when one is not found) |
 //! | `jobs [--state S] [--queue Q]… [--command C] [--limit N] [--before ID]` | per queue, a line per job in state `S` (default `pending`), newest first: id, queue, command, state, attempts, enqueue time, and progress or last error; at most `N` (default 50, at most 1,000) per queue; when more may follow, the line to go on with (`--before ID`). It reads the backend a bounded page at a time ([`JobQuery`](outband::JobQuery)) and stops after 50 pages of a sparse `--command` filter, saying where to go on |
 //! | `cancel ID… [--reason R]` | cancels jobs: a pending one at once, a running one at once where the backend pushes cancels, else at its next heartbeat (its consumer stops it and it ends `cancelled`); exit 1 when one had finished already or was not found, which it says |

@@ -204,6 +204,7 @@ on_every_backend!(
     sighup_after_the_log_was_moved_writes_a_new_log,
     a_periodic_command_with_two_consumers_is_enqueued_once_per_tick,
     quiet_stops_claiming_while_running_jobs_go_on,
+    pause_outlives_a_restart_and_resume_runs_the_jobs,
     commands_stats_dead_letters_and_flush,
     the_end_of_the_grace_period_releases_running_jobs,
     a_closed_standard_error_never_stops_the_consumer,
@@ -429,6 +430,54 @@ fn quiet_stops_claiming_while_running_jobs_go_on(mut world: World) {
         "nothing new was claimed"
     );
     assert_eq!(world.status("c"), 0, "still running");
+}
+
+fn pause_outlives_a_restart_and_resume_runs_the_jobs(mut world: World) {
+    let out = world.cli(&["pause", "demo", "later"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = stdout_of(&out);
+    assert!(said.contains("queue `demo`: paused"), "{said}");
+    assert!(
+        said.contains("queue `later`: paused; it holds no job yet"),
+        "a queue with no job is paused and said to be empty: {said}"
+    );
+    let said = stdout_of(&world.cli(&["pause", "demo"]));
+    assert!(said.contains("paused already"), "{said}");
+
+    world.start("c", &["-t", "2"]);
+    let ids: Vec<JobId> = (0..3)
+        .map(|i| world.record("out", &format!("job {i}")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let stats = stdout_of(&world.cli(&["stats"]));
+    let row = |name: &str| {
+        stats
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {stats}"))
+            .to_owned()
+    };
+    assert!(row("demo").ends_with("paused"), "{stats}");
+    assert!(
+        row("later").ends_with("paused"),
+        "a paused queue with no job is listed: {stats}"
+    );
+    world.stop("c");
+    world.start("c", &["-t", "2"]);
+    std::thread::sleep(Duration::from_millis(800));
+    for &id in &ids {
+        assert_eq!(world.state(id), (JobState::Pending, 0), "job {id}");
+    }
+    assert!(world.lines("out").is_empty(), "no job ran while paused");
+
+    let said = stdout_of(&world.cli(&["resume", "demo", "later"]));
+    assert!(said.contains("queue `demo`: resumed"), "{said}");
+    wait_until("the resumed queue's jobs ran", None, || {
+        world.lines("out").len() == 3
+    });
+    let said = stdout_of(&world.cli(&["resume", "demo"]));
+    assert!(said.contains("not paused; nothing changed"), "{said}");
+    assert!(stdout_of(&world.cli(&["stats", "--queue", "demo"])).contains(" on"));
 }
 
 fn stdout_of(out: &Output) -> String {

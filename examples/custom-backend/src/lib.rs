@@ -36,6 +36,7 @@
 //!   tmp/                          files being written, renamed into place when whole
 //!   incoming/batch-<id>/          enqueued batches, committed, being filed
 //!   ticks/<command>/<tick>        one empty file per claimed periodic tick
+//!   paused/<queue>                one empty file per paused queue
 //!   malformed/                    files that were not job records, set aside
 //! ```
 //!
@@ -61,6 +62,9 @@
 //!   which `complete` and `recover_expired` turn into `cancelled` when the
 //!   attempt would otherwise run again. Both happen under the lock, so a
 //!   request never slips between a worker's outcome and the move it makes.
+//! - **Pausing** a queue creates its empty file in `paused/`, and resuming
+//!   removes it (both flushed to disk); a claim looks for the file under
+//!   the lock, so every process stops claiming from its next claim.
 //! - **Crash safety**: no file is written in place (temporary file, then
 //!   rename); a batch is committed by one directory rename; the next lock
 //!   holder finishes or discards what a dead one left. A crash between
@@ -129,7 +133,10 @@ use outband::{
 };
 
 use crate::record::{LeaseRecord, Record, from_time};
-use crate::store::{INCOMING, Inner, MALFORMED, QUEUES, Store, TICKS, TMP, escape, io_error};
+use crate::store::{
+    INCOMING, Inner, MALFORMED, PAUSED, QUEUES, Store, TICKS, TMP, escape, io_error, sync_dir,
+    unescape,
+};
 
 /// The URL scheme this backend registers with [`outband::open`].
 pub const SCHEME: &str = "file";
@@ -155,7 +162,7 @@ impl FileQueue {
     /// written.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
         let root = dir.as_ref().to_path_buf();
-        for sub in [TMP, INCOMING, QUEUES, TICKS, MALFORMED] {
+        for sub in [TMP, INCOMING, QUEUES, TICKS, PAUSED, MALFORMED] {
             let path = root.join(sub);
             fs::create_dir_all(&path).map_err(io_error(&path))?;
         }
@@ -199,6 +206,16 @@ impl FileQueue {
     /// and holds the lock until it drops it.
     fn lock(&self) -> Result<Store<'_>, Error> {
         Store::lock(&self.root, &self.inner)
+    }
+
+    /// The file whose presence pauses `queue`.
+    fn paused_marker(&self, queue: &str) -> Result<PathBuf, Error> {
+        Ok(self.root.join(PAUSED).join(escape(queue)?))
+    }
+
+    fn is_paused(&self, queue: &str) -> Result<bool, Error> {
+        let path = self.paused_marker(queue)?;
+        path.try_exists().map_err(io_error(&path))
     }
 }
 
@@ -307,6 +324,11 @@ impl BaseQueue for FileQueue {
         let now = SystemTime::now();
         let deadline = now + lease;
         let mut store = self.lock()?;
+        // Under the lock, so a pause holds from the next claim of any
+        // process.
+        if self.is_paused(queue)? {
+            return Ok(Vec::new());
+        }
         let ready = ready(&mut store, queue, from_time(now), max)?;
         if ready.is_empty() {
             return Ok(Vec::new());
@@ -349,7 +371,7 @@ impl BaseQueue for FileQueue {
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
         let now = from_time(SystemTime::now());
         let mut store = self.lock()?;
-        Ok(!ready(&mut store, queue, now, 1)?.is_empty())
+        Ok(!self.is_paused(queue)? && !ready(&mut store, queue, now, 1)?.is_empty())
     }
 
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
@@ -483,6 +505,7 @@ impl BaseQueue for FileQueue {
             .filter_map(|record| record.duration.map(Duration::from_nanos))
             .collect();
         fill_run_times(&mut stats, run_times, in_window);
+        stats.paused = self.is_paused(queue)?;
         Ok(stats)
     }
 
@@ -625,6 +648,46 @@ impl BaseQueue for FileQueue {
         }
         purge_ticks(&store.root().join(TICKS), cutoff)?;
         Ok(purged)
+    }
+
+    fn pause(&self, queue: &str) -> Result<bool, Error> {
+        let path = self.paused_marker(queue)?;
+        let _store = self.lock()?;
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => {
+                // the pause survives a power loss
+                sync_dir(&self.root.join(PAUSED))?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    fn resume(&self, queue: &str) -> Result<bool, Error> {
+        let path = self.paused_marker(queue)?;
+        let _store = self.lock()?;
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.root.join(PAUSED))?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    fn paused(&self) -> Result<Vec<String>, Error> {
+        let dir = self.root.join(PAUSED);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let entry = entry.map_err(io_error(&dir))?;
+            if let Some(name) = entry.file_name().to_str().and_then(unescape) {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
     }
 
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {

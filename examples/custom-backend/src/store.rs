@@ -50,6 +50,8 @@ pub(crate) const TMP: &str = "tmp";
 pub(crate) const INCOMING: &str = "incoming";
 pub(crate) const QUEUES: &str = "queues";
 pub(crate) const TICKS: &str = "ticks";
+/// One empty file per paused queue, named by the queue's escaped name.
+pub(crate) const PAUSED: &str = "paused";
 pub(crate) const MALFORMED: &str = "malformed";
 const COUNTERS: &str = "counters.json";
 
@@ -117,7 +119,7 @@ fn parse_file_name(name: &str) -> Option<u64> {
 
 /// Flushes a directory, so that the renames into and out of it survive a
 /// power loss.
-fn sync_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))
