@@ -118,9 +118,11 @@
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
-//! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry or key hand-over; cut back to 16 once past 32 |
+//! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry, key hand-over or resume; cut back to 16 once past 32 |
+//! | `B:paused` | string | `1` while the queue is [paused](BaseQueue::pause); absent otherwise |
 //! | `T:wf:n` | list | the token that the waiters for job `n`'s end block on, pushed when a job marked `h` ends; expires 10 s later |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
+//! | `namespace:paused` | set | the names of the queues ever paused, for [`paused`](BaseQueue::paused), which lists those whose `B:paused` is set |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
 //! | `namespace:cancels` | pub/sub channel | the id of each running job whose cancel is requested, for the cancel feeds |
 //!
@@ -190,6 +192,29 @@
 //!   feed was subscribed (a feed reconnecting) reaches the job at its next
 //!   regular heartbeat instead. A feed whose connection fails is an
 //!   [`Error::Unavailable`], and the processor opens a new one.
+//! - **Pausing.** [`pause`](BaseQueue::pause) sets `B:paused`, in the
+//!   queue's slot. The claim script (alone, or as the claim half of
+//!   [`complete_and_claim`](BaseQueue::complete_and_claim)) reads it with
+//!   one `EXISTS` before it touches anything and hands out nothing while it
+//!   is set: the check and the claim are one script, so once `pause` has
+//!   returned no consumer on any host claims from the queue, and a claim
+//!   pays no extra round trip for it. The key lives in Redis, so the pause
+//!   outlasts consumer restarts; flushes and purges leave it. A paused queue
+//!   takes enqueues, its running jobs end as usual, and its scheduled jobs
+//!   stay on the schedule until a claim after the resume promotes them. The
+//!   probe that [`wait`](BaseQueue::wait) and
+//!   [`has_jobs_waiting`](BaseQueue::has_jobs_waiting) run counts a paused
+//!   queue as holding no job, ready or due, and drops its wake-up tokens,
+//!   so its consumers block instead of spinning; an enqueue during the
+//!   pause still pushes a token, which ends a blocked consumer's wait once
+//!   for a claim that takes nothing. [`resume`](BaseQueue::resume) deletes
+//!   the key and pushes a token in one script, which wakes the waiting
+//!   consumers. `namespace:paused` is only a listing: a pause adds the name
+//!   before it sets the key, and nothing takes a name out, since on a
+//!   cluster the set and the key are on different nodes and no order of two
+//!   separate writes keeps them in step under concurrent pauses and
+//!   resumes; [`paused`](BaseQueue::paused) returns the listed names whose
+//!   key is set.
 //! - **Waiting for a job's end** ([`wait_finished`](BaseQueue::wait_finished),
 //!   which [`JobHandle::wait`](outband::JobHandle::wait) and, awaited,
 //!   `JobHandle::result` use) wakes as soon as the job ends, however it ends
@@ -700,6 +725,20 @@ impl RedisQueue {
         format!("{}:queues", self.options.namespace)
     }
 
+    /// The set of the queues ever paused, which [`paused`](BaseQueue::paused)
+    /// reads.
+    fn paused_key(&self) -> String {
+        format!("{}:paused", self.options.namespace)
+    }
+
+    /// Sets (`pause`) or deletes `queue`'s pause key, in one script call in
+    /// its slot; `true` when that changed the queue's state.
+    fn set_paused(&self, queue: &str, pause: bool) -> Result<bool, Error> {
+        let mut invocation = self.invocation(&SCRIPTS.pause, bucket_of(queue));
+        invocation.arg(queue).arg(u8::from(pause));
+        Ok(self.invoke::<i64>(&invocation)? == 1)
+    }
+
     /// The channel the cancel script publishes the ids of the running jobs
     /// it marks on.
     fn cancels_channel(&self) -> String {
@@ -1082,7 +1121,17 @@ impl BaseQueue for RedisQueue {
         let mut invocation = self.invocation(&SCRIPTS.stats, bucket_of(queue));
         invocation.arg(queue).arg(self.retention_ms());
         let reply = array(self.invoke::<Value>(&invocation)?);
-        let [pending, running, done, dead, cancelled, in_window, sample] = reply.as_slice() else {
+        let [
+            pending,
+            running,
+            done,
+            dead,
+            cancelled,
+            in_window,
+            sample,
+            paused,
+        ] = reply.as_slice()
+        else {
             return Err(Error::backend("the stats script returned a wrong reply"));
         };
         let count = |v: &Value| u64::try_from(int(v)).unwrap_or(0);
@@ -1092,6 +1141,7 @@ impl BaseQueue for RedisQueue {
         stats.done = count(done);
         stats.dead = count(dead);
         stats.cancelled = count(cancelled);
+        stats.paused = int(paused) == 1;
         let run_times = array(sample.clone())
             .iter()
             .map(|v| Duration::from_micros(count(v)))
@@ -1224,6 +1274,54 @@ impl BaseQueue for RedisQueue {
         Ok(purged)
     }
 
+    /// Two round trips: the queue's name joins `namespace:paused`, then one
+    /// script sets its pause key, which every claim script reads; see the
+    /// crate docs' guarantees.
+    fn pause(&self, queue: &str) -> Result<bool, Error> {
+        // listed before the key is set and never taken out, so that no
+        // interleaving of pauses and resumes (whose keys may be on other
+        // cluster nodes than the set) leaves a paused queue unlisted
+        let key = self.paused_key();
+        self.pool.with(|con| {
+            redis::cmd("SADD")
+                .arg(&key)
+                .arg(queue)
+                .query::<i64>(con.like())
+        })?;
+        self.set_paused(queue, true)
+    }
+
+    /// One script call, which deletes the pause key and wakes the queue's
+    /// waiting consumers.
+    fn resume(&self, queue: &str) -> Result<bool, Error> {
+        self.set_paused(queue, false)
+    }
+
+    /// The queues of `namespace:paused` whose pause key is set: one script
+    /// call on one server, one per slot on a cluster.
+    fn paused(&self) -> Result<Vec<String>, Error> {
+        let key = self.paused_key();
+        let listed: Vec<String> = self
+            .pool
+            .with(|con| redis::cmd("SMEMBERS").arg(&key).query(con.like()))?;
+        let mut paused = Vec::new();
+        for group in self.slot_groups(&listed) {
+            let Some(first) = group.first() else {
+                continue;
+            };
+            let mut invocation = SCRIPTS.paused.prepare_invoke();
+            invocation.key(self.seq_key(bucket_of(first)));
+            for queue in &group {
+                invocation
+                    .arg(self.tag(bucket_of(queue)))
+                    .arg(queue.as_str());
+            }
+            paused.extend(self.invoke::<Vec<String>>(&invocation)?);
+        }
+        paused.sort_unstable();
+        Ok(paused)
+    }
+
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {
         let since = tick.duration_since(UNIX_EPOCH).unwrap_or_default();
         let key = format!(
@@ -1280,9 +1378,9 @@ pub fn with_connection<T>(
 }
 
 /// Deletes every key of `namespace` on the server `queue` reaches (one
-/// server, not a whole cluster): all its queues and jobs, in every state. For
-/// tests and benchmarks that clean up after themselves. Not part of the
-/// stable API.
+/// server, not a whole cluster): all its queues and jobs, in every state,
+/// and its pauses. For tests and benchmarks that clean up after themselves.
+/// Not part of the stable API.
 #[doc(hidden)]
 pub fn delete_namespace(backend: &RedisQueue, namespace: &str) -> Result<(), Error> {
     for pattern in [format!("{{{namespace}:*"), format!("{namespace}:*")] {

@@ -268,11 +268,15 @@ return s
 /// its attempt number and its fencing token, flattened. The claim's own
 /// changes to the record (state `running`, `n`, `b`, `l`, `d`, and the last
 /// attempt's progress `g` and `t` removed) are what the caller sets from
-/// those. A malformed record goes to dead, waking its waiters.
+/// those. A malformed record goes to dead, waking its waiters. A paused
+/// queue (its `paused` key set) gives nothing, and is left as it is.
 const CLAIM: &str = r"
 T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local b = base(q)
+-- the pause is checked here, in the script that hands jobs out, so that it
+-- holds for every consumer at once; due scheduled jobs wait for the resume
+if redis.call('EXISTS', b .. ':paused') == 1 then return {} end
 local now = now_ms()
 local now_s = tostring(now)
 -- due scheduled jobs become ready, a bounded number per call
@@ -497,25 +501,35 @@ return {requeued, dead, #expired}
 
 /// KEYS: a `seq` key of the slot. ARGV: pairs of tag and queue. Returns 0 when
 /// a job is ready, else the milliseconds until the first scheduled one is
-/// due, else -1.
+/// due, else -1. A paused queue counts as holding no job, ready or
+/// scheduled, and its wake-up tokens are dropped.
 const PROBE: &str = r"
 local now = now_ms()
 local best = -1
 for i = 1, #ARGV, 2 do
   T = ARGV[i]
   local b = base(ARGV[i + 1])
-  if redis.call('ZCARD', b .. ':pr') > 0 then return 0 end
-  local first = redis.call('ZRANGE', b .. ':sched', 0, 0, 'WITHSCORES')
-  if #first > 0 then
-    local wait = math.max(tonumber(first[2]) - now, 0)
-    if best < 0 or wait < best then best = wait end
+  if redis.call('EXISTS', b .. ':paused') == 1 then
+    -- no claim takes a job of a paused queue, so its tokens (left by
+    -- enqueues before or during the pause) would only end the caller's
+    -- blocking pop at once; the resume pushes a new one
+    redis.call('DEL', b .. ':wake')
+  elseif redis.call('ZCARD', b .. ':pr') > 0 then
+    return 0
+  else
+    local first = redis.call('ZRANGE', b .. ':sched', 0, 0, 'WITHSCORES')
+    if #first > 0 then
+      local wait = math.max(tonumber(first[2]) - now, 0)
+      if best < 0 or wait < best then best = wait end
+    end
   end
 end
 return best
 ";
 
 /// ARGV: tag, queue, retention ms. Returns pending, running, done, dead,
-/// cancelled, done in the last minute, and the run-time sample (µs).
+/// cancelled, done in the last minute, the run-time sample (µs), and 1 when
+/// the queue is paused (else 0).
 const STATS: &str = r"
 T = ARGV[1]
 local b = base(ARGV[2])
@@ -533,7 +547,38 @@ return {
   redis.call('ZCARD', b .. ':cancelled'),
   redis.call('ZCOUNT', b .. ':done', now - 60000, '+inf'),
   redis.call('LRANGE', b .. ':rt', 0, -1),
+  redis.call('EXISTS', b .. ':paused'),
 }
+";
+
+/// ARGV: tag, queue, `1` to pause or `0` to resume. Pausing sets the
+/// queue's `paused` key, which the claim script reads; resuming deletes it
+/// and pushes a wake-up token, as an enqueue does, so that consumers
+/// blocked on the queue claim its ready jobs at once. Returns 1 when the
+/// queue's state changed, 0 when it already was as asked.
+const PAUSE: &str = r"
+T = ARGV[1]
+local b = base(ARGV[2])
+if ARGV[3] == '1' then
+  if redis.call('SET', b .. ':paused', '1', 'NX') then return 1 end
+  return 0
+end
+if redis.call('DEL', b .. ':paused') == 0 then return 0 end
+wake(b)
+return 1
+";
+
+/// KEYS: a `seq` key of the slot. ARGV: pairs of tag and queue. Returns the
+/// queues among them that are paused.
+const PAUSED: &str = r"
+local out = {}
+for i = 1, #ARGV, 2 do
+  T = ARGV[i]
+  if redis.call('EXISTS', base(ARGV[i + 1]) .. ':paused') == 1 then
+    out[#out + 1] = ARGV[i + 1]
+  end
+end
+return out
 ";
 
 /// ARGV: tag, number, reason, retention ms (0: keep), the cancel feeds'
@@ -784,6 +829,8 @@ pub(crate) struct Scripts {
     pub(crate) recover: Script,
     pub(crate) probe: Script,
     pub(crate) stats: Script,
+    pub(crate) pause: Script,
+    pub(crate) paused: Script,
     pub(crate) cancel: Script,
     pub(crate) flush: Script,
     pub(crate) purge: Script,
@@ -824,6 +871,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     recover: script(RECOVER),
     probe: script(PROBE),
     stats: script(STATS),
+    pause: script(PAUSE),
+    paused: script(PAUSED),
     cancel: script(CANCEL),
     flush: script(FLUSH),
     purge: script(PURGE),

@@ -1,7 +1,7 @@
-//! The conformance suite, awaited enqueues, awaited waits for a job's end and
-//! the cancel feed on a 3-node Redis Cluster that the test creates on
-//! loopback ports (`redis-server --cluster-enabled yes`, then `redis-cli
-//! --cluster create`) and removes at the end.
+//! The conformance suite, awaited enqueues, awaited waits for a job's end,
+//! the cancel feed and the list of paused queues on a 3-node Redis Cluster
+//! that the test creates on loopback ports (`redis-server --cluster-enabled
+//! yes`, then `redis-cli --cluster create`) and removes at the end.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
@@ -78,6 +78,31 @@ fn conformance_suite_on_a_three_node_cluster() {
     awaited_enqueues_on_the_cluster(&backend);
     awaited_waits_on_the_cluster(&backend);
     cancels_reach_a_feed_from_every_node(&backend);
+    pauses_on_every_node(&backend);
+}
+
+/// Each queue's pause key is on its slot's node, and the list of paused
+/// queues on another: `paused` reads the keys of a dozen queues, whose
+/// slots are on all three nodes, and lists them sorted.
+fn pauses_on_every_node(backend: &Arc<dyn BaseQueue>) {
+    let mut queues: Vec<String> = (0..12).map(|i| format!("held-{i}")).collect();
+    for queue in &queues {
+        assert!(backend.pause(queue).expect("pause"));
+        backend.enqueue(job(queue, 0)).expect("enqueue");
+        assert!(
+            backend
+                .claim(queue, 1, Duration::from_secs(60))
+                .expect("claim")
+                .is_empty()
+        );
+    }
+    queues.sort_unstable();
+    assert_eq!(backend.paused().expect("paused"), queues);
+    for queue in &queues[..6] {
+        assert!(backend.resume(queue).expect("resume"));
+        assert!(backend.has_jobs_waiting(queue).expect("waiting"));
+    }
+    assert_eq!(backend.paused().expect("paused"), &queues[6..]);
 }
 
 fn job(queue: &str, value: u64) -> NewJob {

@@ -2,7 +2,8 @@
 //! malformed records, wake-ups, the dead-letter cap, retention, progress
 //! through dead jobs and the combined complete-and-claim, a cancel request
 //! in the record, refused enqueues, a job's own timeout in the record,
-//! listing through a shared bucket and damaged records, and opening by URL.
+//! listing through a shared bucket and damaged records, opening by URL, and
+//! where a pause lives.
 
 mod support;
 
@@ -465,6 +466,77 @@ fn a_waiting_consumer_wakes_when_a_scheduled_job_falls_due() {
         }
     }
     assert_eq!(claimed.len(), 1);
+}
+
+fn key_exists(backend: &RedisQueue, key: &str) -> bool {
+    outband_redis::with_connection(backend, |con| {
+        redis::cmd("EXISTS").arg(key).query::<i64>(con)
+    })
+    .unwrap()
+        == 1
+}
+
+/// The pause is the key `B:paused`: another handle (a restarted consumer)
+/// sees it, flushes and purges keep it, a due scheduled job does not count
+/// as ready while it is set, the probe drops the queue's wake-up tokens,
+/// the resume deletes the key and wakes a waiting consumer, and the
+/// namespace cleanup deletes the pause with the rest.
+#[test]
+fn a_pause_lives_in_redis_and_a_resume_wakes_a_waiting_consumer() {
+    let Some(scoped) = support::test_queue(RedisOptions::default()) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    assert!(backend.pause("w").unwrap());
+    let flushed = backend.enqueue(echo_job("w", 1)).unwrap();
+    let (base, _) = outband_redis::keys_of(backend, "w", flushed);
+    let pause_key = format!("{base}:paused");
+    assert!(key_exists(backend, &pause_key));
+
+    let restarted = RedisQueue::with_options(
+        &support::redis_url(),
+        RedisOptions::default().namespace(scoped.namespace.clone()),
+    )
+    .unwrap();
+    assert_eq!(restarted.paused().unwrap(), vec!["w".to_owned()]);
+    assert!(restarted.stats("w").unwrap().paused);
+    assert!(restarted.claim("w", 10, LEASE).unwrap().is_empty());
+
+    assert_eq!(backend.flush("w").unwrap(), 1);
+    backend.purge(Duration::ZERO).unwrap();
+    assert!(key_exists(backend, &pause_key), "flush and purge keep it");
+
+    let due = backend
+        .enqueue(echo_job("w", 2).when(Duration::from_millis(1)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // the first enqueue's token is still there: nothing took it
+    assert!(wake_up_tokens(backend, "w", due) > 0);
+    assert!(
+        !backend.has_jobs_waiting("w").unwrap(),
+        "a due job of a paused queue is not ready"
+    );
+    assert_eq!(
+        wake_up_tokens(backend, "w", due),
+        0,
+        "the probe drops a paused queue's tokens"
+    );
+    assert!(restarted.claim("w", 10, LEASE).unwrap().is_empty());
+
+    let waited = waited_for(backend, || {
+        assert!(restarted.resume("w").unwrap());
+    });
+    assert!(waited < Duration::from_secs(60), "woken by the resume");
+    assert!(!key_exists(backend, &pause_key));
+    assert!(backend.paused().unwrap().is_empty());
+    let claimed = backend.claim("w", 10, LEASE).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, due);
+
+    assert!(backend.pause("w").unwrap());
+    outband_redis::delete_namespace(backend, &scoped.namespace).unwrap();
+    assert!(!key_exists(backend, &pause_key));
+    assert!(backend.paused().unwrap().is_empty());
 }
 
 /// A job's own timeout is the record's `w`, in milliseconds, only when the
