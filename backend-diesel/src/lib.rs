@@ -50,10 +50,44 @@
 //!   SKIP LOCKED) RETURNING`. MySQL/MariaDB: one short `READ COMMITTED`
 //!   transaction, `SELECT … FOR UPDATE SKIP LOCKED` then `UPDATE`. SQLite (WAL
 //!   mode, a busy timeout): one `UPDATE … RETURNING` in an immediate
-//!   transaction. Priority, enqueue order and ordering keys are part of the
-//!   claim's `WHERE` and `ORDER BY`, and a partial index of pending jobs in
-//!   claim order keeps its cost flat however many jobs are pending. A claim
-//!   takes up to `max` jobs at once.
+//!   transaction. Priority, enqueue order, ordering keys and pauses are part
+//!   of the claim's `WHERE` and `ORDER BY`, and a partial index of pending
+//!   jobs in claim order keeps its cost flat however many jobs are pending.
+//!   A claim takes up to `max` jobs at once.
+//! - **Pausing.** A paused queue has a row in `<prefix>paused` (migration
+//!   `0010_paused`): its name, the primary key, and `paused_at`, when it was
+//!   paused, in microseconds on the database's clock.
+//!   [`pause`](outband::BaseQueue::pause) inserts it (PostgreSQL: `ON
+//!   CONFLICT DO NOTHING`; SQLite: `INSERT OR IGNORE`; MySQL: a plain
+//!   insert, whose duplicate key means the queue was paused already) and
+//!   [`resume`](outband::BaseQueue::resume) deletes it, each telling
+//!   whether it changed a row; on PostgreSQL both commit durably, as an
+//!   enqueue does. Every claim statement (a claim, the claim half of
+//!   [`complete_and_claim`](outband::BaseQueue::complete_and_claim),
+//!   MySQL's locking select) names its queue as `(SELECT ? WHERE NOT EXISTS
+//!   (SELECT 1 FROM <prefix>paused WHERE queue = ?))` (MySQL: `FROM DUAL`
+//!   before the `WHERE`): the queue's name, or NULL while it is paused. The
+//!   database evaluates that once per statement, a primary-key lookup in a
+//!   table of a few rows, and searches the ready index for the name it
+//!   gives, so the pause holds inside the claim's own statement for any
+//!   number of consumers, with no round trip more, and a paused queue's
+//!   claim reads no job. Jobs that are running finish as usual, and
+//!   enqueues go on. [`has_jobs_waiting`](outband::BaseQueue::has_jobs_waiting)
+//!   and the look for ready jobs that [`wait`](outband::BaseQueue::wait)
+//!   makes before it sleeps use the same condition, so a consumer waiting
+//!   on a paused queue full of ready jobs sleeps until a wake-up or its
+//!   timeout. On PostgreSQL a trigger on `<prefix>paused` notifies the
+//!   channel idle consumers listen on when a row is deleted, as an enqueue
+//!   does; on SQLite and MySQL a resume signals the waiters of its process,
+//!   and other processes find the queue's jobs by their watch or poll (see
+//!   *Wake-up*). The pause is a row of the database: it holds across
+//!   restarts and for every host; [`flush`](outband::BaseQueue::flush) and
+//!   [`purge`](outband::BaseQueue::purge) leave it, and
+//!   [`stats`](outband::BaseQueue::stats) reads it.
+//!   [`paused`](outband::BaseQueue::paused) reads the table and sorts the
+//!   names by their bytes, as Rust sorts strings. An operator may also
+//!   insert or delete rows by hand; a row deleted on PostgreSQL wakes
+//!   consumers too.
 //! - **Finished jobs have a table of their own.** The transaction that
 //!   records a job done moves its row from `<prefix>jobs` to `<prefix>done`
 //!   (PostgreSQL: one `DELETE … RETURNING` feeding an `INSERT`; SQLite and
@@ -135,8 +169,9 @@
 //!   - *In one process* (SQLite, MySQL): every queue opened on one database
 //!     (on MySQL, one database and table prefix) shares one signal; an
 //!     enqueue, a retried dead job, a released job, one requeued by
-//!     recovery or a cancelled pending one (whose ordering key the next job
-//!     may take) signals it once committed, waking the process's waiters.
+//!     recovery, a cancelled pending one (whose ordering key the next job
+//!     may take) or a resumed queue signals it once committed, waking the
+//!     process's waiters.
 //!     An enqueue through [`DatabaseQueue::enqueue_in`] commits with your
 //!     transaction, later: it is found as a commit of another process is.
 //!   - *SQLite, across processes*: the first wait sets up a watch of the

@@ -27,6 +27,12 @@ impl Stmt {
         }
     }
 
+    /// The statement's text, its placeholders `?`.
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> String {
+        self.parts.join("?")
+    }
+
     /// The statement, ready for its binds.
     pub(crate) fn query(&self) -> Sql<'_> {
         Sql {

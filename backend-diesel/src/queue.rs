@@ -348,7 +348,8 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
-    /// The table prefix: tables are `<prefix>jobs` and `<prefix>ticks`.
+    /// The table prefix: tables are `<prefix>jobs`, `<prefix>done`,
+    /// `<prefix>ticks` and `<prefix>paused` (and on MySQL `<prefix>keys`).
     /// Default `outband_`. It must be ASCII letters, digits and `_`, not
     /// starting with a digit, at most 21 characters; [`open`](Self::open)
     /// refuses anything else.
@@ -833,8 +834,11 @@ impl BaseQueue for DatabaseQueue {
         Ok(())
     }
 
+    /// The claim's own test of readiness, the pause included.
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
-        Ok(self.count(&self.inner.st.has_ready, queue)? > 0)
+        with_conn!(self.inner, conn => {
+            conn.has_ready(&self.inner.st, queue).map_err(db_error)
+        })
     }
 
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
@@ -990,6 +994,10 @@ impl BaseQueue for DatabaseQueue {
                     .text(queue)
                     .get_result::<RunTimes>(conn)?;
                 stats.throughput = throughput(times.recent.unsigned_abs());
+                stats.paused = st.is_paused.query()
+                    .text(queue)
+                    .get_result::<Number>(conn)?
+                    .n > 0;
                 let us = |v: i64| Duration::from_micros(v.unsigned_abs());
                 stats.mean_run_time = times.mean.map(us);
                 let count = usize::try_from(times.n).unwrap_or(0);
@@ -1179,6 +1187,50 @@ impl BaseQueue for DatabaseQueue {
         Ok(None)
     }
 
+    /// A row in `<prefix>paused`, which every claim statement looks up.
+    /// Only a duplicate key tells MySQL's insert that the queue was paused
+    /// already.
+    fn pause(&self, queue: &str) -> Result<bool, Error> {
+        with_conn!(self.inner, conn => {
+            match self.inner.st.pause.query().text(queue).execute(conn) {
+                Ok(n) => Ok(n > 0),
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+                Err(error) => Err(db_error(error)),
+            }
+        })
+    }
+
+    /// Deletes the queue's row from `<prefix>paused`. PostgreSQL's trigger
+    /// on that table notifies idle consumers with the commit; SQLite and
+    /// MySQL wake this process's waiters here, and other processes' find
+    /// the queue's jobs by their watch or poll.
+    fn resume(&self, queue: &str) -> Result<bool, Error> {
+        let resumed = with_conn!(self.inner, conn => {
+            self.inner.st.resume.query()
+                .text(queue)
+                .execute(conn)
+                .map_err(db_error)?
+                > 0
+        });
+        if resumed {
+            self.jobs_ready();
+        }
+        Ok(resumed)
+    }
+
+    fn paused(&self) -> Result<Vec<String>, Error> {
+        let rows = with_conn!(self.inner, conn => {
+            self.inner.st.paused.query()
+                .load::<Name>(conn)
+                .map_err(db_error)?
+        });
+        let mut names: Vec<String> = rows.into_iter().map(|row| row.name).collect();
+        // sorted as Rust sorts strings, by their bytes: an `ORDER BY` would
+        // follow the database's collation
+        names.sort_unstable();
+        Ok(names)
+    }
+
     /// Done jobs are deleted from `<prefix>done`, cancelled ones from
     /// `<prefix>jobs`, by their finish time.
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
@@ -1308,17 +1360,10 @@ impl Listen {
         for note in conn.notifications_iter() {
             note.map_err(db_error)?;
         }
+        // a paused queue's jobs are not ready: its waiters wait for the
+        // resume's notification, or their timeout
         for name in queues {
-            let ready = backend
-                .inner
-                .st
-                .has_ready
-                .query()
-                .text(name)
-                .get_result::<Number>(&mut conn)
-                .map_err(db_error)?
-                .n
-                > 0;
+            let ready = conn.has_ready(&backend.inner.st, name).map_err(db_error)?;
             if ready {
                 self.give_back(conn);
                 return Ok(());
@@ -1572,6 +1617,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A claim looks its queue up in `<prefix>paused` by primary key, and
+    /// searches the ready index for the name that lookup gives (none while
+    /// the queue is paused): it scans neither table.
+    #[test]
+    fn a_claim_finds_the_pause_and_its_jobs_through_their_keys() {
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let plan = sqlite_plan(&backend, &backend.inner.st.claim.text());
+        for step in [
+            "SEARCH j USING INDEX outband_jobs_ready (queue=?)",
+            "SEARCH p USING PRIMARY KEY (queue=?)",
+        ] {
+            assert!(plan.iter().any(|s| s == step), "{step}: {plan:?}");
+        }
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.starts_with("SCAN") && step != "SCAN CONSTANT ROW"),
+            "{plan:?}"
+        );
     }
 
     /// SQLite's plan for `sql`, a step a line.

@@ -19,6 +19,12 @@
 //! `cancel_reason` (`0008_cancel`): why a running job was asked to cancel,
 //! NULL while it was not; and on PostgreSQL `awaited` (`0009_awaited`):
 //! whether someone waits for the job's end, which its end then notifies.
+//!
+//! `<prefix>paused` (`0010_paused`) holds a row per paused queue: its name,
+//! the primary key, and `paused_at`, when it was paused, in microseconds.
+//! The claim statements take no job of a queue that has a row; on
+//! PostgreSQL, deleting a row (a resume) notifies the channel idle
+//! consumers listen on.
 
 use std::fmt;
 
@@ -117,6 +123,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0008_cancel.up.sql"),
                 include_str!("../migrations/sqlite/0008_cancel.down.sql"),
             ),
+            (
+                "0010_paused",
+                include_str!("../migrations/sqlite/0010_paused.up.sql"),
+                include_str!("../migrations/sqlite/0010_paused.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -164,6 +175,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0009_awaited.up.sql"),
                 include_str!("../migrations/postgres/0009_awaited.down.sql"),
             ),
+            (
+                "0010_paused",
+                include_str!("../migrations/postgres/0010_paused.up.sql"),
+                include_str!("../migrations/postgres/0010_paused.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -195,6 +211,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0008_cancel",
                 include_str!("../migrations/mysql/0008_cancel.up.sql"),
                 include_str!("../migrations/mysql/0008_cancel.down.sql"),
+            ),
+            (
+                "0010_paused",
+                include_str!("../migrations/mysql/0010_paused.up.sql"),
+                include_str!("../migrations/mysql/0010_paused.down.sql"),
             ),
         ],
     }

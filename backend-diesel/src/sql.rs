@@ -1,10 +1,12 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
 //! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
-//! `{ticks}` for the table names and `{now}` for the database's clock in microseconds
-//! since the Unix epoch; [`Dialect::render`] turns them into one dialect's
-//! text. Only the table prefix is spliced into SQL, and it is checked to be an
-//! identifier first ([`validate_prefix`]); every value is a bind parameter.
+//! `{keys}` / `{ticks}` / `{paused}` for the table names, `{now}` for the
+//! database's clock in microseconds since the Unix epoch and `{dual}` for
+//! the table a `SELECT` of values names (MySQL's `FROM DUAL`);
+//! [`Dialect::render`] turns them into one dialect's text. Only the table
+//! prefix is spliced into SQL, and it is checked to be an identifier first
+//! ([`validate_prefix`]); every value is a bind parameter.
 
 use outband::Error;
 
@@ -54,6 +56,15 @@ impl Dialect {
         }
     }
 
+    /// What a `SELECT` of values with a `WHERE` names as its table: MySQL
+    /// asks for one (`DUAL`) where the others take none.
+    fn dual(self) -> &'static str {
+        match self {
+            Self::Mysql => " FROM DUAL",
+            _ => "",
+        }
+    }
+
     /// The type name for an integer `CAST`.
     fn bigint(self) -> &'static str {
         match self {
@@ -70,23 +81,44 @@ impl Dialect {
             .replace("{done}", &format!("{prefix}done"))
             .replace("{keys}", &format!("{prefix}keys"))
             .replace("{ticks}", &format!("{prefix}ticks"))
+            .replace("{paused}", &format!("{prefix}paused"))
             .replace("{now}", self.now())
+            .replace("{dual}", self.dual())
             .replace("{bigint}", self.bigint())
     }
 }
 
-/// A pending job of `j` that may run now: its time has come and no other job
-/// with its ordering key is running or waiting ahead of it (a finished one,
-/// done, dead or cancelled, holds no key). Binds: queue.
-const READY: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now} \
+/// A pending job of `j` that may run now: its queue is not paused, its time
+/// has come and no other job with its ordering key is running or waiting
+/// ahead of it (a finished one, done, dead or cancelled, holds no key).
+/// Binds: queue, queue.
+///
+/// `j.queue` is compared with a subquery that gives the queue's name, or no
+/// row (NULL) while the queue is paused, so that the search of the ready
+/// index has no key to look up in a paused queue. The subquery does not
+/// depend on `j`: each database evaluates it once per statement, a
+/// primary-key lookup in `{paused}`, before it reads any job (PostgreSQL:
+/// an init plan; MySQL: at optimization, a const-table read; SQLite: the
+/// index search's key). So a paused queue's claim reads no job, and a
+/// running one's costs one lookup more. SQLite would test a condition
+/// beside the queue's, `AND NOT EXISTS (…)`, at each job it reads: all the
+/// jobs of a paused queue. A locking read does not lock the row the
+/// subquery finds (PostgreSQL's `FOR UPDATE` covers its own `FROM` only,
+/// InnoDB reads a subquery without locks under `READ COMMITTED`), so `SKIP
+/// LOCKED` never skips it.
+const READY: &str = "j.queue = (SELECT ?{dual} WHERE NOT EXISTS \
+    (SELECT 1 FROM {paused} p WHERE p.queue = ?)) \
+    AND j.state = 0 AND j.run_at <= {now} \
     AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM {jobs} o \
     WHERE o.queue = j.queue AND o.ordering_key = j.ordering_key \
     AND (o.state = 1 OR (o.state = 0 AND o.id < j.id))))";
 
 /// [`READY`] for a claim in the statement that also deletes the finished
 /// jobs `d`: they no longer own their ordering keys, although the claim's
-/// snapshot still shows them running.
-const READY_AFTER_DONE: &str = "j.queue = ? AND j.state = 0 AND j.run_at <= {now} \
+/// snapshot still shows them running. Binds: queue, queue.
+const READY_AFTER_DONE: &str = "j.queue = (SELECT ?{dual} WHERE NOT EXISTS \
+    (SELECT 1 FROM {paused} p WHERE p.queue = ?)) \
+    AND j.state = 0 AND j.run_at <= {now} \
     AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM {jobs} o \
     WHERE o.queue = j.queue AND o.ordering_key = j.ordering_key \
     AND (o.state = 1 OR (o.state = 0 AND o.id < j.id)) \
@@ -187,10 +219,10 @@ pub(crate) fn cancels_channel(prefix: &str) -> String {
 /// that ordering keys are locked under ("ob"), apart from one-argument locks.
 pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
 
-/// PostgreSQL: the `WHERE` that makes an insert's transaction commit with
-/// `synchronous_commit` on: the setting is local to the transaction, and
-/// the server reads it when the transaction commits.
-const DURABLE: &str = "WHERE set_config('synchronous_commit', 'on', true) IS NOT NULL";
+/// PostgreSQL: the condition that makes a statement's transaction commit
+/// with `synchronous_commit` on: the setting is local to the transaction,
+/// and the server reads it when the transaction commits.
+const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL";
 
 /// The columns an insert of jobs writes.
 const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
@@ -287,9 +319,9 @@ pub(crate) struct Statements {
     pub(crate) insert_unnest: Stmt,
     /// PostgreSQL: [`insert_unnest`](Self::insert_unnest) whose transaction
     /// commits with `synchronous_commit` on, whatever the session's setting
-    /// ([`DURABLE`]): run alone, one durable autocommit statement; in a
-    /// transaction, that transaction's commit waits for the WAL flush.
-    /// Binds: as `insert_unnest`.
+    /// ([`SYNC_ON`] in its `WHERE`): run alone, one durable autocommit
+    /// statement; in a transaction, that transaction's commit waits for the
+    /// WAL flush. Binds: as `insert_unnest`.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_unnest_durable: Stmt,
     /// PostgreSQL: one job, its values bound one by one, where arrays would
@@ -309,21 +341,25 @@ pub(crate) struct Statements {
     pub(crate) lock_keys_head: String,
     /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
     pub(crate) insert_tail: &'static str,
-    /// SQLite and PostgreSQL: the whole claim. Binds: lease, queue, limit.
+    /// SQLite and PostgreSQL: the whole claim. Binds: lease, queue (twice:
+    /// [`READY`]), limit.
     pub(crate) claim: Stmt,
     /// PostgreSQL: jobs completed and the next ones claimed, in one
     /// statement (no `BEGIN`/`COMMIT` round trips). Binds: ids, tokens,
     /// durations (arrays), results (an array of nullable bytes), the ids again;
-    /// then lease, queue and limit for the claim. Returns
+    /// then lease, queue (twice) and limit for the claim. Returns
     /// the claimed rows with `done` false, then one row per job moved to
     /// `{done}` (only its id meaningful) with `done` true.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) done_and_claim: Stmt,
-    /// MySQL: the locking select of the claim, with the clock. Binds: queue, limit.
+    /// MySQL: the locking select of the claim, with the clock. Binds: queue
+    /// (twice), limit.
     pub(crate) claim_select: Stmt,
     /// MySQL: the update of the claim, followed by an id list. Binds:
     /// started_at, deadline.
     pub(crate) claim_update_head: String,
+    /// Whether a queue has a job the claim would take now: never while it
+    /// is paused. Binds: queue (twice).
     pub(crate) has_ready: Stmt,
     pub(crate) mark_malformed: Stmt,
     pub(crate) heartbeat: Stmt,
@@ -410,6 +446,20 @@ pub(crate) struct Statements {
     pub(crate) purge: Stmt,
     /// Cancelled jobs that finished long enough ago. Binds: age in µs.
     pub(crate) purge_cancelled: Stmt,
+    /// Pauses a queue: inserts its row in `{paused}`, changing nothing when
+    /// it is there (MySQL: fails on the duplicate key instead, since its
+    /// `INSERT IGNORE` would also cut a name too long for the column and
+    /// pause another queue). PostgreSQL commits it durably ([`SYNC_ON`]).
+    /// Binds: queue.
+    pub(crate) pause: Stmt,
+    /// Resumes a queue: deletes its row from `{paused}` (PostgreSQL: a
+    /// trigger notifies idle consumers, and the commit is durable). Binds:
+    /// queue.
+    pub(crate) resume: Stmt,
+    /// The names of the paused queues, in no order.
+    pub(crate) paused: Stmt,
+    /// Whether a queue is paused (a count of 0 or 1). Binds: queue.
+    pub(crate) is_paused: Stmt,
     pub(crate) claim_tick: Stmt,
     pub(crate) now: Stmt,
 }
@@ -487,9 +537,9 @@ impl Statements {
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
             insert_unnest: q(&insert_unnest("")),
-            insert_unnest_durable: q(&insert_unnest(DURABLE)),
+            insert_unnest_durable: q(&insert_unnest(&format!("WHERE {SYNC_ON}"))),
             insert_one: q(&insert_one("")),
-            insert_one_durable: q(&insert_one(DURABLE)),
+            insert_one_durable: q(&insert_one(&format!("WHERE {SYNC_ON}"))),
             lock_keys: Stmt::new(&format!(
                 "SELECT pg_advisory_xact_lock({KEY_LOCK_CLASS}, h) FROM \
                  (SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k ORDER BY h) AS keys"
@@ -654,6 +704,27 @@ impl Statements {
             purge: q("DELETE FROM {done} WHERE finished_at <= {now} - ?"),
             // through the partial index `jobs_cancelled` (MySQL: `jobs_lease`)
             purge_cancelled: q("DELETE FROM {jobs} WHERE state = 4 AND finished_at <= {now} - ?"),
+            pause: q(&match dialect {
+                Dialect::Postgres => format!(
+                    "INSERT INTO {{paused}} (queue, paused_at) SELECT ?, {{now}} \
+                     WHERE {SYNC_ON} ON CONFLICT DO NOTHING"
+                ),
+                Dialect::Sqlite => {
+                    "INSERT OR IGNORE INTO {paused} (queue, paused_at) VALUES (?, {now})".to_owned()
+                }
+                Dialect::Mysql => {
+                    "INSERT INTO {paused} (queue, paused_at) VALUES (?, {now})".to_owned()
+                }
+            }),
+            // PostgreSQL: the deletion commits durably, as the pause does
+            resume: q(&match dialect {
+                Dialect::Postgres => {
+                    format!("DELETE FROM {{paused}} WHERE queue = ? AND {SYNC_ON}")
+                }
+                _ => "DELETE FROM {paused} WHERE queue = ?".to_owned(),
+            }),
+            paused: q("SELECT queue AS name FROM {paused}"),
+            is_paused: q("SELECT COUNT(*) AS n FROM {paused} WHERE queue = ?"),
             claim_tick: q(claim_tick),
             now: q("SELECT {now} AS n"),
         }
@@ -703,6 +774,16 @@ mod tests {
         let migration = include_str!("../migrations/postgres/0009_awaited.up.sql");
         let notify = format!("pg_notify('{}', CAST(id AS TEXT))", finished_channel("{p}"));
         assert_eq!(migration.matches(&notify).count(), 2, "{migration}");
+    }
+
+    /// Deleting a row of the paused table, a resume, notifies the channel
+    /// idle consumers listen on, as an enqueue does.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_resume_notifies_the_channel_idle_consumers_listen_on() {
+        let migration = include_str!("../migrations/postgres/0010_paused.up.sql");
+        let notify = format!("pg_notify('{}', '')", ready_channel("{p}"));
+        assert!(migration.contains(&notify), "{migration}");
     }
 
     #[test]

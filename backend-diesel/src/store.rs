@@ -634,6 +634,7 @@ impl DoneAndClaim for PgConnection {
             .i64s(ids.clone())
             .i64(lease_us)
             .text(queue)
+            .text(queue)
             .i64(max)
             .load(self)?;
         let (moved, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.done);
@@ -905,6 +906,7 @@ macro_rules! store_impl {
                             .claim_select
                             .query()
                             .text(queue)
+                            .text(queue)
                             .i64(max)
                             .load::<RowNow>(self)?;
                         let Some(now) = rows.first().map(|r| r.db_now) else {
@@ -943,9 +945,25 @@ macro_rules! store_impl {
                         .query()
                         .i64(lease_us)
                         .text(queue)
+                        .text(queue)
                         .i64(max)
                         .load::<Row>(self),
                 }
+            }
+
+            fn has_ready(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+            ) -> ::diesel::QueryResult<bool> {
+                use ::diesel::prelude::*;
+                let found = st
+                    .has_ready
+                    .query()
+                    .text(queue)
+                    .text(queue)
+                    .get_result::<$crate::store::Number>(self)?;
+                Ok(found.n > 0)
             }
 
             fn claimed(
@@ -1165,6 +1183,10 @@ pub(crate) trait Store: Connection + InsertRows + DoneAndClaim + Sized {
         max: i64,
         lease_us: i64,
     ) -> QueryResult<Vec<Row>>;
+
+    /// Whether `queue` has a job that [`claim`](Self::claim) would take now:
+    /// never while the queue is paused.
+    fn has_ready(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;
 
     /// The claimed rows in claim order as jobs; malformed rows go to `dead`.
     fn claimed(&mut self, st: &Statements, queue: &str, rows: Vec<Row>) -> Vec<Claimed>;

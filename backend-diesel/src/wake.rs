@@ -4,8 +4,9 @@
 //! one database (and, on MySQL, one table prefix) shares one [`Wake`],
 //! through a registry keyed by the database. What makes jobs ready through
 //! any of them (an enqueue, a retried dead job, a released job, recovery's
-//! requeue) signals it once committed, so a waiter in the same process
-//! returns at once. Commits from other processes reach it another way:
+//! requeue, a resume) signals it once committed, so a waiter in the same
+//! process returns at once. Commits from other processes reach it another
+//! way:
 //!
 //! - **SQLite file**: a watch (inotify on Linux) on the file's directory
 //!   signals when the write-ahead log (`<file>-wal`) or the file itself is

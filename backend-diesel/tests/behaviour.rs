@@ -1,7 +1,7 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
-//! wake-up, the prefix check, and progress, a job's own timeout and cancel requests through
-//! batches of outcomes — on every database that is enabled.
+//! wake-up, the prefix check, pauses kept in the database, and progress, a job's own timeout
+//! and cancel requests through batches of outcomes — on every database that is enabled.
 
 mod common;
 
@@ -738,9 +738,60 @@ fn timeouts_are_kept_by_every_way_out<C: JobConnection>(backend: &DatabaseQueue,
     );
 }
 
+/// A pause is a row of the database, not a setting of the handle that made
+/// it: `again`, a second handle on the same tables (a consumer started
+/// later, on another host), sees it and claims nothing, and a flush and a
+/// purge keep it. Queue names are told apart byte for byte and listed in
+/// byte order, whatever the database's collation. A resume through either
+/// handle lets both claim again.
+fn pauses_are_kept_in_the_database(backend: &DatabaseQueue, again: &DatabaseQueue) {
+    let lease = Duration::from_secs(60);
+    for q in ["kept", "Kept", "b"] {
+        assert!(backend.pause(q).expect("pause"), "{q}");
+    }
+    assert!(!again.pause("kept").expect("pause"), "paused already");
+    assert_eq!(again.paused().expect("paused"), ["Kept", "b", "kept"]);
+    assert!(again.stats("kept").expect("stats").paused);
+    assert!(!again.stats("KEPT").expect("stats").paused);
+
+    backend.enqueue(job("kept")).expect("enqueue");
+    let other = backend.enqueue(job("KEPT")).expect("enqueue");
+    assert!(again.claim("kept", 10, lease).expect("claim").is_empty());
+    let claimed = again.claim("KEPT", 10, lease).expect("claim");
+    assert_eq!(claimed.len(), 1, "another name, not paused");
+    assert_eq!(claimed[0].job.id, other);
+
+    assert_eq!(backend.flush("kept").expect("flush"), 1);
+    backend.purge(Duration::ZERO).expect("purge");
+    assert!(again.stats("kept").expect("stats").paused, "kept by both");
+    let id = backend.enqueue(job("kept")).expect("enqueue");
+    assert!(again.claim("kept", 10, lease).expect("claim").is_empty());
+    assert!(!again.has_jobs_waiting("kept").expect("waiting"));
+
+    assert!(again.resume("kept").expect("resume"));
+    assert!(!backend.resume("kept").expect("resume"), "resumed already");
+    assert_eq!(backend.paused().expect("paused"), ["Kept", "b"]);
+    assert!(backend.has_jobs_waiting("kept").expect("waiting"));
+    let claimed = backend.claim("kept", 10, lease).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, id);
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
+
+    #[test]
+    fn pauses_are_kept_in_the_database_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-pause-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}", dir.join("q.db").display());
+        let backend = DatabaseQueue::open(&url).expect("open");
+        let again = DatabaseQueue::open(&url).expect("open again");
+        pauses_are_kept_in_the_database(&backend, &again);
+        drop((backend, again));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn timeouts_are_kept_by_every_way_out_on_sqlite() {
@@ -908,11 +959,65 @@ mod sqlite {
     }
 }
 
+/// A second handle on the tables of `backend`, with a pool of its own, that
+/// leaves them in place when it is dropped.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn same_tables(url: &str, backend: &DatabaseQueue) -> DatabaseQueue {
+    DatabaseQueue::builder(url)
+        .prefix(backend.prefix())
+        .run_migrations(false)
+        .open()
+        .expect("open again")
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
     use std::sync::Arc;
     use std::time::Instant;
+
+    #[test]
+    fn pauses_are_kept_in_the_database_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let again = same_tables(&common::pg_url(), &queue);
+        pauses_are_kept_in_the_database(&queue, &again);
+    }
+
+    /// Blocks in `wait` on a paused queue with a ready job, with a long
+    /// timeout, while another handle resumes the queue: the trigger on the
+    /// paused table notifies the channel the waiter listens on.
+    #[test]
+    fn a_resume_wakes_a_waiting_consumer() {
+        let Some(backend) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let other = same_tables(&common::pg_url(), &backend);
+        let backend = Arc::new(backend);
+        let queues = vec!["resumed".to_owned()];
+        assert!(backend.pause("resumed").expect("pause"));
+        backend.enqueue(job("resumed")).expect("enqueue");
+        // a first wait sets up the listening connection
+        backend.wait(&queues, Duration::ZERO).expect("wait");
+        let waited = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                backend
+                    .wait(&queues, Duration::from_secs(60))
+                    .expect("wait");
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!waiter.is_finished(), "the paused queue's job woke it");
+            assert!(other.resume("resumed").expect("resume"));
+            waiter.join().expect("waiter")
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken by the resume, not the timeout"
+        );
+    }
 
     #[test]
     fn transactional_enqueue_on_postgres() {
@@ -1006,6 +1111,27 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     use super::*;
+
+    #[test]
+    fn pauses_are_kept_in_the_database_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let again = same_tables(&common::mysql_url(), &queue);
+        pauses_are_kept_in_the_database(&queue, &again);
+    }
+
+    /// A name longer than the column is refused, not cut to the column's
+    /// length, which would pause another queue.
+    #[test]
+    fn a_name_too_long_for_mysql_pauses_nothing() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let long = "q".repeat(300);
+        assert!(queue.pause(&long).is_err());
+        assert!(queue.paused().expect("paused").is_empty());
+    }
 
     #[test]
     fn transactional_enqueue_on_mysql() {

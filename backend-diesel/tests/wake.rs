@@ -101,6 +101,17 @@ mod sqlite {
     }
 
     #[test]
+    fn a_resume_wakes_a_waiter_in_memory() {
+        let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
+        assert!(backend.pause("wake").expect("pause"));
+        backend.enqueue(job("wake")).expect("enqueue");
+        let waited = wait_while(&backend, "wake", || {
+            assert!(backend.resume("wake").expect("resume"), "paused, resumed");
+        });
+        assert!(waited < TIMEOUT, "woken by the resume, waited {waited:?}");
+    }
+
+    #[test]
     fn a_retried_dead_job_wakes_a_waiter_in_memory() {
         let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
         let id = backend

@@ -1,0 +1,2 @@
+DROP TABLE {p}paused;
+DROP FUNCTION {p}paused_notify();
