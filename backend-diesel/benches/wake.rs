@@ -36,6 +36,7 @@ static COMMAND: Command = Command {
     max_attempts: DEFAULT_MAX_ATTEMPTS,
     priority: 0,
     key: None,
+    unique: None,
     backoff: outband::Backoff::Consumer,
     timeout: None,
     show_args: outband::__private::show_no_args,

@@ -172,7 +172,16 @@ pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
     let backend = outband::open(url)?;
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}  {}",
-        "queue", "pending", "running", "done", "dead", "cancelled", "jobs/s", "p50", "p99", "claims"
+        "queue",
+        "pending",
+        "running",
+        "done",
+        "dead",
+        "cancelled",
+        "jobs/s",
+        "p50",
+        "p99",
+        "claims"
     );
     let names = queues(given, &*backend)?;
     for name in &names {

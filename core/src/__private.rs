@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 
-use crate::{BaseQueue, Error, JobId, NewJob, When, codec};
+use crate::{BaseQueue, Error, JobId, NewJob, Unique, UniqueBy, When, codec};
 
 /// Decodes a command's argument tuple.
 pub fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RunError> {
@@ -184,25 +184,66 @@ pub fn show_no_result(_result: &[u8]) -> Option<Result<String, String>> {
 pub fn submit_default<A: Serialize, R>(
     command: &'static Command,
     when: When,
-    key: Option<String>,
+    keys: impl Into<Keys>,
     args: &A,
 ) -> Result<crate::JobHandle<R>, Error> {
+    let keys = keys.into();
     let args = codec::encode(args)?;
-    let id = if crate::is_eager() {
-        crate::eager::run(command, key, &args)?
+    if crate::is_eager() {
+        let id = crate::eager::run(command, keys.order, &args)?;
+        return Ok(crate::JobHandle::new(id, command));
+    }
+    let enqueued = store(
+        &**crate::default_backend()?,
+        new_job(command, when, keys, args),
+    )?;
+    Ok(crate::JobHandle::new(enqueued.id, command).duplicate(enqueued.duplicate))
+}
+
+/// Stores `job` on `backend`: through
+/// [`enqueue_unique`](BaseQueue::enqueue_unique) when it has a unique key.
+pub(crate) fn store<Q: BaseQueue + ?Sized>(
+    backend: &Q,
+    job: NewJob,
+) -> Result<crate::Enqueued, Error> {
+    if job.unique.is_some() {
+        backend.enqueue_unique(job)
     } else {
-        crate::default_backend()?.enqueue(new_job(command, when, key, args))?
-    };
-    Ok(crate::JobHandle::new(id, command))
+        backend.enqueue(job).map(crate::Enqueued::new)
+    }
+}
+
+/// The keys of one call: its ordering key, and for a command unique by one
+/// argument (`unique(by = arg)`), that argument's value.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    /// The ordering key.
+    pub order: Option<String>,
+    /// The value a `unique(by = arg)` key is made of.
+    pub unique: Option<String>,
+}
+
+impl From<Option<String>> for Keys {
+    fn from(order: Option<String>) -> Self {
+        Self {
+            order,
+            unique: None,
+        }
+    }
 }
 
 /// The job a call would enqueue, ready now.
 pub fn job<A: Serialize>(
     command: &'static Command,
-    key: Option<String>,
+    keys: impl Into<Keys>,
     args: &A,
 ) -> Result<NewJob, Error> {
-    Ok(new_job(command, When::Now, key, codec::encode(args)?))
+    Ok(new_job(
+        command,
+        When::Now,
+        keys.into(),
+        codec::encode(args)?,
+    ))
 }
 
 /// Enqueues a batch of one command's jobs onto the default backend, or
@@ -223,10 +264,10 @@ pub fn submit_many_default(
 /// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).
 pub fn enqueue<A: Serialize, R>(
     command: &'static Command,
-    key: Option<String>,
+    keys: impl Into<Keys>,
     args: &A,
 ) -> crate::Enqueue<R> {
-    crate::Enqueue::new(command, key, codec::encode(args))
+    crate::Enqueue::new(command, keys, codec::encode(args))
 }
 
 /// Boxes an async command's run. The bound is where a command whose
@@ -244,22 +285,32 @@ pub fn submit_on<Q: BaseQueue + ?Sized, A: Serialize>(
     backend: &Q,
     command: &'static Command,
     when: When,
-    key: Option<String>,
+    keys: impl Into<Keys>,
     args: &A,
 ) -> Result<JobId, Error> {
     let args = codec::encode(args)?;
-    backend.enqueue(new_job(command, when, key, args))
+    Ok(store(backend, new_job(command, when, keys.into(), args))?.id)
 }
 
-fn new_job(command: &Command, when: When, key: Option<String>, args: Vec<u8>) -> NewJob {
+/// The job of a call of `command`, with the command's options.
+pub(crate) fn new_job(command: &Command, when: When, keys: Keys, args: Vec<u8>) -> NewJob {
+    let unique = command.unique.map(|spec| {
+        let key = match spec.by {
+            UniqueBy::Args => Unique::of_args(command.name, &args),
+            UniqueBy::Arg(_) => Unique::of_value(command.name, &keys.unique.unwrap_or_default()),
+            UniqueBy::Key(key) => Unique::of_value(command.name, &key),
+        };
+        Unique::new(key, spec.until)
+    });
     NewJob {
         command: command.name.to_owned(),
         args,
         queue: command.queue.to_owned(),
-        key,
+        key: keys.order,
         priority: command.priority,
         max_attempts: command.max_attempts,
         when,
         timeout: None,
+        unique,
     }
 }

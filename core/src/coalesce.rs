@@ -168,6 +168,7 @@ mod tests {
             max_attempts: 1,
             when: When::Now,
             timeout: None,
+            unique: None,
         }
     }
 

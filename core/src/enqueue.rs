@@ -4,9 +4,10 @@ use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::__private::Keys;
 use crate::codec::CodecError;
 use crate::queue::BoxFuture;
-use crate::{BaseQueue, Command, Error, JobHandle, JobId, NewJob, When};
+use crate::{BaseQueue, Command, Enqueued, Error, JobHandle, JobId, NewJob, When};
 
 /// An enqueue to `.await`: what `f::enqueue(…)` returns for every
 /// `#[queue_command]` `f`, sync or async.
@@ -54,7 +55,7 @@ use crate::{BaseQueue, Command, Error, JobHandle, JobId, NewJob, When};
 pub struct Enqueue<R = ()> {
     command: &'static Command,
     args: Result<Vec<u8>, CodecError>,
-    key: Option<String>,
+    keys: Keys,
     when: When,
     timeout: Option<std::time::Duration>,
     /// The backend, and its address, by which awaited enqueues onto it are
@@ -67,7 +68,7 @@ impl<R> std::fmt::Debug for Enqueue<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Enqueue")
             .field("command", &self.command.name)
-            .field("key", &self.key)
+            .field("key", &self.keys.order)
             .field("when", &self.when)
             .field("default_backend", &self.backend.is_none())
             .finish_non_exhaustive()
@@ -80,13 +81,13 @@ impl<R> Enqueue<R> {
     #[doc(hidden)]
     pub fn new(
         command: &'static Command,
-        key: Option<String>,
+        keys: impl Into<Keys>,
         args: Result<Vec<u8>, CodecError>,
     ) -> Self {
         Self {
             command,
             args,
-            key,
+            keys: keys.into(),
             when: When::Now,
             timeout: None,
             backend: None,
@@ -129,29 +130,35 @@ impl<R> Enqueue<R> {
             .backend
             .as_ref()
             .map(|(backend, _)| Arc::clone(backend));
-        let id = self.store().await?;
-        Ok(JobHandle::with_backend(id, command, bound))
+        let enqueued = self.store().await?;
+        Ok(JobHandle::with_backend(enqueued.id, command, bound).duplicate(enqueued.duplicate))
     }
 
-    async fn store(self) -> Result<JobId, Error> {
+    async fn store(self) -> Result<Enqueued, Error> {
         let args = self.args?;
         let (backend, address) = match self.backend {
             Some(backend) => backend,
             None if crate::is_eager() => {
-                return crate::eager::run_awaited(self.command, self.key, args).await;
+                let id = crate::eager::run_awaited(self.command, self.keys.order, args).await?;
+                return Ok(Enqueued::new(id));
             }
             None => default_backend().await?,
         };
-        let job = NewJob {
-            command: self.command.name.to_owned(),
-            args,
-            queue: self.command.queue.to_owned(),
-            key: self.key,
-            priority: self.command.priority,
-            max_attempts: self.command.max_attempts,
-            when: self.when,
-            timeout: self.timeout,
-        };
+        let mut job = crate::__private::new_job(self.command, self.when, self.keys, args);
+        job.timeout = self.timeout;
+        if job.unique.is_some() {
+            // a unique enqueue reads the key's holder before it stores: no
+            // batching with others, on the blocking pool
+            return crate::blocking::run(move || backend.enqueue_unique(job)).await;
+        }
+        Ok(Enqueued::new(Self::store_job(backend, address, job).await?))
+    }
+
+    async fn store_job(
+        backend: Arc<dyn BaseQueue>,
+        address: usize,
+        job: NewJob,
+    ) -> Result<JobId, Error> {
         if let Some(native) = backend.as_async() {
             let ids = native.enqueue_many_async(vec![job]).await?;
             return ids

@@ -51,6 +51,7 @@ pub struct JobHandle<R> {
     id: JobId,
     command: &'static Command,
     backend: Option<Arc<dyn BaseQueue>>,
+    duplicate: bool,
     _returns: PhantomData<fn() -> R>,
 }
 
@@ -135,6 +136,7 @@ impl<R> JobHandle<R> {
             id,
             command,
             backend: None,
+            duplicate: false,
             _returns: PhantomData,
         }
     }
@@ -150,8 +152,24 @@ impl<R> JobHandle<R> {
             id,
             command,
             backend,
+            duplicate: false,
             _returns: PhantomData,
         }
+    }
+
+    /// Says whether the enqueue that made this handle found the job's
+    /// unique key held, and so gave the earlier job.
+    pub(crate) fn duplicate(mut self, duplicate: bool) -> Self {
+        self.duplicate = duplicate;
+        self
+    }
+
+    /// Whether the enqueue that gave this handle was a duplicate: the
+    /// command is `unique`, a job holding the same key was still in the
+    /// key's scope, and this handle is that earlier job's (nothing new was
+    /// stored). `false` for a handle made from an id.
+    pub fn is_duplicate(&self) -> bool {
+        self.duplicate
     }
 
     /// Reads the job on `backend` rather than the default backend.

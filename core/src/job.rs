@@ -170,6 +170,9 @@ pub struct NewJob {
     /// How long one attempt may run, replacing the command's `timeout`;
     /// `None` keeps the command's. Kept to the millisecond.
     pub timeout: Option<Duration>,
+    /// The job's unique key, if it has one: it is then enqueued with
+    /// [`enqueue_unique`](crate::BaseQueue::enqueue_unique), alone.
+    pub unique: Option<crate::Unique>,
 }
 
 impl NewJob {
@@ -185,7 +188,16 @@ impl NewJob {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             when: When::Now,
             timeout: None,
+            unique: None,
         }
+    }
+
+    /// Makes the job unique by `unique`'s key: see
+    /// [`enqueue_unique`](crate::BaseQueue::enqueue_unique).
+    #[must_use]
+    pub fn unique(mut self, unique: crate::Unique) -> Self {
+        self.unique = Some(unique);
+        self
     }
 
     /// Sets the queue.
@@ -232,8 +244,9 @@ impl NewJob {
     }
 
     /// Checks what every backend refuses to store: an empty command or queue
-    /// name, `max_attempts` of 0, a timeout under a millisecond, or
-    /// arguments over the payload limit.
+    /// name, `max_attempts` of 0, a timeout under a millisecond, an empty
+    /// unique key or one over [`MAX_UNIQUE_KEY`](crate::MAX_UNIQUE_KEY)
+    /// bytes, or arguments over the payload limit.
     ///
     /// Backends call this from `enqueue` so that a bad job is an error for the
     /// producer, not a surprise for the consumer.
@@ -256,6 +269,15 @@ impl NewJob {
             return Err(crate::Error::InvalidJob(
                 "the timeout is under a millisecond: an attempt would time out at once".into(),
             ));
+        }
+        if let Some(unique) = &self.unique
+            && (unique.key.is_empty() || unique.key.len() > crate::MAX_UNIQUE_KEY)
+        {
+            return Err(crate::Error::InvalidJob(format!(
+                "the unique key is {} bytes: it must be 1 to {}",
+                unique.key.len(),
+                crate::MAX_UNIQUE_KEY
+            )));
         }
         crate::codec::check_size(self.args.len())?;
         Ok(())

@@ -127,6 +127,7 @@ mod processor;
 mod queue;
 mod registry;
 mod settings;
+mod unique;
 
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
@@ -154,6 +155,7 @@ pub use registry::{Command, Periodic, Registry};
 pub use settings::{
     Opener, cancel, default_backend, is_eager, open, set_default_backend, set_eager,
 };
+pub use unique::{Enqueued, MAX_UNIQUE_KEY, Unique, UniqueBy, UniqueSpec, UniqueUntil};
 
 /// Makes a function a queued command. See the [crate documentation](crate)
 /// for an example and [`outband_macros::queue_command`] for every option.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobPage, JobQuery, Lease,
-    NewJob, Outcome, Progress, QueueStats, Recovered,
+    Cancellation, Claimed, Completion, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery,
+    Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A store of jobs that producers write to and consumers claim from: Redis,
@@ -54,7 +54,14 @@ pub trait BaseQueue: Send + Sync {
     /// The job is durable (as durable as the backend) when this returns `Ok`.
     /// A job that [`NewJob::validate`] refuses is an [`Error::InvalidJob`] or
     /// [`Error::Codec`] and nothing is stored.
+    ///
+    /// A job with a [unique key](NewJob::unique) goes to
+    /// [`enqueue_unique`](Self::enqueue_unique), and its id is that of the
+    /// job holding the key.
     fn enqueue(&self, job: NewJob) -> Result<JobId, Error> {
+        if job.unique.is_some() {
+            return self.enqueue_unique(job).map(|enqueued| enqueued.id);
+        }
         let ids = self.enqueue_many(vec![job])?;
         ids.into_iter()
             .next()
@@ -64,8 +71,38 @@ pub trait BaseQueue: Send + Sync {
     /// Stores new jobs atomically, all or none, and returns their ids in the
     /// same order. Their enqueue order is the order given.
     ///
-    /// If any job is invalid, or the backend fails part way, nothing is stored.
+    /// If any job is invalid, or the backend fails part way, nothing is
+    /// stored. A job with a unique key is invalid here
+    /// ([`fate::validate_batch`](crate::backend::fate::validate_batch)).
     fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error>;
+
+    /// Stores one job unless a job holding its unique key is still in the
+    /// key's scope, atomically: any number of producers racing the same key
+    /// store one job between them.
+    ///
+    /// The job holding `job.unique`'s key is the last job stored with that
+    /// key; it holds it while [`UniqueUntil::holds`](crate::UniqueUntil::holds)
+    /// says so of its state (on the backend's clock, with the new job's
+    /// scope), and not once it was purged or deleted. If it holds it,
+    /// nothing is stored and [`Enqueued::duplicate_of`] its id is returned;
+    /// otherwise the job is stored as [`enqueue`](Self::enqueue) stores it,
+    /// takes the key, and [`Enqueued::new`] returns its id. A job without a
+    /// unique key is just stored. Keys are global to the backend, across
+    /// queues.
+    ///
+    /// The default stores a job without a key, and refuses one with a key
+    /// with [`Error::Backend`], so that a backend written before unique jobs
+    /// existed never stores a duplicate silently.
+    fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> {
+        if job.unique.is_some() {
+            return Err(Error::backend("this backend does not keep unique jobs"));
+        }
+        let ids = self.enqueue_many(vec![job])?;
+        ids.into_iter()
+            .next()
+            .map(Enqueued::new)
+            .ok_or_else(|| Error::backend("enqueue_many returned no id for one job"))
+    }
 
     /// Moves up to `max` ready jobs of `queue` to `running`, each under a new
     /// lease that ends `lease` from now on the backend's clock, and returns them.
@@ -395,6 +432,7 @@ macro_rules! forward_base_queue {
         impl<Q: BaseQueue + ?Sized> BaseQueue for $ptr {
             fn enqueue(&self, job: NewJob) -> Result<JobId, Error> { (**self).enqueue(job) }
             fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> { (**self).enqueue_many(jobs) }
+            fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> { (**self).enqueue_unique(job) }
             fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> { (**self).claim(queue, max, lease) }
             fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> { (**self).wait(queues, timeout) }
             fn wait_finished(&self, id: JobId, timeout: Duration) -> Result<(), Error> { (**self).wait_finished(id, timeout) }

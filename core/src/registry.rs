@@ -46,6 +46,9 @@ pub struct Command {
     pub priority: i16,
     /// The argument whose value is the ordering key, if any.
     pub key: Option<&'static str>,
+    /// Its `unique` option: what a job's unique key is made of and how
+    /// long it is held; `None` for a command whose jobs are not unique.
+    pub unique: Option<crate::UniqueSpec>,
     /// How its failed attempts are spaced: `backoff = "…"`, or the
     /// consumer's policy.
     pub backoff: Backoff,

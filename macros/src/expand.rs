@@ -78,6 +78,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let unique_field = quote!(::core::option::Option::None);
     let backoff = match options.backoff {
         Some(attr::Backoff::Exponential { base, max }) => {
             let (base, max) = (duration(base), duration(max));
@@ -388,6 +389,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             max_attempts: #max_attempts,
             priority: #priority,
             key: #key_field,
+            unique: #unique_field,
             backoff: #backoff,
             timeout: #timeout,
             show_args: #show_args_fn,

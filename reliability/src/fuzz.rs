@@ -125,6 +125,7 @@ macro_rules! command {
             max_attempts: 1,
             priority: 0,
             key: None,
+            unique: None,
             backoff: outband::Backoff::Consumer,
             timeout: None,
             show_args: outband::__private::show_no_args,

@@ -189,11 +189,33 @@ pub fn whole_millis(timeout: Duration) -> Duration {
 }
 
 /// What [`enqueue_many`](crate::BaseQueue::enqueue_many) checks before it
-/// stores anything: every job passes [`NewJob::validate`]. A batch is all or
-/// nothing, so the first refusal is the batch's error and nothing is stored.
-/// An empty batch is valid and stores nothing.
+/// stores anything: every job passes [`NewJob::validate`], and none is
+/// unique (a unique job goes alone, through
+/// [`enqueue_unique`](crate::BaseQueue::enqueue_unique), which says whether
+/// it was a duplicate). A batch is all or nothing, so the first refusal is
+/// the batch's error and nothing is stored. An empty batch is valid and
+/// stores nothing.
 pub fn validate_batch(jobs: &[NewJob]) -> Result<(), Error> {
-    jobs.iter().try_for_each(NewJob::validate)
+    jobs.iter().try_for_each(|job| {
+        job.validate()?;
+        match &job.unique {
+            Some(unique) => Err(Error::InvalidJob(format!(
+                "job of {} has the unique key `{}`: a unique job is enqueued alone, \
+                 with enqueue_unique, not in a batch",
+                job.command, unique.key
+            ))),
+            None => Ok(()),
+        }
+    })
+}
+
+/// What [`enqueue_unique`](crate::BaseQueue::enqueue_unique) checks before
+/// it stores anything: the job passes [`NewJob::validate`]. Returns its
+/// unique key and scope, or `None` for a job without one, which is stored
+/// as [`enqueue`](crate::BaseQueue::enqueue) stores it.
+pub fn validate_unique(job: &NewJob) -> Result<Option<&crate::Unique>, Error> {
+    job.validate()?;
+    Ok(job.unique.as_ref())
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ mod tests {
             max_attempts: 1,
             priority: 0,
             key: None,
+            unique: None,
             backoff: crate::Backoff::Consumer,
             timeout: None,
             show_args: crate::__private::show_no_args,

@@ -24,13 +24,14 @@ use std::time::{Duration, Instant, SystemTime};
 mod feed;
 mod state;
 
-use state::{Record, State, slot};
+use state::{State, slot};
 
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
-    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job,
-    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error,
+    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -86,25 +87,31 @@ impl BaseQueue for MemoryQueue {
         fate::validate_batch(&jobs)?;
         let now = SystemTime::now();
         let mut state = self.lock();
-        let mut ids = Vec::with_capacity(jobs.len());
-        for new in jobs {
-            state.next_id += 1;
-            let id = JobId(state.next_id);
-            let job = fate::new_job(new, id, now);
-            state.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
-            state.jobs.insert(
-                id,
-                Record {
-                    job,
-                    lease: None,
-                    cancel: None,
-                },
-            );
-            state.place_pending(id, now);
-            ids.push(id);
-        }
+        let ids = jobs.into_iter().map(|new| state.store(new, now)).collect();
         self.wake(state);
         Ok(ids)
+    }
+
+    fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> {
+        let unique = fate::validate_unique(&job)?.cloned();
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        if let Some(unique) = &unique {
+            // one lock: the look at the holder and the store are one step
+            let holder = state.unique.get(&unique.key).copied();
+            if let Some(record) = holder.and_then(|id| state.jobs.get(&id)) {
+                let job = &record.job;
+                if unique.until.holds(job.state, job.finished_at, now) {
+                    return Ok(Enqueued::duplicate_of(job.id));
+                }
+            }
+        }
+        let id = state.store(job, now);
+        if let Some(unique) = unique {
+            state.unique.insert(unique.key, id);
+        }
+        self.wake(state);
+        Ok(Enqueued::new(id))
     }
 
     fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
@@ -465,6 +472,9 @@ impl BaseQueue for MemoryQueue {
             state.remove(id);
             purged += 1;
         }
+        // a key whose job is gone is free: forget it
+        let State { unique, jobs, .. } = &mut *state;
+        unique.retain(|_, id| jobs.contains_key(id));
         Ok(purged)
     }
 

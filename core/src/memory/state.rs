@@ -21,6 +21,8 @@ pub(super) struct State {
     pub(super) ticks: HashSet<(String, SystemTime)>,
     /// The paused queues: claims on them take nothing.
     pub(super) paused: BTreeSet<String>,
+    /// Each unique key and the last job stored with it.
+    pub(super) unique: HashMap<String, JobId>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.
@@ -69,6 +71,24 @@ pub(super) fn slot(state: JobState) -> usize {
 }
 
 impl State {
+    /// Stores a validated new job as `pending` and returns its id.
+    pub(super) fn store(&mut self, new: crate::NewJob, now: SystemTime) -> JobId {
+        self.next_id += 1;
+        let id = JobId(self.next_id);
+        let job = crate::backend::fate::new_job(new, id, now);
+        self.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
+        self.jobs.insert(
+            id,
+            Record {
+                job,
+                lease: None,
+                cancel: None,
+            },
+        );
+        self.place_pending(id, now);
+        id
+    }
+
     pub(super) fn lane(&mut self, queue: &str) -> &mut Lane {
         if !self.queues.contains_key(queue) {
             self.queues.insert(queue.to_owned(), Lane::default());

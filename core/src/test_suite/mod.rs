@@ -32,7 +32,7 @@
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
-//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues),
+//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -54,6 +54,7 @@ mod pause;
 mod processing;
 mod schedule;
 mod ticks;
+mod unique;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +82,7 @@ pub use pause::*;
 pub use processing::*;
 pub use schedule::*;
 pub use ticks::*;
+pub use unique::*;
 
 /// Generates one `#[test]` per conformance case, each on a fresh backend made
 /// by the given expression.
@@ -154,6 +156,8 @@ macro_rules! __conformance_cases {
             finish::wait_finished_wakes_when_the_job_ends
             pause::paused_queues_are_not_claimed
             pause::processors_skip_paused_queues
+            unique::unique_keys_hold_while_in_scope
+            unique::racing_unique_enqueues_store_one_job
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead
