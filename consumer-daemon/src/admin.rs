@@ -171,17 +171,8 @@ fn millis(duration: Option<Duration>) -> String {
 pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
     let backend = outband::open(url)?;
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}  {}",
-        "queue",
-        "pending",
-        "running",
-        "done",
-        "dead",
-        "cancelled",
-        "jobs/s",
-        "p50",
-        "p99",
-        "claims"
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}  claims",
+        "queue", "pending", "running", "done", "dead", "cancelled", "jobs/s", "p50", "p99"
     );
     let names = queues(given, &*backend)?;
     for name in &names {

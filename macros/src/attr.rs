@@ -11,8 +11,8 @@ use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitInt, LitStr, Meta, 
 use crate::Errors;
 
 /// The option names, in the order the docs list them.
-const KNOWN: [&str; 7] = [
-    "name", "queue", "retries", "backoff", "timeout", "key", "priority",
+const KNOWN: [&str; 8] = [
+    "name", "queue", "retries", "backoff", "timeout", "key", "priority", "unique",
 ];
 
 /// The options as written; `None` where the default applies.
@@ -32,6 +32,36 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<Backoff>,
     /// `timeout = "…"`.
     pub(crate) timeout: Option<Duration>,
+    /// `unique` or `unique(…)`.
+    pub(crate) unique: Option<Unique>,
+}
+
+/// `unique` or `unique(by = arg | key = "…", until = "…" | window = "…")`,
+/// read.
+pub(crate) struct Unique {
+    pub(crate) by: UniqueBy,
+    pub(crate) until: UniqueUntil,
+}
+
+/// What the unique key is made of.
+pub(crate) enum UniqueBy {
+    /// All the arguments (the default).
+    Args,
+    /// `by = arg`: one argument's value.
+    Arg(Ident),
+    /// `key = "…"`: a constant.
+    Key(LitStr),
+}
+
+/// How long a job holds its unique key.
+#[derive(Clone, Copy)]
+pub(crate) enum UniqueUntil {
+    /// `until = "started"`.
+    Started,
+    /// `until = "finished"` (the default).
+    Finished,
+    /// `window = "…"`: finished, and that long after `done`.
+    FinishedFor(Duration),
 }
 
 /// `backoff = "…"`, read.
@@ -77,6 +107,21 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
         let option = ident.to_string();
         if !KNOWN.contains(&option.as_str()) {
             errors.push(unknown(ident, &option));
+            continue;
+        }
+        if option == "unique" {
+            if seen.contains(&option) {
+                errors.push(syn::Error::new_spanned(
+                    ident,
+                    "`unique` is given more than once",
+                ));
+                continue;
+            }
+            seen.push(option);
+            match unique(&meta) {
+                Ok(unique) => options.unique = Some(unique),
+                Err(error) => errors.push(error),
+            }
             continue;
         }
         let value = match &meta {
@@ -143,6 +188,7 @@ fn example(option: &str) -> &'static str {
         "backoff" => "backoff = \"exponential(1s, 1h)\"",
         "timeout" => "timeout = \"30s\"",
         "key" => "key = user_id",
+        "unique" => "unique(by = user_id, until = \"started\")",
         _ => "priority = 10",
     }
 }
@@ -300,6 +346,123 @@ fn check_suffix(lit: &LitInt, expected: &str) -> syn::Result<()> {
             format!("this option is a `{expected}`; drop the `{suffix}` suffix"),
         )),
     }
+}
+
+/// Reads `unique`: alone (by all the arguments, until finished), or with a
+/// list of `by = arg` or `key = "…"`, and `until = "started" | "finished"`
+/// or `window = "…"`.
+fn unique(meta: &Meta) -> syn::Result<Unique> {
+    let mut unique = Unique {
+        by: UniqueBy::Args,
+        until: UniqueUntil::Finished,
+    };
+    let list = match meta {
+        Meta::Path(_) => return Ok(unique),
+        Meta::List(list) => list,
+        Meta::NameValue(name_value) => {
+            return Err(syn::Error::new_spanned(
+                name_value,
+                "`unique` is written `unique` (by all the arguments) or \
+                 `unique(by = user_id, until = \"started\")`",
+            ));
+        }
+    };
+    let items = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+    let (mut by_seen, mut until_seen) = (None::<String>, None::<String>);
+    for item in items {
+        let Meta::NameValue(item) = item else {
+            return Err(syn::Error::new_spanned(
+                item,
+                "`unique(…)` takes `by = arg` or `key = \"…\"`, and `until = \"started\"`, \
+                 `until = \"finished\"` or `window = \"1h\"`",
+            ));
+        };
+        let name = item
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let clash = |seen: &Option<String>| {
+            seen.as_ref().map(|first| {
+                syn::Error::new_spanned(
+                    &item.path,
+                    format!("`unique` takes `{name}` or `{first}`, not both"),
+                )
+            })
+        };
+        match name.as_str() {
+            "by" | "key" => {
+                if let Some(error) = clash(&by_seen) {
+                    return Err(error);
+                }
+                unique.by = if name == "by" {
+                    UniqueBy::Arg(key(&item.value).map_err(|_| {
+                        syn::Error::new_spanned(
+                            &item.value,
+                            "`by` takes the name of one of the function's arguments, \
+                             without quotes, like `by = user_id`",
+                        )
+                    })?)
+                } else {
+                    UniqueBy::Key(string("key", &item.value)?)
+                };
+                by_seen = Some(name);
+            }
+            "until" | "window" => {
+                if let Some(error) = clash(&until_seen) {
+                    return Err(error);
+                }
+                let lit = string(&name, &item.value)?;
+                unique.until = if name == "window" {
+                    UniqueUntil::FinishedFor(read_window(&lit.value()).map_err(|why| {
+                        syn::Error::new_spanned(
+                            &lit,
+                            format!("{why}; `window` takes a duration like `30s`, `10m`, `1h`"),
+                        )
+                    })?)
+                } else {
+                    match lit.value().as_str() {
+                        "started" => UniqueUntil::Started,
+                        "finished" => UniqueUntil::Finished,
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                &lit,
+                                format!(
+                                    "`until = \"{other}\"`: a job holds its unique key until it \
+                                     is \"started\" or \"finished\" (for a time after it is \
+                                     done, `window = \"1h\"`)"
+                                ),
+                            ));
+                        }
+                    }
+                };
+                until_seen = Some(name);
+            }
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    &item.path,
+                    format!(
+                        "unknown `unique` option `{name}`; the options are `by`, `key`, \
+                         `until` and `window`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(unique)
+}
+
+/// Reads a unique key's window: a duration of at least a millisecond.
+fn read_window(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("cannot read `{}` as a duration: {error}", text.trim()))?;
+    if window < Duration::from_millis(1) {
+        return Err(format!(
+            "`{}` is under a millisecond: the key would be free at once",
+            text.trim()
+        ));
+    }
+    Ok(window)
 }
 
 fn key(value: &Expr) -> syn::Result<Ident> {

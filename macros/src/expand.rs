@@ -78,7 +78,28 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let unique_field = quote!(::core::option::Option::None);
+    let unique_field = match &options.unique {
+        Some(unique) => {
+            let by = match &unique.by {
+                attr::UniqueBy::Args => quote!(::outband::UniqueBy::Args),
+                attr::UniqueBy::Arg(arg) => {
+                    let arg = arg.unraw().to_string();
+                    quote!(::outband::UniqueBy::Arg(#arg))
+                }
+                attr::UniqueBy::Key(key) => quote!(::outband::UniqueBy::Key(#key)),
+            };
+            let until = match unique.until {
+                attr::UniqueUntil::Started => quote!(::outband::UniqueUntil::Started),
+                attr::UniqueUntil::Finished => quote!(::outband::UniqueUntil::Finished),
+                attr::UniqueUntil::FinishedFor(window) => {
+                    let window = duration(window);
+                    quote!(::outband::UniqueUntil::FinishedFor(#window))
+                }
+            };
+            quote!(::core::option::Option::Some(::outband::UniqueSpec { by: #by, until: #until }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let backoff = match options.backoff {
         Some(attr::Backoff::Exponential { base, max }) => {
             let (base, max) = (duration(base), duration(max));
@@ -168,6 +189,20 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             ::core::option::Option::Some(::std::string::ToString::to_string(&#key_option))
         },
         None => quote!(::core::option::Option::None),
+    };
+    // With `unique(by = arg)`, the call's keys carry the argument's value
+    // too, shown as the ordering key is.
+    let key_value = match &options.unique {
+        Some(attr::Unique {
+            by: attr::UniqueBy::Arg(by),
+            ..
+        }) => quote_spanned! {by.span()=>
+            ::outband::__private::Keys {
+                order: #key_value,
+                unique: ::core::option::Option::Some(::std::string::ToString::to_string(&#by)),
+            }
+        },
+        _ => key_value,
     };
 
     let run_bytes = Ident::new("args", Span::mixed_site());

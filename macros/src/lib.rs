@@ -70,6 +70,7 @@ use proc_macro::TokenStream;
 /// | `timeout = "…"` | none | How long one attempt may run, like `30s` or `5m`: an async command's future is dropped then, a sync command's `JobContext` turns cancelled and, past the consumer's grace, its attempt is recorded as timed out. An enqueue may set its own (`NewJob::timeout`, `Enqueue::timeout`). See `outband::Job::timeout` for exactly what each form guarantees. |
 /// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
+/// | `unique`, `unique(…)` | none | At most one job per unique key: a call whose key a job still holds stores nothing and gives that job's handle, with `is_duplicate()` true (`enqueue_on` gives its id). The key is the command's name and all the arguments (`unique`), one argument's value through `ToString` (`unique(by = arg)`), or a constant (`unique(key = "…")`: one job of the command at a time). The job holds it while `pending` or `running` (`until = "finished"`, the default), only while `pending` (`until = "started"`), or also for a time after it is `done` (`window = "1h"`); a `dead` or `cancelled` job gives it up. The backend enforces it atomically, across producers. A typed batch of a unique command is refused (each goes alone), and eager mode runs every call. See `outband::BaseQueue::enqueue_unique`. |
 ///
 /// # Async commands
 ///
@@ -187,8 +188,9 @@ use proc_macro::TokenStream;
 /// - `const fn`, `unsafe fn`, an `extern` ABI, variadics, and
 ///   `#[cfg]` on an argument;
 /// - unknown, repeated or ill-typed options (a `timeout` that does not
-///   read as a duration, or is under a millisecond), and a `key` that
-///   names no argument;
+///   read as a duration, or is under a millisecond; a `unique` window
+///   likewise, or a `unique` with both `by` and `key`), and a `key` or a
+///   `unique(by = …)` that names no argument;
 /// - two `JobContext` parameters, or a `&mut JobContext`.
 ///
 /// The function must be an item of a module, not of a function body or an

@@ -126,14 +126,33 @@ fn find_impl(ty: &Type) -> Option<&syn::TypeImplTrait> {
     }
 }
 
-/// Checks that `key = …` names an argument.
+/// Checks that `key = …` and `unique(by = …)` name an argument.
 pub(crate) fn check_key(
     function: &ItemFn,
     options: &Options,
     args: &[Arg<'_>],
     errors: &mut Errors,
 ) {
-    let Some(key) = &options.key else { return };
+    if let Some(key) = &options.key {
+        check_names_argument(function, "key", key, args, errors);
+    }
+    if let Some(crate::attr::Unique {
+        by: crate::attr::UniqueBy::Arg(by),
+        ..
+    }) = &options.unique
+    {
+        check_names_argument(function, "by", by, args, errors);
+    }
+}
+
+/// Checks that `option = key` names an argument.
+fn check_names_argument(
+    function: &ItemFn,
+    option: &str,
+    key: &syn::Ident,
+    args: &[Arg<'_>],
+    errors: &mut Errors,
+) {
     if args.iter().any(|arg| arg.declared == Some(key)) {
         return;
     }
@@ -155,7 +174,7 @@ pub(crate) fn check_key(
     };
     errors.push(syn::Error::new_spanned(
         key,
-        format!("`key = {key}` names no argument of `{name}`; {known}{patterns}"),
+        format!("`{option} = {key}` names no argument of `{name}`; {known}{patterns}"),
     ));
 }
 

@@ -37,6 +37,7 @@
 //!   incoming/batch-<id>/          enqueued batches, committed, being filed
 //!   ticks/<command>/<tick>        one empty file per claimed periodic tick
 //!   paused/<queue>                one empty file per paused queue
+//!   unique.json                   each unique key and the job holding it
 //!   malformed/                    files that were not job records, set aside
 //! ```
 //!
@@ -62,6 +63,11 @@
 //!   which `complete` and `recover_expired` turn into `cancelled` when the
 //!   attempt would otherwise run again. Both happen under the lock, so a
 //!   request never slips between a worker's outcome and the move it makes.
+//! - **Unique keys** live in `unique.json`, each with the id of the last
+//!   job stored with it. `enqueue_unique` reads it and the holder's file
+//!   under the lock, and writes the key before the job, so a crash leaves
+//!   at worst a key naming no job, which is free. `purge` drops the keys of
+//!   purged jobs.
 //! - **Pausing** a queue creates its empty file in `paused/`, and resuming
 //!   removes it (both flushed to disk); a claim looks for the file under
 //!   the lock, so every process stops claiming from its next claim.
@@ -128,11 +134,11 @@ use std::time::{Duration, SystemTime};
 use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
-    BaseQueue, Cancellation, Claimed, Completion, Error, Heartbeat, Job, JobId, JobPage, JobQuery,
-    JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Claimed, Completion, Enqueued, Error, Heartbeat, Job, JobId, JobPage,
+    JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
-use crate::record::{LeaseRecord, Record, from_time};
+use crate::record::{LeaseRecord, Record, from_time, to_time};
 use crate::store::{
     INCOMING, Inner, MALFORMED, PAUSED, QUEUES, Store, TICKS, TMP, escape, io_error, sync_dir,
     unescape,
@@ -318,6 +324,35 @@ impl BaseQueue for FileQueue {
             log::warn!("batch committed, filing postponed: {error}");
         }
         Ok(records.iter().map(|record| JobId(record.id)).collect())
+    }
+
+    fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> {
+        let Some(unique) = fate::validate_unique(&job)?.cloned() else {
+            return self.enqueue(job).map(Enqueued::new);
+        };
+        let now = SystemTime::now();
+        // one lock for the look at the holder and the store
+        let mut store = self.lock()?;
+        let mut keys = store.unique_keys()?;
+        if let Some(&holder) = keys.get(&unique.key)
+            && let Some((record, state)) = store.find(JobId(holder))?
+            && unique
+                .until
+                .holds(state, record.finished_at.map(to_time), now)
+        {
+            return Ok(Enqueued::duplicate_of(JobId(holder)));
+        }
+        let id = store.take_ids(1)?;
+        // The key is written before the job: a crash between the two leaves
+        // a key naming no job, which is free.
+        keys.insert(unique.key, id);
+        store.write_unique_keys(&keys)?;
+        let record = Record::of(&fate::new_job(job, JobId(id), now), None);
+        let batch = store.commit_batch(std::slice::from_ref(&record))?;
+        if let Err(error) = store.file_batch(&batch) {
+            log::warn!("batch committed, filing postponed: {error}");
+        }
+        Ok(Enqueued::new(JobId(id)))
     }
 
     fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
@@ -647,6 +682,18 @@ impl BaseQueue for FileQueue {
             }
         }
         purge_ticks(&store.root().join(TICKS), cutoff)?;
+        // a key whose job is gone is free: forget it
+        let mut keys = store.unique_keys()?;
+        let before = keys.len();
+        let mut kept = HashMap::with_capacity(before);
+        for (key, id) in keys.drain() {
+            if store.find(JobId(id))?.is_some() {
+                kept.insert(key, id);
+            }
+        }
+        if kept.len() < before {
+            store.write_unique_keys(&kept)?;
+        }
         Ok(purged)
     }
 

@@ -54,6 +54,8 @@ pub(crate) const TICKS: &str = "ticks";
 pub(crate) const PAUSED: &str = "paused";
 pub(crate) const MALFORMED: &str = "malformed";
 const COUNTERS: &str = "counters.json";
+/// Each unique key and the last job stored with it.
+const UNIQUE: &str = "unique.json";
 
 /// The longest file name this backend makes from a queue or command name
 /// (most filesystems allow 255 bytes).
@@ -336,6 +338,23 @@ impl Store<'_> {
         let bytes = serde_json::to_vec(&counters).map_err(Error::backend)?;
         self.write_atomically(&path, &bytes, durable)?;
         Ok(first)
+    }
+
+    /// Each unique key and the id of the last job stored with it.
+    pub(crate) fn unique_keys(&self) -> Result<HashMap<String, u64>, Error> {
+        let path = self.root.join(UNIQUE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::backend(format!("{}: {e}", path.display()))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    /// Replaces the unique keys, flushed to disk.
+    pub(crate) fn write_unique_keys(&self, keys: &HashMap<String, u64>) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(keys).map_err(Error::backend)?;
+        self.write_atomically(&self.root.join(UNIQUE), &bytes, true)
     }
 
     /// Takes `count` new job ids and returns the first. Flushed to disk: an
