@@ -258,15 +258,18 @@ fn timeout(value: &Expr) -> syn::Result<Duration> {
 /// Reads a timeout: a duration of at least a millisecond, the unit
 /// backends keep it in.
 fn read_timeout(text: &str) -> Result<Duration, String> {
-    let timeout = humantime::parse_duration(text.trim())
+    read_millis(text, "every attempt would time out at once")
+}
+
+/// Reads a duration of at least a millisecond; `under` says what a shorter
+/// one would do.
+fn read_millis(text: &str, under: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
         .map_err(|error| format!("cannot read `{}` as a duration: {error}", text.trim()))?;
-    if timeout < Duration::from_millis(1) {
-        return Err(format!(
-            "`{}` is under a millisecond: every attempt would time out at once",
-            text.trim()
-        ));
+    if duration < Duration::from_millis(1) {
+        return Err(format!("`{}` is under a millisecond: {under}", text.trim()));
     }
-    Ok(timeout)
+    Ok(duration)
 }
 
 /// Reads `exponential(BASE, MAX)`, `fixed(DELAY)` or `none`.
@@ -454,15 +457,7 @@ fn unique(meta: &Meta) -> syn::Result<Unique> {
 
 /// Reads a unique key's window: a duration of at least a millisecond.
 fn read_window(text: &str) -> Result<Duration, String> {
-    let window = humantime::parse_duration(text.trim())
-        .map_err(|error| format!("cannot read `{}` as a duration: {error}", text.trim()))?;
-    if window < Duration::from_millis(1) {
-        return Err(format!(
-            "`{}` is under a millisecond: the key would be free at once",
-            text.trim()
-        ));
-    }
-    Ok(window)
+    read_millis(text, "the key would be free at once")
 }
 
 fn key(value: &Expr) -> syn::Result<Ident> {

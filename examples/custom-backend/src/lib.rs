@@ -141,7 +141,6 @@ use outband::{
 use crate::record::{LeaseRecord, Record, from_time, to_time};
 use crate::store::{
     INCOMING, Inner, MALFORMED, PAUSED, QUEUES, Store, TICKS, TMP, escape, io_error, sync_dir,
-    unescape,
 };
 
 /// The URL scheme this backend registers with [`outband::open`].
@@ -725,16 +724,7 @@ impl BaseQueue for FileQueue {
     }
 
     fn paused(&self) -> Result<Vec<String>, Error> {
-        let dir = self.root.join(PAUSED);
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let entry = entry.map_err(io_error(&dir))?;
-            if let Some(name) = entry.file_name().to_str().and_then(unescape) {
-                names.push(name);
-            }
-        }
-        names.sort_unstable();
-        Ok(names)
+        store::escaped_names(&self.root.join(PAUSED))
     }
 
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> {

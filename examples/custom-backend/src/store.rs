@@ -562,17 +562,22 @@ impl Store<'_> {
 
     /// The name of every queue that ever had a directory, sorted.
     pub(crate) fn queue_names(&self) -> Result<Vec<String>, Error> {
-        let dir = self.root.join(QUEUES);
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let entry = entry.map_err(io_error(&dir))?;
-            if let Some(name) = entry.file_name().to_str().and_then(unescape) {
-                names.push(name);
-            }
-        }
-        names.sort_unstable();
-        Ok(names)
+        escaped_names(&self.root.join(QUEUES))
     }
+}
+
+/// The names escaped into the file names of `dir`, sorted; other files are
+/// skipped.
+pub(crate) fn escaped_names(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        if let Some(name) = entry.file_name().to_str().and_then(unescape) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
 }
 
 #[cfg(test)]
