@@ -37,6 +37,7 @@ static COMMAND: Command = Command {
     priority: 0,
     key: None,
     unique: None,
+    concurrency: None,
     backoff: outband::Backoff::Consumer,
     timeout: None,
     show_args: outband::__private::show_no_args,

@@ -206,6 +206,7 @@ pub(crate) fn store<Q: BaseQueue + ?Sized>(
     backend: &Q,
     job: NewJob,
 ) -> Result<crate::Enqueued, Error> {
+    crate::limits::check_backend(backend, &job)?;
     if job.unique.is_some() {
         backend.enqueue_unique(job)
     } else {
@@ -214,13 +215,16 @@ pub(crate) fn store<Q: BaseQueue + ?Sized>(
 }
 
 /// The keys of one call: its ordering key, and for a command unique by one
-/// argument (`unique(by = arg)`), that argument's value.
+/// argument (`unique(by = arg)`) or limited per argument
+/// (`concurrency(by = arg)`), that argument's value.
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
     /// The ordering key.
     pub order: Option<String>,
     /// The value a `unique(by = arg)` key is made of.
     pub unique: Option<String>,
+    /// The value a `concurrency(by = arg)` key is made of.
+    pub concurrency: Option<String>,
 }
 
 impl From<Option<String>> for Keys {
@@ -228,6 +232,7 @@ impl From<Option<String>> for Keys {
         Self {
             order,
             unique: None,
+            concurrency: None,
         }
     }
 }
@@ -258,7 +263,18 @@ pub fn submit_many_default(
             .map(|job| crate::eager::run(command, job.key.clone(), &job.args))
             .collect();
     }
-    crate::default_backend()?.enqueue_many(jobs)
+    submit_many_on(&**crate::default_backend()?, jobs)
+}
+
+/// Enqueues a batch of jobs onto `backend`.
+pub fn submit_many_on<Q: BaseQueue + ?Sized>(
+    backend: &Q,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<JobId>, Error> {
+    for job in &jobs {
+        crate::limits::check_backend(backend, job)?;
+    }
+    backend.enqueue_many(jobs)
 }
 
 /// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).
@@ -302,6 +318,13 @@ pub(crate) fn new_job(command: &Command, when: When, keys: Keys, args: Vec<u8>) 
         };
         Unique::new(key, spec.until)
     });
+    let concurrency = command.concurrency.map(|spec| {
+        let key = match spec.by {
+            None => command.name.to_owned(),
+            Some(_) => Unique::of_value(command.name, &keys.concurrency.unwrap_or_default()),
+        };
+        crate::Concurrency::new(key, spec.max)
+    });
     NewJob {
         command: command.name.to_owned(),
         args,
@@ -312,5 +335,6 @@ pub(crate) fn new_job(command: &Command, when: When, keys: Keys, args: Vec<u8>) 
         when,
         timeout: None,
         unique,
+        concurrency,
     }
 }

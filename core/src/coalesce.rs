@@ -169,6 +169,7 @@ mod tests {
             when: When::Now,
             timeout: None,
             unique: None,
+            concurrency: None,
         }
     }
 

@@ -146,6 +146,7 @@ impl<R> Enqueue<R> {
         };
         let mut job = crate::__private::new_job(self.command, self.when, self.keys, args);
         job.timeout = self.timeout;
+        crate::limits::check_backend(&*backend, &job)?;
         if job.unique.is_some() {
             // a unique enqueue reads the key's holder before it stores: no
             // batching with others, on the blocking pool

@@ -173,6 +173,9 @@ pub struct NewJob {
     /// The job's unique key, if it has one: it is then enqueued with
     /// [`enqueue_unique`](crate::BaseQueue::enqueue_unique), alone.
     pub unique: Option<crate::Unique>,
+    /// The job's concurrency limit, if it has one: see
+    /// [`Concurrency`](crate::Concurrency).
+    pub concurrency: Option<crate::Concurrency>,
 }
 
 impl NewJob {
@@ -189,6 +192,7 @@ impl NewJob {
             when: When::Now,
             timeout: None,
             unique: None,
+            concurrency: None,
         }
     }
 
@@ -197,6 +201,14 @@ impl NewJob {
     #[must_use]
     pub fn unique(mut self, unique: crate::Unique) -> Self {
         self.unique = Some(unique);
+        self
+    }
+
+    /// Limits how many jobs holding `concurrency`'s key run at once: see
+    /// [`Concurrency`](crate::Concurrency).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: crate::Concurrency) -> Self {
+        self.concurrency = Some(concurrency);
         self
     }
 
@@ -278,6 +290,9 @@ impl NewJob {
                 unique.key.len(),
                 crate::MAX_UNIQUE_KEY
             )));
+        }
+        if let Some(concurrency) = &self.concurrency {
+            concurrency.validate()?;
         }
         crate::codec::check_size(self.args.len())?;
         Ok(())

@@ -120,6 +120,7 @@ mod error;
 mod fail;
 mod handle;
 mod job;
+mod limits;
 mod listing;
 pub mod maintenance;
 mod memory;
@@ -144,6 +145,7 @@ pub use job::{
     Cancellation, Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId,
     JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
 };
+pub use limits::{Concurrency, ConcurrencySpec, MAX_LIMIT_KEY};
 pub use listing::{JobPage, JobQuery};
 pub use memory::MemoryQueue;
 pub use processor::{

@@ -491,6 +491,10 @@ pub struct Capabilities {
     /// (a blocking pop, `LISTEN`, a condition variable), so a
     /// [`JobHandle`](crate::JobHandle) waits on it rather than polling.
     pub finish_wakeups: bool,
+    /// The backend enforces [`NewJob::concurrency`] in its claims, across
+    /// every process that claims from it. Outband's enqueues refuse a job
+    /// with a concurrency limit on a backend that does not say so.
+    pub concurrency_limits: bool,
 }
 
 impl Capabilities {
@@ -510,6 +514,12 @@ impl Capabilities {
     /// finishes.
     pub const fn finish_wakeups(mut self, yes: bool) -> Self {
         self.finish_wakeups = yes;
+        self
+    }
+
+    /// Says whether the backend enforces concurrency limits.
+    pub const fn concurrency_limits(mut self, yes: bool) -> Self {
+        self.concurrency_limits = yes;
         self
     }
 

@@ -49,6 +49,9 @@ pub struct Command {
     /// Its `unique` option: what a job's unique key is made of and how
     /// long it is held; `None` for a command whose jobs are not unique.
     pub unique: Option<crate::UniqueSpec>,
+    /// Its `concurrency` option: how many of its jobs run at once, and the
+    /// argument the limit is kept per; `None` for no limit.
+    pub concurrency: Option<crate::ConcurrencySpec>,
     /// How its failed attempts are spaced: `backoff = "…"`, or the
     /// consumer's policy.
     pub backoff: Backoff,

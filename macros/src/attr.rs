@@ -11,8 +11,16 @@ use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitInt, LitStr, Meta, 
 use crate::Errors;
 
 /// The option names, in the order the docs list them.
-const KNOWN: [&str; 8] = [
-    "name", "queue", "retries", "backoff", "timeout", "key", "priority", "unique",
+const KNOWN: [&str; 9] = [
+    "name",
+    "queue",
+    "retries",
+    "backoff",
+    "timeout",
+    "key",
+    "priority",
+    "unique",
+    "concurrency",
 ];
 
 /// The options as written; `None` where the default applies.
@@ -34,6 +42,16 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Duration>,
     /// `unique` or `unique(…)`.
     pub(crate) unique: Option<Unique>,
+    /// `concurrency = N` or `concurrency(max = N, by = arg)`.
+    pub(crate) concurrency: Option<Concurrency>,
+}
+
+/// `concurrency = N` or `concurrency(max = N, by = arg)`, read.
+pub(crate) struct Concurrency {
+    /// How many jobs run at once; at least 1.
+    pub(crate) max: u32,
+    /// The argument the limit is kept per, if any.
+    pub(crate) by: Option<Ident>,
 }
 
 /// `unique` or `unique(by = arg | key = "…", until = "…" | window = "…")`,
@@ -124,6 +142,21 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
             }
             continue;
         }
+        if option == "concurrency" {
+            if seen.contains(&option) {
+                errors.push(syn::Error::new_spanned(
+                    ident,
+                    "`concurrency` is given more than once",
+                ));
+                continue;
+            }
+            seen.push(option);
+            match concurrency(&meta) {
+                Ok(concurrency) => options.concurrency = Some(concurrency),
+                Err(error) => errors.push(error),
+            }
+            continue;
+        }
         let value = match &meta {
             Meta::NameValue(name_value) => &name_value.value,
             Meta::Path(_) => {
@@ -189,6 +222,7 @@ fn example(option: &str) -> &'static str {
         "timeout" => "timeout = \"30s\"",
         "key" => "key = user_id",
         "unique" => "unique(by = user_id, until = \"started\")",
+        "concurrency" => "concurrency = 3",
         _ => "priority = 10",
     }
 }
@@ -453,6 +487,82 @@ fn unique(meta: &Meta) -> syn::Result<Unique> {
         }
     }
     Ok(unique)
+}
+
+/// Reads `concurrency = N`, or `concurrency(max = N, by = arg)` for a limit
+/// per value of one argument.
+fn concurrency(meta: &Meta) -> syn::Result<Concurrency> {
+    const FORMS: &str = "`concurrency` is written `concurrency = 3`, or \
+                         `concurrency(max = 3, by = tenant)` for a limit per value of an argument";
+    let list = match meta {
+        Meta::NameValue(name_value) => {
+            return Ok(Concurrency {
+                max: limit(&name_value.value)?,
+                by: None,
+            });
+        }
+        Meta::Path(path) => return Err(syn::Error::new_spanned(path, FORMS)),
+        Meta::List(list) => list,
+    };
+    let items = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+    let (mut max, mut by) = (None, None);
+    for item in items {
+        let Meta::NameValue(item) = item else {
+            return Err(syn::Error::new_spanned(item, FORMS));
+        };
+        let name = item
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let again =
+            || syn::Error::new_spanned(&item.path, format!("`concurrency` takes `{name}` once"));
+        match name.as_str() {
+            "max" if max.is_none() => max = Some(limit(&item.value)?),
+            "by" if by.is_none() => {
+                by = Some(key(&item.value).map_err(|_| {
+                    syn::Error::new_spanned(
+                        &item.value,
+                        "`by` takes the name of one of the function's arguments, \
+                         without quotes, like `by = tenant`",
+                    )
+                })?);
+            }
+            "max" | "by" => return Err(again()),
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    &item.path,
+                    format!(
+                        "unknown `concurrency` option `{name}`; the options are `max` and `by`"
+                    ),
+                ));
+            }
+        }
+    }
+    let max = max.ok_or_else(|| syn::Error::new_spanned(list, FORMS))?;
+    Ok(Concurrency { max, by })
+}
+
+/// Reads a concurrency limit: a whole number of at least 1.
+fn limit(value: &Expr) -> syn::Result<u32> {
+    let error = || {
+        syn::Error::new_spanned(
+            value,
+            "a concurrency limit is a whole number from 1 to 4294967295 (how many jobs run at \
+             once), like `concurrency = 3`; 0 would never run a job",
+        )
+    };
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = value
+    else {
+        return Err(error());
+    };
+    check_suffix(lit, "u32")?;
+    match lit.base10_parse::<u32>() {
+        Ok(0) | Err(_) => Err(error()),
+        Ok(max) => Ok(max),
+    }
 }
 
 /// Reads a unique key's window: a duration of at least a millisecond.

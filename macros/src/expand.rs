@@ -100,6 +100,20 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let concurrency_field = match &options.concurrency {
+        Some(concurrency) => {
+            let max = concurrency.max;
+            let by = match &concurrency.by {
+                Some(by) => {
+                    let by = by.unraw().to_string();
+                    quote!(::core::option::Option::Some(#by))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::core::option::Option::Some(::outband::ConcurrencySpec { max: #max, by: #by }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let backoff = match options.backoff {
         Some(attr::Backoff::Exponential { base, max }) => {
             let (base, max) = (duration(base), duration(max));
@@ -190,19 +204,37 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         },
         None => quote!(::core::option::Option::None),
     };
-    // With `unique(by = arg)`, the call's keys carry the argument's value
-    // too, shown as the ordering key is.
-    let key_value = match &options.unique {
+    // With `unique(by = arg)` or `concurrency(by = arg)`, the call's keys
+    // carry the argument's value too, shown as the ordering key is.
+    let shown = |by: &Ident| {
+        quote_spanned! {by.span()=>
+            ::core::option::Option::Some(::std::string::ToString::to_string(&#by))
+        }
+    };
+    let none = quote!(::core::option::Option::None);
+    let unique_value = match &options.unique {
         Some(attr::Unique {
             by: attr::UniqueBy::Arg(by),
             ..
-        }) => quote_spanned! {by.span()=>
+        }) => Some(shown(by)),
+        _ => None,
+    };
+    let concurrency_value = match &options.concurrency {
+        Some(attr::Concurrency { by: Some(by), .. }) => Some(shown(by)),
+        _ => None,
+    };
+    let key_value = if unique_value.is_none() && concurrency_value.is_none() {
+        key_value
+    } else {
+        let unique_value = unique_value.unwrap_or_else(|| none.clone());
+        let concurrency_value = concurrency_value.unwrap_or_else(|| none.clone());
+        quote! {
             ::outband::__private::Keys {
                 order: #key_value,
-                unique: ::core::option::Option::Some(::std::string::ToString::to_string(&#by)),
+                unique: #unique_value,
+                concurrency: #concurrency_value,
             }
-        },
-        _ => key_value,
+        }
     };
 
     let run_bytes = Ident::new("args", Span::mixed_site());
@@ -425,6 +457,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             priority: #priority,
             key: #key_field,
             unique: #unique_field,
+            concurrency: #concurrency_field,
             backoff: #backoff,
             timeout: #timeout,
             show_args: #show_args_fn,
@@ -555,7 +588,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             #items: impl ::core::iter::IntoIterator<Item = #item_type>,
         ) -> ::core::result::Result<::std::vec::Vec<::outband::JobId>, ::outband::Error> {
             #collect_jobs
-            #backend_param.enqueue_many(#jobs)
+            ::outband::__private::submit_many_on(#backend_param, #jobs)
         }
 
         #(#cfgs)*

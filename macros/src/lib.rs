@@ -71,6 +71,7 @@ use proc_macro::TokenStream;
 /// | `key = arg` | none | An argument whose value (through `ToString`) is the job's ordering key: jobs with the same key never run at the same time, and run in enqueue order. |
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
 /// | `unique`, `unique(…)` | none | At most one job per unique key: a call whose key a job still holds stores nothing and gives that job's handle, with `is_duplicate()` true (`enqueue_on` gives its id). The key is the command's name and all the arguments (`unique`), one argument's value through `ToString` (`unique(by = arg)`), or a constant (`unique(key = "…")`: one job of the command at a time). The job holds it while `pending` or `running` (`until = "finished"`, the default), only while `pending` (`until = "started"`), or also for a time after it is `done` (`window = "1h"`); a `dead` or `cancelled` job gives it up. The backend enforces it atomically, across producers. A typed batch of a unique command is refused (each goes alone), and eager mode runs every call. See `outband::BaseQueue::enqueue_unique`. |
+/// | `concurrency = N`, `concurrency(max = N, by = arg)` | none | At most `N` of the command's jobs run at once, across every consumer process and thread (`by = arg`: at most `N` per value of that argument, through `ToString`). The backend enforces it in its claim: a job over the limit stays `pending` and is passed over, so jobs after it (of other commands, or other values) still start, and it starts once a running one leaves `running` — done, failed, cancelled, or recovered when its consumer died. A limit of 0 is a compile error. A backend that does not enforce limits (`Capabilities::concurrency_limits`) refuses the job. See `outband::Concurrency`. |
 ///
 /// # Async commands
 ///
@@ -189,8 +190,9 @@ use proc_macro::TokenStream;
 ///   `#[cfg]` on an argument;
 /// - unknown, repeated or ill-typed options (a `timeout` that does not
 ///   read as a duration, or is under a millisecond; a `unique` window
-///   likewise, or a `unique` with both `by` and `key`), and a `key` or a
-///   `unique(by = …)` that names no argument;
+///   likewise, or a `unique` with both `by` and `key`; a `concurrency` limit
+///   that is not a whole number from 1 up), and a `key`, a
+///   `unique(by = …)` or a `concurrency(by = …)` that names no argument;
 /// - two `JobContext` parameters, or a `&mut JobContext`.
 ///
 /// The function must be an item of a module, not of a function body or an

@@ -126,7 +126,8 @@ fn find_impl(ty: &Type) -> Option<&syn::TypeImplTrait> {
     }
 }
 
-/// Checks that `key = …` and `unique(by = …)` name an argument.
+/// Checks that `key = …`, `unique(by = …)` and `concurrency(by = …)` name
+/// an argument.
 pub(crate) fn check_key(
     function: &ItemFn,
     options: &Options,
@@ -141,6 +142,9 @@ pub(crate) fn check_key(
         ..
     }) = &options.unique
     {
+        check_names_argument(function, "by", by, args, errors);
+    }
+    if let Some(crate::attr::Concurrency { by: Some(by), .. }) = &options.concurrency {
         check_names_argument(function, "by", by, args, errors);
     }
 }

@@ -126,6 +126,7 @@ macro_rules! command {
             priority: 0,
             key: None,
             unique: None,
+            concurrency: None,
             backoff: outband::Backoff::Consumer,
             timeout: None,
             show_args: outband::__private::show_no_args,

@@ -221,6 +221,7 @@ mod tests {
             priority: 0,
             key: None,
             unique: None,
+            concurrency: None,
             backoff: crate::Backoff::Consumer,
             timeout: None,
             show_args: crate::__private::show_no_args,

@@ -15,6 +15,11 @@
 //! - `keys`: for each ordering key, the job that owns it (running, or at the
 //!   head of the line) and the later jobs waiting behind it, which are in
 //!   neither set until the owner is done.
+//!
+//! Across queues, `limits` keeps each concurrency key's running count and
+//! the ready jobs a claim passed over while the key was full: they leave
+//! `ready` for the key's parked set, so that a claim or a `wait` never
+//! looks at them again until a running job of the key leaves.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -130,6 +135,9 @@ impl BaseQueue for MemoryQueue {
             let Some((_, id)) = lane.ready.pop_first() else {
                 break;
             };
+            if !state.take_slot(id) {
+                continue;
+            }
             state.next_token += 1;
             let token = state.next_token;
             state.set_state(id, JobState::Running);
@@ -507,6 +515,7 @@ impl BaseQueue for MemoryQueue {
         Capabilities::default()
             .in_process(true)
             .finish_wakeups(true)
+            .concurrency_limits(true)
     }
 }
 

@@ -23,6 +23,8 @@ pub(super) struct State {
     pub(super) paused: BTreeSet<String>,
     /// Each unique key and the last job stored with it.
     pub(super) unique: HashMap<String, JobId>,
+    /// Each concurrency key with a job running or passed over.
+    pub(super) limits: HashMap<String, LimitLine>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.
@@ -38,6 +40,17 @@ pub(super) struct Record {
     pub(super) lease: Option<(u64, SystemTime)>,
     /// Why the job was cancelled while it ran, if it was.
     pub(super) cancel: Option<String>,
+    /// Its concurrency limit, if it has one.
+    pub(super) concurrency: Option<crate::Concurrency>,
+}
+
+/// The jobs of one concurrency key: how many run, and the ready ones a
+/// claim passed over while the key was full, which are in no lane's
+/// `ready` until a running one leaves.
+#[derive(Debug, Default)]
+pub(super) struct LimitLine {
+    pub(super) running: u32,
+    pub(super) parked: BTreeSet<ReadyKey>,
 }
 
 /// Ready order: highest priority first, then enqueue order (ids grow).
@@ -75,6 +88,7 @@ impl State {
     pub(super) fn store(&mut self, new: crate::NewJob, now: SystemTime) -> JobId {
         self.next_id += 1;
         let id = JobId(self.next_id);
+        let concurrency = new.concurrency.clone();
         let job = crate::backend::fate::new_job(new, id, now);
         self.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
         self.jobs.insert(
@@ -83,6 +97,7 @@ impl State {
                 job,
                 lease: None,
                 cancel: None,
+                concurrency,
             },
         );
         self.place_pending(id, now);
@@ -128,9 +143,61 @@ impl State {
         }
     }
 
+    /// Whether a claim may start job `id` now as far as its concurrency
+    /// limit goes. If it may, the job takes a slot of its key; if not, it is
+    /// parked on the key until a running job of the key leaves.
+    pub(super) fn take_slot(&mut self, id: JobId) -> bool {
+        let record = &self.jobs[&id];
+        let Some(limit) = &record.concurrency else {
+            return true;
+        };
+        let line = self.limits.entry(limit.key.clone()).or_default();
+        if line.running < limit.max {
+            line.running += 1;
+            true
+        } else {
+            line.parked.insert((Reverse(record.job.priority), id));
+            false
+        }
+    }
+
+    /// Gives back the slot of a job that has left `running`, and puts the
+    /// first job parked on its key back into its lane's `ready`.
+    fn give_slot(&mut self, id: JobId) {
+        let Some(key) = self.jobs[&id].concurrency.as_ref().map(|c| c.key.clone()) else {
+            return;
+        };
+        let Some(line) = self.limits.get_mut(&key) else {
+            return;
+        };
+        line.running = line.running.saturating_sub(1);
+        let next = line.parked.pop_first();
+        if line.running == 0 && line.parked.is_empty() {
+            self.limits.remove(&key);
+        }
+        if let Some(ready) = next {
+            let queue = self.jobs[&ready.1].job.queue.clone();
+            self.lane(&queue).ready.insert(ready);
+        }
+    }
+
+    /// Takes a pending job off its key's parked set, if it is there.
+    fn unpark(&mut self, id: JobId) {
+        let record = &self.jobs[&id];
+        if let Some(limit) = &record.concurrency
+            && let Some(line) = self.limits.get_mut(&limit.key)
+        {
+            line.parked.remove(&(Reverse(record.job.priority), id));
+            if line.running == 0 && line.parked.is_empty() {
+                self.limits.remove(&limit.key);
+            }
+        }
+    }
+
     /// Removes a pending job from wherever `place_pending` put it; a job that
     /// owned its key still does, and the caller hands the key on.
     pub(super) fn unplace_pending(&mut self, id: JobId) {
+        self.unpark(id);
         let job = &self.jobs[&id].job;
         let (queue, key, priority, run_at) =
             (job.queue.clone(), job.key.clone(), job.priority, job.run_at);
@@ -216,6 +283,7 @@ impl State {
     /// the head of its line; a finished one hands its key on.
     pub(super) fn left_running(&mut self, id: JobId, now: SystemTime) {
         self.drop_lease(id);
+        self.give_slot(id);
         let job = &self.jobs[&id].job;
         let (state, queue, key) = (job.state, job.queue.clone(), job.key.clone());
         let lane = self.lane(&queue);
@@ -234,6 +302,9 @@ impl State {
 
     /// Deletes a job that is pending, dead, or purged.
     pub(super) fn remove(&mut self, id: JobId) {
+        if self.jobs[&id].job.state == JobState::Pending {
+            self.unpark(id);
+        }
         let record = self.jobs.remove(&id).expect("job exists");
         let lane = self.lane(&record.job.queue);
         lane.counts[slot(record.job.state)] -= 1;

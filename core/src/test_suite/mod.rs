@@ -32,7 +32,7 @@
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
-//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs),
+//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs), `limits.rs` (concurrency limits),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -48,6 +48,7 @@ mod enqueue;
 mod finish;
 mod keys;
 mod leases;
+mod limits;
 mod listing;
 mod order;
 mod pause;
@@ -76,6 +77,7 @@ pub use enqueue::*;
 pub use finish::*;
 pub use keys::*;
 pub use leases::*;
+pub use limits::*;
 pub use listing::*;
 pub use order::*;
 pub use pause::*;
@@ -158,6 +160,8 @@ macro_rules! __conformance_cases {
             pause::processors_skip_paused_queues
             unique::unique_keys_hold_while_in_scope
             unique::racing_unique_enqueues_store_one_job
+            limits::concurrency_limits_cap_running_jobs
+            limits::concurrency_limits_hold_under_racing_claims
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead
