@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::PoisonError;
 use std::time::UNIX_EPOCH;
 
-use outband::backend::fate::whole_millis;
+use outband::backend::fate::{self, whole_millis};
 use outband::{Error, JobId, NewJob, When};
 use redis::{ScriptInvocation, Value};
 
@@ -107,36 +107,62 @@ impl RedisQueue {
             .extend(queues);
     }
 
-    /// An enqueue of `jobs`, validated and ready to send; `None` when there
-    /// is nothing to store. The sync and the awaited enqueue both send it.
+    /// An enqueue of `jobs`, validated as a batch (no unique job among
+    /// them) and ready to send; `None` when there is nothing to store. The
+    /// sync and the awaited enqueue both send it.
     pub(crate) fn enqueue_call(&self, jobs: &[NewJob]) -> Result<Option<EnqueueCall>, Error> {
-        for job in jobs {
-            job.validate()?;
-        }
+        fate::validate_batch(jobs)?;
+        Ok(self.call_of(jobs))
+    }
+
+    /// An enqueue of `jobs`, already validated, that ignores their unique
+    /// keys: what [`enqueue_call`](Self::enqueue_call) sends, and on a
+    /// cluster the store step of a unique enqueue.
+    pub(crate) fn call_of(&self, jobs: &[NewJob]) -> Option<EnqueueCall> {
         if jobs.is_empty() {
-            return Ok(None);
+            return None;
         }
+        let (new_queues, register) = self.registration(jobs);
+        let (script, ids) = match jobs {
+            [job] if job.key.is_none() && job.when == When::Now => self.enqueue_one(job),
+            _ => self.enqueue_batch(jobs),
+        };
+        Some(EnqueueCall {
+            new_queues,
+            register,
+            script,
+            ids,
+        })
+    }
+
+    /// The queues of `jobs` this handle has not registered, and the `SADD`
+    /// to `namespace:queues` that registers them, if there are any.
+    pub(crate) fn registration(&self, jobs: &[NewJob]) -> (Vec<String>, Option<redis::Cmd>) {
         let new_queues = self.unregistered(jobs.iter().map(|j| j.queue.as_str()));
         let register = (!new_queues.is_empty()).then(|| {
             let mut sadd = redis::cmd("SADD");
             sadd.arg(self.queues_key()).arg(&new_queues);
             sadd
         });
-        let (script, ids) = match jobs {
-            [job] if job.key.is_none() && job.when == When::Now => self.enqueue_one(job),
-            _ => self.enqueue_batch(jobs),
-        };
-        Ok(Some(EnqueueCall {
-            new_queues,
-            register,
-            script,
-            ids,
-        }))
+        (new_queues, register)
     }
 
     /// Any batch, by the enqueue script: one call for all buckets, each
     /// bucket's jobs keeping the batch's order.
     fn enqueue_batch(&self, jobs: &[NewJob]) -> (ScriptInvocation<'static>, IdsOf) {
+        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
+        let ids = self.batch_args(&mut invocation, jobs);
+        (invocation, ids)
+    }
+
+    /// Appends the enqueue script's keys and arguments for `jobs` to
+    /// `invocation`, which may be a script that runs the enqueue script
+    /// inside it (the unique enqueue's); returns how its reply gives the ids.
+    pub(crate) fn batch_args(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        jobs: &[NewJob],
+    ) -> IdsOf {
         let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
         for (index, job) in jobs.iter().enumerate() {
             let bucket = bucket_of(&job.queue);
@@ -145,7 +171,6 @@ impl RedisQueue {
                 None => groups.push((bucket, vec![index])),
             }
         }
-        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
         invocation.arg(groups.len());
         for (bucket, members) in &groups {
             let runs: Vec<&[usize]> = members
@@ -174,11 +199,10 @@ impl RedisQueue {
                 }
             }
         }
-        let ids = IdsOf::Batch {
+        IdsOf::Batch {
             groups,
             len: jobs.len(),
-        };
-        (invocation, ids)
+        }
     }
 }
 

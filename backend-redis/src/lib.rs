@@ -121,6 +121,9 @@
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry, key hand-over or resume; cut back to 16 once past 32 |
 //! | `B:paused` | string | `1` while the queue is [paused](BaseQueue::pause); absent otherwise |
 //! | `T:wf:n` | list | the token that the waiters for job `n`'s end block on, pushed when a job marked `h` ends; expires 10 s later |
+//! | `U:u` | hash | unique keys whose bucket (`FNV-1a(key) mod 4096`, tag `U`) is this one: the id of the last job stored with each key, its holder while its record says so |
+//! | `U:ur:K` | string | on a cluster, a producer's reservation of unique key `K` during its enqueue; expires after 5 s |
+//! | `namespace:uniques` | set | the buckets whose `U:u` ever mapped a key, for the purge's sweep |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:paused` | set | the names of the queues ever paused, for [`paused`](BaseQueue::paused), which lists those whose `B:paused` is set |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
@@ -242,6 +245,31 @@
 //!   feed to the next, and a feed's node that fails is replaced by the next
 //!   one that answers when the processor opens a new feed; those `PUBLISH`es
 //!   cost every node a little, but only cancels of running jobs send one.
+//! - **Unique jobs** ([`enqueue_unique`](BaseQueue::enqueue_unique)). A
+//!   unique key maps, in `U:u`, to the last job stored with it, which holds
+//!   it while `UniqueUntil::holds` says so of its record, on the server's
+//!   clock; a mapped job whose record is gone (purged, expired, deleted,
+//!   flushed) holds nothing. On one server one script reads the mapping and
+//!   the holder's state and `TIME`, and either returns the holder or runs
+//!   the enqueue script for the job and maps the key to it: one round trip
+//!   (one more the first time a handle uses a key's bucket, to list it in
+//!   `namespace:uniques`), and racing producers store one job. On a cluster
+//!   the mapping, the holder and the new job may be on three nodes, so the
+//!   enqueue takes one-slot steps under a reservation of the key (`U:ur:K`,
+//!   `SET NX PX`, 5 s), which racing producers wait for: reserve it and read
+//!   the mapping, read the holder's state and the server's time in its
+//!   slot, store the job as [`enqueue`](BaseQueue::enqueue) does, then map
+//!   the key and drop the reservation: four round trips, three when the key
+//!   had no holder or for a duplicate. A producer that dies between the
+//!   store and the mapping leaves its job stored and the key unmapped, and
+//!   one whose steps outlast the reservation may race another: either way a
+//!   second job with the key can be stored. [`purge`](BaseQueue::purge)
+//!   then sweeps the listed buckets and forgets the keys whose holders'
+//!   records are gone, so the mappings do not outgrow the jobs. An awaited
+//!   enqueue of a unique job goes to `enqueue_unique` on outband's
+//!   blocking pool, not to [`AsyncEnqueue`], whose batches refuse unique
+//!   jobs as [`enqueue_many`](BaseQueue::enqueue_many)'s do
+//!   ([`Error::InvalidJob`]).
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -251,6 +279,7 @@ mod conn;
 mod enqueue;
 mod feed;
 mod scripts;
+mod unique;
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -261,8 +290,8 @@ use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error,
-    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued,
+    Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
     QueueStats, Recovered,
 };
 use redis::cluster::ClusterClient;
@@ -366,6 +395,9 @@ pub struct RedisQueue {
     options: RedisOptions,
     /// Queues this handle has already added to `namespace:queues`.
     registered: Mutex<HashSet<String>>,
+    /// Buckets of unique keys this handle has already added to
+    /// `namespace:uniques`.
+    unique_buckets: Mutex<HashSet<u64>>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -667,6 +699,7 @@ impl RedisQueue {
             pool,
             options,
             registered: Mutex::new(HashSet::new()),
+            unique_buckets: Mutex::new(HashSet::new()),
         })
     }
 
@@ -892,16 +925,31 @@ impl RedisQueue {
     }
 }
 
-impl BaseQueue for RedisQueue {
-    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
-        let Some(call) = self.enqueue_call(&jobs)? else {
-            return Ok(Vec::new());
-        };
+impl RedisQueue {
+    /// Sends an enqueue: the registration of its new queues, then its
+    /// script; returns the ids.
+    fn send_call(&self, call: enqueue::EnqueueCall) -> Result<Vec<JobId>, Error> {
         if let Some(register) = &call.register {
             self.pool.with(|con| register.query::<i64>(con.like()))?;
             self.registered(call.new_queues);
         }
         call.ids.of(self.invoke(&call.script)?)
+    }
+}
+
+impl BaseQueue for RedisQueue {
+    fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
+        match self.enqueue_call(&jobs)? {
+            Some(call) => self.send_call(call),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One script call on one server, which looks at the key's holder and
+    /// stores the job; four one-slot steps under a reservation of the key
+    /// on a cluster. See the crate docs' guarantees.
+    fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> {
+        self.enqueue_unique_job(&job)
     }
 
     fn as_async(&self) -> Option<&dyn AsyncEnqueue> {
@@ -1266,11 +1314,18 @@ impl BaseQueue for RedisQueue {
         Ok(Some(Box::new(feed)))
     }
 
+    /// One script call per queue and 1,000 jobs, then the sweep of the
+    /// unique keys whose holders are gone (purged now, or expired, deleted
+    /// or flushed before): per listed bucket and 1,000 keys, a scan, a
+    /// look at the holders' records (one call on one server, one per
+    /// holders' bucket on a cluster) and a call that forgets the keys. See
+    /// the crate docs' guarantees.
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
         let mut purged = 0;
         self.step_per_queue(&SCRIPTS.purge, &[ms(older_than), STEP as u64], |reply| {
             purged += reply.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0));
         })?;
+        self.forget_gone_holders()?;
         Ok(purged)
     }
 
@@ -1416,6 +1471,13 @@ pub fn keys_of(backend: &RedisQueue, name: &str, id: JobId) -> (String, String) 
         backend.base(name),
         format!("{}:j:{seq}", backend.tag(bucket)),
     )
+}
+
+/// The hash that maps the unique key `key` to its holder's id, as the
+/// [crate docs](crate) lay it out. For tests and tools.
+#[doc(hidden)]
+pub fn unique_map_of(backend: &RedisQueue, key: &str) -> String {
+    backend.unique_map(bucket_of(key))
 }
 
 fn open_url(url: &str) -> Result<Arc<dyn BaseQueue>, Error> {

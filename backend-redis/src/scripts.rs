@@ -817,6 +817,112 @@ redis.call('DEL', jk)
 return 1
 ";
 
+/// Whether a job in state `st`, which ended at `f` (ms, or nil), still
+/// holds a unique key at `now` under `scope`: `s` (until started), `f`
+/// (until finished) or a window in ms after `done`. `UniqueUntil::holds`
+/// in Lua, for the one-server unique enqueue; a job with no record (`st`
+/// nil: purged, expired, deleted) holds nothing.
+const UNIQUE_HOLDS: &str = r"
+local function unique_holds(st, f, scope, now)
+  if st == 'pending' then return true end
+  if st == 'running' then return scope ~= 's' end
+  if st == 'done' and scope ~= 's' and scope ~= 'f' then
+    return f ~= nil and f + tonumber(scope) > now
+  end
+  return false
+end
+";
+
+/// A unique enqueue on one server: the look at the key's holder and the
+/// store are one script, so racing producers store one job. It runs
+/// [`ENQUEUE`] itself, as a function, so a unique job is stored exactly as
+/// any other.
+///
+/// KEYS: the key bucket's `seq` key, then [`ENQUEUE`]'s. ARGV: the key
+/// bucket's tag, the unique key, the scope (as [`UNIQUE_HOLDS`] reads it),
+/// the namespace, then [`ENQUEUE`]'s arguments for the one job. Returns
+/// `{1, holder id}` for a duplicate, else `{0, number}` of the new job,
+/// whose id the script has mapped the key to in `<key tag>:u`.
+fn enqueue_unique() -> Script {
+    script(&format!(
+        "{UNIQUE_HOLDS}\n\
+         local function enqueue_batch(KEYS, ARGV)\n{ENQUEUE}\nend\n\
+         {ENQUEUE_UNIQUE}"
+    ))
+}
+
+const ENQUEUE_UNIQUE: &str = r"
+local map, key, scope, ns = ARGV[1] .. ':u', ARGV[2], ARGV[3], ARGV[4]
+local holder = redis.call('HGET', map, key)
+local id = tonumber(holder or '')
+if id then
+  local b = math.floor(id / 1099511627776)
+  local jk = '{' .. ns .. ':' .. string.format('%.0f', b) .. '}:j:'
+    .. string.format('%.0f', id - b * 1099511627776)
+  local f = redis.call('HMGET', jk, 's', 'f')
+  if unique_holds(f[1], tonumber(f[2]), scope, now_ms()) then return {1, holder} end
+end
+local seq = enqueue_batch({unpack(KEYS, 2)}, {unpack(ARGV, 5)})[1]
+local tag = ARGV[6]
+local bucket = tonumber(string.match(tag, ':(%d+)}$'))
+redis.call('HSET', map, key, string.format('%.0f', bucket * 1099511627776 + seq))
+return {0, seq}
+";
+
+/// ARGV: the key bucket's tag, unique key, token, ms. The first step of a
+/// unique enqueue on a cluster: reserves the key for `ms` under `token`
+/// (`<tag>:ur:<key>`, `SET NX PX`) and returns `{1, holder id}` (`''` when
+/// no job took the key), or `{0}` while another producer holds the
+/// reservation.
+const UNIQUE_RESERVE: &str = r"
+local T, key = ARGV[1], ARGV[2]
+if not redis.call('SET', T .. ':ur:' .. key, ARGV[3], 'NX', 'PX', ARGV[4]) then return {0} end
+return {1, redis.call('HGET', T .. ':u', key) or ''}
+";
+
+/// ARGV: the key bucket's tag, unique key, token, the new holder's id (`''`
+/// for none). The last step of a unique enqueue on a cluster: maps the key
+/// to the job just stored, if there is one, and drops the reservation if it
+/// is still the caller's.
+const UNIQUE_RELEASE: &str = r"
+local T, key = ARGV[1], ARGV[2]
+if ARGV[4] ~= '' then redis.call('HSET', T .. ':u', key, ARGV[4]) end
+local r = T .. ':ur:' .. key
+if redis.call('GET', r) == ARGV[3] then redis.call('DEL', r) end
+return 1
+";
+
+/// ARGV: tag, number. The holder check of a unique enqueue on a cluster,
+/// in the holder's slot: returns the job's state and finish time (`''`
+/// when absent) and the server's time, in ms.
+const UNIQUE_HOLDER: &str = r"
+local f = redis.call('HMGET', ARGV[1] .. ':j:' .. ARGV[2], 's', 'f')
+local t = redis.call('TIME')
+return {f[1] or '', f[2] or '', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+";
+
+/// KEYS: the `seq` key of the records' slot. ARGV: record keys. Returns 1
+/// for each that exists, 0 for each that does not: the purge's look at
+/// the holders of unique keys.
+const UNIQUE_ALIVE: &str = r"
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('EXISTS', ARGV[i]) end
+return out
+";
+
+/// ARGV: the key bucket's tag, then unique key and job id pairs. Forgets
+/// each key still mapped to that id (whose job is gone); returns how many.
+const UNIQUE_FORGET: &str = r"
+local map, forgot = ARGV[1] .. ':u', 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', map, ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', map, ARGV[i])
+    forgot = forgot + 1
+  end
+end
+return forgot
+";
+
 /// The compiled scripts.
 pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
@@ -839,6 +945,12 @@ pub(crate) struct Scripts {
     pub(crate) retry_dead: Script,
     pub(crate) delete_dead: Script,
     pub(crate) wait_finished: Script,
+    pub(crate) enqueue_unique: Script,
+    pub(crate) unique_reserve: Script,
+    pub(crate) unique_release: Script,
+    pub(crate) unique_holder: Script,
+    pub(crate) unique_forget: Script,
+    pub(crate) unique_alive: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -881,4 +993,10 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     retry_dead: script(RETRY_DEAD),
     delete_dead: script(DELETE_DEAD),
     wait_finished: Script::new(WAIT_FINISHED),
+    enqueue_unique: enqueue_unique(),
+    unique_reserve: Script::new(UNIQUE_RESERVE),
+    unique_release: Script::new(UNIQUE_RELEASE),
+    unique_holder: Script::new(UNIQUE_HOLDER),
+    unique_forget: Script::new(UNIQUE_FORGET),
+    unique_alive: Script::new(UNIQUE_ALIVE),
 });

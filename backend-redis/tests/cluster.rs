@@ -1,5 +1,6 @@
 //! The conformance suite, awaited enqueues, awaited waits for a job's end,
-//! the cancel feed and the list of paused queues on a 3-node Redis Cluster
+//! the cancel feed, the list of paused queues and unique keys across nodes
+//! on a 3-node Redis Cluster
 //! that the test creates on loopback ports (`redis-server --cluster-enabled
 //! yes`, then `redis-cli --cluster create`) and removes at the end.
 
@@ -8,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::{BaseQueue, Cancellation, NewJob, Outcome};
+use outband::{BaseQueue, Cancellation, Enqueued, NewJob, Outcome, Unique, UniqueUntil};
 use outband_redis::RedisQueue;
 use outband_testkit::PrivateRedis;
 
@@ -79,6 +80,41 @@ fn conformance_suite_on_a_three_node_cluster() {
     awaited_waits_on_the_cluster(&backend);
     cancels_reach_a_feed_from_every_node(&backend);
     pauses_on_every_node(&backend);
+    unique_keys_across_nodes(&backend);
+}
+
+/// Unique keys whose mappings, holders and new jobs are on different
+/// nodes: a done holder keeps its key for the window, a purge deletes it and
+/// forgets the key (its sweep looks at records on every node), and the
+/// next job takes the key.
+fn unique_keys_across_nodes(backend: &Arc<dyn BaseQueue>) {
+    let hour = UniqueUntil::FinishedFor(Duration::from_secs(3600));
+    let unique =
+        |i: u64| job(&format!("unique-{i}"), i).unique(Unique::new(format!("k-{i}"), hour));
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let first = backend.enqueue_unique(unique(i)).expect("enqueue_unique");
+        assert!(!first.duplicate);
+        let claimed = backend
+            .claim(&format!("unique-{i}"), 1, Duration::from_secs(60))
+            .expect("claim")
+            .remove(0);
+        let done = Outcome::Done {
+            result: None,
+            duration: Duration::ZERO,
+        };
+        backend.complete(&claimed.lease, done).expect("complete");
+        assert_eq!(
+            backend.enqueue_unique(unique(i)).expect("enqueue_unique"),
+            Enqueued::duplicate_of(first.id)
+        );
+        held.push(first.id);
+    }
+    backend.purge(Duration::ZERO).expect("purge");
+    for (i, first) in (0..12).zip(held) {
+        let again = backend.enqueue_unique(unique(i)).expect("enqueue_unique");
+        assert!(!again.duplicate && again.id != first, "k-{i}: {again:?}");
+    }
 }
 
 /// Each queue's pause key is on its slot's node, and the list of paused
