@@ -88,6 +88,34 @@
 //!   names by their bytes, as Rust sorts strings. An operator may also
 //!   insert or delete rows by hand; a row deleted on PostgreSQL wakes
 //!   consumers too.
+//! - **Unique jobs.** A unique key taken by
+//!   [`enqueue_unique`](outband::BaseQueue::enqueue_unique) is a row of
+//!   `<prefix>unique_keys` (migration `0011_unique`): the key, the primary
+//!   key (on MySQL a `VARBINARY(512)`, compared byte for byte and within
+//!   InnoDB's limit on an index key), and `job_id`, the last job stored
+//!   with it. The enqueue is one transaction, run again when the database
+//!   gives it up for a conflict (a deadlock, a serialization failure). It
+//!   locks the key's row, inserting it when missing (PostgreSQL and SQLite:
+//!   `INSERT … ON CONFLICT DO UPDATE … RETURNING`; MySQL: `INSERT … ON
+//!   DUPLICATE KEY UPDATE`, then `SELECT … FOR UPDATE`), so that producers
+//!   racing one key wait for each other at the primary key and store one
+//!   job between them; SQLite's immediate transaction has the write lock
+//!   already. It then reads the state and finish time of the job the row
+//!   names, from `<prefix>jobs` or `<prefix>done`, with the database's
+//!   clock, and applies [`UniqueUntil::holds`](outband::UniqueUntil::holds)
+//!   with the new job's scope: a holder returns its id as a duplicate and
+//!   nothing is stored; a job that is gone holds nothing. Otherwise the job
+//!   is inserted by the statements of an enqueue, durable and waking
+//!   consumers as an enqueue does, and the row names it. Keys are global,
+//!   across queues. [`purge`](outband::BaseQueue::purge) deletes the rows
+//!   of the done and cancelled jobs it deletes first, in its transaction,
+//!   with one reading of the clock for both; a
+//!   [`flush`](outband::BaseQueue::flush) locks the pending jobs it deletes
+//!   (`FOR UPDATE`, which claims skip) and deletes their rows with them;
+//!   [`delete_dead`](outband::BaseQueue::delete_dead) deletes the dead
+//!   job's row. [`DatabaseQueue::enqueue_in`] refuses unique jobs: whether
+//!   a key is held must be read as committed, which your transaction's
+//!   snapshot may not be.
 //! - **Finished jobs have a table of their own.** The transaction that
 //!   records a job done moves its row from `<prefix>jobs` to `<prefix>done`
 //!   (PostgreSQL: one `DELETE … RETURNING` feeding an `INSERT`; SQLite and

@@ -11,11 +11,13 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::MigrationHarness;
+use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Error, Heartbeat, Job,
-    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error,
+    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -26,8 +28,9 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount, Store, code_of, completion,
-    epoch_micros, micros, retry_conflicts, state_of, time_of,
+    Holder, INSERT_CHUNK, InsertRows, LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount,
+    Store, code_of, completion, epoch_micros, micros, placeholders, retry_conflicts, state_of,
+    time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -649,6 +652,13 @@ impl DatabaseQueue {
     /// it, so that the jobs of one key run one at a time, in the order they
     /// were committed. SQLite has one writer at a time and needs no lock.
     ///
+    /// A job with a [unique key](NewJob::unique) is refused with
+    /// [`Error::InvalidJob`] and nothing is stored: whether its key is held
+    /// is decided by [`enqueue_unique`](BaseQueue::enqueue_unique) in a
+    /// transaction of its own, which reads the holder as committed, where
+    /// yours may read an older snapshot and would hold the key's lock until
+    /// it ends.
+    ///
     /// A command's [`job`](outband::queue_command) companion builds its job
     /// with the command's options:
     ///
@@ -684,9 +694,14 @@ impl DatabaseQueue {
         conn: &mut C,
         jobs: &[NewJob],
     ) -> Result<Vec<JobId>, Error> {
-        for job in jobs {
-            job.validate()?;
+        if let Some(job) = jobs.iter().find(|job| job.unique.is_some()) {
+            return Err(Error::InvalidJob(format!(
+                "job of {} has a unique key: enqueue_in does not take unique jobs; \
+                 enqueue them with enqueue_unique, in a transaction of its own",
+                job.command
+            )));
         }
+        fate::validate_batch(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -773,9 +788,7 @@ fn id_of(id: JobId) -> i64 {
 
 impl BaseQueue for DatabaseQueue {
     fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, Error> {
-        for job in &jobs {
-            job.validate()?;
-        }
+        fate::validate_batch(&jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -784,6 +797,68 @@ impl BaseQueue for DatabaseQueue {
         });
         self.jobs_ready();
         Ok(ids.into_iter().map(|id| JobId(id.unsigned_abs())).collect())
+    }
+
+    /// One write transaction, run again on a conflict. It locks the key's
+    /// row of `<prefix>unique_keys`, inserting it when missing (PostgreSQL
+    /// and SQLite: `INSERT … ON CONFLICT DO UPDATE … RETURNING`; MySQL:
+    /// `INSERT … ON DUPLICATE KEY UPDATE`, then `SELECT … FOR UPDATE`), so
+    /// that enqueues of one key wait for each other. It reads the state and
+    /// finish time of the job the row names, from `<prefix>jobs` or
+    /// `<prefix>done`, with the database's clock, and returns that job if
+    /// [`UniqueUntil::holds`](outband::UniqueUntil::holds) says it holds the
+    /// key; a job that is gone holds nothing. Otherwise the job is inserted
+    /// as [`enqueue`](BaseQueue::enqueue) inserts it (durably, and waking
+    /// consumers as it does), and the row names it.
+    fn enqueue_unique(&self, job: NewJob) -> Result<Enqueued, Error> {
+        let Some(unique) = fate::validate_unique(&job)? else {
+            let id = self.enqueue(job)?;
+            return Ok(Enqueued::new(id));
+        };
+        let st = &self.inner.st;
+        let key = unique.key.as_str();
+        let (id, stored) = with_conn!(self.inner, conn => {
+            retry_conflicts(|| conn.write(|conn| {
+                let holder = match st.dialect {
+                    Dialect::Mysql => {
+                        st.unique_lock.query().text(key).execute(conn)?;
+                        st.unique_read.query().text(key).get_result::<Number>(conn)?.n
+                    }
+                    Dialect::Postgres | Dialect::Sqlite => {
+                        st.unique_lock.query().text(key).get_result::<Number>(conn)?.n
+                    }
+                };
+                // 0: the row was just created
+                if holder != 0 {
+                    let row = st.unique_holder.query()
+                        .i64(holder)
+                        .i64(holder)
+                        .get_result::<Holder>(conn)
+                        .optional()?;
+                    if let Some(row) = row {
+                        // a code outband does not know reads as `dead`
+                        let state = state_of(row.s).unwrap_or(JobState::Dead);
+                        let finished_at = row.finished_at.map(time_of);
+                        if unique.until.holds(state, finished_at, time_of(row.db_now)) {
+                            return Ok((holder, false));
+                        }
+                    }
+                }
+                let ids = conn.insert_rows(st, std::slice::from_ref(&job), true)?;
+                let Some(&id) = ids.first() else {
+                    return Err(DieselError::NotFound);
+                };
+                st.unique_take.query().i64(id).text(key).execute(conn)?;
+                Ok((id, true))
+            }))
+            .map_err(db_error)?
+        });
+        let id = JobId(id.unsigned_abs());
+        if !stored {
+            return Ok(Enqueued::duplicate_of(id));
+        }
+        self.jobs_ready();
+        Ok(Enqueued::new(id))
     }
 
     fn claim(&self, queue: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, Error> {
@@ -957,12 +1032,41 @@ impl BaseQueue for DatabaseQueue {
         self.count(&self.inner.st.len, queue)
     }
 
+    /// One transaction: the queue's pending jobs are locked, then deleted
+    /// with the rows of `<prefix>unique_keys` that name them, so that no
+    /// claim takes one of them in between and keeps a job whose key was
+    /// deleted.
     fn flush(&self, queue: &str) -> Result<u64, Error> {
+        let st = &self.inner.st;
         with_conn!(self.inner, conn => {
-            let n = self.inner.st.flush.query()
-                .text(queue)
-                .execute(conn)
-                .map_err(db_error)?;
+            let n = retry_conflicts(|| conn.write(|conn| {
+                let ids: Vec<i64> = st.flush_ids.query()
+                    .text(queue)
+                    .load::<Number>(conn)?
+                    .into_iter()
+                    .map(|row| row.n)
+                    .collect();
+                let mut n = 0;
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    for (head, jobs) in [(&st.unique_delete_head, false), (&st.flush_head, true)] {
+                        let statement = Stmt::new(&format!("{head}{}", placeholders(chunk.len())));
+                        let mut query = statement.query();
+                        if chunk.len() > 16 {
+                            // one prepared statement per size: keep few
+                            query = query.uncached();
+                        }
+                        for &id in chunk {
+                            query = query.i64(id);
+                        }
+                        let deleted = query.execute(conn)?;
+                        if jobs {
+                            n += deleted;
+                        }
+                    }
+                }
+                Ok(n)
+            }))
+            .map_err(db_error)?;
             Ok(n as u64)
         })
     }
@@ -1120,8 +1224,23 @@ impl BaseQueue for DatabaseQueue {
         Ok(retried)
     }
 
+    /// The job's row and the row of `<prefix>unique_keys` naming it, if
+    /// there is one, in one transaction.
     fn delete_dead(&self, id: JobId) -> Result<bool, Error> {
-        self.on_job(&self.inner.st.delete_dead, id)
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(false);
+        };
+        let st = &self.inner.st;
+        with_conn!(self.inner, conn => {
+            retry_conflicts(|| conn.write(|conn| {
+                let deleted = st.delete_dead.query().i64(id).execute(conn)? > 0;
+                if deleted {
+                    st.unique_delete.query().i64(id).execute(conn)?;
+                }
+                Ok(deleted)
+            }))
+            .map_err(db_error)
+        })
     }
 
     /// One transaction that locks the job's row, reads its state and acts
@@ -1232,17 +1351,28 @@ impl BaseQueue for DatabaseQueue {
     }
 
     /// Done jobs are deleted from `<prefix>done`, cancelled ones from
-    /// `<prefix>jobs`, by their finish time.
+    /// `<prefix>jobs`, by their finish time, each after the rows of
+    /// `<prefix>unique_keys` that name them, in one transaction. The time
+    /// is read from the database's clock once, so that the keys and the
+    /// jobs deleted are those of the same jobs, which nothing changes once
+    /// they are done or cancelled.
     fn purge(&self, older_than: Duration) -> Result<u64, Error> {
         let st = &self.inner.st;
         with_conn!(self.inner, conn => {
-            let mut n = 0;
-            for purge in [&st.purge, &st.purge_cancelled] {
-                n += purge.query()
-                    .i64(micros(older_than))
-                    .execute(conn)
-                    .map_err(db_error)?;
-            }
+            let n = retry_conflicts(|| conn.write(|conn| {
+                let now = st.now.query().get_result::<Number>(conn)?.n;
+                let before = now.saturating_sub(micros(older_than));
+                let mut n = 0;
+                for (keys, jobs) in [
+                    (&st.purge_unique, &st.purge),
+                    (&st.purge_cancelled_unique, &st.purge_cancelled),
+                ] {
+                    keys.query().i64(before).execute(conn)?;
+                    n += jobs.query().i64(before).execute(conn)?;
+                }
+                Ok(n)
+            }))
+            .map_err(db_error)?;
             Ok(n as u64)
         })
     }

@@ -25,6 +25,12 @@
 //! The claim statements take no job of a queue that has a row; on
 //! PostgreSQL, deleting a row (a resume) notifies the channel idle
 //! consumers listen on.
+//!
+//! `<prefix>unique_keys` (`0011_unique`) holds a row per unique key an
+//! enqueue took: the key (`unique_key`, the primary key; MySQL: `VARBINARY(512)`,
+//! compared byte for byte) and `job_id`, the last job stored with it, which
+//! holds the key while its state says so and not once it is deleted. The
+//! statements that delete jobs delete their rows.
 
 use std::fmt;
 
@@ -128,6 +134,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0010_paused.up.sql"),
                 include_str!("../migrations/sqlite/0010_paused.down.sql"),
             ),
+            (
+                "0011_unique",
+                include_str!("../migrations/sqlite/0011_unique.up.sql"),
+                include_str!("../migrations/sqlite/0011_unique.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -180,6 +191,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0010_paused.up.sql"),
                 include_str!("../migrations/postgres/0010_paused.down.sql"),
             ),
+            (
+                "0011_unique",
+                include_str!("../migrations/postgres/0011_unique.up.sql"),
+                include_str!("../migrations/postgres/0011_unique.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -216,6 +232,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0010_paused",
                 include_str!("../migrations/mysql/0010_paused.up.sql"),
                 include_str!("../migrations/mysql/0010_paused.down.sql"),
+            ),
+            (
+                "0011_unique",
+                include_str!("../migrations/mysql/0011_unique.up.sql"),
+                include_str!("../migrations/mysql/0011_unique.down.sql"),
             ),
         ],
     }

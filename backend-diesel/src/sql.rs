@@ -1,7 +1,7 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
 //! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
-//! `{keys}` / `{ticks}` / `{paused}` for the table names, `{now}` for the
+//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` for the table names, `{now}` for the
 //! database's clock in microseconds since the Unix epoch and `{dual}` for
 //! the table a `SELECT` of values names (MySQL's `FROM DUAL`);
 //! [`Dialect::render`] turns them into one dialect's text. Only the table
@@ -82,6 +82,7 @@ impl Dialect {
             .replace("{keys}", &format!("{prefix}keys"))
             .replace("{ticks}", &format!("{prefix}ticks"))
             .replace("{paused}", &format!("{prefix}paused"))
+            .replace("{unique}", &format!("{prefix}unique_keys"))
             .replace("{now}", self.now())
             .replace("{dual}", self.dual())
             .replace("{bigint}", self.bigint())
@@ -401,7 +402,15 @@ pub(crate) struct Statements {
     /// One row of an unknown state code to `dead`, with the reason. Binds: id.
     pub(crate) recover_unknown: Stmt,
     pub(crate) len: Stmt,
-    pub(crate) flush: Stmt,
+    /// The pending jobs of a queue, to flush: their ids, locked for the
+    /// rest of the transaction (SQLite: it holds the write lock), so that
+    /// no claim takes one before it is deleted with its unique key.
+    /// Binds: queue.
+    pub(crate) flush_ids: Stmt,
+    /// Deletes the pending jobs of an id list; the id list follows.
+    pub(crate) flush_head: String,
+    /// Deletes the unique keys of the jobs of an id list; the id list follows.
+    pub(crate) unique_delete_head: String,
     pub(crate) counts: Stmt,
     pub(crate) run_times: Stmt,
     pub(crate) run_time_at: Stmt,
@@ -420,6 +429,8 @@ pub(crate) struct Statements {
     pub(crate) dead_jobs: Stmt,
     pub(crate) retry_dead: Stmt,
     pub(crate) delete_dead: Stmt,
+    /// Deletes the unique key a job holds, once the job is deleted. Binds: id.
+    pub(crate) unique_delete: Stmt,
     /// The state code of a job of `{jobs}`, its row locked for the rest of
     /// the transaction (SQLite: the transaction holds the write lock).
     /// Binds: id.
@@ -442,10 +453,31 @@ pub(crate) struct Statements {
     /// nothing. Binds: id, id.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) await_end: Stmt,
-    /// Done jobs that finished long enough ago. Binds: age in µs.
+    /// Done jobs that finished at or before a time. Binds: the time in µs.
     pub(crate) purge: Stmt,
-    /// Cancelled jobs that finished long enough ago. Binds: age in µs.
+    /// The unique keys of the jobs [`purge`](Self::purge) deletes, deleted
+    /// first: done is final, so the two see the same jobs. Binds: as `purge`.
+    pub(crate) purge_unique: Stmt,
+    /// Cancelled jobs that finished at or before a time. Binds: the time in µs.
     pub(crate) purge_cancelled: Stmt,
+    /// The unique keys of the jobs [`purge_cancelled`](Self::purge_cancelled)
+    /// deletes, deleted first. Binds: as `purge_cancelled`.
+    pub(crate) purge_cancelled_unique: Stmt,
+    /// Locks a unique key's row until the transaction ends, creating it
+    /// (with job 0) when it is missing, so that two enqueues of a key wait
+    /// for each other; PostgreSQL and SQLite return its job, MySQL reads it
+    /// with [`unique_read`](Self::unique_read). Binds: key.
+    pub(crate) unique_lock: Stmt,
+    /// MySQL: the job of a unique key's row, which the transaction locked.
+    /// Binds: key.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) unique_read: Stmt,
+    /// The state and finish time of the job holding a unique key, from
+    /// `{jobs}` or `{done}`, with the database's clock; no row when it is
+    /// gone. Binds: id, id.
+    pub(crate) unique_holder: Stmt,
+    /// Gives a unique key to the job just stored. Binds: id, key.
+    pub(crate) unique_take: Stmt,
     /// Pauses a queue: inserts its row in `{paused}`, changing nothing when
     /// it is there (MySQL: fails on the duplicate key instead, since its
     /// `INSERT IGNORE` would also cut a name too long for the column and
@@ -643,7 +675,17 @@ impl Statements {
             // `jobs_state` holds only the other states.
             len: q("SELECT COUNT(*) AS n FROM {jobs} \
                  WHERE queue = ? AND state = 0 AND run_at IS NOT NULL"),
-            flush: q("DELETE FROM {jobs} WHERE queue = ? AND state = 0 AND run_at IS NOT NULL"),
+            flush_ids: q(match dialect {
+                Dialect::Sqlite => {
+                    "SELECT id AS n FROM {jobs} WHERE queue = ? AND state = 0 AND run_at IS NOT NULL"
+                }
+                Dialect::Postgres | Dialect::Mysql => {
+                    "SELECT id AS n FROM {jobs} WHERE queue = ? AND state = 0 \
+                     AND run_at IS NOT NULL FOR UPDATE"
+                }
+            }),
+            flush_head: u("DELETE FROM {jobs} WHERE state = 0 AND id IN "),
+            unique_delete_head: u("DELETE FROM {unique} WHERE job_id IN "),
             counts: q("SELECT 0 AS s, COUNT(*) AS n FROM {jobs} \
                  WHERE queue = ? AND state = 0 AND run_at IS NOT NULL \
                  UNION ALL SELECT state AS s, COUNT(*) AS n FROM {jobs} \
@@ -673,6 +715,7 @@ impl Statements {
             retry_dead: q("UPDATE {jobs} SET state = 0, attempt = 0, run_at = {now}, \
                  finished_at = NULL, cancel_reason = NULL WHERE id = ? AND state = 3"),
             delete_dead: q("DELETE FROM {jobs} WHERE id = ? AND state = 3"),
+            unique_delete: q("DELETE FROM {unique} WHERE job_id = ?"),
             cancel_lock: q(match dialect {
                 Dialect::Sqlite => "SELECT state AS s FROM {jobs} WHERE id = ?",
                 Dialect::Postgres | Dialect::Mysql => {
@@ -701,9 +744,56 @@ impl Statements {
                  WHERE id = ? AND state IN (0, 1) AND awaited IS NOT TRUE RETURNING state) \
                  SELECT state AS s FROM m UNION ALL SELECT state AS s FROM {jobs} \
                  WHERE id = ? AND (awaited OR state NOT IN (0, 1))"),
-            purge: q("DELETE FROM {done} WHERE finished_at <= {now} - ?"),
+            purge: q("DELETE FROM {done} WHERE finished_at <= ?"),
             // through the partial index `jobs_cancelled` (MySQL: `jobs_lease`)
-            purge_cancelled: q("DELETE FROM {jobs} WHERE state = 4 AND finished_at <= {now} - ?"),
+            purge_cancelled: q("DELETE FROM {jobs} WHERE state = 4 AND finished_at <= ?"),
+            // MySQL: a join, which reads the jobs through their index and
+            // the keys through `unique_keys_job`, where a subquery would be
+            // run for each key
+            purge_unique: q(match dialect {
+                Dialect::Mysql => {
+                    "DELETE k FROM {unique} k JOIN {done} d ON d.id = k.job_id \
+                     WHERE d.finished_at <= ?"
+                }
+                _ => {
+                    "DELETE FROM {unique} WHERE job_id IN \
+                     (SELECT id FROM {done} WHERE finished_at <= ?)"
+                }
+            }),
+            purge_cancelled_unique: q(match dialect {
+                Dialect::Mysql => {
+                    "DELETE k FROM {unique} k JOIN {jobs} j ON j.id = k.job_id \
+                     WHERE j.state = 4 AND j.finished_at <= ?"
+                }
+                _ => {
+                    "DELETE FROM {unique} WHERE job_id IN \
+                     (SELECT id FROM {jobs} WHERE state = 4 AND finished_at <= ?)"
+                }
+            }),
+            unique_lock: q(match dialect {
+                Dialect::Postgres => {
+                    "INSERT INTO {unique} (unique_key, job_id) VALUES (?, 0) \
+                     ON CONFLICT (unique_key) DO UPDATE SET job_id = {unique}.job_id \
+                     RETURNING job_id AS n"
+                }
+                Dialect::Sqlite => {
+                    "INSERT INTO {unique} (unique_key, job_id) VALUES (?, 0) \
+                     ON CONFLICT (unique_key) DO UPDATE SET job_id = job_id \
+                     RETURNING job_id AS n"
+                }
+                // an exclusive lock on the row, found or inserted
+                Dialect::Mysql => {
+                    "INSERT INTO {unique} (unique_key, job_id) VALUES (?, 0) \
+                     ON DUPLICATE KEY UPDATE job_id = job_id"
+                }
+            }),
+            unique_read: q("SELECT job_id AS n FROM {unique} WHERE unique_key = ? FOR UPDATE"),
+            unique_holder: q(
+                "SELECT state AS s, finished_at, {now} AS db_now FROM {jobs} \
+                 WHERE id = ? UNION ALL SELECT state AS s, finished_at, {now} AS db_now \
+                 FROM {done} WHERE id = ?",
+            ),
+            unique_take: q("UPDATE {unique} SET job_id = ? WHERE unique_key = ?"),
             pause: q(&match dialect {
                 Dialect::Postgres => format!(
                     "INSERT INTO {{paused}} (queue, paused_at) SELECT ?, {{now}} \

@@ -93,6 +93,18 @@ pub(crate) struct StateCode {
     pub(crate) s: i32,
 }
 
+/// The job holding a unique key: its state code and finish time, with the
+/// database's clock read by the same statement.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Holder {
+    #[diesel(sql_type = Integer)]
+    pub(crate) s: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) finished_at: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) db_now: i64,
+}
+
 /// A count per state.
 #[derive(QueryableByName, Debug)]
 pub(crate) struct StateCount {

@@ -1,7 +1,8 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
-//! wake-up, the prefix check, pauses kept in the database, and progress, a job's own timeout
-//! and cancel requests through batches of outcomes — on every database that is enabled.
+//! wake-up, the prefix check, pauses kept in the database, unique keys kept as rows, and
+//! progress, a job's own timeout and cancel requests through batches of outcomes — on every
+//! database that is enabled.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use outband::{
-    BaseQueue, Cancellation, Completion, Error, Heartbeat, JobQuery, JobState, NewJob, Outcome,
-    Progress,
+    BaseQueue, Cancellation, Completion, Enqueued, Error, Heartbeat, JobQuery, JobState, NewJob,
+    Outcome, Progress, Unique, UniqueUntil,
 };
 use outband_diesel::{DatabaseQueue, JobConnection};
 
@@ -777,9 +778,137 @@ fn pauses_are_kept_in_the_database(backend: &DatabaseQueue, again: &DatabaseQueu
     assert_eq!(claimed[0].job.id, id);
 }
 
+/// A unique key is a row of `<prefix>unique_keys` naming its holder, and
+/// every way a job is deleted deletes its row: a purge (of a done job still
+/// in its window, or a cancelled one), a flush, the deletion of a dead job.
+/// A row whose job is gone, deleted by hand, holds nothing, and the next
+/// enqueue of the key takes it over. `enqueue_in` refuses unique jobs and
+/// stores nothing. `delete` runs an SQL `DELETE` through `conn` and returns
+/// how many rows it deleted.
+fn unique_keys_are_rows_of_the_database<C: JobConnection>(
+    backend: &DatabaseQueue,
+    conn: &mut C,
+    delete: fn(&mut C, &str) -> usize,
+) {
+    let q = "unique-rows";
+    let (jobs, keys) = (
+        format!("{}jobs", backend.prefix()),
+        format!("{}unique_keys", backend.prefix()),
+    );
+    let lease = Duration::from_secs(60);
+    let hour = UniqueUntil::FinishedFor(Duration::from_secs(3600));
+    let unique = |key: &str, until| job(q).unique(Unique::new(key, until));
+    let enqueue = |key: &str, until| backend.enqueue_unique(unique(key, until)).expect("enqueue");
+    let fresh = |enqueued: Enqueued| {
+        assert!(!enqueued.duplicate, "{enqueued:?}");
+        enqueued.id
+    };
+    let finish = |outcome: Outcome| {
+        let claimed = backend.claim(q, 1, lease).expect("claim");
+        assert_eq!(claimed.len(), 1);
+        let completion = backend
+            .complete(&claimed[0].lease, outcome)
+            .expect("complete");
+        assert_eq!(completion, Completion::Applied);
+        claimed[0].job.id
+    };
+
+    let refused = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        Ok(backend.enqueue_in(conn, &[job(q), unique("in", UniqueUntil::Finished)]))
+    });
+    assert!(
+        matches!(refused, Ok(Err(Error::InvalidJob(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(backend.len(q).expect("len"), 0, "nothing was stored");
+
+    // a done job in its window, purged: its row goes with it
+    let held = fresh(enqueue("window", hour));
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    assert_eq!(finish(done.clone()), held);
+    assert_eq!(enqueue("window", hour), Enqueued::duplicate_of(held));
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(backend.purge(Duration::ZERO).expect("purge"), 1);
+    assert_eq!(
+        delete(conn, &format!("DELETE FROM {keys} WHERE job_id = {held}")),
+        0,
+        "the purge deleted the key's row"
+    );
+    let again = fresh(enqueue("window", hour));
+
+    // a row whose job was deleted by hand holds nothing
+    assert_eq!(
+        delete(conn, &format!("DELETE FROM {jobs} WHERE id = {again}")),
+        1
+    );
+    let taken = fresh(enqueue("window", hour));
+    assert_ne!(taken, again);
+    assert_eq!(enqueue("window", hour), Enqueued::duplicate_of(taken));
+
+    // a flush deletes the rows of the jobs it deletes, and only those
+    let other = fresh(enqueue("other", UniqueUntil::Finished));
+    assert_eq!(backend.flush(q).expect("flush"), 2);
+    for id in [taken, other] {
+        assert_eq!(
+            delete(conn, &format!("DELETE FROM {keys} WHERE job_id = {id}")),
+            0,
+            "the flush deleted the key's row"
+        );
+    }
+
+    // a cancelled job, purged
+    let cancelled = fresh(enqueue("cancelled", UniqueUntil::Finished));
+    assert_eq!(
+        backend.cancel(cancelled, "no").expect("cancel"),
+        Cancellation::Cancelled
+    );
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(backend.purge(Duration::ZERO).expect("purge"), 1);
+    assert_eq!(
+        delete(
+            conn,
+            &format!("DELETE FROM {keys} WHERE job_id = {cancelled}")
+        ),
+        0
+    );
+
+    // a dead job, deleted
+    let dead = fresh(enqueue("dead", UniqueUntil::Finished));
+    assert_eq!(finish(Outcome::Dead { error: "no".into() }), dead);
+    assert!(backend.delete_dead(dead).expect("delete"));
+    assert_eq!(
+        delete(conn, &format!("DELETE FROM {keys} WHERE job_id = {dead}")),
+        0
+    );
+
+    // the row of a job that is still there is kept
+    let kept = fresh(enqueue("kept", UniqueUntil::Finished));
+    assert_eq!(
+        delete(conn, &format!("DELETE FROM {keys} WHERE job_id = {kept}")),
+        1
+    );
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
+
+    #[test]
+    fn unique_keys_are_rows_of_the_database_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-unique-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        unique_keys_are_rows_of_the_database(&backend, &mut conn, |conn, sql| {
+            diesel::sql_query(sql).execute(conn).expect(sql)
+        });
+        drop(backend);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn pauses_are_kept_in_the_database_on_sqlite() {
@@ -977,6 +1106,17 @@ mod postgres {
     use std::time::Instant;
 
     #[test]
+    fn unique_keys_are_rows_of_the_database_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        unique_keys_are_rows_of_the_database(&queue, &mut conn, |conn, sql| {
+            diesel::sql_query(sql).execute(conn).expect(sql)
+        });
+    }
+
+    #[test]
     fn pauses_are_kept_in_the_database_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -1111,6 +1251,17 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     use super::*;
+
+    #[test]
+    fn unique_keys_are_rows_of_the_database_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        unique_keys_are_rows_of_the_database(&queue, &mut conn, |conn, sql| {
+            diesel::sql_query(sql).execute(conn).expect(sql)
+        });
+    }
 
     #[test]
     fn pauses_are_kept_in_the_database_on_mysql() {
