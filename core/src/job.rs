@@ -364,6 +364,9 @@ pub struct Job {
     ///   without [`start`](crate::Processor::start)) gets the deadline and
     ///   the async drop, not the sync grace; eager mode enforces no timeout.
     pub timeout: Option<Duration>,
+    /// The job's concurrency limit, if it was enqueued with one (a backend
+    /// that does not keep it gives `None`).
+    pub concurrency: Option<crate::Concurrency>,
 }
 
 impl Job {
@@ -392,6 +395,7 @@ impl Job {
             result: None,
             progress: None,
             timeout: None,
+            concurrency: None,
         }
     }
 

@@ -180,6 +180,7 @@ pub fn new_job(new: NewJob, id: JobId, now: SystemTime) -> Job {
         result: None,
         progress: None,
         timeout: new.timeout.map(whole_millis),
+        concurrency: new.concurrency,
     }
 }
 

@@ -40,8 +40,6 @@ pub(super) struct Record {
     pub(super) lease: Option<(u64, SystemTime)>,
     /// Why the job was cancelled while it ran, if it was.
     pub(super) cancel: Option<String>,
-    /// Its concurrency limit, if it has one.
-    pub(super) concurrency: Option<crate::Concurrency>,
 }
 
 /// The jobs of one concurrency key: how many run, and the ready ones a
@@ -88,7 +86,6 @@ impl State {
     pub(super) fn store(&mut self, new: crate::NewJob, now: SystemTime) -> JobId {
         self.next_id += 1;
         let id = JobId(self.next_id);
-        let concurrency = new.concurrency.clone();
         let job = crate::backend::fate::new_job(new, id, now);
         self.lane(&job.queue).counts[slot(JobState::Pending)] += 1;
         self.jobs.insert(
@@ -97,7 +94,6 @@ impl State {
                 job,
                 lease: None,
                 cancel: None,
-                concurrency,
             },
         );
         self.place_pending(id, now);
@@ -148,7 +144,7 @@ impl State {
     /// parked on the key until a running job of the key leaves.
     pub(super) fn take_slot(&mut self, id: JobId) -> bool {
         let record = &self.jobs[&id];
-        let Some(limit) = &record.concurrency else {
+        let Some(limit) = &record.job.concurrency else {
             return true;
         };
         let line = self.limits.entry(limit.key.clone()).or_default();
@@ -164,7 +160,12 @@ impl State {
     /// Gives back the slot of a job that has left `running`, and puts the
     /// first job parked on its key back into its lane's `ready`.
     fn give_slot(&mut self, id: JobId) {
-        let Some(key) = self.jobs[&id].concurrency.as_ref().map(|c| c.key.clone()) else {
+        let Some(key) = self.jobs[&id]
+            .job
+            .concurrency
+            .as_ref()
+            .map(|c| c.key.clone())
+        else {
             return;
         };
         let Some(line) = self.limits.get_mut(&key) else {
@@ -184,7 +185,7 @@ impl State {
     /// Takes a pending job off its key's parked set, if it is there.
     fn unpark(&mut self, id: JobId) {
         let record = &self.jobs[&id];
-        if let Some(limit) = &record.concurrency
+        if let Some(limit) = &record.job.concurrency
             && let Some(line) = self.limits.get_mut(&limit.key)
         {
             line.parked.remove(&(Reverse(record.job.priority), id));

@@ -134,8 +134,8 @@ use std::time::{Duration, SystemTime};
 use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
-    BaseQueue, Cancellation, Claimed, Completion, Enqueued, Error, Heartbeat, Job, JobId, JobPage,
-    JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error, Heartbeat, Job,
+    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 use crate::record::{LeaseRecord, Record, from_time, to_time};
@@ -225,9 +225,11 @@ impl FileQueue {
 }
 
 /// The pending jobs of `queue` that a claim may take now, best first, at
-/// most `max`: due, and first in line for their ordering key while no job
-/// with that key runs. Sorted by priority (highest first), then id (enqueue
-/// order).
+/// most `max`: due, first in line for their ordering key while no job with
+/// that key runs, and under their concurrency limit, counting the jobs of
+/// their limit's key running in every queue and those taken before them.
+/// Sorted by priority (highest first), then id (enqueue order); a job over
+/// its limit is passed over, not waited on.
 ///
 /// Only the directory listings and the cached [`Facts`](store::Facts) are
 /// needed to order the candidates; a candidate's file is read to see whether
@@ -235,6 +237,14 @@ impl FileQueue {
 /// sort before them.
 fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec<Record>, Error> {
     let (pending, running) = store.live_ids(queue)?;
+    let limited = pending
+        .iter()
+        .any(|id| store.facts(*id).is_some_and(|f| f.concurrency.is_some()));
+    let mut slots = if limited {
+        store.running_by_limit()?
+    } else {
+        HashMap::new()
+    };
     let key_of = |id: &JobId| store.facts(*id).and_then(|facts| facts.key.as_deref());
     let owned: HashSet<&str> = running.iter().filter_map(key_of).collect();
     // The head of each key's line is its pending job with the lowest id,
@@ -260,9 +270,17 @@ fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec
         if ready.len() >= max {
             break;
         }
+        if let Some((key, limit)) = store.facts(id).and_then(|f| f.concurrency.clone())
+            && slots.get(&key).copied().unwrap_or(0) >= limit
+        {
+            continue;
+        }
         if let Some(record) = store.read(queue, JobState::Pending, id)?
             && record.run_at <= now
         {
+            if let Some((key, _)) = &record.concurrency {
+                *slots.entry(key.clone()).or_insert(0) += 1;
+            }
             ready.push(record);
         }
     }
@@ -738,6 +756,12 @@ impl BaseQueue for FileQueue {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(error) => Err(io_error(&path)(error)),
         }
+    }
+
+    /// Claims count the running jobs of each limited job's key in every
+    /// queue, under the store's lock, so the limits hold across processes.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default().concurrency_limits(true)
     }
 
     fn now(&self) -> Result<SystemTime, Error> {

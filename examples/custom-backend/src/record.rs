@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use outband::{Job, JobId, JobState, Progress};
+use outband::{Concurrency, Job, JobId, JobState, Progress};
 use serde::{Deserialize, Serialize};
 
 /// One job as stored in its file.
@@ -47,6 +47,10 @@ pub(crate) struct Record {
     /// (`default`: files written before it was kept still read.)
     #[serde(default)]
     pub(crate) cancel: Option<String>,
+    /// The concurrency limit: its key and how many jobs holding it run at
+    /// once. (`default`: files written before it was kept still read.)
+    #[serde(default)]
+    pub(crate) concurrency: Option<(String, u32)>,
 }
 
 /// The lease of a running job: the fencing token and the deadline.
@@ -79,6 +83,10 @@ impl Record {
             .as_ref()
             .map(|(fraction, note)| Progress::new(*fraction, note.clone()));
         job.timeout = self.timeout_ms.map(Duration::from_millis);
+        job.concurrency = self
+            .concurrency
+            .as_ref()
+            .map(|(key, max)| Concurrency::new(key.clone(), *max));
         Ok(job)
     }
 
@@ -112,6 +120,10 @@ impl Record {
                 .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             lease,
             cancel: None,
+            concurrency: job
+                .concurrency
+                .as_ref()
+                .map(|limit| (limit.key.clone(), limit.max)),
         }
     }
 
@@ -182,7 +194,9 @@ mod tests {
     fn a_job_round_trips_through_its_record() {
         let now = SystemTime::now();
         let mut job = outband::backend::fate::new_job(
-            outband::NewJob::new("c", vec![0, 255]).key("k"),
+            outband::NewJob::new("c", vec![0, 255])
+                .key("k")
+                .concurrency(Concurrency::new("c", 2)),
             JobId(3),
             now,
         );

@@ -30,7 +30,7 @@
 //!
 //! To keep a claim from reading every pending file, the store remembers what
 //! never changes about a job once it is written — its queue, priority and
-//! ordering key — in [`Facts`], kept in this process's memory across lock
+//! ordering key and concurrency limit — in [`Facts`], kept in this process's memory across lock
 //! holds. Facts cannot go stale (no operation changes them, and ids are
 //! never reused), so the cache needs no invalidation across processes.
 
@@ -141,6 +141,8 @@ pub(crate) struct Facts {
     pub(crate) queue: String,
     pub(crate) priority: i16,
     pub(crate) key: Option<String>,
+    /// The concurrency limit's key and maximum.
+    pub(crate) concurrency: Option<(String, u32)>,
 }
 
 impl Facts {
@@ -149,6 +151,7 @@ impl Facts {
             queue: record.queue.clone(),
             priority: record.priority,
             key: record.key.clone(),
+            concurrency: record.concurrency.clone(),
         }
     }
 }
@@ -247,6 +250,21 @@ impl Store<'_> {
         }
         let [pending, running] = lists;
         Ok((pending, running))
+    }
+
+    /// How many jobs of each concurrency key are running, in every queue.
+    pub(crate) fn running_by_limit(&mut self) -> Result<HashMap<String, u32>, Error> {
+        let mut running = HashMap::new();
+        for queue in self.queue_names()? {
+            for id in self.ids(&queue, JobState::Running)? {
+                if self.learn(&queue, JobState::Running, id)?
+                    && let Some((key, _)) = self.facts(id).and_then(|f| f.concurrency.as_ref())
+                {
+                    *running.entry(key.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(running)
     }
 
     /// The facts of a job that [`live_ids`](Self::live_ids) returned.
