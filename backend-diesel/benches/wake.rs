@@ -38,6 +38,7 @@ static COMMAND: Command = Command {
     key: None,
     unique: None,
     concurrency: None,
+    rate: None,
     backoff: outband::Backoff::Consumer,
     timeout: None,
     show_args: outband::__private::show_no_args,

@@ -216,7 +216,7 @@ pub(crate) fn store<Q: BaseQueue + ?Sized>(
 
 /// The keys of one call: its ordering key, and for a command unique by one
 /// argument (`unique(by = arg)`) or limited per argument
-/// (`concurrency(by = arg)`), that argument's value.
+/// (`concurrency(by = arg)`, `rate(by = arg)`), that argument's value.
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
     /// The ordering key.
@@ -225,6 +225,8 @@ pub struct Keys {
     pub unique: Option<String>,
     /// The value a `concurrency(by = arg)` key is made of.
     pub concurrency: Option<String>,
+    /// The value a `rate(by = arg)` key is made of.
+    pub rate: Option<String>,
 }
 
 impl From<Option<String>> for Keys {
@@ -233,6 +235,7 @@ impl From<Option<String>> for Keys {
             order,
             unique: None,
             concurrency: None,
+            rate: None,
         }
     }
 }
@@ -325,6 +328,13 @@ pub(crate) fn new_job(command: &Command, when: When, keys: Keys, args: Vec<u8>) 
         };
         crate::Concurrency::new(key, spec.max)
     });
+    let rate = command.rate.map(|spec| {
+        let key = match spec.by {
+            None => command.name.to_owned(),
+            Some(_) => Unique::of_value(command.name, &keys.rate.unwrap_or_default()),
+        };
+        crate::RateLimit::new(key, spec.max, spec.per)
+    });
     NewJob {
         command: command.name.to_owned(),
         args,
@@ -336,5 +346,6 @@ pub(crate) fn new_job(command: &Command, when: When, keys: Keys, args: Vec<u8>) 
         timeout: None,
         unique,
         concurrency,
+        rate,
     }
 }

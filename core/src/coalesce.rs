@@ -170,6 +170,7 @@ mod tests {
             timeout: None,
             unique: None,
             concurrency: None,
+            rate: None,
         }
     }
 

@@ -176,6 +176,9 @@ pub struct NewJob {
     /// The job's concurrency limit, if it has one: see
     /// [`Concurrency`](crate::Concurrency).
     pub concurrency: Option<crate::Concurrency>,
+    /// The job's rate limit, if it has one: see
+    /// [`RateLimit`](crate::RateLimit).
+    pub rate: Option<crate::RateLimit>,
 }
 
 impl NewJob {
@@ -193,6 +196,7 @@ impl NewJob {
             timeout: None,
             unique: None,
             concurrency: None,
+            rate: None,
         }
     }
 
@@ -209,6 +213,14 @@ impl NewJob {
     #[must_use]
     pub fn concurrency(mut self, concurrency: crate::Concurrency) -> Self {
         self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// Limits how many jobs holding `rate`'s key start per period: see
+    /// [`RateLimit`](crate::RateLimit).
+    #[must_use]
+    pub fn rate(mut self, rate: crate::RateLimit) -> Self {
+        self.rate = Some(rate);
         self
     }
 
@@ -294,6 +306,9 @@ impl NewJob {
         if let Some(concurrency) = &self.concurrency {
             concurrency.validate()?;
         }
+        if let Some(rate) = &self.rate {
+            rate.validate()?;
+        }
         crate::codec::check_size(self.args.len())?;
         Ok(())
     }
@@ -367,6 +382,9 @@ pub struct Job {
     /// The job's concurrency limit, if it was enqueued with one (a backend
     /// that does not keep it gives `None`).
     pub concurrency: Option<crate::Concurrency>,
+    /// The job's rate limit, if it was enqueued with one (a backend that
+    /// does not keep it gives `None`).
+    pub rate: Option<crate::RateLimit>,
 }
 
 impl Job {
@@ -396,6 +414,7 @@ impl Job {
             progress: None,
             timeout: None,
             concurrency: None,
+            rate: None,
         }
     }
 

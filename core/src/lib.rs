@@ -145,7 +145,7 @@ pub use job::{
     Cancellation, Claimed, Completion, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Heartbeat, Job, JobId,
     JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered, When,
 };
-pub use limits::{Concurrency, ConcurrencySpec, MAX_LIMIT_KEY};
+pub use limits::{Concurrency, ConcurrencySpec, MAX_LIMIT_KEY, RateLimit, RateSpec};
 pub use listing::{JobPage, JobQuery};
 pub use memory::MemoryQueue;
 pub use processor::{

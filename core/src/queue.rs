@@ -495,6 +495,11 @@ pub struct Capabilities {
     /// every process that claims from it. Outband's enqueues refuse a job
     /// with a concurrency limit on a backend that does not say so.
     pub concurrency_limits: bool,
+    /// The backend enforces [`NewJob::rate`] in its claims, across every
+    /// process that claims from it, and its `wait` ends when a job passed
+    /// over for its rate may start. Outband's enqueues refuse a job with a
+    /// rate limit on a backend that does not say so.
+    pub rate_limits: bool,
 }
 
 impl Capabilities {
@@ -520,6 +525,12 @@ impl Capabilities {
     /// Says whether the backend enforces concurrency limits.
     pub const fn concurrency_limits(mut self, yes: bool) -> Self {
         self.concurrency_limits = yes;
+        self
+    }
+
+    /// Says whether the backend enforces rate limits.
+    pub const fn rate_limits(mut self, yes: bool) -> Self {
+        self.rate_limits = yes;
         self
     }
 

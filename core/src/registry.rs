@@ -52,6 +52,9 @@ pub struct Command {
     /// Its `concurrency` option: how many of its jobs run at once, and the
     /// argument the limit is kept per; `None` for no limit.
     pub concurrency: Option<crate::ConcurrencySpec>,
+    /// Its `rate` option: how many of its jobs start per period, and the
+    /// argument the limit is kept per; `None` for no limit.
+    pub rate: Option<crate::RateSpec>,
     /// How its failed attempts are spaced: `backoff = "…"`, or the
     /// consumer's policy.
     pub backoff: Backoff,

@@ -1,13 +1,13 @@
-//! `#[queue_command(concurrency …)]`: a command's jobs carry their limit,
-//! per command or per value of one argument, and the memory backend runs no
-//! more of them at once; a backend that does not enforce limits refuses
-//! limited jobs rather than drop the limit.
+//! `#[queue_command(concurrency …, rate …)]`: a command's jobs carry their
+//! limits, per command or per value of one argument, and the memory backend
+//! runs no more of them at once, or sooner, than they allow; a backend that
+//! does not enforce limits refuses limited jobs rather than drop the limit.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use outband::{
-    BaseQueue, Claimed, Concurrency, ConcurrencySpec, Error, JobId, MemoryQueue, NewJob,
+    BaseQueue, Claimed, Concurrency, ConcurrencySpec, Error, JobId, MemoryQueue, NewJob, RateSpec,
     queue_command,
 };
 
@@ -19,6 +19,16 @@ fn call_api(request: u64) {
 #[queue_command(queue = "limits-tenant", concurrency(max = 1, by = tenant))]
 fn export(tenant: String, part: u32) {
     let _ = (tenant, part);
+}
+
+#[queue_command(queue = "limits-rate", rate = "30/m")]
+fn notify(user: u64) {
+    let _ = user;
+}
+
+#[queue_command(queue = "limits-rate-tenant", rate(limit = "2/h", by = tenant))]
+fn report(tenant: String) {
+    let _ = tenant;
 }
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -71,6 +81,39 @@ fn limited_commands_run_at_most_their_limit_at_once() {
 }
 
 #[test]
+fn rate_limited_commands_start_a_burst_then_wait_their_turn() {
+    let backend = MemoryQueue::new();
+    let ids: Vec<JobId> = (0..5)
+        .map(|n| notify::enqueue_on(&backend, n).unwrap())
+        .collect();
+    // 30 a minute: a burst of 3, then one every 2 s
+    assert_eq!(
+        ids_of(&backend.claim("limits-rate", 10, LEASE).unwrap()),
+        ids[..3]
+    );
+    assert!(backend.claim("limits-rate", 10, LEASE).unwrap().is_empty());
+
+    let a = report::enqueue_on(&backend, "a".into()).unwrap();
+    let b = report::enqueue_on(&backend, "b".into()).unwrap();
+    report::enqueue_on(&backend, "a".into()).unwrap();
+    assert_eq!(
+        ids_of(&backend.claim("limits-rate-tenant", 10, LEASE).unwrap()),
+        vec![a, b],
+        "one turn per tenant"
+    );
+
+    let registry = outband::Registry::global().unwrap();
+    assert_eq!(
+        registry.get(report::NAME).unwrap().rate,
+        Some(RateSpec {
+            max: 2,
+            per: Duration::from_secs(3600),
+            by: Some("tenant")
+        })
+    );
+}
+
+#[test]
 fn backends_without_limits_refuse_limited_jobs() {
     let backend = Unlimited(MemoryQueue::new());
     let refused = call_api::enqueue_on(&backend, 1);
@@ -80,7 +123,13 @@ fn backends_without_limits_refuse_limited_jobs() {
     );
     let refused = export::enqueue_many_on(&backend, [("a".to_owned(), 1)]);
     assert!(matches!(refused, Err(Error::Backend(_))), "{refused:?}");
+    let refused = notify::enqueue_on(&backend, 1);
+    assert!(
+        matches!(&refused, Err(Error::Backend(why)) if why.to_string().contains("rate")),
+        "{refused:?}"
+    );
     assert_eq!(backend.len("limits").unwrap(), 0, "nothing was stored");
+    assert_eq!(backend.len("limits-rate").unwrap(), 0, "nothing was stored");
 
     let zero = NewJob::new("app::x", vec![]).concurrency(Concurrency::new("app::x", 0));
     assert!(matches!(

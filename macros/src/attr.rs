@@ -11,7 +11,7 @@ use syn::{Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitInt, LitStr, Meta, 
 use crate::Errors;
 
 /// The option names, in the order the docs list them.
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
     "name",
     "queue",
     "retries",
@@ -21,6 +21,7 @@ const KNOWN: [&str; 9] = [
     "priority",
     "unique",
     "concurrency",
+    "rate",
 ];
 
 /// The options as written; `None` where the default applies.
@@ -44,6 +45,18 @@ pub(crate) struct Options {
     pub(crate) unique: Option<Unique>,
     /// `concurrency = N` or `concurrency(max = N, by = arg)`.
     pub(crate) concurrency: Option<Concurrency>,
+    /// `rate = "N/period"` or `rate(limit = "N/period", by = arg)`.
+    pub(crate) rate: Option<Rate>,
+}
+
+/// `rate = "N/period"` or `rate(limit = "N/period", by = arg)`, read.
+pub(crate) struct Rate {
+    /// How many jobs start per `per`; at least 1.
+    pub(crate) max: u32,
+    /// The period.
+    pub(crate) per: Duration,
+    /// The argument the limit is kept per, if any.
+    pub(crate) by: Option<Ident>,
 }
 
 /// `concurrency = N` or `concurrency(max = N, by = arg)`, read.
@@ -142,6 +155,21 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
             }
             continue;
         }
+        if option == "rate" {
+            if seen.contains(&option) {
+                errors.push(syn::Error::new_spanned(
+                    ident,
+                    "`rate` is given more than once",
+                ));
+                continue;
+            }
+            seen.push(option);
+            match rate(&meta) {
+                Ok(rate) => options.rate = Some(rate),
+                Err(error) => errors.push(error),
+            }
+            continue;
+        }
         if option == "concurrency" {
             if seen.contains(&option) {
                 errors.push(syn::Error::new_spanned(
@@ -223,6 +251,7 @@ fn example(option: &str) -> &'static str {
         "key" => "key = user_id",
         "unique" => "unique(by = user_id, until = \"started\")",
         "concurrency" => "concurrency = 3",
+        "rate" => "rate = \"100/s\"",
         _ => "priority = 10",
     }
 }
@@ -541,6 +570,89 @@ fn concurrency(meta: &Meta) -> syn::Result<Concurrency> {
     }
     let max = max.ok_or_else(|| syn::Error::new_spanned(list, FORMS))?;
     Ok(Concurrency { max, by })
+}
+
+/// Reads `rate = "N/period"`, or `rate(limit = "N/period", by = arg)` for
+/// a limit per value of one argument.
+fn rate(meta: &Meta) -> syn::Result<Rate> {
+    const FORMS: &str = "`rate` is written `rate = \"100/s\"` (also `/m`, `/h` or a \
+                         duration, `/500ms`), or `rate(limit = \"100/s\", by = tenant)` for a \
+                         limit per value of an argument";
+    let read = |value: &Expr| -> syn::Result<(u32, Duration)> {
+        let lit = string("rate", value)?;
+        read_rate(&lit.value())
+            .map_err(|why| syn::Error::new_spanned(&lit, format!("{why}; {FORMS}")))
+    };
+    let list = match meta {
+        Meta::NameValue(name_value) => {
+            let (max, per) = read(&name_value.value)?;
+            return Ok(Rate { max, per, by: None });
+        }
+        Meta::Path(path) => return Err(syn::Error::new_spanned(path, FORMS)),
+        Meta::List(list) => list,
+    };
+    let items = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+    let (mut limit, mut by) = (None, None);
+    for item in items {
+        let Meta::NameValue(item) = item else {
+            return Err(syn::Error::new_spanned(item, FORMS));
+        };
+        let name = item
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match name.as_str() {
+            "limit" if limit.is_none() => limit = Some(read(&item.value)?),
+            "by" if by.is_none() => {
+                by = Some(key(&item.value).map_err(|_| {
+                    syn::Error::new_spanned(
+                        &item.value,
+                        "`by` takes the name of one of the function's arguments, \
+                         without quotes, like `by = tenant`",
+                    )
+                })?);
+            }
+            "limit" | "by" => {
+                return Err(syn::Error::new_spanned(
+                    &item.path,
+                    format!("`rate` takes `{name}` once"),
+                ));
+            }
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    &item.path,
+                    format!("unknown `rate` option `{name}`; the options are `limit` and `by`"),
+                ));
+            }
+        }
+    }
+    let (max, per) = limit.ok_or_else(|| syn::Error::new_spanned(list, FORMS))?;
+    Ok(Rate { max, per, by })
+}
+
+/// Reads `N/period`: a count of at least 1 and a period of at least a
+/// millisecond, `s`, `m` (or `min`), `h`, `d`, or a duration like `500ms`.
+fn read_rate(text: &str) -> Result<(u32, Duration), String> {
+    let text = text.trim();
+    let Some((count, period)) = text.split_once('/') else {
+        return Err(format!("`{text}` lacks its `/period`"));
+    };
+    let max: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a whole number of jobs", count.trim()))?;
+    if max == 0 {
+        return Err(format!("`{text}` is 0 jobs: no job would ever start"));
+    }
+    let period = period.trim();
+    let per = if period.starts_with(|c: char| c.is_ascii_digit()) {
+        read_millis(period, "the period would be empty")?
+    } else {
+        read_millis(&format!("1{period}"), "the period would be empty")
+            .map_err(|_| format!("unknown period `{period}`"))?
+    };
+    Ok((max, per))
 }
 
 /// Reads a concurrency limit: a whole number of at least 1.

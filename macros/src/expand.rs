@@ -114,6 +114,21 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let rate_field = match &options.rate {
+        Some(rate) => {
+            let max = rate.max;
+            let per = duration(rate.per);
+            let by = match &rate.by {
+                Some(by) => {
+                    let by = by.unraw().to_string();
+                    quote!(::core::option::Option::Some(#by))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::core::option::Option::Some(::outband::RateSpec { max: #max, per: #per, by: #by }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let backoff = match options.backoff {
         Some(attr::Backoff::Exponential { base, max }) => {
             let (base, max) = (duration(base), duration(max));
@@ -223,16 +238,23 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         Some(attr::Concurrency { by: Some(by), .. }) => Some(shown(by)),
         _ => None,
     };
-    let key_value = if unique_value.is_none() && concurrency_value.is_none() {
+    let rate_value = match &options.rate {
+        Some(attr::Rate { by: Some(by), .. }) => Some(shown(by)),
+        _ => None,
+    };
+    let key_value = if unique_value.is_none() && concurrency_value.is_none() && rate_value.is_none()
+    {
         key_value
     } else {
-        let unique_value = unique_value.unwrap_or_else(|| none.clone());
-        let concurrency_value = concurrency_value.unwrap_or_else(|| none.clone());
+        let [unique_value, concurrency_value, rate_value] =
+            [unique_value, concurrency_value, rate_value]
+                .map(|value| value.unwrap_or_else(|| none.clone()));
         quote! {
             ::outband::__private::Keys {
                 order: #key_value,
                 unique: #unique_value,
                 concurrency: #concurrency_value,
+                rate: #rate_value,
             }
         }
     };
@@ -458,6 +480,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             key: #key_field,
             unique: #unique_field,
             concurrency: #concurrency_field,
+            rate: #rate_field,
             backoff: #backoff,
             timeout: #timeout,
             show_args: #show_args_fn,

@@ -72,6 +72,7 @@ use proc_macro::TokenStream;
 /// | `priority = N` | `0` | An `i16`; higher runs first. |
 /// | `unique`, `unique(…)` | none | At most one job per unique key: a call whose key a job still holds stores nothing and gives that job's handle, with `is_duplicate()` true (`enqueue_on` gives its id). The key is the command's name and all the arguments (`unique`), one argument's value through `ToString` (`unique(by = arg)`), or a constant (`unique(key = "…")`: one job of the command at a time). The job holds it while `pending` or `running` (`until = "finished"`, the default), only while `pending` (`until = "started"`), or also for a time after it is `done` (`window = "1h"`); a `dead` or `cancelled` job gives it up. The backend enforces it atomically, across producers. A typed batch of a unique command is refused (each goes alone), and eager mode runs every call. See `outband::BaseQueue::enqueue_unique`. |
 /// | `concurrency = N`, `concurrency(max = N, by = arg)` | none | At most `N` of the command's jobs run at once, across every consumer process and thread (`by = arg`: at most `N` per value of that argument, through `ToString`). The backend enforces it in its claim: a job over the limit stays `pending` and is passed over, so jobs after it (of other commands, or other values) still start, and it starts once a running one leaves `running` — done, failed, cancelled, or recovered when its consumer died. A limit of 0 is a compile error. A backend that does not enforce limits (`Capabilities::concurrency_limits`) refuses the job. See `outband::Concurrency`. |
+/// | `rate = "N/period"`, `rate(limit = "N/period", by = arg)` | none | At most `N` of the command's jobs (per value of `arg`) start per period, across every consumer: `s`, `m`, `h`, `d`, or a duration like `500ms`. Starts are spaced evenly, one every `period / N`, after a burst of up to a tenth of `N` (at least 1); every start counts, retries included. A job whose turn has not come stays `pending` and is passed over, and a consumer's wait ends when it may start. A rate of 0 is a compile error. See `outband::RateLimit`. |
 ///
 /// # Async commands
 ///
@@ -191,8 +192,9 @@ use proc_macro::TokenStream;
 /// - unknown, repeated or ill-typed options (a `timeout` that does not
 ///   read as a duration, or is under a millisecond; a `unique` window
 ///   likewise, or a `unique` with both `by` and `key`; a `concurrency` limit
-///   that is not a whole number from 1 up), and a `key`, a
-///   `unique(by = …)` or a `concurrency(by = …)` that names no argument;
+///   that is not a whole number from 1 up; a `rate` that does not read as
+///   `N/period` with `N` from 1 up), and a `key`, or the `by = …` of
+///   `unique`, `concurrency` or `rate`, that names no argument;
 /// - two `JobContext` parameters, or a `&mut JobContext`.
 ///
 /// The function must be an item of a module, not of a function body or an

@@ -126,8 +126,8 @@ fn find_impl(ty: &Type) -> Option<&syn::TypeImplTrait> {
     }
 }
 
-/// Checks that `key = …`, `unique(by = …)` and `concurrency(by = …)` name
-/// an argument.
+/// Checks that `key = …` and the `by = …` of `unique`, `concurrency` and
+/// `rate` name an argument.
 pub(crate) fn check_key(
     function: &ItemFn,
     options: &Options,
@@ -145,6 +145,9 @@ pub(crate) fn check_key(
         check_names_argument(function, "by", by, args, errors);
     }
     if let Some(crate::attr::Concurrency { by: Some(by), .. }) = &options.concurrency {
+        check_names_argument(function, "by", by, args, errors);
+    }
+    if let Some(crate::attr::Rate { by: Some(by), .. }) = &options.rate {
         check_names_argument(function, "by", by, args, errors);
     }
 }

@@ -127,6 +127,7 @@ macro_rules! command {
             key: None,
             unique: None,
             concurrency: None,
+            rate: None,
             backoff: outband::Backoff::Consumer,
             timeout: None,
             show_args: outband::__private::show_no_args,

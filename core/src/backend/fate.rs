@@ -181,6 +181,7 @@ pub fn new_job(new: NewJob, id: JobId, now: SystemTime) -> Job {
         progress: None,
         timeout: new.timeout.map(whole_millis),
         concurrency: new.concurrency,
+        rate: new.rate,
     }
 }
 

@@ -222,6 +222,7 @@ mod tests {
             key: None,
             unique: None,
             concurrency: None,
+            rate: None,
             backoff: crate::Backoff::Consumer,
             timeout: None,
             show_args: crate::__private::show_no_args,

@@ -127,6 +127,7 @@ impl BaseQueue for MemoryQueue {
             return Ok(Vec::new());
         }
         state.promote_due(queue, now);
+        state.promote_turns(now);
         let mut claimed = Vec::new();
         while claimed.len() < max {
             let Some(lane) = state.queues.get_mut(queue) else {
@@ -136,6 +137,10 @@ impl BaseQueue for MemoryQueue {
                 break;
             };
             if !state.take_slot(id) {
+                continue;
+            }
+            if !state.take_turn(id, now) {
+                state.untake_slot(id);
                 continue;
             }
             state.next_token += 1;
@@ -163,6 +168,9 @@ impl BaseQueue for MemoryQueue {
         let mut state = self.lock();
         let now = SystemTime::now();
         let mut timeout = timeout;
+        if let Some(turn) = state.promote_turns(now) {
+            timeout = timeout.min(turn.duration_since(now).unwrap_or_default());
+        }
         for queue in queues {
             let Some(lane) = state.queues.get(queue) else {
                 continue;
@@ -212,7 +220,8 @@ impl BaseQueue for MemoryQueue {
 
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
         let now = SystemTime::now();
-        let state = self.lock();
+        let mut state = self.lock();
+        state.promote_turns(now);
         if state.paused.contains(queue) {
             return Ok(false);
         }
@@ -516,6 +525,7 @@ impl BaseQueue for MemoryQueue {
             .in_process(true)
             .finish_wakeups(true)
             .concurrency_limits(true)
+            .rate_limits(true)
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) struct State {
     pub(super) unique: HashMap<String, JobId>,
     /// Each concurrency key with a job running or passed over.
     pub(super) limits: HashMap<String, LimitLine>,
+    /// Each rate key that ever started a job.
+    pub(super) rates: HashMap<String, RateLine>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.
@@ -48,6 +50,18 @@ pub(super) struct Record {
 #[derive(Debug, Default)]
 pub(super) struct LimitLine {
     pub(super) running: u32,
+    pub(super) parked: BTreeSet<ReadyKey>,
+}
+
+/// The jobs of one rate key: its theoretical arrival time (see
+/// [`RateLimit::admit`](crate::RateLimit::admit)), and the ready jobs a
+/// claim passed over until their turn, which are in no lane's `ready` until
+/// then.
+#[derive(Debug)]
+pub(super) struct RateLine {
+    pub(super) tat: SystemTime,
+    /// When the first parked job may start.
+    pub(super) next: SystemTime,
     pub(super) parked: BTreeSet<ReadyKey>,
 }
 
@@ -157,6 +171,76 @@ impl State {
         }
     }
 
+    /// Whether a claim may start job `id` at `now` as far as its rate limit
+    /// goes. If it may, the start is counted; if not, the job is parked on
+    /// its key until its turn.
+    pub(super) fn take_turn(&mut self, id: JobId, now: SystemTime) -> bool {
+        let record = &self.jobs[&id];
+        let Some(rate) = &record.job.rate else {
+            return true;
+        };
+        let line = self.rates.get_mut(&rate.key);
+        match rate.admit(line.as_ref().map(|line| line.tat), now) {
+            Ok(tat) => {
+                match line {
+                    Some(line) => line.tat = tat,
+                    None => {
+                        self.rates.insert(
+                            rate.key.clone(),
+                            RateLine {
+                                tat,
+                                next: tat,
+                                parked: BTreeSet::new(),
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Err(at) => {
+                let line = line.expect("a refused key has started a job");
+                if line.parked.is_empty() || at < line.next {
+                    line.next = at;
+                }
+                line.parked.insert((Reverse(record.job.priority), id));
+                false
+            }
+        }
+    }
+
+    /// Puts the jobs parked on rate keys whose turn has come back into their
+    /// lanes' `ready`; returns the earliest time a parked job's turn comes,
+    /// if one is still parked.
+    pub(super) fn promote_turns(&mut self, now: SystemTime) -> Option<SystemTime> {
+        let mut woken = Vec::new();
+        let mut earliest = None::<SystemTime>;
+        for line in self.rates.values_mut() {
+            if line.parked.is_empty() {
+                continue;
+            }
+            if line.next <= now {
+                woken.extend(std::mem::take(&mut line.parked));
+            } else {
+                earliest = Some(earliest.map_or(line.next, |at| at.min(line.next)));
+            }
+        }
+        for ready in woken {
+            let queue = self.jobs[&ready.1].job.queue.clone();
+            self.lane(&queue).ready.insert(ready);
+        }
+        earliest
+    }
+
+    /// Gives back the slot [`take_slot`](Self::take_slot) took for a job
+    /// that does not start after all (its rate refused it).
+    pub(super) fn untake_slot(&mut self, id: JobId) {
+        if let Some(limit) = &self.jobs[&id].job.concurrency
+            && let Some(line) = self.limits.get_mut(&limit.key)
+        {
+            line.running = line.running.saturating_sub(1);
+        }
+    }
+
     /// Gives back the slot of a job that has left `running`, and puts the
     /// first job parked on its key back into its lane's `ready`.
     fn give_slot(&mut self, id: JobId) {
@@ -182,9 +266,14 @@ impl State {
         }
     }
 
-    /// Takes a pending job off its key's parked set, if it is there.
+    /// Takes a pending job off its keys' parked sets, if it is there.
     fn unpark(&mut self, id: JobId) {
         let record = &self.jobs[&id];
+        if let Some(rate) = &record.job.rate
+            && let Some(line) = self.rates.get_mut(&rate.key)
+        {
+            line.parked.remove(&(Reverse(record.job.priority), id));
+        }
         if let Some(limit) = &record.job.concurrency
             && let Some(line) = self.limits.get_mut(&limit.key)
         {

@@ -1,10 +1,12 @@
-//! Concurrency limits: a claim never starts a job whose key has `max` jobs
-//! running, passes such a job over for the jobs after it, and starts it once
-//! a running job of its key leaves `running`, however it leaves.
+//! Concurrency and rate limits: a claim never starts a job whose key has
+//! `max` jobs running, or whose turn has not come, passes such a job over
+//! for the jobs after it, and starts it once a running job of its key leaves
+//! `running`, however it leaves, or once its turn comes.
 //!
 //! A backend that does not say
 //! [`Capabilities::concurrency_limits`](crate::Capabilities::concurrency_limits)
-//! skips these cases: outband's enqueues refuse limited jobs on it.
+//! or [`rate_limits`](crate::Capabilities::rate_limits) skips the cases of
+//! that limit: outband's enqueues refuse such jobs on it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use super::{LEASE, claim_ids, claim_one, done, echo_job, unique_queue};
-use crate::{BaseQueue, Claimed, Completion, Concurrency, JobId, NewJob, Outcome};
+use crate::{BaseQueue, Claimed, Completion, Concurrency, JobId, NewJob, Outcome, RateLimit};
 
 fn limited(queue: &str, value: u64, key: &str, max: u32) -> NewJob {
     echo_job(queue, value).concurrency(Concurrency::new(key, max))
@@ -234,4 +236,110 @@ pub fn concurrency_limits_hold_under_racing_claims(backend: &Arc<dyn BaseQueue>)
         "{most} jobs of a key limited to {MAX} were held at once"
     );
     assert_eq!(backend.stats(&q).expect("stats").done, JOBS);
+}
+
+fn rated(queue: &str, value: u64, key: &str, max: u32, per: Duration) -> NewJob {
+    echo_job(queue, value).rate(RateLimit::new(key, max, per))
+}
+
+fn enforces_rates(backend: &Arc<dyn BaseQueue>) -> bool {
+    let yes = backend.capabilities().rate_limits;
+    if !yes {
+        eprintln!("skipped: this backend does not enforce rate limits");
+    }
+    yes
+}
+
+/// A key's burst starts at once and the rest wait their turn, across
+/// queues; jobs after them (lower priorities included) are claimed; a wait
+/// does not end at once for jobs whose turn has not come, and the next job
+/// of the key starts no sooner than the interval after the burst.
+pub fn rate_limits_space_starts(backend: &Arc<dyn BaseQueue>) {
+    if !enforces_rates(backend) {
+        return;
+    }
+    let q = unique_queue("rates");
+    let elsewhere = unique_queue("rates-elsewhere");
+    let key = format!("{q}:api");
+    // 30 per minute: one every 2 s, a burst of 3
+    let per = Duration::from_secs(60);
+    let enqueue = |job| backend.enqueue(job).expect("enqueue");
+    let r: Vec<JobId> = (0..5)
+        .map(|n| enqueue(rated(&q, n, &key, 30, per).priority(5)))
+        .collect();
+    let free: Vec<JobId> = (0..2).map(|n| enqueue(echo_job(&q, 10 + n))).collect();
+    enqueue(rated(&elsewhere, 20, &key, 30, per));
+
+    let started = Instant::now();
+    let first = backend.claim(&q, 10, LEASE).expect("claim");
+    assert_eq!(
+        set(first.iter().map(|c| c.job.id)),
+        set([r[0], r[1], r[2], free[0], free[1]]),
+        "the burst of three, and the free jobs after the rest"
+    );
+    assert!(
+        claim_ids(&**backend, &q, 10).is_empty(),
+        "the burst is spent"
+    );
+    assert!(
+        claim_ids(&**backend, &elsewhere, 10).is_empty(),
+        "in every queue"
+    );
+    let timeout = Duration::from_millis(400);
+    let waited = Instant::now();
+    backend
+        .wait(std::slice::from_ref(&q), timeout)
+        .expect("wait");
+    assert!(
+        waited.elapsed() >= timeout / 2,
+        "a wait on a queue whose ready jobs all wait their turn returned after {:?}",
+        waited.elapsed()
+    );
+    for claimed in &first {
+        done(&**backend, claimed);
+    }
+
+    let deadline = started + Duration::from_secs(30);
+    let next = loop {
+        let claimed = claim_ids(&**backend, &q, 10);
+        if !claimed.is_empty() {
+            break claimed;
+        }
+        assert!(Instant::now() < deadline, "the next turn never came");
+        backend
+            .wait(std::slice::from_ref(&q), Duration::from_millis(500))
+            .expect("wait");
+    };
+    assert_eq!(next, vec![r[3]], "one turn: the next job in claim order");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "the fourth start came {:?} after the burst, under the 2 s interval",
+        started.elapsed()
+    );
+}
+
+/// A processor runs every job of a rate-limited key, at no more than its
+/// rate: 12 jobs at 20 per second (a burst of 2, then one every 50 ms) take
+/// at least 500 ms.
+pub fn processors_follow_rate_limits(backend: &Arc<dyn BaseQueue>) {
+    if !enforces_rates(backend) {
+        return;
+    }
+    let q = unique_queue("rates-processor");
+    let key = format!("{q}:api");
+    let jobs = (0..12)
+        .map(|n| rated(&q, n, &key, 20, Duration::from_secs(1)))
+        .collect();
+    let started = Instant::now();
+    backend.enqueue_many(jobs).expect("enqueue");
+    let processor = super::async_jobs::start(backend, &q, |config| config.max_threads(4));
+    super::async_jobs::wait_for("the rate-limited jobs to be done", || {
+        backend.stats(&q).expect("stats").done == 12
+    });
+    let took = started.elapsed();
+    processor.stop();
+    assert!(
+        took >= Duration::from_millis(500),
+        "12 jobs at 20/s ran in {took:?}"
+    );
 }

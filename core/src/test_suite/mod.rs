@@ -32,7 +32,7 @@
 //! fencing, completing jobs), `keys.rs` (ordering keys), `schedule.rs`
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
-//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs), `limits.rs` (concurrency limits),
+//! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs), `limits.rs` (concurrency and rate limits),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -162,6 +162,8 @@ macro_rules! __conformance_cases {
             unique::racing_unique_enqueues_store_one_job
             limits::concurrency_limits_cap_running_jobs
             limits::concurrency_limits_hold_under_racing_claims
+            limits::rate_limits_space_starts
+            limits::processors_follow_rate_limits
             async_jobs::awaited_enqueue_stores_the_sync_job
             async_jobs::async_jobs_run_to_done
             async_jobs::async_failures_retried_then_dead

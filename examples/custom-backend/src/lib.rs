@@ -218,33 +218,58 @@ impl FileQueue {
         Ok(self.root.join(PAUSED).join(escape(queue)?))
     }
 
+    /// What a claim of one job would find in `queue` at `now`; `None` while
+    /// the queue is paused. Nothing is written.
+    fn scan(&self, queue: &str, now: u64) -> Result<Option<Scan>, Error> {
+        let mut store = self.lock()?;
+        if self.is_paused(queue)? {
+            return Ok(None);
+        }
+        ready(&mut store, queue, now, 1).map(Some)
+    }
+
     fn is_paused(&self, queue: &str) -> Result<bool, Error> {
         let path = self.paused_marker(queue)?;
         path.try_exists().map_err(io_error(&path))
     }
 }
 
+/// What [`ready`] found.
+struct Scan {
+    /// The jobs a claim may take now, best first.
+    ready: Vec<Record>,
+    /// When the first job passed over for its rate limit may start, in
+    /// nanoseconds.
+    next_turn: Option<u64>,
+    /// The rate keys' times with the starts of `ready` counted, if a rate
+    /// limit was looked at: a claim that takes `ready` writes them.
+    rates: Option<HashMap<String, u64>>,
+}
+
 /// The pending jobs of `queue` that a claim may take now, best first, at
 /// most `max`: due, first in line for their ordering key while no job with
-/// that key runs, and under their concurrency limit, counting the jobs of
-/// their limit's key running in every queue and those taken before them.
-/// Sorted by priority (highest first), then id (enqueue order); a job over
-/// its limit is passed over, not waited on.
+/// that key runs, under their concurrency limit (counting the jobs of their
+/// limit's key running in every queue and those taken before them), and
+/// with their rate limit's turn come (`outband::RateLimit::admit`, counting
+/// the starts before them). Sorted by priority (highest first), then id
+/// (enqueue order); a job over a limit is passed over, not waited on.
 ///
 /// Only the directory listings and the cached [`Facts`](store::Facts) are
 /// needed to order the candidates; a candidate's file is read to see whether
 /// it is due, so a claim reads the jobs it takes plus the scheduled ones that
 /// sort before them.
-fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec<Record>, Error> {
+fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Scan, Error> {
     let (pending, running) = store.live_ids(queue)?;
-    let limited = pending
-        .iter()
-        .any(|id| store.facts(*id).is_some_and(|f| f.concurrency.is_some()));
+    let has = |pick: fn(&store::Facts) -> bool| {
+        pending.iter().any(|id| store.facts(*id).is_some_and(pick))
+    };
+    let (limited, rated) = (has(|f| f.concurrency.is_some()), has(|f| f.rate.is_some()));
     let mut slots = if limited {
         store.running_by_limit()?
     } else {
         HashMap::new()
     };
+    let mut rates = if rated { Some(store.rates()?) } else { None };
     let key_of = |id: &JobId| store.facts(*id).and_then(|facts| facts.key.as_deref());
     let owned: HashSet<&str> = running.iter().filter_map(key_of).collect();
     // The head of each key's line is its pending job with the lowest id,
@@ -265,9 +290,13 @@ fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec
         .filter_map(|id| Some((Reverse(store.facts(*id)?.priority), *id)))
         .collect();
     candidates.sort_unstable();
-    let mut ready = Vec::new();
+    let mut scan = Scan {
+        ready: Vec::new(),
+        next_turn: None,
+        rates: None,
+    };
     for (_, id) in candidates {
-        if ready.len() >= max {
+        if scan.ready.len() >= max {
             break;
         }
         if let Some((key, limit)) = store.facts(id).and_then(|f| f.concurrency.clone())
@@ -275,16 +304,32 @@ fn ready(store: &mut Store<'_>, queue: &str, now: u64, max: usize) -> Result<Vec
         {
             continue;
         }
-        if let Some(record) = store.read(queue, JobState::Pending, id)?
-            && record.run_at <= now
-        {
-            if let Some((key, _)) = &record.concurrency {
-                *slots.entry(key.clone()).or_insert(0) += 1;
-            }
-            ready.push(record);
+        let Some(record) = store.read(queue, JobState::Pending, id)? else {
+            continue;
+        };
+        if record.run_at > now {
+            continue;
         }
+        if let (Some(rate), Some(rates)) = (record.rate_limit(), rates.as_mut()) {
+            let tat = rates.get(&rate.key).copied().map(to_time);
+            match rate.admit(tat, to_time(now)) {
+                Ok(tat) => {
+                    rates.insert(rate.key, from_time(tat));
+                }
+                Err(turn) => {
+                    let turn = from_time(turn);
+                    scan.next_turn = Some(scan.next_turn.map_or(turn, |next| next.min(turn)));
+                    continue;
+                }
+            }
+        }
+        if let Some((key, _)) = &record.concurrency {
+            *slots.entry(key.clone()).or_insert(0) += 1;
+        }
+        scan.ready.push(record);
     }
-    Ok(ready)
+    scan.rates = rates;
+    Ok(scan)
 }
 
 /// Finds the job held under `lease`: its record, if it is `running` under
@@ -381,9 +426,14 @@ impl BaseQueue for FileQueue {
         if self.is_paused(queue)? {
             return Ok(Vec::new());
         }
-        let ready = ready(&mut store, queue, from_time(now), max)?;
+        let Scan { ready, rates, .. } = ready(&mut store, queue, from_time(now), max)?;
         if ready.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(rates) = rates
+            && ready.iter().any(|record| record.rate.is_some())
+        {
+            store.write_rates(&rates)?;
         }
         let first_token = store.take_tokens(ready.len() as u64)?;
         let mut claimed = Vec::with_capacity(ready.len());
@@ -410,10 +460,19 @@ impl BaseQueue for FileQueue {
     }
 
     fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
-        // No push mechanism: return at once if a job is ready, else poll.
+        // No push mechanism: return at once if a job is ready, else poll,
+        // waking when a job passed over for its rate may start.
+        let now = SystemTime::now();
+        let mut timeout = timeout;
         for queue in queues {
-            if self.has_jobs_waiting(queue)? {
+            let Some(scan) = self.scan(queue, from_time(now))? else {
+                continue;
+            };
+            if !scan.ready.is_empty() {
                 return Ok(());
+            }
+            if let Some(turn) = scan.next_turn {
+                timeout = timeout.min(to_time(turn).duration_since(now).unwrap_or_default());
             }
         }
         std::thread::sleep(timeout);
@@ -422,8 +481,9 @@ impl BaseQueue for FileQueue {
 
     fn has_jobs_waiting(&self, queue: &str) -> Result<bool, Error> {
         let now = from_time(SystemTime::now());
-        let mut store = self.lock()?;
-        Ok(!self.is_paused(queue)? && !ready(&mut store, queue, now, 1)?.is_empty())
+        Ok(self
+            .scan(queue, now)?
+            .is_some_and(|scan| !scan.ready.is_empty()))
     }
 
     fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<Heartbeat, Error> {
@@ -759,9 +819,12 @@ impl BaseQueue for FileQueue {
     }
 
     /// Claims count the running jobs of each limited job's key in every
-    /// queue, under the store's lock, so the limits hold across processes.
+    /// queue, and keep each rate key's time in `rates.json`, under the
+    /// store's lock, so the limits hold across processes.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default().concurrency_limits(true)
+        Capabilities::default()
+            .concurrency_limits(true)
+            .rate_limits(true)
     }
 
     fn now(&self) -> Result<SystemTime, Error> {

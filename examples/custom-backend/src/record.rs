@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use outband::{Concurrency, Job, JobId, JobState, Progress};
+use outband::{Concurrency, Job, JobId, JobState, Progress, RateLimit};
 use serde::{Deserialize, Serialize};
 
 /// One job as stored in its file.
@@ -51,6 +51,10 @@ pub(crate) struct Record {
     /// once. (`default`: files written before it was kept still read.)
     #[serde(default)]
     pub(crate) concurrency: Option<(String, u32)>,
+    /// The rate limit: its key, how many jobs holding it start per period,
+    /// and the period in milliseconds. (`default`: as above.)
+    #[serde(default)]
+    pub(crate) rate: Option<(String, u32, u64)>,
 }
 
 /// The lease of a running job: the fencing token and the deadline.
@@ -87,6 +91,7 @@ impl Record {
             .concurrency
             .as_ref()
             .map(|(key, max)| Concurrency::new(key.clone(), *max));
+        job.rate = self.rate_limit();
         Ok(job)
     }
 
@@ -124,7 +129,18 @@ impl Record {
                 .concurrency
                 .as_ref()
                 .map(|limit| (limit.key.clone(), limit.max)),
+            rate: job.rate.as_ref().map(|rate| {
+                let millis = u64::try_from(rate.per.as_millis()).unwrap_or(u64::MAX);
+                (rate.key.clone(), rate.max, millis)
+            }),
         }
+    }
+
+    /// The rate limit, as outband gives it.
+    pub(crate) fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate.as_ref().map(|(key, max, millis)| {
+            RateLimit::new(key.clone(), *max, Duration::from_millis(*millis))
+        })
     }
 
     /// The lease deadline; a running record without a lease (left by a
@@ -196,7 +212,8 @@ mod tests {
         let mut job = outband::backend::fate::new_job(
             outband::NewJob::new("c", vec![0, 255])
                 .key("k")
-                .concurrency(Concurrency::new("c", 2)),
+                .concurrency(Concurrency::new("c", 2))
+                .rate(RateLimit::new("c", 5, Duration::from_secs(60))),
             JobId(3),
             now,
         );

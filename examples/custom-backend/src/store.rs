@@ -56,6 +56,8 @@ pub(crate) const MALFORMED: &str = "malformed";
 const COUNTERS: &str = "counters.json";
 /// Each unique key and the last job stored with it.
 const UNIQUE: &str = "unique.json";
+/// Each rate key's theoretical arrival time.
+const RATES: &str = "rates.json";
 
 /// The longest file name this backend makes from a queue or command name
 /// (most filesystems allow 255 bytes).
@@ -143,6 +145,8 @@ pub(crate) struct Facts {
     pub(crate) key: Option<String>,
     /// The concurrency limit's key and maximum.
     pub(crate) concurrency: Option<(String, u32)>,
+    /// The rate limit.
+    pub(crate) rate: Option<outband::RateLimit>,
 }
 
 impl Facts {
@@ -152,6 +156,7 @@ impl Facts {
             priority: record.priority,
             key: record.key.clone(),
             concurrency: record.concurrency.clone(),
+            rate: record.rate_limit(),
         }
     }
 }
@@ -360,7 +365,29 @@ impl Store<'_> {
 
     /// Each unique key and the id of the last job stored with it.
     pub(crate) fn unique_keys(&self) -> Result<HashMap<String, u64>, Error> {
-        let path = self.root.join(UNIQUE);
+        self.read_map(UNIQUE)
+    }
+
+    /// Replaces the unique keys, flushed to disk.
+    pub(crate) fn write_unique_keys(&self, keys: &HashMap<String, u64>) -> Result<(), Error> {
+        self.write_map(UNIQUE, keys, true)
+    }
+
+    /// Each rate key's theoretical arrival time, in nanoseconds (see
+    /// `outband::RateLimit::admit`).
+    pub(crate) fn rates(&self) -> Result<HashMap<String, u64>, Error> {
+        self.read_map(RATES)
+    }
+
+    /// Replaces the rate keys' times. Not flushed: a power loss that
+    /// forgets a claim forgets the starts it counted with it.
+    pub(crate) fn write_rates(&self, rates: &HashMap<String, u64>) -> Result<(), Error> {
+        self.write_map(RATES, rates, false)
+    }
+
+    /// The map of JSON file `name`; empty when there is no file.
+    fn read_map(&self, name: &str) -> Result<HashMap<String, u64>, Error> {
+        let path = self.root.join(name);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| Error::backend(format!("{}: {e}", path.display()))),
@@ -369,10 +396,14 @@ impl Store<'_> {
         }
     }
 
-    /// Replaces the unique keys, flushed to disk.
-    pub(crate) fn write_unique_keys(&self, keys: &HashMap<String, u64>) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(keys).map_err(Error::backend)?;
-        self.write_atomically(&self.root.join(UNIQUE), &bytes, true)
+    fn write_map(
+        &self,
+        name: &str,
+        map: &HashMap<String, u64>,
+        durable: bool,
+    ) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(map).map_err(Error::backend)?;
+        self.write_atomically(&self.root.join(name), &bytes, durable)
     }
 
     /// Takes `count` new job ids and returns the first. Flushed to disk: an
