@@ -1413,6 +1413,7 @@ impl BaseQueue for DatabaseQueue {
         Capabilities::default()
             .serial_writes(serial)
             .finish_wakeups(wakes)
+            .concurrency_limits(true)
     }
 }
 

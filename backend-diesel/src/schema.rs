@@ -139,6 +139,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0011_unique.up.sql"),
                 include_str!("../migrations/sqlite/0011_unique.down.sql"),
             ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/sqlite/0012_concurrency.up.sql"),
+                include_str!("../migrations/sqlite/0012_concurrency.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -196,6 +201,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0011_unique.up.sql"),
                 include_str!("../migrations/postgres/0011_unique.down.sql"),
             ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/postgres/0012_concurrency.up.sql"),
+                include_str!("../migrations/postgres/0012_concurrency.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -237,6 +247,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0011_unique",
                 include_str!("../migrations/mysql/0011_unique.up.sql"),
                 include_str!("../migrations/mysql/0011_unique.down.sql"),
+            ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/mysql/0012_concurrency.up.sql"),
+                include_str!("../migrations/mysql/0012_concurrency.down.sql"),
             ),
         ],
     }
