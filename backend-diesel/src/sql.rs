@@ -1,7 +1,9 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
 //! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
-//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` for the table names, `{now}` for the
+//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` / `{limit_locks}` for the table
+//! names, `{running}` for the jobs table where a key's running jobs are
+//! counted, `{now}` for the
 //! database's clock in microseconds since the Unix epoch and `{dual}` for
 //! the table a `SELECT` of values names (MySQL's `FROM DUAL`);
 //! [`Dialect::render`] turns them into one dialect's text. Only the table
@@ -65,6 +67,17 @@ impl Dialect {
         }
     }
 
+    /// The jobs table as `r`, where a concurrency key's running jobs are
+    /// counted: through `jobs_limit`, which MariaDB passes over for
+    /// `jobs_lease` (every running job) when its statistics hold few
+    /// running jobs.
+    fn running(self) -> &'static str {
+        match self {
+            Self::Mysql => "{jobs} r FORCE INDEX ({jobs}_limit)",
+            _ => "{jobs} r",
+        }
+    }
+
     /// The type name for an integer `CAST`.
     fn bigint(self) -> &'static str {
         match self {
@@ -77,6 +90,7 @@ impl Dialect {
     /// diesel's query builder to number.
     pub(crate) fn render(self, prefix: &str, template: &str) -> String {
         template
+            .replace("{running}", self.running())
             .replace("{jobs}", &format!("{prefix}jobs"))
             .replace("{done}", &format!("{prefix}done"))
             .replace("{keys}", &format!("{prefix}keys"))
@@ -136,7 +150,7 @@ const UNLIMITED: &str = " AND j.limit_key IS NULL";
 /// its own `limit_max` jobs holding its key are running (counted through
 /// `jobs_limit`). Not exact under concurrent claims; the claim of limited
 /// jobs counts again under the key's lock.
-const ROOM: &str = " AND (j.limit_key IS NULL OR (SELECT COUNT(*) FROM {jobs} r \
+const ROOM: &str = " AND (j.limit_key IS NULL OR (SELECT COUNT(*) FROM {running} \
     WHERE r.limit_key = j.limit_key AND r.state = 1) < j.limit_max)";
 
 /// The ids of the ready limited jobs of a queue that a claim may start, in
@@ -153,7 +167,7 @@ fn limited_ids(filter: &str) -> String {
     format!(
         "SELECT w.id AS n FROM (SELECT j.id, j.priority, j.limit_max, \
          ROW_NUMBER() OVER (PARTITION BY j.limit_key ORDER BY j.priority DESC, j.id) AS rn, \
-         (SELECT COUNT(*) FROM {{jobs}} r WHERE r.limit_key = j.limit_key AND r.state = 1) \
+         (SELECT COUNT(*) FROM {{running}} WHERE r.limit_key = j.limit_key AND r.state = 1) \
          AS running FROM {{jobs}} j WHERE {READY} AND j.limit_key IS NOT NULL{filter}) w \
          WHERE w.rn + w.running <= w.limit_max ORDER BY w.priority DESC, w.id LIMIT ?"
     )
@@ -622,6 +636,14 @@ impl Statements {
                  NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
             claim_after_done = pg_claim(&format!("{READY_AFTER_DONE}{UNLIMITED}")),
         );
+        // The pending limited jobs of a queue, read through `jobs_limited`,
+        // which SQLite's planner passes over for `jobs_state` (every
+        // pending job of the queue) when it has no statistics; MySQL finds
+        // its `limit_max IS NOT NULL` range in it.
+        let limited = match dialect {
+            Dialect::Sqlite => "{jobs} j INDEXED BY {jobs}_limited",
+            Dialect::Postgres | Dialect::Mysql => "{jobs} j",
+        };
         let insert_tail = match dialect {
             Dialect::Mysql => "",
             _ => " RETURNING id AS n",
@@ -663,12 +685,12 @@ impl Statements {
                 "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY}{ROOM} LIMIT 1) r"
             )),
             limited_ready: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} \
-                 AND j.limit_key IS NOT NULL{ROOM} LIMIT 1) r"
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL{ROOM} LIMIT 1) r"
             )),
             limited_pending: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} \
-                 AND j.limit_key IS NOT NULL LIMIT 1) r"
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) r"
             )),
             lock_limits: q(&format!(
                 "SELECT CAST(k.h AS BIGINT) AS n FROM (SELECT DISTINCT hashtext(j.limit_key) AS h \
