@@ -302,6 +302,65 @@
 //! On SQLite, a commit is durable against a crash of the program, not of the
 //! machine (`synchronous = NORMAL` in WAL mode).
 //!
+//! # Concurrency limits
+//!
+//! [`capabilities`](outband::BaseQueue::capabilities) says
+//! `concurrency_limits`: a job enqueued with a
+//! [`Concurrency`](outband::Concurrency) limit is never
+//! started while `max` jobs holding its key are running, in any queue,
+//! whichever process claims; a claim passes it over and takes the jobs
+//! after it.
+//!
+//! - **Tables.** Migration `0012_concurrency` adds two nullable columns to
+//!   `<prefix>jobs`: `limit_key` (MySQL: `VARBINARY(512)`, compared byte for
+//!   byte) and `limit_max`, NULL for a job without a limit. Every enqueue
+//!   path stores them (a batch, [`enqueue_unique`](outband::BaseQueue::enqueue_unique),
+//!   [`DatabaseQueue::enqueue_in`]). `<prefix>done` has neither: a done job
+//!   holds no slot. Two indexes: `jobs_limit (limit_key, state)`, which
+//!   counts a key's running jobs, and `jobs_limited`, the pending limited
+//!   jobs of a queue in claim order (PostgreSQL and SQLite: partial
+//!   indexes; MySQL: `(queue, state, limit_max)`). MySQL has one more
+//!   table, `<prefix>limit_locks`, a row per key hash (`CRC32`) that claims
+//!   lock.
+//! - **Claim.** The claim statements of *Claim* take only jobs whose
+//!   `limit_key` is NULL. Before them, a claim looks through `jobs_limited`
+//!   for a ready limited job whose key has a free slot, a read without
+//!   locks. When there is none, the claim is what it was: on PostgreSQL
+//!   still one statement without `BEGIN` or `COMMIT`. When there is one, the
+//!   claim is one transaction that locks the keys of the queue's ready
+//!   limited jobs, so that two claims of one key never count at once:
+//!   SQLite's write lock; PostgreSQL `pg_advisory_xact_lock` on each key's
+//!   `hashtext`, in ascending order; MySQL an upsert of the keys' rows of
+//!   `<prefix>limit_locks`, in ascending order. Two keys of one hash merely
+//!   wait for each other. Under the locks, and in a snapshot that sees every
+//!   claim that held them before (`READ COMMITTED`), one statement counts
+//!   each key's running jobs and takes, in claim order, the jobs for which
+//!   the running ones plus those ahead of them in this claim stay under the
+//!   job's own `limit_max`; then the unlimited claim takes the rest of
+//!   `max`. Only the claim of limited jobs takes jobs with a key, and only
+//!   under its key's lock, so the count is exact.
+//! - **Freeing a slot.** A job holds its slot while it is `running`; done,
+//!   dead, retried, released, cancelled or requeued by recovery, it counts
+//!   no longer, with nothing more to write. [`complete_and_claim`](outband::BaseQueue::complete_and_claim)
+//!   counts the slots its own completions free. On PostgreSQL it stays one
+//!   statement unless the queue has limited jobs pending, when it is the
+//!   transaction above.
+//! - **Waiting.** The look for ready jobs of [`wait`](outband::BaseQueue::wait)
+//!   and [`has_jobs_waiting`](outband::BaseQueue::has_jobs_waiting) does not
+//!   count a job whose key is full, so a consumer whose queue holds only
+//!   such jobs sleeps. On PostgreSQL the triggers of migration
+//!   `0012_concurrency` notify idle consumers when a running limited job
+//!   ends (dead, cancelled, done) while pending jobs of its key wait; a
+//!   retried or requeued job is pending, and notifies as it did. SQLite and
+//!   MySQL find the freed slot by their watch or poll (see *Wake-up*).
+//! - **Cost.** Nothing for a queue that never had limited jobs but one
+//!   indexed look per claim that finds none. A queue with ready limited
+//!   jobs pays, per claim, a read of those jobs, a count of running jobs
+//!   per key through `jobs_limit`, and a transaction holding its keys'
+//!   locks: claims of one key take turns, and a claim locks every key of its
+//!   queue's ready limited jobs. A queue whose limited jobs all wait for a
+//!   slot has its look read each of them, and then claims as before.
+//!
 //! # What a PostgreSQL enqueue costs
 //!
 //! A durable one-row insert costs a round trip and a WAL flush. The flush is

@@ -1413,6 +1413,7 @@ impl BaseQueue for DatabaseQueue {
         Capabilities::default()
             .serial_writes(serial)
             .finish_wakeups(wakes)
+            .concurrency_limits(true)
     }
 }
 
@@ -1766,6 +1767,29 @@ mod tests {
             !plan
                 .iter()
                 .any(|step| step.starts_with("SCAN") && step != "SCAN CONSTANT ROW"),
+            "{plan:?}"
+        );
+    }
+
+    /// The look for ready limited jobs that every claim makes reads the
+    /// queue's pending limited jobs through `jobs_limited` and counts a
+    /// key's running jobs through `jobs_limit`: a queue without limited
+    /// jobs costs it one index search. The claim of unlimited jobs keeps
+    /// the ready index.
+    #[test]
+    fn a_claim_looks_for_limited_jobs_through_their_index() {
+        let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
+        let plan = sqlite_plan(&backend, &backend.inner.st.limited_ready.text());
+        for step in [
+            "SEARCH j USING INDEX outband_jobs_limited (queue=?)",
+            "SEARCH r USING COVERING INDEX outband_jobs_limit (limit_key=? AND state=?)",
+        ] {
+            assert!(plan.iter().any(|s| s == step), "{step}: {plan:?}");
+        }
+        let plan = sqlite_plan(&backend, &backend.inner.st.claim.text());
+        assert!(
+            plan.iter()
+                .any(|s| s == "SEARCH j USING INDEX outband_jobs_ready (queue=?)"),
             "{plan:?}"
         );
     }

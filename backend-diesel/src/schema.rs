@@ -31,6 +31,14 @@
 //! compared byte for byte) and `job_id`, the last job stored with it, which
 //! holds the key while its state says so and not once it is deleted. The
 //! statements that delete jobs delete their rows.
+//!
+//! `0012_concurrency` gives the jobs table a job's concurrency limit:
+//! `limit_key` (MySQL: `VARBINARY(512)`) and `limit_max`, NULL for a job
+//! without one, with the indexes `jobs_limit` (a key's running jobs) and
+//! `jobs_limited` (a queue's pending limited jobs); on MySQL the table
+//! `<prefix>limit_locks`, a row per key hash that claims of limited jobs
+//! lock; on PostgreSQL, triggers that notify when a running limited job
+//! ends while jobs of its key are pending.
 
 use std::fmt;
 
@@ -139,6 +147,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0011_unique.up.sql"),
                 include_str!("../migrations/sqlite/0011_unique.down.sql"),
             ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/sqlite/0012_concurrency.up.sql"),
+                include_str!("../migrations/sqlite/0012_concurrency.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -196,6 +209,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0011_unique.up.sql"),
                 include_str!("../migrations/postgres/0011_unique.down.sql"),
             ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/postgres/0012_concurrency.up.sql"),
+                include_str!("../migrations/postgres/0012_concurrency.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -237,6 +255,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0011_unique",
                 include_str!("../migrations/mysql/0011_unique.up.sql"),
                 include_str!("../migrations/mysql/0011_unique.down.sql"),
+            ),
+            (
+                "0012_concurrency",
+                include_str!("../migrations/mysql/0012_concurrency.up.sql"),
+                include_str!("../migrations/mysql/0012_concurrency.down.sql"),
             ),
         ],
     }
@@ -319,6 +342,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `0012_concurrency` goes down and up again on a table holding a
+    /// limited job: its columns and indexes go and come back.
+    #[test]
+    fn the_concurrency_migration_goes_down_and_up() {
+        let schema = Schema {
+            dialect: Dialect::Sqlite,
+            prefix: "m_".to_owned(),
+        };
+        let steps = schema.steps();
+        let limits = steps
+            .iter()
+            .find(|s| s.version.ends_with("0012_concurrency"))
+            .expect("0012_concurrency");
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        for step in &steps {
+            conn.batch_execute(&step.up).expect("every migration");
+        }
+        let limited = "INSERT INTO m_jobs (command, args, queue, max_attempts, run_at, \
+                       enqueued_at, limit_key, limit_max) VALUES ('a', X'01', 'q', 1, 0, 0, 'k', 2)";
+        conn.batch_execute(limited).expect("a limited job");
+        let indexes = "SELECT COUNT(*) AS n FROM sqlite_master \
+                       WHERE name IN ('m_jobs_limit', 'm_jobs_limited')";
+        assert_eq!(count(&mut conn, indexes), 2);
+        conn.batch_execute(&limits.down).expect("down");
+        assert_eq!(count(&mut conn, indexes), 0);
+        assert!(
+            conn.batch_execute("SELECT limit_key FROM m_jobs").is_err(),
+            "the columns are gone"
+        );
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM m_jobs"), 1);
+        conn.batch_execute(&limits.up).expect("up again");
+        conn.batch_execute(limited).expect("a limited job again");
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM m_jobs WHERE limit_key = 'k' AND limit_max = 2"
+            ),
+            1
+        );
     }
 
     #[test]

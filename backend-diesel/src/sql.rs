@@ -1,7 +1,9 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
 //! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
-//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` for the table names, `{now}` for the
+//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` / `{limit_locks}` for the table
+//! names, `{running}` for the jobs table where a key's running jobs are
+//! counted, `{now}` for the
 //! database's clock in microseconds since the Unix epoch and `{dual}` for
 //! the table a `SELECT` of values names (MySQL's `FROM DUAL`);
 //! [`Dialect::render`] turns them into one dialect's text. Only the table
@@ -65,6 +67,17 @@ impl Dialect {
         }
     }
 
+    /// The jobs table as `r`, where a concurrency key's running jobs are
+    /// counted: through `jobs_limit`, which MariaDB passes over for
+    /// `jobs_lease` (every running job) when its statistics hold few
+    /// running jobs.
+    fn running(self) -> &'static str {
+        match self {
+            Self::Mysql => "{jobs} r FORCE INDEX ({jobs}_limit)",
+            _ => "{jobs} r",
+        }
+    }
+
     /// The type name for an integer `CAST`.
     fn bigint(self) -> &'static str {
         match self {
@@ -77,12 +90,14 @@ impl Dialect {
     /// diesel's query builder to number.
     pub(crate) fn render(self, prefix: &str, template: &str) -> String {
         template
+            .replace("{running}", self.running())
             .replace("{jobs}", &format!("{prefix}jobs"))
             .replace("{done}", &format!("{prefix}done"))
             .replace("{keys}", &format!("{prefix}keys"))
             .replace("{ticks}", &format!("{prefix}ticks"))
             .replace("{paused}", &format!("{prefix}paused"))
             .replace("{unique}", &format!("{prefix}unique_keys"))
+            .replace("{limit_locks}", &format!("{prefix}limit_locks"))
             .replace("{now}", self.now())
             .replace("{dual}", self.dual())
             .replace("{bigint}", self.bigint())
@@ -124,6 +139,44 @@ const READY_AFTER_DONE: &str = "j.queue = (SELECT ?{dual} WHERE NOT EXISTS \
     WHERE o.queue = j.queue AND o.ordering_key = j.ordering_key \
     AND (o.state = 1 OR (o.state = 0 AND o.id < j.id)) \
     AND o.id NOT IN (SELECT id FROM d)))";
+
+/// The claim statements' own condition beside [`READY`]: the job has no
+/// concurrency limit. Limited jobs are claimed by a step of their own that
+/// serializes per key ([`Statements::claim_limited`]), so that this claim,
+/// the only one of a queue without limited jobs, stays as it was.
+const UNLIMITED: &str = " AND j.limit_key IS NULL";
+
+/// A ready job `j` that a claim could start now: unlimited, or fewer than
+/// its own `limit_max` jobs holding its key are running (counted through
+/// `jobs_limit`). Not exact under concurrent claims; the claim of limited
+/// jobs counts again under the key's lock.
+const ROOM: &str = " AND (j.limit_key IS NULL OR (SELECT COUNT(*) FROM {running} \
+    WHERE r.limit_key = j.limit_key AND r.state = 1) < j.limit_max)";
+
+/// The ids of the ready limited jobs of a queue that a claim may start, in
+/// claim order, at most `LIMIT ?`: a job is taken when the jobs of its key
+/// already running, plus those ahead of it in this claim, are fewer than its
+/// own `limit_max`. `filter` narrows the keys to those the claim locked.
+/// Binds: queue, queue, the filter's, limit. Not rendered.
+///
+/// Exact only where no other claim of these keys commits meanwhile: SQLite
+/// holds the write lock, PostgreSQL and MySQL hold the keys' locks and run
+/// this after taking them, under READ COMMITTED, so that its snapshot holds
+/// every claim of theirs that came before.
+fn limited_ids(filter: &str) -> String {
+    format!(
+        "SELECT w.id AS n FROM (SELECT j.id, j.priority, j.limit_max, \
+         ROW_NUMBER() OVER (PARTITION BY j.limit_key ORDER BY j.priority DESC, j.id) AS rn, \
+         (SELECT COUNT(*) FROM {{running}} WHERE r.limit_key = j.limit_key AND r.state = 1) \
+         AS running FROM {{jobs}} j WHERE {READY} AND j.limit_key IS NOT NULL{filter}) w \
+         WHERE w.rn + w.running <= w.limit_max ORDER BY w.priority DESC, w.id LIMIT ?"
+    )
+}
+
+/// PostgreSQL: the first argument of the two-argument `pg_advisory_xact_lock`
+/// that concurrency keys are locked under ("ol"), apart from the ordering
+/// keys' [`KEY_LOCK_CLASS`].
+pub(crate) const LIMIT_LOCK_CLASS: i32 = 0x6f6c;
 
 /// What a claim sets on the rows it takes: a new attempt starts with no
 /// progress. Binds: lease in µs.
@@ -227,17 +280,17 @@ const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL"
 
 /// The columns an insert of jobs writes.
 const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
-    attempt, state, token, run_at, enqueued_at, timeout_ms";
+    attempt, state, token, run_at, enqueued_at, timeout_ms, limit_key, limit_max";
 
 /// PostgreSQL: the insert of a batch as arrays, with `filter` (a `WHERE`
 /// clause, or nothing) before its `ORDER BY`. Not rendered.
 fn insert_unnest(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}}, t \
+         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}}, t, lk, lm \
          FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
-         ?::bigint[], ?::bigint[], ?::bigint[]) \
-         WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, o) \
+         ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[]) \
+         WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, lk, lm, o) \
          {filter} ORDER BY o RETURNING id AS n"
     )
 }
@@ -247,7 +300,7 @@ fn insert_unnest(filter: &str) -> String {
 fn insert_one(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ? \
+         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ?, ?, ? \
          {filter} RETURNING id AS n"
     )
 }
@@ -311,7 +364,8 @@ pub(crate) struct Statements {
     /// `insert_row` per row follows.
     pub(crate) insert_head: String,
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
-    /// max_attempts, run_at (absolute, nullable), delay (µs), timeout (ms, nullable).
+    /// max_attempts, run_at (absolute, nullable), delay (µs), timeout (ms, nullable),
+    /// concurrency key and max (nullable).
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement, prepared
     /// once whatever the batch size. Binds: one array per column of
@@ -362,6 +416,40 @@ pub(crate) struct Statements {
     /// Whether a queue has a job the claim would take now: never while it
     /// is paused. Binds: queue (twice).
     pub(crate) has_ready: Stmt,
+    /// Whether a queue has a ready limited job that may start now: the
+    /// claim runs its step for limited jobs only then. Binds: queue (twice).
+    pub(crate) limited_ready: Stmt,
+    /// Whether a queue has a ready limited job, whether its key has a free
+    /// slot or not. Binds: queue (twice).
+    pub(crate) limited_pending: Stmt,
+    /// PostgreSQL: locks, until the transaction ends, the concurrency keys
+    /// (their `hashtext`, under [`LIMIT_LOCK_CLASS`], in ascending order) of
+    /// the ready limited jobs of a queue, and returns the hashes. Binds:
+    /// queue (twice).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) lock_limits: Stmt,
+    /// MySQL: the hashes (`CRC32`) of the concurrency keys of the ready
+    /// limited jobs of a queue, whose rows of `{limit_locks}` the claim
+    /// then locks. Binds: queue (twice).
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) limit_hashes: Stmt,
+    /// MySQL: the start of the upsert that locks rows of `{limit_locks}`;
+    /// one `(?)` per hash follows.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) limit_locks_head: String,
+    /// SQLite and PostgreSQL: the claim of limited jobs ([`limited_ids`]),
+    /// in the transaction that holds the keys' locks (SQLite: the write
+    /// lock). Binds: lease, queue (twice), PostgreSQL the locked hashes (an
+    /// array), limit.
+    pub(crate) claim_limited: Stmt,
+    /// MySQL: [`limited_ids`] split where the list of locked hashes goes.
+    /// Binds: queue (twice), the hashes, limit.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) limited_ids_parts: (String, String),
+    /// MySQL: the rows of an id list still pending, with the clock, to lock
+    /// and claim; the id list and `FOR UPDATE` follow.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) claim_select_ids_head: String,
     pub(crate) mark_malformed: Stmt,
     pub(crate) heartbeat: Stmt,
     /// A running job's lease deadline and the reason it was asked to
@@ -500,7 +588,7 @@ impl Statements {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
         let q = |template: &str| Stmt::new(&dialect.render(prefix, template));
         let order = "ORDER BY j.priority DESC, j.id LIMIT ?";
-        let ready_order = format!("{READY} {order}");
+        let ready_order = format!("{READY}{UNLIMITED} {order}");
         let u = |template: &str| dialect.render(prefix, template);
         // The ids come as an array, evaluated once, that the update finds
         // through the primary key. A join with the selected ids instead is
@@ -519,7 +607,7 @@ impl Statements {
             )
         };
         let claim = match dialect {
-            Dialect::Postgres => u(&pg_claim(READY)),
+            Dialect::Postgres => u(&pg_claim(&format!("{READY}{UNLIMITED}"))),
             _ => u(&format!(
                 "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
                  (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
@@ -546,8 +634,16 @@ impl Statements {
              SELECT k.*, FALSE AS done FROM k UNION ALL \
              SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
                  NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
-            claim_after_done = pg_claim(READY_AFTER_DONE),
+            claim_after_done = pg_claim(&format!("{READY_AFTER_DONE}{UNLIMITED}")),
         );
+        // The pending limited jobs of a queue, read through `jobs_limited`,
+        // which SQLite's planner passes over for `jobs_state` (every
+        // pending job of the queue) when it has no statistics; MySQL finds
+        // its `limit_max IS NOT NULL` range in it.
+        let limited = match dialect {
+            Dialect::Sqlite => "{jobs} j INDEXED BY {jobs}_limited",
+            Dialect::Postgres | Dialect::Mysql => "{jobs} j",
+        };
         let insert_tail = match dialect {
             Dialect::Mysql => "",
             _ => " RETURNING id AS n",
@@ -564,7 +660,7 @@ impl Statements {
             insert_head: u(&format!("INSERT INTO {{jobs}} ({INSERT_COLUMNS}) VALUES ")),
             insert_row: dialect.render(
                 prefix,
-                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now}, ?)",
+                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now}, ?, ?, ?)",
             ),
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
@@ -586,8 +682,47 @@ impl Statements {
                  token = token + 1, started_at = ?, deadline = ?, progress = NULL, \
                  progress_note = NULL WHERE id IN "),
             has_ready: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} LIMIT 1) r"
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY}{ROOM} LIMIT 1) r"
             )),
+            limited_ready: q(&format!(
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL{ROOM} LIMIT 1) r"
+            )),
+            limited_pending: q(&format!(
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) r"
+            )),
+            lock_limits: q(&format!(
+                "SELECT CAST(k.h AS BIGINT) AS n FROM (SELECT DISTINCT hashtext(j.limit_key) AS h \
+                 FROM {{jobs}} j WHERE {READY} AND j.limit_key IS NOT NULL ORDER BY h) k \
+                 WHERE pg_advisory_xact_lock({LIMIT_LOCK_CLASS}, k.h) IS NOT NULL"
+            )),
+            limit_hashes: q(&format!(
+                "SELECT DISTINCT CAST(CRC32(j.limit_key) AS SIGNED) AS n FROM {{jobs}} j \
+                 WHERE {READY} AND j.limit_key IS NOT NULL"
+            )),
+            limit_locks_head: u("INSERT INTO {limit_locks} (h) VALUES "),
+            claim_limited: match dialect {
+                Dialect::Postgres => Stmt::new(&u(&format!(
+                    "UPDATE {{jobs}} t SET {set} WHERE t.id = ANY(ARRAY({ids})) \
+                     AND t.state = 0 RETURNING {COLUMNS}",
+                    set = CLAIM_SET
+                        .replace("attempt + 1", "t.attempt + 1")
+                        .replace("token + 1", "t.token + 1"),
+                    ids = limited_ids(" AND hashtext(j.limit_key) = ANY(?::int[])"),
+                ))),
+                _ => Stmt::new(&u(&format!(
+                    "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN ({ids}) RETURNING *",
+                    ids = limited_ids(""),
+                ))),
+            },
+            limited_ids_parts: {
+                let ids = limited_ids(" AND CRC32(j.limit_key) IN {hashes}");
+                let (head, tail) = ids.split_once("{hashes}").unwrap_or((&ids, ""));
+                (u(head), u(tail))
+            },
+            claim_select_ids_head: u("SELECT j.*, {now} AS db_now FROM {jobs} j \
+                 WHERE j.state = 0 AND j.id IN "),
             mark_malformed: q("UPDATE {jobs} SET state = 3, finished_at = {now}, \
                  deadline = NULL, last_error = ?, cancel_reason = NULL WHERE id = ?"),
             heartbeat: q(&format!(

@@ -391,6 +391,15 @@ pub(crate) fn timeout_bind(job: &NewJob) -> Option<i64> {
     })
 }
 
+/// The binds of a job's concurrency limit for an insert: its key and max,
+/// both `None` when it has none.
+pub(crate) fn limit_binds(job: &NewJob) -> (Option<&str>, Option<i64>) {
+    match &job.concurrency {
+        Some(limit) => (Some(limit.key.as_str()), Some(i64::from(limit.max))),
+        None => (None, None),
+    }
+}
+
 /// How a connection type inserts a batch of jobs.
 pub(crate) trait InsertRows {
     /// Inserts `jobs` (in the caller's transaction, or on their own when
@@ -476,6 +485,7 @@ macro_rules! values_insert_impl {
                     for job in chunk {
                         let (priority, max_attempts) = job_binds(job);
                         let (at, delay) = when_binds(job.when);
+                        let (limit_key, limit_max) = limit_binds(job);
                         query = query
                             .text(job.command.as_str())
                             .opt_bytes(Some(job.args.as_slice()))
@@ -485,7 +495,9 @@ macro_rules! values_insert_impl {
                             .i32(max_attempts)
                             .opt_i64(at)
                             .i64(delay)
-                            .opt_i64(timeout_bind(job));
+                            .opt_i64(timeout_bind(job))
+                            .opt_text(limit_key)
+                            .opt_i64(limit_max);
                     }
                     if st.dialect == crate::sql::Dialect::Mysql {
                         query.execute(self)?;
@@ -595,6 +607,189 @@ pub(crate) trait DoneAndClaim {
 impl DoneAndClaim for SqliteConnection {}
 #[cfg(feature = "mysql")]
 impl DoneAndClaim for MysqlConnection {}
+
+/// MySQL: claims the rows of `rows`, selected with the database's clock and
+/// locked by the caller's transaction: one update by id, and the rows
+/// patched with what it wrote.
+pub(crate) fn claim_locked_rows<C>(
+    conn: &mut C,
+    st: &Statements,
+    mut rows: Vec<RowNow>,
+    lease_us: i64,
+) -> QueryResult<Vec<Row>>
+where
+    C: Connection,
+    for<'a> crate::prepared::Sql<'a>: diesel::query_dsl::methods::ExecuteDsl<C>,
+{
+    let Some(now) = rows.first().map(|r| r.db_now) else {
+        return Ok(Vec::new());
+    };
+    let deadline = now.saturating_add(lease_us);
+    let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+    let update = Stmt::new(&format!(
+        "{}{}",
+        st.claim_update_head,
+        placeholders(ids.len())
+    ));
+    let mut query = update.query().i64(now).i64(deadline);
+    if ids.len() > 16 {
+        // one prepared statement per batch size: keep few
+        query = query.uncached();
+    }
+    for &id in &ids {
+        query = query.i64(id);
+    }
+    query.execute(conn)?;
+    // the rows are locked: what the update wrote is known
+    for r in &mut rows {
+        r.stored.state = 1;
+        r.stored.attempt += 1;
+        r.stored.token += 1;
+        r.stored.started_at = Some(now);
+        r.stored.deadline = Some(deadline);
+        r.stored.progress = None;
+        r.stored.progress_note = None;
+    }
+    Ok(rows.into_iter().map(|r| r.stored).collect())
+}
+
+/// The claim of jobs with a concurrency limit: exact under concurrent
+/// claims, since it counts each key's running jobs under a lock on the key
+/// that every claim of the key takes.
+pub(crate) trait ClaimLimited {
+    /// Claims up to `max` ready limited jobs of `queue` whose keys have free
+    /// slots, in claim order, inside the caller's write transaction; a job
+    /// starts when fewer than its own `limit_max` jobs of its key are
+    /// running. SQLite: the transaction holds the write lock. PostgreSQL:
+    /// `pg_advisory_xact_lock` on the hash of each key of the queue's ready
+    /// limited jobs, in ascending order. MySQL: the rows of
+    /// `<prefix>limit_locks` of those keys' hashes, upserted in ascending
+    /// order.
+    fn claim_limited(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Row>>;
+}
+
+#[cfg(feature = "sqlite")]
+impl ClaimLimited for SqliteConnection {
+    fn claim_limited(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Row>> {
+        st.claim_limited
+            .query()
+            .i64(lease_us)
+            .text(queue)
+            .text(queue)
+            .i64(max)
+            .load::<Row>(self)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl ClaimLimited for PgConnection {
+    fn claim_limited(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Row>> {
+        let hashes: Vec<i32> = st
+            .lock_limits
+            .query()
+            .text(queue)
+            .text(queue)
+            .load::<Number>(self)?
+            .into_iter()
+            .filter_map(|r| i32::try_from(r.n).ok())
+            .collect();
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        st.claim_limited
+            .pg_query()
+            .i64(lease_us)
+            .text(queue)
+            .text(queue)
+            .i32s(hashes)
+            .i64(max)
+            .load::<Row>(self)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl ClaimLimited for MysqlConnection {
+    fn claim_limited(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Vec<Row>> {
+        let mut hashes: Vec<i64> = st
+            .limit_hashes
+            .query()
+            .text(queue)
+            .text(queue)
+            .load::<Number>(self)?
+            .into_iter()
+            .map(|r| r.n)
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // InnoDB keeps the upserted rows locked until the transaction ends:
+        // a second claim of one of these keys waits here, and then counts
+        // the running jobs this one's commit left
+        let lock = Stmt::new(&format!(
+            "{}{} ON DUPLICATE KEY UPDATE h = h",
+            st.limit_locks_head,
+            vec!["(?)"; hashes.len()].join(", ")
+        ));
+        let mut query = lock.query().uncached();
+        for &h in &hashes {
+            query = query.i64(h);
+        }
+        query.execute(self)?;
+        let (head, tail) = &st.limited_ids_parts;
+        let select = Stmt::new(&format!("{head}{}{tail}", placeholders(hashes.len())));
+        let mut query = select.query().uncached().text(queue).text(queue);
+        for &h in &hashes {
+            query = query.i64(h);
+        }
+        let ids: Vec<i64> = query
+            .i64(max)
+            .load::<Number>(self)?
+            .into_iter()
+            .map(|r| r.n)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // a job cancelled or flushed since is no longer pending, and stays
+        let select = Stmt::new(&format!(
+            "{}{} FOR UPDATE",
+            st.claim_select_ids_head,
+            placeholders(ids.len())
+        ));
+        let mut query = select.query().uncached();
+        for &id in &ids {
+            query = query.i64(id);
+        }
+        let rows = query.load::<RowNow>(self)?;
+        claim_locked_rows(self, st, rows, lease_us)
+    }
+}
 
 /// A row of [`Statements::done_and_claim`]: a claimed job, or (`done`) the
 /// id of a job moved to `{done}`.
@@ -710,6 +905,7 @@ impl InsertRows for PgConnection {
         if let [job] = jobs {
             let (priority, attempts) = job_binds(job);
             let (at, delay) = when_binds(job.when);
+            let (limit_key, limit_max) = limit_binds(job);
             let insert = if durable {
                 &st.insert_one_durable
             } else {
@@ -726,6 +922,8 @@ impl InsertRows for PgConnection {
                 .opt_i64(at)
                 .i64(delay)
                 .opt_i64(timeout_bind(job))
+                .opt_text(limit_key)
+                .opt_i64(limit_max)
                 .get_result::<Number>(self)?
                 .n;
             return Ok(vec![id]);
@@ -739,6 +937,8 @@ impl InsertRows for PgConnection {
         let mut run_ats = Vec::with_capacity(jobs.len());
         let mut delays = Vec::with_capacity(jobs.len());
         let mut timeouts = Vec::with_capacity(jobs.len());
+        let mut limit_keys = Vec::with_capacity(jobs.len());
+        let mut limit_maxes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let (priority, attempts) = job_binds(job);
             let (at, delay) = when_binds(job.when);
@@ -751,6 +951,9 @@ impl InsertRows for PgConnection {
             run_ats.push(at);
             delays.push(delay);
             timeouts.push(timeout_bind(job));
+            let (limit_key, limit_max) = limit_binds(job);
+            limit_keys.push(limit_key);
+            limit_maxes.push(limit_max);
         }
         let insert = if durable {
             &st.insert_unnest_durable
@@ -768,6 +971,8 @@ impl InsertRows for PgConnection {
             .opt_i64s(run_ats)
             .i64s(delays)
             .opt_i64s(timeouts)
+            .opt_texts(limit_keys)
+            .opt_i64s(limit_maxes)
             .load::<Number>(self)?
             .into_iter()
             .map(|r| r.n)
@@ -893,8 +1098,16 @@ macro_rules! store_impl {
                     $crate::sql::Dialect::Mysql => $crate::store::retry_conflicts(|| {
                         self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
                     })?,
+                    // limited jobs take the keys' locks, held by a transaction
+                    $crate::sql::Dialect::Postgres if self.limited_ready(st, queue)? => {
+                        $crate::store::retry_conflicts(|| {
+                            self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
+                        })?
+                    }
                     // one statement, atomic on its own: no BEGIN/COMMIT round trips
-                    $crate::sql::Dialect::Postgres => self.claim_rows(st, queue, max, lease_us)?,
+                    $crate::sql::Dialect::Postgres => {
+                        self.claim_unlimited(st, queue, max, lease_us)?
+                    }
                     // immediate: the write lock is taken before the snapshot
                     $crate::sql::Dialect::Sqlite => {
                         self.write(|conn| conn.claim_rows(st, queue, max, lease_us))?
@@ -903,7 +1116,7 @@ macro_rules! store_impl {
                 Ok(self.claimed(st, queue, rows))
             }
 
-            fn claim_rows(
+            fn claim_unlimited(
                 &mut self,
                 st: &$crate::sql::Statements,
                 queue: &str,
@@ -914,43 +1127,14 @@ macro_rules! store_impl {
                 use $crate::store::*;
                 match st.dialect {
                     $crate::sql::Dialect::Mysql => {
-                        let mut rows: Vec<RowNow> = st
+                        let rows: Vec<RowNow> = st
                             .claim_select
                             .query()
                             .text(queue)
                             .text(queue)
                             .i64(max)
                             .load::<RowNow>(self)?;
-                        let Some(now) = rows.first().map(|r| r.db_now) else {
-                            return Ok(Vec::new());
-                        };
-                        let deadline = now.saturating_add(lease_us);
-                        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
-                        let update = $crate::prepared::Stmt::new(&format!(
-                            "{}{}",
-                            st.claim_update_head,
-                            placeholders(ids.len())
-                        ));
-                        let mut query = update.query().i64(now).i64(deadline);
-                        if ids.len() > 16 {
-                            // one prepared statement per batch size: keep few
-                            query = query.uncached();
-                        }
-                        for &id in &ids {
-                            query = query.i64(id);
-                        }
-                        query.execute(self)?;
-                        // the rows are locked: what the update wrote is known
-                        for r in &mut rows {
-                            r.stored.state = 1;
-                            r.stored.attempt += 1;
-                            r.stored.token += 1;
-                            r.stored.started_at = Some(now);
-                            r.stored.deadline = Some(deadline);
-                            r.stored.progress = None;
-                            r.stored.progress_note = None;
-                        }
-                        Ok(rows.into_iter().map(|r| r.stored).collect())
+                        claim_locked_rows(self, st, rows, lease_us)
                     }
                     $crate::sql::Dialect::Postgres | $crate::sql::Dialect::Sqlite => st
                         .claim
@@ -971,6 +1155,36 @@ macro_rules! store_impl {
                 use ::diesel::prelude::*;
                 let found = st
                     .has_ready
+                    .query()
+                    .text(queue)
+                    .text(queue)
+                    .get_result::<$crate::store::Number>(self)?;
+                Ok(found.n > 0)
+            }
+
+            fn limited_ready(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+            ) -> ::diesel::QueryResult<bool> {
+                use ::diesel::prelude::*;
+                let found = st
+                    .limited_ready
+                    .query()
+                    .text(queue)
+                    .text(queue)
+                    .get_result::<$crate::store::Number>(self)?;
+                Ok(found.n > 0)
+            }
+
+            fn limited_pending(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+            ) -> ::diesel::QueryResult<bool> {
+                use ::diesel::prelude::*;
+                let found = st
+                    .limited_pending
                     .query()
                     .text(queue)
                     .text(queue)
@@ -1041,10 +1255,17 @@ macro_rules! store_impl {
                 lease_us: i64,
             ) -> ::diesel::QueryResult<(Vec<::outband::Completion>, Vec<::outband::Claimed>)> {
                 use $crate::store::DoneAndClaim;
-                if let Some((done, rows)) = $crate::store::retry_conflicts(|| {
-                    self.done_and_claim(st, completions, queue, max, lease_us)
-                })? {
-                    return Ok((done, self.claimed(st, queue, rows)));
+                // PostgreSQL's one statement claims unlimited jobs only: a
+                // queue with limited jobs pending takes the transaction, whose
+                // claim counts the slots the completions free
+                let one_statement = st.dialect == $crate::sql::Dialect::Postgres
+                    && !self.limited_pending(st, queue)?;
+                if one_statement {
+                    if let Some((done, rows)) = $crate::store::retry_conflicts(|| {
+                        self.done_and_claim(st, completions, queue, max, lease_us)
+                    })? {
+                        return Ok((done, self.claimed(st, queue, rows)));
+                    }
                 }
                 let (done, rows) = $crate::store::retry_conflicts(|| {
                     self.write(|conn| {
@@ -1168,7 +1389,9 @@ macro_rules! store_impl {
 }
 
 /// The operations [`crate::DatabaseQueue`] runs on one connection.
-pub(crate) trait Store: Connection + InsertRows + DoneAndClaim + Sized {
+pub(crate) trait Store:
+    Connection + InsertRows + DoneAndClaim + ClaimLimited + Sized
+{
     /// Inserts `jobs`, all or none, and returns their ids in order: one
     /// statement where [`one_statement`] allows it and no transaction is
     /// open, else one transaction (a savepoint inside the caller's).
@@ -1186,15 +1409,45 @@ pub(crate) trait Store: Connection + InsertRows + DoneAndClaim + Sized {
         lease_us: i64,
     ) -> QueryResult<Vec<Claimed>>;
 
-    /// The claim's own statements, inside a transaction the caller opened
-    /// (or, on PostgreSQL, as one statement): the rows claimed.
+    /// The claim's own statements, inside a transaction the caller opened:
+    /// the rows claimed. Limited jobs first, when the queue has some that
+    /// may start ([`limited_ready`](Self::limited_ready)), in claim order;
+    /// then unlimited ones, up to `max` in all.
     fn claim_rows(
         &mut self,
         st: &Statements,
         queue: &str,
         max: i64,
         lease_us: i64,
+    ) -> QueryResult<Vec<Row>> {
+        let mut rows = if self.limited_ready(st, queue)? {
+            self.claim_limited(st, queue, max, lease_us)?
+        } else {
+            Vec::new()
+        };
+        let left = max.saturating_sub(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        if left > 0 {
+            rows.extend(self.claim_unlimited(st, queue, left, lease_us)?);
+        }
+        Ok(rows)
+    }
+
+    /// The claim of jobs without a concurrency limit, inside a transaction
+    /// the caller opened (or, on PostgreSQL, as one statement).
+    fn claim_unlimited(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
     ) -> QueryResult<Vec<Row>>;
+
+    /// Whether `queue` has a ready limited job whose key has a free slot, as
+    /// far as a read without locks can tell.
+    fn limited_ready(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;
+
+    /// Whether `queue` has a ready limited job, with a free slot or not.
+    fn limited_pending(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;
 
     /// Whether `queue` has a job that [`claim`](Self::claim) would take now:
     /// never while the queue is paused.

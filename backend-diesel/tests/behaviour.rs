@@ -1,8 +1,8 @@
 //! What the conformance suite does not cover: transactional enqueue, bad
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
 //! wake-up, the prefix check, pauses kept in the database, unique keys kept as rows, and
-//! progress, a job's own timeout and cancel requests through batches of outcomes — on every
-//! database that is enabled.
+//! progress, a job's own timeout and cancel requests through batches of outcomes, concurrency
+//! limits stored by every enqueue path — on every database that is enabled.
 
 mod common;
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use outband::{
-    BaseQueue, Cancellation, Completion, Enqueued, Error, Heartbeat, JobQuery, JobState, NewJob,
-    Outcome, Progress, Unique, UniqueUntil,
+    BaseQueue, Cancellation, Completion, Concurrency, Enqueued, Error, Heartbeat, JobQuery,
+    JobState, NewJob, Outcome, Progress, Unique, UniqueUntil,
 };
 use outband_diesel::{DatabaseQueue, JobConnection};
 
@@ -778,6 +778,61 @@ fn pauses_are_kept_in_the_database(backend: &DatabaseQueue, again: &DatabaseQueu
     assert_eq!(claimed[0].job.id, id);
 }
 
+/// Every enqueue path stores a job's concurrency limit: a batch, one job,
+/// [`DatabaseQueue::enqueue_in`] in the caller's transaction and
+/// `enqueue_unique`; the jobs of one key, limited to 1, then run one at a
+/// time, each limit counting with the others', while an unlimited job of
+/// the queue runs beside them; and the column compares keys whole, so a
+/// key that is a prefix of another is a key of its own.
+fn limits_are_stored_by_every_enqueue_path<C: JobConnection>(
+    backend: &DatabaseQueue,
+    conn: &mut C,
+) {
+    let q = "limited-paths";
+    let key = "limited-paths:key";
+    let lease = Duration::from_secs(60);
+    let limited = |key: &str| job(q).concurrency(Concurrency::new(key, 1));
+    let mut ids = backend
+        .enqueue_many(vec![limited(key), limited(key)])
+        .expect("batch");
+    ids.push(backend.enqueue(limited(key)).expect("one"));
+    ids.extend(
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(backend
+                .enqueue_in(conn, &[limited(key)])
+                .expect("enqueue_in"))
+        })
+        .expect("commit"),
+    );
+    let unique = limited(key).unique(Unique::new("limited-paths", UniqueUntil::Finished));
+    ids.push(backend.enqueue_unique(unique).expect("unique").id);
+    let other = backend
+        .enqueue(limited("limited-paths:k"))
+        .expect("prefix key");
+    let free = backend.enqueue(job(q)).expect("free");
+
+    let mut started = Vec::new();
+    for _ in 0..ids.len() {
+        let claimed = backend.claim(q, 10, lease).expect("claim");
+        let of_key: Vec<_> = claimed.iter().filter(|c| ids.contains(&c.job.id)).collect();
+        assert_eq!(of_key.len(), 1, "one job of the key at a time: {claimed:?}");
+        started.push(of_key[0].job.id);
+        let done = Outcome::Done {
+            result: None,
+            duration: Duration::from_millis(1),
+        };
+        let completion = backend.complete(&of_key[0].lease, done).expect("complete");
+        assert_eq!(completion, Completion::Applied);
+        if started.len() == 1 {
+            let rest: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
+            assert!(rest.contains(&other), "another key is a slot of its own");
+            assert!(rest.contains(&free), "an unlimited job runs beside them");
+        }
+    }
+    assert_eq!(started, ids, "in enqueue order");
+    assert!(backend.claim(q, 10, lease).expect("claim").is_empty());
+}
+
 /// A unique key is a row of `<prefix>unique_keys` naming its holder, and
 /// every way a job is deleted deletes its row: a purge (of a done job still
 /// in its window, or a cancelled one), a flush, the deletion of a dead job.
@@ -906,6 +961,18 @@ mod sqlite {
         unique_keys_are_rows_of_the_database(&backend, &mut conn, |conn, sql| {
             diesel::sql_query(sql).execute(conn).expect(sql)
         });
+        drop(backend);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn limits_are_stored_by_every_enqueue_path_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-limits-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        limits_are_stored_by_every_enqueue_path(&backend, &mut conn);
         drop(backend);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -1117,6 +1184,65 @@ mod postgres {
     }
 
     #[test]
+    fn limits_are_stored_by_every_enqueue_path_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        limits_are_stored_by_every_enqueue_path(&queue, &mut conn);
+    }
+
+    /// Blocks in `wait` on a queue whose ready job waits for a slot of its
+    /// key, while another handle finishes the job holding the slot: the
+    /// trigger on the jobs table notifies the channel the waiter listens on.
+    #[test]
+    fn a_freed_slot_wakes_a_waiting_consumer() {
+        let Some(backend) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let other = same_tables(&common::pg_url(), &backend);
+        let backend = Arc::new(backend);
+        let q = "slot";
+        let queues = vec![q.to_owned()];
+        let limited = || job(q).concurrency(Concurrency::new("slot:key", 1));
+        backend.enqueue(limited()).expect("enqueue");
+        let waiting = backend.enqueue(limited()).expect("enqueue");
+        let running = backend
+            .claim(q, 10, Duration::from_secs(60))
+            .expect("claim");
+        assert_eq!(running.len(), 1);
+        // a first wait sets up the listening connection
+        backend.wait(&queues, Duration::ZERO).expect("wait");
+        let waited = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                backend
+                    .wait(&queues, Duration::from_secs(60))
+                    .expect("wait");
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!waiter.is_finished(), "the job over its limit woke it");
+            let done = Outcome::Done {
+                result: None,
+                duration: Duration::from_millis(1),
+            };
+            let completion = other.complete(&running[0].lease, done).expect("complete");
+            assert_eq!(completion, Completion::Applied);
+            waiter.join().expect("waiter")
+        });
+        assert!(
+            waited < Duration::from_secs(60),
+            "woken by the freed slot, not the timeout"
+        );
+        let claimed = backend
+            .claim(q, 10, Duration::from_secs(60))
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].job.id, waiting);
+    }
+
+    #[test]
     fn pauses_are_kept_in_the_database_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -1261,6 +1387,15 @@ mod mysql {
         unique_keys_are_rows_of_the_database(&queue, &mut conn, |conn, sql| {
             diesel::sql_query(sql).execute(conn).expect(sql)
         });
+    }
+
+    #[test]
+    fn limits_are_stored_by_every_enqueue_path_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        limits_are_stored_by_every_enqueue_path(&queue, &mut conn);
     }
 
     #[test]
