@@ -109,7 +109,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends), the concurrency limit's key prefix `y` (`C` below) and max `v`; an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -117,6 +117,9 @@
 //! | `B:done`, `B:dead`, `B:cancelled` | sorted sets | finished jobs, by finish time |
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
+//! | `B:pk` | set | the queue's pending jobs parked on their concurrency keys, for flushes |
+//! | `C:r` | set | with `C = L:l:len(K):K` and `L` the tag of concurrency key `K`'s own bucket (`FNV-1a(K) mod 4096`): the running jobs holding `K`, as `T:n` |
+//! | `C:p` | sorted set | the jobs claims passed over while `K` was full, by priority, then enqueue time (members `e:T:n`, `e` zero-padded) |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry, key hand-over or resume; cut back to 16 once past 32 |
 //! | `B:paused` | string | `1` while the queue is [paused](BaseQueue::pause); absent otherwise |
@@ -270,6 +273,25 @@
 //!   blocking pool, not to [`AsyncEnqueue`], whose batches refuse unique
 //!   jobs as [`enqueue_many`](BaseQueue::enqueue_many)'s do
 //!   ([`Error::InvalidJob`]).
+//! - **Concurrency limits** ([`NewJob::concurrency`]). A limited job's
+//!   record names its key's prefix `C` and its max. The claim script takes
+//!   a popped limited job only if `C:r` holds fewer than its max jobs, and
+//!   adds it there; otherwise it parks the job in `C:p` (and `B:pk`),
+//!   out of the ready lists, and takes the jobs behind it, so a full key
+//!   blocks nothing else. A claim that parked a job and left nothing ready
+//!   drops the queue's wake-up tokens, so that consumers block instead of
+//!   claiming parked jobs in a loop. Every script that takes a job out of
+//!   `running` (complete, retry, release, dead, cancel, lease recovery)
+//!   removes it from `C:r` and, if that freed a slot, moves the first job of
+//!   `C:p` to the front of its ready list and pushes its queue a wake-up
+//!   token; cancelling or flushing a parked job takes it out of `C:p`. The
+//!   keys of `C` are in another slot than the queue's, which one server
+//!   does not mind: the check and the claim are one script, and an
+//!   unlimited job pays nothing for limits but one field read at
+//!   completion. On a cluster the limit's keys would be on another node
+//!   than the claim script, so the backend refuses limited jobs there
+//!   ([`Capabilities::concurrency_limits`] is false) rather than drop the
+//!   limit.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -719,6 +741,12 @@ impl RedisQueue {
     /// The prefix of a queue's keys.
     fn base(&self, queue: &str) -> String {
         format!("{}:{}:{queue}", self.tag(bucket_of(queue)), queue.len())
+    }
+
+    /// The prefix of concurrency key `key`'s keys, `L:l:len(key):key`, in
+    /// the bucket of the key's own hash, as a unique key's.
+    pub(crate) fn limit_base(&self, key: &str) -> String {
+        format!("{}:l:{}:{key}", self.tag(bucket_of(key)), key.len())
     }
 
     /// The wake-up list of the waiters for job `seq` of `bucket`.
@@ -1406,7 +1434,9 @@ impl BaseQueue for RedisQueue {
     fn capabilities(&self) -> Capabilities {
         // `wait_finished` blocks on a list that every script ending a
         // waited-for job pushes to
-        Capabilities::default().finish_wakeups(true)
+        Capabilities::default()
+            .finish_wakeups(true)
+            .concurrency_limits(!self.pool.is_cluster())
     }
 }
 
@@ -1471,6 +1501,14 @@ pub fn keys_of(backend: &RedisQueue, name: &str, id: JobId) -> (String, String) 
         backend.base(name),
         format!("{}:j:{seq}", backend.tag(bucket)),
     )
+}
+
+/// The running set and the parked set of concurrency key `key`, as the
+/// [crate docs](crate) lay them out. For tests and tools.
+#[doc(hidden)]
+pub fn limit_keys_of(backend: &RedisQueue, key: &str) -> (String, String) {
+    let base = backend.limit_base(key);
+    (format!("{base}:r"), format!("{base}:p"))
 }
 
 /// The hash that maps the unique key `key` to its holder's id, as the

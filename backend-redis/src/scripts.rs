@@ -94,6 +94,54 @@ local function release_key(b, key, s, now, front)
   local f = redis.call('HMGET', jkey(n), 'p', 'r')
   return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, front or false)
 end
+-- concurrency limits: a limited job's record names its limit's key prefix
+-- `y` (in the slot of the concurrency key's own bucket) and its max `v`;
+-- `y:r` is the set of the key's running jobs, `y:p` the jobs claims passed
+-- over while the key was full, in claim order (score minus the priority,
+-- member the enqueue time then the job), and `B:pk` the queue's jobs among
+-- them, for flushes
+local function slot_member(s) return T .. ':' .. s end
+local function park_member(s, e)
+  e = e or '0'
+  return string.rep('0', 15 - #e) .. e .. ':' .. T .. ':' .. s
+end
+-- job s of queue base b takes a slot of its key, or is parked on it
+local function take_slot(b, s, y, max, p, e)
+  if redis.call('SCARD', y .. ':r') < (tonumber(max) or 1) then
+    redis.call('SADD', y .. ':r', slot_member(s))
+    return true
+  end
+  redis.call('ZADD', y .. ':p', 0 - (tonumber(p) or 0), park_member(s, e))
+  redis.call('SADD', b .. ':pk', s)
+  return false
+end
+-- a pending job parked on its key is taken off the key's parked set
+local function unpark(b, s, y, e)
+  if y and redis.call('SREM', b .. ':pk', s) == 1 then
+    redis.call('ZREM', y .. ':p', park_member(s, e))
+  end
+end
+-- job s, which held a slot of its key, has left `running`: the slot goes
+-- back, and the first job parked on the key joins the front of its ready
+-- list (it was passed over from there), waking its queue's consumers
+local function give_slot(s, y)
+  if not y or redis.call('SREM', y .. ':r', slot_member(s)) == 0 then return end
+  for _ = 1, 100 do
+    local first = redis.call('ZPOPMIN', y .. ':p')
+    if #first == 0 then return end
+    local tag, n = string.match(first[1], '^%d+:({.*}):(%d+)$')
+    if tag then
+      local f = redis.call('HMGET', tag .. ':j:' .. n, 's', 'q', 'p')
+      if f[1] == 'pending' and f[2] then
+        local b = tag .. ':' .. #f[2] .. ':' .. f[2]
+        redis.call('SREM', b .. ':pk', n)
+        push_ready(b, n, tonumber(f[3]) or 0, true)
+        wake(b)
+        return
+      end
+    end
+  end
+end
 -- a job that someone waits for (its record has `h`) has ended, or is
 -- gone: its waiters block in a BLMOVE from `T:wf:s` to the same list, which
 -- takes the token and puts it back, so one token wakes every waiter blocked
@@ -139,9 +187,10 @@ end
 
 /// KEYS: the `seq` key of each group. ARGV: group count, then per group its
 /// tag, its job count and its run count, then per run (consecutive jobs that
-/// differ only in their arguments) 7 fields: queue, command, key (`1<key>` or
+/// differ only in their arguments) 8 fields: queue, command, key (`1<key>` or
 /// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`), timeout (ms,
-/// `0` for none); then the run's job count and each job's args. Returns the
+/// `0` for none), concurrency limit (`<max>:<limit key prefix>` or `0`);
+/// then the run's job count and each job's args. Returns the
 /// first number of each group.
 ///
 /// A batch is mostly of one command and queue, so it is mostly one run: the
@@ -167,9 +216,9 @@ for g = 1, tonumber(ARGV[1]) do
   -- priority: their key names are built once
   local last_q, last_p, b, list
   for _ = 1, runs do
-    local q, c, k, p, m, w, to, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
-    i = i + 8
+    local q, c, k, p, m, w, to, lim, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
+    i = i + 9
     if q ~= last_q or p ~= last_p then
       if q ~= last_q then b = base(q) end
       list = ready_list(b, p)
@@ -185,7 +234,7 @@ for g = 1, tonumber(ARGV[1]) do
     if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
     local items = ready[list].items
     counts[b] = (counts[b] or 0) + count
-    if p == '0' and run_at == now and not key and to == '0' then
+    if p == '0' and run_at == now and not key and to == '0' and lim == '0' then
       -- the usual job: no table to build and unpack, ready at once
       for j = i, i + count - 1 do
         local s = tostring(seq)
@@ -199,6 +248,11 @@ for g = 1, tonumber(ARGV[1]) do
       if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
       if key then fields[#fields + 1] = 'k'; fields[#fields + 1] = key end
       if to ~= '0' then fields[#fields + 1] = 'w'; fields[#fields + 1] = to end
+      if lim ~= '0' then
+        local v, y = string.match(lim, '^(%d+):(.*)$')
+        fields[#fields + 1] = 'y'; fields[#fields + 1] = y
+        fields[#fields + 1] = 'v'; fields[#fields + 1] = v
+      end
       for j = i, i + count - 1 do
         local s = tostring(seq)
         seq = seq + 1
@@ -288,7 +342,7 @@ end
 local deadline = tostring(now + lease)
 local out, running = {now_s, deadline}, {}
 local budget = max + 100
-local taken = 0
+local taken, parked = 0, 0
 while #out < 2 + 4 * max and budget > 0 do
   local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
   if #level == 0 then break end
@@ -305,7 +359,6 @@ while #out < 2 + 4 * max and budget > 0 do
     -- another state: the record says where the job is
     if #rec > 0 and f.s ~= 'running' and f.s ~= 'done' and f.s ~= 'dead'
       and f.s ~= 'cancelled' then
-      taken = taken + 1
       local problem
       if f.s ~= 'pending' then
         problem = 'state is ' .. tostring(f.s)
@@ -315,10 +368,15 @@ while #out < 2 + 4 * max and budget > 0 do
         problem = 'attempt counts are not numbers'
       end
       if problem then
+        taken = taken + 1
         redis.call('HSET', jk, 'q', q)
         if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
         if f.h then finished(s) end
+      elseif f.y and not take_slot(b, s, f.y, f.v, f.p, f.e) then
+        -- passed over: its key is full; it stays pending
+        parked = parked + 1
       else
+        taken = taken + 1
         -- the fencing token counts this job's claims: new on every claim
         local tok = (tonumber(f.l) or 0) + 1
         local n = tonumber(f.n or 0) + 1
@@ -337,6 +395,9 @@ while #out < 2 + 4 * max and budget > 0 do
 end
 if #running > 0 then call_many('ZADD', b .. ':run', running, 2) end
 if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
+-- the wake-up tokens left were for jobs this claim took or parked: with
+-- nothing ready, they would only end a consumer's wait for nothing
+if parked > 0 and redis.call('EXISTS', b .. ':pr') == 0 then redis.call('DEL', b .. ':wake') end
 if #out == 2 then return {} end
 return out
 ";
@@ -365,11 +426,13 @@ for j = 1, tonumber(ARGV[5]) do
   local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z', 'h')
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z', 'h', 'y')
   if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
     out[j] = 0
   else
     out[j] = 1
+    -- every outcome takes the job out of `running`
+    give_slot(s, f[9])
     local batch = queues[f[3]]
     if not batch then
       batch = {b = base(f[3]), run = {}, done = {}, rt = {}, woke = false}
@@ -474,7 +537,8 @@ local requeued, dead, woke = 0, 0, false
 for _, s in ipairs(expired) do
   local jk = jkey(s)
   redis.call('ZREM', b .. ':run', s)
-  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z', 'h')
+  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z', 'h', 'y')
+  if f[1] == 'running' then give_slot(s, f[8]) end
   if f[1] == 'running' and f[6] then
     redis.call('HDEL', jk, 'z')
     if end_cancelled(b, s, f[4], f[6], now, retention) then woke = true end
@@ -593,7 +657,7 @@ const CANCEL: &str = r"
 T = ARGV[1]
 local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h')
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h', 'y', 'e')
 local state = f[1]
 if not state then
   if redis.call('EXISTS', jk) == 0 then return {0, ''} end
@@ -613,6 +677,7 @@ local b = base(f[2])
 -- an entry in a ready list stays behind; claims skip it (not pending)
 local scheduled = redis.call('ZREM', b .. ':sched', s) == 1
 if f[3] then redis.call('ZREM', b .. ':kw:' .. f[3], s) end
+unpark(b, s, f[6], f[7])
 redis.call('HINCRBY', b .. ':n', 'p', -1)
 -- a ready owner of its key held the line's place among the ready jobs, and
 -- no job of the key ran: the next one goes to the front, not the back
@@ -634,8 +699,9 @@ local now = now_ms()
 local removed, popped = 0, 0
 local function drop(s)
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'k', 'h')
+  local f = redis.call('HMGET', jk, 's', 'k', 'h', 'y', 'e')
   if f[1] == 'pending' then
+    unpark(b, s, f[4], f[5])
     release_key(b, f[2], s, now)
     -- a waiter for a deleted job looks again and finds it gone
     if f[3] then finished(s) end
@@ -658,6 +724,17 @@ while popped < limit do
   for k = 1, #top, 2 do
     popped = popped + 1
     drop(top[k])
+  end
+end
+-- jobs parked on their concurrency keys are in no ready list
+while popped < limit do
+  local top = redis.call('SRANDMEMBER', b .. ':pk', limit - popped)
+  if #top == 0 then break end
+  for _, s in ipairs(top) do
+    popped = popped + 1
+    drop(s)
+    -- a record that is not pending (or is gone) leaves no parked entry
+    redis.call('SREM', b .. ':pk', s)
   end
 end
 local cursor, complete = ARGV[4], 0
