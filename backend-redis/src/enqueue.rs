@@ -112,20 +112,7 @@ impl RedisQueue {
     /// sync and the awaited enqueue both send it.
     pub(crate) fn enqueue_call(&self, jobs: &[NewJob]) -> Result<Option<EnqueueCall>, Error> {
         fate::validate_batch(jobs)?;
-        self.check_limits(jobs)?;
         Ok(self.call_of(jobs))
-    }
-
-    /// Refuses jobs with a concurrency limit where this backend does not
-    /// enforce them (on a cluster), so that no limit is dropped silently.
-    pub(crate) fn check_limits(&self, jobs: &[NewJob]) -> Result<(), Error> {
-        match jobs.iter().find(|job| job.concurrency.is_some()) {
-            Some(job) if self.pool.is_cluster() => Err(Error::backend(format!(
-                "job of {}: concurrency limits are not enforced on a Redis Cluster",
-                job.command
-            ))),
-            _ => Ok(()),
-        }
     }
 
     /// An enqueue of `jobs`, already validated, that ignores their unique

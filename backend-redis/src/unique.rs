@@ -90,7 +90,6 @@ impl RedisQueue {
     }
 
     pub(crate) fn enqueue_unique_job(&self, job: &NewJob) -> Result<Enqueued, Error> {
-        self.check_limits(std::slice::from_ref(job))?;
         let Some(unique) = fate::validate_unique(job)?.cloned() else {
             let ids = self.store(job)?;
             return ids
