@@ -311,11 +311,13 @@
 //!   steps leaves its jobs held; [`recover_expired`](BaseQueue::recover_expired)
 //!   puts holds older than the lease (at least 10 s) back at the front of
 //!   their ready lists and gives back the slots they took. What it does not
-//!   repair: a process that dies after a completion's script and before
-//!   the call that frees the slot leaves the slot taken (the key then runs
-//!   one job fewer at once), and one that dies between freeing a slot and
-//!   making the parked job ready leaves that job parked until the next
-//!   slot of its key is given back.
+//!   repair: a process that dies, or loses the limit's node, after a
+//!   completion's script and before the call that frees the slot leaves
+//!   the slot taken (the key then runs one job fewer at once; the failed
+//!   call is logged, and the completion's answer is still what its script
+//!   did), and one that dies between freeing a slot and making the parked
+//!   job ready leaves that job parked until the next slot of its key is
+//!   given back.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -1148,7 +1150,7 @@ impl BaseQueue for RedisQueue {
                     results[index] = Completion::Applied;
                 }
             }
-            self.apply_limits(&limits::limit_changes(&reply, members.len()))?;
+            self.apply_limits(&limits::limit_changes(&reply, members.len()));
         }
         Ok(results)
     }
@@ -1191,7 +1193,7 @@ impl BaseQueue for RedisQueue {
             }
         }
         // the slots given back first, for the jobs this claim held
-        self.apply_limits(&limits::limit_changes(&applied, completions.len()))?;
+        self.apply_limits(&limits::limit_changes(&applied, completions.len()));
         Ok((results, self.claimed_from(bucket, queue, lease, claimed)?))
     }
 
@@ -1210,7 +1212,7 @@ impl BaseQueue for RedisQueue {
                 let count = |n: usize| reply.get(n).map_or(0, int);
                 recovered.requeued += u64::try_from(count(0)).unwrap_or(0);
                 recovered.dead += u64::try_from(count(1)).unwrap_or(0);
-                self.apply_limits(&limits::limit_changes(&reply, 3))?;
+                self.apply_limits(&limits::limit_changes(&reply, 3));
                 if count(2) < STEP as i64 {
                     break;
                 }
@@ -1237,7 +1239,7 @@ impl BaseQueue for RedisQueue {
             let [count, next, complete, ..] = reply.as_slice() else {
                 return Err(Error::backend("the flush script returned a wrong reply"));
             };
-            self.apply_limits(&limits::limit_changes(&reply, 3))?;
+            self.apply_limits(&limits::limit_changes(&reply, 3));
             removed += u64::try_from(int(count)).unwrap_or(0);
             cursor = text(next);
             if int(complete) == 1 {
@@ -1374,7 +1376,7 @@ impl BaseQueue for RedisQueue {
             [code, state, ..] => (int(code), text(state)),
             _ => return Err(Error::backend("the cancel script returned a wrong reply")),
         };
-        self.apply_limits(&limits::limit_changes(&reply, 2))?;
+        self.apply_limits(&limits::limit_changes(&reply, 2));
         match code {
             0 => Ok(Cancellation::NotFound),
             1 => Ok(Cancellation::Cancelled),

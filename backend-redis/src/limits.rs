@@ -93,20 +93,35 @@ impl RedisQueue {
     /// with a job parked on the key, one call in that job's slot that
     /// makes it ready and one that takes it off the parked set (more when
     /// the first parked entries are stale).
-    pub(crate) fn apply_limits(&self, changes: &[[String; 3]]) -> Result<(), Error> {
-        for [prefix, running, parked] in changes {
-            let mut next = self.limit_step(prefix, running, parked, false)?;
-            // stale entries (jobs claimed, cancelled or flushed since) are
-            // passed by, a bounded number per change
-            for _ in 0..100 {
-                if next.is_empty() {
-                    break;
-                }
-                let ready = self.ready_parked(&next)?;
-                next = self.limit_step(prefix, "", &next, !ready)?;
-                if ready {
-                    break;
-                }
+    ///
+    /// The script whose changes these are has applied its own (a job
+    /// completed, cancelled, recovered), so a failure here is logged, not
+    /// returned: the caller's answer stays what the script did. The change
+    /// is then lost, as when the process dies at this point (see the crate
+    /// docs' guarantees).
+    pub(crate) fn apply_limits(&self, changes: &[[String; 3]]) {
+        for change in changes {
+            if let Err(error) = self.apply_limit(change) {
+                log::warn!(
+                    "giving back a slot of the concurrency limit {} failed: {error}",
+                    change[0]
+                );
+            }
+        }
+    }
+
+    fn apply_limit(&self, [prefix, running, parked]: &[String; 3]) -> Result<(), Error> {
+        let mut next = self.limit_step(prefix, running, parked, false)?;
+        // stale entries (jobs claimed, cancelled or flushed since) are
+        // passed by, a bounded number per change
+        for _ in 0..100 {
+            if next.is_empty() {
+                break;
+            }
+            let ready = self.ready_parked(&next)?;
+            next = self.limit_step(prefix, "", &next, !ready)?;
+            if ready {
+                break;
             }
         }
         Ok(())
@@ -172,7 +187,7 @@ impl RedisQueue {
             })
             .map(|(job, _)| [job.prefix(), job.running_member(), String::new()])
             .collect();
-        self.apply_limits(&lost)?;
+        self.apply_limits(&lost);
         Ok(claimed)
     }
 
