@@ -124,7 +124,9 @@ impl RedisQueue {
         }
         let (new_queues, register) = self.registration(jobs);
         let (script, ids) = match jobs {
-            [job] if job.key.is_none() && job.when == When::Now => self.enqueue_one(job),
+            [job] if job.key.is_none() && job.concurrency.is_none() && job.when == When::Now => {
+                self.enqueue_one(job)
+            }
             _ => self.enqueue_batch(jobs),
         };
         Some(EnqueueCall {
@@ -192,8 +194,14 @@ impl RedisQueue {
                     .arg(job.priority)
                     .arg(job.max_attempts)
                     .arg(when_arg(job.when).as_ref())
-                    .arg(timeout_arg(job))
-                    .arg(run.len());
+                    .arg(timeout_arg(job));
+                match &job.concurrency {
+                    Some(limit) => {
+                        invocation.arg(format!("{}:{}", limit.max, self.limit_base(&limit.key)))
+                    }
+                    None => invocation.arg("0"),
+                };
+                invocation.arg(run.len());
                 for &index in run {
                     invocation.arg(&jobs[index].args[..]);
                 }
@@ -216,6 +224,7 @@ fn alike(a: &NewJob, b: &NewJob) -> bool {
         && a.max_attempts == b.max_attempts
         && a.when == b.when
         && a.timeout == b.timeout
+        && a.concurrency == b.concurrency
 }
 
 /// The enqueue scripts' timeout argument: whole milliseconds, `0` for none

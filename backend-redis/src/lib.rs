@@ -109,7 +109,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends), the concurrency limit's key prefix `y` (`C` below) and max `v`; an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -117,6 +117,10 @@
 //! | `B:done`, `B:dead`, `B:cancelled` | sorted sets | finished jobs, by finish time |
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
+//! | `B:pk` | set | the queue's pending jobs parked on their concurrency keys, for flushes |
+//! | `B:lh` | sorted set | on a cluster, limited jobs a claim holds while it checks their keys, by the hold's end |
+//! | `C:r` | set | with `C = L:l:len(K):K` and `L` the tag of concurrency key `K`'s own bucket (`FNV-1a(K) mod 4096`): the running jobs holding `K`, as `T:n:l` (`l` the claim's token) |
+//! | `C:p` | sorted set | the jobs claims passed over while `K` was full, by priority, then enqueue time (members `e:T:n:l`, `e` zero-padded, `l` the token of the parking) |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry, key hand-over or resume; cut back to 16 once past 32 |
 //! | `B:paused` | string | `1` while the queue is [paused](BaseQueue::pause); absent otherwise |
@@ -270,6 +274,50 @@
 //!   blocking pool, not to [`AsyncEnqueue`], whose batches refuse unique
 //!   jobs as [`enqueue_many`](BaseQueue::enqueue_many)'s do
 //!   ([`Error::InvalidJob`]).
+//! - **Concurrency limits** ([`NewJob::concurrency`]). A limited job's
+//!   record names its key's prefix `C` and its max `v`. A job takes a slot
+//!   when `C:r` holds fewer than its own `v` jobs; otherwise it is parked
+//!   in `C:p` (and `B:pk`), out of the ready lists, and the claim takes the
+//!   jobs behind it, so a full key holds up nothing else. A claim that
+//!   parked a job and left nothing ready drops the queue's wake-up tokens,
+//!   so that consumers block instead of claiming parked jobs in a loop.
+//!   Every script that takes a job out of `running` (done, dead, retry,
+//!   release, cancel, lease recovery) removes it from `C:r`, and when that
+//!   freed a slot, the first job of `C:p` goes to the front of its ready
+//!   list and its queue gets a wake-up token; cancelling or flushing a
+//!   parked job takes it out of `C:p`. Claim tokens in the members tell a
+//!   job's claims and parkings apart, so a step that comes late finds its
+//!   entry stale instead of undoing a later one.
+//!
+//!   On one server the scripts touch `C`'s keys themselves (another slot,
+//!   which one server does not mind): the check and the claim are one
+//!   script, and a completion gives the slot back in its own script. On a
+//!   cluster `C`'s keys are on another node than the queue's scripts, so
+//!   limited jobs take steps, and unlimited ones none: the claim script
+//!   holds each limited job it pops (`B:lh`, under a new token) and
+//!   returns it; one call per limits' slot takes a slot or parks each
+//!   (`C:r` or `C:p`); one call in the queue's slot claims the taken ones
+//!   still held under their token and lists the parked ones in `B:pk`, and
+//!   a slot taken for a job no longer held goes back. So a claim that
+//!   pops limited jobs of one key costs three round trips instead of one,
+//!   and the jobs it held count against its `max` even when they are
+//!   parked. A script that takes a limited job out of `running` (or out
+//!   of a hold or `C:p`) returns the change of `C` it could not make, and
+//!   the caller makes it: one call that frees the slot, then, when a job
+//!   was parked on the key, one call in that job's slot that makes it
+//!   ready (or, if its claim has not settled yet, takes it out of its
+//!   hold) and one that drops its parked entry: a completion of a limited
+//!   job costs two to four round trips. A claim that dies between its
+//!   steps leaves its jobs held; [`recover_expired`](BaseQueue::recover_expired)
+//!   puts holds older than the lease (at least 10 s) back at the front of
+//!   their ready lists and gives back the slots they took. What it does not
+//!   repair: a process that dies, or loses the limit's node, after a
+//!   completion's script and before the call that frees the slot leaves
+//!   the slot taken (the key then runs one job fewer at once; the failed
+//!   call is logged, and the completion's answer is still what its script
+//!   did), and one that dies between freeing a slot and making the parked
+//!   job ready leaves that job parked until the next slot of its key is
+//!   given back.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -278,6 +326,7 @@ mod aio;
 mod conn;
 mod enqueue;
 mod feed;
+mod limits;
 mod scripts;
 mod unique;
 
@@ -540,23 +589,29 @@ fn array(value: Value) -> Vec<Value> {
 }
 
 /// The complete script's arguments, tag included, before the first lease's.
-const COMPLETE_HEAD: usize = 5;
+const COMPLETE_HEAD: usize = 6;
 /// The complete script's arguments per lease.
 const COMPLETE_FIELDS: usize = 5;
 
 /// The jobs in a claim script's reply: the claim's time and deadline, then
 /// each job's number, its record as it was before the claim, its attempt
-/// number and its fencing token.
-fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
+/// number and its fencing token; on a cluster, the limited jobs it held
+/// (attempt -1) apart.
+fn claimed_of(bucket: u64, reply: Vec<Value>) -> (Vec<Claimed>, Vec<limits::Held>) {
     let mut items = reply.into_iter();
+    let mut held = Vec::new();
     let (Some(now), Some(deadline)) = (items.next(), items.next()) else {
-        return Vec::new();
+        return (Vec::new(), held);
     };
     let (started, deadline) = (time_of(int(&now)), time_of(int(&deadline)));
     let mut claimed = Vec::with_capacity(items.len() / 4);
     while let (Some(seq), Some(record), Some(attempt), Some(token)) =
         (items.next(), items.next(), items.next(), items.next())
     {
+        if int(&attempt) < 0 {
+            held.push(limits::held_of(&seq, record, &token));
+            continue;
+        }
         let seq = u64::try_from(int(&seq)).unwrap_or(0);
         let id = JobId((bucket << SEQ_BITS) | seq);
         let Some(mut job) = parse_job(id, array(record)) else {
@@ -576,7 +631,7 @@ fn claimed_of(bucket: u64, reply: Vec<Value>) -> Vec<Claimed> {
             },
         });
     }
-    claimed
+    (claimed, held)
 }
 
 /// The jobs of `bucket` in a script's reply of number and record pairs,
@@ -721,6 +776,12 @@ impl RedisQueue {
         format!("{}:{}:{queue}", self.tag(bucket_of(queue)), queue.len())
     }
 
+    /// The prefix of concurrency key `key`'s keys, `L:l:len(key):key`, in
+    /// the bucket of the key's own hash, as a unique key's.
+    pub(crate) fn limit_base(&self, key: &str) -> String {
+        format!("{}:l:{}:{key}", self.tag(bucket_of(key)), key.len())
+    }
+
     /// The wake-up list of the waiters for job `seq` of `bucket`.
     fn finish_key(&self, bucket: u64, seq: u64) -> String {
         format!("{}:wf:{seq}", self.tag(bucket))
@@ -812,7 +873,8 @@ impl RedisQueue {
             .arg(queue)
             .arg(max)
             .arg(ms(lease))
-            .arg(self.dead_cap());
+            .arg(self.dead_cap())
+            .arg(self.cluster_flag());
     }
 
     /// Appends the complete script's arguments after the tag for the
@@ -828,7 +890,8 @@ impl RedisQueue {
             .arg(self.retention_ms())
             .arg(self.dead_cap())
             .arg(self.options.run_time_sample.max(1))
-            .arg(members.len());
+            .arg(members.len())
+            .arg(self.cluster_flag());
         for &index in members {
             let (lease, outcome) = &completions[index];
             let seq = lease.job.0 & ((1 << SEQ_BITS) - 1);
@@ -963,7 +1026,7 @@ impl BaseQueue for RedisQueue {
         let bucket = bucket_of(queue);
         let mut invocation = self.invocation(&SCRIPTS.claim, bucket);
         self.claim_args(&mut invocation, queue, max, lease);
-        Ok(claimed_of(bucket, self.invoke(&invocation)?))
+        self.claimed_from(bucket, queue, lease, self.invoke(&invocation)?)
     }
 
     fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
@@ -1081,12 +1144,13 @@ impl BaseQueue for RedisQueue {
         for (bucket, members) in groups {
             let mut invocation = self.invocation(&SCRIPTS.complete, bucket);
             self.complete_args(&mut invocation, &completions, &members);
-            let applied: Vec<i64> = self.invoke(&invocation)?;
-            for (&index, applied) in members.iter().zip(applied) {
-                if applied == 1 {
+            let reply = array(self.invoke::<Value>(&invocation)?);
+            for (&index, applied) in members.iter().zip(&reply) {
+                if int(applied) == 1 {
                     results[index] = Completion::Applied;
                 }
             }
+            self.apply_limits(&limits::limit_changes(&reply, members.len()));
         }
         Ok(results)
     }
@@ -1121,25 +1185,39 @@ impl BaseQueue for RedisQueue {
         self.complete_args(&mut invocation, &completions, &members);
         invocation.arg(self.tag(bucket));
         self.claim_args(&mut invocation, queue, max, lease);
-        let (applied, claimed): (Vec<i64>, Vec<Value>) = self.invoke(&invocation)?;
+        let (applied, claimed): (Vec<Value>, Vec<Value>) = self.invoke(&invocation)?;
         let mut results = vec![Completion::LeaseLost; completions.len()];
-        for (result, applied) in results.iter_mut().zip(applied) {
-            if applied == 1 {
+        for (result, applied) in results.iter_mut().zip(&applied) {
+            if int(applied) == 1 {
                 *result = Completion::Applied;
             }
         }
-        Ok((results, claimed_of(bucket, claimed)))
+        // the slots given back first, for the jobs this claim held
+        self.apply_limits(&limits::limit_changes(&applied, completions.len()));
+        Ok((results, self.claimed_from(bucket, queue, lease, claimed)?))
     }
 
     fn recover_expired(&self) -> Result<Recovered, Error> {
         let mut recovered = Recovered::default();
-        let extra = [self.dead_cap(), self.retention_ms(), STEP as u64];
-        self.step_per_queue(&SCRIPTS.recover, &extra, |reply| {
-            if let [requeued, dead, _] = reply {
-                recovered.requeued += u64::try_from(*requeued).unwrap_or(0);
-                recovered.dead += u64::try_from(*dead).unwrap_or(0);
+        for queue in self.known_queues()? {
+            loop {
+                let mut invocation = self.invocation(&SCRIPTS.recover, bucket_of(&queue));
+                invocation
+                    .arg(&queue)
+                    .arg(self.dead_cap())
+                    .arg(self.retention_ms())
+                    .arg(STEP)
+                    .arg(self.cluster_flag());
+                let reply = array(self.invoke::<Value>(&invocation)?);
+                let count = |n: usize| reply.get(n).map_or(0, int);
+                recovered.requeued += u64::try_from(count(0)).unwrap_or(0);
+                recovered.dead += u64::try_from(count(1)).unwrap_or(0);
+                self.apply_limits(&limits::limit_changes(&reply, 3));
+                if count(2) < STEP as i64 {
+                    break;
+                }
             }
-        })?;
+        }
         Ok(recovered)
     }
 
@@ -1152,11 +1230,16 @@ impl BaseQueue for RedisQueue {
         let mut cursor = "0".to_owned();
         loop {
             let mut invocation = self.invocation(&SCRIPTS.flush, bucket_of(queue));
-            invocation.arg(queue).arg(STEP).arg(&cursor);
+            invocation
+                .arg(queue)
+                .arg(STEP)
+                .arg(&cursor)
+                .arg(self.cluster_flag());
             let reply = array(self.invoke::<Value>(&invocation)?);
-            let [count, next, complete] = reply.as_slice() else {
+            let [count, next, complete, ..] = reply.as_slice() else {
                 return Err(Error::backend("the flush script returned a wrong reply"));
             };
+            self.apply_limits(&limits::limit_changes(&reply, 3));
             removed += u64::try_from(int(count)).unwrap_or(0);
             cursor = text(next);
             if int(complete) == 1 {
@@ -1286,8 +1369,14 @@ impl BaseQueue for RedisQueue {
             .arg(reason)
             .arg(self.retention_ms())
             .arg(self.cancels_channel())
-            .arg(id.0);
-        let (code, state): (i64, String) = self.invoke(&invocation)?;
+            .arg(id.0)
+            .arg(self.cluster_flag());
+        let reply = array(self.invoke::<Value>(&invocation)?);
+        let (code, state) = match reply.as_slice() {
+            [code, state, ..] => (int(code), text(state)),
+            _ => return Err(Error::backend("the cancel script returned a wrong reply")),
+        };
+        self.apply_limits(&limits::limit_changes(&reply, 2));
         match code {
             0 => Ok(Cancellation::NotFound),
             1 => Ok(Cancellation::Cancelled),
@@ -1406,7 +1495,9 @@ impl BaseQueue for RedisQueue {
     fn capabilities(&self) -> Capabilities {
         // `wait_finished` blocks on a list that every script ending a
         // waited-for job pushes to
-        Capabilities::default().finish_wakeups(true)
+        Capabilities::default()
+            .finish_wakeups(true)
+            .concurrency_limits(true)
     }
 }
 
@@ -1471,6 +1562,14 @@ pub fn keys_of(backend: &RedisQueue, name: &str, id: JobId) -> (String, String) 
         backend.base(name),
         format!("{}:j:{seq}", backend.tag(bucket)),
     )
+}
+
+/// The running set and the parked set of concurrency key `key`, as the
+/// [crate docs](crate) lay them out. For tests and tools.
+#[doc(hidden)]
+pub fn limit_keys_of(backend: &RedisQueue, key: &str) -> (String, String) {
+    let base = backend.limit_base(key);
+    (format!("{base}:r"), format!("{base}:p"))
 }
 
 /// The hash that maps the unique key `key` to its holder's id, as the

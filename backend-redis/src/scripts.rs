@@ -94,6 +94,88 @@ local function release_key(b, key, s, now, front)
   local f = redis.call('HMGET', jkey(n), 'p', 'r')
   return place(b, n, tonumber(f[1]) or 0, tonumber(f[2]) or 0, now, front or false)
 end
+-- concurrency limits: a limited job's record names its limit's key prefix
+-- `y` (in the slot of the concurrency key's own bucket) and its max `v`;
+-- `y:r` is the set of the key's running jobs (`T:s:token`), `y:p` the jobs
+-- claims passed over while the key was full, in claim order (score minus
+-- the priority, member the enqueue time then `T:s`), and `B:pk` the
+-- queue's jobs among them, for flushes. On a cluster (CL) `y`'s keys are on
+-- another node: a script leaves their changes to the caller, in LIMITS
+-- (triples of prefix, running member to remove, parked member to remove)
+local CL = false
+local LIMITS = {}
+-- the shortest hold of a limited job a cluster claim checks (ms)
+local HOLD = 10000
+local function slot_member(s, tok) return T .. ':' .. s .. ':' .. tok end
+local function park_member(s, e, tok)
+  e = e or '0'
+  return string.rep('0', 15 - #e) .. e .. ':' .. T .. ':' .. s .. ':' .. tok
+end
+local function for_caller(y, running, parked)
+  LIMITS[#LIMITS + 1] = y
+  LIMITS[#LIMITS + 1] = running or ''
+  LIMITS[#LIMITS + 1] = parked or ''
+end
+-- job s of queue base b takes a slot of its key, or is parked on it (on
+-- one server)
+local function take_slot(b, s, y, max, p, e, tok)
+  if redis.call('SCARD', y .. ':r') < (tonumber(max) or 1) then
+    redis.call('SADD', y .. ':r', slot_member(s, tok))
+    return true
+  end
+  -- the token of the parking: a give that finds it stale passes it by
+  redis.call('HSET', jkey(s), 'l', tok)
+  redis.call('ZADD', y .. ':p', 0 - (tonumber(p) or 0), park_member(s, e, tok))
+  redis.call('SADD', b .. ':pk', s)
+  return false
+end
+-- a pending job of queue base b leaves wherever its limit kept it out of
+-- the ready lists: the parked set, or on a cluster a claim's hold, whose
+-- slot (if the claim took one) goes back
+local function unpark(b, s, y, e, tok)
+  if not y then return end
+  tok = tok or '0'
+  if redis.call('SREM', b .. ':pk', s) == 1 then
+    if CL then for_caller(y, nil, park_member(s, e, tok))
+    else redis.call('ZREM', y .. ':p', park_member(s, e, tok)) end
+  end
+  if CL and redis.call('ZREM', b .. ':lh', s) == 1 then
+    for_caller(y, slot_member(s, tok), nil)
+  end
+end
+-- parked member m goes to the front of its ready list (it was passed over
+-- from there) and wakes its queue's consumers; false when it is stale (the
+-- job was claimed, cancelled or flushed since). On a cluster a job whose
+-- claim parked it on the key's node but has not settled yet is still held
+local function ready_parked(m)
+  local tag, n, tok = string.match(m, '^%d+:({.*}):(%d+):(%d+)$')
+  if not tag then return false end
+  local f = redis.call('HMGET', tag .. ':j:' .. n, 's', 'q', 'p', 'l')
+  if f[1] ~= 'pending' or not f[2] or f[4] ~= tok then return false end
+  local b = tag .. ':' .. #f[2] .. ':' .. f[2]
+  if redis.call('SREM', b .. ':pk', n) == 0
+    and not (CL and redis.call('ZREM', b .. ':lh', n) == 1) then
+    return false
+  end
+  push_ready(b, n, tonumber(f[3]) or 0, true)
+  wake(b)
+  return true
+end
+-- job s, which held a slot of its key under token tok, has left
+-- `running`: the slot goes back, and the first job parked on the key
+-- becomes ready
+local function give_slot(s, y, tok)
+  if not y then return end
+  if CL then
+    for_caller(y, slot_member(s, tok), nil)
+    return
+  end
+  if redis.call('SREM', y .. ':r', slot_member(s, tok)) == 0 then return end
+  for _ = 1, 100 do
+    local first = redis.call('ZPOPMIN', y .. ':p')
+    if #first == 0 or ready_parked(first[1]) then return end
+  end
+end
 -- a job that someone waits for (its record has `h`) has ended, or is
 -- gone: its waiters block in a BLMOVE from `T:wf:s` to the same list, which
 -- takes the token and puts it back, so one token wakes every waiter blocked
@@ -139,9 +221,10 @@ end
 
 /// KEYS: the `seq` key of each group. ARGV: group count, then per group its
 /// tag, its job count and its run count, then per run (consecutive jobs that
-/// differ only in their arguments) 7 fields: queue, command, key (`1<key>` or
+/// differ only in their arguments) 8 fields: queue, command, key (`1<key>` or
 /// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`), timeout (ms,
-/// `0` for none); then the run's job count and each job's args. Returns the
+/// `0` for none), concurrency limit (`<max>:<limit key prefix>` or `0`);
+/// then the run's job count and each job's args. Returns the
 /// first number of each group.
 ///
 /// A batch is mostly of one command and queue, so it is mostly one run: the
@@ -167,9 +250,9 @@ for g = 1, tonumber(ARGV[1]) do
   -- priority: their key names are built once
   local last_q, last_p, b, list
   for _ = 1, runs do
-    local q, c, k, p, m, w, to, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
-    i = i + 8
+    local q, c, k, p, m, w, to, lim, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
+    i = i + 9
     if q ~= last_q or p ~= last_p then
       if q ~= last_q then b = base(q) end
       list = ready_list(b, p)
@@ -185,7 +268,7 @@ for g = 1, tonumber(ARGV[1]) do
     if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
     local items = ready[list].items
     counts[b] = (counts[b] or 0) + count
-    if p == '0' and run_at == now and not key and to == '0' then
+    if p == '0' and run_at == now and not key and to == '0' and lim == '0' then
       -- the usual job: no table to build and unpack, ready at once
       for j = i, i + count - 1 do
         local s = tostring(seq)
@@ -199,6 +282,11 @@ for g = 1, tonumber(ARGV[1]) do
       if run_at ~= now then fields[#fields + 1] = 'r'; fields[#fields + 1] = run_at end
       if key then fields[#fields + 1] = 'k'; fields[#fields + 1] = key end
       if to ~= '0' then fields[#fields + 1] = 'w'; fields[#fields + 1] = to end
+      if lim ~= '0' then
+        local v, y = string.match(lim, '^(%d+):(.*)$')
+        fields[#fields + 1] = 'y'; fields[#fields + 1] = y
+        fields[#fields + 1] = 'v'; fields[#fields + 1] = v
+      end
       for j = i, i + count - 1 do
         local s = tostring(seq)
         seq = seq + 1
@@ -262,10 +350,14 @@ end
 return s
 ";
 
-/// ARGV: tag, queue, max, lease ms, dead cap. Returns nothing when no job
-/// was claimed; else the claim's time and lease deadline (ms), then per
-/// claimed job its number, its record as it was before the claim (`HGETALL`),
-/// its attempt number and its fencing token, flattened. The claim's own
+/// ARGV: tag, queue, max, lease ms, dead cap, `1` on a cluster. Returns
+/// nothing when no job was claimed; else the claim's time and lease
+/// deadline (ms), then per claimed job its number, its record as it was
+/// before the claim (`HGETALL`), its attempt number and its fencing token,
+/// flattened. On a cluster a limited job is held instead (`B:lh`, by the
+/// hold's end), under a new token, for the caller to check its key and
+/// settle ([`LIMIT_TAKE`], [`SETTLE`]): its entry has attempt -1, and its
+/// limit's prefix, max, priority and enqueue time for the record. The claim's own
 /// changes to the record (state `running`, `n`, `b`, `l`, `d`, and the last
 /// attempt's progress `g` and `t` removed) are what the caller sets from
 /// those. A malformed record goes to dead, waking its waiters. A paused
@@ -273,6 +365,7 @@ return s
 const CLAIM: &str = r"
 T = ARGV[1]
 local q, max, lease, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+CL = ARGV[6] == '1'
 local b = base(q)
 -- the pause is checked here, in the script that hands jobs out, so that it
 -- holds for every consumer at once; due scheduled jobs wait for the resume
@@ -288,7 +381,7 @@ end
 local deadline = tostring(now + lease)
 local out, running = {now_s, deadline}, {}
 local budget = max + 100
-local taken = 0
+local taken, parked = 0, 0
 while #out < 2 + 4 * max and budget > 0 do
   local level = redis.call('ZRANGE', b .. ':pr', 0, 0)
   if #level == 0 then break end
@@ -305,7 +398,6 @@ while #out < 2 + 4 * max and budget > 0 do
     -- another state: the record says where the job is
     if #rec > 0 and f.s ~= 'running' and f.s ~= 'done' and f.s ~= 'dead'
       and f.s ~= 'cancelled' then
-      taken = taken + 1
       local problem
       if f.s ~= 'pending' then
         problem = 'state is ' .. tostring(f.s)
@@ -315,10 +407,27 @@ while #out < 2 + 4 * max and budget > 0 do
         problem = 'attempt counts are not numbers'
       end
       if problem then
+        taken = taken + 1
         redis.call('HSET', jk, 'q', q)
         if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
         if f.h then finished(s) end
+      elseif f.y and CL then
+        -- held for the caller's check of its key on the key's node: it
+        -- stays pending, out of the ready lists, under a new token
+        local tok = (tonumber(f.l) or 0) + 1
+        redis.call('HSET', jk, 'l', tok)
+        redis.call('ZADD', b .. ':lh', now + math.max(lease, HOLD), s)
+        parked = parked + 1
+        out[#out + 1] = s
+        out[#out + 1] = {f.y, f.v or '1', slot_member(s, tok), 0 - (tonumber(f.p) or 0),
+          park_member(s, f.e, tok)}
+        out[#out + 1] = -1
+        out[#out + 1] = tok
+      elseif f.y and not take_slot(b, s, f.y, f.v, f.p, f.e, (tonumber(f.l) or 0) + 1) then
+        -- passed over: its key is full; it stays pending
+        parked = parked + 1
       else
+        taken = taken + 1
         -- the fencing token counts this job's claims: new on every claim
         local tok = (tonumber(f.l) or 0) + 1
         local n = tonumber(f.n or 0) + 1
@@ -337,6 +446,9 @@ while #out < 2 + 4 * max and budget > 0 do
 end
 if #running > 0 then call_many('ZADD', b .. ':run', running, 2) end
 if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
+-- the wake-up tokens left were for jobs this claim took or parked: with
+-- nothing ready, they would only end a consumer's wait for nothing
+if parked > 0 and redis.call('EXISTS', b .. ':pr') == 0 then redis.call('DEL', b .. ':wake') end
 if #out == 2 then return {} end
 return out
 ";
@@ -354,22 +466,25 @@ return out
 const COMPLETE: &str = r"
 T = ARGV[1]
 local retention, cap, rtcap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+CL = ARGV[6] == '1'
 local now = now_ms()
 local now_s = tostring(now)
 local out = {}
 -- per queue name, its key base and its batch of changes
 local queues = {}
-local i = 6
+local i = 7
 for j = 1, tonumber(ARGV[5]) do
   -- num, a duration or a delay, stays the text it came as where it is stored
   local s, tok, kind, num, text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z', 'h')
+  local f = redis.call('HMGET', jk, 's', 'l', 'q', 'k', 'p', 'n', 'z', 'h', 'y')
   if f[1] ~= 'running' or f[2] ~= tok or not f[3] then
     out[j] = 0
   else
     out[j] = 1
+    -- every outcome takes the job out of `running`
+    give_slot(s, f[9], f[2])
     local batch = queues[f[3]]
     if not batch then
       batch = {b = base(f[3]), run = {}, done = {}, rt = {}, woke = false}
@@ -427,6 +542,7 @@ for _, batch in pairs(queues) do
   end
   if batch.woke then wake(b) end
 end
+for _, v in ipairs(LIMITS) do out[#out + 1] = v end
 return out
 ";
 
@@ -467,6 +583,7 @@ return 1
 const RECOVER: &str = r"
 T = ARGV[1]
 local q, cap, retention, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+CL = ARGV[6] == '1'
 local b = base(q)
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', b .. ':run', '-inf', now, 'LIMIT', 0, limit)
@@ -474,7 +591,8 @@ local requeued, dead, woke = 0, 0, false
 for _, s in ipairs(expired) do
   local jk = jkey(s)
   redis.call('ZREM', b .. ':run', s)
-  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z', 'h')
+  local f = redis.call('HMGET', jk, 's', 'n', 'm', 'k', 'p', 'z', 'h', 'y', 'l')
+  if f[1] == 'running' then give_slot(s, f[8], f[9]) end
   if f[1] == 'running' and f[6] then
     redis.call('HDEL', jk, 'z')
     if end_cancelled(b, s, f[4], f[6], now, retention) then woke = true end
@@ -495,8 +613,25 @@ for _, s in ipairs(expired) do
     end
   end
 end
+-- on a cluster, the limited jobs whose claim died between its steps go
+-- back to the front of their ready lists, and the slots they may hold back
+local held = {}
+if CL then
+  held = redis.call('ZRANGEBYSCORE', b .. ':lh', '-inf', now, 'LIMIT', 0, limit)
+  for _, s in ipairs(held) do
+    redis.call('ZREM', b .. ':lh', s)
+    local f = redis.call('HMGET', jkey(s), 's', 'p', 'y', 'l')
+    if f[1] == 'pending' then
+      push_ready(b, s, tonumber(f[2]) or 0, true)
+      woke = true
+    end
+    if f[3] then for_caller(f[3], slot_member(s, f[4] or '0'), nil) end
+  end
+end
 if woke then wake(b) end
-return {requeued, dead, #expired}
+local out = {requeued, dead, math.max(#expired, #held)}
+for _, v in ipairs(LIMITS) do out[#out + 1] = v end
+return out
 ";
 
 /// KEYS: a `seq` key of the slot. ARGV: pairs of tag and queue. Returns 0 when
@@ -592,8 +727,9 @@ return out
 const CANCEL: &str = r"
 T = ARGV[1]
 local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
+CL = ARGV[7] == '1'
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h')
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h', 'y', 'e', 'l')
 local state = f[1]
 if not state then
   if redis.call('EXISTS', jk) == 0 then return {0, ''} end
@@ -613,12 +749,15 @@ local b = base(f[2])
 -- an entry in a ready list stays behind; claims skip it (not pending)
 local scheduled = redis.call('ZREM', b .. ':sched', s) == 1
 if f[3] then redis.call('ZREM', b .. ':kw:' .. f[3], s) end
+unpark(b, s, f[6], f[7], f[8])
 redis.call('HINCRBY', b .. ':n', 'p', -1)
 -- a ready owner of its key held the line's place among the ready jobs, and
 -- no job of the key ran: the next one goes to the front, not the back
 if end_cancelled(b, s, f[3], reason, now_ms(), retention, not scheduled) then wake(b) end
 if f[5] then finished(s) end
-return {1, 'cancelled'}
+local out = {1, 'cancelled'}
+for _, v in ipairs(LIMITS) do out[#out + 1] = v end
+return out
 ";
 
 /// ARGV: tag, queue, limit, cursor. One bounded step of a flush: pending jobs
@@ -630,12 +769,14 @@ const FLUSH: &str = r"
 T = ARGV[1]
 local b = base(ARGV[2])
 local limit = tonumber(ARGV[3])
+CL = ARGV[5] == '1'
 local now = now_ms()
 local removed, popped = 0, 0
 local function drop(s)
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'k', 'h')
+  local f = redis.call('HMGET', jk, 's', 'k', 'h', 'y', 'e', 'l')
   if f[1] == 'pending' then
+    unpark(b, s, f[4], f[5], f[6])
     release_key(b, f[2], s, now)
     -- a waiter for a deleted job looks again and finds it gone
     if f[3] then finished(s) end
@@ -658,6 +799,27 @@ while popped < limit do
   for k = 1, #top, 2 do
     popped = popped + 1
     drop(top[k])
+  end
+end
+-- jobs parked on their concurrency keys, or held by a cluster claim, are
+-- in no ready list
+while popped < limit do
+  local top = redis.call('SRANDMEMBER', b .. ':pk', limit - popped)
+  if #top == 0 then break end
+  for _, s in ipairs(top) do
+    popped = popped + 1
+    drop(s)
+    -- a record that is not pending (or is gone) leaves no parked entry
+    redis.call('SREM', b .. ':pk', s)
+  end
+end
+while popped < limit do
+  local top = redis.call('ZRANGE', b .. ':lh', 0, limit - popped - 1)
+  if #top == 0 then break end
+  for _, s in ipairs(top) do
+    popped = popped + 1
+    drop(s)
+    redis.call('ZREM', b .. ':lh', s)
   end
 end
 local cursor, complete = ARGV[4], 0
@@ -683,7 +845,9 @@ if popped < limit then
 end
 -- (Lua would send 0 as -0, which is not an integer to Redis)
 if removed > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - removed) end
-return {removed, cursor, complete}
+local out = {removed, cursor, complete}
+for _, v in ipairs(LIMITS) do out[#out + 1] = v end
+return out
 ";
 
 /// ARGV: tag, queue, older than ms, limit. Deletes up to `limit` done and
@@ -923,6 +1087,96 @@ end
 return forgot
 ";
 
+/// KEYS: a `seq` key of the limits' slot. ARGV: 5 fields per job held by
+/// a cluster claim: its limit's prefix, max, running member, parked score
+/// and parked member, as [`CLAIM`] returns them. The check of a limited
+/// job's key on the key's node: takes a slot when the key has fewer
+/// running jobs than the job's max, else parks the job. Returns 1 (took)
+/// or 0 (parked) per job.
+const LIMIT_TAKE: &str = r"
+local out = {}
+for i = 1, #ARGV, 5 do
+  local y = ARGV[i]
+  if redis.call('SCARD', y .. ':r') < tonumber(ARGV[i + 1]) then
+    redis.call('SADD', y .. ':r', ARGV[i + 2])
+    out[#out + 1] = 1
+  else
+    redis.call('ZADD', y .. ':p', ARGV[i + 3], ARGV[i + 4])
+    out[#out + 1] = 0
+  end
+end
+return out
+";
+
+/// KEYS: a `seq` key of the limit's slot. ARGV: a limit's prefix, a
+/// running member to remove (`''` for none), a parked member to remove
+/// (`''` for none), `1` to look at the first parked job anyway. A cluster's
+/// step of giving a slot back: returns the first parked member when the
+/// running member was there (a slot was freed) or when asked, else `''`.
+const LIMIT_STEP: &str = r"
+local y = ARGV[1]
+local freed = ARGV[2] ~= '' and redis.call('SREM', y .. ':r', ARGV[2]) == 1
+if ARGV[3] ~= '' then redis.call('ZREM', y .. ':p', ARGV[3]) end
+if freed or ARGV[4] == '1' then
+  return redis.call('ZRANGE', y .. ':p', 0, 0)[1] or ''
+end
+return ''
+";
+
+/// KEYS: the `seq` key of the job's slot. ARGV: a parked member. On a
+/// cluster, makes the parked job ready again (`ready_parked` in
+/// [`PRELUDE`]); returns 1, or 0 when the member is stale.
+const READY_PARKED: &str = r"
+CL = true
+if ready_parked(ARGV[1]) then return 1 end
+return 0
+";
+
+/// ARGV: tag, queue, lease ms, then 3 fields per job a cluster claim
+/// held: number, token, `1` when [`LIMIT_TAKE`] took a slot for it. The
+/// last step of a cluster claim of limited jobs: a job still held under
+/// its token is claimed (took) or parked (`B:pk`); one that is not (its
+/// hold was recovered, or it was cancelled or flushed) is left as it is,
+/// and the caller gives back the slot it took. Returns what [`CLAIM`]
+/// returns for the jobs it claimed.
+const SETTLE: &str = r"
+T = ARGV[1]
+CL = true
+local b = base(ARGV[2])
+local now = now_ms()
+local now_s = tostring(now)
+local deadline = tostring(now + tonumber(ARGV[3]))
+local out, running, taken = {now_s, deadline}, {}, 0
+for i = 4, #ARGV, 3 do
+  local s, tok, took = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
+  local jk = jkey(s)
+  local rec = redis.call('HGETALL', jk)
+  local f = {}
+  for r = 1, #rec, 2 do f[rec[r]] = rec[r + 1] end
+  -- a hold under another token is a later claim's: the token first
+  if f.s == 'pending' and f.l == tok and redis.call('ZREM', b .. ':lh', s) == 1 then
+    if took then
+      taken = taken + 1
+      local n = (tonumber(f.n) or 0) + 1
+      redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'd', deadline)
+      if f.g or f.t then redis.call('HDEL', jk, 'g', 't') end
+      running[#running + 1] = deadline
+      running[#running + 1] = s
+      out[#out + 1] = s
+      out[#out + 1] = rec
+      out[#out + 1] = n
+      out[#out + 1] = tok
+    else
+      redis.call('SADD', b .. ':pk', s)
+    end
+  end
+end
+if #running > 0 then call_many('ZADD', b .. ':run', running, 2) end
+if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
+if #out == 2 then return {} end
+return out
+";
+
 /// The compiled scripts.
 pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
@@ -951,6 +1205,10 @@ pub(crate) struct Scripts {
     pub(crate) unique_holder: Script,
     pub(crate) unique_forget: Script,
     pub(crate) unique_alive: Script,
+    pub(crate) limit_take: Script,
+    pub(crate) limit_step: Script,
+    pub(crate) ready_parked: Script,
+    pub(crate) settle: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -999,4 +1257,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     unique_holder: Script::new(UNIQUE_HOLDER),
     unique_forget: Script::new(UNIQUE_FORGET),
     unique_alive: Script::new(UNIQUE_ALIVE),
+    limit_take: Script::new(LIMIT_TAKE),
+    limit_step: Script::new(LIMIT_STEP),
+    ready_parked: script(READY_PARKED),
+    settle: script(SETTLE),
 });

@@ -1,8 +1,10 @@
 //! The conformance suite, awaited enqueues, awaited waits for a job's end,
-//! the cancel feed, the list of paused queues and unique keys across nodes
-//! on a 3-node Redis Cluster
+//! the cancel feed, the list of paused queues, unique keys and concurrency
+//! limits across nodes on a 3-node Redis Cluster
 //! that the test creates on loopback ports (`redis-server --cluster-enabled
 //! yes`, then `redis-cli --cluster create`) and removes at the end.
+
+mod support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
@@ -81,6 +83,26 @@ fn conformance_suite_on_a_three_node_cluster() {
     cancels_reach_a_feed_from_every_node(&backend);
     pauses_on_every_node(&backend);
     unique_keys_across_nodes(&backend);
+    limits_across_nodes(&url);
+}
+
+/// The concurrency-limit scenarios of `limits.rs` with the limits' keys
+/// changed in steps of their own, on queues and keys of fresh names.
+fn limits_across_nodes(url: &str) {
+    let first = RedisQueue::connect(url).expect("url");
+    let second = RedisQueue::connect(url).expect("url");
+    let name = outband_testkit::unique_name("limits-");
+    support::limits::a_recovered_lease_gives_its_slot_back(
+        &first,
+        &second,
+        &format!("{name}-lost"),
+        &format!("{name}-api"),
+    );
+    support::limits::cancel_and_flush_leave_no_parked_entries(
+        &first,
+        &format!("{name}-parked"),
+        &format!("{name}-db"),
+    );
 }
 
 /// Unique keys whose mappings, holders and new jobs are on different

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod limits;
+
 use std::sync::Arc;
 
 use outband::BaseQueue;
