@@ -43,6 +43,12 @@ pub const QUEUE: &str = "reliability";
 pub const RECORD: &str = "reliability::record";
 /// The command that sleeps, then records one run: arguments `(job: u64, millis: u64)`.
 pub const SLOW_RECORD: &str = "reliability::slow_record";
+/// The command limited to 3 running at once, which logs when it ran:
+/// arguments `(job: u64, millis: u64)`.
+pub const LIMITED: &str = "reliability::limited";
+/// The command limited to 50 starts per second, which logs when it
+/// started: arguments `(job: u64,)`.
+pub const RATED: &str = "reliability::rated";
 /// The queue of the async scenario commands: apart from [`QUEUE`], because
 /// a consumer that serves an async command holds `concurrency` leases more.
 pub const ASYNC_QUEUE: &str = "reliability_async";
@@ -584,8 +590,8 @@ impl Scene {
 /// The sink key in the arguments of a scenario command.
 fn sink_key(command: &str, args: &[u8]) -> Option<u64> {
     match command {
-        RECORD | ASYNC_RECORD => codec::decode::<(u64,)>(args).ok().map(|(job,)| job),
-        SLOW_RECORD | ASYNC_SLOW_RECORD => {
+        RECORD | ASYNC_RECORD | RATED => codec::decode::<(u64,)>(args).ok().map(|(job,)| job),
+        SLOW_RECORD | ASYNC_SLOW_RECORD | LIMITED => {
             codec::decode::<(u64, u64)>(args).ok().map(|(job, _)| job)
         }
         _ => None,

@@ -40,6 +40,55 @@ fn slow_record(job: u64, millis: u64) -> Result<(), String> {
     record::call(job)
 }
 
+/// Sleeps `millis` between two readings of the clock, appends them to
+/// `limited.log` in the working directory (one `start end` line in
+/// nanoseconds, written with one append), then records one run of job
+/// `job`. At most 3 run at once, across every consumer.
+#[queue_command(
+    name = "reliability::limited",
+    queue = "reliability",
+    retries = 10,
+    concurrency = 3
+)]
+fn limited(job: u64, millis: u64) -> Result<(), String> {
+    let start = nanos();
+    std::thread::sleep(Duration::from_millis(millis));
+    append_line("limited.log", &format!("{start} {}", nanos()))?;
+    record::call(job)
+}
+
+/// Appends the time it started to `rated.log` in the working directory (one
+/// line, nanoseconds, written with one append), then records one run of job
+/// `job`. At most 50 start per second, across every consumer.
+#[queue_command(
+    name = "reliability::rated",
+    queue = "reliability",
+    retries = 10,
+    rate = "50/s"
+)]
+fn rated(job: u64) -> Result<(), String> {
+    append_line("rated.log", &nanos().to_string())?;
+    record::call(job)
+}
+
+/// Nanoseconds since the Unix epoch.
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos())
+}
+
+/// Appends `line` to file `name` of the working directory, in one write.
+fn append_line(name: &str, line: &str) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(name)
+        .and_then(|mut log| log.write_all(format!("{line}\n").as_bytes()))
+        .map_err(|e| e.to_string())
+}
+
 /// Records one run of job `job`, as an async command: the sink's write
 /// blocks, so it goes to the runtime's blocking pool rather than stall the
 /// task's worker thread.
