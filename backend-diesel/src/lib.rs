@@ -323,7 +323,7 @@
 //!   table, `<prefix>limit_locks`, a row per key hash (`CRC32`) that claims
 //!   lock.
 //! - **Claim.** The claim statements of *Claim* take only jobs whose
-//!   `limit_key` is NULL. Before them, a claim looks through `jobs_limited`
+//!   `limit_key` and `rate_key` are NULL (see *Rate limits*). Before them, a claim looks through `jobs_limited`
 //!   for a ready limited job whose key has a free slot, a read without
 //!   locks. When there is none, the claim is what it was: on PostgreSQL
 //!   still one statement without `BEGIN` or `COMMIT`. When there is one, the
@@ -360,6 +360,56 @@
 //!   locks: claims of one key take turns, and a claim locks every key of its
 //!   queue's ready limited jobs. A queue whose limited jobs all wait for a
 //!   slot has its look read each of them, and then claims as before.
+//!
+//! # Rate limits
+//!
+//! [`capabilities`](outband::BaseQueue::capabilities) says `rate_limits`: a
+//! job enqueued with a [`RateLimit`](outband::RateLimit) starts only when
+//! [`RateLimit::admit`](outband::RateLimit::admit) lets it, on the key's
+//! time kept in the database, in any queue, whichever process claims; a
+//! claim passes it over and takes the jobs after it.
+//!
+//! - **Tables.** Migration `0013_rate` adds three nullable columns to
+//!   `<prefix>jobs`: `rate_key` (MySQL: `VARBINARY(512)`), `rate_max` and
+//!   `rate_per_us` (the period in microseconds), NULL for a job without a
+//!   rate limit, stored by every enqueue path; an index `jobs_rated`, the
+//!   pending rate-limited jobs of a queue in claim order (PostgreSQL and
+//!   SQLite: a partial index; MySQL: `(queue, state, rate_max)`); and a
+//!   table `<prefix>rates`, a row per key ever started: `rate_key`, the
+//!   primary key, and `tat`, its theoretical arrival time in microseconds
+//!   on the database's clock. A key without a row never started.
+//! - **Claim.** A rate-limited job is a limited job: the claim statements
+//!   of *Claim* pass it over, and the look every claim makes for ready
+//!   limited jobs (one statement) also searches `jobs_rated` for a ready job
+//!   whose key's `tat` less the job's tolerance has come. When it finds one,
+//!   the step of *Concurrency limits* runs, and locks rate keys as it locks
+//!   concurrency keys (one lock per hash, both kinds in one ascending
+//!   order). Under the locks one statement reads the queue's ready limited
+//!   jobs in claim order with each key's running count, `tat` and the
+//!   database's clock, leaving out jobs whose key is full or whose turn has
+//!   not come and those beyond a key's slots or burst; the claim walks them
+//!   in Rust, applying `admit` per rate key and the slot count per
+//!   concurrency key (a job with both starts only when both let it), claims
+//!   the jobs picked by id, and upserts the new `tat` of each key from the
+//!   jobs it actually started. A job passed over takes no turn; a retry
+//!   counts as a start like any claim.
+//! - **Waiting.** The look for ready jobs of [`wait`](outband::BaseQueue::wait)
+//!   and [`has_jobs_waiting`](outband::BaseQueue::has_jobs_waiting) does not
+//!   count a job whose turn has not come. Nothing is written when a turn
+//!   comes, so `wait` first reads when the earliest turn of the queues'
+//!   ready rate-limited jobs comes (one statement per queue through
+//!   `jobs_rated`) and waits no longer than that: on PostgreSQL the
+//!   `LISTEN` wait's timeout, on SQLite and MySQL the sleep before the next
+//!   look.
+//! - **Cost.** For a queue without rate-limited jobs, one more search of an
+//!   empty index range in the look every claim makes, and one in each
+//!   `wait`. A queue with ready rate-limited jobs pays what a queue with
+//!   concurrency-limited ones does, plus a primary-key read of `tat` per
+//!   job read and an upsert per key started. `<prefix>rates` keeps a row
+//!   per key until its `tat` has passed, when it admits as no row would:
+//!   [`purge`](outband::BaseQueue::purge) (and so
+//!   [`DatabaseQueue::purge_finished`]) deletes such rows, a scan of the
+//!   table.
 //!
 //! # What a PostgreSQL enqueue costs
 //!

@@ -738,6 +738,24 @@ impl DatabaseQueue {
 }
 
 impl DatabaseQueue {
+    /// How long until the first turn of a ready rate-limited job of
+    /// `queues` that may not start yet, on the database's clock; `None`
+    /// when there is no such job.
+    fn next_turn(&self, queues: &[String]) -> Result<Option<Duration>, Error> {
+        let st = &self.inner.st;
+        let mut first: Option<Duration> = None;
+        for queue in queues {
+            let turn = with_conn!(self.inner, conn => {
+                conn.next_turn(st, queue).map_err(db_error)?
+            });
+            first = match (first, turn) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(first)
+    }
+
     /// PostgreSQL: marks job `id` awaited and tells whether it has yet to
     /// end: `false` when it has ended, or is not in `<prefix>jobs` (done,
     /// or unknown). A state code outband does not know has ended too: the
@@ -872,6 +890,12 @@ impl BaseQueue for DatabaseQueue {
     }
 
     fn wait(&self, queues: &[String], timeout: Duration) -> Result<(), Error> {
+        // nothing wakes a waiter when a rate-limited job's turn comes: the
+        // wait ends by then
+        let timeout = match self.next_turn(queues)? {
+            Some(turn) => timeout.min(turn),
+            None => timeout,
+        };
         #[cfg(feature = "postgres")]
         if let Some(listen) = &self.inner.listen {
             return listen.wait(self, queues, timeout);
@@ -1370,6 +1394,7 @@ impl BaseQueue for DatabaseQueue {
                     keys.query().i64(before).execute(conn)?;
                     n += jobs.query().i64(before).execute(conn)?;
                 }
+                st.purge_rates.query().execute(conn)?;
                 Ok(n)
             }))
             .map_err(db_error)?;
@@ -1414,6 +1439,7 @@ impl BaseQueue for DatabaseQueue {
             .serial_writes(serial)
             .finish_wakeups(wakes)
             .concurrency_limits(true)
+            .rate_limits(true)
     }
 }
 
@@ -1772,10 +1798,11 @@ mod tests {
     }
 
     /// The look for ready limited jobs that every claim makes reads the
-    /// queue's pending limited jobs through `jobs_limited` and counts a
-    /// key's running jobs through `jobs_limit`: a queue without limited
-    /// jobs costs it one index search. The claim of unlimited jobs keeps
-    /// the ready index.
+    /// queue's pending limited jobs through `jobs_limited` and
+    /// `jobs_rated`, counts a key's running jobs through `jobs_limit` and
+    /// reads a rate key's `tat` by its primary key: a queue without limited
+    /// jobs costs it two index searches in one statement. The claim of
+    /// unlimited jobs keeps the ready index.
     #[test]
     fn a_claim_looks_for_limited_jobs_through_their_index() {
         let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
@@ -1783,6 +1810,8 @@ mod tests {
         for step in [
             "SEARCH j USING INDEX outband_jobs_limited (queue=?)",
             "SEARCH r USING COVERING INDEX outband_jobs_limit (limit_key=? AND state=?)",
+            "SEARCH j USING INDEX outband_jobs_rated (queue=?)",
+            "SEARCH t USING INDEX sqlite_autoindex_outband_rates_1 (rate_key=?)",
         ] {
             assert!(plan.iter().any(|s| s == step), "{step}: {plan:?}");
         }

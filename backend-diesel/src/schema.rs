@@ -39,6 +39,12 @@
 //! `<prefix>limit_locks`, a row per key hash that claims of limited jobs
 //! lock; on PostgreSQL, triggers that notify when a running limited job
 //! ends while jobs of its key are pending.
+//!
+//! `0013_rate` gives the jobs table a job's rate limit: `rate_key` (MySQL:
+//! `VARBINARY(512)`), `rate_max` and `rate_per_us`, NULL for a job without
+//! one, with the index `jobs_rated` (a queue's pending rate-limited jobs);
+//! and the table `<prefix>rates`, a row per rate key ever started: the key
+//! and `tat`, its theoretical arrival time in microseconds.
 
 use std::fmt;
 
@@ -152,6 +158,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0012_concurrency.up.sql"),
                 include_str!("../migrations/sqlite/0012_concurrency.down.sql"),
             ),
+            (
+                "0013_rate",
+                include_str!("../migrations/sqlite/0013_rate.up.sql"),
+                include_str!("../migrations/sqlite/0013_rate.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -214,6 +225,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0012_concurrency.up.sql"),
                 include_str!("../migrations/postgres/0012_concurrency.down.sql"),
             ),
+            (
+                "0013_rate",
+                include_str!("../migrations/postgres/0013_rate.up.sql"),
+                include_str!("../migrations/postgres/0013_rate.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -260,6 +276,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0012_concurrency",
                 include_str!("../migrations/mysql/0012_concurrency.up.sql"),
                 include_str!("../migrations/mysql/0012_concurrency.down.sql"),
+            ),
+            (
+                "0013_rate",
+                include_str!("../migrations/mysql/0013_rate.up.sql"),
+                include_str!("../migrations/mysql/0013_rate.down.sql"),
             ),
         ],
     }
@@ -380,6 +401,51 @@ mod tests {
             count(
                 &mut conn,
                 "SELECT COUNT(*) AS n FROM m_jobs WHERE limit_key = 'k' AND limit_max = 2"
+            ),
+            1
+        );
+    }
+
+    /// `0013_rate` goes down and up again on a table holding a
+    /// rate-limited job and a key's `tat`: its columns, index and table go
+    /// and come back.
+    #[test]
+    fn the_rate_migration_goes_down_and_up() {
+        let schema = Schema {
+            dialect: Dialect::Sqlite,
+            prefix: "m_".to_owned(),
+        };
+        let steps = schema.steps();
+        let rates = steps
+            .iter()
+            .find(|s| s.version.ends_with("0013_rate"))
+            .expect("0013_rate");
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        for step in &steps {
+            conn.batch_execute(&step.up).expect("every migration");
+        }
+        let rated = "INSERT INTO m_jobs (command, args, queue, max_attempts, run_at, \
+                     enqueued_at, rate_key, rate_max, rate_per_us) \
+                     VALUES ('a', X'01', 'q', 1, 0, 0, 'k', 2, 1000000); \
+                     INSERT INTO m_rates (rate_key, tat) VALUES ('k', 5)";
+        conn.batch_execute(rated).expect("a rate-limited job");
+        let objects = "SELECT COUNT(*) AS n FROM sqlite_master \
+                       WHERE name IN ('m_jobs_rated', 'm_rates')";
+        assert_eq!(count(&mut conn, objects), 2);
+        conn.batch_execute(&rates.down).expect("down");
+        assert_eq!(count(&mut conn, objects), 0);
+        assert!(
+            conn.batch_execute("SELECT rate_key FROM m_jobs").is_err(),
+            "the columns are gone"
+        );
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM m_jobs"), 1);
+        conn.batch_execute(&rates.up).expect("up again");
+        conn.batch_execute(rated).expect("a rate-limited job again");
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM m_jobs WHERE rate_key = 'k' AND rate_max = 2 \
+                 AND rate_per_us = 1000000"
             ),
             1
         );

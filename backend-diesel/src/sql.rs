@@ -78,6 +78,14 @@ impl Dialect {
         }
     }
 
+    /// Integer division: MySQL's `/` gives a decimal.
+    fn div(self) -> &'static str {
+        match self {
+            Self::Mysql => "DIV",
+            _ => "/",
+        }
+    }
+
     /// The type name for an integer `CAST`.
     fn bigint(self) -> &'static str {
         match self {
@@ -98,6 +106,9 @@ impl Dialect {
             .replace("{paused}", &format!("{prefix}paused"))
             .replace("{unique}", &format!("{prefix}unique_keys"))
             .replace("{limit_locks}", &format!("{prefix}limit_locks"))
+            .replace("{rates}", &format!("{prefix}rates"))
+            .replace("{tolerance}", TOLERANCE)
+            .replace("{div}", self.div())
             .replace("{now}", self.now())
             .replace("{dual}", self.dual())
             .replace("{bigint}", self.bigint())
@@ -141,10 +152,24 @@ const READY_AFTER_DONE: &str = "j.queue = (SELECT ?{dual} WHERE NOT EXISTS \
     AND o.id NOT IN (SELECT id FROM d)))";
 
 /// The claim statements' own condition beside [`READY`]: the job has no
-/// concurrency limit. Limited jobs are claimed by a step of their own that
-/// serializes per key ([`Statements::claim_limited`]), so that this claim,
-/// the only one of a queue without limited jobs, stays as it was.
-const UNLIMITED: &str = " AND j.limit_key IS NULL";
+/// concurrency limit and no rate limit. Limited jobs are claimed by a step
+/// of their own that serializes per key
+/// ([`ClaimLimited`](crate::store::ClaimLimited)), so that this claim, the
+/// only one of a queue without limited jobs, stays as it was.
+const UNLIMITED: &str = " AND j.limit_key IS NULL AND j.rate_key IS NULL";
+
+/// How far ahead of its key's `tat` a job `j` with a rate limit may start,
+/// in µs: [`RateLimit::tolerance`](outband::RateLimit::tolerance), `interval
+/// × (burst − 1)`, with the interval in whole microseconds. Rendered before
+/// `{div}`.
+const TOLERANCE: &str = "(j.rate_per_us {div} j.rate_max) * ((j.rate_max + 9) {div} 10 - 1)";
+
+/// A ready job `j` whose rate limit, if it has one, lets it start now: its
+/// key never started, or the key's `tat` less the job's tolerance has come.
+/// Not exact under concurrent claims; the claim of limited jobs reads the
+/// `tat` again under the key's lock.
+const TURN: &str = " AND (j.rate_key IS NULL OR NOT EXISTS (SELECT 1 FROM {rates} t \
+    WHERE t.rate_key = j.rate_key AND t.tat - {tolerance} > {now}))";
 
 /// A ready job `j` that a claim could start now: unlimited, or fewer than
 /// its own `limit_max` jobs holding its key are running (counted through
@@ -153,23 +178,36 @@ const UNLIMITED: &str = " AND j.limit_key IS NULL";
 const ROOM: &str = " AND (j.limit_key IS NULL OR (SELECT COUNT(*) FROM {running} \
     WHERE r.limit_key = j.limit_key AND r.state = 1) < j.limit_max)";
 
-/// The ids of the ready limited jobs of a queue that a claim may start, in
-/// claim order, at most `LIMIT ?`: a job is taken when the jobs of its key
-/// already running, plus those ahead of it in this claim, are fewer than its
-/// own `limit_max`. `filter` narrows the keys to those the claim locked.
-/// Binds: queue, queue, the filter's, limit. Not rendered.
+/// The ready limited jobs of a queue (with a concurrency limit, a rate
+/// limit or both) that a claim may start, in claim order, with what the
+/// claim's walk ([`crate::store::walk_limited`]) needs to decide: the running
+/// jobs of the concurrency key, the rate key's `tat`, the clock. Jobs whose
+/// key is full or whose turn has not come are left out, and so are those
+/// beyond what their key lets start at once: `limit_max` less the running
+/// ones, and a burst. `filter` narrows the keys to those the claim locked.
+/// Binds: queue, queue, the filter's. Not rendered.
 ///
 /// Exact only where no other claim of these keys commits meanwhile: SQLite
 /// holds the write lock, PostgreSQL and MySQL hold the keys' locks and run
 /// this after taking them, under READ COMMITTED, so that its snapshot holds
 /// every claim of theirs that came before.
-fn limited_ids(filter: &str) -> String {
+fn limited_candidates(filter: &str) -> String {
     format!(
-        "SELECT w.id AS n FROM (SELECT j.id, j.priority, j.limit_max, \
-         ROW_NUMBER() OVER (PARTITION BY j.limit_key ORDER BY j.priority DESC, j.id) AS rn, \
+        "SELECT w.id AS n, w.limit_key, CAST(w.limit_max AS {{bigint}}) AS limit_max, \
+         CAST(w.running AS {{bigint}}) AS running, w.rate_key, \
+         CAST(w.rate_max AS {{bigint}}) AS rate_max, w.rate_per_us, w.tat, {{now}} AS db_now \
+         FROM (SELECT j.id, j.priority, j.limit_key, j.limit_max, j.rate_key, j.rate_max, \
+         j.rate_per_us, t.tat, \
          (SELECT COUNT(*) FROM {{running}} WHERE r.limit_key = j.limit_key AND r.state = 1) \
-         AS running FROM {{jobs}} j WHERE {READY} AND j.limit_key IS NOT NULL{filter}) w \
-         WHERE w.rn + w.running <= w.limit_max ORDER BY w.priority DESC, w.id LIMIT ?"
+         AS running, \
+         ROW_NUMBER() OVER (PARTITION BY j.limit_key ORDER BY j.priority DESC, j.id) AS rn_limit, \
+         ROW_NUMBER() OVER (PARTITION BY j.rate_key ORDER BY j.priority DESC, j.id) AS rn_rate \
+         FROM {{jobs}} j LEFT JOIN {{rates}} t ON t.rate_key = j.rate_key \
+         WHERE {READY} AND (j.limit_key IS NOT NULL OR j.rate_key IS NOT NULL) \
+         AND (t.tat IS NULL OR t.tat - {{tolerance}} <= {{now}}){filter}) w \
+         WHERE (w.limit_key IS NULL OR w.rn_limit + w.running <= w.limit_max) \
+         AND (w.rate_key IS NULL OR w.rn_rate <= (w.rate_max + 9) {{div}} 10) \
+         ORDER BY w.priority DESC, w.id"
     )
 }
 
@@ -280,17 +318,18 @@ const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL"
 
 /// The columns an insert of jobs writes.
 const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
-    attempt, state, token, run_at, enqueued_at, timeout_ms, limit_key, limit_max";
+    attempt, state, token, run_at, enqueued_at, timeout_ms, limit_key, limit_max, \
+    rate_key, rate_max, rate_per_us";
 
 /// PostgreSQL: the insert of a batch as arrays, with `filter` (a `WHERE`
 /// clause, or nothing) before its `ORDER BY`. Not rendered.
 fn insert_unnest(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}}, t, lk, lm \
+         SELECT c, a, q, k, p, m, 0, 0, 0, COALESCE(r, {{now}} + d), {{now}}, t, lk, lm, rk, rm, rp \
          FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
-         ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[]) \
-         WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, lk, lm, o) \
+         ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], \
+         ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, lk, lm, rk, rm, rp, o) \
          {filter} ORDER BY o RETURNING id AS n"
     )
 }
@@ -300,7 +339,7 @@ fn insert_unnest(filter: &str) -> String {
 fn insert_one(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
-         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ?, ?, ? \
+         SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ?, ?, ?, ?, ?, ? \
          {filter} RETURNING id AS n"
     )
 }
@@ -309,6 +348,21 @@ fn insert_one(filter: &str) -> String {
 pub(crate) const COLUMNS: &str = "id, command, args, queue, ordering_key, priority, attempt, \
     max_attempts, state, token, run_at, enqueued_at, started_at, finished_at, deadline, \
     duration_us, last_error, result, progress, progress_note, timeout_ms";
+
+/// The limit columns of `{jobs}`, which `{done}` has not, as a read of a
+/// job gives them ([`Row`](crate::store::Row)).
+pub(crate) const LIMITS: &str = "limit_key, limit_max, rate_key, rate_max, rate_per_us";
+
+/// [`LIMITS`] in a read of `{done}`: a done job holds no limit.
+const NO_LIMITS: &str = "NULL AS limit_key, NULL AS limit_max, NULL AS rate_key, \
+    NULL AS rate_max, NULL AS rate_per_us";
+
+/// The columns a read of a job from `table` gives: [`COLUMNS`], then
+/// [`LIMITS`] (NULL from `{done}`).
+fn read_columns(table: &str) -> String {
+    let limits = if table == "{done}" { NO_LIMITS } else { LIMITS };
+    format!("{COLUMNS}, {limits}")
+}
 
 /// Which of the rows a listing examines its page holds: those of a queue
 /// (binds: queue), in a state (binds: the state's code, twice: a code outband
@@ -341,16 +395,17 @@ pub(crate) fn list_floor(table: &str) -> String {
 pub(crate) fn list_page(dialect: Dialect, table: &str) -> String {
     let between = "id < ? AND id >= ?";
     let (listed, order) = (listed(), "ORDER BY id DESC LIMIT ?");
+    let columns = read_columns(table);
     match dialect {
         Dialect::Postgres => format!(
-            "SELECT {COLUMNS} FROM (SELECT * FROM {table} WHERE {between} \
+            "SELECT {columns} FROM (SELECT * FROM {table} WHERE {between} \
              ORDER BY id DESC OFFSET 0) w WHERE {listed} {order}"
         ),
         Dialect::Sqlite => format!(
-            "SELECT {COLUMNS} FROM {table} NOT INDEXED WHERE {between} AND {listed} {order}"
+            "SELECT {columns} FROM {table} NOT INDEXED WHERE {between} AND {listed} {order}"
         ),
         Dialect::Mysql => format!(
-            "SELECT {COLUMNS} FROM {table} FORCE INDEX (PRIMARY) \
+            "SELECT {columns} FROM {table} FORCE INDEX (PRIMARY) \
              WHERE {between} AND {listed} {order}"
         ),
     }
@@ -365,7 +420,7 @@ pub(crate) struct Statements {
     pub(crate) insert_head: String,
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
     /// max_attempts, run_at (absolute, nullable), delay (µs), timeout (ms, nullable),
-    /// concurrency key and max (nullable).
+    /// concurrency key and max, rate key, max and period in µs (nullable).
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement, prepared
     /// once whatever the batch size. Binds: one array per column of
@@ -416,40 +471,58 @@ pub(crate) struct Statements {
     /// Whether a queue has a job the claim would take now: never while it
     /// is paused. Binds: queue (twice).
     pub(crate) has_ready: Stmt,
-    /// Whether a queue has a ready limited job that may start now: the
-    /// claim runs its step for limited jobs only then. Binds: queue (twice).
+    /// Whether a queue has a ready limited job that may start now, as far
+    /// as a read without locks can tell: one with a concurrency limit whose
+    /// key has a free slot (through `jobs_limited`), or one with a rate
+    /// limit whose turn has come (through `jobs_rated`). The claim runs its
+    /// step for limited jobs only then. Binds: queue (four times).
     pub(crate) limited_ready: Stmt,
-    /// Whether a queue has a ready limited job, whether its key has a free
-    /// slot or not. Binds: queue (twice).
+    /// Whether a queue has a ready limited job, whether it may start or
+    /// not. Binds: queue (four times).
     pub(crate) limited_pending: Stmt,
-    /// PostgreSQL: locks, until the transaction ends, the concurrency keys
-    /// (their `hashtext`, under [`LIMIT_LOCK_CLASS`], in ascending order) of
-    /// the ready limited jobs of a queue, and returns the hashes. Binds:
+    /// How long, in µs, until the turn of the first ready rate-limited job
+    /// of a queue whose turn has not come; NULL when there is none. Binds:
     /// queue (twice).
+    pub(crate) next_turn: Stmt,
+    /// PostgreSQL: locks, until the transaction ends, the concurrency and
+    /// rate keys (their `hashtext`, under [`LIMIT_LOCK_CLASS`], in ascending
+    /// order) of the ready limited jobs of a queue, and returns the hashes.
+    /// Binds: queue (four times).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) lock_limits: Stmt,
-    /// MySQL: the hashes (`CRC32`) of the concurrency keys of the ready
-    /// limited jobs of a queue, whose rows of `{limit_locks}` the claim
-    /// then locks. Binds: queue (twice).
+    /// MySQL: the hashes (`CRC32`) of the concurrency and rate keys of the
+    /// ready limited jobs of a queue, whose rows of `{limit_locks}` the
+    /// claim then locks. Binds: queue (four times).
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) limit_hashes: Stmt,
     /// MySQL: the start of the upsert that locks rows of `{limit_locks}`;
     /// one `(?)` per hash follows.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) limit_locks_head: String,
-    /// SQLite and PostgreSQL: the claim of limited jobs ([`limited_ids`]),
-    /// in the transaction that holds the keys' locks (SQLite: the write
-    /// lock). Binds: lease, queue (twice), PostgreSQL the locked hashes (an
-    /// array), limit.
-    pub(crate) claim_limited: Stmt,
-    /// MySQL: [`limited_ids`] split where the list of locked hashes goes.
-    /// Binds: queue (twice), the hashes, limit.
+    /// SQLite and PostgreSQL: [`limited_candidates`], in the transaction
+    /// that holds the keys' locks (SQLite: the write lock). Binds: queue
+    /// (twice), PostgreSQL the locked hashes (an array, twice).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) limited_candidates: Stmt,
+    /// MySQL: [`limited_candidates`] with `{hashes}` where each list of
+    /// locked hashes goes (twice). Binds: queue (twice), the hashes, twice.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) limited_ids_parts: (String, String),
+    pub(crate) limited_candidates_mysql: String,
+    /// PostgreSQL: claims the jobs of an id array still pending. Binds:
+    /// lease, the ids.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) claim_ids: Stmt,
+    /// SQLite: the claim of the jobs of an id list still pending; the list
+    /// and `RETURNING *` follow. Binds: lease, the ids.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) claim_ids_head: String,
     /// MySQL: the rows of an id list still pending, with the clock, to lock
     /// and claim; the id list and `FOR UPDATE` follow.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) claim_select_ids_head: String,
+    /// Sets a rate key's `tat`, inserting its row when missing. Binds: key,
+    /// tat (µs).
+    pub(crate) rate_upsert: Stmt,
     pub(crate) mark_malformed: Stmt,
     pub(crate) heartbeat: Stmt,
     /// A running job's lease deadline and the reason it was asked to
@@ -551,6 +624,10 @@ pub(crate) struct Statements {
     /// The unique keys of the jobs [`purge_cancelled`](Self::purge_cancelled)
     /// deletes, deleted first. Binds: as `purge_cancelled`.
     pub(crate) purge_cancelled_unique: Stmt,
+    /// Deletes the rows of `{rates}` whose `tat` has passed: a key's row
+    /// then admits as no row does (`max(tat, now) + interval`), and a claim
+    /// that read it writes its new `tat` back, inserting the row again.
+    pub(crate) purge_rates: Stmt,
     /// Locks a unique key's row until the transaction ends, creating it
     /// (with job 0) when it is missing, so that two enqueues of a key wait
     /// for each other; PostgreSQL and SQLite return its job, MySQL reads it
@@ -600,7 +677,7 @@ impl Statements {
             format!(
                 "UPDATE {{jobs}} t SET {set} WHERE t.id = ANY(ARRAY(\
                      SELECT j.id FROM {{jobs}} j WHERE {ready} {order} \
-                     FOR UPDATE SKIP LOCKED)) RETURNING {COLUMNS}",
+                     FOR UPDATE SKIP LOCKED)) RETURNING {COLUMNS}, {LIMITS}",
                 set = CLAIM_SET
                     .replace("attempt + 1", "t.attempt + 1")
                     .replace("token + 1", "t.token + 1"),
@@ -633,7 +710,7 @@ impl Statements {
              k AS ({claim_after_done}) \
              SELECT k.*, FALSE AS done FROM k UNION ALL \
              SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
-                 NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
             claim_after_done = pg_claim(&format!("{READY_AFTER_DONE}{UNLIMITED}")),
         );
         // The pending limited jobs of a queue, read through `jobs_limited`,
@@ -642,6 +719,10 @@ impl Statements {
         // its `limit_max IS NOT NULL` range in it.
         let limited = match dialect {
             Dialect::Sqlite => "{jobs} j INDEXED BY {jobs}_limited",
+            Dialect::Postgres | Dialect::Mysql => "{jobs} j",
+        };
+        let rated = match dialect {
+            Dialect::Sqlite => "{jobs} j INDEXED BY {jobs}_rated",
             Dialect::Postgres | Dialect::Mysql => "{jobs} j",
         };
         let insert_tail = match dialect {
@@ -660,7 +741,7 @@ impl Statements {
             insert_head: u(&format!("INSERT INTO {{jobs}} ({INSERT_COLUMNS}) VALUES ")),
             insert_row: dialect.render(
                 prefix,
-                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now}, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {now} + ?), {now}, ?, ?, ?, ?, ?, ?)",
             ),
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
@@ -682,47 +763,77 @@ impl Statements {
                  token = token + 1, started_at = ?, deadline = ?, progress = NULL, \
                  progress_note = NULL WHERE id IN "),
             has_ready: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY}{ROOM} LIMIT 1) r"
+                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j \
+                 WHERE {READY}{ROOM}{TURN} LIMIT 1) r"
             )),
             limited_ready: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
-                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL{ROOM} LIMIT 1) r"
+                "SELECT CAST((SELECT COUNT(*) FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL{ROOM}{TURN} LIMIT 1) a) \
+                 + (SELECT COUNT(*) FROM (SELECT j.id FROM {rated} WHERE {READY} \
+                 AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL{ROOM}{TURN} LIMIT 1) b) \
+                 AS {{bigint}}) AS n"
             )),
             limited_pending: q(&format!(
-                "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {limited} WHERE {READY} \
-                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) r"
+                "SELECT CAST((SELECT COUNT(*) FROM (SELECT j.id FROM {limited} WHERE {READY} \
+                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) a) \
+                 + (SELECT COUNT(*) FROM (SELECT j.id FROM {rated} WHERE {READY} \
+                 AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL LIMIT 1) b) \
+                 AS {{bigint}}) AS n"
+            )),
+            next_turn: q(&format!(
+                "SELECT CAST(MIN(t.tat - {{tolerance}}) - {{now}} AS {{bigint}}) AS n \
+                 FROM {rated} JOIN {{rates}} t ON t.rate_key = j.rate_key WHERE {READY} \
+                 AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL \
+                 AND t.tat - {{tolerance}} > {{now}}"
             )),
             lock_limits: q(&format!(
-                "SELECT CAST(k.h AS BIGINT) AS n FROM (SELECT DISTINCT hashtext(j.limit_key) AS h \
-                 FROM {{jobs}} j WHERE {READY} AND j.limit_key IS NOT NULL ORDER BY h) k \
+                "SELECT CAST(k.h AS BIGINT) AS n FROM (SELECT DISTINCT u.h FROM \
+                 (SELECT hashtext(j.limit_key) AS h FROM {{jobs}} j \
+                 WHERE {READY} AND j.limit_key IS NOT NULL UNION ALL \
+                 SELECT hashtext(j.rate_key) AS h FROM {{jobs}} j \
+                 WHERE {READY} AND j.rate_key IS NOT NULL) u ORDER BY u.h) k \
                  WHERE pg_advisory_xact_lock({LIMIT_LOCK_CLASS}, k.h) IS NOT NULL"
             )),
             limit_hashes: q(&format!(
-                "SELECT DISTINCT CAST(CRC32(j.limit_key) AS SIGNED) AS n FROM {{jobs}} j \
-                 WHERE {READY} AND j.limit_key IS NOT NULL"
+                "SELECT CAST(CRC32(j.limit_key) AS SIGNED) AS n FROM {{jobs}} j \
+                 WHERE {READY} AND j.limit_key IS NOT NULL UNION \
+                 SELECT CAST(CRC32(j.rate_key) AS SIGNED) AS n FROM {{jobs}} j \
+                 WHERE {READY} AND j.rate_key IS NOT NULL"
             )),
             limit_locks_head: u("INSERT INTO {limit_locks} (h) VALUES "),
-            claim_limited: match dialect {
-                Dialect::Postgres => Stmt::new(&u(&format!(
-                    "UPDATE {{jobs}} t SET {set} WHERE t.id = ANY(ARRAY({ids})) \
-                     AND t.state = 0 RETURNING {COLUMNS}",
-                    set = CLAIM_SET
-                        .replace("attempt + 1", "t.attempt + 1")
-                        .replace("token + 1", "t.token + 1"),
-                    ids = limited_ids(" AND hashtext(j.limit_key) = ANY(?::int[])"),
-                ))),
-                _ => Stmt::new(&u(&format!(
-                    "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN ({ids}) RETURNING *",
-                    ids = limited_ids(""),
-                ))),
-            },
-            limited_ids_parts: {
-                let ids = limited_ids(" AND CRC32(j.limit_key) IN {hashes}");
-                let (head, tail) = ids.split_once("{hashes}").unwrap_or((&ids, ""));
-                (u(head), u(tail))
-            },
+            limited_candidates: q(&limited_candidates(match dialect {
+                Dialect::Postgres => {
+                    " AND (j.limit_key IS NULL OR hashtext(j.limit_key) = ANY(?::int[])) \
+                     AND (j.rate_key IS NULL OR hashtext(j.rate_key) = ANY(?::int[]))"
+                }
+                _ => "",
+            })),
+            limited_candidates_mysql: u(&limited_candidates(
+                " AND (j.limit_key IS NULL OR CRC32(j.limit_key) IN {hashes}) \
+                 AND (j.rate_key IS NULL OR CRC32(j.rate_key) IN {hashes})",
+            )),
+            claim_ids: q(&format!(
+                "UPDATE {{jobs}} t SET {set} WHERE t.id = ANY(?::bigint[]) \
+                 AND t.state = 0 RETURNING {COLUMNS}, {LIMITS}",
+                set = CLAIM_SET
+                    .replace("attempt + 1", "t.attempt + 1")
+                    .replace("token + 1", "t.token + 1"),
+            )),
+            claim_ids_head: u(&format!(
+                "UPDATE {{jobs}} SET {CLAIM_SET} WHERE state = 0 AND id IN "
+            )),
             claim_select_ids_head: u("SELECT j.*, {now} AS db_now FROM {jobs} j \
                  WHERE j.state = 0 AND j.id IN "),
+            rate_upsert: q(match dialect {
+                Dialect::Mysql => {
+                    "INSERT INTO {rates} (rate_key, tat) VALUES (?, ?) \
+                     ON DUPLICATE KEY UPDATE tat = VALUES(tat)"
+                }
+                _ => {
+                    "INSERT INTO {rates} (rate_key, tat) VALUES (?, ?) \
+                     ON CONFLICT (rate_key) DO UPDATE SET tat = excluded.tat"
+                }
+            }),
             mark_malformed: q("UPDATE {jobs} SET state = 3, finished_at = {now}, \
                  deadline = NULL, last_error = ?, cancel_reason = NULL WHERE id = ?"),
             heartbeat: q(&format!(
@@ -838,8 +949,10 @@ impl Statements {
                  ORDER BY name",
             ),
             job: q(&format!(
-                "SELECT {COLUMNS} FROM {{jobs}} WHERE id = ? \
-                 UNION ALL SELECT {COLUMNS} FROM {{done}} WHERE id = ?"
+                "SELECT {jobs} FROM {{jobs}} WHERE id = ? \
+                 UNION ALL SELECT {done} FROM {{done}} WHERE id = ?",
+                jobs = read_columns("{jobs}"),
+                done = read_columns("{done}"),
             )),
             list_floor: q(&list_floor("{jobs}")),
             list: q(&list_page(dialect, "{jobs}")),
@@ -881,6 +994,7 @@ impl Statements {
                  WHERE id = ? AND (awaited OR state NOT IN (0, 1))"),
             purge: q("DELETE FROM {done} WHERE finished_at <= ?"),
             // through the partial index `jobs_cancelled` (MySQL: `jobs_lease`)
+            purge_rates: q("DELETE FROM {rates} WHERE tat < {now}"),
             purge_cancelled: q("DELETE FROM {jobs} WHERE state = 4 AND finished_at <= ?"),
             // MySQL: a join, which reads the jobs through their index and
             // the keys through `unique_keys_job`, where a subquery would be

@@ -15,7 +15,7 @@ use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome,
 use crate::prepared::Stmt;
 use crate::sql::Statements;
 
-/// Rows per `INSERT` statement: 9 binds each (4,500 a statement) stays under
+/// Rows per `INSERT` statement: 15 binds each (7,500 a statement) stays under
 /// every database's limit on bind parameters (SQLite's is 32,766, MySQL's
 /// 65,535).
 pub(crate) const INSERT_CHUNK: usize = 500;
@@ -67,6 +67,20 @@ pub(crate) struct Row {
     /// The job's own timeout in whole milliseconds; NULL when it has none.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) timeout_ms: Option<i64>,
+    /// The job's concurrency key and max; NULL when it has none (and in
+    /// `{done}`).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) limit_key: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) limit_max: Option<i32>,
+    /// The job's rate key, max and period in µs; NULL when it has none
+    /// (and in `{done}`).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) rate_key: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) rate_max: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) rate_per_us: Option<i64>,
 }
 
 /// A single number.
@@ -74,6 +88,13 @@ pub(crate) struct Row {
 pub(crate) struct Number {
     #[diesel(sql_type = BigInt)]
     pub(crate) n: i64,
+}
+
+/// A nullable integer a statement returns.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct MaybeNumber {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) n: Option<i64>,
 }
 
 /// A running job's lease after a heartbeat: its deadline, and why it was
@@ -277,6 +298,21 @@ impl Row {
         job.finished_at = self.finished_at.map(time_of);
         job.last_error = self.last_error.clone();
         job.result = self.result.clone();
+        job.concurrency = match (&self.limit_key, self.limit_max) {
+            (Some(key), Some(max)) => Some(outband::Concurrency::new(
+                key.as_str(),
+                u32::try_from(max).unwrap_or_default(),
+            )),
+            _ => None,
+        };
+        job.rate = match (&self.rate_key, self.rate_max, self.rate_per_us) {
+            (Some(key), Some(max), Some(per)) => Some(outband::RateLimit::new(
+                key.as_str(),
+                u32::try_from(max).unwrap_or_default(),
+                Duration::from_micros(u64::try_from(per).unwrap_or_default()),
+            )),
+            _ => None,
+        };
         job.progress = self.progress.map(|fraction| {
             Progress::new(
                 fraction as f32,
@@ -400,6 +436,19 @@ pub(crate) fn limit_binds(job: &NewJob) -> (Option<&str>, Option<i64>) {
     }
 }
 
+/// The binds of a job's rate limit for an insert: its key, max and period
+/// in microseconds (saturating), all `None` when it has none.
+pub(crate) fn rate_binds(job: &NewJob) -> (Option<&str>, Option<i64>, Option<i64>) {
+    match &job.rate {
+        Some(rate) => (
+            Some(rate.key.as_str()),
+            Some(i64::from(rate.max)),
+            Some(i64::try_from(rate.per.as_micros()).unwrap_or(i64::MAX)),
+        ),
+        None => (None, None, None),
+    }
+}
+
 /// How a connection type inserts a batch of jobs.
 pub(crate) trait InsertRows {
     /// Inserts `jobs` (in the caller's transaction, or on their own when
@@ -486,6 +535,7 @@ macro_rules! values_insert_impl {
                         let (priority, max_attempts) = job_binds(job);
                         let (at, delay) = when_binds(job.when);
                         let (limit_key, limit_max) = limit_binds(job);
+                        let (rate_key, rate_max, rate_per) = rate_binds(job);
                         query = query
                             .text(job.command.as_str())
                             .opt_bytes(Some(job.args.as_slice()))
@@ -497,7 +547,10 @@ macro_rules! values_insert_impl {
                             .i64(delay)
                             .opt_i64(timeout_bind(job))
                             .opt_text(limit_key)
-                            .opt_i64(limit_max);
+                            .opt_i64(limit_max)
+                            .opt_text(rate_key)
+                            .opt_i64(rate_max)
+                            .opt_i64(rate_per);
                     }
                     if st.dialect == crate::sql::Dialect::Mysql {
                         query.execute(self)?;
@@ -653,58 +706,217 @@ where
     Ok(rows.into_iter().map(|r| r.stored).collect())
 }
 
-/// The claim of jobs with a concurrency limit: exact under concurrent
-/// claims, since it counts each key's running jobs under a lock on the key
-/// that every claim of the key takes.
-pub(crate) trait ClaimLimited {
-    /// Claims up to `max` ready limited jobs of `queue` whose keys have free
-    /// slots, in claim order, inside the caller's write transaction; a job
-    /// starts when fewer than its own `limit_max` jobs of its key are
-    /// running. SQLite: the transaction holds the write lock. PostgreSQL:
-    /// `pg_advisory_xact_lock` on the hash of each key of the queue's ready
-    /// limited jobs, in ascending order. MySQL: the rows of
-    /// `<prefix>limit_locks` of those keys' hashes, upserted in ascending
-    /// order.
+/// A ready limited job a claim may start, as [`Statements::limited_candidates`]
+/// reads it under the keys' locks.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Candidate {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) limit_key: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) limit_max: Option<i64>,
+    /// The running jobs of `limit_key`, as this claim's snapshot counts them.
+    #[diesel(sql_type = BigInt)]
+    pub(crate) running: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) rate_key: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) rate_max: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) rate_per_us: Option<i64>,
+    /// `rate_key`'s `tat`, in µs; NULL for a key never started.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) tat: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) db_now: i64,
+}
+
+impl Candidate {
+    /// The job's rate limit, when it has one.
+    fn rate(&self) -> Option<outband::RateLimit> {
+        let (key, max, per) = (self.rate_key.as_ref()?, self.rate_max?, self.rate_per_us?);
+        Some(outband::RateLimit::new(
+            key.as_str(),
+            u32::try_from(max).unwrap_or(u32::MAX).max(1),
+            Duration::from_micros(u64::try_from(per).unwrap_or(0)),
+        ))
+    }
+}
+
+/// Walks `candidates`, in claim order, and picks up to `max` of them that
+/// may start, each after the ones picked before it: a job with a
+/// concurrency limit while fewer than its `limit_max` jobs of its key run,
+/// a job with a rate limit when [`RateLimit::admit`](outband::RateLimit::admit)
+/// lets it start on the key's `tat` (a job with both, when both do). A
+/// job passed over changes nothing. `only`, when given, limits the walk to
+/// those ids. Returns the ids picked and the rate keys' new `tat`s, in µs.
+pub(crate) fn walk_limited(
+    candidates: &[Candidate],
+    max: usize,
+    only: Option<&std::collections::HashSet<i64>>,
+) -> (Vec<i64>, Vec<(String, i64)>) {
+    use std::collections::HashMap;
+    let mut running: HashMap<&str, i64> = HashMap::new();
+    let mut tats: HashMap<&str, Option<i64>> = HashMap::new();
+    let mut picked = Vec::new();
+    for c in candidates {
+        if picked.len() >= max {
+            break;
+        }
+        if only.is_some_and(|only| !only.contains(&c.n)) {
+            continue;
+        }
+        if let (Some(key), Some(limit)) = (c.limit_key.as_deref(), c.limit_max)
+            && *running.entry(key).or_insert(c.running) >= limit
+        {
+            continue;
+        }
+        let mut new_tat = None;
+        if let (Some(key), Some(rate)) = (c.rate_key.as_deref(), c.rate()) {
+            let tat = *tats.entry(key).or_insert(c.tat);
+            match rate.admit(tat.map(time_of), time_of(c.db_now)) {
+                Ok(tat) => new_tat = Some((key, micros_of(tat))),
+                Err(_) => continue,
+            }
+        }
+        if let Some(key) = c.limit_key.as_deref() {
+            *running.entry(key).or_insert(c.running) += 1;
+        }
+        if let Some((key, tat)) = new_tat {
+            tats.insert(key, Some(tat));
+        }
+        picked.push(c.n);
+    }
+    let mut changed: Vec<(String, i64)> = Vec::new();
+    for c in candidates {
+        if let Some(key) = c.rate_key.as_deref()
+            && let Some(Some(tat)) = tats.get(key)
+            && c.tat != Some(*tat)
+            && !changed.iter().any(|(k, _)| k == key)
+        {
+            changed.push((key.to_owned(), *tat));
+        }
+    }
+    // keys in one order, so that two upserts never wait on each other
+    changed.sort();
+    (picked, changed)
+}
+
+/// Microseconds since the Unix epoch of `t`, saturating.
+fn micros_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The claim of jobs with a concurrency or rate limit: exact under
+/// concurrent claims, since it counts each concurrency key's running jobs
+/// and reads each rate key's `tat` under a lock on the key that every claim
+/// of the key takes.
+pub(crate) trait ClaimLimited: Sized {
+    /// Claims up to `max` ready limited jobs of `queue` that may start, in
+    /// claim order ([`walk_limited`]), and writes the `tat` of the rate keys
+    /// of the jobs it started, inside the caller's write transaction.
+    /// SQLite: the transaction holds the write lock. PostgreSQL:
+    /// `pg_advisory_xact_lock` on the hash of each key (concurrency and
+    /// rate) of the queue's ready limited jobs, in ascending order. MySQL:
+    /// the rows of `<prefix>limit_locks` of those keys' hashes, upserted in
+    /// ascending order.
     fn claim_limited(
         &mut self,
         st: &Statements,
         queue: &str,
         max: i64,
         lease_us: i64,
-    ) -> QueryResult<Vec<Row>>;
+    ) -> QueryResult<Vec<Row>> {
+        let Some(candidates) = self.limited_candidates(st, queue)? else {
+            return Ok(Vec::new());
+        };
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let (ids, _) = walk_limited(&candidates, max, None);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.claim_ids(st, &ids, lease_us)?;
+        // a job cancelled or flushed since stays, and takes no turn: the
+        // tats are those of the jobs started, a subset of the walk's, which
+        // the same walk lets start
+        let started: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
+        let (_, tats) = walk_limited(&candidates, max, Some(&started));
+        for (key, tat) in &tats {
+            self.set_tat(st, key, *tat)?;
+        }
+        Ok(rows)
+    }
+
+    /// Takes the keys' locks and reads [`Statements::limited_candidates`];
+    /// `None` when the queue has no ready limited job.
+    fn limited_candidates(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+    ) -> QueryResult<Option<Vec<Candidate>>>;
+
+    /// Claims the jobs of `ids` still pending.
+    fn claim_ids(&mut self, st: &Statements, ids: &[i64], lease_us: i64) -> QueryResult<Vec<Row>>;
+
+    /// Sets `key`'s `tat`.
+    fn set_tat(&mut self, st: &Statements, key: &str, tat: i64) -> QueryResult<()>;
+}
+
+/// [`ClaimLimited::set_tat`], the same on every connection.
+macro_rules! set_tat {
+    () => {
+        fn set_tat(&mut self, st: &Statements, key: &str, tat: i64) -> QueryResult<()> {
+            st.rate_upsert.query().text(key).i64(tat).execute(self)?;
+            Ok(())
+        }
+    };
 }
 
 #[cfg(feature = "sqlite")]
 impl ClaimLimited for SqliteConnection {
-    fn claim_limited(
+    fn limited_candidates(
         &mut self,
         st: &Statements,
         queue: &str,
-        max: i64,
-        lease_us: i64,
-    ) -> QueryResult<Vec<Row>> {
-        st.claim_limited
+    ) -> QueryResult<Option<Vec<Candidate>>> {
+        st.limited_candidates
             .query()
-            .i64(lease_us)
             .text(queue)
             .text(queue)
-            .i64(max)
-            .load::<Row>(self)
+            .load::<Candidate>(self)
+            .map(Some)
     }
+
+    fn claim_ids(&mut self, st: &Statements, ids: &[i64], lease_us: i64) -> QueryResult<Vec<Row>> {
+        let update = Stmt::new(&format!(
+            "{}{} RETURNING *",
+            st.claim_ids_head,
+            placeholders(ids.len())
+        ));
+        let mut query = update.query().uncached().i64(lease_us);
+        for &id in ids {
+            query = query.i64(id);
+        }
+        query.load::<Row>(self)
+    }
+
+    set_tat!();
 }
 
 #[cfg(feature = "postgres")]
 impl ClaimLimited for PgConnection {
-    fn claim_limited(
+    fn limited_candidates(
         &mut self,
         st: &Statements,
         queue: &str,
-        max: i64,
-        lease_us: i64,
-    ) -> QueryResult<Vec<Row>> {
+    ) -> QueryResult<Option<Vec<Candidate>>> {
         let hashes: Vec<i32> = st
             .lock_limits
             .query()
+            .text(queue)
+            .text(queue)
             .text(queue)
             .text(queue)
             .load::<Number>(self)?
@@ -712,31 +924,41 @@ impl ClaimLimited for PgConnection {
             .filter_map(|r| i32::try_from(r.n).ok())
             .collect();
         if hashes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        st.claim_limited
+        st.limited_candidates
+            .pg_query()
+            .text(queue)
+            .text(queue)
+            .i32s(hashes.clone())
+            .i32s(hashes)
+            .load::<Candidate>(self)
+            .map(Some)
+    }
+
+    fn claim_ids(&mut self, st: &Statements, ids: &[i64], lease_us: i64) -> QueryResult<Vec<Row>> {
+        st.claim_ids
             .pg_query()
             .i64(lease_us)
-            .text(queue)
-            .text(queue)
-            .i32s(hashes)
-            .i64(max)
+            .i64s(ids.to_vec())
             .load::<Row>(self)
     }
+
+    set_tat!();
 }
 
 #[cfg(feature = "mysql")]
 impl ClaimLimited for MysqlConnection {
-    fn claim_limited(
+    fn limited_candidates(
         &mut self,
         st: &Statements,
         queue: &str,
-        max: i64,
-        lease_us: i64,
-    ) -> QueryResult<Vec<Row>> {
+    ) -> QueryResult<Option<Vec<Candidate>>> {
         let mut hashes: Vec<i64> = st
             .limit_hashes
             .query()
+            .text(queue)
+            .text(queue)
             .text(queue)
             .text(queue)
             .load::<Number>(self)?
@@ -746,11 +968,11 @@ impl ClaimLimited for MysqlConnection {
         hashes.sort_unstable();
         hashes.dedup();
         if hashes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         // InnoDB keeps the upserted rows locked until the transaction ends:
-        // a second claim of one of these keys waits here, and then counts
-        // the running jobs this one's commit left
+        // a second claim of one of these keys waits here, and then reads
+        // the running jobs and tats this one's commit left
         let lock = Stmt::new(&format!(
             "{}{} ON DUPLICATE KEY UPDATE h = h",
             st.limit_locks_head,
@@ -761,21 +983,20 @@ impl ClaimLimited for MysqlConnection {
             query = query.i64(h);
         }
         query.execute(self)?;
-        let (head, tail) = &st.limited_ids_parts;
-        let select = Stmt::new(&format!("{head}{}{tail}", placeholders(hashes.len())));
+        let select = Stmt::new(
+            &st.limited_candidates_mysql
+                .replace("{hashes}", &placeholders(hashes.len())),
+        );
         let mut query = select.query().uncached().text(queue).text(queue);
-        for &h in &hashes {
-            query = query.i64(h);
+        for _ in 0..2 {
+            for &h in &hashes {
+                query = query.i64(h);
+            }
         }
-        let ids: Vec<i64> = query
-            .i64(max)
-            .load::<Number>(self)?
-            .into_iter()
-            .map(|r| r.n)
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+        query.load::<Candidate>(self).map(Some)
+    }
+
+    fn claim_ids(&mut self, st: &Statements, ids: &[i64], lease_us: i64) -> QueryResult<Vec<Row>> {
         // a job cancelled or flushed since is no longer pending, and stays
         let select = Stmt::new(&format!(
             "{}{} FOR UPDATE",
@@ -783,12 +1004,14 @@ impl ClaimLimited for MysqlConnection {
             placeholders(ids.len())
         ));
         let mut query = select.query().uncached();
-        for &id in &ids {
+        for &id in ids {
             query = query.i64(id);
         }
         let rows = query.load::<RowNow>(self)?;
         claim_locked_rows(self, st, rows, lease_us)
     }
+
+    set_tat!();
 }
 
 /// A row of [`Statements::done_and_claim`]: a claimed job, or (`done`) the
@@ -906,6 +1129,7 @@ impl InsertRows for PgConnection {
             let (priority, attempts) = job_binds(job);
             let (at, delay) = when_binds(job.when);
             let (limit_key, limit_max) = limit_binds(job);
+            let (rate_key, rate_max, rate_per) = rate_binds(job);
             let insert = if durable {
                 &st.insert_one_durable
             } else {
@@ -924,6 +1148,9 @@ impl InsertRows for PgConnection {
                 .opt_i64(timeout_bind(job))
                 .opt_text(limit_key)
                 .opt_i64(limit_max)
+                .opt_text(rate_key)
+                .opt_i64(rate_max)
+                .opt_i64(rate_per)
                 .get_result::<Number>(self)?
                 .n;
             return Ok(vec![id]);
@@ -939,6 +1166,9 @@ impl InsertRows for PgConnection {
         let mut timeouts = Vec::with_capacity(jobs.len());
         let mut limit_keys = Vec::with_capacity(jobs.len());
         let mut limit_maxes = Vec::with_capacity(jobs.len());
+        let mut rate_keys = Vec::with_capacity(jobs.len());
+        let mut rate_maxes = Vec::with_capacity(jobs.len());
+        let mut rate_pers = Vec::with_capacity(jobs.len());
         for job in jobs {
             let (priority, attempts) = job_binds(job);
             let (at, delay) = when_binds(job.when);
@@ -954,6 +1184,10 @@ impl InsertRows for PgConnection {
             let (limit_key, limit_max) = limit_binds(job);
             limit_keys.push(limit_key);
             limit_maxes.push(limit_max);
+            let (rate_key, rate_max, rate_per) = rate_binds(job);
+            rate_keys.push(rate_key);
+            rate_maxes.push(rate_max);
+            rate_pers.push(rate_per);
         }
         let insert = if durable {
             &st.insert_unnest_durable
@@ -973,6 +1207,9 @@ impl InsertRows for PgConnection {
             .opt_i64s(timeouts)
             .opt_texts(limit_keys)
             .opt_i64s(limit_maxes)
+            .opt_texts(rate_keys)
+            .opt_i64s(rate_maxes)
+            .opt_i64s(rate_pers)
             .load::<Number>(self)?
             .into_iter()
             .map(|r| r.n)
@@ -1173,8 +1410,27 @@ macro_rules! store_impl {
                     .query()
                     .text(queue)
                     .text(queue)
+                    .text(queue)
+                    .text(queue)
                     .get_result::<$crate::store::Number>(self)?;
                 Ok(found.n > 0)
+            }
+
+            fn next_turn(
+                &mut self,
+                st: &$crate::sql::Statements,
+                queue: &str,
+            ) -> ::diesel::QueryResult<Option<::std::time::Duration>> {
+                use ::diesel::prelude::*;
+                let found = st
+                    .next_turn
+                    .query()
+                    .text(queue)
+                    .text(queue)
+                    .get_result::<$crate::store::MaybeNumber>(self)?;
+                Ok(found
+                    .n
+                    .map(|us| ::std::time::Duration::from_micros(us.max(0).unsigned_abs())))
             }
 
             fn limited_pending(
@@ -1186,6 +1442,8 @@ macro_rules! store_impl {
                 let found = st
                     .limited_pending
                     .query()
+                    .text(queue)
+                    .text(queue)
                     .text(queue)
                     .text(queue)
                     .get_result::<$crate::store::Number>(self)?;
@@ -1442,9 +1700,14 @@ pub(crate) trait Store:
         lease_us: i64,
     ) -> QueryResult<Vec<Row>>;
 
-    /// Whether `queue` has a ready limited job whose key has a free slot, as
-    /// far as a read without locks can tell.
+    /// Whether `queue` has a ready limited job that may start (its key has
+    /// a free slot, its turn has come), as far as a read without locks can
+    /// tell.
     fn limited_ready(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;
+
+    /// How long until the turn of the first ready job of `queue` whose
+    /// rate limit does not let it start yet; `None` when it has none.
+    fn next_turn(&mut self, st: &Statements, queue: &str) -> QueryResult<Option<Duration>>;
 
     /// Whether `queue` has a ready limited job, with a free slot or not.
     fn limited_pending(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;

@@ -2,7 +2,8 @@
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
 //! wake-up, the prefix check, pauses kept in the database, unique keys kept as rows, and
 //! progress, a job's own timeout and cancel requests through batches of outcomes, concurrency
-//! limits stored by every enqueue path — on every database that is enabled.
+//! limits and rate limits stored by every enqueue path, rate limits under racing claims — on
+//! every database that is enabled.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use outband::{
     BaseQueue, Cancellation, Completion, Concurrency, Enqueued, Error, Heartbeat, JobQuery,
-    JobState, NewJob, Outcome, Progress, Unique, UniqueUntil,
+    JobState, NewJob, Outcome, Progress, RateLimit, Unique, UniqueUntil,
 };
 use outband_diesel::{DatabaseQueue, JobConnection};
 
@@ -833,6 +834,160 @@ fn limits_are_stored_by_every_enqueue_path<C: JobConnection>(
     assert!(backend.claim(q, 10, lease).expect("claim").is_empty());
 }
 
+/// Every enqueue path stores a job's rate limit, and every read gives it
+/// back with the concurrency limit (`job`, a claim, a listing): a batch,
+/// one job, [`DatabaseQueue::enqueue_in`] and `enqueue_unique`. At one a
+/// minute (a burst of 1), one job of the key starts, the first in claim
+/// order, then none; a key that is a prefix of another is a key of its own,
+/// and a free job starts beside them. A job whose concurrency key is full
+/// takes no turn of its rate key: the next job of that key starts.
+fn rates_are_stored_by_every_enqueue_path<C: JobConnection>(backend: &DatabaseQueue, conn: &mut C) {
+    let q = format!("rated-paths-{}", common::unique_prefix());
+    let key = format!("{q}:key");
+    let lease = Duration::from_secs(60);
+    let rate = |key: &str| RateLimit::new(key, 1, Duration::from_secs(60));
+    let rated = |key: &str| job(&q).rate(rate(key));
+    let mut ids = backend
+        .enqueue_many(vec![rated(&key), rated(&key)])
+        .expect("batch");
+    ids.push(backend.enqueue(rated(&key)).expect("one"));
+    ids.extend(
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(backend
+                .enqueue_in(conn, &[rated(&key)])
+                .expect("enqueue_in"))
+        })
+        .expect("commit"),
+    );
+    let unique = rated(&key).unique(Unique::new(q.as_str(), UniqueUntil::Finished));
+    ids.push(backend.enqueue_unique(unique).expect("unique").id);
+    for &id in &ids {
+        let stored = backend.job(id).expect("job").expect("stored");
+        assert_eq!(stored.rate, Some(rate(&key)), "{id:?}");
+        assert_eq!(stored.concurrency, None);
+    }
+    let both_key = format!("{q}:both");
+    let slot = format!("{q}:slot");
+    let both = |n: u8| {
+        rated(&both_key)
+            .concurrency(Concurrency::new(slot.as_str(), 1))
+            .priority(i16::from(n))
+    };
+    // the higher priority comes first in claim order, and its slot is full
+    let holder = backend
+        .enqueue(
+            job(&q)
+                .concurrency(Concurrency::new(slot.as_str(), 1))
+                .priority(9),
+        )
+        .expect("holder");
+    let blocked = backend.enqueue(both(2)).expect("blocked");
+    let other = backend
+        .enqueue(rated(&format!("{q}:k")))
+        .expect("prefix key");
+    let free = backend.enqueue(job(&q)).expect("free");
+    let first = backend.claim(&q, 1, lease).expect("claim");
+    assert_eq!(
+        first.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![holder]
+    );
+
+    let claimed = backend.claim(&q, 10, lease).expect("claim");
+    let mut got: Vec<_> = claimed.iter().map(|c| c.job.id).collect();
+    got.sort();
+    let mut want = vec![ids[0], other, free];
+    want.sort();
+    assert_eq!(got, want, "the first of the key, another key, a free job");
+    let first_of_key = claimed
+        .iter()
+        .find(|c| c.job.id == ids[0])
+        .expect("claimed");
+    assert_eq!(first_of_key.job.rate, Some(rate(&key)));
+    assert!(
+        backend.claim(&q, 10, lease).expect("claim").is_empty(),
+        "the key's turn is spent"
+    );
+    backend.purge(Duration::from_secs(3600)).expect("purge");
+    assert!(
+        backend.claim(&q, 10, lease).expect("claim").is_empty(),
+        "a purge keeps a tat still to come"
+    );
+    let listed = backend
+        .jobs(&JobQuery::new(q.as_str(), JobState::Pending))
+        .expect("list");
+    let blocked_listed = listed
+        .jobs
+        .iter()
+        .find(|j| j.id == blocked)
+        .expect("listed");
+    assert_eq!(blocked_listed.rate, Some(rate(&both_key)));
+    assert_eq!(
+        blocked_listed.concurrency,
+        Some(Concurrency::new(slot.as_str(), 1))
+    );
+
+    // the slot frees: the blocked job's rate key was never started
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(1),
+    };
+    backend.complete(&first[0].lease, done).expect("complete");
+    let claimed = backend.claim(&q, 10, lease).expect("claim");
+    assert_eq!(
+        claimed.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        vec![blocked],
+        "its turn was not taken while its slot was full"
+    );
+}
+
+/// Threads racing to claim jobs of one rate key, each from a queue of its
+/// own, start exactly its burst between them: each claim reads and writes
+/// the key's `tat` under the key's lock.
+fn rates_hold_under_racing_claims(backend: &DatabaseQueue) {
+    for round in 0..10 {
+        race_for_one_rate_key(backend, &format!("rated-race-{round}"));
+    }
+}
+
+/// One round of [`rates_hold_under_racing_claims`], in queues named after
+/// `q`.
+fn race_for_one_rate_key(backend: &DatabaseQueue, q: &str) {
+    let key = format!("{q}:key");
+    // a burst of 3, then one a minute
+    let rate = RateLimit::new(key.as_str(), 30, Duration::from_secs(60 * 30));
+    let queues: Vec<String> = (0..8).map(|n| format!("{q}-{n}")).collect();
+    let jobs = queues
+        .iter()
+        .flat_map(|queue| (0..3).map(|_| job(queue).rate(rate.clone())))
+        .collect();
+    backend.enqueue_many(jobs).expect("enqueue");
+    let barrier = std::sync::Barrier::new(queues.len());
+    let started: usize = std::thread::scope(|scope| {
+        let claimers: Vec<_> = queues
+            .iter()
+            .map(|queue| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut n = 0;
+                    for _ in 0..3 {
+                        n += backend
+                            .claim(queue, 3, Duration::from_secs(60))
+                            .expect("claim")
+                            .len();
+                    }
+                    n
+                })
+            })
+            .collect();
+        claimers
+            .into_iter()
+            .map(|c| c.join().expect("claimer"))
+            .sum()
+    });
+    assert_eq!(started, 3, "the burst, whoever claims, in every queue");
+}
+
 /// A unique key is a row of `<prefix>unique_keys` naming its holder, and
 /// every way a job is deleted deletes its row: a purge (of a done job still
 /// in its window, or a cancelled one), a flush, the deletion of a dead job.
@@ -961,6 +1116,19 @@ mod sqlite {
         unique_keys_are_rows_of_the_database(&backend, &mut conn, |conn, sql| {
             diesel::sql_query(sql).execute(conn).expect(sql)
         });
+        drop(backend);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rates_are_stored_by_every_enqueue_path_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("outband-rates-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let backend = DatabaseQueue::open(&format!("sqlite://{}", path.display())).expect("open");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        rates_are_stored_by_every_enqueue_path(&backend, &mut conn);
+        rates_hold_under_racing_claims(&backend);
         drop(backend);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -1184,6 +1352,23 @@ mod postgres {
     }
 
     #[test]
+    fn rates_are_stored_by_every_enqueue_path_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        rates_are_stored_by_every_enqueue_path(&queue, &mut conn);
+    }
+
+    #[test]
+    fn rates_hold_under_racing_claims_on_postgres() {
+        let Some(queue) = common::server_queue(&common::pg_url()) else {
+            return;
+        };
+        rates_hold_under_racing_claims(&queue);
+    }
+
+    #[test]
     fn limits_are_stored_by_every_enqueue_path_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -1387,6 +1572,23 @@ mod mysql {
         unique_keys_are_rows_of_the_database(&queue, &mut conn, |conn, sql| {
             diesel::sql_query(sql).execute(conn).expect(sql)
         });
+    }
+
+    #[test]
+    fn rates_are_stored_by_every_enqueue_path_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        rates_are_stored_by_every_enqueue_path(&queue, &mut conn);
+    }
+
+    #[test]
+    fn rates_hold_under_racing_claims_on_mysql() {
+        let Some(queue) = common::server_queue(&common::mysql_url()) else {
+            return;
+        };
+        rates_hold_under_racing_claims(&queue);
     }
 
     #[test]
