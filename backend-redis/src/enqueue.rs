@@ -124,7 +124,12 @@ impl RedisQueue {
         }
         let (new_queues, register) = self.registration(jobs);
         let (script, ids) = match jobs {
-            [job] if job.key.is_none() && job.concurrency.is_none() && job.when == When::Now => {
+            [job]
+                if job.key.is_none()
+                    && job.concurrency.is_none()
+                    && job.rate.is_none()
+                    && job.when == When::Now =>
+            {
                 self.enqueue_one(job)
             }
             _ => self.enqueue_batch(jobs),
@@ -201,6 +206,15 @@ impl RedisQueue {
                     }
                     None => invocation.arg("0"),
                 };
+                match &job.rate {
+                    Some(rate) => invocation.arg(format!(
+                        "{}:{}:{}",
+                        rate.max,
+                        crate::micros(rate.per),
+                        self.rate_base(&rate.key)
+                    )),
+                    None => invocation.arg("0"),
+                };
                 invocation.arg(run.len());
                 for &index in run {
                     invocation.arg(&jobs[index].args[..]);
@@ -225,6 +239,7 @@ fn alike(a: &NewJob, b: &NewJob) -> bool {
         && a.when == b.when
         && a.timeout == b.timeout
         && a.concurrency == b.concurrency
+        && a.rate == b.rate
 }
 
 /// The enqueue scripts' timeout argument: whole milliseconds, `0` for none

@@ -109,7 +109,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:seq` | string | the last job number of the bucket |
-//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends), the concurrency limit's key prefix `y` (`C` below) and max `v`; an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
+//! | `T:j:n` | hash | job `n`'s record, one short field each: command `c`, args `a`, queue `q`, key `k`, priority `p`, attempt `n` and max attempts `m`, state `s`, times (enqueued `e`, run at `r`, started `b`, finished `f`, ms), run time `u` (µs), error `x`, result `o`, lease token `l` (the job's claim count) and deadline `d`, progress (fraction `g` and note `t`, removed by a claim), the job's own timeout `w` (ms), the reason of a cancel requested while it runs `z` (removed when the attempt ends), the mark `h` that someone waits for the job's end (removed when it ends), the concurrency limit's key prefix `y` (`C` below) and max `v`, the rate limit's key prefix `i` (`R` below), max `iv` and period `iu` (µs); an enqueue leaves out a field at its default (priority 0, attempt 0, run at the enqueue time, no key, no timeout) |
 //! | `B:r:P` | list | ready jobs of priority `P`, oldest first (a few bytes each; pops are O(1)) |
 //! | `B:pr` | sorted set | the priorities that have ready jobs, highest first |
 //! | `B:sched` | sorted set | pending jobs not yet due, by `run_at` |
@@ -117,10 +117,13 @@
 //! | `B:done`, `B:dead`, `B:cancelled` | sorted sets | finished jobs, by finish time |
 //! | `B:kh`, `B:kw:K` | hash, sorted set | ordering keys: the job owning each key; the jobs waiting for key `K`, in enqueue order |
 //! | `B:n` | hash | the pending count |
-//! | `B:pk` | set | the queue's pending jobs parked on their concurrency keys, for flushes |
+//! | `B:pk` | set | the queue's pending jobs parked on their concurrency or rate keys, for flushes |
 //! | `B:lh` | sorted set | on a cluster, limited jobs a claim holds while it checks their keys, by the hold's end |
+//! | `B:tn` | sorted set | the rate keys the queue has jobs parked on (members `R`), by the time of the key's next turn (ms), which claims and [`wait`](BaseQueue::wait) read |
 //! | `C:r` | set | with `C = L:l:len(K):K` and `L` the tag of concurrency key `K`'s own bucket (`FNV-1a(K) mod 4096`): the running jobs holding `K`, as `T:n:l` (`l` the claim's token) |
 //! | `C:p` | sorted set | the jobs claims passed over while `K` was full, by priority, then enqueue time (members `e:T:n:l`, `e` zero-padded, `l` the token of the parking) |
+//! | `R:t` | hash | with `R = L:rt:len(K):K` and `L` the tag of rate key `K`'s own bucket: the key's theoretical arrival time `t` (µs of the server's clock), and its tolerance `o` and interval `n` (µs); expires a second after `t`, when the key is as one never started |
+//! | `R:p` | sorted set | the jobs claims passed over while `K`'s turn had not come, as `C:p` |
 //! | `B:rt` | list | run times of the latest 1,000 done jobs, for [`stats`](BaseQueue::stats) |
 //! | `B:wake` | list | wake-up tokens that waiting consumers block on (`BLPOP`): one per enqueue, retry, key hand-over or resume; cut back to 16 once past 32 |
 //! | `B:paused` | string | `1` while the queue is [paused](BaseQueue::pause); absent otherwise |
@@ -318,6 +321,47 @@
 //!   did), and one that dies between freeing a slot and making the parked
 //!   job ready leaves that job parked until the next slot of its key is
 //!   given back.
+//! - **Rate limits** ([`NewJob::rate`]). A rated job's record names its
+//!   key's prefix `R`, its max `iv` and period `iu`. The claim applies
+//!   [`RateLimit::admit`] to `R:t` on the server's clock (`TIME`, in µs):
+//!   a job whose turn has come starts and the key's `t` moves on, in the
+//!   script that starts it, so only a job actually started counts a turn,
+//!   a retry's included; a job whose turn has not come is parked in `R:p`
+//!   (and `B:pk`), out of the ready lists, the claim takes the jobs behind
+//!   it, and the queue's `B:tn` gets the key's next turn. A job with both
+//!   limits starts only when both allow, and takes a slot only with its
+//!   turn: parked on its concurrency key when that is full, on its rate
+//!   key when its turn has not come. As for concurrency limits, a claim
+//!   that parked a job and left nothing ready drops the queue's wake-up
+//!   tokens. The probe that [`wait`](BaseQueue::wait) runs bounds the
+//!   blocking pop by the earliest turn in the queues' `B:tn` (one more
+//!   read in the same script, no round trip), and a claim moves the first
+//!   job parked on each key whose turn has come in its queue's `B:tn` back
+//!   to the front of its ready list, with a wake-up token, a bounded
+//!   number of keys per claim; the claim then checks its turn like any
+//!   other job's, so racing claimers never start more than the key
+//!   allows. `R:p` is shared by the key's queues: a turn may make another
+//!   queue's job ready, and a queue whose next look at a key comes while
+//!   another took the turn looks again one interval later. Cancelling or
+//!   flushing a parked job takes it out of `R:p`; an entry of `B:tn` left
+//!   for a key with nothing parked goes at its next look.
+//!
+//!   On one server the claim script does all of it. On a cluster `R`'s
+//!   keys are on another node, so rated jobs take the steps of limited
+//!   ones: the claim holds them; one call per limits' slot checks the
+//!   concurrency keys, then one call per rate keys' slot checks the turns
+//!   of those that took a slot (a slot taken for a job whose turn has not
+//!   come goes back, in two to four more round trips) and parks the
+//!   others in `R:p`; the settle call in the queue's slot sets `B:tn`. A
+//!   claim of rated jobs of one key so costs three round trips, four with
+//!   a concurrency key too. The keys whose turn came are returned by the
+//!   claim script (which pushes their look a second on meanwhile), and the
+//!   caller makes the first job parked on each ready in three more: one in
+//!   the key's slot that takes it off `R:p`, one in the job's slot, and one
+//!   that sets the queue's next look unless a claim set it since; the job
+//!   is claimed by the next claim, which its wake-up token brings. A hold
+//!   lost after its turn was counted (the process died, or the job was
+//!   cancelled, between the steps) leaves the turn counted.
 //! - **Ids** stay below 2⁵³: a bucket numbers at most 2⁴⁰ jobs in its life.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -339,9 +383,9 @@ use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued,
-    Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
-    QueueStats, Recovered,
+    AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion,
+    Concurrency, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease,
+    NewJob, Outcome, Progress, QueueStats, RateLimit, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -596,7 +640,7 @@ const COMPLETE_FIELDS: usize = 5;
 /// The jobs in a claim script's reply: the claim's time and deadline, then
 /// each job's number, its record as it was before the claim, its attempt
 /// number and its fencing token; on a cluster, the limited jobs it held
-/// (attempt -1) apart.
+/// (attempt -1) and the rate keys whose turn came (attempt -2) apart.
 fn claimed_of(bucket: u64, reply: Vec<Value>) -> (Vec<Claimed>, Vec<limits::Held>) {
     let mut items = reply.into_iter();
     let mut held = Vec::new();
@@ -609,7 +653,7 @@ fn claimed_of(bucket: u64, reply: Vec<Value>) -> (Vec<Claimed>, Vec<limits::Held
         (items.next(), items.next(), items.next(), items.next())
     {
         if int(&attempt) < 0 {
-            held.push(limits::held_of(&seq, record, &token));
+            held.push(limits::held_of(&seq, record, &attempt, &token));
             continue;
         }
         let seq = u64::try_from(int(&seq)).unwrap_or(0);
@@ -660,6 +704,8 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
     job.state = JobState::Dead;
     let mut run_at = None;
     let (mut fraction, mut note) = (None, None);
+    let (mut limit, mut limit_max) = (None, 0);
+    let (mut rate, mut rate_max, mut rate_per) = (None, 0, 0);
     let mut items = record.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         let owned = |value: Value| match value {
@@ -689,6 +735,11 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             b"t" => note = Some(text(&value)),
             // a garbled timeout reads as none, not as one that ends at once
             b"w" => job.timeout = text(&value).parse().ok().map(Duration::from_millis),
+            b"y" => limit = key_of_prefix(&text(&value)),
+            b"v" => limit_max = u32::try_from(int(&value)).unwrap_or(0),
+            b"i" => rate = key_of_prefix(&text(&value)),
+            b"iv" => rate_max = u32::try_from(int(&value)).unwrap_or(0),
+            b"iu" => rate_per = u64::try_from(int(&value)).unwrap_or(0),
             _ => {}
         }
     }
@@ -699,9 +750,20 @@ fn parse_job(id: JobId, record: Vec<Value>) -> Option<Job> {
             note.unwrap_or_default(),
         ));
     }
+    job.concurrency = limit.map(|key| Concurrency::new(key, limit_max));
+    job.rate = rate.map(|key| RateLimit::new(key, rate_max, Duration::from_micros(rate_per)));
     // left out of the record when it is the enqueue time
     job.run_at = run_at.unwrap_or(job.enqueued_at);
     Some(job)
+}
+
+/// The concurrency or rate key a limit's key prefix (`L:l:len:K` or
+/// `L:rt:len:K`, `L` a hash tag) names.
+fn key_of_prefix(prefix: &str) -> Option<String> {
+    let rest = &prefix[prefix.find("}:")? + 2..];
+    let mut parts = rest.splitn(3, ':');
+    let (_kind, _len) = (parts.next()?, parts.next()?);
+    parts.next().map(str::to_owned)
 }
 
 impl RedisQueue {
@@ -780,6 +842,12 @@ impl RedisQueue {
     /// the bucket of the key's own hash, as a unique key's.
     pub(crate) fn limit_base(&self, key: &str) -> String {
         format!("{}:l:{}:{key}", self.tag(bucket_of(key)), key.len())
+    }
+
+    /// The prefix of rate key `key`'s keys, `L:rt:len(key):key`, in the
+    /// bucket of the key's own hash, as a concurrency key's.
+    pub(crate) fn rate_base(&self, key: &str) -> String {
+        format!("{}:rt:{}:{key}", self.tag(bucket_of(key)), key.len())
     }
 
     /// The wake-up list of the waiters for job `seq` of `bucket`.
@@ -1498,6 +1566,7 @@ impl BaseQueue for RedisQueue {
         Capabilities::default()
             .finish_wakeups(true)
             .concurrency_limits(true)
+            .rate_limits(true)
     }
 }
 
@@ -1570,6 +1639,15 @@ pub fn keys_of(backend: &RedisQueue, name: &str, id: JobId) -> (String, String) 
 pub fn limit_keys_of(backend: &RedisQueue, key: &str) -> (String, String) {
     let base = backend.limit_base(key);
     (format!("{base}:r"), format!("{base}:p"))
+}
+
+/// The hash of rate key `key`'s theoretical arrival time and the sorted
+/// set of the jobs parked on it, as the [crate docs](crate) lay them out.
+/// For tests and tools.
+#[doc(hidden)]
+pub fn rate_keys_of(backend: &RedisQueue, key: &str) -> (String, String) {
+    let base = backend.rate_base(key);
+    (format!("{base}:t"), format!("{base}:p"))
 }
 
 /// The hash that maps the unique key `key` to its holder's id, as the

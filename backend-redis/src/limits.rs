@@ -1,5 +1,5 @@
-//! Concurrency limits on a Redis Cluster, where a limit's keys (in the slot
-//! of the concurrency key's own bucket) are on another node than the queue
+//! Concurrency and rate limits on a Redis Cluster, where a limit's keys (in
+//! the slot of the key's own bucket) are on another node than the queue
 //! scripts that claim and end jobs: the steps that the caller runs between
 //! them. On one server the scripts touch the limit's keys themselves and
 //! none of this runs.
@@ -12,6 +12,13 @@
 //! hold or the parked set) returns the limit changes it could not make;
 //! [`RedisQueue::apply_limits`] makes them: it frees the slot, and makes the
 //! first parked job ready in its own slot.
+//!
+//! Rate limits take the same path: a held job whose concurrency key (if it
+//! has one) took a slot has its rate key's turn checked on that key's node
+//! (`RATE_TAKE`), and its slot goes back when the turn has not come. A
+//! turn that comes for a job of the queue is returned by the claim script,
+//! and [`RedisQueue::claimed_from`] makes the first job parked on the key
+//! ready, in the key's slot, the job's and the queue's.
 
 use std::time::Duration;
 
@@ -21,23 +28,48 @@ use redis::Value;
 use crate::scripts::SCRIPTS;
 use crate::{RedisQueue, SEQ_BITS, array, claimed_of, int, text};
 
-/// A limited job a cluster claim held, as the claim script returned it.
+/// A limited job a cluster claim held, or a rate key whose turn came for a
+/// job of the queue parked on it, as the claim script returned it.
 #[derive(Debug)]
 pub(crate) struct Held {
     pub(crate) seq: u64,
+    /// The hold's token; for a turn, the score the claim gave the key in
+    /// `B:tn`.
     pub(crate) token: i64,
-    /// The limit's key prefix, its max, the job's running member, its
-    /// parked score and parked member.
+    /// The concurrency key's prefix (`""` for none), its max, the job's
+    /// running member, its parked score and parked member, the rate key's
+    /// prefix (`""` for none), its max and its period (µs); for a turn, the
+    /// rate key's prefix alone.
     pub(crate) check: Vec<Value>,
+    /// A rate key's turn, not a job.
+    pub(crate) turn: bool,
 }
 
 impl Held {
+    fn field(&self, index: usize) -> String {
+        self.check.get(index).map(text).unwrap_or_default()
+    }
+
     fn prefix(&self) -> String {
-        self.check.first().map(text).unwrap_or_default()
+        self.field(0)
     }
 
     fn running_member(&self) -> String {
-        self.check.get(2).map(text).unwrap_or_default()
+        self.field(2)
+    }
+
+    fn rate_prefix(&self) -> String {
+        self.field(5)
+    }
+
+    /// [`LIMIT_TAKE`](crate::scripts)'s fields for this job.
+    fn limit_check(&self) -> Vec<String> {
+        (0..5).map(|index| self.field(index)).collect()
+    }
+
+    /// `RATE_TAKE`'s fields for this job.
+    fn rate_check(&self) -> Vec<String> {
+        [5, 6, 7, 3, 4].map(|index| self.field(index)).to_vec()
     }
 }
 
@@ -138,10 +170,51 @@ impl RedisQueue {
         Ok(self.invoke::<i64>(&invocation)? == 1)
     }
 
-    /// The rest of a cluster claim that held limited jobs: their keys
-    /// checked, one call per limits' slot, then one call in the queue's
-    /// slot that claims or parks them; a slot taken for a job that is no
-    /// longer held goes back. Returns the jobs claimed.
+    /// Groups the `members` of `held` by the tag of the prefix `prefix_of`
+    /// gives, and runs `script` once per group with `fields` of each, in
+    /// that group's slot; returns each member's reply, `width` values each.
+    fn per_slot(
+        &self,
+        script: &redis::Script,
+        held: &[Held],
+        members: impl Iterator<Item = usize>,
+        prefix_of: impl Fn(&Held) -> String,
+        fields: impl Fn(&Held) -> Vec<String>,
+        width: usize,
+    ) -> Result<Vec<(usize, Vec<i64>)>, Error> {
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for index in members {
+            let prefix = prefix_of(&held[index]);
+            let tag = tag_in(&prefix).unwrap_or_default().to_owned();
+            match groups.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((tag, vec![index])),
+            }
+        }
+        let mut out = Vec::new();
+        for (tag, members) in groups {
+            let mut invocation = script.prepare_invoke();
+            invocation.key(format!("{tag}:seq"));
+            for &index in &members {
+                for value in fields(&held[index]) {
+                    invocation.arg(value);
+                }
+            }
+            let reply: Vec<i64> = self.invoke(&invocation)?;
+            for (&index, values) in members.iter().zip(reply.chunks(width)) {
+                out.push((index, values.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rest of a cluster claim that held limited jobs: their
+    /// concurrency keys checked, one call per limits' slot, then the rate
+    /// keys of those that took a slot (or have none), one call per rate
+    /// keys' slot, a slot taken going back when the turn has not come; then
+    /// one call in the queue's slot that claims or parks them; a slot taken
+    /// for a job that is no longer held goes back. Returns the jobs
+    /// claimed.
     pub(crate) fn settle_held(
         &self,
         bucket: u64,
@@ -149,33 +222,50 @@ impl RedisQueue {
         lease: Duration,
         held: &[Held],
     ) -> Result<Vec<Claimed>, Error> {
-        let mut took = vec![false; held.len()];
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        for (index, job) in held.iter().enumerate() {
-            let prefix = job.prefix();
-            let tag = tag_in(&prefix).unwrap_or_default().to_owned();
-            match groups.iter_mut().find(|(t, _)| *t == tag) {
-                Some((_, members)) => members.push(index),
-                None => groups.push((tag, vec![index])),
-            }
+        let mut took = vec![true; held.len()];
+        let limited = (0..held.len()).filter(|&index| !held[index].prefix().is_empty());
+        for (index, reply) in self.per_slot(
+            &SCRIPTS.limit_take,
+            held,
+            limited,
+            Held::prefix,
+            Held::limit_check,
+            1,
+        )? {
+            took[index] = reply.first() == Some(&1);
         }
-        for (tag, members) in groups {
-            let mut invocation = SCRIPTS.limit_take.prepare_invoke();
-            invocation.key(format!("{tag}:seq"));
-            for &index in &members {
-                for value in &held[index].check {
-                    invocation.arg(text(value));
+        let mut turns = vec![0_i64; held.len()];
+        let mut refused = Vec::new();
+        let rated =
+            (0..held.len()).filter(|&index| took[index] && !held[index].rate_prefix().is_empty());
+        for (index, reply) in self.per_slot(
+            &SCRIPTS.rate_take,
+            held,
+            rated.collect::<Vec<_>>().into_iter(),
+            Held::rate_prefix,
+            Held::rate_check,
+            2,
+        )? {
+            turns[index] = reply.get(1).copied().unwrap_or(0);
+            if reply.first() != Some(&1) {
+                took[index] = false;
+                let job = &held[index];
+                if !job.prefix().is_empty() {
+                    refused.push([job.prefix(), job.running_member(), String::new()]);
                 }
             }
-            let reply: Vec<i64> = self.invoke(&invocation)?;
-            for (&index, flag) in members.iter().zip(reply) {
-                took[index] = flag == 1;
-            }
         }
+        // a slot taken for a job whose turn has not come goes back
+        self.apply_limits(&refused);
         let mut invocation = self.invocation(&SCRIPTS.settle, bucket);
         invocation.arg(queue).arg(crate::ms(lease));
-        for (job, &took) in held.iter().zip(&took) {
-            invocation.arg(job.seq).arg(job.token).arg(u8::from(took));
+        for ((job, &took), &turn) in held.iter().zip(&took).zip(&turns) {
+            invocation
+                .arg(job.seq)
+                .arg(job.token)
+                .arg(u8::from(took))
+                .arg(job.rate_prefix())
+                .arg(turn);
         }
         let (claimed, _) = claimed_of(bucket, self.invoke(&invocation)?);
         let lost: Vec<[String; 3]> = held
@@ -183,12 +273,42 @@ impl RedisQueue {
             .zip(&took)
             .filter(|&(job, &took)| {
                 let id = JobId((bucket << SEQ_BITS) | job.seq);
-                took && !claimed.iter().any(|c| c.job.id == id)
+                took && !job.prefix().is_empty() && !claimed.iter().any(|c| c.job.id == id)
             })
             .map(|(job, _)| [job.prefix(), job.running_member(), String::new()])
             .collect();
         self.apply_limits(&lost);
         Ok(claimed)
+    }
+
+    /// On a cluster, the turn of rate key `prefix` has come for a job of
+    /// `queue` parked on it: the first job parked on the key (of any queue)
+    /// is made ready in its slot, stale entries passed by, and the queue's
+    /// next look at the key set, unless a claim has set it since `score`.
+    fn promote_turn(
+        &self,
+        bucket: u64,
+        queue: &str,
+        prefix: &str,
+        score: i64,
+    ) -> Result<(), Error> {
+        let Some(tag) = tag_in(prefix) else {
+            return Ok(());
+        };
+        let mut again = 0;
+        for _ in 0..100 {
+            let mut invocation = SCRIPTS.rate_promote.prepare_invoke();
+            invocation.key(format!("{tag}:seq")).arg(prefix);
+            let (member, next): (String, i64) = self.invoke(&invocation)?;
+            again = next;
+            if member.is_empty() || self.ready_parked(&member)? {
+                break;
+            }
+        }
+        let mut invocation = self.invocation(&SCRIPTS.turn_set, bucket);
+        invocation.arg(queue).arg(prefix).arg(score).arg(again);
+        self.invoke::<i64>(&invocation)?;
+        Ok(())
     }
 
     /// A claim script's reply made into the jobs claimed, with the limited
@@ -201,8 +321,17 @@ impl RedisQueue {
         reply: Vec<Value>,
     ) -> Result<Vec<Claimed>, Error> {
         let (mut claimed, held) = claimed_of(bucket, reply);
+        let (turns, held): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.turn);
         if !held.is_empty() {
             claimed.extend(self.settle_held(bucket, queue, lease, &held)?);
+        }
+        // the jobs made ready are claimed by the next claim, which their
+        // wake-up token brings
+        for turn in turns {
+            let prefix = turn.prefix();
+            if let Err(error) = self.promote_turn(bucket, queue, &prefix, turn.token) {
+                log::warn!("the turn of the rate limit {prefix} failed: {error}");
+            }
         }
         Ok(claimed)
     }
@@ -210,10 +339,11 @@ impl RedisQueue {
 
 /// A held job's entry of a claim script's reply: the number, the check
 /// fields and the token.
-pub(crate) fn held_of(seq: &Value, check: Value, token: &Value) -> Held {
+pub(crate) fn held_of(seq: &Value, check: Value, attempt: &Value, token: &Value) -> Held {
     Held {
         seq: u64::try_from(int(seq)).unwrap_or(0),
         token: int(token),
         check: array(check),
+        turn: int(attempt) == -2,
     }
 }

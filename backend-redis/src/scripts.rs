@@ -129,17 +129,78 @@ local function take_slot(b, s, y, max, p, e, tok)
   redis.call('SADD', b .. ':pk', s)
   return false
 end
--- a pending job of queue base b leaves wherever its limit kept it out of
--- the ready lists: the parked set, or on a cluster a claim's hold, whose
--- slot (if the claim took one) goes back
-local function unpark(b, s, y, e, tok)
-  if not y then return end
+-- rate limits: a rated job's record names its rate key's prefix `i` (in
+-- the slot of the rate key's own bucket), its max `iv` and period `iu`
+-- (µs); `i:t` is the key's theoretical arrival time (µs of the server's
+-- clock), `i:p` the jobs claims passed over while their turn had not come
+-- (as `y:p`), and `B:tn` the rate keys the queue has jobs parked on, by the
+-- time (ms) of the key's next turn. The rule is `RateLimit::admit`
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- the interval and the tolerance of a rate (µs)
+local function rate_of(max, per)
+  max = math.max(tonumber(max) or 1, 1)
+  local interval = math.floor((tonumber(per) or 0) / max)
+  local burst = math.max(math.ceil(max / 10), 1)
+  return interval, interval * (burst - 1)
+end
+-- `RateLimit::admit` for rate key i at `us`: true when a job may start,
+-- the start counted in `i:t` (a hash of the tat `t` and, for the steps
+-- that only read it, the tolerance `o` and interval `n`, µs); then the
+-- time (ms) of the key's next turn
+local function admit(i, max, per, us)
+  local interval, tolerance = rate_of(max, per)
+  local tat = tonumber(redis.call('HGET', i .. ':t', 't'))
+  if tat and tat - tolerance > us then return false, math.ceil((tat - tolerance) / 1000) end
+  tat = math.max(tat or us, us) + interval
+  redis.call('HSET', i .. ':t', 't', tat, 'o', tolerance, 'n', interval)
+  -- past its tat an idle key is as one never started: it costs nothing
+  redis.call('PEXPIREAT', i .. ':t', math.ceil(tat / 1000) + 1000)
+  return true, math.ceil((tat - tolerance) / 1000)
+end
+-- job s of queue base b starts a turn of rate key i (the start counted), or
+-- is parked on it until its turn: false then. `us` is the claim's clock
+local function take_turn(b, s, i, max, per, p, e, tok, us)
+  local ok, turn = admit(i, max, per, us)
+  if not ok then
+    redis.call('HSET', jkey(s), 'l', tok)
+    redis.call('ZADD', i .. ':p', 0 - (tonumber(p) or 0), park_member(s, e, tok))
+    redis.call('SADD', b .. ':pk', s)
+    redis.call('ZADD', b .. ':tn', turn, i)
+    return false
+  end
+  if redis.call('EXISTS', i .. ':p') == 1 then redis.call('ZADD', b .. ':tn', turn, i) end
+  return true
+end
+-- on one server, a limited job s of queue base b (record f) starts when
+-- its concurrency key has a free slot and its rate key's turn has come,
+-- taking both; else it is parked on the one that refused it, and neither
+-- is taken
+local function take_limits(b, s, f, tok, us)
+  if f.y and redis.call('SCARD', f.y .. ':r') >= (tonumber(f.v) or 1) then
+    return take_slot(b, s, f.y, f.v, f.p, f.e, tok)
+  end
+  if f.i and not take_turn(b, s, f.i, f.iv, f.iu, f.p, f.e, tok, us) then return false end
+  if f.y then return take_slot(b, s, f.y, f.v, f.p, f.e, tok) end
+  return true
+end
+-- a pending job of queue base b leaves wherever its limits kept it out of
+-- the ready lists: a parked set (its concurrency key's `y:p` or its rate
+-- key's `i:p`), or on a cluster a claim's hold, whose slot (if the claim
+-- took one) goes back
+local function unpark(b, s, y, e, tok, i)
+  if not y and not i then return end
   tok = tok or '0'
   if redis.call('SREM', b .. ':pk', s) == 1 then
-    if CL then for_caller(y, nil, park_member(s, e, tok))
-    else redis.call('ZREM', y .. ':p', park_member(s, e, tok)) end
+    for _, prefix in ipairs({y or false, i or false}) do
+      if not prefix then
+      elseif CL then for_caller(prefix, nil, park_member(s, e, tok))
+      else redis.call('ZREM', prefix .. ':p', park_member(s, e, tok)) end
+    end
   end
-  if CL and redis.call('ZREM', b .. ':lh', s) == 1 then
+  if CL and redis.call('ZREM', b .. ':lh', s) == 1 and y then
     for_caller(y, slot_member(s, tok), nil)
   end
 end
@@ -160,6 +221,34 @@ local function ready_parked(m)
   push_ready(b, n, tonumber(f[3]) or 0, true)
   wake(b)
   return true
+end
+-- a claim of queue base b at `now` (ms) moves the first job parked on each
+-- rate key whose turn has come in `B:tn` back to the front of its ready
+-- list, a bounded number of keys per call; the claim checks its turn again
+local function promote_turns(b, now)
+  local due = redis.call('ZRANGEBYSCORE', b .. ':tn', '-inf', now, 'LIMIT', 0, 16)
+  for _, i in ipairs(due) do
+    local moved = false
+    for _ = 1, 100 do
+      local first = redis.call('ZPOPMIN', i .. ':p')
+      if #first == 0 then break end
+      if ready_parked(first[1]) then
+        moved = first[1]
+        break
+      end
+    end
+    if moved and redis.call('EXISTS', i .. ':p') == 1 then
+      -- the claim of the moved job sets the next turn; should it not come
+      -- (the job was of another queue, or is cancelled), the key is looked
+      -- at again one interval later
+      local tag, n = string.match(moved, '^%d+:({.*}):(%d+):%d+$')
+      local f = redis.call('HMGET', tag .. ':j:' .. n, 'iv', 'iu')
+      local interval = rate_of(f[1], f[2])
+      redis.call('ZADD', b .. ':tn', now + math.max(math.ceil(interval / 1000), 1), i)
+    else
+      redis.call('ZREM', b .. ':tn', i)
+    end
+  end
 end
 -- job s, which held a slot of its key under token tok, has left
 -- `running`: the slot goes back, and the first job parked on the key
@@ -221,10 +310,11 @@ end
 
 /// KEYS: the `seq` key of each group. ARGV: group count, then per group its
 /// tag, its job count and its run count, then per run (consecutive jobs that
-/// differ only in their arguments) 8 fields: queue, command, key (`1<key>` or
+/// differ only in their arguments) 9 fields: queue, command, key (`1<key>` or
 /// `0`), priority, max attempts, when (`n`, `a<ms>`, `d<ms>`), timeout (ms,
-/// `0` for none), concurrency limit (`<max>:<limit key prefix>` or `0`);
-/// then the run's job count and each job's args. Returns the
+/// `0` for none), concurrency limit (`<max>:<limit key prefix>` or `0`),
+/// rate limit (`<max>:<period µs>:<rate key prefix>` or `0`); then the
+/// run's job count and each job's args. Returns the
 /// first number of each group.
 ///
 /// A batch is mostly of one command and queue, so it is mostly one run: the
@@ -250,9 +340,9 @@ for g = 1, tonumber(ARGV[1]) do
   -- priority: their key names are built once
   local last_q, last_p, b, list
   for _ = 1, runs do
-    local q, c, k, p, m, w, to, lim, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
-    i = i + 9
+    local q, c, k, p, m, w, to, lim, rate, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], tonumber(ARGV[i + 9])
+    i = i + 10
     if q ~= last_q or p ~= last_p then
       if q ~= last_q then b = base(q) end
       list = ready_list(b, p)
@@ -268,7 +358,8 @@ for g = 1, tonumber(ARGV[1]) do
     if not ready[list] then ready[list] = {b = b, p = tonumber(p), items = {}} end
     local items = ready[list].items
     counts[b] = (counts[b] or 0) + count
-    if p == '0' and run_at == now and not key and to == '0' and lim == '0' then
+    if p == '0' and run_at == now and not key and to == '0' and lim == '0'
+      and rate == '0' then
       -- the usual job: no table to build and unpack, ready at once
       for j = i, i + count - 1 do
         local s = tostring(seq)
@@ -286,6 +377,12 @@ for g = 1, tonumber(ARGV[1]) do
         local v, y = string.match(lim, '^(%d+):(.*)$')
         fields[#fields + 1] = 'y'; fields[#fields + 1] = y
         fields[#fields + 1] = 'v'; fields[#fields + 1] = v
+      end
+      if rate ~= '0' then
+        local iv, iu, prefix = string.match(rate, '^(%d+):(%d+):(.*)$')
+        fields[#fields + 1] = 'i'; fields[#fields + 1] = prefix
+        fields[#fields + 1] = 'iv'; fields[#fields + 1] = iv
+        fields[#fields + 1] = 'iu'; fields[#fields + 1] = iu
       end
       for j = i, i + count - 1 do
         local s = tostring(seq)
@@ -356,8 +453,14 @@ return s
 /// before the claim (`HGETALL`), its attempt number and its fencing token,
 /// flattened. On a cluster a limited job is held instead (`B:lh`, by the
 /// hold's end), under a new token, for the caller to check its key and
-/// settle ([`LIMIT_TAKE`], [`SETTLE`]): its entry has attempt -1, and its
-/// limit's prefix, max, priority and enqueue time for the record. The claim's own
+/// settle ([`LIMIT_TAKE`], [`RATE_TAKE`], [`SETTLE`]): its entry has
+/// attempt -1 and, for the record, its concurrency key's prefix and max,
+/// its running member, parked score and parked member, and its rate key's
+/// prefix, max and period. After the jobs, on a cluster, an entry of
+/// attempt -2 per rate key whose turn came for a job of the queue parked
+/// on it ([`RATE_PROMOTE`], [`TURN_SET`]): number 0, the key's prefix alone
+/// for the record, and the score the script gave it in `B:tn` for the
+/// token. The claim's own
 /// changes to the record (state `running`, `n`, `b`, `l`, `d`, and the last
 /// attempt's progress `g` and `t` removed) are what the caller sets from
 /// those. A malformed record goes to dead, waking its waiters. A paused
@@ -370,7 +473,9 @@ local b = base(q)
 -- the pause is checked here, in the script that hands jobs out, so that it
 -- holds for every consumer at once; due scheduled jobs wait for the resume
 if redis.call('EXISTS', b .. ':paused') == 1 then return {} end
-local now = now_ms()
+-- one clock read: µs for rate limits, ms for the rest
+local us = now_us()
+local now = math.floor(us / 1000)
 local now_s = tostring(now)
 -- due scheduled jobs become ready, a bounded number per call
 local due = redis.call('ZRANGEBYSCORE', b .. ':sched', '-inf', now, 'LIMIT', 0, max + 10)
@@ -378,6 +483,9 @@ for _, s in ipairs(due) do
   redis.call('ZREM', b .. ':sched', s)
   push_ready(b, s, tonumber(redis.call('HGET', jkey(s), 'p')) or 0, false)
 end
+-- jobs parked on rate keys whose turn has come are ready again; on a
+-- cluster the rate keys are elsewhere, and the caller does it (below)
+if not CL then promote_turns(b, now) end
 local deadline = tostring(now + lease)
 local out, running = {now_s, deadline}, {}
 local budget = max + 100
@@ -411,20 +519,22 @@ while #out < 2 + 4 * max and budget > 0 do
         redis.call('HSET', jk, 'q', q)
         if bury(b, s, f.k, 'malformed record: ' .. problem, now, cap) then wake(b) end
         if f.h then finished(s) end
-      elseif f.y and CL then
-        -- held for the caller's check of its key on the key's node: it
+      elseif (f.y or f.i) and CL then
+        -- held for the caller's check of its keys on their nodes: it
         -- stays pending, out of the ready lists, under a new token
         local tok = (tonumber(f.l) or 0) + 1
         redis.call('HSET', jk, 'l', tok)
         redis.call('ZADD', b .. ':lh', now + math.max(lease, HOLD), s)
         parked = parked + 1
         out[#out + 1] = s
-        out[#out + 1] = {f.y, f.v or '1', slot_member(s, tok), 0 - (tonumber(f.p) or 0),
-          park_member(s, f.e, tok)}
+        out[#out + 1] = {f.y or '', f.v or '1', slot_member(s, tok), 0 - (tonumber(f.p) or 0),
+          park_member(s, f.e, tok), f.i or '', f.iv or '1', f.iu or '0'}
         out[#out + 1] = -1
         out[#out + 1] = tok
-      elseif f.y and not take_slot(b, s, f.y, f.v, f.p, f.e, (tonumber(f.l) or 0) + 1) then
-        -- passed over: its key is full; it stays pending
+      elseif (f.y or f.i) and not CL
+        and not take_limits(b, s, f, (tonumber(f.l) or 0) + 1, us) then
+        -- passed over: its concurrency key is full, or its rate key's turn
+        -- has not come; it stays pending
         parked = parked + 1
       else
         taken = taken + 1
@@ -449,6 +559,19 @@ if taken > 0 then redis.call('HINCRBY', b .. ':n', 'p', 0 - taken) end
 -- the wake-up tokens left were for jobs this claim took or parked: with
 -- nothing ready, they would only end a consumer's wait for nothing
 if parked > 0 and redis.call('EXISTS', b .. ':pr') == 0 then redis.call('DEL', b .. ':wake') end
+-- on a cluster, the rate keys whose turn has come for a job of the queue
+-- parked on them go to the caller, which makes such jobs ready in steps;
+-- the key is looked at again a second later should the caller not finish
+if CL then
+  for _, i in ipairs(redis.call('ZRANGEBYSCORE', b .. ':tn', '-inf', now, 'LIMIT', 0, 16)) do
+    local again = now + 1000
+    redis.call('ZADD', b .. ':tn', again, i)
+    out[#out + 1] = '0'
+    out[#out + 1] = {i}
+    out[#out + 1] = -2
+    out[#out + 1] = again
+  end
+end
 if #out == 2 then return {} end
 return out
 ";
@@ -636,7 +759,8 @@ return out
 
 /// KEYS: a `seq` key of the slot. ARGV: pairs of tag and queue. Returns 0 when
 /// a job is ready, else the milliseconds until the first scheduled one is
-/// due, else -1. A paused queue counts as holding no job, ready or
+/// due or the first rate key the queue has jobs parked on has its next turn
+/// (at least 1), else -1. A paused queue counts as holding no job, ready or
 /// scheduled, and its wake-up tokens are dropped.
 const PROBE: &str = r"
 local now = now_ms()
@@ -655,6 +779,13 @@ for i = 1, #ARGV, 2 do
     local first = redis.call('ZRANGE', b .. ':sched', 0, 0, 'WITHSCORES')
     if #first > 0 then
       local wait = math.max(tonumber(first[2]) - now, 0)
+      if best < 0 or wait < best then best = wait end
+    end
+    -- a job parked on a rate key is claimable at the key's next turn: a
+    -- claim then makes it ready (never 0, which would say one is ready)
+    local turn = redis.call('ZRANGE', b .. ':tn', 0, 0, 'WITHSCORES')
+    if #turn > 0 then
+      local wait = math.max(tonumber(turn[2]) - now, 1)
       if best < 0 or wait < best then best = wait end
     end
   end
@@ -729,7 +860,7 @@ T = ARGV[1]
 local s, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
 CL = ARGV[7] == '1'
 local jk = jkey(s)
-local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h', 'y', 'e', 'l')
+local f = redis.call('HMGET', jk, 's', 'q', 'k', 'z', 'h', 'y', 'e', 'l', 'i')
 local state = f[1]
 if not state then
   if redis.call('EXISTS', jk) == 0 then return {0, ''} end
@@ -749,7 +880,7 @@ local b = base(f[2])
 -- an entry in a ready list stays behind; claims skip it (not pending)
 local scheduled = redis.call('ZREM', b .. ':sched', s) == 1
 if f[3] then redis.call('ZREM', b .. ':kw:' .. f[3], s) end
-unpark(b, s, f[6], f[7], f[8])
+unpark(b, s, f[6], f[7], f[8], f[9])
 redis.call('HINCRBY', b .. ':n', 'p', -1)
 -- a ready owner of its key held the line's place among the ready jobs, and
 -- no job of the key ran: the next one goes to the front, not the back
@@ -774,9 +905,9 @@ local now = now_ms()
 local removed, popped = 0, 0
 local function drop(s)
   local jk = jkey(s)
-  local f = redis.call('HMGET', jk, 's', 'k', 'h', 'y', 'e', 'l')
+  local f = redis.call('HMGET', jk, 's', 'k', 'h', 'y', 'e', 'l', 'i')
   if f[1] == 'pending' then
-    unpark(b, s, f[4], f[5], f[6])
+    unpark(b, s, f[4], f[5], f[6], f[7])
     release_key(b, f[2], s, now)
     -- a waiter for a deleted job looks again and finds it gone
     if f[3] then finished(s) end
@@ -1123,6 +1254,61 @@ end
 return ''
 ";
 
+/// KEYS: a `seq` key of the rate keys' slot. ARGV: 5 fields per job held
+/// by a cluster claim whose concurrency key (if any) took a slot: its rate
+/// key's prefix, max, period (µs), parked score and parked member, as
+/// [`CLAIM`] returns them. The check of a rated job's turn on the key's
+/// node (`admit` in [`PRELUDE`]): counts the start, else parks the job on
+/// the key. Returns per job 1 (started) or 0 (parked), then the key's next
+/// turn (ms) when a job is parked on it, else 0.
+const RATE_TAKE: &str = r"
+local t = redis.call('TIME')
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #ARGV, 5 do
+  local y = ARGV[i]
+  local ok, turn = admit(y, ARGV[i + 1], ARGV[i + 2], us)
+  if ok then
+    out[#out + 1] = 1
+  else
+    redis.call('ZADD', y .. ':p', ARGV[i + 3], ARGV[i + 4])
+    out[#out + 1] = 0
+  end
+  if redis.call('EXISTS', y .. ':p') == 0 then turn = 0 end
+  out[#out + 1] = turn
+end
+return out
+";
+
+/// KEYS: a `seq` key of the rate key's slot. ARGV: a rate key's prefix.
+/// A cluster's step of a rate key's turn: takes the first parked member
+/// off `i:p` and returns it (`''` when none is left), then when more are
+/// parked the time (ms) the queue is to look again: the key's next turn,
+/// or one interval on should the job made ready not start; else 0.
+const RATE_PROMOTE: &str = r"
+local i = ARGV[1]
+local first = redis.call('ZPOPMIN', i .. ':p')
+if #first == 0 then return {'', 0} end
+if redis.call('EXISTS', i .. ':p') == 0 then return {first[1], 0} end
+local f = redis.call('HMGET', i .. ':t', 't', 'o', 'n')
+local now = now_ms()
+local again = now + math.max(math.ceil((tonumber(f[3]) or 0) / 1000), 1)
+local turn = math.ceil(((tonumber(f[1]) or 0) - (tonumber(f[2]) or 0)) / 1000)
+return {first[1], math.max(turn, again)}
+";
+
+/// ARGV: tag, queue, rate key prefix, the score a cluster claim gave it in
+/// `B:tn`, the new score (`0`: remove). Sets the queue's next look at the
+/// key's turn, unless another claim has set it since.
+const TURN_SET: &str = r"
+T = ARGV[1]
+local tn = base(ARGV[2]) .. ':tn'
+if redis.call('ZSCORE', tn, ARGV[3]) ~= ARGV[4] then return 0 end
+if ARGV[5] == '0' then redis.call('ZREM', tn, ARGV[3])
+else redis.call('ZADD', tn, ARGV[5], ARGV[3]) end
+return 1
+";
+
 /// KEYS: the `seq` key of the job's slot. ARGV: a parked member. On a
 /// cluster, makes the parked job ready again (`ready_parked` in
 /// [`PRELUDE`]); returns 1, or 0 when the member is stale.
@@ -1132,8 +1318,11 @@ if ready_parked(ARGV[1]) then return 1 end
 return 0
 ";
 
-/// ARGV: tag, queue, lease ms, then 3 fields per job a cluster claim
-/// held: number, token, `1` when [`LIMIT_TAKE`] took a slot for it. The
+/// ARGV: tag, queue, lease ms, then 5 fields per job a cluster claim
+/// held: number, token, `1` when [`LIMIT_TAKE`] took a slot for it and
+/// [`RATE_TAKE`] a turn, its rate key's prefix (`''` for none) and that
+/// key's next turn (ms, `0` when the queue need not look: no job is parked
+/// on the key), added to `B:tn`. The
 /// last step of a cluster claim of limited jobs: a job still held under
 /// its token is claimed (took) or parked (`B:pk`); one that is not (its
 /// hold was recovered, or it was cancelled or flushed) is left as it is,
@@ -1147,8 +1336,12 @@ local now = now_ms()
 local now_s = tostring(now)
 local deadline = tostring(now + tonumber(ARGV[3]))
 local out, running, taken = {now_s, deadline}, {}, 0
-for i = 4, #ARGV, 3 do
+for i = 4, #ARGV, 5 do
   local s, tok, took = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
+  -- the next turn of its rate key, where the queue has jobs parked on it
+  if ARGV[i + 3] ~= '' and ARGV[i + 4] ~= '0' then
+    redis.call('ZADD', b .. ':tn', ARGV[i + 4], ARGV[i + 3])
+  end
   local jk = jkey(s)
   local rec = redis.call('HGETALL', jk)
   local f = {}
@@ -1209,6 +1402,9 @@ pub(crate) struct Scripts {
     pub(crate) limit_step: Script,
     pub(crate) ready_parked: Script,
     pub(crate) settle: Script,
+    pub(crate) rate_take: Script,
+    pub(crate) rate_promote: Script,
+    pub(crate) turn_set: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -1261,4 +1457,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     limit_step: Script::new(LIMIT_STEP),
     ready_parked: script(READY_PARKED),
     settle: script(SETTLE),
+    rate_take: script(RATE_TAKE),
+    rate_promote: script(RATE_PROMOTE),
+    turn_set: script(TURN_SET),
 });

@@ -86,7 +86,7 @@ fn conformance_suite_on_a_three_node_cluster() {
     limits_across_nodes(&url);
 }
 
-/// The concurrency-limit scenarios of `limits.rs` with the limits' keys
+/// The limit scenarios of `limits.rs` with the limits' keys
 /// changed in steps of their own, on queues and keys of fresh names.
 fn limits_across_nodes(url: &str) {
     let first = RedisQueue::connect(url).expect("url");
@@ -102,6 +102,19 @@ fn limits_across_nodes(url: &str) {
         &first,
         &format!("{name}-parked"),
         &format!("{name}-db"),
+    );
+    let handles: Vec<RedisQueue> = (0..6)
+        .map(|_| RedisQueue::connect(url).expect("url"))
+        .collect();
+    support::limits::racing_claims_keep_the_rate(
+        &handles,
+        &format!("{name}-raced"),
+        &format!("{name}-rate"),
+    );
+    support::limits::cancel_and_flush_leave_no_rate_parked_entries(
+        &first,
+        &format!("{name}-rated"),
+        &format!("{name}-mail"),
     );
 }
 
