@@ -343,3 +343,45 @@ pub fn processors_follow_rate_limits(backend: &Arc<dyn BaseQueue>) {
         "12 jobs at 20/s ran in {took:?}"
     );
 }
+
+/// Limits and the claim's other rules hold together: among limited jobs,
+/// higher priorities start first and an ordering key still lets one job of
+/// its line run at a time, in enqueue order; a freed slot goes to a job
+/// both rules allow.
+pub fn limits_keep_priorities_and_ordering_keys(backend: &Arc<dyn BaseQueue>) {
+    if !enforces(backend) {
+        return;
+    }
+    let q = unique_queue("limits-order");
+    let key = format!("{q}:api");
+    let enqueue = |job| backend.enqueue(job).expect("enqueue");
+    let first_in_line = enqueue(limited(&q, 1, &key, 2).key("line"));
+    let second_in_line = enqueue(limited(&q, 2, &key, 2).key("line"));
+    let urgent = enqueue(limited(&q, 3, &key, 2).priority(5));
+    let last = enqueue(limited(&q, 4, &key, 2));
+
+    let first = backend.claim(&q, 10, LEASE).expect("claim");
+    assert_eq!(
+        set(first.iter().map(|c| c.job.id)),
+        set([urgent, first_in_line]),
+        "the higher priority, and the head of the ordering key's line"
+    );
+    let by_id = |id: JobId| first.iter().find(|c| c.job.id == id).expect("claimed");
+    done(&**backend, by_id(first_in_line));
+    // the line's next job and the job passed over are both ready now: the
+    // contract orders ready jobs of one priority by when they became ready
+    // on some backends, by id on others, so either may take the slot
+    let next = claim_ids(&**backend, &q, 10);
+    assert_eq!(next.len(), 1, "one slot was freed: {next:?}");
+    assert!(
+        next[0] == second_in_line || next[0] == last,
+        "the freed slot goes to a job both rules allow: {next:?}"
+    );
+    done(&**backend, by_id(urgent));
+    let other = if next[0] == last {
+        second_in_line
+    } else {
+        last
+    };
+    assert_eq!(claim_ids(&**backend, &q, 10), vec![other]);
+}

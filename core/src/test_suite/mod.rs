@@ -162,6 +162,7 @@ macro_rules! __conformance_cases {
             unique::racing_unique_enqueues_store_one_job
             limits::concurrency_limits_cap_running_jobs
             limits::concurrency_limits_hold_under_racing_claims
+            limits::limits_keep_priorities_and_ordering_keys
             limits::rate_limits_space_starts
             limits::processors_follow_rate_limits
             async_jobs::awaited_enqueue_stores_the_sync_job
