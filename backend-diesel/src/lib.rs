@@ -321,12 +321,26 @@
 //!   jobs of a queue in claim order (PostgreSQL and SQLite: partial
 //!   indexes; MySQL: `(queue, state, limit_max)`). MySQL has one more
 //!   table, `<prefix>limit_locks`, a row per key hash (`CRC32`) that claims
-//!   lock.
+//!   lock. Migration `0014_limit_keys` adds `jobs_free`, the pending jobs
+//!   without a limit in claim order (PostgreSQL and SQLite: partial on
+//!   `limit_key IS NULL AND rate_key IS NULL`; MySQL: through a generated
+//!   column `limited`, `(queue, state, limited, priority DESC, id)`), and
+//!   `jobs_limit_keys` and `jobs_rate_keys`, a queue's pending jobs by key
+//!   with the key's greatest `limit_max` or `rate_per_us` last.
 //! - **Claim.** The claim statements of *Claim* take only jobs whose
-//!   `limit_key` and `rate_key` are NULL (see *Rate limits*). Before them, a claim looks through `jobs_limited`
-//!   for a ready limited job whose key has a free slot, a read without
-//!   locks. When there is none, the claim is what it was: on PostgreSQL
-//!   still one statement without `BEGIN` or `COMMIT`. When there is one, the
+//!   `limit_key` and `rate_key` are NULL (see *Rate limits*), through
+//!   `jobs_free`, past no limited job. A claim looks for a ready limited
+//!   job that may start, a read without locks, key by key: it walks the
+//!   distinct keys of the queue's pending limited jobs (a recursive query,
+//!   one probe of `jobs_limit_keys` per key), passes over a key whose
+//!   running jobs reach the greatest `limit_max` of its pending ones
+//!   without reading them, and searches the other keys' jobs for one
+//!   with a free slot. On PostgreSQL that look is part of the claim
+//!   statement, which takes unlimited jobs only when it finds none and
+//!   otherwise returns a marker row instead; SQLite and MySQL make it first,
+//!   in the claim's transaction. When there is none, the claim is what it
+//!   was: on PostgreSQL still one statement without `BEGIN` or `COMMIT`,
+//!   one round trip. When there is one, the
 //!   claim is one transaction that locks the keys of the queue's ready
 //!   limited jobs, so that two claims of one key never count at once:
 //!   SQLite's write lock; PostgreSQL `pg_advisory_xact_lock` on each key's
@@ -343,8 +357,9 @@
 //!   dead, retried, released, cancelled or requeued by recovery, it counts
 //!   no longer, with nothing more to write. [`complete_and_claim`](outband::BaseQueue::complete_and_claim)
 //!   counts the slots its own completions free. On PostgreSQL it stays one
-//!   statement unless the queue has limited jobs pending, when it is the
-//!   transaction above.
+//!   statement, which also looks whether the queue has limited jobs pending;
+//!   when it has, the statement records the completions and claims
+//!   nothing, and the transaction above claims next.
 //! - **Waiting.** The look for ready jobs of [`wait`](outband::BaseQueue::wait)
 //!   and [`has_jobs_waiting`](outband::BaseQueue::has_jobs_waiting) does not
 //!   count a job whose key is full, so a consumer whose queue holds only
@@ -353,13 +368,19 @@
 //!   ends (dead, cancelled, done) while pending jobs of its key wait; a
 //!   retried or requeued job is pending, and notifies as it did. SQLite and
 //!   MySQL find the freed slot by their watch or poll (see *Wake-up*).
-//! - **Cost.** Nothing for a queue that never had limited jobs but one
-//!   indexed look per claim that finds none. A queue with ready limited
-//!   jobs pays, per claim, a read of those jobs, a count of running jobs
-//!   per key through `jobs_limit`, and a transaction holding its keys'
-//!   locks: claims of one key take turns, and a claim locks every key of its
-//!   queue's ready limited jobs. A queue whose limited jobs all wait for a
-//!   slot has its look read each of them, and then claims as before.
+//! - **Cost.** Nothing for a queue that never had limited jobs but two
+//!   index probes per claim that find no key (on PostgreSQL inside the
+//!   claim statement: no round trip more). A queue whose limited jobs all
+//!   wait for a slot pays, per claim, per key: two probes of
+//!   `jobs_limit_keys` and a count of the key's running jobs through
+//!   `jobs_limit`, however many jobs wait; then it claims as before. With
+//!   several keys, MariaDB reads the index entries of every key but the
+//!   last on the way to the next one. A queue with limited jobs that may
+//!   start pays, per claim, a read of its ready limited jobs, a count of
+//!   running jobs per key, and a transaction holding its keys' locks:
+//!   claims of one key take turns, and a claim locks every key of its
+//!   queue's ready limited jobs (on PostgreSQL one round trip more: the
+//!   claim statement that found them).
 //!
 //! # Rate limits
 //!
@@ -380,8 +401,12 @@
 //!   on the database's clock. A key without a row never started.
 //! - **Claim.** A rate-limited job is a limited job: the claim statements
 //!   of *Claim* pass it over, and the look every claim makes for ready
-//!   limited jobs (one statement) also searches `jobs_rated` for a ready job
-//!   whose key's `tat` less the job's tolerance has come. When it finds one,
+//!   limited jobs (one statement) also walks the distinct rate keys of the
+//!   queue's pending jobs (`jobs_rate_keys`), passes over a key whose `tat`
+//!   is further ahead than a tenth of its pending jobs' greatest period
+//!   (more than any job's tolerance) without reading them, and searches the
+//!   other keys' jobs for one whose key's `tat` less the job's tolerance has
+//!   come. When it finds one,
 //!   the step of *Concurrency limits* runs, and locks rate keys as it locks
 //!   concurrency keys (one lock per hash, both kinds in one ascending
 //!   order). Under the locks one statement reads the queue's ready limited
@@ -401,9 +426,12 @@
 //!   `jobs_rated`) and waits no longer than that: on PostgreSQL the
 //!   `LISTEN` wait's timeout, on SQLite and MySQL the sleep before the next
 //!   look.
-//! - **Cost.** For a queue without rate-limited jobs, one more search of an
+//! - **Cost.** For a queue without rate-limited jobs, one more probe of an
 //!   empty index range in the look every claim makes, and one in each
-//!   `wait`. A queue with ready rate-limited jobs pays what a queue with
+//!   `wait`. A queue whose rate-limited jobs all wait for a turn further
+//!   away than a tenth of the period pays, per claim, two probes of
+//!   `jobs_rate_keys` and a read of `tat` per key, however many jobs wait. A
+//!   queue with ready rate-limited jobs pays what a queue with
 //!   concurrency-limited ones does, plus a primary-key read of `tat` per
 //!   job read and an upsert per key started. `<prefix>rates` keeps a row
 //!   per key until its `tat` has passed, when it admits as no row would:

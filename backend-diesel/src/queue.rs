@@ -1777,14 +1777,15 @@ mod tests {
     }
 
     /// A claim looks its queue up in `<prefix>paused` by primary key, and
-    /// searches the ready index for the name that lookup gives (none while
-    /// the queue is paused): it scans neither table.
+    /// searches the ready index of unlimited jobs (`jobs_free`) for the
+    /// name that lookup gives (none while the queue is paused): it scans
+    /// neither table.
     #[test]
     fn a_claim_finds_the_pause_and_its_jobs_through_their_keys() {
         let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
         let plan = sqlite_plan(&backend, &backend.inner.st.claim.text());
         for step in [
-            "SEARCH j USING INDEX outband_jobs_ready (queue=?)",
+            "SEARCH j USING INDEX outband_jobs_free (queue=?)",
             "SEARCH p USING PRIMARY KEY (queue=?)",
         ] {
             assert!(plan.iter().any(|s| s == step), "{step}: {plan:?}");
@@ -1797,28 +1798,39 @@ mod tests {
         );
     }
 
-    /// The look for ready limited jobs that every claim makes reads the
-    /// queue's pending limited jobs through `jobs_limited` and
-    /// `jobs_rated`, counts a key's running jobs through `jobs_limit` and
-    /// reads a rate key's `tat` by its primary key: a queue without limited
-    /// jobs costs it two index searches in one statement. The claim of
-    /// unlimited jobs keeps the ready index.
+    /// The look for ready limited jobs that every claim makes goes key by
+    /// key: it finds a queue's distinct concurrency and rate keys through
+    /// `jobs_limit_keys` and `jobs_rate_keys`, a probe each, counts a key's
+    /// running jobs through `jobs_limit` and reads a rate key's `tat` by its
+    /// primary key, and searches a key's jobs by the key: a queue without
+    /// limited jobs costs it two index probes in one statement. The claim of
+    /// unlimited jobs walks `jobs_free`, which holds no limited job.
     #[test]
     fn a_claim_looks_for_limited_jobs_through_their_index() {
         let backend = DatabaseQueue::open("sqlite::memory:").unwrap();
         let plan = sqlite_plan(&backend, &backend.inner.st.limited_ready.text());
         for step in [
-            "SEARCH j USING INDEX outband_jobs_limited (queue=?)",
+            "SEARCH x USING COVERING INDEX outband_jobs_limit_keys (queue=? AND limit_key>?)",
+            "SEARCH m USING COVERING INDEX outband_jobs_limit_keys (queue=? AND limit_key=?)",
             "SEARCH r USING COVERING INDEX outband_jobs_limit (limit_key=? AND state=?)",
-            "SEARCH j USING INDEX outband_jobs_rated (queue=?)",
+            "SEARCH j USING INDEX outband_jobs_limit (limit_key=? AND state=?)",
+            "SEARCH x USING COVERING INDEX outband_jobs_rate_keys (queue=? AND rate_key>?)",
+            "SEARCH m USING COVERING INDEX outband_jobs_rate_keys (queue=? AND rate_key=?)",
+            "SEARCH j USING INDEX outband_jobs_rate_keys (queue=? AND rate_key=?)",
             "SEARCH t USING INDEX sqlite_autoindex_outband_rates_1 (rate_key=?)",
         ] {
             assert!(plan.iter().any(|s| s == step), "{step}: {plan:?}");
         }
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.starts_with("SCAN") && step.contains("outband_jobs")),
+            "{plan:?}"
+        );
         let plan = sqlite_plan(&backend, &backend.inner.st.claim.text());
         assert!(
             plan.iter()
-                .any(|s| s == "SEARCH j USING INDEX outband_jobs_ready (queue=?)"),
+                .any(|s| s == "SEARCH j USING INDEX outband_jobs_free (queue=?)"),
             "{plan:?}"
         );
     }

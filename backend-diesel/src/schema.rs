@@ -45,6 +45,11 @@
 //! one, with the index `jobs_rated` (a queue's pending rate-limited jobs);
 //! and the table `<prefix>rates`, a row per rate key ever started: the key
 //! and `tat`, its theoretical arrival time in microseconds.
+//!
+//! `0014_limit_keys` adds the indexes `jobs_free` (a queue's pending jobs
+//! without a limit, in claim order; MySQL: through a generated column
+//! `limited`, first after the state), `jobs_limit_keys` and `jobs_rate_keys`
+//! (the distinct keys of a queue's pending limited jobs).
 
 use std::fmt;
 
@@ -163,6 +168,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0013_rate.up.sql"),
                 include_str!("../migrations/sqlite/0013_rate.down.sql"),
             ),
+            (
+                "0014_limit_keys",
+                include_str!("../migrations/sqlite/0014_limit_keys.up.sql"),
+                include_str!("../migrations/sqlite/0014_limit_keys.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -230,6 +240,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0013_rate.up.sql"),
                 include_str!("../migrations/postgres/0013_rate.down.sql"),
             ),
+            (
+                "0014_limit_keys",
+                include_str!("../migrations/postgres/0014_limit_keys.up.sql"),
+                include_str!("../migrations/postgres/0014_limit_keys.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -281,6 +296,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0013_rate",
                 include_str!("../migrations/mysql/0013_rate.up.sql"),
                 include_str!("../migrations/mysql/0013_rate.down.sql"),
+            ),
+            (
+                "0014_limit_keys",
+                include_str!("../migrations/mysql/0014_limit_keys.up.sql"),
+                include_str!("../migrations/mysql/0014_limit_keys.down.sql"),
             ),
         ],
     }
@@ -379,8 +399,12 @@ mod tests {
             .find(|s| s.version.ends_with("0012_concurrency"))
             .expect("0012_concurrency");
         let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        // every migration up to this one: a later one may need its columns
         for step in &steps {
             conn.batch_execute(&step.up).expect("every migration");
+            if step.version == limits.version {
+                break;
+            }
         }
         let limited = "INSERT INTO m_jobs (command, args, queue, max_attempts, run_at, \
                        enqueued_at, limit_key, limit_max) VALUES ('a', X'01', 'q', 1, 0, 0, 'k', 2)";
@@ -421,8 +445,12 @@ mod tests {
             .find(|s| s.version.ends_with("0013_rate"))
             .expect("0013_rate");
         let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        // every migration up to this one: a later one may need its columns
         for step in &steps {
             conn.batch_execute(&step.up).expect("every migration");
+            if step.version == rates.version {
+                break;
+            }
         }
         let rated = "INSERT INTO m_jobs (command, args, queue, max_attempts, run_at, \
                      enqueued_at, rate_key, rate_max, rate_per_us) \
@@ -449,6 +477,38 @@ mod tests {
             ),
             1
         );
+    }
+
+    /// `0014_limit_keys` goes down and up again on a table holding a
+    /// limited job: its three indexes go and come back.
+    #[test]
+    fn the_limit_keys_migration_goes_down_and_up() {
+        let schema = Schema {
+            dialect: Dialect::Sqlite,
+            prefix: "m_".to_owned(),
+        };
+        let steps = schema.steps();
+        let keys = steps
+            .iter()
+            .find(|s| s.version.ends_with("0014_limit_keys"))
+            .expect("0014_limit_keys");
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        for step in &steps {
+            conn.batch_execute(&step.up).expect("every migration");
+        }
+        conn.batch_execute(
+            "INSERT INTO m_jobs (command, args, queue, max_attempts, run_at, enqueued_at, \
+             limit_key, limit_max) VALUES ('a', X'01', 'q', 1, 0, 0, 'k', 2)",
+        )
+        .expect("a limited job");
+        let indexes = "SELECT COUNT(*) AS n FROM sqlite_master \
+                       WHERE name IN ('m_jobs_free', 'm_jobs_limit_keys', 'm_jobs_rate_keys')";
+        assert_eq!(count(&mut conn, indexes), 3);
+        conn.batch_execute(&keys.down).expect("down");
+        assert_eq!(count(&mut conn, indexes), 0);
+        conn.batch_execute(&keys.up).expect("up again");
+        assert_eq!(count(&mut conn, indexes), 3);
+        assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM m_jobs"), 1);
     }
 
     #[test]

@@ -78,6 +78,16 @@ impl Dialect {
         }
     }
 
+    /// [`UNLIMITED`] in this dialect: MySQL, which has no partial index,
+    /// names the generated column `limited` that its `jobs_free` starts
+    /// with, after the queue and the state.
+    fn unlimited(self) -> &'static str {
+        match self {
+            Self::Mysql => " AND j.limited = 0",
+            _ => UNLIMITED,
+        }
+    }
+
     /// Integer division: MySQL's `/` gives a decimal.
     fn div(self) -> &'static str {
         match self {
@@ -156,7 +166,65 @@ const READY_AFTER_DONE: &str = "j.queue = (SELECT ?{dual} WHERE NOT EXISTS \
 /// of their own that serializes per key
 /// ([`ClaimLimited`](crate::store::ClaimLimited)), so that this claim, the
 /// only one of a queue without limited jobs, stays as it was.
+///
+/// PostgreSQL and SQLite find these jobs in `jobs_free` (migration
+/// `0014_limit_keys`), whose condition this is; MySQL in its `jobs_free`,
+/// through the generated column `limited` ([`Dialect::unlimited`]).
 const UNLIMITED: &str = " AND j.limit_key IS NULL AND j.rate_key IS NULL";
+
+/// How many binds [`limited_ready`] takes, each the queue.
+pub(crate) const LIMITED_READY_BINDS: usize = 12;
+
+/// Whether a ready limited job of a queue may start now, as far as a read
+/// without locks can tell, decided per key: the distinct concurrency keys
+/// (`lk`) and rate keys (`rk`) of the queue's pending jobs, found one index
+/// probe each (`jobs_limit_keys`, `jobs_rate_keys`); a concurrency key
+/// whose running jobs reach the greatest `limit_max` of its pending ones,
+/// or a rate key whose `tat` is further ahead than any of its pending
+/// jobs' tolerance (below a tenth of the period, [`TOLERANCE`]), is passed
+/// over without a look at its jobs; only then are the key's ready jobs
+/// searched for one that [`ROOM`] and [`TURN`] let start. So jobs that
+/// cannot start cost a few probes per key, not a subquery per job. The
+/// search of a key's jobs is a scalar subquery, not `EXISTS`, which
+/// MariaDB would flatten into a semi-join that reads every job of the key
+/// before the key's test.
+/// The walk of a kind of keys stops at the greatest key, found by a probe
+/// from the index's other end: MariaDB searches for the key after one by
+/// the queue and state alone, past the entries of the keys before it, so a
+/// queue with a single key costs it no search at all.
+/// Binds: queue (three times: `lk`), queue (three times: `rk`), then per kind of key
+/// queue (the greatest limit) and queue (twice: [`READY`]): the queue
+/// [`LIMITED_READY_BINDS`] times.
+fn limited_ready() -> String {
+    let keys = |column: &str| {
+        format!(
+            "SELECT (SELECT x.{column} FROM {{jobs}} x WHERE x.queue = ? AND x.state = 0 \
+             AND x.{column} IS NOT NULL ORDER BY x.{column} LIMIT 1){{dual}} UNION ALL \
+             SELECT (SELECT x.{column} FROM {{jobs}} x WHERE x.queue = ? \
+             AND x.state = 0 AND x.{column} > k.k ORDER BY x.{column} LIMIT 1) \
+             FROM {{k}} k WHERE k.k < (SELECT x.{column} FROM {{jobs}} x WHERE x.queue = ? \
+             AND x.state = 0 AND x.{column} IS NOT NULL ORDER BY x.{column} DESC LIMIT 1)"
+        )
+    };
+    format!(
+        "WITH RECURSIVE lk(k) AS ({lk}), rk(k) AS ({rk}) \
+         SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 AS one FROM lk WHERE lk.k IS NOT NULL \
+         AND (SELECT COUNT(*) FROM {{running}} WHERE r.limit_key = lk.k AND r.state = 1) \
+         < (SELECT m.limit_max FROM {{jobs}} m WHERE m.queue = ? AND m.state = 0 \
+         AND m.limit_key = lk.k ORDER BY m.limit_max DESC LIMIT 1) \
+         AND (SELECT 1 FROM {{jobs}} j WHERE {READY} AND j.limit_key = lk.k{ROOM}{TURN} \
+         LIMIT 1) IS NOT NULL LIMIT 1) a) \
+         + (SELECT COUNT(*) FROM (SELECT 1 AS one FROM rk WHERE rk.k IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM {{rates}} t WHERE t.rate_key = rk.k \
+         AND t.tat - (SELECT m.rate_per_us FROM {{jobs}} m WHERE m.queue = ? \
+         AND m.state = 0 AND m.rate_key = rk.k ORDER BY m.rate_per_us DESC LIMIT 1) \
+         {{div}} 10 > {{now}}) \
+         AND (SELECT 1 FROM {{jobs}} j WHERE {READY} AND j.rate_key = rk.k{ROOM}{TURN} \
+         LIMIT 1) IS NOT NULL LIMIT 1) b) AS {{bigint}}) AS n",
+        lk = keys("limit_key").replace("{k}", "lk"),
+        rk = keys("rate_key").replace("{k}", "rk"),
+    )
+}
 
 /// How far ahead of its key's `tat` a job `j` with a rate limit may start,
 /// in µs: [`RateLimit::tolerance`](outband::RateLimit::tolerance), `interval
@@ -457,11 +525,21 @@ pub(crate) struct Statements {
     /// PostgreSQL: jobs completed and the next ones claimed, in one
     /// statement (no `BEGIN`/`COMMIT` round trips). Binds: ids, tokens,
     /// durations (arrays), results (an array of nullable bytes), the ids again;
-    /// then lease, queue (twice) and limit for the claim. Returns
-    /// the claimed rows with `done` false, then one row per job moved to
-    /// `{done}` (only its id meaningful) with `done` true.
+    /// then queue (four times: whether limited jobs are pending), lease,
+    /// queue (twice) and limit for the claim. Returns the claimed rows with
+    /// `done` and `limited` false, then one row per job moved to `{done}`
+    /// (only its id meaningful) with `done` true, then, when the queue has
+    /// pending limited jobs, a marker row with `limited` true: the claim
+    /// took nothing, and a transaction claims next.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) done_and_claim: Stmt,
+    /// PostgreSQL: the claim as one statement, of unlimited jobs while the
+    /// queue has no limited job that may start ([`limited_ready`]); else it
+    /// takes nothing and returns a marker row, `limited` true, for the
+    /// claim to run its transaction. Binds: queue
+    /// ([`LIMITED_READY_BINDS`] times), lease, queue (twice), limit.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) claim_marked: Stmt,
     /// MySQL: the locking select of the claim, with the clock. Binds: queue
     /// (twice), limit.
     pub(crate) claim_select: Stmt,
@@ -473,13 +551,10 @@ pub(crate) struct Statements {
     pub(crate) has_ready: Stmt,
     /// Whether a queue has a ready limited job that may start now, as far
     /// as a read without locks can tell: one with a concurrency limit whose
-    /// key has a free slot (through `jobs_limited`), or one with a rate
-    /// limit whose turn has come (through `jobs_rated`). The claim runs its
-    /// step for limited jobs only then. Binds: queue (four times).
+    /// key has a free slot, or one with a rate limit whose turn has come,
+    /// decided per key ([`limited_ready`]). The claim runs its step for
+    /// limited jobs only then. Binds: queue ([`LIMITED_READY_BINDS`] times).
     pub(crate) limited_ready: Stmt,
-    /// Whether a queue has a ready limited job, whether it may start or
-    /// not. Binds: queue (four times).
-    pub(crate) limited_pending: Stmt,
     /// How long, in µs, until the turn of the first ready rate-limited job
     /// of a queue whose turn has not come; NULL when there is none. Binds:
     /// queue (twice).
@@ -665,7 +740,8 @@ impl Statements {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
         let q = |template: &str| Stmt::new(&dialect.render(prefix, template));
         let order = "ORDER BY j.priority DESC, j.id LIMIT ?";
-        let ready_order = format!("{READY}{UNLIMITED} {order}");
+        let unlimited = dialect.unlimited();
+        let ready_order = format!("{READY}{unlimited} {order}");
         let u = |template: &str| dialect.render(prefix, template);
         // The ids come as an array, evaluated once, that the update finds
         // through the primary key. A join with the selected ids instead is
@@ -684,7 +760,7 @@ impl Statements {
             )
         };
         let claim = match dialect {
-            Dialect::Postgres => u(&pg_claim(&format!("{READY}{UNLIMITED}"))),
+            Dialect::Postgres => u(&pg_claim(&format!("{READY}{unlimited}"))),
             _ => u(&format!(
                 "UPDATE {{jobs}} SET {CLAIM_SET} WHERE id IN \
                  (SELECT j.id FROM {{jobs}} j WHERE {ready_order}) RETURNING *"
@@ -696,23 +772,6 @@ impl Statements {
         // that array. The claim runs in the same snapshot, where the deleted
         // jobs still look running: it reads which ones `d` deleted, so that
         // the next job of a finished one's ordering key is claimable at once.
-        let done_and_claim = format!(
-            "WITH c AS (SELECT ?::bigint[] AS ids, ?::bigint[] AS tokens, \
-                 ?::bigint[] AS durations, ?::bytea[] AS results), \
-             d AS (DELETE FROM {{jobs}} j USING c WHERE j.id = ANY(?::bigint[]) \
-                 AND j.state = 1 AND j.token = c.tokens[array_position(c.ids, j.id)] \
-                 RETURNING j.*, c.durations[array_position(c.ids, j.id)] AS c_duration, \
-                 c.results[array_position(c.ids, j.id)] AS c_result), \
-             m AS (INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
-                 ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
-                 enqueued_at, started_at, {{now}}, NULL, c_duration, last_error, c_result, \
-                 progress, progress_note, timeout_ms FROM d RETURNING id), \
-             k AS ({claim_after_done}) \
-             SELECT k.*, FALSE AS done FROM k UNION ALL \
-             SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
-                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM m",
-            claim_after_done = pg_claim(&format!("{READY_AFTER_DONE}{UNLIMITED}")),
-        );
         // The pending limited jobs of a queue, read through `jobs_limited`,
         // which SQLite's planner passes over for `jobs_state` (every
         // pending job of the queue) when it has no statistics; MySQL finds
@@ -725,6 +784,46 @@ impl Statements {
             Dialect::Sqlite => "{jobs} j INDEXED BY {jobs}_rated",
             Dialect::Postgres | Dialect::Mysql => "{jobs} j",
         };
+        let limited_pending = format!(
+            "SELECT CAST((SELECT COUNT(*) FROM (SELECT j.id FROM {limited} WHERE {READY} \
+             AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) a) \
+             + (SELECT COUNT(*) FROM (SELECT j.id FROM {rated} WHERE {READY} \
+             AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL LIMIT 1) b) \
+             AS {{bigint}}) AS n"
+        );
+        // PostgreSQL's one-statement claims take unlimited jobs only while
+        // `l` finds no limited job to consider (a one-time filter: then
+        // they read no job), and return a marker row when it finds some,
+        // for the claim to run its transaction instead, limited jobs first.
+        // So a queue without limited jobs claims in one round trip.
+        let gate = "(SELECT l.n FROM l) = 0 AND ";
+        let marker = "0, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
+        let claim_marked = format!(
+            "WITH l AS ({limited_ready}), k AS ({claim}) \
+             SELECT k.*, FALSE AS limited FROM k UNION ALL \
+             SELECT {marker}, TRUE FROM l WHERE l.n > 0",
+            limited_ready = limited_ready(),
+            claim = pg_claim(&format!("{gate}{READY}{UNLIMITED}")),
+        );
+        let done_and_claim = format!(
+            "WITH c AS (SELECT ?::bigint[] AS ids, ?::bigint[] AS tokens, \
+                 ?::bigint[] AS durations, ?::bytea[] AS results), \
+             d AS (DELETE FROM {{jobs}} j USING c WHERE j.id = ANY(?::bigint[]) \
+                 AND j.state = 1 AND j.token = c.tokens[array_position(c.ids, j.id)] \
+                 RETURNING j.*, c.durations[array_position(c.ids, j.id)] AS c_duration, \
+                 c.results[array_position(c.ids, j.id)] AS c_result), \
+             m AS (INSERT INTO {{done}} ({COLUMNS}) SELECT id, command, args, queue, \
+                 ordering_key, priority, attempt, max_attempts, 2, token, run_at, \
+                 enqueued_at, started_at, {{now}}, NULL, c_duration, last_error, c_result, \
+                 progress, progress_note, timeout_ms FROM d RETURNING id), \
+             l AS ({limited_pending}), k AS ({claim_after_done}) \
+             SELECT k.*, FALSE AS done, FALSE AS limited FROM k UNION ALL \
+             SELECT m.id, '', ''::bytea, '', NULL, 0, 0, 0, 2, 0, 0, 0, NULL, NULL, NULL, \
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, TRUE, FALSE \
+                 FROM m UNION ALL SELECT {marker}, FALSE, TRUE FROM l WHERE l.n > 0",
+            claim_after_done = pg_claim(&format!("{gate}{READY_AFTER_DONE}{UNLIMITED}")),
+        );
         let insert_tail = match dialect {
             Dialect::Mysql => "",
             _ => " RETURNING id AS n",
@@ -755,8 +854,12 @@ impl Statements {
             )),
             claim: Stmt::new(&claim),
             done_and_claim: Stmt::new(&u(&done_and_claim)),
+            claim_marked: Stmt::new(&u(&claim_marked)),
+            // MariaDB's statistics can lead it to `jobs_ready`, which walks
+            // the limited jobs ahead of the free ones
             claim_select: q(&format!(
-                "SELECT j.*, {{now}} AS db_now FROM {{jobs}} j WHERE {ready_order} \
+                "SELECT j.*, {{now}} AS db_now FROM {{jobs}} j FORCE INDEX ({{jobs}}_free) \
+                 WHERE {ready_order} \
                  FOR UPDATE SKIP LOCKED"
             )),
             claim_update_head: u("UPDATE {jobs} SET state = 1, attempt = attempt + 1, \
@@ -766,20 +869,7 @@ impl Statements {
                 "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j \
                  WHERE {READY}{ROOM}{TURN} LIMIT 1) r"
             )),
-            limited_ready: q(&format!(
-                "SELECT CAST((SELECT COUNT(*) FROM (SELECT j.id FROM {limited} WHERE {READY} \
-                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL{ROOM}{TURN} LIMIT 1) a) \
-                 + (SELECT COUNT(*) FROM (SELECT j.id FROM {rated} WHERE {READY} \
-                 AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL{ROOM}{TURN} LIMIT 1) b) \
-                 AS {{bigint}}) AS n"
-            )),
-            limited_pending: q(&format!(
-                "SELECT CAST((SELECT COUNT(*) FROM (SELECT j.id FROM {limited} WHERE {READY} \
-                 AND j.limit_key IS NOT NULL AND j.limit_max IS NOT NULL LIMIT 1) a) \
-                 + (SELECT COUNT(*) FROM (SELECT j.id FROM {rated} WHERE {READY} \
-                 AND j.rate_key IS NOT NULL AND j.rate_max IS NOT NULL LIMIT 1) b) \
-                 AS {{bigint}}) AS n"
-            )),
+            limited_ready: q(&limited_ready()),
             next_turn: q(&format!(
                 "SELECT CAST(MIN(t.tat - {{tolerance}}) - {{now}} AS {{bigint}}) AS n \
                  FROM {rated} JOIN {{rates}} t ON t.rate_key = j.rate_key WHERE {READY} \

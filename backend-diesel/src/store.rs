@@ -637,13 +637,20 @@ values_insert_impl!(SqliteConnection);
 #[cfg(feature = "mysql")]
 values_insert_impl!(MysqlConnection);
 
+/// What [`DoneAndClaim::done_and_claim`] gives: the completions, the
+/// claimed rows, and whether the queue has pending limited jobs (then no
+/// row was claimed).
+pub(crate) type DoneClaimed = (Vec<Completion>, Vec<Row>, bool);
+
 /// Jobs completed and the next ones claimed in one statement, where a
 /// connection type has such a statement.
 pub(crate) trait DoneAndClaim {
     /// Records `completions`, when all of them are done, and claims up to
     /// `max` jobs of `queue`, in one statement; returns the completions and
-    /// the claimed rows, or `None` (nothing ran) where this connection type
-    /// has no such statement or an outcome is not done.
+    /// the claimed rows, and whether `queue` has pending limited jobs (then
+    /// nothing was claimed, and a transaction claims next), or `None`
+    /// (nothing ran) where this connection type has no such statement or an
+    /// outcome is not done.
     fn done_and_claim(
         &mut self,
         _st: &Statements,
@@ -651,7 +658,21 @@ pub(crate) trait DoneAndClaim {
         _queue: &str,
         _max: i64,
         _lease_us: i64,
-    ) -> QueryResult<Option<(Vec<Completion>, Vec<Row>)>> {
+    ) -> QueryResult<Option<DoneClaimed>> {
+        Ok(None)
+    }
+
+    /// Claims up to `max` unlimited jobs of `queue` in one statement while
+    /// it has no limited job that may start; returns the claimed rows and
+    /// whether it has such jobs (then nothing was claimed), or `None`
+    /// where this connection type has no such statement.
+    fn claim_marked(
+        &mut self,
+        _st: &Statements,
+        _queue: &str,
+        _max: i64,
+        _lease_us: i64,
+    ) -> QueryResult<Option<(Vec<Row>, bool)>> {
         Ok(None)
     }
 }
@@ -1023,6 +1044,19 @@ struct DoneOrClaimed {
     stored: Row,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     done: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    limited: bool,
+}
+
+/// A row of [`Statements::claim_marked`]: a claimed job, or (`limited`)
+/// the marker of a queue with limited jobs that may start.
+#[cfg(feature = "postgres")]
+#[derive(QueryableByName, Debug)]
+struct ClaimedOrMarker {
+    #[diesel(embed)]
+    stored: Row,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    limited: bool,
 }
 
 /// PostgreSQL: one statement, atomic on its own, where a transaction of a
@@ -1037,7 +1071,7 @@ impl DoneAndClaim for PgConnection {
         queue: &str,
         max: i64,
         lease_us: i64,
-    ) -> QueryResult<Option<(Vec<Completion>, Vec<Row>)>> {
+    ) -> QueryResult<Option<DoneClaimed>> {
         let n = completions.len();
         let (mut ids, mut tokens) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut durations, mut results) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -1062,12 +1096,20 @@ impl DoneAndClaim for PgConnection {
             .i64s(durations)
             .opt_bytes_list(results)
             .i64s(ids.clone())
+            .text(queue)
+            .text(queue)
+            .text(queue)
+            .text(queue)
             .i64(lease_us)
             .text(queue)
             .text(queue)
             .i64(max)
             .load(self)?;
-        let (moved, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.done);
+        let limited = rows.iter().any(|r| r.limited);
+        let (moved, claimed): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .filter(|r| !r.limited)
+            .partition(|r| r.done);
         let done = ids
             .iter()
             .map(|id| completion(usize::from(moved.iter().any(|m| m.stored.id == *id))))
@@ -1075,6 +1117,34 @@ impl DoneAndClaim for PgConnection {
         Ok(Some((
             done,
             claimed.into_iter().map(|r| r.stored).collect(),
+            limited,
+        )))
+    }
+
+    fn claim_marked(
+        &mut self,
+        st: &Statements,
+        queue: &str,
+        max: i64,
+        lease_us: i64,
+    ) -> QueryResult<Option<(Vec<Row>, bool)>> {
+        let mut query = st.claim_marked.pg_query();
+        for _ in 0..crate::sql::LIMITED_READY_BINDS {
+            query = query.text(queue);
+        }
+        let rows: Vec<ClaimedOrMarker> = query
+            .i64(lease_us)
+            .text(queue)
+            .text(queue)
+            .i64(max)
+            .load(self)?;
+        let limited = rows.iter().any(|r| r.limited);
+        Ok(Some((
+            rows.into_iter()
+                .filter(|r| !r.limited)
+                .map(|r| r.stored)
+                .collect(),
+            limited,
         )))
     }
 }
@@ -1331,19 +1401,21 @@ macro_rules! store_impl {
                 max: i64,
                 lease_us: i64,
             ) -> ::diesel::QueryResult<Vec<::outband::Claimed>> {
+                use $crate::store::DoneAndClaim;
                 let rows = match st.dialect {
                     $crate::sql::Dialect::Mysql => $crate::store::retry_conflicts(|| {
                         self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
                     })?,
-                    // limited jobs take the keys' locks, held by a transaction
-                    $crate::sql::Dialect::Postgres if self.limited_ready(st, queue)? => {
-                        $crate::store::retry_conflicts(|| {
-                            self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
-                        })?
-                    }
-                    // one statement, atomic on its own: no BEGIN/COMMIT round trips
+                    // one statement, atomic on its own: no BEGIN/COMMIT round
+                    // trips, unless it marks limited jobs that may start,
+                    // which take the keys' locks, held by a transaction
                     $crate::sql::Dialect::Postgres => {
-                        self.claim_unlimited(st, queue, max, lease_us)?
+                        match self.claim_marked(st, queue, max, lease_us)? {
+                            Some((rows, false)) => rows,
+                            _ => $crate::store::retry_conflicts(|| {
+                                self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
+                            })?,
+                        }
                     }
                     // immediate: the write lock is taken before the snapshot
                     $crate::sql::Dialect::Sqlite => {
@@ -1405,14 +1477,11 @@ macro_rules! store_impl {
                 queue: &str,
             ) -> ::diesel::QueryResult<bool> {
                 use ::diesel::prelude::*;
-                let found = st
-                    .limited_ready
-                    .query()
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .get_result::<$crate::store::Number>(self)?;
+                let mut query = st.limited_ready.query();
+                for _ in 0..$crate::sql::LIMITED_READY_BINDS {
+                    query = query.text(queue);
+                }
+                let found = query.get_result::<$crate::store::Number>(self)?;
                 Ok(found.n > 0)
             }
 
@@ -1431,23 +1500,6 @@ macro_rules! store_impl {
                 Ok(found
                     .n
                     .map(|us| ::std::time::Duration::from_micros(us.max(0).unsigned_abs())))
-            }
-
-            fn limited_pending(
-                &mut self,
-                st: &$crate::sql::Statements,
-                queue: &str,
-            ) -> ::diesel::QueryResult<bool> {
-                use ::diesel::prelude::*;
-                let found = st
-                    .limited_pending
-                    .query()
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .get_result::<$crate::store::Number>(self)?;
-                Ok(found.n > 0)
             }
 
             fn claimed(
@@ -1513,15 +1565,20 @@ macro_rules! store_impl {
                 lease_us: i64,
             ) -> ::diesel::QueryResult<(Vec<::outband::Completion>, Vec<::outband::Claimed>)> {
                 use $crate::store::DoneAndClaim;
-                // PostgreSQL's one statement claims unlimited jobs only: a
-                // queue with limited jobs pending takes the transaction, whose
-                // claim counts the slots the completions free
-                let one_statement = st.dialect == $crate::sql::Dialect::Postgres
-                    && !self.limited_pending(st, queue)?;
-                if one_statement {
-                    if let Some((done, rows)) = $crate::store::retry_conflicts(|| {
+                // PostgreSQL's one statement claims unlimited jobs only: when
+                // it marks limited jobs pending, it claimed nothing, and a
+                // transaction claims next, counting the slots the completions
+                // freed
+                if st.dialect == $crate::sql::Dialect::Postgres {
+                    if let Some((done, rows, limited)) = $crate::store::retry_conflicts(|| {
                         self.done_and_claim(st, completions, queue, max, lease_us)
                     })? {
+                        if !limited {
+                            return Ok((done, self.claimed(st, queue, rows)));
+                        }
+                        let rows = $crate::store::retry_conflicts(|| {
+                            self.write(|conn| conn.claim_rows(st, queue, max, lease_us))
+                        })?;
                         return Ok((done, self.claimed(st, queue, rows)));
                     }
                 }
@@ -1708,9 +1765,6 @@ pub(crate) trait Store:
     /// How long until the turn of the first ready job of `queue` whose
     /// rate limit does not let it start yet; `None` when it has none.
     fn next_turn(&mut self, st: &Statements, queue: &str) -> QueryResult<Option<Duration>>;
-
-    /// Whether `queue` has a ready limited job, with a free slot or not.
-    fn limited_pending(&mut self, st: &Statements, queue: &str) -> QueryResult<bool>;
 
     /// Whether `queue` has a job that [`claim`](Self::claim) would take now:
     /// never while the queue is paused.
