@@ -140,48 +140,24 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Options {
             errors.push(unknown(ident, &option));
             continue;
         }
-        if option == "unique" {
+        // options read from the whole attribute: a bare word, `= value`
+        // or a list
+        if matches!(option.as_str(), "unique" | "concurrency" | "rate") {
             if seen.contains(&option) {
                 errors.push(syn::Error::new_spanned(
                     ident,
-                    "`unique` is given more than once",
+                    format!("`{option}` is given more than once"),
                 ));
                 continue;
             }
+            let parsed = match option.as_str() {
+                "unique" => unique(&meta).map(|unique| options.unique = Some(unique)),
+                "concurrency" => concurrency(&meta).map(|limit| options.concurrency = Some(limit)),
+                _ => rate(&meta).map(|rate| options.rate = Some(rate)),
+            };
             seen.push(option);
-            match unique(&meta) {
-                Ok(unique) => options.unique = Some(unique),
-                Err(error) => errors.push(error),
-            }
-            continue;
-        }
-        if option == "rate" {
-            if seen.contains(&option) {
-                errors.push(syn::Error::new_spanned(
-                    ident,
-                    "`rate` is given more than once",
-                ));
-                continue;
-            }
-            seen.push(option);
-            match rate(&meta) {
-                Ok(rate) => options.rate = Some(rate),
-                Err(error) => errors.push(error),
-            }
-            continue;
-        }
-        if option == "concurrency" {
-            if seen.contains(&option) {
-                errors.push(syn::Error::new_spanned(
-                    ident,
-                    "`concurrency` is given more than once",
-                ));
-                continue;
-            }
-            seen.push(option);
-            match concurrency(&meta) {
-                Ok(concurrency) => options.concurrency = Some(concurrency),
-                Err(error) => errors.push(error),
+            if let Err(error) = parsed {
+                errors.push(error);
             }
             continue;
         }
@@ -523,52 +499,7 @@ fn unique(meta: &Meta) -> syn::Result<Unique> {
 fn concurrency(meta: &Meta) -> syn::Result<Concurrency> {
     const FORMS: &str = "`concurrency` is written `concurrency = 3`, or \
                          `concurrency(max = 3, by = tenant)` for a limit per value of an argument";
-    let list = match meta {
-        Meta::NameValue(name_value) => {
-            return Ok(Concurrency {
-                max: limit(&name_value.value)?,
-                by: None,
-            });
-        }
-        Meta::Path(path) => return Err(syn::Error::new_spanned(path, FORMS)),
-        Meta::List(list) => list,
-    };
-    let items = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
-    let (mut max, mut by) = (None, None);
-    for item in items {
-        let Meta::NameValue(item) = item else {
-            return Err(syn::Error::new_spanned(item, FORMS));
-        };
-        let name = item
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let again =
-            || syn::Error::new_spanned(&item.path, format!("`concurrency` takes `{name}` once"));
-        match name.as_str() {
-            "max" if max.is_none() => max = Some(limit(&item.value)?),
-            "by" if by.is_none() => {
-                by = Some(key(&item.value).map_err(|_| {
-                    syn::Error::new_spanned(
-                        &item.value,
-                        "`by` takes the name of one of the function's arguments, \
-                         without quotes, like `by = tenant`",
-                    )
-                })?);
-            }
-            "max" | "by" => return Err(again()),
-            _ => {
-                return Err(syn::Error::new_spanned(
-                    &item.path,
-                    format!(
-                        "unknown `concurrency` option `{name}`; the options are `max` and `by`"
-                    ),
-                ));
-            }
-        }
-    }
-    let max = max.ok_or_else(|| syn::Error::new_spanned(list, FORMS))?;
+    let (max, by) = limit_option(meta, "concurrency", "max", FORMS, limit)?;
     Ok(Concurrency { max, by })
 }
 
@@ -583,52 +514,59 @@ fn rate(meta: &Meta) -> syn::Result<Rate> {
         read_rate(&lit.value())
             .map_err(|why| syn::Error::new_spanned(&lit, format!("{why}; {FORMS}")))
     };
+    let ((max, per), by) = limit_option(meta, "rate", "limit", FORMS, read)?;
+    Ok(Rate { max, per, by })
+}
+
+/// Reads a limit written `option = value`, or `option(first = value, by =
+/// arg)` for a limit per value of one argument; `forms` says both ways.
+fn limit_option<T>(
+    meta: &Meta,
+    option: &str,
+    first: &str,
+    forms: &str,
+    read: impl Fn(&Expr) -> syn::Result<T>,
+) -> syn::Result<(T, Option<Ident>)> {
     let list = match meta {
-        Meta::NameValue(name_value) => {
-            let (max, per) = read(&name_value.value)?;
-            return Ok(Rate { max, per, by: None });
-        }
-        Meta::Path(path) => return Err(syn::Error::new_spanned(path, FORMS)),
+        Meta::NameValue(name_value) => return Ok((read(&name_value.value)?, None)),
+        Meta::Path(path) => return Err(syn::Error::new_spanned(path, forms)),
         Meta::List(list) => list,
     };
     let items = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
-    let (mut limit, mut by) = (None, None);
+    let (mut value, mut by) = (None, None);
     for item in items {
         let Meta::NameValue(item) = item else {
-            return Err(syn::Error::new_spanned(item, FORMS));
+            return Err(syn::Error::new_spanned(item, forms));
         };
         let name = item
             .path
             .get_ident()
             .map(ToString::to_string)
             .unwrap_or_default();
-        match name.as_str() {
-            "limit" if limit.is_none() => limit = Some(read(&item.value)?),
-            "by" if by.is_none() => {
-                by = Some(key(&item.value).map_err(|_| {
-                    syn::Error::new_spanned(
-                        &item.value,
-                        "`by` takes the name of one of the function's arguments, \
-                         without quotes, like `by = tenant`",
-                    )
-                })?);
-            }
-            "limit" | "by" => {
-                return Err(syn::Error::new_spanned(
-                    &item.path,
-                    format!("`rate` takes `{name}` once"),
-                ));
-            }
-            _ => {
-                return Err(syn::Error::new_spanned(
-                    &item.path,
-                    format!("unknown `rate` option `{name}`; the options are `limit` and `by`"),
-                ));
-            }
+        if name == first && value.is_none() {
+            value = Some(read(&item.value)?);
+        } else if name == "by" && by.is_none() {
+            by = Some(key(&item.value).map_err(|_| {
+                syn::Error::new_spanned(
+                    &item.value,
+                    "`by` takes the name of one of the function's arguments, \
+                     without quotes, like `by = tenant`",
+                )
+            })?);
+        } else if name == first || name == "by" {
+            return Err(syn::Error::new_spanned(
+                &item.path,
+                format!("`{option}` takes `{name}` once"),
+            ));
+        } else {
+            return Err(syn::Error::new_spanned(
+                &item.path,
+                format!("unknown `{option}` option `{name}`; the options are `{first}` and `by`"),
+            ));
         }
     }
-    let (max, per) = limit.ok_or_else(|| syn::Error::new_spanned(list, FORMS))?;
-    Ok(Rate { max, per, by })
+    let value = value.ok_or_else(|| syn::Error::new_spanned(list, forms))?;
+    Ok((value, by))
 }
 
 /// Reads `N/period`: a count of at least 1 and a period of at least a
