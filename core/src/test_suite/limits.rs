@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use super::{LEASE, claim_ids, claim_one, done, echo_job, unique_queue};
+use super::{LEASE, assert_wait_holds, claim_ids, claim_one, done, echo_job, unique_queue};
 use crate::{BaseQueue, Claimed, Completion, Concurrency, JobId, NewJob, Outcome, RateLimit};
 
 fn limited(queue: &str, value: u64, key: &str, max: u32) -> NewJob {
@@ -64,15 +64,10 @@ pub fn concurrency_limits_cap_running_jobs(backend: &Arc<dyn BaseQueue>) {
     );
     assert_eq!(backend.len(&q).expect("len"), 2, "the rest stay pending");
 
-    let timeout = Duration::from_millis(400);
-    let started = Instant::now();
-    backend
-        .wait(std::slice::from_ref(&q), timeout)
-        .expect("wait");
-    assert!(
-        started.elapsed() >= timeout / 2,
-        "a wait on a queue whose ready jobs are all over their limit returned after {:?}",
-        started.elapsed()
+    assert_wait_holds(
+        &**backend,
+        &q,
+        "a queue whose ready jobs are all over their limit",
     );
 
     let by_id = |id: JobId| first.iter().find(|c| c.job.id == id).expect("claimed");
@@ -285,15 +280,10 @@ pub fn rate_limits_space_starts(backend: &Arc<dyn BaseQueue>) {
         claim_ids(&**backend, &elsewhere, 10).is_empty(),
         "in every queue"
     );
-    let timeout = Duration::from_millis(400);
-    let waited = Instant::now();
-    backend
-        .wait(std::slice::from_ref(&q), timeout)
-        .expect("wait");
-    assert!(
-        waited.elapsed() >= timeout / 2,
-        "a wait on a queue whose ready jobs all wait their turn returned after {:?}",
-        waited.elapsed()
+    assert_wait_holds(
+        &**backend,
+        &q,
+        "a queue whose ready jobs all wait their turn",
     );
     for claimed in &first {
         done(&**backend, claimed);

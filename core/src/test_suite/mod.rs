@@ -251,6 +251,19 @@ fn done(backend: &dyn BaseQueue, claimed: &Claimed) {
     );
 }
 
+/// Asserts that a `wait` on `queue`, `what` the queue is, does not end at
+/// once: no busy polling for jobs a claim would not take.
+fn assert_wait_holds(backend: &dyn BaseQueue, queue: &str, what: &str) {
+    let timeout = Duration::from_millis(400);
+    let started = std::time::Instant::now();
+    backend.wait(&[queue.to_owned()], timeout).expect("wait");
+    assert!(
+        started.elapsed() >= timeout / 2,
+        "a wait on {what} returned after {:?}",
+        started.elapsed()
+    );
+}
+
 fn state_of(backend: &dyn BaseQueue, id: JobId) -> JobState {
     backend.job(id).expect("job").expect("job exists").state
 }
