@@ -305,14 +305,11 @@ impl Row {
             )),
             _ => None,
         };
-        job.rate = match (&self.rate_key, self.rate_max, self.rate_per_us) {
-            (Some(key), Some(max), Some(per)) => Some(outband::RateLimit::new(
-                key.as_str(),
-                u32::try_from(max).unwrap_or_default(),
-                Duration::from_micros(u64::try_from(per).unwrap_or_default()),
-            )),
-            _ => None,
-        };
+        job.rate = rate_limit(
+            self.rate_key.as_deref(),
+            self.rate_max.map(i64::from),
+            self.rate_per_us,
+        );
         job.progress = self.progress.map(|fraction| {
             Progress::new(
                 fraction as f32,
@@ -756,13 +753,22 @@ pub(crate) struct Candidate {
 impl Candidate {
     /// The job's rate limit, when it has one.
     fn rate(&self) -> Option<outband::RateLimit> {
-        let (key, max, per) = (self.rate_key.as_ref()?, self.rate_max?, self.rate_per_us?);
-        Some(outband::RateLimit::new(
-            key.as_str(),
-            u32::try_from(max).unwrap_or(u32::MAX).max(1),
-            Duration::from_micros(u64::try_from(per).unwrap_or(0)),
-        ))
+        rate_limit(self.rate_key.as_deref(), self.rate_max, self.rate_per_us)
     }
+}
+
+/// A rate limit as its columns keep it: `rate_key`, `rate_max` and
+/// `rate_per_us`, all set or none.
+fn rate_limit(
+    key: Option<&str>,
+    max: Option<i64>,
+    per_us: Option<i64>,
+) -> Option<outband::RateLimit> {
+    Some(outband::RateLimit::new(
+        key?,
+        u32::try_from(max?).unwrap_or(u32::MAX).max(1),
+        Duration::from_micros(u64::try_from(per_us?).unwrap_or(0)),
+    ))
 }
 
 /// Walks `candidates`, in claim order, and picks up to `max` of them that
