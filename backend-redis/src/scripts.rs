@@ -204,6 +204,22 @@ local function unpark(b, s, y, e, tok, i)
     for_caller(y, slot_member(s, tok), nil)
   end
 end
+-- job s (its record at jk, read as fields f and as the raw list rec)
+-- starts under fencing token tok, leased until deadline: its attempt is
+-- counted, a new attempt starts with no progress (most records have
+-- none), and it joins the claim's lists of running jobs and of what the
+-- claim returns
+local function start(jk, s, f, rec, tok, now_s, deadline, out, running)
+  local n = (tonumber(f.n) or 0) + 1
+  redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'l', tok, 'd', deadline)
+  if f.g or f.t then redis.call('HDEL', jk, 'g', 't') end
+  running[#running + 1] = deadline
+  running[#running + 1] = s
+  out[#out + 1] = s
+  out[#out + 1] = rec
+  out[#out + 1] = n
+  out[#out + 1] = tok
+end
 -- parked member m goes to the front of its ready list (it was passed over
 -- from there) and wakes its queue's consumers; false when it is stale (the
 -- job was claimed, cancelled or flushed since). On a cluster a job whose
@@ -539,17 +555,7 @@ while #out < 2 + 4 * max and budget > 0 do
       else
         taken = taken + 1
         -- the fencing token counts this job's claims: new on every claim
-        local tok = (tonumber(f.l) or 0) + 1
-        local n = tonumber(f.n or 0) + 1
-        redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'l', tok, 'd', deadline)
-        -- a new attempt starts with no progress; most records have none
-        if f.g or f.t then redis.call('HDEL', jk, 'g', 't') end
-        running[#running + 1] = deadline
-        running[#running + 1] = s
-        out[#out + 1] = s
-        out[#out + 1] = rec
-        out[#out + 1] = n
-        out[#out + 1] = tok
+        start(jk, s, f, rec, (tonumber(f.l) or 0) + 1, now_s, deadline, out, running)
       end
     end
   end
@@ -1350,15 +1356,8 @@ for i = 4, #ARGV, 5 do
   if f.s == 'pending' and f.l == tok and redis.call('ZREM', b .. ':lh', s) == 1 then
     if took then
       taken = taken + 1
-      local n = (tonumber(f.n) or 0) + 1
-      redis.call('HSET', jk, 's', 'running', 'n', n, 'b', now_s, 'd', deadline)
-      if f.g or f.t then redis.call('HDEL', jk, 'g', 't') end
-      running[#running + 1] = deadline
-      running[#running + 1] = s
-      out[#out + 1] = s
-      out[#out + 1] = rec
-      out[#out + 1] = n
-      out[#out + 1] = tok
+      -- the hold's token is the claim's
+      start(jk, s, f, rec, tok, now_s, deadline, out, running)
     else
       redis.call('SADD', b .. ':pk', s)
     end
