@@ -17,8 +17,7 @@
 //! 1,100 jobs of `reliability::rated` (`rate = "50/s"`, 22 s of work at
 //! that rate) and 200 unlimited jobs. Each run logs when it started; in
 //! every whole 5-second window from the first start, the starts must number
-//! 250 ± 10 %. A backend that does not enforce rate limits is skipped, saying
-//! so.
+//! 250 ± 10 %.
 //!
 //! Run it alone: `cargo test -p outband-reliability --features servers --test limits -- --nocapture`
 // The backends need the database client libraries: `--features servers`
@@ -51,6 +50,29 @@ macro_rules! on_every_backend {
 
 on_every_backend!(sqlite => Sqlite, postgres => Postgres, mysql => Mysql, redis => Redis);
 
+/// Enqueues `limited`, then `FREE_JOBS` unlimited jobs numbered after
+/// them, runs the consumers with `args` until every job ran (at most
+/// `timeout_secs`), stops them, and checks that no job was lost.
+fn run_beside_free(scene: &mut Scene, limited: Vec<NewJob>, args: &[String], timeout_secs: u64) {
+    let first_free = limited.len() as u64;
+    let all = first_free + FREE_JOBS;
+    scene
+        .backend()
+        .enqueue_many(limited)
+        .expect("enqueue limited");
+    let free = (first_free..all).map(|job| scene.record_job(job)).collect();
+    scene.backend().enqueue_many(free).expect("enqueue free");
+    for name in CONSUMERS {
+        scene.start(name, args);
+    }
+    scene.wait_drained(all, Duration::from_secs(timeout_secs));
+    for name in CONSUMERS {
+        scene.stop(name);
+    }
+    let summary = scene.summary(0..all);
+    assert_eq!(summary.lost, 0, "{}: {summary:?}", scene.kind().name());
+}
+
 fn limits_hold(backend: Backend) {
     let Some(mut scene) = Scene::new(backend, Kind::Sync, BIN) else {
         return;
@@ -65,26 +87,7 @@ fn limits_hold(backend: Backend) {
                 .concurrency(Concurrency::new(LIMITED, LIMIT))
         })
         .collect();
-    scene
-        .backend()
-        .enqueue_many(limited)
-        .expect("enqueue limited");
-    let free = (LIMITED_JOBS..LIMITED_JOBS + FREE_JOBS)
-        .map(|job| scene.record_job(job))
-        .collect();
-    scene.backend().enqueue_many(free).expect("enqueue free");
-
-    let args = Consumer::threads(8).args();
-    for name in CONSUMERS {
-        scene.start(name, &args);
-    }
-    scene.wait_drained(LIMITED_JOBS + FREE_JOBS, Duration::from_secs(240));
-    for name in CONSUMERS {
-        scene.stop(name);
-    }
-
-    let summary = scene.summary(0..LIMITED_JOBS + FREE_JOBS);
-    assert_eq!(summary.lost, 0, "{}: {summary:?}", backend.name());
+    run_beside_free(&mut scene, limited, &Consumer::threads(8).args(), 240);
     let log = std::fs::read_to_string(scene.path("limited.log")).expect("limited.log");
     let mut edges: Vec<(u128, i32)> = Vec::new();
     for line in log.lines() {
@@ -130,13 +133,11 @@ fn rates_hold(backend: Backend) {
     let Some(mut scene) = Scene::new(backend, Kind::Sync, BIN) else {
         return;
     };
-    if !scene.backend().capabilities().rate_limits {
-        eprintln!(
-            "{}: skipped: the backend does not enforce rate limits",
-            backend.name()
-        );
-        return;
-    }
+    assert!(
+        scene.backend().capabilities().rate_limits,
+        "{}: the backend says it does not enforce rate limits",
+        backend.name()
+    );
     // The job as `reliability::rated`'s macro builds it.
     let rated: Vec<NewJob> = (0..RATED_JOBS)
         .map(|job| {
@@ -146,22 +147,7 @@ fn rates_hold(backend: Backend) {
                 .rate(RateLimit::new(RATED, RATE, Duration::from_secs(1)))
         })
         .collect();
-    scene.backend().enqueue_many(rated).expect("enqueue rated");
-    let free = (RATED_JOBS..RATED_JOBS + FREE_JOBS)
-        .map(|job| scene.record_job(job))
-        .collect();
-    scene.backend().enqueue_many(free).expect("enqueue free");
-
-    let none: [&str; 0] = [];
-    for name in CONSUMERS {
-        scene.start(name, &none);
-    }
-    scene.wait_drained(RATED_JOBS + FREE_JOBS, Duration::from_secs(120));
-    for name in CONSUMERS {
-        scene.stop(name);
-    }
-    let summary = scene.summary(0..RATED_JOBS + FREE_JOBS);
-    assert_eq!(summary.lost, 0, "{}: {summary:?}", backend.name());
+    run_beside_free(&mut scene, rated, &[], 120);
 
     let log = std::fs::read_to_string(scene.path("rated.log")).expect("rated.log");
     let mut starts: Vec<u128> = log
