@@ -57,6 +57,27 @@ pub fn concurrency_limits_cap_running_jobs(backend: &Arc<dyn BaseQueue>) {
         set([l[0], l[1], free[0], free[1]]),
         "two limited jobs, and the free ones after the rest"
     );
+    let kept = Some(Concurrency::new(key.as_str(), 2));
+    for claimed in &first {
+        let expected = if free.contains(&claimed.job.id) {
+            None
+        } else {
+            kept.clone()
+        };
+        assert_eq!(
+            claimed.job.concurrency, expected,
+            "a claimed job keeps its limit"
+        );
+    }
+    assert_eq!(
+        backend
+            .job(l[3])
+            .expect("job")
+            .expect("pending")
+            .concurrency,
+        kept,
+        "a pending job keeps its limit"
+    );
     assert!(claim_ids(&**backend, &q, 10).is_empty(), "the key is full");
     assert!(
         claim_ids(&**backend, &elsewhere, 10).is_empty(),
@@ -271,6 +292,20 @@ pub fn rate_limits_space_starts(backend: &Arc<dyn BaseQueue>) {
         set(first.iter().map(|c| c.job.id)),
         set([r[0], r[1], r[2], free[0], free[1]]),
         "the burst of three, and the free jobs after the rest"
+    );
+    let kept = Some(RateLimit::new(key.as_str(), 30, per));
+    for claimed in &first {
+        let expected = if free.contains(&claimed.job.id) {
+            None
+        } else {
+            kept.clone()
+        };
+        assert_eq!(claimed.job.rate, expected, "a claimed job keeps its rate");
+    }
+    assert_eq!(
+        backend.job(r[4]).expect("job").expect("pending").rate,
+        kept,
+        "a pending job keeps its rate"
     );
     assert!(
         claim_ids(&**backend, &q, 10).is_empty(),
