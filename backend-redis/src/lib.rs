@@ -131,6 +131,7 @@
 //! | `U:u` | hash | unique keys whose bucket (`FNV-1a(key) mod 4096`, tag `U`) is this one: the id of the last job stored with each key, its holder while its record says so |
 //! | `U:ur:K` | string | on a cluster, a producer's reservation of unique key `K` during its enqueue; expires after 5 s |
 //! | `namespace:uniques` | set | the buckets whose `U:u` ever mapped a key, for the purge's sweep |
+//! | `namespace:limits` | sorted set | on a cluster, the concurrency keys' prefixes (`C`) that claims took slots of or parked jobs on, by when a handle last listed them (ms), for the sweep of [`recover_expired`](BaseQueue::recover_expired) |
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:paused` | set | the names of the queues ever paused, for [`paused`](BaseQueue::paused), which lists those whose `B:paused` is set |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
@@ -313,14 +314,29 @@
 //!   job costs two to four round trips. A claim that dies between its
 //!   steps leaves its jobs held; [`recover_expired`](BaseQueue::recover_expired)
 //!   puts holds older than the lease (at least 10 s) back at the front of
-//!   their ready lists and gives back the slots they took. What it does not
-//!   repair: a process that dies, or loses the limit's node, after a
-//!   completion's script and before the call that frees the slot leaves
-//!   the slot taken (the key then runs one job fewer at once; the failed
+//!   their ready lists and gives back the slots they took. A process that
+//!   dies, or loses the limit's node, after a completion's script and
+//!   before the call that frees the slot leaves the slot taken (the failed
 //!   call is logged, and the completion's answer is still what its script
 //!   did), and one that dies between freeing a slot and making the parked
-//!   job ready leaves that job parked until the next slot of its key is
-//!   given back.
+//!   job ready leaves that job parked; `recover_expired` repairs both by a
+//!   sweep of the keys listed in `namespace:limits`, where a claim lists a
+//!   key before it takes a slot or parks a job on it (one more round trip
+//!   the first time a handle claims for the key, and again ten minutes
+//!   on). Per key, one call reads `C:r` and the first member of `C:p`, one
+//!   call per slot of the members' jobs checks each job's state and token
+//!   there, and each member whose job no longer holds the slot (it ended,
+//!   was retried or released, its record is gone, or it runs under a
+//!   later token) is removed as a completion removes it, in the call that
+//!   frees the slot and makes the first parked job ready. A member is
+//!   removed only as it was read, and a job that no longer holds a slot
+//!   under a token never holds it again (tokens only grow), so a member
+//!   of a claim between its steps, held under its token in `B:lh`, is
+//!   kept. Then, while the key has fewer running members than the first
+//!   parked job's max, parked jobs are made ready, as many as it has room
+//!   for. Until that sweep the key runs one job fewer at once, or its
+//!   parked job waits. A key found with neither running nor parked jobs,
+//!   listed more than an hour ago, leaves the list.
 //! - **Rate limits** ([`NewJob::rate`]). A rated job's record names its
 //!   key's prefix `R`, its max `iv` and period `iu`. The claim applies
 //!   [`RateLimit::admit`] to `R:t` on the server's clock (`TIME`, in µs):
@@ -375,9 +391,9 @@ mod scripts;
 mod unique;
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use outband::backend::hash::fnv1a;
 use outband::backend::stats::fill_run_times;
@@ -491,6 +507,9 @@ pub struct RedisQueue {
     /// Buckets of unique keys this handle has already added to
     /// `namespace:uniques`.
     unique_buckets: Mutex<HashSet<u64>>,
+    /// On a cluster, the concurrency keys' prefixes this handle has listed
+    /// in `namespace:limits`, and when.
+    limit_prefixes: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -817,6 +836,7 @@ impl RedisQueue {
             options,
             registered: Mutex::new(HashSet::new()),
             unique_buckets: Mutex::new(HashSet::new()),
+            limit_prefixes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1285,6 +1305,13 @@ impl BaseQueue for RedisQueue {
                     break;
                 }
             }
+        }
+        // what a process that died between a completion's steps left in
+        // the limits' keys (on one server the scripts leave nothing)
+        if self.pool.is_cluster()
+            && let Err(error) = self.sweep_limits()
+        {
+            log::warn!("the sweep of the concurrency limits failed: {error}");
         }
         Ok(recovered)
     }

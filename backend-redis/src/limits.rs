@@ -11,7 +11,10 @@
 //! not. A script that takes a limited job out of `running` (or out of a
 //! hold or the parked set) returns the limit changes it could not make;
 //! [`RedisQueue::apply_limits`] makes them: it frees the slot, and makes the
-//! first parked job ready in its own slot.
+//! first parked job ready in its own slot. A process that dies between those
+//! steps leaves them undone; [`RedisQueue::sweep_limits`], run by
+//! `recover_expired`, makes them for the keys a claim listed in
+//! `namespace:limits`.
 //!
 //! Rate limits take the same path: a held job whose concurrency key (if it
 //! has one) took a slot has its rate key's turn checked on that key's node
@@ -20,13 +23,22 @@
 //! and [`RedisQueue::claimed_from`] makes the first job parked on the key
 //! ready, in the key's slot, the job's and the queue's.
 
-use std::time::Duration;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
 
 use outband::{Claimed, Error, JobId};
 use redis::Value;
 
 use crate::scripts::SCRIPTS;
 use crate::{RedisQueue, SEQ_BITS, array, claimed_of, int, text};
+
+/// How long a handle's listing of a concurrency key in `namespace:limits`
+/// stands before its next claim of the key lists it again.
+const LIMIT_RELIST: Duration = Duration::from_secs(600);
+/// How long after its last listing the sweep drops a key it finds with
+/// neither running nor parked jobs: longer than [`LIMIT_RELIST`], so a key
+/// is not dropped between a claim's listing and its taking a slot.
+const LIMIT_FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 /// A limited job a cluster claim held, or a rate key whose turn came for a
 /// job of the queue parked on it, as the claim script returned it.
@@ -143,7 +155,21 @@ impl RedisQueue {
     }
 
     fn apply_limit(&self, [prefix, running, parked]: &[String; 3]) -> Result<(), Error> {
-        let mut next = self.limit_step(prefix, running, parked, false)?;
+        self.give_back(prefix, running, parked, false).map(|_| ())
+    }
+
+    /// Removes `running` (a slot) and `parked` from limit `prefix`'s keys
+    /// (`""` for none); when that freed a slot, or when `look` asks, the
+    /// first job parked on the key is made ready in its slot. `true` when a
+    /// job was made ready.
+    fn give_back(
+        &self,
+        prefix: &str,
+        running: &str,
+        parked: &str,
+        look: bool,
+    ) -> Result<bool, Error> {
+        let mut next = self.limit_step(prefix, running, parked, look)?;
         // stale entries (jobs claimed, cancelled or flushed since) are
         // passed by, a bounded number per change
         for _ in 0..100 {
@@ -153,10 +179,183 @@ impl RedisQueue {
             let ready = self.ready_parked(&next)?;
             next = self.limit_step(prefix, "", &next, !ready)?;
             if ready {
-                break;
+                return Ok(true);
             }
         }
+        Ok(false)
+    }
+
+    /// `namespace:limits`: on a cluster, the prefixes of the concurrency
+    /// keys that claims took slots of or parked jobs on, by when a handle
+    /// last listed them (ms of the server's clock), for the sweep.
+    fn limits_key(&self) -> String {
+        format!("{}:limits", self.options.namespace)
+    }
+
+    /// Lists the concurrency keys of `held` in `namespace:limits`, before
+    /// their slots are taken: one call for the keys this handle has not
+    /// listed within [`LIMIT_RELIST`]. A failure is logged and the keys
+    /// are listed again by the next claim: the claim does not depend on
+    /// the list's node.
+    fn list_limits(&self, held: &[Held]) {
+        let now = Instant::now();
+        let fresh = |at: &Instant| now.duration_since(*at) < LIMIT_RELIST;
+        let unlisted: Vec<String> = {
+            let listed = self
+                .limit_prefixes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut unlisted: Vec<String> = held
+                .iter()
+                .map(Held::prefix)
+                .filter(|p| !p.is_empty() && !listed.get(p).is_some_and(fresh))
+                .collect();
+            unlisted.sort_unstable();
+            unlisted.dedup();
+            unlisted
+        };
+        if unlisted.is_empty() {
+            return;
+        }
+        let mut invocation = SCRIPTS.limit_register.prepare_invoke();
+        invocation.key(self.limits_key()).arg(&unlisted);
+        if let Err(error) = self.invoke::<i64>(&invocation) {
+            log::warn!("listing concurrency limits for the sweep failed: {error}");
+            return;
+        }
+        let mut listed = self
+            .limit_prefixes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if listed.len() > 10_000 {
+            listed.retain(|_, at| fresh(at));
+        }
+        listed.extend(unlisted.into_iter().map(|p| (p, now)));
+    }
+
+    /// On a cluster, repairs the concurrency keys of `namespace:limits`
+    /// that a process left as it should not (it died, or lost a node,
+    /// between the steps of a completion): a running member whose job no
+    /// longer holds the slot under its token is removed, and its slot
+    /// given back as a completion gives it; a job parked while its key has
+    /// room is made ready. The keys found empty and listed longer than
+    /// [`LIMIT_FORGET_AFTER`] ago are dropped from the list. A key whose
+    /// sweep fails is logged and left to the next sweep.
+    pub(crate) fn sweep_limits(&self) -> Result<(), Error> {
+        let key = self.limits_key();
+        let prefixes: Vec<String> = self.pool.with(|con| {
+            redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query(con.like())
+        })?;
+        let mut empty = Vec::new();
+        for prefix in prefixes {
+            match self.sweep_limit(&prefix) {
+                Ok(true) => empty.push(prefix),
+                Ok(false) => {}
+                Err(error) => {
+                    log::warn!("the sweep of the concurrency limit {prefix} failed: {error}");
+                }
+            }
+        }
+        for chunk in empty.chunks(1000) {
+            let mut invocation = SCRIPTS.limit_forget.prepare_invoke();
+            invocation
+                .key(&key)
+                .arg(crate::ms(LIMIT_FORGET_AFTER))
+                .arg(chunk);
+            self.invoke::<i64>(&invocation)?;
+        }
         Ok(())
+    }
+
+    /// The sweep of one concurrency key; `true` when it has neither
+    /// running nor parked jobs.
+    fn sweep_limit(&self, prefix: &str) -> Result<bool, Error> {
+        let (parked, running) = self.limit_look(prefix)?;
+        if parked.is_empty() && running.is_empty() {
+            return Ok(true);
+        }
+        // each member read, then checked in its job's slot, then removed
+        // only as it was read: a member's token is its claim's, and a claim
+        // that no longer holds its slot never holds it again
+        let members: Vec<(&str, &str)> = running.iter().map(|m| ("r", m.as_str())).collect();
+        let mut readied = 0;
+        for ((_, member), live) in members.iter().zip(self.limit_check(&members)?) {
+            if live == 0 && self.give_back(prefix, member, "", false)? {
+                readied += 1;
+            }
+        }
+        // jobs parked while the key has room, as many as it has room for,
+        // by the first parked job's max
+        for _ in 0..100 {
+            let (parked, running) = self.limit_look(prefix)?;
+            if parked.is_empty() {
+                break;
+            }
+            let max = self
+                .limit_check(&[("p", parked.as_str())])?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            if max == 0 {
+                // a stale entry, passed by as a give-back passes it by
+                self.limit_step(prefix, "", &parked, false)?;
+                continue;
+            }
+            let taken = i64::try_from(running.len()).unwrap_or(i64::MAX);
+            if taken.saturating_add(readied) >= max || !self.give_back(prefix, "", "", true)? {
+                break;
+            }
+            readied += 1;
+        }
+        Ok(false)
+    }
+
+    /// The first parked member and the running members of limit `prefix`.
+    fn limit_look(&self, prefix: &str) -> Result<(String, Vec<String>), Error> {
+        let Some(tag) = tag_in(prefix) else {
+            return Ok((String::new(), Vec::new()));
+        };
+        let mut invocation = SCRIPTS.limit_look.prepare_invoke();
+        invocation.key(format!("{tag}:seq")).arg(prefix);
+        let mut reply: Vec<String> = self.invoke(&invocation)?;
+        if reply.is_empty() {
+            return Ok((String::new(), Vec::new()));
+        }
+        let parked = reply.remove(0);
+        Ok((parked, reply))
+    }
+
+    /// `LIMIT_CHECK`'s answer for each of `members` (a kind and a member),
+    /// one call per slot of their jobs; a member that names no slot is
+    /// answered 1 (left as it is).
+    fn limit_check(&self, members: &[(&str, &str)]) -> Result<Vec<i64>, Error> {
+        let mut answers = vec![1; members.len()];
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (index, (_, member)) in members.iter().enumerate() {
+            let Some(tag) = tag_in(member) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, indexes)) => indexes.push(index),
+                None => groups.push((tag, vec![index])),
+            }
+        }
+        for (tag, indexes) in groups {
+            let mut invocation = SCRIPTS.limit_check.prepare_invoke();
+            invocation.key(format!("{tag}:seq"));
+            for &index in &indexes {
+                invocation.arg(members[index].0).arg(members[index].1);
+            }
+            let reply: Vec<i64> = self.invoke(&invocation)?;
+            for (&index, answer) in indexes.iter().zip(reply) {
+                answers[index] = answer;
+            }
+        }
+        Ok(answers)
     }
 
     /// Makes parked member `member` ready in its job's slot; `false` when it
@@ -222,6 +421,7 @@ impl RedisQueue {
         lease: Duration,
         held: &[Held],
     ) -> Result<Vec<Claimed>, Error> {
+        self.list_limits(held);
         let mut took = vec![true; held.len()];
         let limited = (0..held.len()).filter(|&index| !held[index].prefix().is_empty());
         for (index, reply) in self.per_slot(

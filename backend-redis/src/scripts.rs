@@ -1260,6 +1260,77 @@ end
 return ''
 ";
 
+/// KEYS: a `seq` key of the limit's slot. ARGV: a limit's prefix. The
+/// first look of a cluster's sweep of the key (see `sweep_limits`):
+/// returns the first parked member (`''` for none), then the running
+/// members.
+const LIMIT_LOOK: &str = r"
+local y = ARGV[1]
+local out = {redis.call('ZRANGE', y .. ':p', 0, 0)[1] or ''}
+for _, m in ipairs(redis.call('SMEMBERS', y .. ':r')) do out[#out + 1] = m end
+return out
+";
+
+/// KEYS: a `seq` key of the jobs' slot. ARGV: pairs of a kind and a
+/// member of a limit's keys whose jobs are in this slot: `r` and a
+/// running member (`T:n:l`), or `p` and a parked member (`e:T:n:l`). The
+/// check of a cluster's sweep in the jobs' own slot: per running member,
+/// 1 while its job still holds the slot under its token (running under
+/// it, or held by a claim whose settle has not run: pending under it and
+/// in `B:lh`), else 0; per parked member, the job's max `v` while it is
+/// still parked under its token (pending under it), else 0. A member
+/// found stale stays stale: tokens only grow.
+const LIMIT_CHECK: &str = r"
+local out = {}
+for i = 1, #ARGV, 2 do
+  local kind, m = ARGV[i], ARGV[i + 1]
+  local pattern = '^({.*}):(%d+):(%d+)$'
+  if kind == 'p' then pattern = '^%d+:({.*}):(%d+):(%d+)$' end
+  local tag, n, tok = string.match(m, pattern)
+  local answer = 0
+  if tag then
+    local f = redis.call('HMGET', tag .. ':j:' .. n, 's', 'l', 'q', 'v')
+    if f[2] == tok and kind == 'p' then
+      if f[1] == 'pending' then answer = tonumber(f[4]) or 1 end
+    elseif f[2] == tok then
+      if f[1] == 'running' then
+        answer = 1
+      elseif f[1] == 'pending' and f[3]
+        and redis.call('ZSCORE', tag .. ':' .. #f[3] .. ':' .. f[3] .. ':lh', n) then
+        answer = 1
+      end
+    end
+  end
+  out[#out + 1] = answer
+end
+return out
+";
+
+/// KEYS: `namespace:limits`. ARGV: limits' prefixes. Lists them as
+/// claimed now (the server's `TIME`, ms), for the sweep.
+const LIMIT_REGISTER: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+return 0
+";
+
+/// KEYS: `namespace:limits`. ARGV: an age (ms), then limits' prefixes
+/// whose keys the sweep found empty. Drops each listed longer ago than
+/// the age; returns how many.
+const LIMIT_FORGET: &str = r"
+local t = redis.call('TIME')
+local before = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local forgot = 0
+for i = 2, #ARGV do
+  local at = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if at and tonumber(at) <= before then
+    forgot = forgot + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return forgot
+";
+
 /// KEYS: a `seq` key of the rate keys' slot. ARGV: 5 fields per job held
 /// by a cluster claim whose concurrency key (if any) took a slot: its rate
 /// key's prefix, max, period (µs), parked score and parked member, as
@@ -1399,6 +1470,10 @@ pub(crate) struct Scripts {
     pub(crate) unique_alive: Script,
     pub(crate) limit_take: Script,
     pub(crate) limit_step: Script,
+    pub(crate) limit_look: Script,
+    pub(crate) limit_check: Script,
+    pub(crate) limit_register: Script,
+    pub(crate) limit_forget: Script,
     pub(crate) ready_parked: Script,
     pub(crate) settle: Script,
     pub(crate) rate_take: Script,
@@ -1454,6 +1529,10 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     unique_alive: Script::new(UNIQUE_ALIVE),
     limit_take: Script::new(LIMIT_TAKE),
     limit_step: Script::new(LIMIT_STEP),
+    limit_look: Script::new(LIMIT_LOOK),
+    limit_check: Script::new(LIMIT_CHECK),
+    limit_register: Script::new(LIMIT_REGISTER),
+    limit_forget: Script::new(LIMIT_FORGET),
     ready_parked: script(READY_PARKED),
     settle: script(SETTLE),
     rate_take: script(RATE_TAKE),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outband::{BaseQueue, Cancellation, Enqueued, NewJob, Outcome, Unique, UniqueUntil};
+use outband::{BaseQueue, Cancellation, Claimed, Enqueued, NewJob, Outcome, Unique, UniqueUntil};
 use outband_redis::RedisQueue;
 use outband_testkit::PrivateRedis;
 
@@ -84,6 +84,120 @@ fn conformance_suite_on_a_three_node_cluster() {
     pauses_on_every_node(&backend);
     unique_keys_across_nodes(&backend);
     limits_across_nodes(&url);
+    lost_limit_steps_are_swept(&url);
+    a_claim_between_its_steps_keeps_its_slot(&url);
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn done() -> Outcome {
+    Outcome::Done {
+        result: None,
+        duration: Duration::ZERO,
+    }
+}
+
+/// Runs one Redis command with `args` on the node of its key.
+fn command(backend: &RedisQueue, name: &str, args: &[&str]) -> i64 {
+    outband_redis::with_connection(backend, |con| redis::cmd(name).arg(args).query(con))
+        .unwrap_or_else(|e| panic!("{name} {args:?}: {e}"))
+}
+
+/// The member of a claimed limited job in its key's running set
+/// (`T:n:token`), its queue's key prefix and its number.
+fn running_member(backend: &RedisQueue, claimed: &Claimed) -> (String, String, String) {
+    let (base, record) = outband_redis::keys_of(backend, &claimed.job.queue, claimed.job.id);
+    let tag = &record[..=record.find('}').expect("a tagged record key")];
+    let seq = (claimed.job.id.0 & ((1 << 40) - 1)).to_string();
+    (format!("{tag}:{seq}:{}", claimed.lease.token), base, seq)
+}
+
+/// A process that dies after a completion's script and before the call
+/// that frees the slot leaves a stale running member, and one that dies
+/// between freeing a slot and making the parked job ready leaves that job
+/// parked: `recover_expired` sweeps both, and the next job of the key
+/// runs.
+fn lost_limit_steps_are_swept(url: &str) {
+    let backend = RedisQueue::connect(url).expect("url");
+    let name = outband_testkit::unique_name("swept-");
+    let (queue, key) = (format!("{name}-q"), format!("{name}-k"));
+    let (running_key, _) = outband_redis::limit_keys_of(&backend, &key);
+    let limited = |n| support::limits::limited(&queue, n, &key, 1);
+    let sizes = || support::limits::sizes(&backend, &key);
+
+    let a = backend.enqueue(limited(1)).expect("enqueue");
+    let first = backend.claim(&queue, 1, LEASE).expect("claim");
+    assert_eq!(first.iter().map(|c| c.job.id).collect::<Vec<_>>(), vec![a]);
+    let (member, _, _) = running_member(&backend, &first[0]);
+    backend.complete(&first[0].lease, done()).expect("complete");
+    assert_eq!(sizes(), (0, 0));
+    // the completion's script ran; the call that frees the slot did not
+    command(&backend, "SADD", &[&running_key, &member]);
+    let b = backend.enqueue(limited(2)).expect("enqueue");
+    assert!(backend.claim(&queue, 1, LEASE).expect("claim").is_empty());
+    println!("a stale slot: (running, parked) = {:?}", sizes());
+    assert_eq!(sizes(), (1, 1), "b is parked behind the stale slot");
+    backend.recover_expired().expect("recover");
+    println!("swept: (running, parked) = {:?}", sizes());
+    assert_eq!(sizes(), (0, 0), "the stale slot went back, b is ready");
+    let second = backend.claim(&queue, 1, LEASE).expect("claim");
+    assert_eq!(second.iter().map(|c| c.job.id).collect::<Vec<_>>(), vec![b]);
+
+    // b's slot freed, but its parked successor never made ready
+    let c = backend.enqueue(limited(3)).expect("enqueue");
+    assert!(backend.claim(&queue, 1, LEASE).expect("claim").is_empty());
+    let (member, _, _) = running_member(&backend, &second[0]);
+    command(&backend, "SREM", &[&running_key, &member]);
+    assert!(backend.claim(&queue, 1, LEASE).expect("claim").is_empty());
+    println!("a parked job with room: (running, parked) = {:?}", sizes());
+    assert_eq!(sizes(), (0, 1), "c is parked while the key has room");
+    backend.recover_expired().expect("recover");
+    println!("swept: (running, parked) = {:?}", sizes());
+    let third = backend.claim(&queue, 1, LEASE).expect("claim");
+    assert_eq!(third.iter().map(|c| c.job.id).collect::<Vec<_>>(), vec![c]);
+    assert_eq!(sizes(), (1, 0));
+    backend
+        .complete(&second[0].lease, done())
+        .expect("complete");
+    backend.complete(&third[0].lease, done()).expect("complete");
+    assert_eq!(sizes(), (0, 0));
+}
+
+/// The sweep leaves the slot of a running job, and of a job a claim holds
+/// between its steps (in `B:lh`, its settle not run), under its token; it
+/// removes the slot once the job no longer holds it.
+fn a_claim_between_its_steps_keeps_its_slot(url: &str) {
+    let backend = RedisQueue::connect(url).expect("url");
+    let name = outband_testkit::unique_name("kept-");
+    let (queue, key) = (format!("{name}-q"), format!("{name}-k"));
+    let sizes = || support::limits::sizes(&backend, &key);
+    backend
+        .enqueue(support::limits::limited(&queue, 1, &key, 1))
+        .expect("enqueue");
+    let claimed = backend.claim(&queue, 1, LEASE).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let (_, record) = outband_redis::keys_of(&backend, &queue, claimed[0].job.id);
+    let (_, base, seq) = running_member(&backend, &claimed[0]);
+    backend.recover_expired().expect("recover");
+    assert_eq!(sizes(), (1, 0), "a running job keeps its slot");
+
+    // as a claim between its steps: pending under the token, held
+    command(&backend, "HSET", &[&record, "s", "pending"]);
+    command(&backend, "ZREM", &[&format!("{base}:run"), &seq]);
+    command(
+        &backend,
+        "ZADD",
+        &[&format!("{base}:lh"), "99999999999999", &seq],
+    );
+    backend.recover_expired().expect("recover");
+    println!("held: (running, parked) = {:?}", sizes());
+    assert_eq!(sizes(), (1, 0), "a held job keeps its slot");
+
+    // the hold gone, and the slot with it
+    command(&backend, "ZREM", &[&format!("{base}:lh"), &seq]);
+    backend.recover_expired().expect("recover");
+    println!("no longer held: (running, parked) = {:?}", sizes());
+    assert_eq!(sizes(), (0, 0), "a slot no job holds goes back");
 }
 
 /// The limit scenarios of `limits.rs` with the limits' keys

@@ -11,14 +11,14 @@ use outband_redis::RedisQueue;
 
 const LEASE: Duration = Duration::from_secs(60);
 
-fn limited(queue: &str, n: u64, key: &str, max: u32) -> NewJob {
+pub fn limited(queue: &str, n: u64, key: &str, max: u32) -> NewJob {
     NewJob::new(echo::NAME, outband::codec::encode(&(n,)).expect("encodes"))
         .queue(queue)
         .concurrency(Concurrency::new(key, max))
 }
 
 /// How many jobs the running set and the parked set of `key` hold.
-fn sizes(backend: &RedisQueue, key: &str) -> (u64, u64) {
+pub fn sizes(backend: &RedisQueue, key: &str) -> (u64, u64) {
     let (running, parked) = outband_redis::limit_keys_of(backend, key);
     let running: u64 =
         outband_redis::with_connection(backend, |con| redis::cmd("SCARD").arg(&running).query(con))
