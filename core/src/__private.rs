@@ -207,11 +207,13 @@ pub(crate) fn store<Q: BaseQueue + ?Sized>(
     job: NewJob,
 ) -> Result<crate::Enqueued, Error> {
     crate::limits::check_backend(backend, &job)?;
-    if job.unique.is_some() {
-        backend.enqueue_unique(job)
-    } else {
-        backend.enqueue(job).map(crate::Enqueued::new)
-    }
+    crate::observe::enqueue(1, || {
+        if job.unique.is_some() {
+            backend.enqueue_unique(job)
+        } else {
+            backend.enqueue(job).map(crate::Enqueued::new)
+        }
+    })
 }
 
 /// The keys of one call: its ordering key, and for a command unique by one
@@ -277,7 +279,7 @@ pub fn submit_many_on<Q: BaseQueue + ?Sized>(
     for job in &jobs {
         crate::limits::check_backend(backend, job)?;
     }
-    backend.enqueue_many(jobs)
+    crate::observe::enqueue(jobs.len(), || backend.enqueue_many(jobs))
 }
 
 /// An awaited enqueue of a call: see [`Enqueue`](crate::Enqueue).

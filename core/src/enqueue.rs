@@ -147,12 +147,15 @@ impl<R> Enqueue<R> {
         let mut job = crate::__private::new_job(self.command, self.when, self.keys, args);
         job.timeout = self.timeout;
         crate::limits::check_backend(&*backend, &job)?;
-        if job.unique.is_some() {
-            // a unique enqueue reads the key's holder before it stores: no
-            // batching with others, on the blocking pool
-            return crate::blocking::run(move || backend.enqueue_unique(job)).await;
-        }
-        Ok(Enqueued::new(Self::store_job(backend, address, job).await?))
+        crate::observe::enqueue_async(1, async move {
+            if job.unique.is_some() {
+                // a unique enqueue reads the key's holder before it stores:
+                // no batching with others, on the blocking pool
+                return crate::blocking::run(move || backend.enqueue_unique(job)).await;
+            }
+            Ok(Enqueued::new(Self::store_job(backend, address, job).await?))
+        })
+        .await
     }
 
     async fn store_job(

@@ -124,6 +124,7 @@ mod limits;
 mod listing;
 pub mod maintenance;
 mod memory;
+pub mod observe;
 mod processor;
 mod queue;
 mod registry;

@@ -3,10 +3,11 @@
 //! trying again while the backend is unavailable; then each attempt is
 //! settled and logged as [`Processed`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::execute::{Attempt, Finished};
+use crate::observe::{self, AttemptEnd};
 use crate::{Claimed, Completion, Error, Outcome};
 
 /// How [`process`](super::Processor::process) ended for one job.
@@ -91,6 +92,7 @@ impl Engine {
         };
         let mut backoff = Duration::from_millis(50);
         let results = loop {
+            let started = Instant::now();
             let attempt = if want == 0 {
                 self.backend
                     .complete_many(completions())
@@ -109,7 +111,12 @@ impl Engine {
                     backoff *= 2;
                 }
                 Err(error) => break Err(error),
-                Ok(results) => break Ok(results),
+                Ok(results) => {
+                    if let (Some(observer), true) = (observe::observer(), want > 0) {
+                        observer.claimed(first, results.1.len(), started.elapsed());
+                    }
+                    break Ok(results);
+                }
             }
         };
         match results {
@@ -122,11 +129,17 @@ impl Engine {
                         break;
                     }
                     let queue = &self.queues[(start + i) % self.queues.len()];
+                    let started = Instant::now();
                     match self
                         .backend
                         .claim(queue, want - claimed.len(), self.config.lease)
                     {
-                        Ok(more) => claimed.extend(more),
+                        Ok(more) => {
+                            if let Some(observer) = observe::observer() {
+                                observer.claimed(queue, more.len(), started.elapsed());
+                            }
+                            claimed.extend(more);
+                        }
                         Err(error) => {
                             log::error!("claiming failed: {error}");
                             break;
@@ -160,7 +173,23 @@ impl Engine {
             ..
         } = finished;
         let (id, command, attempt) = (job.id, &job.command, Attempt(&job));
-        if completion? == Completion::LeaseLost {
+        let completion = completion?;
+        if let Some(observer) = observe::observer() {
+            let end = match &outcome {
+                _ if completion == Completion::LeaseLost => AttemptEnd::LeaseLost,
+                Outcome::Done { .. } => AttemptEnd::Done,
+                Outcome::Release => AttemptEnd::Released,
+                Outcome::Retry { .. } => AttemptEnd::Retried,
+                Outcome::Dead { .. } => AttemptEnd::Dead,
+            };
+            observer.attempt_ended(&observe::Attempt {
+                command,
+                queue: &job.queue,
+                end,
+                run_time: elapsed,
+            });
+        }
+        if completion == Completion::LeaseLost {
             log::warn!(
                 "job {id} {command} {attempt} ended after {elapsed:?} but its lease was lost; \
                  its outcome was discarded"

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use super::config::ProcessorConfig;
 use super::in_flight::InFlight;
@@ -126,10 +127,14 @@ impl Engine {
         let mut claimed = Vec::new();
         for i in 0..self.queues.len() {
             let queue = &self.queues[(start + i) % self.queues.len()];
-            claimed.extend(
-                self.backend
-                    .claim(queue, max - claimed.len(), self.config.lease)?,
-            );
+            let started = Instant::now();
+            let jobs = self
+                .backend
+                .claim(queue, max - claimed.len(), self.config.lease)?;
+            if let Some(observer) = crate::observe::observer() {
+                observer.claimed(queue, jobs.len(), started.elapsed());
+            }
+            claimed.extend(jobs);
             if claimed.len() == max {
                 break;
             }
