@@ -54,6 +54,13 @@
 //!   of the claim's `WHERE` and `ORDER BY`, and a partial index of pending
 //!   jobs in claim order keeps its cost flat however many jobs are pending.
 //!   A claim takes up to `max` jobs at once.
+//! - **Consumer registry.** Migration `0015_consumers` adds
+//!   `<prefix>consumers`, a row per registered consumer: `id`, `info` (its
+//!   [`ConsumerInfo`](outband::ConsumerInfo) as JSON), `seen_at` and
+//!   `expires_at` (µs of the database's clock). A registration is one upsert
+//!   after a delete of the rows gone for
+//!   [`CONSUMER_FORGET_AFTER`](outband::CONSUMER_FORGET_AFTER); a listing
+//!   reads the table with the database's clock, which decides who is alive.
 //! - **Pausing.** A paused queue has a row in `<prefix>paused` (migration
 //!   `0010_paused`): its name, the primary key, and `paused_at`, when it was
 //!   paused, in microseconds on the database's clock.

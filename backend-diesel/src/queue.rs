@@ -15,9 +15,9 @@ use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, nearest_rank, throughput};
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
-    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error,
-    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
-    QueueStats, Recovered,
+    BaseQueue, CONSUMER_FORGET_AFTER, CancelFeed, Cancellation, Capabilities, Claimed, Completion,
+    Consumer, ConsumerInfo, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState,
+    Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -28,9 +28,9 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    Holder, INSERT_CHUNK, InsertRows, LeaseRow, Name, Number, Row, RunTimes, StateCode, StateCount,
-    Store, code_of, completion, epoch_micros, micros, placeholders, retry_conflicts, state_of,
-    time_of,
+    ConsumerRow, Holder, INSERT_CHUNK, InsertRows, LeaseRow, Name, Number, Row, RunTimes,
+    StateCode, StateCount, Store, code_of, completion, epoch_micros, micros, placeholders,
+    retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -1422,6 +1422,67 @@ impl BaseQueue for DatabaseQueue {
         })
     }
 
+    /// Upserts the consumer's row of `<prefix>consumers`, after deleting
+    /// the rows of consumers gone for
+    /// [`CONSUMER_FORGET_AFTER`](outband::CONSUMER_FORGET_AFTER).
+    fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
+        let json = info.to_json()?;
+        let st = &self.inner.st;
+        with_conn!(self.inner, conn => {
+            st.consumers_forget.query()
+                .i64(micros(CONSUMER_FORGET_AFTER))
+                .execute(conn)
+                .map_err(db_error)?;
+            st.consumer_register.query()
+                .text(&info.id)
+                .text(&json)
+                .i64(micros(ttl).max(1))
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn unregister_consumer(&self, id: &str) -> Result<(), Error> {
+        with_conn!(self.inner, conn => {
+            self.inner.st.consumer_unregister.query()
+                .text(id)
+                .execute(conn)
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    /// Every row of `<prefix>consumers`; a row whose info does not read as
+    /// JSON is logged and left out.
+    fn consumers(&self) -> Result<Vec<Consumer>, Error> {
+        let rows = with_conn!(self.inner, conn => {
+            self.inner.st.consumers.query()
+                .load::<ConsumerRow>(conn)
+                .map_err(db_error)?
+        });
+        let mut consumers: Vec<Consumer> = rows
+            .into_iter()
+            // gone long enough to be forgotten: the next registration
+            // deletes the row
+            .filter(|row| !Consumer::forgotten(time_of(row.expires_at), time_of(row.db_now)))
+            .filter_map(|row| match ConsumerInfo::from_json(&row.info) {
+                Ok(info) => Some(Consumer::at(
+                    info,
+                    time_of(row.seen_at),
+                    time_of(row.expires_at),
+                    time_of(row.db_now),
+                )),
+                Err(error) => {
+                    log::warn!("consumer {}: {error}", row.id);
+                    None
+                }
+            })
+            .collect();
+        Consumer::sort(&mut consumers);
+        Ok(consumers)
+    }
+
     fn now(&self) -> Result<SystemTime, Error> {
         with_conn!(self.inner, conn => {
             let n = self.inner.st.now.query()
@@ -1449,6 +1510,7 @@ impl BaseQueue for DatabaseQueue {
             .finish_wakeups(wakes)
             .concurrency_limits(true)
             .rate_limits(true)
+            .consumer_registry(true)
     }
 }
 

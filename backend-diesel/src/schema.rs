@@ -50,6 +50,10 @@
 //! without a limit, in claim order; MySQL: through a generated column
 //! `limited`, first after the state), `jobs_limit_keys` and `jobs_rate_keys`
 //! (the distinct keys of a queue's pending limited jobs).
+//!
+//! `0015_consumers` adds `<prefix>consumers`, the consumer registry: a row
+//! per registered consumer, its id, its info as JSON, and when it was seen
+//! and when its registration's ttl ends, in microseconds.
 
 use std::fmt;
 
@@ -173,6 +177,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/sqlite/0014_limit_keys.up.sql"),
                 include_str!("../migrations/sqlite/0014_limit_keys.down.sql"),
             ),
+            (
+                "0015_consumers",
+                include_str!("../migrations/sqlite/0015_consumers.up.sql"),
+                include_str!("../migrations/sqlite/0015_consumers.down.sql"),
+            ),
         ],
         Dialect::Postgres => &[
             (
@@ -245,6 +254,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 include_str!("../migrations/postgres/0014_limit_keys.up.sql"),
                 include_str!("../migrations/postgres/0014_limit_keys.down.sql"),
             ),
+            (
+                "0015_consumers",
+                include_str!("../migrations/postgres/0015_consumers.up.sql"),
+                include_str!("../migrations/postgres/0015_consumers.down.sql"),
+            ),
         ],
         Dialect::Mysql => &[
             (
@@ -301,6 +315,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0014_limit_keys",
                 include_str!("../migrations/mysql/0014_limit_keys.up.sql"),
                 include_str!("../migrations/mysql/0014_limit_keys.down.sql"),
+            ),
+            (
+                "0015_consumers",
+                include_str!("../migrations/mysql/0015_consumers.up.sql"),
+                include_str!("../migrations/mysql/0015_consumers.down.sql"),
             ),
         ],
     }

@@ -1,7 +1,8 @@
 //! The SQL text of every statement, per dialect, built once per table prefix.
 //!
 //! Statements are written once with `?` placeholders, `{jobs}` / `{done}` /
-//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` / `{limit_locks}` for the table
+//! `{keys}` / `{ticks}` / `{paused}` / `{unique}` / `{limit_locks}` /
+//! `{rates}` / `{consumers}` for the table
 //! names, `{running}` for the jobs table where a key's running jobs are
 //! counted, `{now}` for the
 //! database's clock in microseconds since the Unix epoch and `{dual}` for
@@ -117,6 +118,7 @@ impl Dialect {
             .replace("{unique}", &format!("{prefix}unique_keys"))
             .replace("{limit_locks}", &format!("{prefix}limit_locks"))
             .replace("{rates}", &format!("{prefix}rates"))
+            .replace("{consumers}", &format!("{prefix}consumers"))
             .replace("{tolerance}", TOLERANCE)
             .replace("{div}", self.div())
             .replace("{now}", self.now())
@@ -732,6 +734,16 @@ pub(crate) struct Statements {
     pub(crate) paused: Stmt,
     /// Whether a queue is paused (a count of 0 or 1). Binds: queue.
     pub(crate) is_paused: Stmt,
+    /// Registers a consumer, or refreshes its row: seen now, alive until
+    /// `ttl` µs later, both on the database's clock. Binds: id, info, ttl.
+    pub(crate) consumer_register: Stmt,
+    /// Deletes a consumer's row. Binds: id.
+    pub(crate) consumer_unregister: Stmt,
+    /// Deletes the rows of consumers gone for longer than a period (µs).
+    /// Binds: period.
+    pub(crate) consumers_forget: Stmt,
+    /// Every consumer's row, with the database's clock.
+    pub(crate) consumers: Stmt,
     pub(crate) claim_tick: Stmt,
     pub(crate) now: Stmt,
 }
@@ -1154,6 +1166,23 @@ impl Statements {
             }),
             paused: q("SELECT queue AS name FROM {paused}"),
             is_paused: q("SELECT COUNT(*) AS n FROM {paused} WHERE queue = ?"),
+            consumer_register: q(match dialect {
+                Dialect::Mysql => {
+                    "INSERT INTO {consumers} (id, info, seen_at, expires_at) \
+                     VALUES (?, ?, {now}, {now} + ?) ON DUPLICATE KEY UPDATE \
+                     info = VALUES(info), seen_at = VALUES(seen_at), \
+                     expires_at = VALUES(expires_at)"
+                }
+                _ => {
+                    "INSERT INTO {consumers} (id, info, seen_at, expires_at) \
+                     VALUES (?, ?, {now}, {now} + ?) ON CONFLICT (id) DO UPDATE SET \
+                     info = excluded.info, seen_at = excluded.seen_at, \
+                     expires_at = excluded.expires_at"
+                }
+            }),
+            consumer_unregister: q("DELETE FROM {consumers} WHERE id = ?"),
+            consumers_forget: q("DELETE FROM {consumers} WHERE expires_at <= {now} - ?"),
+            consumers: q("SELECT id, info, seen_at, expires_at, {now} AS db_now FROM {consumers}"),
             claim_tick: q(claim_tick),
             now: q("SELECT {now} AS n"),
         }

@@ -146,6 +146,21 @@ pub(crate) struct RunTimes {
     pub(crate) recent: i64,
 }
 
+/// A row of the consumer registry, with the database's clock.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct ConsumerRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) id: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) info: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) seen_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) expires_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) db_now: i64,
+}
+
 /// A queue's name.
 #[derive(QueryableByName, Debug)]
 pub(crate) struct Name {

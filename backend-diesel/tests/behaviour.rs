@@ -2,7 +2,8 @@
 //! records and rows of an unknown state, bad URLs, unreachable servers, open by URL, the PostgreSQL
 //! wake-up, the prefix check, pauses kept in the database, unique keys kept as rows, and
 //! progress, a job's own timeout and cancel requests through batches of outcomes, concurrency
-//! limits and rate limits stored by every enqueue path, rate limits under racing claims — on
+//! limits and rate limits stored by every enqueue path, rate limits under racing claims, the
+//! consumer registry kept per table prefix and forgetting gone consumers — on
 //! every database that is enabled.
 
 mod common;
@@ -171,6 +172,49 @@ fn same_key_enqueues_follow_commit_order<C: JobConnection>(backend: &DatabaseQue
         next.iter().map(|c| c.job.id).collect::<Vec<_>>(),
         vec![other]
     );
+}
+
+/// Consumers are registered under the queue's table prefix only (`other`
+/// has another), and one gone for `CONSUMER_FORGET_AFTER` is neither
+/// listed nor kept: the next registration deletes its row.
+fn consumers_are_rows_of_their_prefix<C: Connection>(
+    backend: &DatabaseQueue,
+    other: &DatabaseQueue,
+    conn: &mut C,
+) {
+    let info = outband::ConsumerInfo::this_process(["q"], 2, 8);
+    backend
+        .register_consumer(&info, Duration::from_secs(60))
+        .expect("register");
+    let listed = backend.consumers().expect("consumers");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].info, info);
+    assert!(listed[0].alive);
+    assert!(
+        other.consumers().expect("consumers").is_empty(),
+        "another prefix lists none"
+    );
+
+    let table = format!("{}consumers", backend.prefix());
+    let long_ago = outband::CONSUMER_FORGET_AFTER + Duration::from_secs(60);
+    conn.batch_execute(&format!(
+        "UPDATE {table} SET expires_at = expires_at - {} WHERE id = '{}'",
+        long_ago.as_micros(),
+        info.id
+    ))
+    .expect("age the registration");
+    assert!(
+        backend.consumers().expect("consumers").is_empty(),
+        "forgotten"
+    );
+    let fresh = outband::ConsumerInfo::this_process(["q"], 1, 0);
+    backend
+        .register_consumer(&fresh, Duration::from_secs(60))
+        .expect("register");
+    let listed = backend.consumers().expect("consumers");
+    assert_eq!(listed.len(), 1, "the forgotten row is deleted");
+    assert_eq!(listed[0].info, fresh);
+    backend.unregister_consumer(&fresh.id).expect("unregister");
 }
 
 /// A row no producer could have written is moved to `dead` with the reason
@@ -1146,6 +1190,24 @@ mod sqlite {
     }
 
     #[test]
+    fn consumers_are_rows_of_their_prefix_on_sqlite() {
+        let dir =
+            std::env::temp_dir().join(format!("outband-consumers-{}", common::unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let url = format!("sqlite://{}", path.display());
+        let backend = DatabaseQueue::open(&url).expect("open");
+        let other = DatabaseQueue::builder(&url)
+            .prefix("other_")
+            .open()
+            .expect("open another prefix");
+        let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("conn");
+        consumers_are_rows_of_their_prefix(&backend, &other, &mut conn);
+        drop((backend, other));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn pauses_are_kept_in_the_database_on_sqlite() {
         let dir = std::env::temp_dir().join(format!("outband-pause-{}", common::unique_prefix()));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -1428,6 +1490,18 @@ mod postgres {
     }
 
     #[test]
+    fn consumers_are_rows_of_their_prefix_on_postgres() {
+        let (Some(queue), Some(other)) = (
+            common::server_queue(&common::pg_url()),
+            common::server_queue(&common::pg_url()),
+        ) else {
+            return;
+        };
+        let mut conn = PgConnection::establish(&common::pg_url()).expect("conn");
+        consumers_are_rows_of_their_prefix(&queue, &other, &mut conn);
+    }
+
+    #[test]
     fn pauses_are_kept_in_the_database_on_postgres() {
         let Some(queue) = common::server_queue(&common::pg_url()) else {
             return;
@@ -1598,6 +1672,18 @@ mod mysql {
         };
         let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
         limits_are_stored_by_every_enqueue_path(&queue, &mut conn);
+    }
+
+    #[test]
+    fn consumers_are_rows_of_their_prefix_on_mysql() {
+        let (Some(queue), Some(other)) = (
+            common::server_queue(&common::mysql_url()),
+            common::server_queue(&common::mysql_url()),
+        ) else {
+            return;
+        };
+        let mut conn = MysqlConnection::establish(&common::mysql_url()).expect("conn");
+        consumers_are_rows_of_their_prefix(&queue, &other, &mut conn);
     }
 
     #[test]

@@ -135,6 +135,8 @@
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:paused` | set | the names of the queues ever paused, for [`paused`](BaseQueue::paused), which lists those whose `B:paused` is set |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
+//! | `{namespace:consumers}:info` | hash | the [consumer registry](BaseQueue::register_consumer): each consumer's id and its [`ConsumerInfo`] as JSON |
+//! | `{namespace:consumers}:seen`, `{namespace:consumers}:expires` | sorted sets | each registered consumer's id, by when it last registered and by when that registration's ttl ends (µs of the server's clock); a consumer gone for [`CONSUMER_FORGET_AFTER`](outband::CONSUMER_FORGET_AFTER) is removed by the next registration or listing |
 //! | `namespace:cancels` | pub/sub channel | the id of each running job whose cancel is requested, for the cancel feeds |
 //!
 //! Listing ([`jobs`](BaseQueue::jobs)) keeps no index of its own: within a
@@ -384,6 +386,7 @@
 
 mod aio;
 mod conn;
+mod consumers;
 mod enqueue;
 mod feed;
 mod limits;
@@ -400,8 +403,8 @@ use outband::backend::stats::fill_run_times;
 use outband::backend::url::{hide_password, scrub_password, take_params, whole_number};
 use outband::{
     AsyncEnqueue, BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion,
-    Concurrency, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease,
-    NewJob, Outcome, Progress, QueueStats, RateLimit, Recovered,
+    Concurrency, Consumer, ConsumerInfo, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery,
+    JobState, Lease, NewJob, Outcome, Progress, QueueStats, RateLimit, Recovered,
 };
 use redis::cluster::ClusterClient;
 use redis::{ConnectionLike, RedisResult, ScriptInvocation, Value};
@@ -1581,6 +1584,20 @@ impl BaseQueue for RedisQueue {
         Ok(set.is_some())
     }
 
+    /// One script in the registry's slot, on the server's clock.
+    fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
+        self.register(info, ttl)
+    }
+
+    fn unregister_consumer(&self, id: &str) -> Result<(), Error> {
+        self.unregister(id)
+    }
+
+    /// One script in the registry's slot, on the server's clock.
+    fn consumers(&self) -> Result<Vec<Consumer>, Error> {
+        self.list_consumers()
+    }
+
     fn now(&self) -> Result<SystemTime, Error> {
         let (secs, micros): (u64, u64) =
             self.pool.with(|con| redis::cmd("TIME").query(con.like()))?;
@@ -1594,6 +1611,7 @@ impl BaseQueue for RedisQueue {
             .finish_wakeups(true)
             .concurrency_limits(true)
             .rate_limits(true)
+            .consumer_registry(true)
     }
 }
 

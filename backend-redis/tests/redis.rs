@@ -3,7 +3,8 @@
 //! through dead jobs and the combined complete-and-claim, a cancel request
 //! in the record, refused enqueues, a job's own timeout in the record,
 //! listing through a shared bucket and damaged records, opening by URL, and
-//! where a pause lives.
+//! where a pause lives, and where the consumer registry lives and how it
+//! forgets.
 
 mod support;
 
@@ -673,4 +674,56 @@ fn listing_passes_over_a_shared_bucket_and_reads_damaged_records_as_job_does() {
     for job in page.jobs {
         assert_eq!(Some(job.clone()), backend.job(job.id).unwrap());
     }
+}
+
+/// Consumers are registered in their namespace only, and one gone for
+/// `CONSUMER_FORGET_AFTER` is neither listed nor kept: a listing deletes
+/// its keys.
+#[test]
+fn consumers_live_in_their_namespace_and_are_forgotten() {
+    let (Some(scoped), Some(other)) = (
+        support::test_queue(RedisOptions::default()),
+        support::test_queue(RedisOptions::default()),
+    ) else {
+        return;
+    };
+    let backend = &scoped.backend;
+    let info = outband::ConsumerInfo::this_process(["q"], 1, 0);
+    backend
+        .register_consumer(&info, Duration::from_secs(60))
+        .unwrap();
+    let listed = backend.consumers().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].info, info);
+    assert!(
+        other.backend.consumers().unwrap().is_empty(),
+        "another namespace lists none"
+    );
+
+    // gone, since a minute longer than the registry keeps gone consumers
+    let now = backend.now().unwrap();
+    let long_ago = now - outband::CONSUMER_FORGET_AFTER - Duration::from_secs(60);
+    let micros = long_ago
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        .to_string();
+    let tag = format!("{{{}:consumers}}", scoped.namespace);
+    outband_redis::with_connection(backend, |con| {
+        redis::cmd("ZADD")
+            .arg(format!("{tag}:expires"))
+            .arg(&micros)
+            .arg(&info.id)
+            .query::<i64>(con)
+    })
+    .unwrap();
+    assert!(backend.consumers().unwrap().is_empty(), "forgotten");
+    let kept: i64 = outband_redis::with_connection(backend, |con| {
+        redis::cmd("HEXISTS")
+            .arg(format!("{tag}:info"))
+            .arg(&info.id)
+            .query(con)
+    })
+    .unwrap();
+    assert_eq!(kept, 0, "its keys are deleted");
 }

@@ -1,5 +1,5 @@
 //! The commands that inspect or steer a consumer or a backend: `stop`,
-//! `status`, `quiet`, `commands`, `stats`, `job`, `jobs`, `cancel`, `dead`,
+//! `status`, `quiet`, `commands`, `stats`, `consumers`, `job`, `jobs`, `cancel`, `dead`,
 //! `flush`, `bench`.
 
 use std::io::{BufRead, Write};
@@ -193,6 +193,37 @@ pub(crate) fn stats(url: &str, given: &[String]) -> CliResult {
     let unserved = crate::unserved::find(&*backend, &[])?;
     for line in crate::unserved::describe(&unserved) {
         println!("warning: {line}");
+    }
+    Ok(0)
+}
+
+/// `consumers`: the backend's consumer registry, alive ones first. Times
+/// are UTC; "last seen" is on the backend's clock.
+pub(crate) fn consumers(url: &str) -> CliResult {
+    let backend = outband::open(url)?;
+    if !backend.capabilities().consumer_registry {
+        println!("this backend keeps no consumer registry");
+        return Ok(0);
+    }
+    let consumers = backend.consumers()?;
+    println!(
+        "{:<40} {:<16} {:>8} {:<24} {:>12} {:>7} {:<20} {:<20}  state",
+        "id", "host", "pid", "queues", "threads/conc", "running", "started", "last seen"
+    );
+    for consumer in &consumers {
+        let info = &consumer.info;
+        println!(
+            "{:<40} {:<16} {:>8} {:<24} {:>12} {:>7} {:<20} {:<20}  {}",
+            info.id,
+            info.host,
+            info.pid,
+            info.queues.join(","),
+            format!("{}/{}", info.threads, info.concurrency),
+            info.running,
+            humantime::format_rfc3339_seconds(info.started_at).to_string(),
+            humantime::format_rfc3339_seconds(consumer.seen_at).to_string(),
+            if consumer.alive { "alive" } else { "gone" }
+        );
     }
     Ok(0)
 }

@@ -213,6 +213,10 @@ pub enum Command {
     /// Per queue: counts per state, jobs/s, run-time p50 and p99, and
     /// whether it is paused.
     Stats(Queues),
+    /// List the consumers registered in the backend: id, host, pid,
+    /// queues, threads/concurrency, jobs running, when started, when last
+    /// seen, and whether alive or gone (its heartbeats stopped).
+    Consumers,
     /// Show jobs: state, attempts, timings, last error, and the arguments
     /// and result as JSON through the command's own types.
     Job {
@@ -411,6 +415,7 @@ impl Command {
             Self::Quiet(options) => crate::admin::quiet(&options.pidfile),
             Self::Commands => crate::admin::commands(),
             Self::Stats(queues) => crate::admin::stats(url, &queues.queues),
+            Self::Consumers => crate::admin::consumers(url),
             Self::Job { ids } => crate::admin::job(url, &ids),
             Self::Jobs(options) => crate::admin::list(url, &options),
             Self::Cancel { ids, reason } => crate::admin::cancel(url, &ids, &reason),

@@ -196,6 +196,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     start_status_process_stop_and_the_pid_file_is_gone,
+    a_running_daemon_is_listed_by_consumers_until_it_stops,
     two_daemons_on_one_pid_file_the_second_refuses,
     kill_9_mid_job_then_restart_runs_the_job_again,
     sigterm_lets_running_jobs_finish,
@@ -240,6 +241,54 @@ fn start_status_process_stop_and_the_pid_file_is_gone(mut world: World) {
         "one line per job start: {log}"
     );
     assert!(log.contains("done in"), "one line per job finish");
+}
+
+/// A started daemon is listed by `consumers`, alive, with its pid and
+/// threads, and leaves the list when it stops cleanly.
+fn a_running_daemon_is_listed_by_consumers_until_it_stops(mut world: World) {
+    let pid = world.start("c", &["-t", "3"]);
+    wait_until("the daemon registers", None, || {
+        world
+            .backend
+            .consumers()
+            .unwrap()
+            .iter()
+            .any(|consumer| consumer.info.pid == pid)
+    });
+    let consumers = world.backend.consumers().unwrap();
+    let consumer = consumers
+        .iter()
+        .find(|consumer| consumer.info.pid == pid)
+        .unwrap();
+    assert!(consumer.alive, "{consumer:?}");
+    assert_eq!(consumer.info.threads, 3, "{consumer:?}");
+    assert!(
+        consumer.info.queues.contains(&"demo".to_owned()),
+        "{consumer:?}"
+    );
+    assert_eq!(consumer.info.version, env!("CARGO_PKG_VERSION"));
+    let out = world.cli(&["consumers"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let listing = stdout_of(&out);
+    let line = listing
+        .lines()
+        .find(|line| line.contains(&consumer.info.id))
+        .unwrap_or_else(|| panic!("the daemon is listed: {listing}"));
+    assert!(line.contains(&format!(" {pid} ")), "{line}");
+    assert!(line.ends_with("alive"), "{line}");
+
+    world.stop("c");
+    assert!(
+        world
+            .backend
+            .consumers()
+            .unwrap()
+            .iter()
+            .all(|consumer| consumer.info.pid != pid),
+        "a clean stop unregisters the consumer"
+    );
+    let listing = stdout_of(&world.cli(&["consumers"]));
+    assert!(!listing.contains(&consumer.info.id), "{listing}");
 }
 
 fn two_daemons_on_one_pid_file_the_second_refuses(mut world: World) {

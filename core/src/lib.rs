@@ -76,6 +76,7 @@
 //! | [`MemoryQueue`] | the in-memory backend, and the model for custom ones |
 //! | [`SimpleProcessor`], [`MultiProcessor`] | run jobs one at a time, or up to `max_threads` at once |
 //! | [`maintenance`] | recovery of expired leases, the purge and the periodic scheduler, which a started processor runs |
+//! | [`ConsumerInfo`], [`Consumer`] | the consumer registry: each consumer's heartbeat in the backend, alive or gone |
 //! | [`Registry`] | the commands linked into this program |
 //! | [`codec`] | how arguments and results become bytes, with a size limit |
 //! | [`set_default_backend`], [`open`], [`set_eager`] | process-wide settings |
@@ -113,6 +114,7 @@ pub mod backend;
 mod blocking;
 mod coalesce;
 pub mod codec;
+mod consumers;
 mod context;
 mod eager;
 mod enqueue;
@@ -137,6 +139,9 @@ pub mod test_suite;
 #[doc(hidden)]
 pub mod __private;
 
+pub use consumers::{
+    CONSUMER_FORGET_AFTER, CONSUMER_HEARTBEAT, CONSUMER_TTL, Consumer, ConsumerInfo,
+};
 pub use context::JobContext;
 pub use enqueue::Enqueue;
 pub use error::{BoxError, Error};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Cancellation, Claimed, Completion, Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery,
-    Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    Cancellation, Claimed, Completion, Consumer, ConsumerInfo, Enqueued, Error, Heartbeat, Job,
+    JobId, JobPage, JobQuery, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
 };
 
 /// A store of jobs that producers write to and consumers claim from: Redis,
@@ -364,6 +364,37 @@ pub trait BaseQueue: Send + Sync {
     /// exactly one caller per `(name, tick)`, however many consumers ask.
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error>;
 
+    /// Registers a consumer, or refreshes its registration (a heartbeat):
+    /// stores `info` under `info.id`, replacing what that id said before,
+    /// seen now on the backend's clock and alive until `ttl` after that.
+    ///
+    /// A backend removes the consumers gone for
+    /// [`CONSUMER_FORGET_AFTER`](crate::CONSUMER_FORGET_AFTER) here, in
+    /// [`consumers`](Self::consumers) or in
+    /// [`recover_expired`](Self::recover_expired). The default stores
+    /// nothing, for a backend without [`Capabilities::consumer_registry`]:
+    /// a consumer runs the same without one.
+    fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
+        let _ = (info, ttl);
+        Ok(())
+    }
+
+    /// Removes consumer `id`'s registration, as a consumer does on a clean
+    /// stop; an unknown id changes nothing. The default does nothing.
+    fn unregister_consumer(&self, id: &str) -> Result<(), Error> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// Every registered consumer not yet forgotten: alive ones first, then
+    /// by [`started_at`](ConsumerInfo::started_at) (see
+    /// [`Consumer::sort`]), each [`alive`](Consumer::alive) while its ttl
+    /// has not passed on the backend's clock. The default, for a backend
+    /// without a registry, is none.
+    fn consumers(&self) -> Result<Vec<Consumer>, Error> {
+        Ok(Vec::new())
+    }
+
     /// The backend's clock.
     fn now(&self) -> Result<SystemTime, Error>;
 
@@ -460,6 +491,9 @@ macro_rules! forward_base_queue {
             fn paused(&self) -> Result<Vec<String>, Error> { (**self).paused() }
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
+            fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> { (**self).register_consumer(info, ttl) }
+            fn unregister_consumer(&self, id: &str) -> Result<(), Error> { (**self).unregister_consumer(id) }
+            fn consumers(&self) -> Result<Vec<Consumer>, Error> { (**self).consumers() }
             fn now(&self) -> Result<SystemTime, Error> { (**self).now() }
             fn capabilities(&self) -> Capabilities { (**self).capabilities() }
             fn as_async(&self) -> Option<&dyn AsyncEnqueue> { (**self).as_async() }
@@ -500,6 +534,10 @@ pub struct Capabilities {
     /// over for its rate may start. Outband's enqueues refuse a job with a
     /// rate limit on a backend that does not say so.
     pub rate_limits: bool,
+    /// The backend keeps the consumer registry:
+    /// [`BaseQueue::register_consumer`] stores, and
+    /// [`BaseQueue::consumers`] lists, across every process that uses it.
+    pub consumer_registry: bool,
 }
 
 impl Capabilities {
@@ -531,6 +569,12 @@ impl Capabilities {
     /// Says whether the backend enforces rate limits.
     pub const fn rate_limits(mut self, yes: bool) -> Self {
         self.rate_limits = yes;
+        self
+    }
+
+    /// Says whether the backend keeps the consumer registry.
+    pub const fn consumer_registry(mut self, yes: bool) -> Self {
+        self.consumer_registry = yes;
         self
     }
 

@@ -34,9 +34,9 @@ use state::{State, slot};
 use crate::backend::fate;
 use crate::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use crate::{
-    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error,
-    Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
-    QueueStats, Recovered,
+    BaseQueue, CancelFeed, Cancellation, Capabilities, Claimed, Completion, Consumer, ConsumerInfo,
+    Enqueued, Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome,
+    Progress, QueueStats, Recovered,
 };
 
 /// A complete, thread-safe [`BaseQueue`] held in this process's memory.
@@ -514,6 +514,40 @@ impl BaseQueue for MemoryQueue {
         Ok(self.lock().ticks.insert((name.to_owned(), tick)))
     }
 
+    fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        state
+            .consumers
+            .retain(|_, (_, _, expires_at)| !Consumer::forgotten(*expires_at, now));
+        state
+            .consumers
+            .insert(info.id.clone(), (info.clone(), now, now + ttl));
+        Ok(())
+    }
+
+    fn unregister_consumer(&self, id: &str) -> Result<(), Error> {
+        self.lock().consumers.remove(id);
+        Ok(())
+    }
+
+    fn consumers(&self) -> Result<Vec<Consumer>, Error> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        state
+            .consumers
+            .retain(|_, (_, _, expires_at)| !Consumer::forgotten(*expires_at, now));
+        let mut consumers: Vec<_> = state
+            .consumers
+            .values()
+            .map(|(info, seen_at, expires_at)| {
+                Consumer::at(info.clone(), *seen_at, *expires_at, now)
+            })
+            .collect();
+        Consumer::sort(&mut consumers);
+        Ok(consumers)
+    }
+
     fn now(&self) -> Result<SystemTime, Error> {
         Ok(SystemTime::now())
     }
@@ -526,6 +560,7 @@ impl BaseQueue for MemoryQueue {
             .finish_wakeups(true)
             .concurrency_limits(true)
             .rate_limits(true)
+            .consumer_registry(true)
     }
 }
 

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
-use crate::{Job, JobId, JobState, Lease};
+use crate::{ConsumerInfo, Job, JobId, JobState, Lease};
 
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -27,6 +27,9 @@ pub(super) struct State {
     pub(super) limits: HashMap<String, LimitLine>,
     /// Each rate key that ever started a job.
     pub(super) rates: HashMap<String, RateLine>,
+    /// Each registered consumer by id, with when it was seen and when its
+    /// ttl ends.
+    pub(super) consumers: HashMap<String, (ConsumerInfo, SystemTime, SystemTime)>,
     /// Threads blocked in `wait`; with none, nothing needs a wake-up.
     pub(super) waiters: usize,
     /// Threads blocked in `wait_finished`.

@@ -213,14 +213,21 @@ impl Processor {
     }
 
     /// Starts the background loop of the processor's mode, with a heartbeat
-    /// thread: in the simple mode, one thread that claims and runs one job
+    /// thread, which also keeps this processor in the backend's
+    /// [consumer registry](BaseQueue::register_consumer) (see
+    /// [`CONSUMER_HEARTBEAT`](crate::CONSUMER_HEARTBEAT)): in the simple mode, one thread that claims and runs one job
     /// at a time; in the multi mode, the threads [`MultiProcessor`]
     /// describes. Unless [`ProcessorConfig::maintenance`] is off, it also
     /// starts the [`Maintenance`](crate::maintenance::Maintenance) of the
     /// backend, which runs until the processor stops. Does nothing if it
     /// already runs.
     pub fn start(&self) {
-        Threads::start(&self.engine, &self.threads, || match self.mode {
+        // what the consumer registry says this processor runs at once
+        let slots = match self.mode {
+            Mode::Simple => (1, 0),
+            Mode::Multi => (self.engine.config.max_threads, self.engine.async_slots),
+        };
+        Threads::start(&self.engine, &self.threads, slots, || match self.mode {
             Mode::Simple => simple::spawn_loop(&self.engine),
             Mode::Multi => multi::spawn_loop(&self.engine),
         });

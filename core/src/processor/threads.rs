@@ -1,7 +1,8 @@
 //! The threads of a started processor: its loop's threads, the heartbeat
 //! that extends the leases of the jobs it holds until the last one is
-//! completed, the cancel feed where the backend pushes cancels, and the
-//! maintenance, unless its configuration turns it off.
+//! completed and keeps the processor in the backend's consumer registry,
+//! the cancel feed where the backend pushes cancels, and the maintenance,
+//! unless its configuration turns it off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use crate::maintenance::{Maintenance, Running};
+use crate::{CONSUMER_HEARTBEAT, CONSUMER_TTL, ConsumerInfo};
 
 /// The background threads of a started processor.
 pub(super) struct Threads {
@@ -36,9 +38,12 @@ pub(super) fn spawn(name: String, run: impl FnOnce() + Send + 'static) -> JoinHa
 impl Threads {
     /// Starts a processor's background loop unless it already runs: `spawn_loop`
     /// starts the loop's threads, and the heartbeat comes with them.
+    /// `slots` are the threads for sync jobs and the async slots the
+    /// processor registers as its consumer's.
     pub(super) fn start(
         engine: &Arc<Engine>,
         threads: &Mutex<Option<Threads>>,
+        slots: (usize, usize),
         spawn_loop: impl FnOnce() -> Vec<JoinHandle<()>>,
     ) {
         let mut threads = threads.lock().unwrap_or_else(PoisonError::into_inner);
@@ -47,7 +52,7 @@ impl Threads {
         }
         engine.stop.start();
         engine.async_jobs.reset();
-        let heartbeat = Self::start_heartbeat(engine);
+        let heartbeat = Self::start_heartbeat(engine, slots);
         let feed_open = Arc::new(AtomicBool::new(true));
         Self::start_cancel_feed(engine, &feed_open);
         let config = &engine.config;
@@ -67,14 +72,21 @@ impl Threads {
 
     /// The heartbeat thread: it extends the leases due every sixth of a
     /// lease, and sends what running commands reported (see `reports.rs`)
-    /// every second, or at once for a lease to extend now.
-    fn start_heartbeat(engine: &Arc<Engine>) -> JoinHandle<()> {
+    /// every second, or at once for a lease to extend now. It registers
+    /// the processor as a consumer when it starts, again every
+    /// [`CONSUMER_HEARTBEAT`] with the number of jobs running, and
+    /// unregisters it when the stop ends it.
+    fn start_heartbeat(
+        engine: &Arc<Engine>,
+        (threads, concurrency): (usize, usize),
+    ) -> JoinHandle<()> {
         engine.requests.reset();
         let engine = Arc::clone(engine);
         spawn("outband-heartbeat".into(), move || {
             let period = (engine.config.lease / 6).max(Duration::from_millis(10));
             let tick = period.min(Duration::from_secs(1));
             let mut last_beat = Instant::now();
+            let mut consumer = Registration::new(&engine, threads, concurrency);
             loop {
                 let drained = engine.requests.wait(tick);
                 if drained.stopped {
@@ -86,7 +98,9 @@ impl Threads {
                     engine.heartbeat_once();
                     last_beat = Instant::now();
                 }
+                consumer.refresh(&engine);
             }
+            consumer.unregister(&engine);
         })
     }
 
@@ -155,6 +169,56 @@ impl Threads {
         }
         if let Some(maintenance) = self.maintenance {
             maintenance.stop();
+        }
+    }
+}
+
+/// A started processor's entry in the backend's consumer registry. A
+/// registration that fails is logged (once until one succeeds again) and
+/// tried again at the next heartbeat: the registry is for people to look
+/// at, and never stops a consumer.
+struct Registration {
+    info: ConsumerInfo,
+    last: Instant,
+    failing: bool,
+}
+
+impl Registration {
+    /// Registers the processor now.
+    fn new(engine: &Engine, threads: usize, concurrency: usize) -> Self {
+        let mut registration = Self {
+            info: ConsumerInfo::this_process(&engine.queues, threads, concurrency),
+            last: Instant::now(),
+            failing: false,
+        };
+        registration.register(engine);
+        registration
+    }
+
+    /// Registers again, with the jobs running now, once
+    /// [`CONSUMER_HEARTBEAT`] has passed since the last time.
+    fn refresh(&mut self, engine: &Engine) {
+        if self.last.elapsed() >= CONSUMER_HEARTBEAT {
+            self.register(engine);
+        }
+    }
+
+    fn register(&mut self, engine: &Engine) {
+        self.last = Instant::now();
+        self.info.running = engine.running();
+        match engine.backend.register_consumer(&self.info, CONSUMER_TTL) {
+            Ok(()) => self.failing = false,
+            Err(error) if !self.failing => {
+                self.failing = true;
+                log::warn!("registering consumer {} failed: {error}", self.info.id);
+            }
+            Err(error) => log::debug!("registering consumer {} failed: {error}", self.info.id),
+        }
+    }
+
+    fn unregister(&self, engine: &Engine) {
+        if let Err(error) = engine.backend.unregister_consumer(&self.info.id) {
+            log::warn!("unregistering consumer {} failed: {error}", self.info.id);
         }
     }
 }

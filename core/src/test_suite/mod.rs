@@ -33,6 +33,7 @@
 //! (jobs that run later), `dead_letters.rs` (dead jobs and the purge),
 //! `cancel.rs` (cancelling), `listing.rs` (listing jobs a page at a time),
 //! `finish.rs` (waiting for a job's end), `pause.rs` (pausing queues), `unique.rs` (unique jobs), `limits.rs` (concurrency and rate limits),
+//! `consumers.rs` (the consumer registry),
 //! `processing.rs` (a processor running the commands of `commands.rs`),
 //! `async_jobs.rs` (awaited enqueues, and a multi processor running async
 //! commands: results, failures, ordering keys, heartbeats, a stop) and
@@ -43,6 +44,7 @@
 mod async_jobs;
 mod cancel;
 mod commands;
+mod consumers;
 mod dead_letters;
 mod enqueue;
 mod finish;
@@ -72,6 +74,7 @@ pub use commands::{
     echo, echo_async, enqueued_async, fail, fail_async, meet_async, panics, panics_async,
     sleep_async,
 };
+pub use consumers::*;
 pub use dead_letters::*;
 pub use enqueue::*;
 pub use finish::*;
@@ -144,6 +147,7 @@ macro_rules! __conformance_cases {
             processing::results_are_stored
             leases::job_timings
             ticks::claim_tick_once
+            consumers::consumers_register_heartbeat_and_go
             leases::complete_and_claim_hands_over
             leases::expired_lease_reason_text
             leases::progress_is_stored_and_fenced

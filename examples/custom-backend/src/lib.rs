@@ -38,6 +38,7 @@
 //!   ticks/<command>/<tick>        one empty file per claimed periodic tick
 //!   paused/<queue>                one empty file per paused queue
 //!   unique.json                   each unique key and the job holding it
+//!   consumers.json                the consumer registry: each consumer's info, seen and expiry times
 //!   malformed/                    files that were not job records, set aside
 //! ```
 //!
@@ -134,13 +135,15 @@ use std::time::{Duration, SystemTime};
 use outband::backend::fate;
 use outband::backend::stats::{THROUGHPUT_WINDOW, fill_run_times};
 use outband::{
-    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Enqueued, Error, Heartbeat, Job,
-    JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress, QueueStats, Recovered,
+    BaseQueue, Cancellation, Capabilities, Claimed, Completion, Consumer, ConsumerInfo, Enqueued,
+    Error, Heartbeat, Job, JobId, JobPage, JobQuery, JobState, Lease, NewJob, Outcome, Progress,
+    QueueStats, Recovered,
 };
 
-use crate::record::{LeaseRecord, Record, from_time, to_time};
+use crate::record::{LeaseRecord, Record, from_duration, from_time, to_time};
 use crate::store::{
-    INCOMING, Inner, MALFORMED, PAUSED, QUEUES, Store, TICKS, TMP, escape, io_error, sync_dir,
+    ConsumerRecord, INCOMING, Inner, MALFORMED, PAUSED, QUEUES, Store, TICKS, TMP, escape,
+    io_error, sync_dir,
 };
 
 /// The URL scheme this backend registers with [`outband::open`].
@@ -818,13 +821,62 @@ impl BaseQueue for FileQueue {
         }
     }
 
+    /// Rewrites `consumers.json` under the lock, leaving out the consumers
+    /// gone for [`outband::CONSUMER_FORGET_AFTER`].
+    fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
+        let store = self.lock()?;
+        let now = SystemTime::now();
+        let mut consumers = store.consumers()?;
+        consumers.retain(|_, record| !Consumer::forgotten(to_time(record.expires_at), now));
+        let seen_at = from_time(now);
+        consumers.insert(
+            info.id.clone(),
+            ConsumerRecord {
+                info: info.clone(),
+                seen_at,
+                expires_at: seen_at.saturating_add(from_duration(ttl)),
+            },
+        );
+        store.write_consumers(&consumers)
+    }
+
+    fn unregister_consumer(&self, id: &str) -> Result<(), Error> {
+        let store = self.lock()?;
+        let mut consumers = store.consumers()?;
+        if consumers.remove(id).is_some() {
+            store.write_consumers(&consumers)?;
+        }
+        Ok(())
+    }
+
+    fn consumers(&self) -> Result<Vec<Consumer>, Error> {
+        let consumers = self.lock()?.consumers()?;
+        let now = SystemTime::now();
+        let mut listed: Vec<Consumer> = consumers
+            .into_values()
+            .filter(|record| !Consumer::forgotten(to_time(record.expires_at), now))
+            .map(|record| {
+                Consumer::at(
+                    record.info,
+                    to_time(record.seen_at),
+                    to_time(record.expires_at),
+                    now,
+                )
+            })
+            .collect();
+        Consumer::sort(&mut listed);
+        Ok(listed)
+    }
+
     /// Claims count the running jobs of each limited job's key in every
     /// queue, and keep each rate key's time in `rates.json`, under the
-    /// store's lock, so the limits hold across processes.
+    /// store's lock, so the limits hold across processes. The consumer
+    /// registry is `consumers.json`.
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
             .concurrency_limits(true)
             .rate_limits(true)
+            .consumer_registry(true)
     }
 
     fn now(&self) -> Result<SystemTime, Error> {

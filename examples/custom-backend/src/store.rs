@@ -58,6 +58,8 @@ const COUNTERS: &str = "counters.json";
 const UNIQUE: &str = "unique.json";
 /// Each rate key's theoretical arrival time.
 const RATES: &str = "rates.json";
+/// The consumer registry: each registered consumer by id.
+const CONSUMERS: &str = "consumers.json";
 
 /// The longest file name this backend makes from a queue or command name
 /// (most filesystems allow 255 bytes).
@@ -127,6 +129,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))
+}
+
+/// A registered consumer: what it said of itself, when it was seen and
+/// when its registration's ttl ends (nanoseconds since the Unix epoch).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ConsumerRecord {
+    pub(crate) info: outband::ConsumerInfo,
+    pub(crate) seen_at: u64,
+    pub(crate) expires_at: u64,
 }
 
 /// The counters every lock holder bumps: ids and fencing tokens are never
@@ -383,6 +394,27 @@ impl Store<'_> {
     /// forgets a claim forgets the starts it counted with it.
     pub(crate) fn write_rates(&self, rates: &HashMap<String, u64>) -> Result<(), Error> {
         self.write_map(RATES, rates, false)
+    }
+
+    /// The registered consumers, by id.
+    pub(crate) fn consumers(&self) -> Result<HashMap<String, ConsumerRecord>, Error> {
+        let path = self.root.join(CONSUMERS);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::backend(format!("{}: {e}", path.display()))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    /// Replaces the registered consumers. Not flushed: a registration lost
+    /// to a power loss comes back with the consumer's next heartbeat.
+    pub(crate) fn write_consumers(
+        &self,
+        consumers: &HashMap<String, ConsumerRecord>,
+    ) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(consumers).map_err(Error::backend)?;
+        self.write_atomically(&self.root.join(CONSUMERS), &bytes, false)
     }
 
     /// The map of JSON file `name`; empty when there is no file.
