@@ -118,6 +118,35 @@ impl std::fmt::Debug for Dashboard {
     }
 }
 
+/// Resolves at the first SIGINT or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                log::warn!("signals cannot be caught: the dashboard stops when killed");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// What every handler shares.
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn BaseQueue>,
@@ -174,6 +203,21 @@ impl Dashboard {
             self.base.clear();
         }
         self
+    }
+
+    /// Serves the dashboard alone on `listener`, at its
+    /// [`base_path`](Self::base_path), until SIGINT or SIGTERM (Ctrl-C
+    /// elsewhere than Unix): what the daemon's `dashboard` command runs.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let router = if self.base.is_empty() {
+            self.router()
+        } else {
+            let base = self.base.clone();
+            Router::new().nest(&base, self.router())
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped())
+            .await
     }
 
     /// The dashboard's routes, behind its guard, to nest in an app at its
