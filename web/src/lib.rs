@@ -32,7 +32,10 @@
 //! | `/periodic` | each periodic command: its schedule, the tick it was last due and the next |
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
-//! The ordering-key filter reads up to ten of the backend's bounded pages
+//! The list of queues (the overview's lines, the filters' choices) comes
+//! from [`BaseQueue::queues`] at most ten seconds ago, since an SQL backend
+//! scans its jobs to answer it; paused queues and every count are read
+//! afresh for each page. The ordering-key filter reads up to ten of the backend's bounded pages
 //! ([`outband::JobQuery::SCAN`] jobs each) to fill one page of the
 //! dashboard, and says where to go on when they ran out. The periodic
 //! page's last tick is the schedule's, the latest tick at or before the
@@ -88,7 +91,8 @@
 //! behind the same access token when added before [`Router::layer`] calls of
 //! your own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -158,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) base: String,
     /// Keys the CSRF tokens and access cookies; drawn per router.
     pub(crate) secret: Vec<u8>,
+    /// The queues holding jobs, and when the backend said so.
+    pub(crate) queues: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 impl Dashboard {
@@ -237,6 +243,7 @@ impl Dashboard {
             token: self.token,
             base: self.base,
             secret: security::random_hex(32).into_bytes(),
+            queues: Mutex::new(None),
         });
         Router::new()
             .route("/", get(pages::overview))

@@ -2,7 +2,7 @@
 //! blocking pool, then renders with maud, which escapes what it shows.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -66,9 +66,30 @@ fn problem(shared: &Shared, status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The queues to show: those holding jobs, and the paused ones, sorted.
-fn queue_names(backend: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
-    let mut names = backend.queues()?;
+/// How long the list of queues holding jobs is reused: finding them scans
+/// the jobs on an SQL backend, and the list changes rarely.
+const QUEUES_FOR: Duration = Duration::from_secs(10);
+
+/// The queues to show: those holding jobs, as [`BaseQueue::queues`] said
+/// at most [`QUEUES_FOR`] ago, and the paused ones now, sorted.
+fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
+    let cached = match shared.queues.lock() {
+        Ok(cache) => cache
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < QUEUES_FOR)
+            .map(|(_, names)| names.clone()),
+        Err(_) => None,
+    };
+    let mut names = match cached {
+        Some(names) => names,
+        None => {
+            let names = backend.queues()?;
+            if let Ok(mut cache) = shared.queues.lock() {
+                *cache = Some((Instant::now(), names.clone()));
+            }
+            names
+        }
+    };
     names.extend(backend.paused()?);
     names.sort_unstable();
     names.dedup();
@@ -143,7 +164,7 @@ struct QueueLine {
 
 impl QueueLine {
     fn new(name: String, stats: &QueueStats) -> Self {
-        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         Self {
             name,
             pending: stats.pending,
@@ -168,8 +189,9 @@ struct Overview {
 }
 
 async fn read_overview(shared: &Arc<Shared>) -> Result<Overview, Response> {
-    blocking(shared, |backend| {
-        let queues = queue_names(backend)?
+    let cache = shared.clone();
+    blocking(shared, move |backend| {
+        let queues = queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
                 let stats = backend.stats(&name)?;
@@ -335,8 +357,9 @@ pub(crate) async fn jobs(
     let key = given(params.key.as_ref()).map(str::to_owned);
     let before = given(params.before.as_ref()).and_then(|b| b.parse::<u64>().ok());
     let (command_q, key_q) = (command.clone(), key.clone());
+    let cache = shared.clone();
     let listing = blocking(&shared, move |backend| {
-        let names = queue_names(backend)?;
+        let names = queue_names(&cache, backend)?;
         let queue = wanted_queue
             .or_else(|| names.first().cloned())
             .unwrap_or_else(|| "default".to_owned());
@@ -590,8 +613,9 @@ pub(crate) async fn dead(
 ) -> Response {
     let wanted = given(params.queue.as_ref()).map(str::to_owned);
     let offset = params.offset.unwrap_or(0);
+    let cache = shared.clone();
     let read = blocking(&shared, move |backend| {
-        let names = queue_names(backend)?;
+        let names = queue_names(&cache, backend)?;
         let queue = wanted
             .or_else(|| names.first().cloned())
             .unwrap_or_else(|| "default".to_owned());
@@ -913,8 +937,9 @@ pub(crate) async fn queues(
     Extension(session): Extension<Session>,
     Query(note): Query<NoteParam>,
 ) -> Response {
-    let read = blocking(&shared, |backend| {
-        queue_names(backend)?
+    let cache = shared.clone();
+    let read = blocking(&shared, move |backend| {
+        queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
                 let stats = backend.stats(&name)?;
