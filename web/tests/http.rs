@@ -38,12 +38,25 @@ const KINDS: [Kind; 3] = [Kind::Memory, Kind::Sqlite, Kind::Redis];
 struct World {
     backend: Arc<dyn BaseQueue>,
     queue: String,
+    /// The Redis namespace to delete at the end, and its URL.
+    namespace: Option<(String, String)>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some((url, namespace)) = &self.namespace
+            && let Ok(queue) = outband_redis::RedisQueue::connect(url)
+        {
+            let _ = outband_redis::delete_namespace(&queue, namespace);
+        }
+    }
 }
 
 impl World {
     fn new(kind: Kind) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
+        let mut namespace = None;
         let backend: Arc<dyn BaseQueue> = match kind {
             Kind::Memory => Arc::new(MemoryQueue::new()),
             Kind::Sqlite => {
@@ -52,7 +65,8 @@ impl World {
             }
             Kind::Redis => {
                 let base = redis_url();
-                let url = with_param(&base, "namespace", &unique_name("outband-web-test-"));
+                let name = unique_name("outband-web-test-");
+                let url = with_param(&base, "namespace", &name);
                 let backend = match outband_redis::RedisQueue::connect(&url) {
                     Ok(backend) => backend,
                     Err(error) => return skip_or_fail(&format!("Redis at {base}"), &error),
@@ -60,12 +74,14 @@ impl World {
                 if let Err(error) = backend.now() {
                     return skip_or_fail(&format!("Redis at {base}"), &error);
                 }
+                namespace = Some((url, name));
                 Arc::new(backend)
             }
         };
         Some(Self {
             backend,
             queue: "web".to_owned(),
+            namespace,
             _dir: dir,
         })
     }
