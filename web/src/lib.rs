@@ -49,8 +49,10 @@
 //! - **Access token.** With [`Dashboard::token`] set, every request needs it:
 //!   `Authorization: Bearer TOKEN`, or a browser opens the dashboard once
 //!   with `?token=TOKEN`, which sets an `HttpOnly`, `SameSite=Strict` cookie
-//!   (an HMAC of the token, never the token) and redirects to the address
-//!   without it. Without the token a request gets `401`.
+//!   (an HMAC of the token, never the token) and moves on to the address
+//!   without it (a page that refreshes, not a redirect, so that the cookie
+//!   is sent even when the link was followed from another site). Without
+//!   the token a request gets `401`.
 //! - **State changes are POSTs** that need both a same-origin `Origin` (or,
 //!   without it, `Referer`) whose host is the request's `Host`, and the CSRF
 //!   token of the page's forms: an HMAC-SHA-256, under a secret drawn when

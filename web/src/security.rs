@@ -13,7 +13,7 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, LOCATION, ORIGIN, REFERER,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERER,
     REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -196,19 +196,30 @@ pub(crate) async fn guard(
                      or send Authorization: Bearer TOKEN",
                 );
             }
-            // the token leaves the address bar and the history at once
+            // the token leaves the address bar and the history at once. A
+            // page that moves on, rather than a redirect: a SameSite=Strict
+            // cookie set by a navigation from another site (a link in a
+            // chat) would not be sent along that navigation's redirect,
+            // but it is on a navigation this page starts.
             let mut location = format!("{}{}", shared.base, request.uri().path());
             if !rest.is_empty() {
                 location = format!("{location}?{rest}");
             }
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            let headers = response.headers_mut();
-            if let Ok(location) = HeaderValue::from_str(&location) {
-                headers.insert(LOCATION, location);
-            }
+            let page = maud::html! {
+                (maud::DOCTYPE)
+                html lang="en" {
+                    head {
+                        meta charset="utf-8";
+                        meta http-equiv="refresh" content=(format!("0; url={location}"));
+                        title { "outband" }
+                    }
+                    body { p { a href=(location) { "Continue to the dashboard" } } }
+                }
+            };
+            let mut response = page.into_response();
             let access = sign(&shared.secret, "access", token);
             if let Some(value) = set_cookie(&shared, ACCESS_COOKIE, &access) {
-                headers.append(SET_COOKIE, value);
+                response.headers_mut().append(SET_COOKIE, value);
             }
             return secure(response);
         }
