@@ -35,7 +35,9 @@
 //! The list of queues (the overview's lines, the filters' choices) comes
 //! from [`BaseQueue::queues`] at most ten seconds ago, since an SQL backend
 //! scans its jobs to answer it; paused queues and every count are read
-//! afresh for each page. The ordering-key filter reads up to ten of the backend's bounded pages
+//! afresh for each page, except that the overview's counts, which count
+//! every queue's jobs, serve every request of the same second. The
+//! ordering-key filter reads up to ten of the backend's bounded pages
 //! ([`outband::JobQuery::SCAN`] jobs each) to fill one page of the
 //! dashboard, and says where to go on when they ran out. The periodic
 //! page's last tick is the schedule's, the latest tick at or before the
@@ -166,6 +168,8 @@ pub(crate) struct Shared {
     pub(crate) secret: Vec<u8>,
     /// The queues holding jobs, and when the backend said so.
     pub(crate) queues: Mutex<Option<(Instant, Vec<String>)>>,
+    /// The overview's last reading, and when it was taken.
+    pub(crate) overview: tokio::sync::Mutex<Option<(Instant, Arc<pages::Overview>)>>,
 }
 
 impl Dashboard {
@@ -246,6 +250,7 @@ impl Dashboard {
             base: self.base,
             secret: security::random_hex(32).into_bytes(),
             queues: Mutex::new(None),
+            overview: tokio::sync::Mutex::new(None),
         });
         Router::new()
             .route("/", get(pages::overview))

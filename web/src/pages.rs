@@ -149,7 +149,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// One queue's line of the overview and of its JSON.
 #[derive(Serialize)]
-struct QueueLine {
+pub(crate) struct QueueLine {
     name: String,
     pending: u64,
     running: u64,
@@ -183,14 +183,27 @@ impl QueueLine {
 /// What `/api/overview` answers: the time of the look, in milliseconds
 /// since the epoch, and each queue's line.
 #[derive(Serialize)]
-struct Overview {
+pub(crate) struct Overview {
     time: u128,
     queues: Vec<QueueLine>,
 }
 
-async fn read_overview(shared: &Arc<Shared>) -> Result<Overview, Response> {
+/// How long one look at every queue's counts serves the overview: the pages
+/// and polls of several browsers within it share one round of
+/// [`BaseQueue::stats`] calls, each of which counts a queue's jobs.
+const OVERVIEW_FOR: Duration = Duration::from_secs(1);
+
+/// Every queue's line, as read at most [`OVERVIEW_FOR`] ago. Requests that
+/// come while it is being read wait for that one reading.
+async fn read_overview(shared: &Arc<Shared>) -> Result<Arc<Overview>, Response> {
+    let mut last = shared.overview.lock().await;
+    if let Some((at, overview)) = &*last
+        && at.elapsed() < OVERVIEW_FOR
+    {
+        return Ok(overview.clone());
+    }
     let cache = shared.clone();
-    blocking(shared, move |backend| {
+    let overview = blocking(shared, move |backend| {
         let queues = queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
@@ -204,7 +217,10 @@ async fn read_overview(shared: &Arc<Shared>) -> Result<Overview, Response> {
             .as_millis();
         Ok(Overview { time, queues })
     })
-    .await
+    .await?;
+    let overview = Arc::new(overview);
+    *last = Some((Instant::now(), overview.clone()));
+    Ok(overview)
 }
 
 /// `/`: per queue, counts by state, jobs/s, run times, and the live chart.
@@ -268,7 +284,7 @@ pub(crate) async fn overview(State(shared): State<Arc<Shared>>) -> Response {
 /// `/api/overview`: the overview's numbers, for its script.
 pub(crate) async fn overview_json(State(shared): State<Arc<Shared>>) -> Response {
     match read_overview(&shared).await {
-        Ok(overview) => Json(overview).into_response(),
+        Ok(overview) => Json(&*overview).into_response(),
         Err(response) => response,
     }
 }
