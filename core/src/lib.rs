@@ -109,6 +109,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as outband;
 
+pub mod admin;
 pub mod backend;
 mod blocking;
 mod coalesce;

@@ -25,8 +25,6 @@ const PAGE: usize = 50;
 /// The most backend pages one page of the jobs listing reads, when its
 /// filter matches few of the jobs they hold.
 const MAX_PAGES: usize = 10;
-/// The dead jobs read, retried or deleted per call by "all of a queue".
-const BATCH: usize = 500;
 
 /// Runs `work` on the backend on tokio's blocking pool: backend calls block.
 async fn blocking<T: Send + 'static>(
@@ -80,7 +78,7 @@ fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, 
             .map(|(_, names)| names.clone()),
         Err(_) => None,
     };
-    let mut names = match cached {
+    let names = match cached {
         Some(names) => names,
         None => {
             let names = backend.queues()?;
@@ -90,10 +88,7 @@ fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, 
             names
         }
     };
-    names.extend(backend.paused()?);
-    names.sort_unstable();
-    names.dedup();
-    Ok(names)
+    outband::admin::with_paused(backend, names)
 }
 
 /// A text field of a query, `None` when left empty.
@@ -516,26 +511,8 @@ pub(crate) async fn job(
         Err(response) => return response,
     };
     let command = shared.registry.and_then(|r| r.get(&job.command).ok());
-    let unknown = |bytes: &[u8]| {
-        format!(
-            "({} bytes; the command is not known to this program)",
-            bytes.len()
-        )
-    };
-    let arguments = match command {
-        Some(command) => command
-            .args_json(&job.args)
-            .unwrap_or_else(|error| format!("({error})")),
-        None => unknown(&job.args),
-    };
-    let result = job.result.as_ref().map(|result| {
-        match command.map(|command| command.result_json(result)) {
-            Some(Some(Ok(json))) => json,
-            Some(Some(Err(error))) => format!("({error})"),
-            Some(None) => format!("({} bytes; its type cannot be read back)", result.len()),
-            None => unknown(result),
-        }
-    });
+    let arguments = outband::admin::args_shown(shared.registry, &job);
+    let result = outband::admin::result_shown(shared.registry, &job);
     let timeout = job.timeout.or(command.and_then(|command| command.timeout));
     let back = format!("/jobs/{id}");
     let body = html! {
@@ -794,30 +771,6 @@ pub(crate) async fn dead_delete(State(shared): State<Arc<Shared>>, body: Bytes) 
     each_dead(shared, &body, "Deleted", |b, id| b.delete_dead(id)).await
 }
 
-/// Acts on every dead job of `queue`, a batch at a time, and returns on
-/// how many it did. A job it could not act on (retried meanwhile and dead
-/// again, say) is stepped over, so the loop ends.
-fn all_dead(
-    backend: &dyn BaseQueue,
-    queue: &str,
-    act: fn(&dyn BaseQueue, JobId) -> Result<bool, outband::Error>,
-) -> Result<u64, outband::Error> {
-    let (mut changed, mut skipped) = (0, 0);
-    loop {
-        let batch = backend.dead_jobs(queue, skipped, BATCH)?;
-        if batch.is_empty() {
-            return Ok(changed);
-        }
-        for job in &batch {
-            if act(backend, job.id)? {
-                changed += 1;
-            } else {
-                skipped += 1;
-            }
-        }
-    }
-}
-
 fn queue_field(fields: &[(String, String)]) -> Option<String> {
     field(fields, "queue")
         .map(str::trim)
@@ -840,7 +793,7 @@ pub(crate) async fn dead_retry_all(State(shared): State<Arc<Shared>>, body: Byte
         .unwrap_or("/dead")
         .to_owned();
     let q = queue.clone();
-    match blocking(&shared, move |b| all_dead(b, &q, |b, id| b.retry_dead(id))).await {
+    match blocking(&shared, move |b| outband::admin::retry_all_dead(b, &q)).await {
         Ok(n) => redirect(
             &shared,
             &back,
@@ -935,7 +888,7 @@ pub(crate) async fn dead_delete_all(State(shared): State<Arc<Shared>>, body: Byt
         );
     }
     let q = queue.clone();
-    match blocking(&shared, move |b| all_dead(b, &q, |b, id| b.delete_dead(id))).await {
+    match blocking(&shared, move |b| outband::admin::delete_all_dead(b, &q)).await {
         Ok(n) => redirect(
             &shared,
             "/dead",
