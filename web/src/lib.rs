@@ -32,11 +32,14 @@
 //! | `/periodic` | each periodic command: its schedule, the tick it was last due and the next |
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
-//! The list of queues (the overview's lines, the filters' choices) comes
-//! from [`BaseQueue::queues`] at most ten seconds ago, since an SQL backend
-//! scans its jobs to answer it; paused queues and every count are read
-//! afresh for each page, except that the overview's counts, which count
-//! every queue's jobs, serve every request of the same second. The
+//! The overview's list of queues comes from [`BaseQueue::queues`] at most
+//! ten seconds ago, since an SQL backend scans its jobs to answer it. The
+//! queue field of the jobs and dead-letter pages takes any name and
+//! suggests that list while it is fresh, else the queues of the registered
+//! commands, so that a page of one queue never waits for the scan. Paused
+//! queues and every count are read afresh for each page, except that the
+//! overview's counts, which count every queue's jobs, serve every request
+//! of the same second. The
 //! ordering-key filter reads up to ten of the backend's bounded pages
 //! ([`outband::JobQuery::SCAN`] jobs each) to fill one page of the
 //! dashboard, and says where to go on when they ran out. The periodic

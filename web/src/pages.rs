@@ -91,6 +91,40 @@ fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, 
     outband::admin::with_paused(backend, names)
 }
 
+/// The queues to suggest in a page's queue field, which takes any name:
+/// the list [`queue_names`] keeps while it is fresh; otherwise, when the
+/// page names its queue, the queues of the registered commands, the paused
+/// ones and that one, so that a page of one queue never waits for the scan
+/// of all of them; else [`queue_names`].
+fn suggested_queues(
+    shared: &Shared,
+    backend: &dyn BaseQueue,
+    given: Option<&str>,
+) -> Result<Vec<String>, outband::Error> {
+    let fresh = shared.queues.lock().ok().and_then(|cache| {
+        cache
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < QUEUES_FOR)
+            .map(|(_, names)| names.clone())
+    });
+    let names = match (fresh, given) {
+        (Some(mut names), given) => {
+            names.extend(given.map(str::to_owned));
+            names
+        }
+        (None, Some(given)) => {
+            let mut names: Vec<String> = shared
+                .registry
+                .map(|registry| registry.queues().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default();
+            names.push(given.to_owned());
+            names
+        }
+        (None, None) => return queue_names(shared, backend),
+    };
+    outband::admin::with_paused(backend, names)
+}
+
 /// A text field of a query, `None` when left empty.
 fn given(value: Option<&String>) -> Option<&str> {
     value.map(|v| v.trim()).filter(|v| !v.is_empty())
@@ -370,7 +404,7 @@ pub(crate) async fn jobs(
     let (command_q, key_q) = (command.clone(), key.clone());
     let cache = shared.clone();
     let listing = blocking(&shared, move |backend| {
-        let names = queue_names(&cache, backend)?;
+        let names = suggested_queues(&cache, backend, wanted_queue.as_deref())?;
         let queue = wanted_queue
             .or_else(|| names.first().cloned())
             .unwrap_or_else(|| "default".to_owned());
@@ -412,13 +446,9 @@ pub(crate) async fn jobs(
     let body = html! {
         form class="filters" method="get" action=(path(&shared, "/jobs")) {
             label { "queue"
-                select name="queue" {
-                    @for name in &listing.names {
-                        option value=(name) selected[*name == listing.queue] { (name) }
-                    }
-                    @if !listing.names.contains(&listing.queue) {
-                        option value=(listing.queue) selected { (listing.queue) }
-                    }
+                input type="text" name="queue" list="queues" value=(listing.queue);
+                datalist id="queues" {
+                    @for name in &listing.names { option value=(name) {} }
                 }
             }
             label { "state"
@@ -608,7 +638,7 @@ pub(crate) async fn dead(
     let offset = params.offset.unwrap_or(0);
     let cache = shared.clone();
     let read = blocking(&shared, move |backend| {
-        let names = queue_names(&cache, backend)?;
+        let names = suggested_queues(&cache, backend, wanted.as_deref())?;
         let queue = wanted
             .or_else(|| names.first().cloned())
             .unwrap_or_else(|| "default".to_owned());
@@ -659,10 +689,9 @@ pub(crate) async fn dead(
     let body = html! {
         form class="filters" method="get" action=(path(&shared, "/dead")) {
             label { "queue"
-                select name="queue" {
-                    @for name in &names {
-                        option value=(name) selected[*name == queue] { (name) }
-                    }
+                input type="text" name="queue" list="queues" value=(queue);
+                datalist id="queues" {
+                    @for name in &names { option value=(name) {} }
                 }
             }
             button type="submit" { "Show" }
