@@ -130,7 +130,8 @@ fn given(value: Option<&String>) -> Option<&str> {
     value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-/// A 303 to `to` (a path of the dashboard), with `note` shown on arrival.
+/// A 303 to `to` (a path of the dashboard), with `note`, unless empty,
+/// shown on arrival.
 fn redirect(shared: &Shared, to: &str, note: &str) -> Response {
     // only a path of this dashboard: never another host
     let to = if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') {
@@ -138,9 +139,12 @@ fn redirect(shared: &Shared, to: &str, note: &str) -> Response {
     } else {
         "/"
     };
-    let separator = if to.contains('?') { '&' } else { '?' };
-    let note: String = form_urlencoded::byte_serialize(note.as_bytes()).collect();
-    let location = format!("{}{separator}note={note}", path(shared, to));
+    let mut location = path(shared, to);
+    if !note.is_empty() {
+        let separator = if to.contains('?') { '&' } else { '?' };
+        let note: String = form_urlencoded::byte_serialize(note.as_bytes()).collect();
+        location = format!("{location}{separator}note={note}");
+    }
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(LOCATION, location);

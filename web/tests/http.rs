@@ -304,7 +304,7 @@ async fn the_pages_show_the_counts_by_state() {
         // an id in the filter goes to its job
         let by_id = browser.get(&format!("/jobs?id={done}")).await;
         assert_eq!(by_id.status, StatusCode::SEE_OTHER);
-        assert!(by_id.location().starts_with(&format!("/jobs/{done}")));
+        assert_eq!(by_id.location(), format!("/jobs/{done}"));
 
         let dead = browser.get("/dead?queue=web").await;
         assert!(dead.body.contains("it broke"));
