@@ -696,3 +696,46 @@ async fn nothing_from_a_job_can_inject_script() {
 fn form_urlencoded(text: &str) -> String {
     form_body(&[("x", text)])[2..].to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_in_an_app_its_links_cookies_and_forms_use_the_base_path() {
+    let world = World::new(Kind::Memory).unwrap();
+    let id = world.dead("nested", "boom");
+    let dashboard = world.dashboard().base_path("/outband/");
+    let app = Router::new()
+        .route("/", axum::routing::get(|| async { "the app" }))
+        .nest("/outband", dashboard.router());
+    let mut browser = Browser::new(app);
+    assert_eq!(browser.get("/").await.body, "the app");
+    let overview = browser.get("/outband").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.body.contains("href=\"/outband/assets/style.css\""));
+    assert!(
+        overview
+            .body
+            .contains("data-poll=\"/outband/api/overview\"")
+    );
+    let cookie = overview.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("Path=/outband;"), "{cookie}");
+
+    let dead = browser.get("/outband/dead?queue=web").await;
+    assert!(dead.body.contains("action=\"/outband/dead/retry\""));
+    let id_text = id.0.to_string();
+    let retried = browser
+        .post(
+            "/outband/dead/retry",
+            &[
+                ("csrf", &dead.csrf()),
+                ("back", "/dead?queue=web"),
+                ("one", &id_text),
+            ],
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER);
+    assert!(
+        retried
+            .location()
+            .starts_with("/outband/dead?queue=web&note=")
+    );
+    assert_eq!(world.state(id), JobState::Pending);
+}
