@@ -150,11 +150,7 @@ pub(crate) fn commands() -> CliResult {
 /// holds jobs of or has paused.
 fn queues(given: &[String], backend: &dyn BaseQueue) -> Result<Vec<String>, outband::Error> {
     if given.is_empty() {
-        let mut names = backend.queues()?;
-        names.extend(backend.paused()?);
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        outband::admin::queues(backend)
     } else {
         Ok(given.to_vec())
     }
@@ -289,34 +285,13 @@ pub(crate) fn dead(url: &str, command: &DeadCommand) -> CliResult {
             ..
         } => {
             for name in queues(&given.queues, &*backend)? {
-                let retried = retry_all(&*backend, &name)?;
+                let retried = outband::admin::retry_all_dead(&*backend, &name)?;
                 println!("retried {retried} dead jobs of queue `{name}`");
             }
             Ok(0)
         }
         DeadCommand::Retry { ids, .. } => each_dead(ids, "retried", |id| backend.retry_dead(id)),
         DeadCommand::Delete { ids } => each_dead(ids, "deleted", |id| backend.delete_dead(id)),
-    }
-}
-
-/// Retries every dead job of `queue`, a page at a time, and returns how
-/// many went back to pending. A job that stays dead (retried by hand
-/// meanwhile and dead again, say) is stepped over, so the loop ends.
-fn retry_all(backend: &dyn BaseQueue, queue: &str) -> Result<u64, outband::Error> {
-    const PAGE: usize = 500;
-    let (mut retried, mut skipped) = (0, 0);
-    loop {
-        let page = backend.dead_jobs(queue, skipped, PAGE)?;
-        if page.is_empty() {
-            return Ok(retried);
-        }
-        for job in &page {
-            if backend.retry_dead(job.id)? {
-                retried += 1;
-            } else {
-                skipped += 1;
-            }
-        }
     }
 }
 
@@ -483,31 +458,9 @@ fn describe(job: &Job, registry: &Registry) -> String {
     if let Some(error) = &job.last_error {
         line("error", error.clone());
     }
-    let unknown = |bytes: &[u8]| {
-        format!(
-            "({} bytes; the command is not known to this program)",
-            bytes.len()
-        )
-    };
-    line(
-        "arguments",
-        match command {
-            Some(command) => command
-                .args_json(&job.args)
-                .unwrap_or_else(|error| format!("({error})")),
-            None => unknown(&job.args),
-        },
-    );
-    if let Some(result) = &job.result {
-        line(
-            "result",
-            match command.map(|command| command.result_json(result)) {
-                Some(Some(Ok(json))) => json,
-                Some(Some(Err(error))) => format!("({error})"),
-                Some(None) => format!("({} bytes; its type cannot be read back)", result.len()),
-                None => unknown(result),
-            },
-        );
+    line("arguments", outband::admin::args_shown(Some(registry), job));
+    if let Some(result) = outband::admin::result_shown(Some(registry), job) {
+        line("result", result);
     }
     out
 }

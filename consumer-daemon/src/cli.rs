@@ -264,6 +264,10 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Serve the web dashboard of the backend: queues, jobs, dead letters,
+    /// periodic commands (needs outband-daemon's `dashboard` feature, on by
+    /// default).
+    Dashboard(DashboardOptions),
     /// Run the core benchmark on the backend with a built-in no-op command
     /// (needs outband-daemon's `bench` feature).
     Bench {
@@ -271,6 +275,43 @@ pub enum Command {
         #[arg(long, default_value_t = 20_000)]
         jobs: usize,
     },
+}
+
+/// The options of `dashboard`.
+#[derive(Clone, Args)]
+pub struct DashboardOptions {
+    /// The address to listen on; an address other than loopback needs
+    /// --token or --insecure.
+    #[arg(long, default_value = DashboardOptions::DEFAULT_BIND)]
+    pub bind: String,
+    /// The access token every request must carry (`?token=` once in a
+    /// browser, or `Authorization: Bearer`).
+    #[arg(long, env = "OUTBAND_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Serve an address other than loopback without a token: anyone who
+    /// reaches the port may use the dashboard.
+    #[arg(long, conflicts_with = "token")]
+    pub insecure: bool,
+    /// Show no action and refuse every change.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+impl DashboardOptions {
+    /// Where the dashboard listens when `--bind` is not given.
+    pub const DEFAULT_BIND: &str = "127.0.0.1:9140";
+}
+
+/// Shows the token hidden.
+impl std::fmt::Debug for DashboardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOptions")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("insecure", &self.insecure)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
 }
 
 /// What `jobs` lists.
@@ -423,6 +464,7 @@ impl Command {
             Self::Resume { queues } => crate::admin::resume(url, &queues),
             Self::Dead(dead) => crate::admin::dead(url, &dead),
             Self::Flush { queues, yes } => crate::admin::flush(url, &queues, yes),
+            Self::Dashboard(options) => crate::dashboard::run(url, &options),
             Self::Bench { jobs } => crate::admin::bench(url, jobs),
         };
         match result {

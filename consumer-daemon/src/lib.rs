@@ -29,6 +29,7 @@
 //! | `cancel ID… [--reason R]` | cancels jobs: a pending one at once, a running one at once where the backend pushes cancels, else at its next heartbeat (its consumer stops it and it ends `cancelled`); exit 1 when one had finished already or was not found, which it says |
 //! | `dead list \| retry ID… \| retry --all [--queue Q] \| delete ID…` | the dead-letter state |
 //! | `flush --queue Q [--yes]` | deletes a queue's pending jobs, after asking |
+//! | `dashboard [--bind ADDR] [--token T \| --insecure] [--read-only]` | serves the web dashboard (outband-web) of the backend, on `127.0.0.1:9140` by default, until SIGINT or SIGTERM; an address other than loopback needs `--token` (or `OUTBAND_DASHBOARD_TOKEN`) or `--insecure`, else it is refused (feature `dashboard`) |
 //! | `bench` | the core benchmark, with a built-in no-op command (feature `bench`) |
 //!
 //! Every command takes `--url` (`OUTBAND_URL`, default
@@ -92,6 +93,7 @@
 //! | `postgres` | no | the PostgreSQL backend: `postgres://` |
 //! | `mysql` | no | the MySQL/MariaDB backend: `mysql://` |
 //! | `redis` | yes | the Redis backend: `redis://`, `redis+unix://`, `redis+cluster://` |
+//! | `dashboard` | yes | the `dashboard` command: outband-web and a tokio runtime |
 //! | `bench` | no | the `bench` command: the core benchmark and its built-in commands, which a binary without it neither links nor lists |
 //!
 //! # Programs with their own CLI
@@ -128,13 +130,14 @@ use outband_redis as _;
 mod admin;
 mod cli;
 mod consumer;
+mod dashboard;
 mod periodic;
 mod pidfile;
 mod unserved;
 
 pub use cli::{
-    Backend, Cli, Command, ConsumerOptions, DeadCommand, PidOptions, ProcessorKind, Queues,
-    StopOptions,
+    Backend, Cli, Command, ConsumerOptions, DashboardOptions, DeadCommand, PidOptions,
+    ProcessorKind, Queues, StopOptions,
 };
 pub use pidfile::{PidFile, PidFileError, PidStatus};
 

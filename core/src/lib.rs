@@ -110,6 +110,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as outband;
 
+pub mod admin;
 pub mod backend;
 mod blocking;
 mod coalesce;

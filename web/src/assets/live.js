@@ -1,0 +1,81 @@
+// The overview's live parts: every two seconds, read /api/overview, update
+// the counts in the table, and draw the jobs done and dead per second on
+// the canvas. No library: a canvas and a few lines.
+(function () {
+  "use strict";
+  var chart = document.getElementById("throughput");
+  if (!chart) { return; }
+  var url = chart.getAttribute("data-poll");
+  var every = 2000;
+  var keep = 90;
+  var done = [], dead = [];
+  var last = null;
+
+  function totals(data) {
+    var sum = { done: 0, dead: 0 };
+    data.queues.forEach(function (q) { sum.done += q.done; sum.dead += q.dead; });
+    return sum;
+  }
+
+  function update(data) {
+    data.queues.forEach(function (q) {
+      ["pending", "running", "done", "dead", "cancelled"].forEach(function (state) {
+        var cell = document.querySelector('[data-queue="' + CSS.escape(q.name) + '"][data-state="' + state + '"]');
+        if (cell) { cell.textContent = String(q[state]); }
+      });
+    });
+    var now = totals(data);
+    if (last) {
+      var seconds = Math.max((data.time - last.time) / 1000, 0.001);
+      // a purge lowers the done count: no negative rates
+      done.push(Math.max(now.done - last.done, 0) / seconds);
+      dead.push(Math.max(now.dead - last.dead, 0) / seconds);
+      if (done.length > keep) { done.shift(); dead.shift(); }
+    }
+    last = { time: data.time, done: now.done, dead: now.dead };
+    var shown = document.getElementById("rates");
+    if (shown && done.length) {
+      shown.textContent = done[done.length - 1].toFixed(1) + " done/s, " +
+        dead[dead.length - 1].toFixed(1) + " dead/s";
+    }
+    draw();
+  }
+
+  function draw() {
+    var ratio = window.devicePixelRatio || 1;
+    var width = chart.clientWidth, height = chart.clientHeight;
+    chart.width = width * ratio;
+    chart.height = height * ratio;
+    var g = chart.getContext("2d");
+    g.scale(ratio, ratio);
+    g.clearRect(0, 0, width, height);
+    var top = Math.max(1, Math.max.apply(null, done.concat(dead)));
+    g.fillStyle = "#5f6b7a";
+    g.font = "11px system-ui, sans-serif";
+    g.fillText(top.toFixed(1) + "/s", 4, 12);
+    g.fillText("0", 4, height - 4);
+    function line(values, colour) {
+      if (values.length < 2) { return; }
+      g.strokeStyle = colour;
+      g.lineWidth = 2;
+      g.beginPath();
+      values.forEach(function (value, i) {
+        var x = width - (values.length - 1 - i) * (width / (keep - 1));
+        var y = height - 4 - (value / top) * (height - 20);
+        if (i === 0) { g.moveTo(x, y); } else { g.lineTo(x, y); }
+      });
+      g.stroke();
+    }
+    line(done, "#1a7f37");
+    line(dead, "#b42318");
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) { if (data) { update(data); } })
+      .catch(function () {})
+      .then(function () { setTimeout(poll, every); });
+  }
+  poll();
+})();
