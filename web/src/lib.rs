@@ -30,6 +30,7 @@
 //! | `/dead` | a queue's dead letters: retry or delete one, the ticked ones, or all of them (deleting all asks first) |
 //! | `/queues` | pause, resume, and flush (after a confirmation) each queue |
 //! | `/periodic` | each periodic command: its schedule, the tick it was last due and the next |
+//! | `/consumers` | the consumers registered in the backend ([`BaseQueue::consumers`]): host, pid, queues, threads and async slots, jobs running, start, last heartbeat, version; alive, or gone once their heartbeat stopped |
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
 //! The overview's list of queues comes from [`BaseQueue::queues`] at most
@@ -277,6 +278,7 @@ impl Dashboard {
                 get(pages::flush_confirm).post(pages::flush),
             )
             .route("/periodic", get(pages::periodic))
+            .route("/consumers", get(pages::consumers))
             .route("/assets/{name}", get(assets::asset))
             .fallback(pages::not_found)
             .layer(axum::middleware::from_fn_with_state(

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Shared;
 use crate::security::Session;
-use crate::view::{Nav, csrf, link, millis, page, path, time};
+use crate::view::{Nav, ago, csrf, link, millis, page, path, time};
 
 /// Jobs on one page of the jobs listing and of the dead letters.
 const PAGE: usize = 50;
@@ -1135,6 +1135,62 @@ pub(crate) async fn periodic(State(shared): State<Arc<Shared>>) -> Response {
         }
     };
     page(&shared, Nav::Periodic, "Periodic commands", None, &body).into_response()
+}
+
+/// `/consumers`: the consumers registered in the backend, alive first;
+/// one whose heartbeat stopped shows as gone until the backend forgets it
+/// ([`outband::CONSUMER_FORGET_AFTER`] later).
+pub(crate) async fn consumers(State(shared): State<Arc<Shared>>) -> Response {
+    let read = blocking(&shared, |b| {
+        Ok((b.capabilities().consumer_registry, b.consumers()?, b.now()?))
+    })
+    .await;
+    let (kept, consumers, now) = match read {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let alive = consumers.iter().filter(|c| c.alive).count();
+    let body = html! {
+        @if !kept {
+            p class="muted" { "This backend keeps no registry of consumers." }
+        } @else if consumers.is_empty() {
+            p class="muted" { "No consumer has registered: none runs, or none ran in the last minutes." }
+        } @else {
+            p { (alive) " alive, " (consumers.len() - alive) " gone." }
+            table {
+                thead { tr {
+                    th { "state" } th { "host" } th { "pid" } th { "queues" }
+                    th { "threads" } th { "async slots" } th { "running" }
+                    th { "started" } th { "last seen" } th { "version" }
+                } }
+                tbody {
+                    @for c in &consumers {
+                        tr data-consumer=(c.info.id) {
+                            td class=(if c.alive { "alive" } else { "gone" }) {
+                                (if c.alive { "alive" } else { "gone" })
+                            }
+                            td { (c.info.host) }
+                            td { (c.info.pid) }
+                            td { (c.info.queues.join(", ")) }
+                            td { (c.info.threads) }
+                            td { (c.info.concurrency) }
+                            td { (c.info.running) }
+                            td { (time(c.info.started_at)) }
+                            td { (ago(c.seen_at, now)) }
+                            td { (c.info.version) }
+                        }
+                    }
+                }
+            }
+            p class="muted" {
+                "A consumer refreshes its entry every " (outband::CONSUMER_HEARTBEAT.as_secs())
+                " s; one not seen for " (outband::CONSUMER_TTL.as_secs())
+                " s is gone, and forgotten " (outband::CONSUMER_FORGET_AFTER.as_secs() / 60)
+                " minutes later."
+            }
+        }
+    };
+    page(&shared, Nav::Consumers, "Consumers", None, &body).into_response()
 }
 
 /// Any other path.

@@ -16,6 +16,7 @@ pub(crate) enum Nav {
     Dead,
     Queues,
     Periodic,
+    Consumers,
 }
 
 /// A path of the dashboard, under its base path.
@@ -73,6 +74,7 @@ pub(crate) fn page(
                     (item(Nav::Dead, "/dead", "Dead letters"))
                     (item(Nav::Queues, "/queues", "Queues"))
                     (item(Nav::Periodic, "/periodic", "Periodic"))
+                    (item(Nav::Consumers, "/consumers", "Consumers"))
                     @if shared.read_only {
                         span class="mode" { "read-only" }
                     }
@@ -98,6 +100,16 @@ pub(crate) fn csrf(session: &Session) -> Markup {
 pub(crate) fn time(at: SystemTime) -> String {
     let at: chrono::DateTime<chrono::Utc> = at.into();
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// How long ago `at` was, from `now`, to the second: `3 s ago`.
+pub(crate) fn ago(at: SystemTime, now: SystemTime) -> String {
+    let seconds = now.duration_since(at).unwrap_or_default().as_secs();
+    match seconds {
+        0..120 => format!("{seconds} s ago"),
+        120..7200 => format!("{} min ago", seconds / 60),
+        _ => format!("{} h ago", seconds / 3600),
+    }
 }
 
 /// A duration in milliseconds, or `-`.

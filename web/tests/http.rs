@@ -739,3 +739,46 @@ async fn nested_in_an_app_its_links_cookies_and_forms_use_the_base_path() {
     );
     assert_eq!(world.state(id), JobState::Pending);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumers_page_shows_who_is_alive_and_who_is_gone() {
+    each_backend(|world| async move {
+        let mut web = outband::ConsumerInfo::this_process(vec!["web".to_owned()], 4, 16);
+        web.host = format!("web-host-{XSS}");
+        web.running = 3;
+        let mut old = outband::ConsumerInfo::this_process(vec!["mail".to_owned()], 1, 0);
+        old.id = format!("{}-old", old.id);
+        old.host = "old-host".to_owned();
+        let backend = world.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            backend.register_consumer(&web, Duration::from_secs(30))?;
+            backend.register_consumer(&old, Duration::from_millis(1))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+        let mut browser = Browser::new(world.dashboard().router());
+        let page = browser.get("/consumers").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("1 alive, 1 gone."), "{}", page.body);
+        let alive = page.body.find("web-host-").unwrap();
+        let gone = page.body.find("old-host").unwrap();
+        assert!(alive < gone, "the alive consumer comes first");
+        assert!(page.body.contains("<td class=\"alive\">alive</td>"));
+        assert!(page.body.contains("<td class=\"gone\">gone</td>"));
+        assert!(
+            page.body
+                .contains(&format!("<td>{}</td>", std::process::id()))
+        );
+        assert!(
+            page.body
+                .contains("<td>web</td><td>4</td><td>16</td><td>3</td>"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains(XSS), "the host is escaped");
+    })
+    .await;
+}
