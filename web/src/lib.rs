@@ -31,6 +31,7 @@
 //! | `/queues` | pause, resume, and flush (after a confirmation) each queue |
 //! | `/periodic` | each periodic command: its schedule, the tick it was last due and the next |
 //! | `/consumers` | the consumers registered in the backend ([`BaseQueue::consumers`]): host, pid, queues, threads and async slots, jobs running, start, last heartbeat, version; alive, or gone once their heartbeat stopped |
+//! | `/metrics` | this process's metrics and the backend's counts, for Prometheus: see [`metrics`] |
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
 //! The overview's list of queues comes from [`BaseQueue::queues`] at most
@@ -103,10 +104,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
 use outband::{BaseQueue, Registry};
 
 mod assets;
+pub mod metrics;
 mod pages;
 mod security;
 mod view;
@@ -279,6 +282,10 @@ impl Dashboard {
             )
             .route("/periodic", get(pages::periodic))
             .route("/consumers", get(pages::consumers))
+            .route(
+                "/metrics",
+                get(|State(shared): State<Arc<Shared>>| metrics::respond(shared.backend.clone())),
+            )
             .route("/assets/{name}", get(assets::asset))
             .fallback(pages::not_found)
             .layer(axum::middleware::from_fn_with_state(

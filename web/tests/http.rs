@@ -782,3 +782,42 @@ async fn the_consumers_page_shows_who_is_alive_and_who_is_gone() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_serves_metrics_behind_its_token() {
+    each_backend(|world| async move {
+        world.enqueue("one");
+        world.enqueue("two");
+        world.dead("three", "it broke");
+        let mut browser = Browser::new(world.dashboard().token(Some("s3cret".into())).router());
+        assert_eq!(
+            browser.get("/metrics").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let request = browser
+            .request("GET", "/metrics")
+            .header(header::AUTHORIZATION, "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap();
+        let metrics = browser.send(request).await;
+        assert_eq!(metrics.status, StatusCode::OK);
+        assert!(
+            metrics.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text"),
+        );
+        for line in [
+            "outband_jobs{queue=\"web\",state=\"pending\"} 2",
+            "outband_jobs{queue=\"web\",state=\"dead\"} 1",
+            "outband_jobs{queue=\"web\",state=\"running\"} 0",
+            "outband_queue_paused{queue=\"web\"} 0",
+            "outband_consumers_alive 0",
+            "# TYPE outband_enqueue_seconds histogram",
+            "# EOF",
+        ] {
+            assert!(metrics.body.contains(line), "{line}: {}", metrics.body);
+        }
+    })
+    .await;
+}
