@@ -132,6 +132,13 @@ pub struct ConsumerOptions {
     /// Do not enqueue periodic commands.
     #[arg(short = 'n', long = "no-periodic")]
     pub no_periodic: bool,
+    /// Serves this consumer's Prometheus metrics at `http://ADDR/metrics`:
+    /// its jobs processed and failed, run times, claim and enqueue latency,
+    /// and the backend's counts (feature `dashboard`). Read-only, and on the
+    /// address given: `127.0.0.1:9141` for this host only, `0.0.0.0:9141`
+    /// for a Prometheus elsewhere.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// The log file (reopened on SIGHUP); its folder must exist. Default:
     /// standard error for `run`, and for `start` the pid file's path with
     /// the extension `.log`.

@@ -262,6 +262,10 @@ fn consume(
         let backend = outband::open(url)?;
         let processor = processor(&backend, options)?;
         check_at_start(&*backend, processor.queues(), starter)?;
+        if let Some(address) = &options.metrics {
+            let bound = crate::metrics::serve(address, &backend)?;
+            log::info!("metrics on http://{bound}/metrics");
+        }
         Ok((signals, backend, processor))
     })();
     let (mut signals, queue, processor) = match setup {

@@ -49,7 +49,9 @@
 //! (30s), `--retention` (7d), the djutils poll flags `-d` (initial wait,
 //! 0.1 s, more than 0), `-b` (backoff factor, 1.15, at least 1) and `-m`
 //! (longest wait, 2 s, at least `-d`), used where a backend cannot wake the
-//! consumer itself, `-n` (no periodic commands), `-l` (log file) and `-p`
+//! consumer itself, `-n` (no periodic commands), `--metrics ADDR` (serves
+//! the consumer's Prometheus metrics at `http://ADDR/metrics`: see
+//! [`outband_web::metrics`]; feature `dashboard`), `-l` (log file) and `-p`
 //! (pid file).
 //!
 //! # Starting, and what is logged where
@@ -131,6 +133,7 @@ mod admin;
 mod cli;
 mod consumer;
 mod dashboard;
+mod metrics;
 mod periodic;
 mod pidfile;
 mod unserved;
