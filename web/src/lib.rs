@@ -93,12 +93,12 @@
 //! either it is refused. The dashboard shows the arguments and results of
 //! the commands linked into that binary.
 //!
-//! # Routes to come
+//! # Routes of your own
 //!
-//! [`Dashboard::router`] returns a plain [`Router`]: a `/metrics` route, say,
-//! merges into it with [`Router::merge`] or [`Router::route`], and sits
-//! behind the same access token when added before [`Router::layer`] calls of
-//! your own.
+//! [`Dashboard::router`] returns a plain [`Router`]: routes of your own
+//! merge into it with [`Router::merge`] or [`Router::route`]. Its access
+//! token guards the routes it has, `/metrics` among them; a route added
+//! after it is not behind the token unless you add a layer of your own.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
