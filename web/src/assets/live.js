@@ -21,7 +21,8 @@
     data.queues.forEach(function (q) {
       ["pending", "running", "done", "dead", "cancelled"].forEach(function (state) {
         var cell = document.querySelector('[data-queue="' + CSS.escape(q.name) + '"][data-state="' + state + '"]');
-        if (cell) { cell.textContent = String(q[state]); }
+        // the count is a link to the jobs it counts: keep it one
+        if (cell) { (cell.querySelector("a") || cell).textContent = String(q[state]); }
       });
     });
     var now = totals(data);
