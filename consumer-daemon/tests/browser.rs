@@ -1,15 +1,16 @@
 //! The dashboard as a person sees it: the real consumer daemon and the real
 //! `dashboard` command of the demo binary, driven through headless Chromium
-//! by WebDriver (chromedriver). Every assertion reads the page (its text and
-//! attributes), never the backend.
+//! by WebDriver (chromedriver). The tests enqueue through the backend, and
+//! check what the page shows (its text and attributes) and the files the
+//! jobs write, never the backend's answers.
 //!
 //! Each scenario runs on an SQLite file in its temporary directory and on
 //! the Redis at `REDIS_URL` in a namespace of its own. Without `chromium`
 //! and `chromedriver`, or that Redis, a test says so and passes, unless
 //! `OUTBAND_REQUIRE_SERVERS=1`. The scenarios take turns: one browser at a
 //! time. Screenshots go to `CARGO_TARGET_TMPDIR/screenshots`, and with
-//! `OUTBAND_SCREENSHOTS=1` the SQLite runs also write them to the
-//! repository's `docs/screenshots`.
+//! `OUTBAND_SCREENSHOTS=1` the SQLite runs also write the README's two to
+//! the repository's `docs/screenshots`.
 #![cfg(feature = "dashboard")]
 
 use std::future::Future;
@@ -168,12 +169,15 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// Saves a screenshot as `NAME.png` under `CARGO_TARGET_TMPDIR`, and in
-    /// the repository's `docs/screenshots` when `OUTBAND_SCREENSHOTS=1` and
-    /// the backend is SQLite (one picture per page, not one per backend).
+    /// Saves a screenshot as `NAME-BACKEND.png` under `CARGO_TARGET_TMPDIR`,
+    /// and, for the README's pictures, as `NAME.png` in the repository's
+    /// `docs/screenshots` when `OUTBAND_SCREENSHOTS=1` and the backend is
+    /// SQLite (one picture per page, not one per backend).
     fn save_screenshot(&self, name: &str, png: &[u8]) {
+        const IN_THE_README: [&str; 2] = ["overview", "dead-letters"];
         let mut dirs = vec![Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")];
         if self.kind == Backend::Sqlite
+            && IN_THE_README.contains(&name)
             && std::env::var("OUTBAND_SCREENSHOTS").is_ok_and(|v| v == "1")
         {
             dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"));
