@@ -32,6 +32,12 @@
 //! | `dashboard [--bind ADDR] [--token T \| --insecure] [--read-only]` | serves the web dashboard (outband-web) of the backend, on `127.0.0.1:9140` by default, until SIGINT or SIGTERM; an address other than loopback needs `--token` (or `OUTBAND_DASHBOARD_TOKEN`) or `--insecure`, else it is refused (feature `dashboard`) |
 //! | `bench` | the core benchmark, with a built-in no-op command (feature `bench`) |
 //!
+//! The dashboard's browser tests drive the real `dashboard` command and a
+//! real consumer through headless Chromium: with Debian's `chromium` and
+//! `chromium-driver` installed, `cargo test -p outband-daemon --test browser`
+//! (without them the tests say so and pass, unless `OUTBAND_REQUIRE_SERVERS=1`;
+//! `OUTBAND_SCREENSHOTS=1` rewrites the README's screenshots).
+//!
 //! Every command takes `--url` (`OUTBAND_URL`, default
 //! `sqlite://outband.db`), and only its own options besides (`--help` on a
 //! command lists them). The consumer's, for `run`, `start` and `restart`:

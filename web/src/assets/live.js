@@ -1,6 +1,7 @@
 // The overview's live parts: every two seconds, read /api/overview, update
-// the counts in the table, and draw the jobs done and dead per second on
-// the canvas. No library: a canvas and a few lines.
+// each queue's line of the table (counts, jobs/s, run times, paused or not),
+// and draw the jobs done and dead per second on the canvas. No library: a
+// canvas and a few lines.
 (function () {
   "use strict";
   var chart = document.getElementById("throughput");
@@ -17,12 +18,34 @@
     return sum;
   }
 
+  function ms(value) {
+    return value === null || value === undefined ? "-" : value.toFixed(1) + " ms";
+  }
+
+  // The cells after a queue's last count, in the order the page has them:
+  // jobs/s, p50, p99, then whether its claims are paused.
+  function updateRest(last, q) {
+    var cells = [];
+    for (var cell = last.nextElementSibling; cell; cell = cell.nextElementSibling) { cells.push(cell); }
+    if (cells.length < 4) { return; }
+    cells[0].textContent = q.throughput.toFixed(2);
+    cells[1].textContent = ms(q.p50_ms);
+    cells[2].textContent = ms(q.p99_ms);
+    var claims = document.createElement("span");
+    claims.className = q.paused ? "paused" : "on";
+    claims.textContent = q.paused ? "paused" : "on";
+    cells[3].replaceChildren(claims);
+  }
+
   function update(data) {
     data.queues.forEach(function (q) {
+      var cell = null;
       ["pending", "running", "done", "dead", "cancelled"].forEach(function (state) {
-        var cell = document.querySelector('[data-queue="' + CSS.escape(q.name) + '"][data-state="' + state + '"]');
-        if (cell) { cell.textContent = String(q[state]); }
+        cell = document.querySelector('[data-queue="' + CSS.escape(q.name) + '"][data-state="' + state + '"]');
+        // the count is a link to the jobs it counts: keep it one
+        if (cell) { (cell.querySelector("a") || cell).textContent = String(q[state]); }
       });
+      if (cell) { updateRest(cell, q); }
     });
     var now = totals(data);
     if (last) {
