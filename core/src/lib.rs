@@ -81,6 +81,27 @@
 //! | [`codec`] | how arguments and results become bytes, with a size limit |
 //! | [`set_default_backend`], [`open`], [`set_eager`] | process-wide settings |
 //!
+//! # Settings and their defaults
+//!
+//! | setting | default | where |
+//! |---|---|---|
+//! | default backend | none: enqueuing is `Error::NoDefaultBackend` | `outband::set_default_backend`, or `OUTBAND_URL` |
+//! | eager mode | off | `outband::set_eager`, or `OUTBAND_EAGER=1` |
+//! | payload limit | 1 MiB | `outband::codec::set_max_payload` |
+//! | queue of a command | `default` | `#[queue_command(queue = "…")]` |
+//! | retries | 3 (4 attempts) | `#[queue_command(retries = N)]` |
+//! | priority | 0, higher runs first | `#[queue_command(priority = N)]` |
+//! | queues a processor serves | every queue with a registered command | `ProcessorConfig::queues` |
+//! | idle wait between polls | 1 s (backends that can wake a consumer do so at once) | `ProcessorConfig::wait_time` |
+//! | idle wait growth | none; the daemon uses ×1.15 per empty poll up to 2 s (djutils `-b`, `-m`) | `ProcessorConfig::wait_backoff` |
+//! | lease | 30 s; a running job's is extended every sixth of it | `ProcessorConfig::lease` |
+//! | timeout of an attempt | none; a sync command gets 5 s of grace past it | `#[queue_command(timeout = "…")]`, `NewJob::timeout`; `ProcessorConfig::timeout_grace` |
+//! | threads of `MultiProcessor` | 5 | `ProcessorConfig::max_threads`; daemon `-t` |
+//! | jobs `MultiProcessor` claims ahead of its threads | adaptive: what its threads finish during one call to the backend, up to 32; none for jobs longer than a call | `ProcessorConfig::prefetch` (`Prefetch`); daemon `--prefetch auto\|N` |
+//! | async jobs run at once, apart from the threads | 100 | `ProcessorConfig::concurrency`; daemon `-c` |
+//! | `MultiProcessor`'s completing calls in flight at once (each also claims the next jobs, for its share of the leases) | the backend's: 2, or 1 on SQLite | `ProcessorConfig::completers`; daemon `--completers` |
+//! | backoff | 1 s × 2ⁿ⁻¹, capped at 1 h, ±25 % jitter | `ProcessorConfig::retry` |
+//!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
