@@ -338,11 +338,17 @@
 //!   `limit_key` and `rate_key` are NULL (see *Rate limits*), through
 //!   `jobs_free`, past no limited job. A claim looks for a ready limited
 //!   job that may start, a read without locks, key by key: it walks the
-//!   distinct keys of the queue's pending limited jobs (a recursive query,
-//!   one probe of `jobs_limit_keys` per key), passes over a key whose
-//!   running jobs reach the greatest `limit_max` of its pending ones
-//!   without reading them, and searches the other keys' jobs for one
-//!   with a free slot. On PostgreSQL that look is part of the claim
+//!   distinct keys of the queue's pending limited jobs (one probe of
+//!   `jobs_limit_keys` per key), passes over a key whose running jobs
+//!   reach the greatest `limit_max` of its pending ones without reading
+//!   them, and searches the other keys' jobs for one with a free slot.
+//!   SQLite and PostgreSQL walk the keys in one recursive query. MySQL
+//!   walks them from the client, a key of each kind (concurrency, rate) a
+//!   statement, and searches an open key's jobs in a statement of its own,
+//!   up to 16 keys of a kind (more go through the recursive query): MariaDB
+//!   optimizes every statement again at each execution, and the recursive
+//!   query's many subqueries cost it more to optimize than a claim of
+//!   free jobs costs in all. On PostgreSQL that look is part of the claim
 //!   statement, which takes unlimited jobs only when it finds none and
 //!   otherwise returns a marker row instead; SQLite and MySQL make it first,
 //!   in the claim's transaction. When there is none, the claim is what it
@@ -380,9 +386,8 @@
 //!   claim statement: no round trip more). A queue whose limited jobs all
 //!   wait for a slot pays, per claim, per key: two probes of
 //!   `jobs_limit_keys` and a count of the key's running jobs through
-//!   `jobs_limit`, however many jobs wait; then it claims as before. With
-//!   several keys, MariaDB reads the index entries of every key but the
-//!   last on the way to the next one. A queue with limited jobs that may
+//!   `jobs_limit`, however many jobs wait; then it claims as before (MySQL: in
+//!   a statement per key of the kind with the most keys). A queue with limited jobs that may
 //!   start pays, per claim, a read of its ready limited jobs, a count of
 //!   running jobs per key, and a transaction holding its keys' locks:
 //!   claims of one key take turns, and a claim locks every key of its

@@ -228,6 +228,78 @@ fn limited_ready() -> String {
     )
 }
 
+/// MySQL: how many steps of [`limit_keys`] the claim walks at most, one key
+/// of each kind a step; a queue with more pending keys of a kind is looked
+/// at by [`limited_ready`] instead.
+pub(crate) const LIMIT_KEYS_WALKED: usize = 16;
+
+/// MySQL: a bound above every key for [`limit_keys`]' first step: longer
+/// than the longest key (512 bytes), each byte the greatest.
+pub(crate) const ABOVE_EVERY_KEY: [u8; 513] = [0xff; 513];
+
+/// MySQL: one step of a walk down the distinct keys of a queue's pending
+/// limited jobs: the greatest concurrency key (`kind` 0) below a bound and
+/// the greatest rate key (`kind` 1) below another, each with whether it is
+/// `open` and whether there are `more` keys of its kind below it. A
+/// concurrency key is open while its running jobs are fewer than the
+/// greatest `limit_max` of its pending ones, a rate key while its `tat` is
+/// no further ahead than any of its pending jobs' tolerance (below a tenth
+/// of the period, [`TOLERANCE`]): [`limited_ready`]'s tests of a key,
+/// without its search of the key's jobs, which the claim runs for open
+/// keys only ([`key_ready`]).
+///
+/// [`limited_ready`] costs MariaDB, which optimizes a statement again at
+/// each execution, prepared or not, milliseconds to optimize its
+/// subqueries, where its execution touches a handful of index entries:
+/// more than the claim of free jobs itself. This statement has a few, each
+/// a probe of `jobs_limit_keys` or `jobs_rate_keys` that reads one entry:
+/// a key with its greatest limit is the first entry below the bound walking
+/// the index down, and there are more keys below it while it is greater
+/// than the least key, the first entry walking up past the jobs without
+/// one (NULL sorts first). A `GROUP BY` of the keys (a loose index scan)
+/// would read as little, but MariaDB takes it only when its statistics
+/// say that keys have many jobs, which those of a new table do not. The
+/// indexes are forced so that MariaDB weighs no others. Binds: queue
+/// (twice), the bound, queue (twice), the bound.
+fn limit_keys() -> String {
+    let kind = |column: &str, max: &str, index: &str| {
+        let keys = format!(
+            "FROM {{jobs}} x FORCE INDEX ({{jobs}}_{index}) WHERE x.queue = ? AND x.state = 0"
+        );
+        (
+            format!(
+                "CAST(k.k > (SELECT x.{column} {keys} AND x.{column} IS NOT NULL \
+                 ORDER BY x.{column} LIMIT 1) AS SIGNED)"
+            ),
+            format!(
+                "(SELECT x.{column} AS k, x.{max} AS m {keys} AND x.{column} < ? \
+                 ORDER BY x.{column} DESC, x.{max} DESC LIMIT 1) k"
+            ),
+        )
+    };
+    let (limit_more, limit) = kind("limit_key", "limit_max", "limit_keys");
+    let (rate_more, rate) = kind("rate_key", "rate_per_us", "rate_keys");
+    format!(
+        "SELECT CAST(0 AS SIGNED) AS kind, k.k, CAST((SELECT COUNT(*) FROM {{running}} \
+         WHERE r.limit_key = k.k AND r.state = 1) < k.m AS SIGNED) AS open, \
+         {limit_more} AS more FROM {limit} UNION ALL \
+         SELECT 1, k.k, CAST(t.tat IS NULL OR t.tat - k.m {{div}} 10 <= {{now}} AS SIGNED), \
+         {rate_more} FROM {rate} LEFT JOIN {{rates}} t ON t.rate_key = k.k"
+    )
+}
+
+/// MySQL: whether a queue has a ready job of one concurrency key
+/// (`column` `limit_key`) or rate key (`rate_key`) that [`ROOM`] and
+/// [`TURN`] let start: [`limited_ready`]'s search of one open key's jobs,
+/// found through `jobs_limit_keys` or `jobs_rate_keys`. Binds: queue
+/// (twice: [`READY`]), key.
+fn key_ready(column: &str) -> String {
+    format!(
+        "SELECT COUNT(*) AS n FROM (SELECT j.id FROM {{jobs}} j WHERE {READY} \
+         AND j.{column} = ?{ROOM}{TURN} LIMIT 1) r"
+    )
+}
+
 /// How far ahead of its key's `tat` a job `j` with a rate limit may start,
 /// in µs: [`RateLimit::tolerance`](outband::RateLimit::tolerance), `interval
 /// × (burst − 1)`, with the interval in whole microseconds. Rendered before
@@ -557,6 +629,16 @@ pub(crate) struct Statements {
     /// decided per key ([`limited_ready`]). The claim runs its step for
     /// limited jobs only then. Binds: queue ([`LIMITED_READY_BINDS`] times).
     pub(crate) limited_ready: Stmt,
+    /// MySQL: a step of the walk down the keys of a queue's pending limited
+    /// jobs, each with whether it is open ([`limit_keys`]). Binds: queue
+    /// (twice), a bound, queue (twice), a bound.
+    pub(crate) limit_keys: Stmt,
+    /// MySQL: whether a queue has a ready job of a concurrency key that
+    /// may start ([`key_ready`]). Binds: queue (twice), key.
+    pub(crate) limit_key_ready: Stmt,
+    /// MySQL: whether a queue has a ready job of a rate key that may start
+    /// ([`key_ready`]). Binds: queue (twice), key.
+    pub(crate) rate_key_ready: Stmt,
     /// How long, in µs, until the turn of the first ready rate-limited job
     /// of a queue whose turn has not come; NULL when there is none. Binds:
     /// queue (twice).
@@ -882,6 +964,9 @@ impl Statements {
                  WHERE {READY}{ROOM}{TURN} LIMIT 1) r"
             )),
             limited_ready: q(&limited_ready()),
+            limit_keys: q(&limit_keys()),
+            limit_key_ready: q(&key_ready("limit_key")),
+            rate_key_ready: q(&key_ready("rate_key")),
             next_turn: q(&format!(
                 "SELECT CAST(MIN(t.tat - {{tolerance}}) - {{now}} AS {{bigint}}) AS n \
                  FROM {rated} JOIN {{rates}} t ON t.rate_key = j.rate_key WHERE {READY} \

@@ -1032,6 +1032,52 @@ fn race_for_one_rate_key(backend: &DatabaseQueue, q: &str) {
     assert_eq!(started, 3, "the burst, whoever claims, in every queue");
 }
 
+/// A queue with `keys` concurrency keys and `keys` rate keys whose jobs all
+/// wait (each key's slot taken, each key's turn an hour away) claims
+/// nothing; a slot freed on the key that sorts first, or a job of a new
+/// rate key that sorts first, is claimed at once. The look for limited jobs
+/// that may start walks the keys (MySQL: from the greatest down, a bounded
+/// number from the client, then the rest in one statement), so the key it
+/// reaches last must not be missed, whether the walk ends early or not.
+fn limited_jobs_are_found_among_many_keys(backend: &DatabaseQueue, keys: usize) {
+    let q = &format!("many-keys-{keys}");
+    let lease = Duration::from_secs(60);
+    let slot = |n: usize| Concurrency::new(format!("slot:{n:02}"), 1);
+    let turn = |n: usize| RateLimit::new(format!("turn:{n:02}"), 1, Duration::from_secs(3600));
+    let round = || {
+        (0..keys)
+            .flat_map(|n| [job(q).concurrency(slot(n)), job(q).rate(turn(n))])
+            .collect::<Vec<_>>()
+    };
+    backend.enqueue_many(round()).expect("enqueue");
+    let running = backend.claim(q, 1000, lease).expect("claim");
+    assert_eq!(running.len(), 2 * keys, "one job of each key starts");
+    backend.enqueue_many(round()).expect("enqueue");
+    assert!(
+        backend.claim(q, 1000, lease).expect("claim").is_empty(),
+        "every key is full or waits for its turn"
+    );
+    let first = running
+        .iter()
+        .find(|c| c.job.concurrency == Some(slot(0)))
+        .expect("the first key's job");
+    let done = Outcome::Done {
+        result: None,
+        duration: Duration::ZERO,
+    };
+    backend.complete(&first.lease, done).expect("complete");
+    let freed = backend.claim(q, 1000, lease).expect("claim");
+    assert_eq!(freed.len(), 1, "the freed slot's waiting job starts");
+    assert_eq!(freed[0].job.concurrency, Some(slot(0)));
+    let fresh = RateLimit::new("turn:", 1, Duration::from_secs(3600));
+    backend
+        .enqueue(job(q).rate(fresh.clone()))
+        .expect("enqueue");
+    let started = backend.claim(q, 1000, lease).expect("claim");
+    assert_eq!(started.len(), 1, "the new rate key's job starts");
+    assert_eq!(started[0].job.rate, Some(fresh));
+}
+
 /// A unique key is a row of `<prefix>unique_keys` naming its holder, and
 /// every way a job is deleted deletes its row: a purge (of a done job still
 /// in its window, or a cancelled one), a flush, the deletion of a dead job.
@@ -1149,6 +1195,14 @@ fn unique_keys_are_rows_of_the_database<C: JobConnection>(
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
+
+    #[test]
+    fn limited_jobs_are_found_among_many_keys_on_sqlite() {
+        for keys in [3, 20] {
+            let backend = DatabaseQueue::open("sqlite::memory:").expect("open");
+            limited_jobs_are_found_among_many_keys(&backend, keys);
+        }
+    }
 
     #[test]
     fn unique_keys_are_rows_of_the_database_on_sqlite() {
@@ -1399,6 +1453,16 @@ fn same_tables(url: &str, backend: &DatabaseQueue) -> DatabaseQueue {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+
+    #[test]
+    fn limited_jobs_are_found_among_many_keys_on_postgres() {
+        for keys in [3, 20] {
+            let Some(queue) = common::server_queue(&common::pg_url()) else {
+                return;
+            };
+            limited_jobs_are_found_among_many_keys(&queue, keys);
+        }
+    }
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -1636,6 +1700,16 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     use super::*;
+
+    #[test]
+    fn limited_jobs_are_found_among_many_keys_on_mysql() {
+        for keys in [3, 20] {
+            let Some(queue) = common::server_queue(&common::mysql_url()) else {
+                return;
+            };
+            limited_jobs_are_found_among_many_keys(&queue, keys);
+        }
+    }
 
     #[test]
     fn unique_keys_are_rows_of_the_database_on_mysql() {
