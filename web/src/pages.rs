@@ -902,24 +902,34 @@ pub(crate) async fn dead_delete_all_confirm(
     confirm(&shared, &session, &ask)
 }
 
+/// The queue a confirmed form names, or the page that says what is
+/// missing: the queue, or the confirmation.
+fn confirmed_queue(shared: &Shared, body: &Bytes) -> Result<String, Response> {
+    let fields = fields(body);
+    let Some(queue) = queue_field(&fields) else {
+        return Err(problem(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "which queue? the form names none",
+        ));
+    };
+    if field(&fields, "confirm") != Some("yes") {
+        return Err(problem(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "not confirmed; nothing changed",
+        ));
+    }
+    Ok(queue)
+}
+
 /// POST `/dead/delete-all`: deletes every dead job of a queue, once
 /// confirmed.
 pub(crate) async fn dead_delete_all(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let fields = fields(&body);
-    let Some(queue) = queue_field(&fields) else {
-        return problem(
-            &shared,
-            StatusCode::BAD_REQUEST,
-            "which queue? the form names none",
-        );
+    let queue = match confirmed_queue(&shared, &body) {
+        Ok(queue) => queue,
+        Err(response) => return response,
     };
-    if field(&fields, "confirm") != Some("yes") {
-        return problem(
-            &shared,
-            StatusCode::BAD_REQUEST,
-            "not confirmed; nothing changed",
-        );
-    }
     let q = queue.clone();
     match blocking(&shared, move |b| outband::admin::delete_all_dead(b, &q)).await {
         Ok(n) => redirect(
@@ -1060,21 +1070,10 @@ pub(crate) async fn flush_confirm(
 
 /// POST `/queues/flush`: deletes a queue's pending jobs, once confirmed.
 pub(crate) async fn flush(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let fields = fields(&body);
-    let Some(queue) = queue_field(&fields) else {
-        return problem(
-            &shared,
-            StatusCode::BAD_REQUEST,
-            "which queue? the form names none",
-        );
+    let queue = match confirmed_queue(&shared, &body) {
+        Ok(queue) => queue,
+        Err(response) => return response,
     };
-    if field(&fields, "confirm") != Some("yes") {
-        return problem(
-            &shared,
-            StatusCode::BAD_REQUEST,
-            "not confirmed; nothing changed",
-        );
-    }
     let q = queue.clone();
     match blocking(&shared, move |b| b.flush(&q)).await {
         Ok(n) => redirect(
