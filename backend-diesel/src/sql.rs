@@ -481,6 +481,65 @@ pub(crate) fn list_page(dialect: Dialect, table: &str) -> String {
     }
 }
 
+/// The names of the queues holding a job, pending or finished, sorted: the
+/// distinct values of `queue` in `{jobs}` and `{done}`, found by a loose
+/// index scan, one probe of an index that leads with `queue` per distinct
+/// queue, however many jobs each holds.
+///
+/// SQLite and PostgreSQL walk a recursive CTE: the least name, then the
+/// least name above the last one found, until there is none, each a
+/// `MIN(queue)` that reads one entry of the index. On PostgreSQL, no index
+/// of `{jobs}` holds every row: the walk is done twice, through
+/// `jobs_ready` (the pending jobs, its condition word for word) and through
+/// `jobs_state` (the others). On `{done}` it walks `done_queue`. MySQL
+/// (MariaDB included) runs the same CTE as a scan of the whole index per
+/// step, but skips through an index from one value of its first column to
+/// the next on its own for a `SELECT DISTINCT` ("Using index for
+/// group-by"): it gets that.
+fn queues(dialect: Dialect) -> String {
+    let walk = |cte: &str, table: &str, condition: &str| {
+        let and = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {condition}")
+        };
+        let first = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {condition}")
+        };
+        format!(
+            "{cte}(name) AS (SELECT (SELECT MIN(queue) FROM {table}{first}) \
+             UNION ALL SELECT (SELECT MIN(queue) FROM {table} WHERE queue > {cte}.name{and}) \
+             FROM {cte} WHERE {cte}.name IS NOT NULL)"
+        )
+    };
+    let found = |ctes: &[&str]| {
+        ctes.iter()
+            .map(|cte| format!("SELECT name FROM {cte} WHERE name IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
+    };
+    match dialect {
+        Dialect::Postgres => format!(
+            "WITH RECURSIVE {}, {}, {} {} ORDER BY name",
+            walk("p", "{jobs}", "state = 0 AND run_at IS NOT NULL"),
+            walk("o", "{jobs}", "state <> 0"),
+            walk("d", "{done}", ""),
+            found(&["p", "o", "d"]),
+        ),
+        Dialect::Sqlite => format!(
+            "WITH RECURSIVE {}, {} {} ORDER BY name",
+            walk("j", "{jobs}", ""),
+            walk("d", "{done}", ""),
+            found(&["j", "d"]),
+        ),
+        Dialect::Mysql => "SELECT DISTINCT queue AS name FROM {jobs} \
+             UNION SELECT DISTINCT queue AS name FROM {done} ORDER BY name"
+            .to_owned(),
+    }
+}
+
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -1046,10 +1105,7 @@ impl Statements {
             run_time_at: q("SELECT duration_us AS n FROM {done} \
                  WHERE queue = ? AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
-            queues: q(
-                "SELECT queue AS name FROM {jobs} UNION SELECT queue AS name FROM {done} \
-                 ORDER BY name",
-            ),
+            queues: q(&queues(dialect)),
             job: q(&format!(
                 "SELECT {jobs} FROM {{jobs}} WHERE id = ? \
                  UNION ALL SELECT {done} FROM {{done}} WHERE id = ?",
