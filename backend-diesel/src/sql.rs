@@ -481,6 +481,35 @@ pub(crate) fn list_page(dialect: Dialect, table: &str) -> String {
     }
 }
 
+/// A queue's jobs by state, a row per state: `(s, n)`. Binds: the queue,
+/// four times.
+///
+/// Each count reads only its own stretch of an index that leads with
+/// `queue`, without a look at the rows. The pending jobs, most of a busy
+/// queue, are counted apart from the others, so that counting the few
+/// running, dead and cancelled ones never walks past them: `state > 0` and
+/// `state < 0` are two ranges of the index where `state <> 0` would be a
+/// filter over the whole queue. PostgreSQL counts the pending jobs through
+/// `jobs_ready`, whose condition the `run_at IS NOT NULL` (always true)
+/// satisfies, and the others through `jobs_state`, which holds no pending
+/// job. SQLite and MySQL count them through `jobs_state` (queue, state, …),
+/// which holds every job: the same condition there would make them read
+/// each row for its `run_at`.
+fn counts(dialect: Dialect) -> String {
+    let pending = match dialect {
+        Dialect::Postgres => " AND run_at IS NOT NULL",
+        Dialect::Sqlite | Dialect::Mysql => "",
+    };
+    format!(
+        "SELECT 0 AS s, COUNT(*) AS n FROM {{jobs}} WHERE queue = ? AND state = 0{pending} \
+         UNION ALL SELECT state AS s, COUNT(*) AS n FROM {{jobs}} \
+         WHERE queue = ? AND state > 0 GROUP BY state \
+         UNION ALL SELECT state AS s, COUNT(*) AS n FROM {{jobs}} \
+         WHERE queue = ? AND state < 0 GROUP BY state \
+         UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {{done}} WHERE queue = ?"
+    )
+}
+
 /// The names of the queues holding a job, pending or finished, sorted: the
 /// distinct values of `queue` in `{jobs}` and `{done}`, found by a loose
 /// index scan, one probe of an index that leads with `queue` per distinct
@@ -1093,11 +1122,7 @@ impl Statements {
             }),
             flush_head: u("DELETE FROM {jobs} WHERE state = 0 AND id IN "),
             unique_delete_head: u("DELETE FROM {unique} WHERE job_id IN "),
-            counts: q("SELECT 0 AS s, COUNT(*) AS n FROM {jobs} \
-                 WHERE queue = ? AND state = 0 AND run_at IS NOT NULL \
-                 UNION ALL SELECT state AS s, COUNT(*) AS n FROM {jobs} \
-                 WHERE queue = ? AND state <> 0 GROUP BY state \
-                 UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {done} WHERE queue = ?"),
+            counts: q(&counts(dialect)),
             run_times: q("SELECT COUNT(duration_us) AS n, \
                  CAST(AVG(duration_us) AS {bigint}) AS mean, \
                  COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
