@@ -35,18 +35,20 @@
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
 //! The overview's list of queues comes from [`BaseQueue::queues`] at most
-//! ten seconds ago, since an SQL backend scans its jobs to answer it. The
+//! ten seconds ago, since a backend may look through its jobs to answer
+//! it (the SQL backends probe an index once per queue). The
 //! queue field of the jobs and dead-letter pages takes any name and
 //! suggests that list while it is fresh, else the queues of the registered
-//! commands, so that a page of one queue never waits for the scan. Paused
+//! commands, so that a page of one queue never waits for that look. Paused
 //! queues and every count are read afresh for each page, except the
 //! overview's counts, which count every queue's jobs: one reading serves
 //! every request (page or poll) within a second of it. A request after
 //! that second gets the last reading at once, and starts one new reading
-//! in the background unless one is under way, for all requests to share;
-//! so the counts shown may be a reading or two behind, and the page says
-//! when they were read ("counts as of 12:00:01 UTC", kept current by its
-//! script). Only a request that finds no reading, or one older than thirty
+//! in the background unless one is under way, for all requests to share:
+//! an open overview, which polls every two seconds, shows the reading its
+//! previous poll started, and the first look after a quiet spell shows
+//! counts up to thirty seconds old. The page says when its counts were
+//! read ("Counts as of 12:00:01 UTC", kept current by its script). Only a request that finds no reading, or one older than thirty
 //! seconds (the first of a new router, or after a long quiet spell), waits
 //! for a reading of its own, and other requests meanwhile wait for that
 //! one. The

@@ -64,8 +64,8 @@ fn problem(shared: &Shared, status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// How long the list of queues holding jobs is reused: finding them scans
-/// the jobs on an SQL backend, and the list changes rarely.
+/// How long the list of queues holding jobs is reused: a backend may have
+/// to look through its jobs to find them, and the list changes rarely.
 const QUEUES_FOR: Duration = Duration::from_secs(10);
 
 /// The queues to show: those holding jobs, as [`BaseQueue::queues`] said
@@ -94,8 +94,8 @@ fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, 
 /// The queues to suggest in a page's queue field, which takes any name:
 /// the list [`queue_names`] keeps while it is fresh; otherwise, when the
 /// page names its queue, the queues of the registered commands, the paused
-/// ones and that one, so that a page of one queue never waits for the scan
-/// of all of them; else [`queue_names`].
+/// ones and that one, so that a page of one queue never waits for the look
+/// for all of them; else [`queue_names`].
 fn suggested_queues(
     shared: &Shared,
     backend: &dyn BaseQueue,
