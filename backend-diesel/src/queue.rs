@@ -1113,6 +1113,7 @@ impl BaseQueue for DatabaseQueue {
                     .text(queue)
                     .text(queue)
                     .text(queue)
+                    .text(queue)
                     .load::<StateCount>(conn)?;
                 for StateCount { s, n } in counts {
                     let n = n.unsigned_abs();

@@ -553,6 +553,94 @@ pub(crate) fn list_page(dialect: Dialect, table: &str) -> String {
     }
 }
 
+/// A queue's jobs by state, a row per state: `(s, n)`. Binds: the queue,
+/// four times.
+///
+/// Each count reads only its own stretch of an index that leads with
+/// `queue`, without a look at the rows. The pending jobs, most of a busy
+/// queue, are counted apart from the others, so that counting the few
+/// running, dead and cancelled ones never walks past them: `state > 0` and
+/// `state < 0` are two ranges of the index where `state <> 0` would be a
+/// filter over the whole queue. PostgreSQL counts the pending jobs through
+/// `jobs_ready`, whose condition the `run_at IS NOT NULL` (always true)
+/// satisfies, and the others through `jobs_state`, which holds no pending
+/// job. SQLite and MySQL count them through `jobs_state` (queue, state, …),
+/// which holds every job: the same condition there would make them read
+/// each row for its `run_at`.
+fn counts(dialect: Dialect) -> String {
+    let pending = match dialect {
+        Dialect::Postgres => " AND run_at IS NOT NULL",
+        Dialect::Sqlite | Dialect::Mysql => "",
+    };
+    format!(
+        "SELECT 0 AS s, COUNT(*) AS n FROM {{jobs}} WHERE queue = ? AND state = 0{pending} \
+         UNION ALL SELECT state AS s, COUNT(*) AS n FROM {{jobs}} \
+         WHERE queue = ? AND state > 0 GROUP BY state \
+         UNION ALL SELECT state AS s, COUNT(*) AS n FROM {{jobs}} \
+         WHERE queue = ? AND state < 0 GROUP BY state \
+         UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {{done}} WHERE queue = ?"
+    )
+}
+
+/// The names of the queues holding a job, pending or finished, sorted: the
+/// distinct values of `queue` in `{jobs}` and `{done}`, found by a loose
+/// index scan, one probe of an index that leads with `queue` per distinct
+/// queue, however many jobs each holds.
+///
+/// SQLite and PostgreSQL walk a recursive CTE: the least name, then the
+/// least name above the last one found, until there is none, each a
+/// `MIN(queue)` that reads one entry of the index. On PostgreSQL, no index
+/// of `{jobs}` holds every row: the walk is done twice, through
+/// `jobs_ready` (the pending jobs, its condition word for word) and through
+/// `jobs_state` (the others). On `{done}` it walks `done_queue`. MySQL
+/// (MariaDB included) runs the same CTE as a scan of the whole index per
+/// step, but skips through an index from one value of its first column to
+/// the next on its own for a `SELECT DISTINCT` ("Using index for
+/// group-by"): it gets that.
+fn queues(dialect: Dialect) -> String {
+    let walk = |cte: &str, table: &str, condition: &str| {
+        let and = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {condition}")
+        };
+        let first = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {condition}")
+        };
+        format!(
+            "{cte}(name) AS (SELECT (SELECT MIN(queue) FROM {table}{first}) \
+             UNION ALL SELECT (SELECT MIN(queue) FROM {table} WHERE queue > {cte}.name{and}) \
+             FROM {cte} WHERE {cte}.name IS NOT NULL)"
+        )
+    };
+    let found = |ctes: &[&str]| {
+        ctes.iter()
+            .map(|cte| format!("SELECT name FROM {cte} WHERE name IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
+    };
+    match dialect {
+        Dialect::Postgres => format!(
+            "WITH RECURSIVE {}, {}, {} {} ORDER BY name",
+            walk("p", "{jobs}", "state = 0 AND run_at IS NOT NULL"),
+            walk("o", "{jobs}", "state <> 0"),
+            walk("d", "{done}", ""),
+            found(&["p", "o", "d"]),
+        ),
+        Dialect::Sqlite => format!(
+            "WITH RECURSIVE {}, {} {} ORDER BY name",
+            walk("j", "{jobs}", ""),
+            walk("d", "{done}", ""),
+            found(&["j", "d"]),
+        ),
+        Dialect::Mysql => "SELECT DISTINCT queue AS name FROM {jobs} \
+             UNION SELECT DISTINCT queue AS name FROM {done} ORDER BY name"
+            .to_owned(),
+    }
+}
+
 /// Every statement, rendered for one dialect and prefix.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -1119,11 +1207,7 @@ impl Statements {
             }),
             flush_head: u("DELETE FROM {jobs} WHERE state = 0 AND id IN "),
             unique_delete_head: u("DELETE FROM {unique} WHERE job_id IN "),
-            counts: q("SELECT 0 AS s, COUNT(*) AS n FROM {jobs} \
-                 WHERE queue = ? AND state = 0 AND run_at IS NOT NULL \
-                 UNION ALL SELECT state AS s, COUNT(*) AS n FROM {jobs} \
-                 WHERE queue = ? AND state <> 0 GROUP BY state \
-                 UNION ALL SELECT 2 AS s, COUNT(*) AS n FROM {done} WHERE queue = ?"),
+            counts: q(&counts(dialect)),
             run_times: q("SELECT COUNT(duration_us) AS n, \
                  CAST(AVG(duration_us) AS {bigint}) AS mean, \
                  COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
@@ -1131,10 +1215,7 @@ impl Statements {
             run_time_at: q("SELECT duration_us AS n FROM {done} \
                  WHERE queue = ? AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
-            queues: q(
-                "SELECT queue AS name FROM {jobs} UNION SELECT queue AS name FROM {done} \
-                 ORDER BY name",
-            ),
+            queues: q(&queues(dialect)),
             job: q(&format!(
                 "SELECT {jobs} FROM {{jobs}} WHERE id = ? \
                  UNION ALL SELECT {done} FROM {{done}} WHERE id = ?",

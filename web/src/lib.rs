@@ -35,13 +35,23 @@
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
 //!
 //! The overview's list of queues comes from [`BaseQueue::queues`] at most
-//! ten seconds ago, since an SQL backend scans its jobs to answer it. The
+//! ten seconds ago, since a backend may look through its jobs to answer
+//! it (the SQL backends probe an index once per queue). The
 //! queue field of the jobs and dead-letter pages takes any name and
 //! suggests that list while it is fresh, else the queues of the registered
-//! commands, so that a page of one queue never waits for the scan. Paused
-//! queues and every count are read afresh for each page, except that the
-//! overview's counts, which count every queue's jobs, serve every request
-//! of the same second. The
+//! commands, so that a page of one queue never waits for that look. Paused
+//! queues and every count are read afresh for each page, except the
+//! overview's counts, which count every queue's jobs: one reading serves
+//! every request (page or poll) within a second of it. A request after
+//! that second gets the last reading at once, and starts one new reading
+//! in the background unless one is under way, for all requests to share:
+//! an open overview, which polls every two seconds, shows the reading its
+//! previous poll started, and the first look after a quiet spell shows
+//! counts up to thirty seconds old. The page says when its counts were
+//! read ("Counts as of 12:00:01 UTC", kept current by its script). Only a request that finds no reading, or one older than thirty
+//! seconds (the first of a new router, or after a long quiet spell), waits
+//! for a reading of its own, and other requests meanwhile wait for that
+//! one. The
 //! ordering-key filter reads up to ten of the backend's bounded pages
 //! ([`outband::JobQuery::SCAN`] jobs each) to fill one page of the
 //! dashboard, and says where to go on when they ran out. The periodic
@@ -175,8 +185,12 @@ pub(crate) struct Shared {
     pub(crate) secret: Vec<u8>,
     /// The queues holding jobs, and when the backend said so.
     pub(crate) queues: Mutex<Option<(Instant, Vec<String>)>>,
-    /// The overview's last reading, and when it was taken.
-    pub(crate) overview: tokio::sync::Mutex<Option<(Instant, Arc<pages::Overview>)>>,
+    /// The overview's last reading, and whether one is being taken in the
+    /// background.
+    pub(crate) overview: Mutex<pages::Readings>,
+    /// Held by a request that waits for a reading of the overview, so that
+    /// requests that come meanwhile wait for that one.
+    pub(crate) reading: tokio::sync::Mutex<()>,
 }
 
 impl Dashboard {
@@ -257,7 +271,8 @@ impl Dashboard {
             base: self.base,
             secret: security::random_hex(32).into_bytes(),
             queues: Mutex::new(None),
-            overview: tokio::sync::Mutex::new(None),
+            overview: Mutex::new(pages::Readings::default()),
+            reading: tokio::sync::Mutex::new(()),
         });
         Router::new()
             .route("/", get(pages::overview))

@@ -64,8 +64,8 @@ fn problem(shared: &Shared, status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// How long the list of queues holding jobs is reused: finding them scans
-/// the jobs on an SQL backend, and the list changes rarely.
+/// How long the list of queues holding jobs is reused: a backend may have
+/// to look through its jobs to find them, and the list changes rarely.
 const QUEUES_FOR: Duration = Duration::from_secs(10);
 
 /// The queues to show: those holding jobs, as [`BaseQueue::queues`] said
@@ -94,8 +94,8 @@ fn queue_names(shared: &Shared, backend: &dyn BaseQueue) -> Result<Vec<String>, 
 /// The queues to suggest in a page's queue field, which takes any name:
 /// the list [`queue_names`] keeps while it is fresh; otherwise, when the
 /// page names its queue, the queues of the registered commands, the paused
-/// ones and that one, so that a page of one queue never waits for the scan
-/// of all of them; else [`queue_names`].
+/// ones and that one, so that a page of one queue never waits for the look
+/// for all of them; else [`queue_names`].
 fn suggested_queues(
     shared: &Shared,
     backend: &dyn BaseQueue,
@@ -221,22 +221,27 @@ pub(crate) struct Overview {
     queues: Vec<QueueLine>,
 }
 
-/// How long one look at every queue's counts serves the overview: the pages
-/// and polls of several browsers within it share one round of
-/// [`BaseQueue::stats`] calls, each of which counts a queue's jobs.
+/// How long one reading of every queue's counts serves the overview as it
+/// is: the pages and polls of several browsers within it share one round
+/// of [`BaseQueue::stats`] calls, each of which counts a queue's jobs.
 const OVERVIEW_FOR: Duration = Duration::from_secs(1);
 
-/// Every queue's line, as read at most [`OVERVIEW_FOR`] ago. Requests that
-/// come while it is being read wait for that one reading.
-async fn read_overview(shared: &Arc<Shared>) -> Result<Arc<Overview>, Response> {
-    let mut last = shared.overview.lock().await;
-    if let Some((at, overview)) = &*last
-        && at.elapsed() < OVERVIEW_FOR
-    {
-        return Ok(overview.clone());
-    }
+/// How old a reading may be and still be shown, while a newer one is taken
+/// in the background; an older one is read again before the page answers.
+const SHOWN_FOR: Duration = Duration::from_secs(30);
+
+/// The overview's readings: the last one and when it was taken, and whether
+/// a newer one is being taken in the background.
+#[derive(Default)]
+pub(crate) struct Readings {
+    last: Option<(Instant, Arc<Overview>)>,
+    refreshing: bool,
+}
+
+/// Every queue's line, read now.
+async fn read_counts(shared: &Arc<Shared>) -> Result<Overview, Response> {
     let cache = shared.clone();
-    let overview = blocking(shared, move |backend| {
+    blocking(shared, move |backend| {
         let queues = queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
@@ -250,10 +255,75 @@ async fn read_overview(shared: &Arc<Shared>) -> Result<Arc<Overview>, Response> 
             .as_millis();
         Ok(Overview { time, queues })
     })
-    .await?;
-    let overview = Arc::new(overview);
-    *last = Some((Instant::now(), overview.clone()));
+    .await
+}
+
+/// Keeps `overview` as the last reading, unless a newer one is kept.
+fn keep(shared: &Shared, at: Instant, overview: &Arc<Overview>) {
+    if let Ok(mut readings) = shared.overview.lock()
+        && readings.last.as_ref().is_none_or(|(kept, _)| *kept < at)
+    {
+        readings.last = Some((at, overview.clone()));
+    }
+}
+
+/// Takes a reading in the background, for the requests that come after it.
+fn refresh(shared: &Arc<Shared>) {
+    /// Says that no reading is under way when the background reading ends
+    /// or is dropped, whichever way it ends.
+    struct Refreshing(Arc<Shared>);
+    impl Drop for Refreshing {
+        fn drop(&mut self) {
+            if let Ok(mut readings) = self.0.overview.lock() {
+                readings.refreshing = false;
+            }
+        }
+    }
+    let refreshing = Refreshing(shared.clone());
+    tokio::spawn(async move {
+        let shared = &refreshing.0;
+        let at = Instant::now();
+        match read_counts(shared).await {
+            Ok(overview) => keep(shared, at, &Arc::new(overview)),
+            Err(_) => log::warn!("the overview's counts could not be read again"),
+        }
+    });
+}
+
+/// Every queue's line: the last reading when it is under [`SHOWN_FOR`]
+/// old, at once, with a new reading started in the background when it is
+/// [`OVERVIEW_FOR`] old or more and none is under way. Otherwise a reading
+/// taken now, which requests that come while it is taken wait for and
+/// share.
+async fn read_overview(shared: &Arc<Shared>) -> Result<Arc<Overview>, Response> {
+    if let Some(overview) = shown(shared) {
+        return Ok(overview);
+    }
+    let _reading = shared.reading.lock().await;
+    // a reading another request took while this one waited
+    if let Some(overview) = shown(shared) {
+        return Ok(overview);
+    }
+    let at = Instant::now();
+    let overview = Arc::new(read_counts(shared).await?);
+    keep(shared, at, &overview);
     Ok(overview)
+}
+
+/// The last reading, when it may be shown, and a reading started in the
+/// background when it is due.
+fn shown(shared: &Arc<Shared>) -> Option<Arc<Overview>> {
+    let mut readings = shared.overview.lock().ok()?;
+    let (at, overview) = readings.last.clone()?;
+    let age = at.elapsed();
+    if age >= SHOWN_FOR {
+        return None;
+    }
+    if age >= OVERVIEW_FOR && !readings.refreshing {
+        readings.refreshing = true;
+        refresh(shared);
+    }
+    Some(overview)
 }
 
 /// `/`: per queue, counts by state, jobs/s, run times, and the live chart.
@@ -263,7 +333,12 @@ pub(crate) async fn overview(State(shared): State<Arc<Shared>>) -> Response {
         Err(response) => return response,
     };
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
+    let read_at = i64::try_from(overview.time)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map_or_else(String::new, |at| at.format("%H:%M:%S UTC").to_string());
     let body = html! {
+        p class="muted" { "Counts as of " span id="counts-at" { (read_at) } "." }
         @if overview.queues.is_empty() {
             p class="muted" { "No queue holds a job yet." }
         } @else {

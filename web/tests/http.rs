@@ -316,6 +316,60 @@ async fn the_pages_show_the_counts_by_state() {
     .await;
 }
 
+/// The pending count the overview's JSON gives for the queue `web`.
+async fn pending_shown(browser: &mut Browser) -> (u64, String) {
+    let body = browser.get("/api/overview").await.body;
+    let number_after = |label: &str| {
+        let at = body
+            .find(label)
+            .unwrap_or_else(|| panic!("{label}: {body}"))
+            + label.len();
+        body[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+    };
+    let pending = number_after("\"name\":\"web\",\"pending\":");
+    (pending.parse().unwrap(), number_after("\"time\":"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_overview_shows_its_last_reading_and_reads_again_behind_it() {
+    each_backend(|world| async move {
+        world.enqueue("one");
+        let mut browser = Browser::new(world.dashboard().router());
+        let page = browser.get("/").await;
+        assert!(
+            page.body.contains("Counts as of <span id=\"counts-at\">"),
+            "{}",
+            page.body
+        );
+        let (pending, first) = pending_shown(&mut browser).await;
+        assert_eq!(pending, 1, "a new router's first reading is taken then");
+
+        world.enqueue("two");
+        // within the second of the reading: that reading
+        assert_eq!(pending_shown(&mut browser).await, (1, first.clone()));
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        // past it: the same reading at once, a new one taken behind it
+        assert_eq!(pending_shown(&mut browser).await, (1, first.clone()));
+        let started = std::time::Instant::now();
+        loop {
+            let (pending, time) = pending_shown(&mut browser).await;
+            if time != first {
+                assert_eq!(pending, 2, "the new reading counts the new job");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no new reading"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_are_paged_and_filtered_by_ordering_key() {
     each_backend(|world| async move {

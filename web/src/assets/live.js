@@ -38,6 +38,10 @@
   }
 
   function update(data) {
+    var at = document.getElementById("counts-at");
+    if (at) { at.textContent = new Date(data.time).toISOString().slice(11, 19) + " UTC"; }
+    // the same reading again: the counts have not been read since
+    if (last && data.time === last.time) { return; }
     data.queues.forEach(function (q) {
       var cell = null;
       ["pending", "running", "done", "dead", "cancelled"].forEach(function (state) {
