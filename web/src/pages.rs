@@ -977,23 +977,13 @@ pub(crate) async fn dead_delete_all_confirm(
     confirm(&shared, &session, &ask)
 }
 
-/// The queue a confirmed form names, or the page that says what is
-/// missing: the queue, or the confirmation.
-fn confirmed_queue(shared: &Shared, body: &Bytes) -> Result<String, Response> {
+/// The queue a confirmed form names, or what the form is missing: the
+/// queue, or the confirmation.
+fn confirmed_queue(body: &Bytes) -> Result<String, &'static str> {
     let fields = fields(body);
-    let Some(queue) = queue_field(&fields) else {
-        return Err(problem(
-            shared,
-            StatusCode::BAD_REQUEST,
-            "which queue? the form names none",
-        ));
-    };
+    let queue = queue_field(&fields).ok_or("which queue? the form names none")?;
     if field(&fields, "confirm") != Some("yes") {
-        return Err(problem(
-            shared,
-            StatusCode::BAD_REQUEST,
-            "not confirmed; nothing changed",
-        ));
+        return Err("not confirmed; nothing changed");
     }
     Ok(queue)
 }
@@ -1001,9 +991,9 @@ fn confirmed_queue(shared: &Shared, body: &Bytes) -> Result<String, Response> {
 /// POST `/dead/delete-all`: deletes every dead job of a queue, once
 /// confirmed.
 pub(crate) async fn dead_delete_all(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let queue = match confirmed_queue(&shared, &body) {
+    let queue = match confirmed_queue(&body) {
         Ok(queue) => queue,
-        Err(response) => return response,
+        Err(missing) => return problem(&shared, StatusCode::BAD_REQUEST, missing),
     };
     let q = queue.clone();
     match blocking(&shared, move |b| outband::admin::delete_all_dead(b, &q)).await {
@@ -1145,9 +1135,9 @@ pub(crate) async fn flush_confirm(
 
 /// POST `/queues/flush`: deletes a queue's pending jobs, once confirmed.
 pub(crate) async fn flush(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let queue = match confirmed_queue(&shared, &body) {
+    let queue = match confirmed_queue(&body) {
         Ok(queue) => queue,
-        Err(response) => return response,
+        Err(missing) => return problem(&shared, StatusCode::BAD_REQUEST, missing),
     };
     let q = queue.clone();
     match blocking(&shared, move |b| b.flush(&q)).await {
