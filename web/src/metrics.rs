@@ -260,24 +260,7 @@ impl Observer for Metrics {
     }
 }
 
-/// A [`Metrics`] that forwards to the one installed.
-struct Installed(&'static Metrics);
-
-impl Observer for Installed {
-    fn claimed(&self, queue: &str, jobs: usize, took: Duration) {
-        self.0.claimed(queue, jobs, took);
-    }
-
-    fn attempt_ended(&self, attempt: &Attempt<'_>) {
-        self.0.attempt_ended(attempt);
-    }
-
-    fn enqueued(&self, jobs: usize, took: Duration, ok: bool) {
-        self.0.enqueued(jobs, took, ok);
-    }
-}
-
-static METRICS: OnceLock<Metrics> = OnceLock::new();
+static METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
 
 /// This process's metrics, installed as outband's observer the first time.
 /// When another observer was installed before, the metrics still serve the
@@ -286,9 +269,9 @@ pub fn install() -> &'static Metrics {
     let mut installed_now = false;
     let metrics = METRICS.get_or_init(|| {
         installed_now = true;
-        Metrics::new()
+        Arc::new(Metrics::new())
     });
-    if installed_now && observe::set_observer(Arc::new(Installed(metrics))).is_err() {
+    if installed_now && observe::set_observer(metrics.clone()).is_err() {
         log::warn!(
             "another outband observer is installed: /metrics reports the backend's counts \
              but not this process's claims, attempts and enqueues"
