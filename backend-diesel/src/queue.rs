@@ -28,9 +28,9 @@ use crate::prepared::Stmt;
 use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
-    ConsumerRow, Holder, INSERT_CHUNK, InsertRows, LeaseRow, Name, Number, Row, RunTimes,
-    StateCode, StateCount, Store, code_of, completion, epoch_micros, micros, placeholders,
-    retry_conflicts, state_of, time_of,
+    ConsumerRow, Holder, INSERT_CHUNK, InsertRows, LeaseRow, MaybeNumber, Name, Number, PlanLine,
+    PlanRows, RecentRunTimes, Row, RunTimes, StateCode, StateCount, Store, code_of, completion,
+    epoch_micros, micros, placeholders, retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -548,6 +548,125 @@ impl Builder {
 }
 
 impl DatabaseQueue {
+    /// [`stats`](BaseQueue::stats), exact when `bound` is `None`, or
+    /// [`estimate_stats`](BaseQueue::estimate_stats) up to `bound`.
+    fn read_stats(&self, queue: &str, bound: Option<u64>) -> Result<QueueStats, Error> {
+        let st = &self.inner.st;
+        let limit = bound.map(|b| i64::try_from(b).unwrap_or(i64::MAX - 1));
+        with_conn!(self.inner, conn => {
+            conn.transaction(|conn| {
+                let mut stats = QueueStats::default();
+                let counts = match limit {
+                    Some(limit) if !st.estimates.is_empty() => {
+                        let mut query = st.counts_up_to.query();
+                        for _ in 0..5 {
+                            query = query.text(queue).i64(limit + 1);
+                        }
+                        query.text(queue).load::<StateCount>(conn)?
+                    }
+                    _ => st.counts.query()
+                        .text(queue)
+                        .text(queue)
+                        .text(queue)
+                        .text(queue)
+                        .load::<StateCount>(conn)?,
+                };
+                for StateCount { s, n } in counts {
+                    let n = n.unsigned_abs();
+                    match state_of(s) {
+                        Some(JobState::Pending) => stats.pending += n,
+                        Some(JobState::Running) => stats.running += n,
+                        Some(JobState::Done) => stats.done += n,
+                        Some(JobState::Cancelled) => stats.cancelled += n,
+                        // a code outband does not know: `dead` is where the
+                        // next recovery step puts the row
+                        _ => stats.dead += n,
+                    }
+                }
+                if let Some(limit) = limit {
+                    let over = limit.unsigned_abs();
+                    for (state, explain) in &st.estimates {
+                        let count = match state {
+                            JobState::Pending => &mut stats.pending,
+                            JobState::Running => &mut stats.running,
+                            JobState::Done => &mut stats.done,
+                            JobState::Dead => &mut stats.dead,
+                            JobState::Cancelled => &mut stats.cancelled,
+                            _ => continue,
+                        };
+                        if *count <= over {
+                            continue;
+                        }
+                        let planned = if st.dialect == Dialect::Postgres {
+                            explain.query().text(queue).load::<PlanLine>(conn)?
+                                .iter()
+                                .find_map(|plan| planned_rows(&plan.line))
+                        } else {
+                            // MariaDB gives `rows` as text; a server whose
+                            // `rows` does not read as text gets the bound
+                            explain.query().text(queue).load::<PlanRows>(conn)
+                                .ok()
+                                .and_then(|plans| {
+                                    plans.iter().find_map(|plan| plan.rows.as_deref()?.trim().parse().ok())
+                                })
+                        };
+                        *count = planned.unwrap_or(0).max(over + 1);
+                        stats.estimated.push(*state);
+                    }
+                }
+                let us = |v: i64| Duration::from_micros(v.unsigned_abs());
+                let (count, mean) = if let Some(limit) = limit {
+                    let times = st.recent_run_times.query()
+                        .i64(micros(THROUGHPUT_WINDOW))
+                        .text(queue)
+                        .i64(limit)
+                        .get_result::<RecentRunTimes>(conn)?;
+                    let recent = times.recent.unsigned_abs();
+                    stats.throughput = match times.span {
+                        // every one of the last `bound` jobs ended within
+                        // the window: the rate at which they ended
+                        Some(span) if times.recent == limit && span > 0 => {
+                            recent as f64 / us(span).as_secs_f64()
+                        }
+                        _ => throughput(recent),
+                    };
+                    (times.n, times.mean)
+                } else {
+                    let times = st.run_times.query()
+                        .i64(micros(THROUGHPUT_WINDOW))
+                        .text(queue)
+                        .get_result::<RunTimes>(conn)?;
+                    stats.throughput = throughput(times.recent.unsigned_abs());
+                    (times.n, times.mean)
+                };
+                stats.paused = st.is_paused.query()
+                    .text(queue)
+                    .get_result::<Number>(conn)?
+                    .n > 0;
+                stats.mean_run_time = mean.map(us);
+                let count = usize::try_from(count).unwrap_or(0);
+                for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
+                    // the rank `fill_run_times` takes in process
+                    let Some(rank) = nearest_rank(count, pct) else {
+                        break;
+                    };
+                    let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+                    let at = match limit {
+                        Some(limit) => st.recent_run_time_at.query()
+                            .text(queue)
+                            .i64(limit)
+                            .i64(rank),
+                        None => st.run_time_at.query().text(queue).i64(rank),
+                    }
+                    .get_result::<Number>(conn)?;
+                    *slot = Some(us(at.n));
+                }
+                Ok(stats)
+            })
+            .map_err(db_error)
+        })
+    }
+
     /// Opens the queue at `url` with the default settings, creating its
     /// tables if they do not exist. See [`Builder`] for the settings.
     ///
@@ -1105,57 +1224,21 @@ impl BaseQueue for DatabaseQueue {
     }
 
     fn stats(&self, queue: &str) -> Result<QueueStats, Error> {
-        let st = &self.inner.st;
-        with_conn!(self.inner, conn => {
-            conn.transaction(|conn| {
-                let mut stats = QueueStats::default();
-                let counts = st.counts.query()
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .text(queue)
-                    .load::<StateCount>(conn)?;
-                for StateCount { s, n } in counts {
-                    let n = n.unsigned_abs();
-                    match state_of(s) {
-                        Some(JobState::Pending) => stats.pending += n,
-                        Some(JobState::Running) => stats.running += n,
-                        Some(JobState::Done) => stats.done += n,
-                        Some(JobState::Cancelled) => stats.cancelled += n,
-                        // a code outband does not know: `dead` is where the
-                        // next recovery step puts the row
-                        _ => stats.dead += n,
-                    }
-                }
-                let times = st.run_times.query()
-                    .i64(micros(THROUGHPUT_WINDOW))
-                    .text(queue)
-                    .get_result::<RunTimes>(conn)?;
-                stats.throughput = throughput(times.recent.unsigned_abs());
-                stats.paused = st.is_paused.query()
-                    .text(queue)
-                    .get_result::<Number>(conn)?
-                    .n > 0;
-                let us = |v: i64| Duration::from_micros(v.unsigned_abs());
-                stats.mean_run_time = times.mean.map(us);
-                let count = usize::try_from(times.n).unwrap_or(0);
-                for (pct, slot) in [(50, &mut stats.p50_run_time), (99, &mut stats.p99_run_time)] {
-                    // the rank `fill_run_times` takes in process
-                    let Some(rank) = nearest_rank(count, pct) else {
-                        break;
-                    };
-                    let at = st.run_time_at.query()
-                        .text(queue)
-                        .i64(i64::try_from(rank).unwrap_or(i64::MAX))
-                        .get_result::<Number>(conn)?;
-                    *slot = Some(us(at.n));
-                }
-                Ok(stats)
-            })
-            .map_err(db_error)
-        })
+        self.read_stats(queue, None)
     }
 
+    /// On PostgreSQL and MySQL, each state's jobs are counted up to
+    /// `exact_up_to` + 1 through the index the exact count reads; a state
+    /// with more gets the planner's estimate of its count from `EXPLAIN`,
+    /// raised to `exact_up_to` + 1 when it is lower (the statistics behind
+    /// it lag the table), as Oban's dashboard does. SQLite counts exactly:
+    /// its count of a state is a walk of one stretch of an index, without a
+    /// look at the rows. On every database the throughput and run times
+    /// are those of the queue's last `exact_up_to` done jobs, found through
+    /// `done_queue`.
+    fn estimate_stats(&self, queue: &str, exact_up_to: u64) -> Result<QueueStats, Error> {
+        self.read_stats(queue, Some(exact_up_to.max(1)))
+    }
     fn queues(&self) -> Result<Vec<String>, Error> {
         with_conn!(self.inner, conn => {
             let names = self.inner.st.queues.query()
@@ -1423,6 +1506,16 @@ impl BaseQueue for DatabaseQueue {
         })
     }
 
+    fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> {
+        with_conn!(self.inner, conn => {
+            let last = self.inner.st.last_tick.query()
+                .text(name)
+                .get_result::<MaybeNumber>(conn)
+                .map_err(db_error)?;
+            Ok(last.n.map(time_of))
+        })
+    }
+
     /// Upserts the consumer's row of `<prefix>consumers`, after deleting
     /// the rows of consumers gone for
     /// [`CONSUMER_FORGET_AFTER`](outband::CONSUMER_FORGET_AFTER).
@@ -1652,6 +1745,15 @@ fn maintenance_thread() -> Arc<ScheduledThreadPool> {
             .thread_name_pattern("outband-db-pool")
             .build(),
     )
+}
+
+/// The rows PostgreSQL's plan line estimates, from its `rows=`.
+fn planned_rows(line: &str) -> Option<u64> {
+    let (_, after) = line.split_once("rows=")?;
+    let digits = after
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(after.len());
+    after[..digits].parse().ok()
 }
 
 #[cfg(test)]

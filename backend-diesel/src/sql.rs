@@ -11,7 +11,7 @@
 //! prefix is spliced into SQL, and it is checked to be an identifier first
 //! ([`validate_prefix`]); every value is a bind parameter.
 
-use outband::Error;
+use outband::{Error, JobState};
 
 use crate::prepared::Stmt;
 
@@ -582,6 +582,66 @@ fn counts(dialect: Dialect) -> String {
     )
 }
 
+/// [`counts`], each state counted only up to a bound, for
+/// [`estimate_stats`](outband::BaseQueue::estimate_stats): a row per state,
+/// `(s, n)`, `n` at most the bound. Binds: the queue and the bound, for
+/// pending, running, dead, cancelled and done in turn, then the queue once
+/// more.
+///
+/// Each count reads at most the bound's entries of the index [`counts`]
+/// reads. The rows of a state code outband does not know, which the next
+/// recovery step makes dead, are few and counted in full, as two ranges of
+/// `jobs_state` (PostgreSQL: `jobs_unknown`).
+fn counts_up_to(dialect: Dialect) -> String {
+    let pending = match dialect {
+        Dialect::Postgres => " AND run_at IS NOT NULL",
+        Dialect::Sqlite | Dialect::Mysql => "",
+    };
+    let up_to = |s: i32, table: &str, condition: &str| {
+        format!(
+            "SELECT {s} AS s, COUNT(*) AS n FROM \
+             (SELECT 1 AS one FROM {table} WHERE queue = ?{condition} LIMIT ?) c{s}"
+        )
+    };
+    [
+        up_to(0, "{jobs}", &format!(" AND state = 0{pending}")),
+        up_to(1, "{jobs}", " AND state = 1"),
+        up_to(3, "{jobs}", " AND state = 3"),
+        up_to(4, "{jobs}", " AND state = 4"),
+        up_to(2, "{done}", ""),
+        "SELECT state AS s, COUNT(*) AS n FROM {jobs} \
+         WHERE queue = ? AND (state < 0 OR state > 4) GROUP BY state"
+            .to_owned(),
+    ]
+    .join(" UNION ALL ")
+}
+
+/// The planner's estimate of a queue's jobs in one state, by `EXPLAIN` of
+/// the count [`counts`] makes: PostgreSQL gives it as `rows=` in the plan's
+/// first line, MySQL in the column `rows`. Binds: the queue, which each
+/// database plans with as it would with the value written out, so the
+/// estimate is the queue's own (PostgreSQL: from the column statistics of
+/// `queue` and `state`; MySQL: from a dive into the index).
+fn estimate(dialect: Dialect, state: JobState) -> Option<String> {
+    let pending = match dialect {
+        Dialect::Postgres => " AND run_at IS NOT NULL",
+        Dialect::Sqlite | Dialect::Mysql => "",
+    };
+    let code =
+        |code: i32| format!("EXPLAIN SELECT 1 FROM {{jobs}} WHERE queue = ? AND state = {code}");
+    match dialect {
+        Dialect::Sqlite => None,
+        Dialect::Postgres | Dialect::Mysql => Some(match state {
+            JobState::Pending => format!("{}{pending}", code(0)),
+            JobState::Running => code(1),
+            JobState::Dead => code(3),
+            JobState::Cancelled => code(4),
+            JobState::Done => "EXPLAIN SELECT 1 FROM {done} WHERE queue = ?".to_owned(),
+            _ => return None,
+        }),
+    }
+}
+
 /// The names of the queues holding a job, pending or finished, sorted: the
 /// distinct values of `queue` in `{jobs}` and `{done}`, found by a loose
 /// index scan, one probe of an index that leads with `queue` per distinct
@@ -822,6 +882,18 @@ pub(crate) struct Statements {
     pub(crate) counts: Stmt,
     pub(crate) run_times: Stmt,
     pub(crate) run_time_at: Stmt,
+    /// [`counts_up_to`].
+    pub(crate) counts_up_to: Stmt,
+    /// `run_times` over the queue's last done jobs, at most a bound of them,
+    /// with `span`, the microseconds since the oldest of them ended. Binds:
+    /// the throughput window, the queue, the bound.
+    pub(crate) recent_run_times: Stmt,
+    /// `run_time_at` among the same jobs. Binds: the queue, the bound, the
+    /// rank.
+    pub(crate) recent_run_time_at: Stmt,
+    /// Per state, in the order of [`JobState::ALL`], its [`estimate`];
+    /// empty on SQLite, which has none.
+    pub(crate) estimates: Vec<(JobState, Stmt)>,
     pub(crate) queues: Stmt,
     pub(crate) job: Stmt,
     /// Where a page of a listing of `{jobs}` stops ([`list_floor`]).
@@ -915,6 +987,9 @@ pub(crate) struct Statements {
     /// Every consumer's row, with the database's clock.
     pub(crate) consumers: Stmt,
     pub(crate) claim_tick: Stmt,
+    /// The latest claimed tick of a periodic command, through the primary
+    /// key. Binds: name.
+    pub(crate) last_tick: Stmt,
     pub(crate) now: Stmt,
 }
 
@@ -1215,6 +1290,21 @@ impl Statements {
             run_time_at: q("SELECT duration_us AS n FROM {done} \
                  WHERE queue = ? AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
+            counts_up_to: q(&counts_up_to(dialect)),
+            recent_run_times: q("SELECT COUNT(duration_us) AS n, \
+                 CAST(AVG(duration_us) AS {bigint}) AS mean, \
+                 COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent, \
+                 {now} - MIN(finished_at) AS span \
+                 FROM (SELECT duration_us, finished_at FROM {done} WHERE queue = ? \
+                 ORDER BY finished_at DESC LIMIT ?) r"),
+            recent_run_time_at: q("SELECT duration_us AS n FROM \
+                 (SELECT duration_us FROM {done} WHERE queue = ? \
+                 ORDER BY finished_at DESC LIMIT ?) r \
+                 WHERE duration_us IS NOT NULL ORDER BY duration_us LIMIT 1 OFFSET ?"),
+            estimates: JobState::ALL
+                .into_iter()
+                .filter_map(|state| Some((state, q(&estimate(dialect, state)?))))
+                .collect(),
             queues: q(&queues(dialect)),
             job: q(&format!(
                 "SELECT {jobs} FROM {{jobs}} WHERE id = ? \
@@ -1350,6 +1440,7 @@ impl Statements {
             consumers_forget: q("DELETE FROM {consumers} WHERE expires_at <= {now} - ?"),
             consumers: q("SELECT id, info, seen_at, expires_at, {now} AS db_now FROM {consumers}"),
             claim_tick: q(claim_tick),
+            last_tick: q("SELECT MAX(tick) AS n FROM {ticks} WHERE name = ?"),
             now: q("SELECT {now} AS n"),
         }
     }

@@ -163,6 +163,35 @@ pub(crate) struct RunTimes {
     pub(crate) recent: i64,
 }
 
+/// [`RunTimes`] of a queue's last done jobs, and the microseconds since the
+/// oldest of them ended (`None` when there are none).
+#[derive(QueryableByName, Debug)]
+pub(crate) struct RecentRunTimes {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) mean: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) recent: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) span: Option<i64>,
+}
+
+/// A line of PostgreSQL's `EXPLAIN`.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    pub(crate) line: String,
+}
+
+/// The rows MySQL's `EXPLAIN` estimates a table access reads, which
+/// MariaDB gives as text.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct PlanRows {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) rows: Option<String>,
+}
+
 /// A row of the consumer registry, with the database's clock.
 #[derive(QueryableByName, Debug)]
 pub(crate) struct ConsumerRow {

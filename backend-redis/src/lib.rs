@@ -135,6 +135,7 @@
 //! | `namespace:queues` | set | the queue names, for [`queues`](BaseQueue::queues) and the maintenance steps |
 //! | `namespace:paused` | set | the names of the queues ever paused, for [`paused`](BaseQueue::paused), which lists those whose `B:paused` is set |
 //! | `namespace:tick:NAME:SECS` | string | a claimed periodic tick, kept 7 days |
+//! | `namespace:ticks` | sorted set | each periodic command's name, by its latest claimed tick (µs since the epoch), for [`last_tick`](BaseQueue::last_tick) |
 //! | `{namespace:consumers}:info` | hash | the [consumer registry](BaseQueue::register_consumer): each consumer's id and its [`ConsumerInfo`] as JSON |
 //! | `{namespace:consumers}:seen`, `{namespace:consumers}:expires` | sorted sets | each registered consumer's id, by when it last registered and by when that registration's ttl ends (µs of the server's clock); a consumer gone for [`CONSUMER_FORGET_AFTER`](outband::CONSUMER_FORGET_AFTER) is removed by the next registration or listing |
 //! | `namespace:cancels` | pub/sub channel | the id of each running job whose cancel is requested, for the cancel feeds |
@@ -910,6 +911,12 @@ impl RedisQueue {
         format!("{}:queues", self.options.namespace)
     }
 
+    /// The last claimed tick of each periodic command, which
+    /// [`last_tick`](BaseQueue::last_tick) reads.
+    fn ticks_key(&self) -> String {
+        format!("{}:ticks", self.options.namespace)
+    }
+
     /// The set of the queues ever paused, which [`paused`](BaseQueue::paused)
     /// reads.
     fn paused_key(&self) -> String {
@@ -1581,7 +1588,36 @@ impl BaseQueue for RedisQueue {
                 .arg(7 * 24 * 3600)
                 .query(con.like())
         })?;
-        Ok(set.is_some())
+        if set.is_none() {
+            return Ok(false);
+        }
+        // the claimed tick as the command's last, unless a later one is:
+        // for `last_tick`, which cannot find the tick keys without a scan.
+        // The tick is this caller's whatever happens here: a failure only
+        // leaves `last_tick` behind.
+        let micros = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
+        let noted = self.pool.with(|con| {
+            redis::cmd("ZADD")
+                .arg(self.ticks_key())
+                .arg("GT")
+                .arg(micros)
+                .arg(name)
+                .query::<i64>(con.like())
+        });
+        if let Err(error) = noted {
+            log::warn!("the last tick of {name} was not noted: {error}");
+        }
+        Ok(true)
+    }
+
+    fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> {
+        let micros: Option<u64> = self.pool.with(|con| {
+            redis::cmd("ZSCORE")
+                .arg(self.ticks_key())
+                .arg(name)
+                .query(con.like())
+        })?;
+        Ok(micros.map(|us| UNIX_EPOCH + Duration::from_micros(us)))
     }
 
     /// One script in the registry's slot, on the server's clock.

@@ -614,6 +614,9 @@ pub struct QueueStats {
     pub p99_run_time: Option<Duration>,
     /// Whether the queue is paused: see [`pause`](crate::BaseQueue::pause).
     pub paused: bool,
+    /// The states whose counts are estimates, not exact counts: empty but
+    /// from [`estimate_stats`](crate::BaseQueue::estimate_stats).
+    pub estimated: Vec<JobState>,
 }
 
 impl QueueStats {
@@ -626,5 +629,11 @@ impl QueueStats {
             JobState::Dead => self.dead,
             JobState::Cancelled => self.cancelled,
         }
+    }
+
+    /// Whether the count for `state` is an estimate: see
+    /// [`estimate_stats`](crate::BaseQueue::estimate_stats).
+    pub fn is_estimated(&self, state: JobState) -> bool {
+        self.estimated.contains(&state)
     }
 }

@@ -246,6 +246,21 @@ pub trait BaseQueue: Send + Sync {
     /// is [paused](Self::pause).
     fn stats(&self, queue: &str) -> Result<QueueStats, Error>;
 
+    /// [`stats`](Self::stats), for a page that must answer at once whatever
+    /// the queue holds: each state's jobs are counted exactly up to
+    /// `exact_up_to`, and a backend whose count takes time in proportion
+    /// to the jobs counted may give an estimate above that, and lists the
+    /// state in [`QueueStats::estimated`]. An estimate is never below
+    /// `exact_up_to`. The dashboard's pages call this; the CLI's `stats`
+    /// and the metrics count exactly.
+    ///
+    /// By default, and on backends whose counts cost the same at any size
+    /// (memory, Redis), the counts are exact.
+    fn estimate_stats(&self, queue: &str, exact_up_to: u64) -> Result<QueueStats, Error> {
+        let _ = exact_up_to;
+        self.stats(queue)
+    }
+
     /// The names of the queues that hold at least one job, in any state.
     fn queues(&self) -> Result<Vec<String>, Error>;
 
@@ -364,6 +379,16 @@ pub trait BaseQueue: Send + Sync {
     /// exactly one caller per `(name, tick)`, however many consumers ask.
     fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error>;
 
+    /// The latest tick of the periodic command `name` that was
+    /// [claimed](Self::claim_tick), or `None` when none was (or the backend
+    /// has forgotten them all): what the dashboard shows as the last tick
+    /// enqueued. A backend that keeps no ticks to read back returns `None`,
+    /// the default.
+    fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> {
+        let _ = name;
+        Ok(None)
+    }
+
     /// Registers a consumer, or refreshes its registration (a heartbeat):
     /// stores `info` under `info.id`, replacing what that id said before,
     /// seen now on the backend's clock and alive until `ttl` after that.
@@ -478,6 +503,7 @@ macro_rules! forward_base_queue {
             fn is_empty(&self, queue: &str) -> Result<bool, Error> { (**self).is_empty(queue) }
             fn flush(&self, queue: &str) -> Result<u64, Error> { (**self).flush(queue) }
             fn stats(&self, queue: &str) -> Result<QueueStats, Error> { (**self).stats(queue) }
+            fn estimate_stats(&self, queue: &str, exact_up_to: u64) -> Result<QueueStats, Error> { (**self).estimate_stats(queue, exact_up_to) }
             fn queues(&self) -> Result<Vec<String>, Error> { (**self).queues() }
             fn job(&self, id: JobId) -> Result<Option<Job>, Error> { (**self).job(id) }
             fn jobs(&self, query: &JobQuery) -> Result<JobPage, Error> { (**self).jobs(query) }
@@ -491,6 +517,7 @@ macro_rules! forward_base_queue {
             fn paused(&self) -> Result<Vec<String>, Error> { (**self).paused() }
             fn purge(&self, older_than: Duration) -> Result<u64, Error> { (**self).purge(older_than) }
             fn claim_tick(&self, name: &str, tick: SystemTime) -> Result<bool, Error> { (**self).claim_tick(name, tick) }
+            fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> { (**self).last_tick(name) }
             fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> { (**self).register_consumer(info, ttl) }
             fn unregister_consumer(&self, id: &str) -> Result<(), Error> { (**self).unregister_consumer(id) }
             fn consumers(&self) -> Result<Vec<Consumer>, Error> { (**self).consumers() }

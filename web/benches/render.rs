@@ -6,7 +6,9 @@
 //!
 //! `OUTBAND_BENCH_JOBS` sets how many jobs (default 1,000,000); with
 //! `OUTBAND_BENCH_POSTGRES=1` it also runs on the PostgreSQL at
-//! `PG_DATABASE_URL`, in tables of its own that are dropped at the end.
+//! `PG_DATABASE_URL`, and with `OUTBAND_BENCH_MYSQL=1` on the MySQL or
+//! MariaDB at `MYSQL_DATABASE_URL`, in tables of their own that are
+//! dropped at the end.
 //! Each figure is a median of renders through the router. "cold" renders
 //! each time on a new router, which reads everything from the backend;
 //! "warm" renders again and again on one, as a dashboard in use does, so
@@ -14,8 +16,9 @@
 //! are spaced past the second its counts are reused as they are, so each
 //! shows the last reading and starts a new one in the background, as each
 //! poll of an open overview does. The backend calls behind the pages are
-//! timed alone after them: `stats` is what the first overview of a router
-//! waits for, and what each new reading costs.
+//! timed alone after them: `estimate_stats` is what the first overview of
+//! a router waits for, and what each new reading costs; `stats`, the
+//! exact count the CLI and the metrics take, beside it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +61,16 @@ fn main() {
             .unwrap();
         runtime.block_on(bench("PostgreSQL", Arc::new(postgres), jobs));
     }
+
+    if std::env::var("OUTBAND_BENCH_MYSQL").is_ok_and(|v| v == "1") {
+        let prefix = format!("web_bench_{}_", std::process::id());
+        let mysql = outband_diesel::DatabaseQueue::builder(outband_testkit::mysql_url())
+            .prefix(prefix)
+            .temporary(true)
+            .open()
+            .unwrap();
+        runtime.block_on(bench("MySQL", Arc::new(mysql), jobs));
+    }
 }
 
 /// Fills `backend` with `jobs` pending jobs, a few thousand done and dead
@@ -93,6 +106,11 @@ async fn bench(name: &str, backend: Arc<dyn BaseQueue>, jobs: usize) {
         ),
         ("dead letters", format!("/dead?queue={QUEUE}")),
         ("a job", format!("/jobs/{done}")),
+        ("queues", "/queues".to_owned()),
+        (
+            "flush, confirmation",
+            format!("/queues/flush?queue={QUEUE}"),
+        ),
     ];
     println!("{:<24} {:>12} {:>12}", "page", "cold", "warm");
     for (what, path) in &pages {
@@ -129,7 +147,13 @@ async fn bench(name: &str, backend: Arc<dyn BaseQueue>, jobs: usize) {
     }
 
     println!("backend calls alone:");
-    let calls: [(&str, Call); 4] = [
+    let calls: [(&str, Call); 5] = [
+        (
+            "estimate_stats",
+            Box::new(|b: &dyn BaseQueue| {
+                b.estimate_stats(QUEUE, 50_000).unwrap();
+            }),
+        ),
         (
             "stats",
             Box::new(|b: &dyn BaseQueue| {

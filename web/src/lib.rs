@@ -29,7 +29,7 @@
 //! | `/jobs/{id}` | one job: arguments and result as JSON through its command's types, attempts, timings, progress, error; retry or delete when dead, cancel while pending or running |
 //! | `/dead` | a queue's dead letters: retry or delete one, the ticked ones, or all of them (deleting all asks first) |
 //! | `/queues` | pause, resume, and flush (after a confirmation) each queue |
-//! | `/periodic` | each periodic command: its schedule, the tick it was last due and the next |
+//! | `/periodic` | each periodic command: its schedule, the last tick a consumer enqueued, the tick it was last due and the next |
 //! | `/consumers` | the consumers registered in the backend ([`BaseQueue::consumers`]): host, pid, queues, threads and async slots, jobs running, start, last heartbeat, version; alive, or gone once their heartbeat stopped |
 //! | `/metrics` | this process's metrics and the backend's counts, for Prometheus: see [`metrics`] |
 //! | `/assets/…` | the style sheet and the script, compiled into the binary: nothing is fetched from elsewhere |
@@ -55,11 +55,22 @@
 //! ordering-key filter reads up to ten of the backend's bounded pages
 //! ([`outband::JobQuery::SCAN`] jobs each) to fill one page of the
 //! dashboard, and says where to go on when they ran out. The periodic
-//! page's last tick is the schedule's, the latest tick at or before the
-//! backend's clock: a backend records the ticks it hands out
-//! ([`BaseQueue::claim_tick`]) but gives no way to read them back. The
+//! page shows each command's last tick enqueued, the latest a consumer
+//! claimed ([`BaseQueue::last_tick`]), beside the last and next ticks of
+//! its schedule on the backend's clock. The
 //! chart's "done" and "dead" rates are the differences between two looks at
 //! the counts: jobs purged between them are not counted as negative.
+//!
+//! Every count of a page is exact up to 50,000 jobs of a queue in one
+//! state ([`Dashboard::exact_counts_up_to`]). Above that it may be the
+//! backend's estimate, shown as
+//! `≈ 1204811` ([`BaseQueue::estimate_stats`]: PostgreSQL and MySQL give
+//! their planner's estimate, as Oban's dashboard does; SQLite, Redis and
+//! the memory backend count exactly at any size), so that a page answers
+//! in milliseconds whatever the backend holds. The jobs/s and run times
+//! are those of each queue's last 50,000 done jobs (the same bound). Where a queue's done
+//! count is an estimate, the chart takes that queue's jobs/s for its done
+//! rate, and leaves an estimated dead count out of the dead rate.
 //!
 //! # Security
 //!
@@ -131,6 +142,7 @@ pub struct Dashboard {
     read_only: bool,
     token: Option<String>,
     base: String,
+    exact_up_to: u64,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -139,6 +151,7 @@ impl std::fmt::Debug for Dashboard {
             .field("read_only", &self.read_only)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("base_path", &self.base)
+            .field("exact_up_to", &self.exact_up_to)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +194,8 @@ pub(crate) struct Shared {
     /// The path the router is nested at, without a trailing slash; empty at
     /// the root.
     pub(crate) base: String,
+    /// How many jobs of a queue in one state the pages count exactly.
+    pub(crate) exact_up_to: u64,
     /// Keys the CSRF tokens and access cookies; drawn per router.
     pub(crate) secret: Vec<u8>,
     /// The queues holding jobs, and when the backend said so.
@@ -203,7 +218,23 @@ impl Dashboard {
             read_only: false,
             token: None,
             base: String::new(),
+            exact_up_to: Self::EXACT_UP_TO,
         }
+    }
+
+    /// How many jobs of a queue in one state the pages count exactly, by
+    /// default: see [`exact_counts_up_to`](Self::exact_counts_up_to).
+    pub const EXACT_UP_TO: u64 = 50_000;
+
+    /// Counts each queue's jobs in one state exactly up to `jobs`, and
+    /// shows the backend's estimate above that
+    /// ([`BaseQueue::estimate_stats`]); by default
+    /// [`EXACT_UP_TO`](Self::EXACT_UP_TO). A higher bound makes exact
+    /// counts cost more on PostgreSQL and MySQL; `u64::MAX` counts
+    /// everything exactly.
+    pub fn exact_counts_up_to(mut self, jobs: u64) -> Self {
+        self.exact_up_to = jobs;
+        self
     }
 
     /// Shows arguments and results through the commands of `registry`
@@ -269,6 +300,7 @@ impl Dashboard {
             read_only: self.read_only,
             token: self.token,
             base: self.base,
+            exact_up_to: self.exact_up_to,
             secret: security::random_hex(32).into_bytes(),
             queues: Mutex::new(None),
             overview: Mutex::new(pages::Readings::default()),

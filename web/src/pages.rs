@@ -193,6 +193,8 @@ pub(crate) struct QueueLine {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     paused: bool,
+    /// The states whose counts are estimates.
+    estimated: Vec<&'static str>,
 }
 
 impl QueueLine {
@@ -209,7 +211,17 @@ impl QueueLine {
             p50_ms: ms(stats.p50_run_time),
             p99_ms: ms(stats.p99_run_time),
             paused: stats.paused,
+            estimated: stats.estimated.iter().map(|state| state.as_str()).collect(),
         }
+    }
+}
+
+/// A count as the pages show it: `≈` before an estimate.
+fn count(n: u64, estimated: bool) -> String {
+    if estimated {
+        format!("≈ {n}")
+    } else {
+        n.to_string()
     }
 }
 
@@ -245,7 +257,7 @@ async fn read_counts(shared: &Arc<Shared>) -> Result<Overview, Response> {
         let queues = queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
-                let stats = backend.stats(&name)?;
+                let stats = backend.estimate_stats(&name, cache.exact_up_to)?;
                 Ok(QueueLine::new(name, &stats))
             })
             .collect::<Result<Vec<_>, outband::Error>>()?;
@@ -355,7 +367,7 @@ pub(crate) async fn overview(State(shared): State<Arc<Shared>>) -> Response {
                     @for line in &overview.queues {
                         tr {
                             td { a href=(link(&shared, "/jobs", &[("queue", &line.name)])) { (line.name) } }
-                            @for (state, count) in [
+                            @for (state, n) in [
                                 (JobState::Pending, line.pending),
                                 (JobState::Running, line.running),
                                 (JobState::Done, line.done),
@@ -363,7 +375,9 @@ pub(crate) async fn overview(State(shared): State<Arc<Shared>>) -> Response {
                                 (JobState::Cancelled, line.cancelled),
                             ] {
                                 td class="n" data-queue=(line.name) data-state=(state.as_str()) {
-                                    a href=(link(&shared, "/jobs", &[("queue", &line.name), ("state", state.as_str())])) { (count) }
+                                    a href=(link(&shared, "/jobs", &[("queue", &line.name), ("state", state.as_str())])) {
+                                        (count(n, line.estimated.contains(&state.as_str())))
+                                    }
                                 }
                             }
                             td class="n" { (format!("{:.2}", line.throughput)) }
@@ -959,9 +973,9 @@ pub(crate) async fn dead_delete_all_confirm(
     let Some(queue) = given(params.queue.as_ref()).map(str::to_owned) else {
         return redirect(&shared, "/dead", "Choose a queue first.");
     };
-    let q = queue.clone();
-    let dead = match blocking(&shared, move |b| b.stats(&q)).await {
-        Ok(stats) => stats.dead,
+    let (q, exact_up_to) = (queue.clone(), shared.exact_up_to);
+    let dead = match blocking(&shared, move |b| b.estimate_stats(&q, exact_up_to)).await {
+        Ok(stats) => count(stats.dead, stats.is_estimated(JobState::Dead)),
         Err(response) => return response,
     };
     let ask = Ask {
@@ -1019,7 +1033,7 @@ pub(crate) async fn queues(
         queue_names(&cache, backend)?
             .into_iter()
             .map(|name| {
-                let stats = backend.stats(&name)?;
+                let stats = backend.estimate_stats(&name, cache.exact_up_to)?;
                 Ok((name, stats))
             })
             .collect::<Result<Vec<_>, outband::Error>>()
@@ -1042,9 +1056,9 @@ pub(crate) async fn queues(
                     @for (name, stats) in &lines {
                         tr {
                             td { a href=(link(&shared, "/jobs", &[("queue", name)])) { (name) } }
-                            td class="n" { (stats.pending) }
-                            td class="n" { (stats.running) }
-                            td class="n" { a href=(link(&shared, "/dead", &[("queue", name)])) { (stats.dead) } }
+                            td class="n" { (count(stats.pending, stats.is_estimated(JobState::Pending))) }
+                            td class="n" { (count(stats.running, stats.is_estimated(JobState::Running))) }
+                            td class="n" { a href=(link(&shared, "/dead", &[("queue", name)])) { (count(stats.dead, stats.is_estimated(JobState::Dead))) } }
                             td { @if stats.paused { span class="paused" { "paused" } } @else { span class="on" { "on" } } }
                             @if !shared.read_only {
                                 td {
@@ -1115,9 +1129,9 @@ pub(crate) async fn flush_confirm(
     let Some(queue) = given(params.queue.as_ref()).map(str::to_owned) else {
         return redirect(&shared, "/queues", "Choose a queue first.");
     };
-    let q = queue.clone();
-    let pending = match blocking(&shared, move |b| b.len(&q)).await {
-        Ok(pending) => pending,
+    let (q, exact_up_to) = (queue.clone(), shared.exact_up_to);
+    let pending = match blocking(&shared, move |b| b.estimate_stats(&q, exact_up_to)).await {
+        Ok(stats) => count(stats.pending, stats.is_estimated(JobState::Pending)),
         Err(response) => return response,
     };
     let ask = Ask {
@@ -1155,29 +1169,39 @@ pub(crate) async fn flush(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
 /// `/periodic`: each periodic command's schedule, and the ticks it was
 /// last due and is next due, on the backend's clock.
 pub(crate) async fn periodic(State(shared): State<Arc<Shared>>) -> Response {
-    let now = match blocking(&shared, |b| b.now()).await {
-        Ok(now) => DateTime::<Utc>::from(now),
-        Err(response) => return response,
-    };
     let periodic = shared
         .registry
         .map(outband::Registry::periodic)
         .unwrap_or_default();
+    let names: Vec<&'static str> = periodic.iter().map(|p| p.command.name).collect();
+    let read = blocking(&shared, move |b| {
+        let last = names
+            .iter()
+            .map(|name| b.last_tick(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((b.now()?, last))
+    })
+    .await;
+    let (now, last) = match read {
+        Ok((now, last)) => (DateTime::<Utc>::from(now), last),
+        Err(response) => return response,
+    };
     let body = html! {
         @if periodic.is_empty() {
             p class="muted" { "This program registers no periodic command." }
         } @else {
             table {
                 thead { tr {
-                    th { "command" } th { "queue" } th { "schedule" } th { "last due" } th { "next due" }
+                    th { "command" } th { "queue" } th { "schedule" } th { "last enqueued" } th { "last due" } th { "next due" }
                 } }
                 tbody {
-                    @for p in periodic {
+                    @for (p, last) in periodic.iter().zip(&last) {
                         @let cron = p.cron.parse::<Cron>();
                         tr {
                             td { (p.command.name) }
                             td { a href=(link(&shared, "/jobs", &[("queue", p.command.queue), ("command", p.command.name), ("state", "done")])) { (p.command.queue) } }
                             td { code { (p.cron) } }
+                            td { (last.map_or_else(|| "never".to_owned(), time)) }
                             @match &cron {
                                 Ok(cron) => {
                                     td { (cron.find_previous_occurrence(&now, true).map(|t| time(t.into())).unwrap_or_else(|_| "-".to_owned())) }
@@ -1193,8 +1217,9 @@ pub(crate) async fn periodic(State(shared): State<Arc<Shared>>) -> Response {
             }
             p class="muted" {
                 "Ticks are the schedule's, on the backend's clock (" (time(now.into())) "). "
-                "One consumer enqueues each tick; the backend records which ticks were claimed "
-                "but offers no way to read them back, so the last tick shown is when it was due."
+                "One consumer enqueues each tick: \"last enqueued\" is the latest tick a consumer "
+                "claimed and enqueued, \"last due\" the latest the schedule set. A last due "
+                "later than the last enqueued means no consumer served that tick (yet)."
             }
         }
     };

@@ -1,6 +1,7 @@
 //! The dashboard over HTTP: requests through its router, as a browser or a
 //! forger would send them, on real backends: memory, an SQLite file, and
-//! the Redis at `REDIS_URL` in a namespace of its own (skipped with a notice
+//! the Redis at `REDIS_URL` in a namespace of its own, and for the estimated
+//! counts the PostgreSQL at `PG_DATABASE_URL` (each skipped with a notice
 //! when unreachable, unless `OUTBAND_REQUIRE_SERVERS=1`).
 
 use std::future::Future;
@@ -18,6 +19,10 @@ use tower::ServiceExt;
 const HOST: &str = "dash.test";
 const ORIGIN: &str = "http://dash.test";
 const XSS: &str = "<script>alert(1)</script>";
+
+/// A periodic command, for the periodic page.
+#[outband::periodic_command(name = "web_test::hourly", cron = "0 0 * * * *", queue = "web")]
+fn hourly() {}
 
 /// Echoes its text: its arguments and result show as JSON on a job's page.
 #[queue_command(name = "web_test::echo", queue = "web")]
@@ -872,6 +877,107 @@ async fn the_dashboard_serves_metrics_behind_its_token() {
         ] {
             assert!(metrics.body.contains(line), "{line}: {}", metrics.body);
         }
+    })
+    .await;
+}
+
+/// Above the bound the pages count exactly, PostgreSQL gives its planner's
+/// estimate: every page marks it `≈`, and the JSON lists the state.
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_above_the_bound_are_marked_as_estimates() {
+    let backend = tokio::task::spawn_blocking(|| {
+        let url = outband_testkit::pg_url();
+        let opened = outband_diesel::DatabaseQueue::builder(&url)
+            .prefix(format!("{}_", unique_name("web")))
+            .temporary(true)
+            .open();
+        let backend = match opened {
+            Ok(backend) => backend,
+            Err(error) => return skip_or_fail(&format!("PostgreSQL at {url}"), &error),
+        };
+        let args = codec::encode(&("counted".to_owned(),)).unwrap();
+        let jobs = (0..40)
+            .map(|_| NewJob::new("web_test::echo", args.clone()).queue("web"))
+            .collect();
+        backend.enqueue_many(jobs).unwrap();
+        let claimed = backend.claim("web", 1, Duration::from_secs(60)).unwrap();
+        let error = "failed".to_owned();
+        backend
+            .complete(&claimed[0].lease, Outcome::Dead { error })
+            .unwrap();
+        Some(Arc::new(backend))
+    })
+    .await
+    .unwrap();
+    let Some(backend) = backend else {
+        return;
+    };
+
+    let estimating = Dashboard::new(backend.clone()).exact_counts_up_to(10);
+    let mut browser = Browser::new(estimating.router());
+    let overview = browser.get("/").await.body;
+    let cell = |state: &str| {
+        let at = overview
+            .find(&format!("data-state=\"{state}\">"))
+            .unwrap_or_else(|| panic!("{state}: {overview}"));
+        let link = &overview[at..];
+        let text = &link[link.find('>').unwrap() + 1..];
+        let text = &text[text.find('>').unwrap() + 1..];
+        text[..text.find('<').unwrap()].to_owned()
+    };
+    let pending = cell("pending");
+    let estimate: u64 = pending
+        .strip_prefix("≈ ")
+        .unwrap_or_else(|| panic!("pending, estimated: {pending}"))
+        .parse()
+        .unwrap();
+    assert!(estimate > 10, "an estimate is above the bound: {estimate}");
+    assert_eq!(cell("dead"), "1", "a count under the bound is exact");
+    let json = browser.get("/api/overview").await.body;
+    assert!(json.contains("\"estimated\":[\"pending\"]"), "{json}");
+    assert!(browser.get("/queues").await.body.contains("≈ "));
+    let flush = browser.get("/queues/flush?queue=web").await.body;
+    assert!(flush.contains("Delete the ≈ "), "{flush}");
+
+    // the default bound counts these exactly
+    let mut browser = Browser::new(Dashboard::new(backend).router());
+    let overview = browser.get("/").await.body;
+    assert!(overview.contains(">39</a>"), "{overview}");
+    assert!(!overview.contains('≈'));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_page_shows_the_last_tick_enqueued() {
+    each_backend(|world| async move {
+        let mut browser = Browser::new(world.dashboard().router());
+        let page = browser.get("/periodic").await.body;
+        let row = |page: &str| {
+            let at = page
+                .find("<td>web_test::hourly</td>")
+                .unwrap_or_else(|| panic!("{page}"));
+            page[at..page[at..].find("</tr>").unwrap() + at].to_owned()
+        };
+        assert!(row(&page).contains("<td>never</td>"), "{}", row(&page));
+        assert!(row(&page).contains("<code>0 0 * * * *</code>"));
+
+        let tick = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let backend = world.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            assert!(backend.claim_tick("web_test::hourly", tick).unwrap());
+            assert!(
+                backend
+                    .claim_tick("web_test::hourly", tick - Duration::from_secs(3_600))
+                    .unwrap()
+            );
+        })
+        .await
+        .unwrap();
+        let page = browser.get("/periodic").await.body;
+        assert!(
+            row(&page).contains("<td>2027-01-15 08:00:00 UTC</td>"),
+            "the latest tick claimed: {}",
+            row(&page)
+        );
     })
     .await;
 }

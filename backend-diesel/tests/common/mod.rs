@@ -14,8 +14,13 @@ pub fn unique_prefix() -> String {
 /// A queue on `url` with tables of its own, dropped with it; `None` (after a
 /// notice) when the server is unreachable and servers are not required.
 pub fn server_queue(url: &str) -> Option<DatabaseQueue> {
+    server_queue_with_prefix(url, &unique_prefix())
+}
+
+/// [`server_queue`] with tables named with `prefix`.
+pub fn server_queue_with_prefix(url: &str, prefix: &str) -> Option<DatabaseQueue> {
     match DatabaseQueue::builder(url)
-        .prefix(unique_prefix())
+        .prefix(prefix)
         .temporary(true)
         .open()
     {

@@ -514,6 +514,12 @@ impl BaseQueue for MemoryQueue {
         Ok(self.lock().ticks.insert((name.to_owned(), tick)))
     }
 
+    fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> {
+        let state = self.lock();
+        let ticks = state.ticks.iter().filter(|(of, _)| of == name);
+        Ok(ticks.map(|&(_, tick)| tick).max())
+    }
+
     fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {
         let now = SystemTime::now();
         let mut state = self.lock();

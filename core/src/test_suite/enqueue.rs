@@ -275,3 +275,39 @@ pub fn timeouts_are_stored(backend: &Arc<dyn BaseQueue>) {
         (JobState::Done, Some(Duration::from_millis(1500)))
     );
 }
+
+/// `estimate_stats` counts each state exactly up to its bound; above it a
+/// count is exact or an estimate above the bound, listed in `estimated`.
+pub fn estimate_stats_bounds(backend: &Arc<dyn BaseQueue>) {
+    let q = unique_queue("estimates");
+    backend
+        .enqueue_many((0..12).map(|i| echo_job(&q, i)).collect())
+        .expect("enqueue");
+    let finished = claim_one(&**backend, &q, LEASE).expect("claimed");
+    let outcome = Outcome::Done {
+        result: None,
+        duration: Duration::from_millis(20),
+    };
+    backend
+        .complete(&finished.lease, outcome)
+        .expect("complete");
+    let counts = |stats: &crate::QueueStats| JobState::ALL.map(|state| stats.count(state));
+
+    let exact = backend.stats(&q).expect("stats");
+    assert_eq!(counts(&exact), [11, 0, 1, 0, 0]);
+    assert!(exact.estimated.is_empty(), "stats counts exactly");
+    let roomy = backend.estimate_stats(&q, 100).expect("estimate_stats");
+    assert_eq!(counts(&roomy), counts(&exact), "under the bound, exact");
+    assert!(roomy.estimated.is_empty());
+    assert_eq!(roomy.p50_run_time, Some(Duration::from_millis(20)));
+
+    let tight = backend.estimate_stats(&q, 5).expect("estimate_stats");
+    for state in JobState::ALL {
+        let (n, truth) = (tight.count(state), exact.count(state));
+        if tight.is_estimated(state) {
+            assert!(truth > 5 && n > 5, "{state:?}: estimated {n} for {truth}");
+        } else {
+            assert_eq!(n, truth, "{state:?}: not estimated, so exact");
+        }
+    }
+}

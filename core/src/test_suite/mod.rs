@@ -139,6 +139,7 @@ macro_rules! __conformance_cases {
             keys::ordering_key_exclusion_and_order
             schedule::scheduled_run_at
             enqueue::cancel_flush_len_stats
+            enqueue::estimate_stats_bounds
             dead_letters::dead_letter_list_retry_delete
             dead_letters::purge_done_only
             processing::undecodable_arguments_dead_at_once
@@ -147,6 +148,7 @@ macro_rules! __conformance_cases {
             processing::results_are_stored
             leases::job_timings
             ticks::claim_tick_once
+            ticks::last_tick_is_the_latest_claimed
             consumers::consumers_register_heartbeat_and_go
             leases::complete_and_claim_hands_over
             leases::expired_lease_reason_text

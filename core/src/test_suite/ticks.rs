@@ -24,3 +24,22 @@ pub fn claim_tick_once(backend: &Arc<dyn BaseQueue>) {
     );
     assert!(!backend.claim_tick(&name, next).expect("tick"));
 }
+
+/// `last_tick` gives the latest claimed tick of each command, whatever the
+/// order they were claimed in, and `None` for a command never ticked.
+pub fn last_tick_is_the_latest_claimed(backend: &Arc<dyn BaseQueue>) {
+    let (name, other) = (unique_queue("last-tick"), unique_queue("other-tick"));
+    assert_eq!(backend.last_tick(&name).expect("last_tick"), None);
+    let at =
+        |minutes: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + minutes * 60);
+    for minutes in [1, 3, 2] {
+        assert!(backend.claim_tick(&name, at(minutes)).expect("tick"));
+    }
+    assert!(
+        !backend.claim_tick(&name, at(3)).expect("tick"),
+        "claimed before"
+    );
+    assert!(backend.claim_tick(&other, at(9)).expect("tick"));
+    assert_eq!(backend.last_tick(&name).expect("last_tick"), Some(at(3)));
+    assert_eq!(backend.last_tick(&other).expect("last_tick"), Some(at(9)));
+}

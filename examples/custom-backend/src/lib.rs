@@ -821,6 +821,26 @@ impl BaseQueue for FileQueue {
         }
     }
 
+    /// The largest of the command's tick files' names.
+    fn last_tick(&self, name: &str) -> Result<Option<SystemTime>, Error> {
+        let dir = self.root.join(TICKS).join(escape(name)?);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error(&dir)(error)),
+        };
+        let mut last = None;
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let tick = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok());
+            last = last.max(tick);
+        }
+        Ok(last.map(to_time))
+    }
+
     /// Rewrites `consumers.json` under the lock, leaving out the consumers
     /// gone for [`outband::CONSUMER_FORGET_AFTER`].
     fn register_consumer(&self, info: &ConsumerInfo, ttl: Duration) -> Result<(), Error> {

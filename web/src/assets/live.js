@@ -12,9 +12,29 @@
   var done = [], dead = [];
   var last = null;
 
-  function totals(data) {
+  function estimated(q, state) {
+    return (q.estimated || []).indexOf(state) >= 0;
+  }
+
+  // The jobs done and dead per second since the last reading, summed over
+  // the queues. An estimated count moves with the planner's statistics,
+  // not with the jobs: a queue whose done count is an estimate adds the
+  // rate at which its last jobs ended, and one whose dead count is an
+  // estimate adds nothing to the dead.
+  function rates(data, seconds) {
     var sum = { done: 0, dead: 0 };
-    data.queues.forEach(function (q) { sum.done += q.done; sum.dead += q.dead; });
+    data.queues.forEach(function (q) {
+      var before = last.queues[q.name];
+      if (estimated(q, "done")) {
+        sum.done += q.throughput;
+      } else if (before && before.done !== null) {
+        // a purge lowers the done count: no negative rates
+        sum.done += Math.max(q.done - before.done, 0) / seconds;
+      }
+      if (!estimated(q, "dead") && before && before.dead !== null) {
+        sum.dead += Math.max(q.dead - before.dead, 0) / seconds;
+      }
+    });
     return sum;
   }
 
@@ -47,19 +67,26 @@
       ["pending", "running", "done", "dead", "cancelled"].forEach(function (state) {
         cell = document.querySelector('[data-queue="' + CSS.escape(q.name) + '"][data-state="' + state + '"]');
         // the count is a link to the jobs it counts: keep it one
-        if (cell) { (cell.querySelector("a") || cell).textContent = String(q[state]); }
+        if (cell) {
+          (cell.querySelector("a") || cell).textContent =
+            (estimated(q, state) ? "\u2248 " : "") + String(q[state]);
+        }
       });
       if (cell) { updateRest(cell, q); }
     });
-    var now = totals(data);
     if (last) {
-      var seconds = Math.max((data.time - last.time) / 1000, 0.001);
-      // a purge lowers the done count: no negative rates
-      done.push(Math.max(now.done - last.done, 0) / seconds);
-      dead.push(Math.max(now.dead - last.dead, 0) / seconds);
+      var now = rates(data, Math.max((data.time - last.time) / 1000, 0.001));
+      done.push(now.done);
+      dead.push(now.dead);
       if (done.length > keep) { done.shift(); dead.shift(); }
     }
-    last = { time: data.time, done: now.done, dead: now.dead };
+    last = { time: data.time, queues: {} };
+    data.queues.forEach(function (q) {
+      last.queues[q.name] = {
+        done: estimated(q, "done") ? null : q.done,
+        dead: estimated(q, "dead") ? null : q.dead
+      };
+    });
     var shown = document.getElementById("rates");
     if (shown && done.length) {
       shown.textContent = done[done.length - 1].toFixed(1) + " done/s, " +
