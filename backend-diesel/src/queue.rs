@@ -1231,7 +1231,10 @@ impl BaseQueue for DatabaseQueue {
     /// `exact_up_to` + 1 through the index the exact count reads; a state
     /// with more gets the planner's estimate of its count from `EXPLAIN`,
     /// raised to `exact_up_to` + 1 when it is lower (the statistics behind
-    /// it lag the table), as Oban's dashboard does. SQLite counts exactly:
+    /// it lag the table), as Oban's dashboard does. MySQL's estimate comes
+    /// from dives into the index, which InnoDB caps at half the table's
+    /// rows: a queue that holds most of the table shows about half its
+    /// count there. SQLite counts exactly:
     /// its count of a state is a walk of one stretch of an index, without a
     /// look at the rows. On every database the throughput and run times
     /// are those of the queue's last `exact_up_to` done jobs, found through
