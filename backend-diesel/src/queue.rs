@@ -46,6 +46,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const DEFAULT_PREFIX: &str = "outband_";
 
 /// How long SQLite waits for the write lock before giving up.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
 /// A [`BaseQueue`] in an SQL database: SQLite, PostgreSQL or MySQL/MariaDB.

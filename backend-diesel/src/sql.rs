@@ -707,10 +707,12 @@ pub(crate) struct Statements {
     pub(crate) dialect: Dialect,
     /// The start of a multi-row insert, its `?` not numbered; one
     /// `insert_row` per row follows.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     pub(crate) insert_head: String,
     /// One row of an insert, its `?` not numbered. Binds: command, args, queue, key, priority,
     /// max_attempts, run_at (absolute, nullable), delay (µs), timeout (ms, nullable),
     /// concurrency key and max, rate key, max and period in µs (nullable).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement, prepared
     /// once whatever the batch size. Binds: one array per column of
@@ -738,8 +740,10 @@ pub(crate) struct Statements {
     pub(crate) lock_keys: Stmt,
     /// MySQL: the start of the upsert that locks ordering keys for an
     /// enqueue's transaction; one `(?)` per key hash follows.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) lock_keys_head: String,
     /// What follows the rows (PostgreSQL and SQLite: `RETURNING id`).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     pub(crate) insert_tail: &'static str,
     /// SQLite and PostgreSQL: the whole claim. Binds: lease, queue (twice:
     /// [`READY`]), limit.

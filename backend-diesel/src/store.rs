@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Double, Integer, Nullable, Text};
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 use outband::backend::hash::fnv1a;
 use outband::{Claimed, Completion, Job, JobId, JobState, Lease, NewJob, Outcome, Progress, When};
 
@@ -415,6 +416,7 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 /// The insert statement for `rows` jobs.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn insert_sql(st: &Statements, rows: usize) -> Stmt {
     let mut sql = st.insert_head.clone();
     sql.push_str(&vec![st.insert_row.as_str(); rows].join(", "));
@@ -552,6 +554,7 @@ pub(crate) struct RowNow {
 
 /// [`InsertRows`] with multi-row `INSERT … VALUES` statements of up to
 /// [`INSERT_CHUNK`] rows.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 macro_rules! values_insert_impl {
     ($conn:ty) => {
         impl InsertRows for $conn {
@@ -676,6 +679,7 @@ fn is_conflict(kind: &diesel::result::DatabaseErrorKind, message: &str) -> bool 
 /// the ordering keys of `jobs` until the transaction ends, as
 /// [`lock_ordering_keys`] does on PostgreSQL: FNV-1a of queue and key, modulo
 /// 65,536, sorted so that two batches never lock in opposite orders.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn key_lock_rows(jobs: &[NewJob]) -> Vec<i32> {
     let mut rows: Vec<i32> = jobs
         .iter()
