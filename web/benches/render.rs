@@ -151,7 +151,7 @@ async fn bench(name: &str, backend: Arc<dyn BaseQueue>, jobs: usize) {
         (
             "estimate_stats",
             Box::new(|b: &dyn BaseQueue| {
-                b.estimate_stats(QUEUE, 50_000).unwrap();
+                b.estimate_stats(QUEUE, Dashboard::EXACT_UP_TO).unwrap();
             }),
         ),
         (

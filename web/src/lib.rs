@@ -61,14 +61,14 @@
 //! chart's "done" and "dead" rates are the differences between two looks at
 //! the counts: jobs purged between them are not counted as negative.
 //!
-//! Every count of a page is exact up to 50,000 jobs of a queue in one
+//! Every count of a page is exact up to 10,000 jobs of a queue in one
 //! state ([`Dashboard::exact_counts_up_to`]). Above that it may be the
 //! backend's estimate, shown as
 //! `≈ 1204811` ([`BaseQueue::estimate_stats`]: PostgreSQL and MySQL give
 //! their planner's estimate, as Oban's dashboard does; SQLite, Redis and
 //! the memory backend count exactly at any size), so that a page answers
 //! in milliseconds whatever the backend holds. The jobs/s and run times
-//! are those of each queue's last 50,000 done jobs (the same bound). Where a queue's done
+//! are those of each queue's last 10,000 done jobs (the same bound). Where a queue's done
 //! count is an estimate, the chart takes that queue's jobs/s for its done
 //! rate, and leaves an estimated dead count out of the dead rate.
 //!
@@ -224,7 +224,7 @@ impl Dashboard {
 
     /// How many jobs of a queue in one state the pages count exactly, by
     /// default: see [`exact_counts_up_to`](Self::exact_counts_up_to).
-    pub const EXACT_UP_TO: u64 = 50_000;
+    pub const EXACT_UP_TO: u64 = 10_000;
 
     /// Counts each queue's jobs in one state exactly up to `jobs`, and
     /// shows the backend's estimate above that
