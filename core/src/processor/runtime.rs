@@ -82,6 +82,10 @@ impl AsyncJobs {
     {
         let runtime = self.runtime()?;
         let mut released = self.released.subscribe();
+        // A job's future holds the job, its context and its command's
+        // future, and each layer around it holds it again: boxed, the
+        // layers and the runtime's task move a pointer, not the job.
+        let future = Box::pin(future);
         Ok(runtime.spawn(futures_lite::future::or(
             async move { Some(future.await) },
             async move {
