@@ -196,9 +196,13 @@ impl Shared {
         let freed = pool
             .budget
             .land(sync_jobs.len() + async_jobs.len(), reserved, completed);
+        // what a waiting worker waits for: a job, or the end of the loop
+        let for_workers = !sync_jobs.is_empty() || (pool.closed && pool.budget.is_empty());
         pool.jobs.extend(sync_jobs);
         drop(pool);
-        self.work.notify_all();
+        if for_workers {
+            self.work.notify_all();
+        }
         if freed {
             self.free.notify_one();
         }
