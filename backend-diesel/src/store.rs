@@ -1361,11 +1361,74 @@ impl InsertRows for PgConnection {
     }
 }
 
+/// The most rows one of SQLite's batch statements takes: see
+/// [`batch_parts`].
+const SQLITE_BATCH_PART: usize = 64;
+
+/// The sizes of the statements that mark, move and delete `rows` finished
+/// jobs, in order. MySQL: one statement for them all, as each statement is
+/// a round trip. SQLite: powers of two up to [`SQLITE_BATCH_PART`], largest
+/// first, so that a connection prepares each of these few texts once and
+/// keeps it in its statement cache. Running a statement costs no round trip
+/// there, but preparing one does: a batch's statement holds placeholders
+/// for every row, which SQLite's code generator compares with one another,
+/// so that preparing a statement of `n` rows takes time that grows as
+/// `n²`, and uncached it is paid by every batch.
+pub(crate) fn batch_parts(dialect: crate::sql::Dialect, rows: usize) -> Vec<usize> {
+    if rows == 0 {
+        return Vec::new();
+    }
+    if dialect != crate::sql::Dialect::Sqlite {
+        return vec![rows];
+    }
+    let mut parts = vec![SQLITE_BATCH_PART; rows / SQLITE_BATCH_PART];
+    let rest = rows % SQLITE_BATCH_PART;
+    parts.extend(
+        (0..SQLITE_BATCH_PART.trailing_zeros())
+            .rev()
+            .map(|bit| 1 << bit)
+            .filter(|size| rest & size != 0),
+    );
+    parts
+}
+
+/// Whether a batch statement of `rows` rows is kept in the connection's
+/// statement cache: always on SQLite, whose sizes [`batch_parts`] keeps
+/// few; elsewhere for small batches only, as each size is a prepared
+/// statement of its own.
+pub(crate) fn cache_batch(dialect: crate::sql::Dialect, rows: usize) -> bool {
+    dialect == crate::sql::Dialect::Sqlite || rows <= 16
+}
+
 /// SQLite and MySQL: marks several jobs done in one update where each took
-/// one. Returns each completion, and the ids marked, to move to `{done}`.
-/// When the update changed fewer rows than there were outcomes (a lease was
-/// lost), the rows it marked are read back by id.
+/// one, or in the few updates [`batch_parts`] splits them into. Returns
+/// each completion, and the ids marked, to move to `{done}`.
 pub(crate) fn mark_done_many<C>(
+    conn: &mut C,
+    st: &Statements,
+    completions: &[(Lease, Outcome)],
+) -> QueryResult<(Vec<Completion>, Vec<i64>)>
+where
+    C: Connection,
+    for<'a> crate::prepared::Sql<'a>:
+        diesel::query_dsl::methods::ExecuteDsl<C> + diesel::query_dsl::LoadQuery<'a, C, Number>,
+{
+    let mut done = Vec::with_capacity(completions.len());
+    let mut marked = Vec::with_capacity(completions.len());
+    let mut rest = completions;
+    for size in batch_parts(st.dialect, completions.len()) {
+        let (part, after) = rest.split_at(size);
+        let (part_done, part_marked) = mark_done_part(conn, st, part)?;
+        done.extend(part_done);
+        marked.extend(part_marked);
+        rest = after;
+    }
+    Ok((done, marked))
+}
+
+/// [`mark_done_many`] in one update. When it changed fewer rows than there
+/// were outcomes (a lease was lost), the rows it marked are read back by id.
+fn mark_done_part<C>(
     conn: &mut C,
     st: &Statements,
     completions: &[(Lease, Outcome)],
@@ -1387,8 +1450,7 @@ where
     );
     let statement = Stmt::new(&sql);
     let mut query = statement.query();
-    if ids.len() > 16 {
-        // one prepared statement per batch size: keep few
+    if !cache_batch(st.dialect, ids.len()) {
         query = query.uncached();
     }
     for ((_, outcome), &id) in completions.iter().zip(&ids) {
@@ -1793,21 +1855,23 @@ macro_rules! store_impl {
                     };
                     done.push(completion(n));
                 }
-                if !to_move.is_empty() {
-                    // rows this transaction holds: nothing else can change them
+                // rows this transaction holds: nothing else can change them
+                let mut rest = to_move.as_slice();
+                for size in batch_parts(st.dialect, to_move.len()) {
+                    let (part, after) = rest.split_at(size);
                     for head in [&st.move_done_head, &st.delete_done_head] {
-                        let sql = format!("{head}{}", placeholders(to_move.len()));
+                        let sql = format!("{head}{}", placeholders(part.len()));
                         let statement = $crate::prepared::Stmt::new(&sql);
                         let mut query = statement.query();
-                        if to_move.len() > 16 {
-                            // one prepared statement per batch size: keep few
+                        if !cache_batch(st.dialect, part.len()) {
                             query = query.uncached();
                         }
-                        for &id in &to_move {
+                        for &id in part {
                             query = query.i64(id);
                         }
                         query.execute(self)?;
                     }
+                    rest = after;
                 }
                 Ok(done)
             }
@@ -1940,6 +2004,29 @@ store_impl!(MysqlConnection, transaction);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_batches_split_into_few_sizes_that_cover_them_in_order() {
+        for rows in 0..300 {
+            let parts = batch_parts(crate::sql::Dialect::Sqlite, rows);
+            assert_eq!(parts.iter().sum::<usize>(), rows, "{rows}: {parts:?}");
+            assert!(
+                parts
+                    .iter()
+                    .all(|p| p.is_power_of_two() && *p <= SQLITE_BATCH_PART),
+                "{rows}: {parts:?}"
+            );
+            assert!(parts.windows(2).all(|w| w[0] >= w[1]), "{rows}: {parts:?}");
+        }
+        assert_eq!(
+            batch_parts(crate::sql::Dialect::Sqlite, 133),
+            [64, 64, 4, 1]
+        );
+        assert_eq!(batch_parts(crate::sql::Dialect::Mysql, 133), [133]);
+        assert!(batch_parts(crate::sql::Dialect::Mysql, 0).is_empty());
+        assert!(cache_batch(crate::sql::Dialect::Sqlite, 64));
+        assert!(!cache_batch(crate::sql::Dialect::Mysql, 17));
+    }
 
     #[test]
     fn key_locks_are_sorted_distinct_and_only_for_keyed_jobs() {

@@ -196,15 +196,17 @@ impl Shared {
         let freed = pool
             .budget
             .land(sync_jobs.len() + async_jobs.len(), reserved, completed);
+        // what a waiting worker waits for: a job, or the end of the loop
+        let for_workers = !sync_jobs.is_empty() || (pool.closed && pool.budget.is_empty());
         pool.jobs.extend(sync_jobs);
         drop(pool);
-        self.work.notify_all();
+        if for_workers {
+            self.work.notify_all();
+        }
         if freed {
             self.free.notify_one();
         }
-        for job in async_jobs {
-            spawn_async(engine, self, job);
-        }
+        spawn_async(engine, self, async_jobs);
     }
 
     /// Gives up the lease of a job a worker took from the pool and that no
@@ -225,11 +227,11 @@ impl Shared {
     }
 }
 
-/// Runs a claimed async job on the async runtime once one of the
-/// `concurrency` slots is free, and sends its outcome to the completers. A
-/// stop that releases the job drops the task, which gives its lease up in
-/// the budget (the stop gave it back to the backend).
-fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, job: Claimed) {
+/// Runs claimed async jobs on the async runtime, each once one of the
+/// `concurrency` slots is free, and sends their outcomes to the
+/// completers. A stop that releases a job drops its task, which gives its
+/// lease up in the budget (the stop gave it back to the backend).
+fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, jobs: Vec<Claimed>) {
     /// Gives up the job's lease in the budget unless its outcome was sent:
     /// the completer's call gives it up then.
     struct Slot {
@@ -259,6 +261,9 @@ fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, job: Claimed) {
         }
     }
 
+    if jobs.is_empty() {
+        return;
+    }
     let outcomes = shared
         .async_outcomes
         .lock()
@@ -266,51 +271,70 @@ fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, job: Claimed) {
         .clone();
     #[cfg(feature = "runtime")]
     if let Err(error) = engine.async_jobs.runtime() {
-        // no runtime to run it on: the attempt fails, as a panic would
-        shared.lock().budget.start();
-        let finished = engine.unrunnable(job, error);
-        let sent = outcomes.is_some_and(|outcomes| outcomes.send(finished).is_ok());
-        if !sent {
-            shared.give_up();
+        // no runtime to run them on: each attempt fails, as a panic would
+        for job in jobs {
+            shared.lock().budget.start();
+            let finished = engine.unrunnable(job, error.clone());
+            let sent = outcomes
+                .as_ref()
+                .is_some_and(|outcomes| outcomes.send(finished).is_ok());
+            if !sent {
+                shared.give_up();
+            }
         }
         return;
     }
-    let mut slot = Slot {
-        shared: Arc::clone(shared),
-        started: false,
-        sent: false,
-    };
+    // each job's slot, from now on: a job dropped before its task runs
+    // gives its lease up
+    let jobs: Vec<(Claimed, Slot)> = jobs
+        .into_iter()
+        .map(|job| {
+            let slot = Slot {
+                shared: Arc::clone(shared),
+                started: false,
+                sent: false,
+            };
+            (job, slot)
+        })
+        .collect();
     let (task_engine, slots) = (Arc::clone(engine), Arc::clone(&engine.async_jobs.slots));
-    let task = async move {
-        // the semaphore is never closed
-        let Ok(_permit) = slots.acquire_owned().await else {
-            return;
-        };
-        slot.start();
-        if !task_engine.begin(&job) {
-            return;
-        }
-        let finished = task_engine.execute_async(job).await;
-        match outcomes {
-            Some(outcomes) => match outcomes.send(finished) {
-                Ok(()) => slot.sent(),
-                Err(unsent) => log::error!(
-                    "job {}: no completer took its outcome; its lease will expire",
-                    unsent.0.job.id
+    let task = move |(job, mut slot): (Claimed, Slot)| {
+        let (engine, slots, outcomes) = (
+            Arc::clone(&task_engine),
+            Arc::clone(&slots),
+            outcomes.clone(),
+        );
+        async move {
+            // the semaphore is never closed
+            let Ok(_permit) = slots.acquire_owned().await else {
+                return;
+            };
+            slot.start();
+            if !engine.begin(&job) {
+                return;
+            }
+            let finished = engine.execute_async(job).await;
+            match outcomes {
+                Some(outcomes) => match outcomes.send(finished) {
+                    Ok(()) => slot.sent(),
+                    Err(unsent) => log::error!(
+                        "job {}: no completer took its outcome; its lease will expire",
+                        unsent.0.job.id
+                    ),
+                },
+                None => log::error!(
+                    "job {}: the processor had ended; its lease will expire",
+                    finished.job.id
                 ),
-            },
-            None => log::error!(
-                "job {}: the processor had ended; its lease will expire",
-                finished.job.id
-            ),
+            }
         }
     };
     #[cfg(feature = "runtime")]
-    if let Err(error) = engine.async_jobs.spawn(task) {
+    if let Err(error) = engine.async_jobs.spawn_each(jobs, task) {
         log::error!("{error}");
     }
     #[cfg(not(feature = "runtime"))]
-    drop(task);
+    drop((jobs, task));
 }
 
 /// Starts the multi loop's threads: `max_threads` workers run the jobs,

@@ -81,18 +81,57 @@ impl AsyncJobs {
         F::Output: Send + 'static,
     {
         let runtime = self.runtime()?;
-        let mut released = self.released.subscribe();
-        Ok(runtime.spawn(futures_lite::future::or(
-            async move { Some(future.await) },
-            async move {
-                // a sender dropped with the processor releases nothing
-                if released.wait_for(|released| *released).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                None
-            },
-        )))
+        Ok(runtime.spawn(until_released(future, self.released.subscribe())))
     }
+
+    /// Runs the future `task` makes of each of `items` as
+    /// [`spawn`](Self::spawn) runs one, in a task of its own, dropping its
+    /// output. One task takes them all to the runtime and spawns them from
+    /// the runtime's thread: a task spawned from another thread wakes a
+    /// runtime thread, which, with nothing else to do, sleeps again before
+    /// the next one comes, while one spawned on the runtime's thread is
+    /// queued where that thread finds it. Items not spawned yet when the
+    /// runtime ends are dropped.
+    #[cfg(feature = "runtime")]
+    pub(super) fn spawn_each<T, F>(
+        &self,
+        items: Vec<T>,
+        mut task: impl FnMut(T) -> F + Send + 'static,
+    ) -> Result<(), String>
+    where
+        T: Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = self.runtime()?;
+        let (handle, released) = (runtime.handle().clone(), self.released.subscribe());
+        runtime.spawn(async move {
+            for item in items {
+                handle.spawn(until_released(task(item), released.clone()));
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `future`, ended with `None` once `released` says a stop released the
+/// jobs held (the future is dropped at its next await).
+#[cfg(feature = "runtime")]
+fn until_released<F: Future>(
+    future: F,
+    mut released: watch::Receiver<bool>,
+) -> impl Future<Output = Option<F::Output>> {
+    // A job's future holds the job, its context and its command's
+    // future, and each layer around it holds it again: boxed, the
+    // layers and the runtime's task move a pointer, not the job.
+    let future = Box::pin(future);
+    futures_lite::future::or(async move { Some(future.await) }, async move {
+        // a sender dropped with the processor releases nothing
+        if released.wait_for(|released| *released).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        None
+    })
 }
 
 /// How long dropping the runtime waits for its threads to end: those of
