@@ -29,8 +29,8 @@ use crate::schema::Schema;
 use crate::sql::{Dialect, Statements, validate_prefix};
 use crate::store::{
     ConsumerRow, Holder, INSERT_CHUNK, InsertRows, LeaseRow, MaybeNumber, Name, Number, PlanLine,
-    PlanRows, RecentRunTimes, Row, RunTimes, StateCode, StateCount, Store, code_of, completion,
-    epoch_micros, micros, placeholders, retry_conflicts, state_of, time_of,
+    PlanRows, Row, RunTimes, StateCode, StateCount, Store, code_of, completion, epoch_micros,
+    micros, placeholders, retry_conflicts, state_of, time_of,
 };
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 use crate::wake::Wake;
@@ -616,30 +616,26 @@ impl DatabaseQueue {
                     }
                 }
                 let us = |v: i64| Duration::from_micros(v.unsigned_abs());
-                let (count, mean) = if let Some(limit) = limit {
-                    let times = st.recent_run_times.query()
+                let times = match limit {
+                    Some(limit) => st.recent_run_times.query()
                         .i64(micros(THROUGHPUT_WINDOW))
                         .text(queue)
-                        .i64(limit)
-                        .get_result::<RecentRunTimes>(conn)?;
-                    let recent = times.recent.unsigned_abs();
-                    stats.throughput = match times.span {
-                        // every one of the last `bound` jobs ended within
-                        // the window: the rate at which they ended
-                        Some(span) if times.recent == limit && span > 0 => {
-                            recent as f64 / us(span).as_secs_f64()
-                        }
-                        _ => throughput(recent),
-                    };
-                    (times.n, times.mean)
-                } else {
-                    let times = st.run_times.query()
+                        .i64(limit),
+                    None => st.run_times.query()
                         .i64(micros(THROUGHPUT_WINDOW))
-                        .text(queue)
-                        .get_result::<RunTimes>(conn)?;
-                    stats.throughput = throughput(times.recent.unsigned_abs());
-                    (times.n, times.mean)
+                        .text(queue),
+                }
+                .get_result::<RunTimes>(conn)?;
+                let recent = times.recent.unsigned_abs();
+                stats.throughput = match (limit, times.span) {
+                    // every one of the last `bound` jobs ended within the
+                    // window: the rate at which they ended
+                    (Some(limit), Some(span)) if times.recent == limit && span > 0 => {
+                        recent as f64 / us(span).as_secs_f64()
+                    }
+                    _ => throughput(recent),
                 };
+                let (count, mean) = (times.n, times.mean);
                 stats.paused = st.is_paused.query()
                     .text(queue)
                     .get_result::<Number>(conn)?

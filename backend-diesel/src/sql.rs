@@ -458,6 +458,13 @@ pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
 /// and the server reads it when the transaction commits.
 const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL";
 
+/// What a queue's run times are read as, over done jobs (`duration_us`,
+/// `finished_at`): how many, their mean, how many ended within the window
+/// (bound, in µs), and the µs since the oldest of them ended.
+const RUN_TIMES: &str = "COUNT(duration_us) AS n, CAST(AVG(duration_us) AS {bigint}) AS mean, \
+    COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent, \
+    {now} - MIN(finished_at) AS span";
+
 /// The columns an insert of jobs writes.
 const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_attempts, \
     attempt, state, token, run_at, enqueued_at, timeout_ms, limit_key, limit_max, \
@@ -884,13 +891,14 @@ pub(crate) struct Statements {
     /// Deletes the unique keys of the jobs of an id list; the id list follows.
     pub(crate) unique_delete_head: String,
     pub(crate) counts: Stmt,
+    /// [`RUN_TIMES`] of every done job of a queue. Binds: the throughput
+    /// window, the queue.
     pub(crate) run_times: Stmt,
     pub(crate) run_time_at: Stmt,
     /// [`counts_up_to`].
     pub(crate) counts_up_to: Stmt,
-    /// `run_times` over the queue's last done jobs, at most a bound of them,
-    /// with `span`, the microseconds since the oldest of them ended. Binds:
-    /// the throughput window, the queue, the bound.
+    /// [`RUN_TIMES`] of the queue's last done jobs, at most a bound of
+    /// them. Binds: the throughput window, the queue, the bound.
     pub(crate) recent_run_times: Stmt,
     /// `run_time_at` among the same jobs. Binds: the queue, the bound, the
     /// rank.
@@ -1287,20 +1295,15 @@ impl Statements {
             flush_head: u("DELETE FROM {jobs} WHERE state = 0 AND id IN "),
             unique_delete_head: u("DELETE FROM {unique} WHERE job_id IN "),
             counts: q(&counts(dialect)),
-            run_times: q("SELECT COUNT(duration_us) AS n, \
-                 CAST(AVG(duration_us) AS {bigint}) AS mean, \
-                 COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent \
-                 FROM {done} WHERE queue = ?"),
+            run_times: q(&format!("SELECT {RUN_TIMES} FROM {{done}} WHERE queue = ?")),
             run_time_at: q("SELECT duration_us AS n FROM {done} \
                  WHERE queue = ? AND duration_us IS NOT NULL \
                  ORDER BY duration_us LIMIT 1 OFFSET ?"),
             counts_up_to: q(&counts_up_to(dialect)),
-            recent_run_times: q("SELECT COUNT(duration_us) AS n, \
-                 CAST(AVG(duration_us) AS {bigint}) AS mean, \
-                 COUNT(CASE WHEN finished_at >= {now} - ? THEN 1 END) AS recent, \
-                 {now} - MIN(finished_at) AS span \
-                 FROM (SELECT duration_us, finished_at FROM {done} WHERE queue = ? \
-                 ORDER BY finished_at DESC LIMIT ?) r"),
+            recent_run_times: q(&format!(
+                "SELECT {RUN_TIMES} FROM (SELECT duration_us, finished_at FROM {{done}} \
+                 WHERE queue = ? ORDER BY finished_at DESC LIMIT ?) r"
+            )),
             recent_run_time_at: q("SELECT duration_us AS n FROM \
                  (SELECT duration_us FROM {done} WHERE queue = ? \
                  ORDER BY finished_at DESC LIMIT ?) r \

@@ -162,18 +162,8 @@ pub(crate) struct RunTimes {
     pub(crate) mean: Option<i64>,
     #[diesel(sql_type = BigInt)]
     pub(crate) recent: i64,
-}
-
-/// [`RunTimes`] of a queue's last done jobs, and the microseconds since the
-/// oldest of them ended (`None` when there are none).
-#[derive(QueryableByName, Debug)]
-pub(crate) struct RecentRunTimes {
-    #[diesel(sql_type = BigInt)]
-    pub(crate) n: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub(crate) mean: Option<i64>,
-    #[diesel(sql_type = BigInt)]
-    pub(crate) recent: i64,
+    /// The microseconds since the oldest of the jobs counted ended; `None`
+    /// when there are none.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) span: Option<i64>,
 }
