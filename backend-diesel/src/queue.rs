@@ -1231,14 +1231,14 @@ impl BaseQueue for DatabaseQueue {
     /// it lag the table), as Oban's dashboard does. MySQL's estimate comes
     /// from dives into the index, which InnoDB caps at half the table's
     /// rows: a queue that holds most of the table shows about half its
-    /// count there. SQLite counts exactly:
-    /// its count of a state is a walk of one stretch of an index, without a
-    /// look at the rows. On every database the throughput and run times
+    /// count there. SQLite counts exactly: its count of a state is a walk of
+    /// one stretch of an index, without a look at the rows. On every database the throughput and run times
     /// are those of the queue's last `exact_up_to` done jobs, found through
     /// `done_queue`.
     fn estimate_stats(&self, queue: &str, exact_up_to: u64) -> Result<QueueStats, Error> {
         self.read_stats(queue, Some(exact_up_to.max(1)))
     }
+
     fn queues(&self) -> Result<Vec<String>, Error> {
         with_conn!(self.inner, conn => {
             let names = self.inner.st.queues.query()
