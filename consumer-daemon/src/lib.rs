@@ -46,8 +46,8 @@
 //! `-c/--concurrency` (100: async jobs run at once on the consumer's tokio
 //! runtime, apart from the threads; feature `runtime`, on by default),
 //! `--prefetch` (`auto`: jobs the multi processor claims ahead, beyond one
-//! per thread, as many as its threads finish during one call to the
-//! backend, up to 32; a number fixes it; the consumer holds at most
+//! per thread, as many as its threads and async slots finish during one
+//! call to the backend, up to 32; a number fixes it; the consumer holds at most
 //! `threads + prefetch + concurrency` leases, `prefetch` 32 with `auto`,
 //! `concurrency` counted only when it serves an async command),
 //! `--completers` (its completing calls in flight at once; default

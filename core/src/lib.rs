@@ -97,7 +97,7 @@
 //! | lease | 30 s; a running job's is extended every sixth of it | `ProcessorConfig::lease` |
 //! | timeout of an attempt | none; a sync command gets 5 s of grace past it | `#[queue_command(timeout = "…")]`, `NewJob::timeout`; `ProcessorConfig::timeout_grace` |
 //! | threads of `MultiProcessor` | 5 | `ProcessorConfig::max_threads`; daemon `-t` |
-//! | jobs `MultiProcessor` claims ahead of its threads | adaptive: what its threads finish during one call to the backend, up to 32; none for jobs longer than a call | `ProcessorConfig::prefetch` (`Prefetch`); daemon `--prefetch auto\|N` |
+//! | jobs `MultiProcessor` claims ahead of its threads | adaptive: what its threads and async slots finish during one call to the backend, up to 32; none for jobs longer than a call | `ProcessorConfig::prefetch` (`Prefetch`); daemon `--prefetch auto\|N` |
 //! | async jobs run at once, apart from the threads | 100 | `ProcessorConfig::concurrency`; daemon `-c` |
 //! | `MultiProcessor`'s completing calls in flight at once (each also claims the next jobs, for its share of the leases) | the backend's: 2, or 1 on SQLite | `ProcessorConfig::completers`; daemon `--completers` |
 //! | backoff | 1 s × 2ⁿ⁻¹, capped at 1 h, ±25 % jitter | `ProcessorConfig::retry` |

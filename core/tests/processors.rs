@@ -48,6 +48,23 @@ fn sleep_job(run: u64, tag: u32, millis: u64) {
     });
 }
 
+/// Naps without taking a thread, recording when it ran as `sleep_job` does;
+/// in a queue of its own, since a processor that serves an async command
+/// holds leases for its async slots.
+#[queue_command(queue = "napping")]
+async fn async_nap(run: u64, tag: u32, millis: u64) {
+    let start = Instant::now();
+    with_log(run, |log| {
+        log.running += 1;
+        log.max_running = log.max_running.max(log.running);
+    });
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    with_log(run, |log| {
+        log.running -= 1;
+        log.finished.push((tag, start, Instant::now()));
+    });
+}
+
 /// Sleeps with an ordering key.
 #[queue_command(queue = "sleepy", key = key)]
 fn keyed_sleep(run: u64, tag: u32, millis: u64, key: String) {
@@ -469,11 +486,26 @@ fn most_leases_held(
     config: ProcessorConfig,
     jobs: u64,
 ) -> u64 {
-    let processor = MultiProcessor::new(backend, config).unwrap();
+    most_leases_held_in("sleepy", inner, backend, config, jobs)
+}
+
+/// [`most_leases_held`] in `queue`.
+fn most_leases_held_in(
+    queue: &str,
+    inner: &MemoryQueue,
+    backend: Arc<Gated>,
+    config: ProcessorConfig,
+    jobs: u64,
+) -> u64 {
+    let processor = MultiProcessor::new(backend, config.queues([queue])).unwrap();
     processor.start();
     let mut most = 0;
-    while !all_done(inner, jobs) {
-        most = most.max(inner.stats("sleepy").unwrap().running);
+    loop {
+        let stats = inner.stats(queue).unwrap();
+        if stats.done == jobs {
+            break;
+        }
+        most = most.max(stats.running);
         std::thread::sleep(Duration::from_millis(1));
     }
     processor.stop();
@@ -513,6 +545,47 @@ fn adaptive_prefetch_claims_ahead_of_short_jobs_up_to_its_most() {
         "two threads and six ahead"
     );
     assert_eq!(finish_order(run).len(), 200, "every job ran once");
+}
+
+/// The async slots are held ahead of as the threads are: where a call
+/// takes longer than the async jobs, the adaptive prefetch claims ahead of
+/// the slots up to its most, so that a freed slot finds its next job
+/// already claimed.
+#[test]
+fn adaptive_prefetch_claims_ahead_of_short_async_jobs_up_to_its_most() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    for tag in 1..=200 {
+        async_nap::enqueue_on(&*inner, run, tag, 0).unwrap();
+    }
+    let backend =
+        Arc::new(Gated::new(inner.clone(), true, false).with_call_time(Duration::from_millis(3)));
+    let config = config(2).concurrency(4).adaptive_prefetch(6);
+    assert_eq!(
+        most_leases_held_in("napping", &inner, backend, config, 200),
+        12,
+        "two threads, four async slots and six ahead"
+    );
+    assert_eq!(finish_order(run).len(), 200, "every job ran once");
+}
+
+/// Async jobs longer than a call get nothing ahead: the processor holds
+/// its threads' and its slots' leases only.
+#[test]
+fn adaptive_prefetch_holds_nothing_ahead_of_async_jobs_longer_than_a_call() {
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    let inner = Arc::new(MemoryQueue::new());
+    for tag in 1..=12 {
+        async_nap::enqueue_on(&*inner, run, tag, 100).unwrap();
+    }
+    let backend = Arc::new(Gated::new(inner.clone(), true, false));
+    let config = config(2).concurrency(4);
+    assert_eq!(config.prefetch, Prefetch::default());
+    assert_eq!(
+        most_leases_held_in("napping", &inner, backend, config, 12),
+        6
+    );
+    assert_eq!(finish_order(run).len(), 12, "every job ran once");
 }
 
 /// Each completer completes its share of the leases, and their calls

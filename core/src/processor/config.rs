@@ -105,13 +105,15 @@ impl Backoff {
 /// prefetch.max() + concurrency` jobs run again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prefetch {
-    /// Claims ahead as many jobs as the threads finish during one call to
-    /// the backend, up to `max`: `max_threads × call time ÷ job time`,
-    /// rounded, from moving averages of both. Short jobs on a backend a
-    /// round trip away get the whole `max`, and one call serves many of
-    /// them; jobs that take longer than a call get none, so a slow job
-    /// never waits behind another on a busy consumer while an idle one could
-    /// run it. It starts at none, until jobs have run.
+    /// Claims ahead as many jobs as the threads and the async slots finish
+    /// during one call to the backend, up to `max`: `max_threads × call
+    /// time ÷ sync job time + concurrency × call time ÷ async job time`,
+    /// rounded, from moving averages of each (an async job's time runs from
+    /// its future's start to its end, awaits included). Short jobs on a
+    /// backend a round trip away get the whole `max`, and one call serves
+    /// many of them; jobs that take longer than a call get none, so a slow
+    /// job never waits behind another on a busy consumer while an idle one
+    /// could run it. It starts at none, until jobs have run.
     Adaptive {
         /// The most jobs claimed ahead.
         max: usize,

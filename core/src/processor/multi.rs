@@ -45,7 +45,9 @@ use crate::{BaseQueue, Claimed, Error, Registry};
 /// prefetch` jobs between them. That is what short jobs need to go faster
 /// than one round trip per `max_threads` jobs. By default the prefetch is
 /// [`Prefetch::Adaptive`]: it follows how long jobs and calls take, holding
-/// ahead what the threads finish during one call, up to 32 for short jobs
+/// ahead what the threads and async slots finish during one call (so that
+/// a slot freed by a short async job finds its next job already claimed, as
+/// a thread does), up to 32 for short jobs
 /// and none for jobs longer than a call, so that a consumer busy with slow
 /// jobs does not hold jobs another could run. [`Prefetch::Fixed`]
 /// (`ProcessorConfig::prefetch(n)`, `--prefetch n` on the daemon) holds `n`
@@ -162,6 +164,9 @@ struct Shared {
     /// The leases held with nothing claimed ahead: threads and async slots.
     base: usize,
     threads: usize,
+    /// The async slots: `concurrency`, or 0 when no queue served has an
+    /// async command.
+    slots: usize,
     /// The most jobs an adaptive prefetch claims ahead; `None` with a fixed
     /// one, whose target is the limit.
     adaptive: Option<usize>,
@@ -176,7 +181,7 @@ impl Shared {
     /// threads and async slots and the jobs the pace calls for ahead.
     fn retarget(&self, budget: &mut LeaseBudget) {
         if let Some(max) = self.adaptive {
-            budget.set_target(self.base + self.pace.ahead(self.threads, max));
+            budget.set_target(self.base + self.pace.ahead(self.threads, self.slots, max));
         }
     }
 
@@ -313,7 +318,9 @@ fn spawn_async(engine: &Arc<Engine>, shared: &Arc<Shared>, jobs: Vec<Claimed>) {
             if !engine.begin(&job) {
                 return;
             }
+            let started = Instant::now();
             let finished = engine.execute_async(job).await;
+            slot.shared.pace.async_job(started.elapsed());
             match outcomes {
                 Some(outcomes) => match outcomes.send(finished) {
                     Ok(()) => slot.sent(),
@@ -362,6 +369,7 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         pace: Pace::default(),
         base: engine.lease_base(),
         threads: config.max_threads,
+        slots: engine.async_slots,
         adaptive: match config.prefetch {
             Prefetch::Adaptive { max } => Some(max),
             Prefetch::Fixed(_) => None,
