@@ -77,6 +77,25 @@ impl Requests {
         }
     }
 
+    /// Takes what waits without waiting: the leases to extend now, and each
+    /// job's latest progress when `progress` is set (else it stays for a
+    /// later call).
+    pub(super) fn take_now(&self, progress: bool) -> Drained {
+        let mut waiting = self.lock();
+        let progress = if progress {
+            waiting.progress.drain().collect()
+        } else {
+            Vec::new()
+        };
+        self.any
+            .store(!waiting.progress.is_empty(), Ordering::SeqCst);
+        Drained {
+            progress,
+            beats: waiting.beats.drain().collect(),
+            stopped: waiting.stopped,
+        }
+    }
+
     /// Takes job `id`'s report not sent yet, and forgets its requests: its
     /// command has returned.
     pub(super) fn take(&self, id: JobId) -> Option<Progress> {

@@ -1,31 +1,32 @@
 //! The threads of a started processor: its loop's threads, the heartbeat
 //! that extends the leases of the jobs it holds until the last one is
-//! completed and keeps the processor in the backend's consumer registry,
-//! the cancel feed where the backend pushes cancels, and the maintenance,
-//! unless its configuration turns it off.
+//! completed, keeps the processor in the backend's consumer registry and
+//! reads the cancel feed where the backend pushes cancels, and the
+//! maintenance, unless its configuration turns it off.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use crate::maintenance::{Maintenance, Running};
-use crate::{CONSUMER_HEARTBEAT, CONSUMER_TTL, ConsumerInfo};
+use crate::{CONSUMER_HEARTBEAT, CONSUMER_TTL, CancelFeed, ConsumerInfo};
 
 /// The background threads of a started processor.
 pub(super) struct Threads {
     handles: Vec<JoinHandle<()>>,
     heartbeat: JoinHandle<()>,
-    /// Cleared at the end of a stop, which ends the cancel feed's thread.
-    feed_open: Arc<AtomicBool>,
     engine: Arc<Engine>,
     maintenance: Option<Running>,
 }
 
-/// The longest a cancel feed's thread waits for a push before it looks
-/// whether its processor stopped.
-const FEED_WAIT: Duration = Duration::from_millis(500);
+/// The longest the heartbeat thread waits on a cancel feed before it looks
+/// at its other requests: a lease to extend now, or the stop, waits up to
+/// that long.
+const FEED_SLICE: Duration = Duration::from_millis(50);
+
+/// How long after a cancel feed failed the heartbeat thread opens it again.
+const FEED_REOPEN: Duration = Duration::from_millis(500);
 
 /// Spawns a named thread of a processor.
 pub(super) fn spawn(name: String, run: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
@@ -52,9 +53,10 @@ impl Threads {
         }
         engine.stop.start();
         engine.async_jobs.reset();
-        let heartbeat = Self::start_heartbeat(engine, slots);
-        let feed_open = Arc::new(AtomicBool::new(true));
-        Self::start_cancel_feed(engine, &feed_open);
+        // opened before the loop claims, so that it hears every cancel of
+        // the jobs this processor runs
+        let feed = Self::open_cancel_feed(engine);
+        let heartbeat = Self::start_heartbeat(engine, slots, feed);
         let config = &engine.config;
         let maintenance = config.maintenance.then(|| {
             Maintenance::new(Arc::clone(&engine.backend), config.lease)
@@ -64,7 +66,6 @@ impl Threads {
         *threads = Some(Threads {
             handles: spawn_loop(),
             heartbeat,
-            feed_open,
             engine: Arc::clone(engine),
             maintenance,
         });
@@ -76,9 +77,17 @@ impl Threads {
     /// the processor as a consumer when it starts, again every
     /// [`CONSUMER_HEARTBEAT`] with the number of jobs running, and
     /// unregisters it when the stop ends it.
+    ///
+    /// Where the backend pushes cancels, the thread waits on the `feed`
+    /// rather than on its requests, [`FEED_SLICE`] at a time: each id it
+    /// receives of a job running here is heartbeaten at once, and the
+    /// heartbeat's answer stops the job. A feed that fails is opened again
+    /// [`FEED_REOPEN`] later; meanwhile the regular heartbeats carry the
+    /// cancels.
     fn start_heartbeat(
         engine: &Arc<Engine>,
         (threads, concurrency): (usize, usize),
+        mut feed: Option<Box<dyn CancelFeed>>,
     ) -> JoinHandle<()> {
         engine.requests.reset();
         let engine = Arc::clone(engine);
@@ -86,9 +95,36 @@ impl Threads {
             let period = (engine.config.lease / 6).max(Duration::from_millis(10));
             let tick = period.min(Duration::from_secs(1));
             let mut last_beat = Instant::now();
+            let mut last_reports = Instant::now();
+            // when a failed feed is opened again; `None` with no feed to open
+            let mut reopen = None;
             let mut consumer = Registration::new(&engine, threads, concurrency);
             loop {
-                let drained = engine.requests.wait(tick);
+                let drained = match &mut feed {
+                    Some(open) => {
+                        match open.next(FEED_SLICE) {
+                            Ok(ids) => ids.into_iter().for_each(|id| engine.cancel_pushed(id)),
+                            Err(error) => {
+                                log::warn!(
+                                    "the backend's cancel feed failed ({error}); opening it again"
+                                );
+                                feed = None;
+                                reopen = Some(Instant::now() + FEED_REOPEN);
+                            }
+                        }
+                        let reports_due = last_reports.elapsed() >= tick;
+                        if reports_due {
+                            last_reports = Instant::now();
+                        }
+                        engine.requests.take_now(reports_due)
+                    }
+                    None => {
+                        let wait = reopen.map_or(tick, |at: Instant| {
+                            at.saturating_duration_since(Instant::now()).min(tick)
+                        });
+                        engine.requests.wait(wait)
+                    }
+                };
                 if drained.stopped {
                     break;
                 }
@@ -98,52 +134,33 @@ impl Threads {
                     engine.heartbeat_once();
                     last_beat = Instant::now();
                 }
+                if reopen.is_some_and(|at| at <= Instant::now()) {
+                    match engine.backend.cancel_feed() {
+                        Ok(again) => {
+                            feed = again;
+                            reopen = None;
+                        }
+                        Err(_) => reopen = Some(Instant::now() + FEED_REOPEN),
+                    }
+                }
                 consumer.refresh(&engine);
             }
             consumer.unregister(&engine);
         })
     }
 
-    /// The cancel feed's thread, where the backend has one
-    /// ([`BaseQueue::cancel_feed`](crate::BaseQueue::cancel_feed)): each
-    /// id it receives of a job running here is heartbeaten at once, and
-    /// the heartbeat's answer stops the job. A feed that fails is opened
-    /// again; meanwhile the regular heartbeats carry the cancels. The
-    /// thread ends at its next look once `open` is cleared, and is not
-    /// joined, so a stop does not wait for it; it holds the engine weakly,
-    /// so that a processor dropped meanwhile drops its runtime at once.
-    fn start_cancel_feed(engine: &Arc<Engine>, open: &Arc<AtomicBool>) {
-        let mut feed = match engine.backend.cancel_feed() {
-            Ok(Some(feed)) => feed,
-            Ok(None) => return,
+    /// The backend's cancel feed, where it has one
+    /// ([`BaseQueue::cancel_feed`](crate::BaseQueue::cancel_feed)).
+    fn open_cancel_feed(engine: &Engine) -> Option<Box<dyn CancelFeed>> {
+        match engine.backend.cancel_feed() {
+            Ok(feed) => feed,
             Err(error) => {
                 log::warn!(
                     "opening the backend's cancel feed failed ({error}); running jobs learn of cancels at their heartbeats"
                 );
-                return;
+                None
             }
-        };
-        let (engine, open) = (Arc::downgrade(engine), Arc::clone(open));
-        spawn("outband-cancels".into(), move || {
-            while open.load(Ordering::Acquire) {
-                let next = feed.next(FEED_WAIT);
-                let Some(engine) = engine.upgrade() else {
-                    return;
-                };
-                match next {
-                    Ok(ids) => ids.into_iter().for_each(|id| engine.cancel_pushed(id)),
-                    Err(error) => {
-                        log::warn!("the backend's cancel feed failed ({error}); opening it again");
-                        std::thread::sleep(FEED_WAIT);
-                        match engine.backend.cancel_feed() {
-                            Ok(Some(again)) => feed = again,
-                            Ok(None) => return,
-                            Err(_) => {}
-                        }
-                    }
-                }
-            }
-        });
+        }
     }
 
     /// Stops the maintenance, if it runs: at the end of a stop, which may
@@ -163,7 +180,6 @@ impl Threads {
             }
         }
         self.engine.requests.stop();
-        self.feed_open.store(false, Ordering::Release);
         if self.heartbeat.join().is_err() {
             log::error!("the heartbeat thread panicked");
         }
