@@ -36,12 +36,22 @@ fn with_log<T>(run: u64, f: impl FnOnce(&mut Log) -> T) -> T {
 /// Sleeps, recording when it ran under its test run's log.
 #[queue_command(queue = "sleepy")]
 fn sleep_job(run: u64, tag: u32, millis: u64) {
-    let start = Instant::now();
+    let start = started(run);
+    std::thread::sleep(Duration::from_millis(millis));
+    finished(run, tag, start);
+}
+
+/// A job of test run `run` starts: it counts as running from now on.
+fn started(run: u64) -> Instant {
     with_log(run, |log| {
         log.running += 1;
         log.max_running = log.max_running.max(log.running);
     });
-    std::thread::sleep(Duration::from_millis(millis));
+    Instant::now()
+}
+
+/// Job `tag` of test run `run`, started at `start`, ends.
+fn finished(run: u64, tag: u32, start: Instant) {
     with_log(run, |log| {
         log.running -= 1;
         log.finished.push((tag, start, Instant::now()));
@@ -53,16 +63,9 @@ fn sleep_job(run: u64, tag: u32, millis: u64) {
 /// holds leases for its async slots.
 #[queue_command(queue = "napping")]
 async fn async_nap(run: u64, tag: u32, millis: u64) {
-    let start = Instant::now();
-    with_log(run, |log| {
-        log.running += 1;
-        log.max_running = log.max_running.max(log.running);
-    });
+    let start = started(run);
     tokio::time::sleep(Duration::from_millis(millis)).await;
-    with_log(run, |log| {
-        log.running -= 1;
-        log.finished.push((tag, start, Instant::now()));
-    });
+    finished(run, tag, start);
 }
 
 /// Sleeps with an ordering key.
