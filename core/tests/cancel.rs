@@ -3,12 +3,12 @@
 //! its job ends `cancelled`, not retried; a running async command's future
 //! is dropped; a finished job is left as it is.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use outband::{
-    BaseQueue, Cancellation, JobContext, JobId, JobState, MemoryQueue, MultiProcessor,
+    BaseQueue, CancelFeed, Cancellation, JobContext, JobId, JobState, MemoryQueue, MultiProcessor,
     ProcessorConfig, queue_command,
 };
 use outband_testkit::wait_until;
@@ -85,6 +85,99 @@ fn a_pushed_cancel_stops_a_running_job_before_its_heartbeat() {
         state(id).0 == JobState::Cancelled
     });
     assert_eq!(state(id).1.as_deref(), Some("pushed"));
+    processor.stop();
+}
+
+/// Runs until its context is cancelled, on a queue of its own.
+#[queue_command(queue = "cancel-reopened", retries = 5)]
+fn until_pushed_again(ctx: &JobContext) -> Result<(), String> {
+    while !ctx.is_cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err("stopped before the end".into())
+}
+
+/// The memory backend, whose first cancel feed fails at its first read.
+struct FlakyFeed {
+    inner: Arc<MemoryQueue>,
+    opened: AtomicUsize,
+}
+
+/// A feed whose connection is lost.
+struct Broken;
+
+impl CancelFeed for Broken {
+    fn next(&mut self, _timeout: Duration) -> Result<Vec<JobId>, outband::Error> {
+        Err(outband::Error::unavailable(
+            "the feed's connection was lost",
+        ))
+    }
+}
+
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret { self.inner.$name($($arg),*) })*
+    };
+}
+
+impl BaseQueue for FlakyFeed {
+    fn cancel_feed(&self) -> Result<Option<Box<dyn CancelFeed>>, outband::Error> {
+        if self.opened.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(Some(Box::new(Broken)));
+        }
+        self.inner.cancel_feed()
+    }
+
+    forward! {
+        enqueue_many(jobs: Vec<outband::NewJob>) -> Result<Vec<JobId>, outband::Error>;
+        claim(queue: &str, max: usize, lease: Duration) -> Result<Vec<outband::Claimed>, outband::Error>;
+        has_jobs_waiting(queue: &str) -> Result<bool, outband::Error>;
+        heartbeat(lease: &outband::Lease, lease_for: Duration) -> Result<outband::Heartbeat, outband::Error>;
+        complete(lease: &outband::Lease, outcome: outband::Outcome) -> Result<outband::Completion, outband::Error>;
+        recover_expired() -> Result<outband::Recovered, outband::Error>;
+        len(queue: &str) -> Result<u64, outband::Error>;
+        flush(queue: &str) -> Result<u64, outband::Error>;
+        stats(queue: &str) -> Result<outband::QueueStats, outband::Error>;
+        queues() -> Result<Vec<String>, outband::Error>;
+        job(id: JobId) -> Result<Option<outband::Job>, outband::Error>;
+        dead_jobs(queue: &str, offset: usize, limit: usize) -> Result<Vec<outband::Job>, outband::Error>;
+        retry_dead(id: JobId) -> Result<bool, outband::Error>;
+        delete_dead(id: JobId) -> Result<bool, outband::Error>;
+        cancel(id: JobId, reason: &str) -> Result<Cancellation, outband::Error>;
+        purge(older_than: Duration) -> Result<u64, outband::Error>;
+        claim_tick(name: &str, tick: std::time::SystemTime) -> Result<bool, outband::Error>;
+        now() -> Result<std::time::SystemTime, outband::Error>;
+    }
+}
+
+/// A feed that fails is opened again, and cancels pushed through the new
+/// one still stop jobs at once: with a ten-minute lease, the heartbeats
+/// would come only every hundred seconds.
+#[test]
+fn a_failed_cancel_feed_is_opened_again() {
+    let flaky = Arc::new(FlakyFeed {
+        inner: backend(),
+        opened: AtomicUsize::new(0),
+    });
+    let id = until_pushed_again().unwrap().id();
+    let config = ProcessorConfig::default()
+        .queues(["cancel-reopened"])
+        .wait_time(Duration::from_millis(10))
+        .lease(Duration::from_secs(600));
+    let processor = MultiProcessor::new(flaky.clone(), config).unwrap();
+    processor.start();
+    wait_until("the job runs", None, || state(id).0 == JobState::Running);
+    wait_until("the failed feed is opened again", None, || {
+        flaky.opened.load(Ordering::SeqCst) >= 2
+    });
+    assert_eq!(
+        outband::cancel(id, "pushed again").unwrap(),
+        Cancellation::Requested
+    );
+    wait_until("the job is cancelled", Duration::from_secs(30), || {
+        state(id).0 == JobState::Cancelled
+    });
+    assert_eq!(state(id).1.as_deref(), Some("pushed again"));
     processor.stop();
 }
 
