@@ -161,11 +161,10 @@ struct Shared {
     gather: usize,
     /// How long jobs and calls take, which steer an adaptive prefetch.
     pace: Pace,
-    /// The leases held with nothing claimed ahead: threads and async slots.
-    base: usize,
     threads: usize,
     /// The async slots: `concurrency`, or 0 when no queue served has an
-    /// async command.
+    /// async command. With the threads, the leases held with nothing
+    /// claimed ahead.
     slots: usize,
     /// The most jobs an adaptive prefetch claims ahead; `None` with a fixed
     /// one, whose target is the limit.
@@ -181,7 +180,8 @@ impl Shared {
     /// threads and async slots and the jobs the pace calls for ahead.
     fn retarget(&self, budget: &mut LeaseBudget) {
         if let Some(max) = self.adaptive {
-            budget.set_target(self.base + self.pace.ahead(self.threads, self.slots, max));
+            let ahead = self.pace.ahead(self.threads, self.slots, max);
+            budget.set_target(self.threads.saturating_add(self.slots) + ahead);
         }
     }
 
@@ -367,7 +367,6 @@ pub(super) fn spawn_loop(engine: &Arc<Engine>) -> Vec<JoinHandle<()>> {
         free: Condvar::new(),
         gather: limit.div_ceil(completers).clamp(1, COMPLETE_BATCH),
         pace: Pace::default(),
-        base: engine.lease_base(),
         threads: config.max_threads,
         slots: engine.async_slots,
         adaptive: match config.prefetch {
