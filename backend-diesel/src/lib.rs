@@ -196,8 +196,11 @@
 //! - **Wake-up.** [`wait`](outband::BaseQueue::wait) returns as soon as a
 //!   job may be ready, so an idle consumer starts a new job at once, however
 //!   long the processor's `wait_time`:
-//!   - *PostgreSQL*: a trigger sends `NOTIFY` when a job may have become
-//!     ready, and the waiter listens for it. A connection listens only while
+//!   - *PostgreSQL*: a `NOTIFY` goes out when a job may have become ready,
+//!     and the waiter listens for it: from the statement itself for an
+//!     insert of jobs (at its transaction's commit, so an enqueue through
+//!     [`DatabaseQueue::enqueue_in`] wakes consumers when your transaction
+//!     commits), from statement triggers for updates and deletes. A connection listens only while
 //!     it waits: the server wakes every listening session of the database at
 //!     each commit that notifies, so a session left listening would cost
 //!     every enqueue a process wake-up on the server.
@@ -461,16 +464,18 @@
 //!
 //! - *Round trips*: one, the insert itself (see *Round trips*). `BEGIN`,
 //!   `SET LOCAL synchronous_commit` and `COMMIT` would each add another.
-//! - *The statement*: a wider row, two more index entries (the ready
-//!   indexes `jobs_ready` and `jobs_free`) and the trigger's `NOTIFY`, which
-//!   takes a lock and writes the notification queue at the commit. Run
-//!   alone by `pgbench` (one client, prepared, each its own durable
-//!   transaction), the one-job insert goes at about 78 % of a two-column
-//!   insert's rate; without the `NOTIFY` at 79 %, without `jobs_ready` at
-//!   83 %, without both ready indexes at 87 %: the index entries cost more
-//!   than the notification. An enqueue through the crate runs at 62–78 % of
-//!   the raw insert in the bench, faster than the raw insert in `BEGIN …
-//!   COMMIT`.
+//! - *The statement*: a wider row (seventeen columns against two), two
+//!   more index entries (the ready indexes `jobs_ready` and `jobs_free`) and
+//!   a `NOTIFY`, which takes a lock and writes the notification queue at the
+//!   commit. The insert notifies itself, a `pg_notify` in its `WHERE`
+//!   clause: a statement trigger on inserts doing the same (as migrations
+//!   before `0016_enqueue_notify` had) cost more than the notification and
+//!   both index entries together, since firing it sets up the trigger's
+//!   event queue and calls into PL/pgSQL at every enqueue. What is left of
+//!   the statement's cost is the wider row and its index entries; how the
+//!   statement is written (`INSERT … SELECT` with bound values, the
+//!   `set_config` that makes it durable, `RETURNING id`, the clock read
+//!   twice) costs nothing measurable. `BENCHMARKS.md` has the figures.
 //! - *Listening sessions*: each one costs every notifying commit a wake-up
 //!   of its server process, whatever channel it listens on, which is why
 //!   waiting consumers and job waiters listen only while they wait (see

@@ -54,6 +54,10 @@
 //! `0015_consumers` adds `<prefix>consumers`, the consumer registry: a row
 //! per registered consumer, its id, its info as JSON, and when it was seen
 //! and when its registration's ttl ends, in microseconds.
+//!
+//! `0016_enqueue_notify` (PostgreSQL) drops the statement trigger on inserts
+//! into the jobs table and its function: the statements that insert jobs
+//! notify the channel idle consumers listen on themselves.
 
 use std::fmt;
 
@@ -258,6 +262,11 @@ fn sources(dialect: Dialect) -> &'static [(&'static str, &'static str, &'static 
                 "0015_consumers",
                 include_str!("../migrations/postgres/0015_consumers.up.sql"),
                 include_str!("../migrations/postgres/0015_consumers.down.sql"),
+            ),
+            (
+                "0016_enqueue_notify",
+                include_str!("../migrations/postgres/0016_enqueue_notify.up.sql"),
+                include_str!("../migrations/postgres/0016_enqueue_notify.down.sql"),
             ),
         ],
         Dialect::Mysql => &[

@@ -458,6 +458,12 @@ pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
 /// and the server reads it when the transaction commits.
 const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL";
 
+/// PostgreSQL: the condition that makes an insert of jobs notify the channel
+/// idle consumers listen on (`<prefix>jobs`, named as the table) when its
+/// transaction commits. The statement notifies itself: a statement trigger
+/// on the insert would do the same for more work at every enqueue.
+const NOTIFY_READY: &str = "pg_notify('{jobs}', '') IS NOT NULL";
+
 /// What a queue's run times are read as, over done jobs (`duration_us`,
 /// `finished_at`): how many, their mean, how many ended within the window
 /// (bound, in µs), and the µs since the oldest of them ended.
@@ -470,8 +476,9 @@ const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_
     attempt, state, token, run_at, enqueued_at, timeout_ms, limit_key, limit_max, \
     rate_key, rate_max, rate_per_us";
 
-/// PostgreSQL: the insert of a batch as arrays, with `filter` (a `WHERE`
-/// clause, or nothing) before its `ORDER BY`. Not rendered.
+/// PostgreSQL: the insert of a batch as arrays, with `filter` (the
+/// conditions of its `WHERE`, after [`NOTIFY_READY`]) before its `ORDER BY`.
+/// Not rendered.
 fn insert_unnest(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
@@ -479,17 +486,17 @@ fn insert_unnest(filter: &str) -> String {
          FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
          ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], \
          ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, lk, lm, rk, rm, rp, o) \
-         {filter} ORDER BY o RETURNING id AS n"
+         WHERE {NOTIFY_READY}{filter} ORDER BY o RETURNING id AS n"
     )
 }
 
-/// PostgreSQL: the insert of one job, with `filter` (a `WHERE` clause, or
-/// nothing). Not rendered.
+/// PostgreSQL: the insert of one job, with `filter` (the conditions of its
+/// `WHERE`, after [`NOTIFY_READY`]). Not rendered.
 fn insert_one(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
          SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ?, ?, ?, ?, ?, ? \
-         {filter} RETURNING id AS n"
+         WHERE {NOTIFY_READY}{filter} RETURNING id AS n"
     )
 }
 
@@ -722,8 +729,8 @@ pub(crate) struct Statements {
     #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     pub(crate) insert_row: String,
     /// PostgreSQL: the whole batch as arrays, in one statement, prepared
-    /// once whatever the batch size. Binds: one array per column of
-    /// `insert_row`.
+    /// once whatever the batch size, which notifies idle consumers
+    /// ([`NOTIFY_READY`]). Binds: one array per column of `insert_row`.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_unnest: Stmt,
     /// PostgreSQL: [`insert_unnest`](Self::insert_unnest) whose transaction
@@ -1114,9 +1121,9 @@ impl Statements {
             insert_tail,
             lock_keys_head: u("INSERT INTO {keys} (h) VALUES "),
             insert_unnest: q(&insert_unnest("")),
-            insert_unnest_durable: q(&insert_unnest(&format!("WHERE {SYNC_ON}"))),
+            insert_unnest_durable: q(&insert_unnest(&format!(" AND {SYNC_ON}"))),
             insert_one: q(&insert_one("")),
-            insert_one_durable: q(&insert_one(&format!("WHERE {SYNC_ON}"))),
+            insert_one_durable: q(&insert_one(&format!(" AND {SYNC_ON}"))),
             lock_keys: Stmt::new(&format!(
                 "SELECT pg_advisory_xact_lock({KEY_LOCK_CLASS}, h) FROM \
                  (SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k ORDER BY h) AS keys"

@@ -2158,27 +2158,70 @@ mod tests {
         assert!(scheduled.run_at > SystemTime::now() + Duration::from_secs(3000));
     }
 
-    /// The insert trigger's `NOTIFY` goes out with the one-statement enqueue's
-    /// commit.
+    /// Every insert of jobs notifies the channel idle consumers listen on,
+    /// itself, when its transaction commits: one job and a batch on their
+    /// own, a keyed job (its keys' transaction), and jobs enqueued in the
+    /// caller's transaction, heard only once that commits and never if it
+    /// rolls back. The jobs table has no insert trigger doing it instead.
     #[cfg(feature = "postgres")]
     #[test]
-    fn a_keyless_enqueue_notifies_listeners() {
+    fn every_insert_of_jobs_notifies_listeners_at_its_commit() {
         use diesel::connection::SimpleConnection;
         use outband::BaseQueue;
-        let Some((queue, _, mut listener)) = pg_queue() else {
+        let Some((queue, _, mut conn)) = pg_queue() else {
             return;
         };
+        let mut listener = PgConnection::establish(&outband_testkit::pg_url()).expect("listener");
         listener
             .batch_execute(&format!("LISTEN \"{}jobs\"", queue.prefix()))
             .expect("listen");
-        queue
-            .enqueue(NewJob::new("c", vec![1]).queue("heard"))
-            .expect("enqueue");
-        let mut heard = false;
-        outband_testkit::wait_until("the enqueue's notification arrives", None, || {
-            heard = heard || listener.notifications_iter().next().is_some();
-            heard
+        let triggers = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_trigger WHERE NOT tgisinternal \
+             AND tgrelid = CAST($1 AS regclass) AND tgtype & 4 = 4",
+        )
+        .bind::<Text, _>(format!("{}jobs", queue.prefix()))
+        .get_result::<Number>(&mut conn)
+        .expect("the triggers")
+        .n;
+        assert_eq!(triggers, 0, "no trigger fires on an insert");
+        let hears = |what: &str, listener: &mut PgConnection| {
+            let mut heard = false;
+            outband_testkit::wait_until(what, None, || {
+                heard = heard || listener.notifications_iter().next().is_some();
+                heard
+            });
+            // what else this commit notified, if the server split it
+            while listener.notifications_iter().next().is_some() {}
+        };
+        let job = || NewJob::new("c", vec![1]).queue("heard");
+        queue.enqueue(job()).expect("enqueue");
+        hears("one job's notification", &mut listener);
+        queue.enqueue_many(vec![job(), job()]).expect("enqueue");
+        hears("a batch's notification", &mut listener);
+        queue.enqueue(job().key("k")).expect("enqueue");
+        hears("a keyed job's notification", &mut listener);
+
+        conn.transaction(|conn| {
+            queue.enqueue_in(conn, &[job()]).expect("enqueue_in");
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                listener.notifications_iter().next().is_none(),
+                "nothing is heard before the commit"
+            );
+            Ok::<_, diesel::result::Error>(())
+        })
+        .expect("commit");
+        hears("the committed transaction's notification", &mut listener);
+        let rolled_back = conn.transaction(|conn| {
+            queue.enqueue_in(conn, &[job()]).expect("enqueue_in");
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
         });
+        assert!(rolled_back.is_err());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            listener.notifications_iter().next().is_none(),
+            "a rolled-back enqueue notifies no one"
+        );
     }
 
     /// A batch that fails in the database stores none of its jobs.
