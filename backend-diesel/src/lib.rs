@@ -475,7 +475,8 @@
 //!   the statement's cost is the wider row and its index entries; how the
 //!   statement is written (`INSERT … SELECT` with bound values, the
 //!   `set_config` that makes it durable, `RETURNING id`, the clock read
-//!   twice) costs nothing measurable. `BENCHMARKS.md` has the figures.
+//!   twice) costs nothing measurable. `benches/pgbench/run.sh` measures the
+//!   statement's variants with `pgbench`; `BENCHMARKS.md` has the figures.
 //! - *Listening sessions*: each one costs every notifying commit a wake-up
 //!   of its server process, whatever channel it listens on, which is why
 //!   waiting consumers and job waiters listen only while they wait (see
