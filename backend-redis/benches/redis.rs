@@ -28,7 +28,9 @@
 //!   at `ProcessorConfig::default()` (1 and 4 threads, sync and async
 //!   no-op jobs, and without a prefetch for comparison) right after bare
 //!   `LPUSH`es one at a time, and the ratio of the two, which the machine's
-//!   drift moves less than either.
+//!   drift moves less than either; with Redis's CPU time and time in
+//!   scripts per job over the run (the queue's fill included), whose
+//!   product with the rate says how busy the server was.
 //!
 //! Options: `--jobs N`, `--memory-jobs N`, `--backlog N`, `--prefetch N`,
 //! `--completers N` (default: the backend's choice, 2 on Redis), `--rounds N`,
@@ -241,24 +243,37 @@ fn defaults_beside_the_round_trip(
     ];
     let mut ratios = vec![Vec::new(); runs.len()];
     let mut rates = vec![Vec::new(); runs.len()];
+    let mut server_cpu = vec![Vec::new(); runs.len()];
+    let mut script = vec![Vec::new(); runs.len()];
+    let jobs = options.jobs as f64;
     for round in 1..=options.rounds {
         for (i, &(run, _)) in runs.iter().enumerate() {
             let lpush = lpush_rate(backend, options.jobs)?;
+            let before = server_counts(backend)?;
             let row = bench::run_one(backend.clone(), &config, run)?;
+            let after = server_counts(backend)?;
+            let cpu_us = (after.cpu - before.cpu) * 1e6 / jobs;
+            let script_us = (after.script_us - before.script_us) / jobs;
             println!(
-                "round {round}: {run}: {} jobs/s beside {} LPUSH/s: {:.2}×",
+                "round {round}: {run}: {} jobs/s beside {} LPUSH/s: {:.2}×; \
+                 Redis {cpu_us:.1} µs CPU, {script_us:.1} µs in scripts a job, \
+                 {:.3} calls a job",
                 row.jobs_per_sec.round(),
                 lpush.round(),
-                row.jobs_per_sec / lpush
+                row.jobs_per_sec / lpush,
+                (after.calls - before.calls) / jobs,
             );
             ratios[i].push(row.jobs_per_sec / lpush);
             rates[i].push(row.jobs_per_sec);
+            server_cpu[i].push(cpu_us);
+            script[i].push(script_us);
         }
     }
     println!(
-        "\n| run, `ProcessorConfig::default()` | jobs/s (median) | × one-client `LPUSH` (median) | target |"
+        "\n| run, `ProcessorConfig::default()` | jobs/s (median) | × one-client `LPUSH` (median) \
+         | Redis CPU a job (median) | in scripts a job (median) | target |"
     );
-    println!("|---|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (i, &(run, target)) in runs.iter().enumerate() {
         let target = if target > 0.0 {
             format!("≥ {target}×")
@@ -266,9 +281,11 @@ fn defaults_beside_the_round_trip(
             "—".to_owned()
         };
         println!(
-            "| {run} | {} | {:.2}× | {target} |",
+            "| {run} | {} | {:.2}× | {:.1} µs | {:.1} µs | {target} |",
             bench::thousands(median(&mut rates[i])),
-            median(&mut ratios[i])
+            median(&mut ratios[i]),
+            median(&mut server_cpu[i]),
+            median(&mut script[i]),
         );
     }
     println!();
