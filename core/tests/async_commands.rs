@@ -196,6 +196,34 @@ fn the_end_of_the_grace_period_drops_pending_futures_and_releases_their_jobs() {
     );
 }
 
+/// Once dropped, a processor whose stop released running jobs lets go of
+/// its backend and leaves the consumer registry as soon as its threads
+/// are done with those jobs: no heartbeat of it beats on.
+#[test]
+fn a_processor_dropped_after_releasing_jobs_lets_go_of_its_backend() {
+    let backend = backend();
+    let run = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
+    nap::enqueue_on(&*backend, run, 0, 600_000).unwrap();
+    let processor =
+        MultiProcessor::new(backend.clone(), config().max_threads(1).concurrency(1)).unwrap();
+    processor.start();
+    wait_until("the job runs", None, || {
+        with_log(run, |log| log.running) == 1
+    });
+    assert_eq!(backend.consumers().unwrap().len(), 1, "registered");
+    let report = processor.stop_within(Duration::from_millis(50));
+    assert_eq!(report.released, 1);
+    drop(processor);
+    wait_until("the processor lets go of its backend", None, || {
+        Arc::strong_count(&backend) == 1
+    });
+    assert_eq!(
+        backend.consumers().unwrap().len(),
+        0,
+        "the consumer unregistered"
+    );
+}
+
 #[test]
 fn a_processor_without_async_commands_holds_no_async_slots() {
     let backend = backend();

@@ -22,7 +22,9 @@ pub struct StopReport {
     /// released back to the queue with their attempt not counted. When it
     /// is not zero, the processor's threads were left running: a released
     /// job's command goes on until it returns, and its outcome is
-    /// discarded.
+    /// discarded. [`stop`](Processor::stop) waits for them; dropping the
+    /// processor leaves them to end on their own, and its heartbeat and
+    /// consumer registration end with them.
     pub released: usize,
 }
 
@@ -149,5 +151,26 @@ impl Processor {
             threads.stop_maintenance();
         }
         StopReport { released }
+    }
+}
+
+impl Drop for Processor {
+    /// A processor dropped after a stop whose threads still run released
+    /// jobs (see [`StopReport::released`]) hands those threads to a thread
+    /// that joins them as the jobs end, then ends the heartbeat, which
+    /// holds the backend and keeps the consumer registered until then. One
+    /// dropped while it claims, or never stopped, goes on running.
+    fn drop(&mut self) {
+        if self.engine.stop.claiming() {
+            return;
+        }
+        let threads = self
+            .threads
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(threads) = threads {
+            super::threads::spawn("outband-stopping".into(), move || threads.join());
+        }
     }
 }

@@ -288,6 +288,9 @@ pub fn stop_releases_pending_async_job(backend: &Arc<dyn BaseQueue>) {
         events(run).contains(&Event::Dropped(1))
     });
     assert_eq!(events(run), [Event::Start(1), Event::Dropped(1)]);
+    // its threads end with the dropped future: the stop joins them, and
+    // the processor lets go of the backend
+    processor.stop();
 
     let job = backend.job(id).expect("job").expect("exists");
     assert_eq!(
