@@ -458,11 +458,12 @@ pub(crate) const KEY_LOCK_CLASS: i32 = 0x6f62;
 /// and the server reads it when the transaction commits.
 const SYNC_ON: &str = "set_config('synchronous_commit', 'on', true) IS NOT NULL";
 
-/// PostgreSQL: the condition that makes an insert of jobs notify the channel
+/// PostgreSQL: the call that makes an insert of jobs notify the channel
 /// idle consumers listen on (`<prefix>jobs`, named as the table) when its
-/// transaction commits. The statement notifies itself: a statement trigger
-/// on the insert would do the same for more work at every enqueue.
-const NOTIFY_READY: &str = "pg_notify('{jobs}', '') IS NOT NULL";
+/// transaction commits; the insert's `WHERE` makes it. The statement
+/// notifies itself: a statement trigger on the insert would do the same for
+/// more work at every enqueue.
+const NOTIFY_READY: &str = "pg_notify('{jobs}', '')";
 
 /// What a queue's run times are read as, over done jobs (`duration_us`,
 /// `finished_at`): how many, their mean, how many ended within the window
@@ -478,6 +479,8 @@ const INSERT_COLUMNS: &str = "command, args, queue, ordering_key, priority, max_
 
 /// PostgreSQL: the insert of a batch as arrays, with `filter` (the
 /// conditions of its `WHERE`, after [`NOTIFY_READY`]) before its `ORDER BY`.
+/// The notification is a subquery, which the server runs once per
+/// statement: called in the `WHERE` itself, it would run once per row.
 /// Not rendered.
 fn insert_unnest(filter: &str) -> String {
     format!(
@@ -486,7 +489,7 @@ fn insert_unnest(filter: &str) -> String {
          FROM UNNEST(?::text[], ?::bytea[], ?::text[], ?::text[], ?::int[], ?::int[], \
          ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], \
          ?::bigint[]) WITH ORDINALITY AS u(c, a, q, k, p, m, r, d, t, lk, lm, rk, rm, rp, o) \
-         WHERE {NOTIFY_READY}{filter} ORDER BY o RETURNING id AS n"
+         WHERE (SELECT {NOTIFY_READY}) IS NOT NULL{filter} ORDER BY o RETURNING id AS n"
     )
 }
 
@@ -496,7 +499,7 @@ fn insert_one(filter: &str) -> String {
     format!(
         "INSERT INTO {{jobs}} ({INSERT_COLUMNS}) \
          SELECT ?, ?, ?, ?, ?, ?, 0, 0, 0, COALESCE(?, {{now}} + ?), {{now}}, ?, ?, ?, ?, ?, ? \
-         WHERE {NOTIFY_READY}{filter} RETURNING id AS n"
+         WHERE {NOTIFY_READY} IS NOT NULL{filter} RETURNING id AS n"
     )
 }
 
