@@ -200,10 +200,11 @@
 //!     and the waiter listens for it: from the statement itself for an
 //!     insert of jobs (at its transaction's commit, so an enqueue through
 //!     [`DatabaseQueue::enqueue_in`] wakes consumers when your transaction
-//!     commits), from statement triggers for updates and deletes. A connection listens only while
-//!     it waits: the server wakes every listening session of the database at
-//!     each commit that notifies, so a session left listening would cost
-//!     every enqueue a process wake-up on the server.
+//!     commits), from statement triggers for updates and deletes. A
+//!     connection listens only while it waits: the server wakes every
+//!     listening session of the database at each commit that notifies, so
+//!     a session left listening would cost every enqueue a process wake-up
+//!     on the server.
 //!   - *In one process* (SQLite, MySQL): every queue opened on one database
 //!     (on MySQL, one database and table prefix) shares one signal; an
 //!     enqueue, a retried dead job, a released job, one requeued by

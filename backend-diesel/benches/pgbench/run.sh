@@ -20,7 +20,6 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-6}
 seconds=${2:-3}
 url=${PGURL:-postgres://postgres@127.0.0.1:5432/test}
-work=$(mktemp -d)
 psql() { command psql -q -X -v ON_ERROR_STOP=1 "$url" "$@"; }
 
 schema() { # prefix
@@ -42,12 +41,11 @@ BEGIN
   END LOOP;
 END $$;
 SQL
-  rm -rf "$work"
 }
-trap drop EXIT
+work=$(mktemp -d)
+trap 'drop; rm -rf "$work"' EXIT
 
 drop
-work=$(mktemp -d)
 for p in obb_ obbt_ obbi_; do schema $p | psql >/dev/null; done
 sed "s/{p}/obbt_/g" migrations/postgres/0016_enqueue_notify.down.sql | psql >/dev/null
 psql -c "DROP INDEX obbi_jobs_ready; DROP INDEX obbi_jobs_free;

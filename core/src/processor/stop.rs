@@ -155,11 +155,13 @@ impl Processor {
 }
 
 impl Drop for Processor {
-    /// A processor dropped after a stop whose threads still run released
-    /// jobs (see [`StopReport::released`]) hands those threads to a thread
-    /// that joins them as the jobs end, then ends the heartbeat, which
-    /// holds the backend and keeps the consumer registered until then. One
-    /// dropped while it claims, or never stopped, goes on running.
+    /// A processor dropped once its stop began but before its threads were
+    /// joined (after [`stop_claiming`](Processor::stop_claiming), or a
+    /// [`stop_within`](Processor::stop_within) that released jobs, see
+    /// [`StopReport::released`]) hands those threads to a thread that
+    /// joins them as their jobs end, then ends the heartbeat, which holds
+    /// the backend and keeps the consumer registered until then. One
+    /// dropped while it claims goes on running.
     fn drop(&mut self) {
         if self.engine.stop.claiming() {
             return;
